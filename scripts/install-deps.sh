@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs every Debian and npm dependency Herald needs to build, run and test.
+# Idempotent: only missing Debian packages are installed; `npm ci` runs only
+# when a lockfile exists and node_modules is older than it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(
+  build-essential cmake ninja-build pkg-config clang-format
+  libboost1.81-all-dev libboost-json1.81-dev
+  libsimdjson-dev libvalijson-dev libsqlite3-dev libhiredis-dev libjwt-dev
+  libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
+  libgtest-dev libbenchmark-dev
+  python3 python3-websockets nodejs npm curl
+)
+
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+# Node may come from outside Debian (nvm, nodesource); accept any node >= 18.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  filtered=()
+  for pkg in "${missing[@]}"; do
+    [[ "$pkg" == nodejs || "$pkg" == npm ]] || filtered+=("$pkg")
+  done
+  missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# npm dependencies of the integration tests (and, later, the JS clients).
+for dir in tests/integration; do
+  if [[ -f "$dir/package-lock.json" ]]; then
+    if [[ ! -d "$dir/node_modules" || "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules)
+    fi
+  fi
+done

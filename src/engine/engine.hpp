@@ -1,0 +1,98 @@
+// The storage engine interface: where a channel's events get their offsets
+// and are kept for history and recovery.
+//
+// The core never knows which engine runs. Each worker thread owns a shard of
+// the channels and talks to the engine only through its own ShardStore,
+// created for that worker's executor; every callback of a ShardStore runs on
+// that executor, and callbacks for one channel run in the order the calls
+// were made. So engines may complete synchronously (memory), on a storage
+// thread with group commit (sqlite), or on a network reply (redis), and the
+// channel owner still sees appends complete in offset order.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+
+namespace herald::engine {
+
+struct NewEvent {
+  std::string event;        // e.g. "chat.message"
+  std::string data;         // raw JSON
+  std::string from_client;  // empty when published by the server API
+  std::string from_user;
+  int64_t ts_ms = 0;
+};
+
+struct StoredEvent {
+  uint64_t offset = 0;
+  int64_t ts_ms = 0;
+  std::string event;
+  std::string data;
+  std::string from_client;
+  std::string from_user;
+};
+
+struct AppendResult {
+  bool ok = false;
+  std::string error;      // when !ok: why (logged; clients see `internal`)
+  uint64_t offset = 0;    // offset given to the event
+  std::string epoch;
+};
+
+struct HistoryQuery {
+  size_t limit = 100;
+  std::optional<uint64_t> before;  // only offsets < before
+  std::optional<uint64_t> after;   // only offsets > after; with `after`, the
+                                   // oldest `limit` such events, else the newest
+};
+
+struct HistoryResult {
+  bool ok = false;
+  std::string error;
+  std::string epoch;
+  uint64_t last_offset = 0;        // last offset ever given in this epoch (0: none)
+  uint64_t first_offset = 0;       // oldest offset still held (0: none held)
+  std::vector<StoredEvent> events;  // oldest first
+};
+
+class ShardStore {
+ public:
+  virtual ~ShardStore() = default;
+  using AppendHandler = std::function<void(AppendResult)>;
+  using HistoryHandler = std::function<void(HistoryResult)>;
+
+  // Stores `ev` as the channel's next event. `done` runs once the event is
+  // stored (durably, for engines that persist).
+  virtual void append(const std::string& channel, NewEvent ev, AppendHandler done) = 0;
+
+  // Reads events of a channel (see HistoryQuery), plus its epoch and offsets.
+  virtual void read(const std::string& channel, const HistoryQuery& query,
+                    HistoryHandler done) = 0;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual std::string_view name() const = 0;
+  // The store used by worker `shard`; callbacks are dispatched to `executor`.
+  virtual std::unique_ptr<ShardStore> open_shard(unsigned shard,
+                                                 boost::asio::any_io_executor executor) = 0;
+};
+
+struct MemoryLimits {
+  size_t max_events_per_channel = 1000;
+  int64_t max_age_ms = 0;  // 0: no age limit
+};
+
+// History in RAM, bounded by count and age; a new random epoch per process.
+// Each shard keeps its own channels, so no locks are taken.
+std::unique_ptr<Engine> make_memory_engine(const MemoryLimits& limits);
+
+}  // namespace herald::engine

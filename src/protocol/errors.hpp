@@ -1,0 +1,28 @@
+// Protocol error codes (docs/protocol.md, "Errors"), shared by the WebSocket
+// and HTTP front ends so both answer bad input in the same JSON shape.
+#pragma once
+
+#include <string_view>
+
+namespace herald::protocol {
+
+enum class ErrorCode {
+  bad_request,
+  invalid_json,
+  unknown_type,
+  unauthorized,
+  forbidden,
+  unknown_channel,
+  not_subscribed,
+  validation_failed,
+  too_large,
+  rate_limited,
+  internal,
+};
+
+std::string_view to_string(ErrorCode code);
+
+// The HTTP status the server API answers with for an error code.
+int http_status(ErrorCode code);
+
+}  // namespace herald::protocol

@@ -1,0 +1,64 @@
+// Server -> client messages of protocol v1, serialized to JSON text.
+//
+// Builders append to a std::string so callers can reuse buffers and frame
+// the result once. Raw JSON arguments (`id`, `data`, `events`) are spliced
+// in as given: the caller guarantees they are valid JSON.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "protocol/errors.hpp"
+
+namespace herald::protocol {
+
+// Appends `s` as a JSON string literal (quotes included), escaping `"`, `\`
+// and control characters. `s` must be valid UTF-8.
+void append_json_string(std::string& out, std::string_view s);
+
+struct EventView {
+  std::string_view channel;
+  std::string_view event;
+  std::string_view data;                 // raw JSON
+  std::optional<uint64_t> offset;        // absent for ephemeral events
+  int64_t ts_ms = 0;
+  std::string_view from_client;          // empty: no `from`
+  std::string_view from_user;            // empty: no `user` in `from`
+};
+
+// {"type":"event","channel":…,"event":…,"offset":…,"ts":…,"from":{…},"data":…}
+void append_event(std::string& out, const EventView& ev);
+
+// {"type":"error","id":…,"code":…,"message":…,"details":…}
+// `id` and `details` are raw JSON, omitted when empty.
+void append_error(std::string& out, ErrorCode code, std::string_view message,
+                  std::string_view id = {}, std::string_view details = {});
+
+// {"type":"connected","id":…,"client":…,"user":…,"ping":…,"version":"1"}
+void append_connected(std::string& out, std::string_view id, std::string_view client,
+                      std::string_view user, unsigned ping_seconds);
+
+// {"type":"subscribed","id":…,"channel":…,"epoch":…,"offset":…,
+//  "recovered":…(only when asked),"events":[…]} ; `events_json` is the raw
+// array text including brackets.
+void append_subscribed(std::string& out, std::string_view id, std::string_view channel,
+                       std::string_view epoch, uint64_t offset, std::optional<bool> recovered,
+                       std::string_view events_json);
+
+// {"type":"unsubscribed","id":…,"channel":…,"reason":…}
+void append_unsubscribed(std::string& out, std::string_view id, std::string_view channel,
+                         std::string_view reason = {});
+
+// {"type":"ack","id":…,"offset":…}
+void append_ack(std::string& out, std::string_view id, std::optional<uint64_t> offset);
+
+// {"type":"history","id":…,"channel":…,"epoch":…,"offset":…,"events":[…]}
+void append_history(std::string& out, std::string_view id, std::string_view channel,
+                    std::string_view epoch, uint64_t offset, std::string_view events_json);
+
+// {"type":"ping"}
+void append_ping(std::string& out);
+
+}  // namespace herald::protocol
