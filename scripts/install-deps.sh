@@ -11,7 +11,8 @@ DEBIAN_PACKAGES=(
   libsimdjson-dev libvalijson-dev libsqlite3-dev libhiredis-dev libjwt-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libbenchmark-dev
-  python3 python3-websockets nodejs npm curl
+  clang libclang-rt-14-dev
+  python3 python3-websockets python3-pytest nodejs npm curl
 )
 
 missing=()
@@ -38,7 +39,7 @@ if ((${#missing[@]})); then
 fi
 
 # npm dependencies of the integration tests (and, later, the JS clients).
-for dir in tests/integration; do
+for dir in tests/integration/node; do
   if [[ -f "$dir/package-lock.json" ]]; then
     if [[ ! -d "$dir/node_modules" || "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
       (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules)

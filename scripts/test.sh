@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The README's second command: install what is missing, build, and run the
+# whole test suite: unit tests and integration tests (real binary, real
+# clients) on the release build and again on the ASan+UBSan build, plus a
+# short run of each fuzzer. Set HERALD_SKIP_ASAN=1 or HERALD_SKIP_FUZZ=1 to
+# skip those stages locally.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage() { printf '\n=== %s ===\n' "$*"; }
+
+stage "build (release)"
+bash scripts/build.sh release
+stage "unit tests (release)"
+ctest --preset release -j "$(nproc)"
+stage "integration tests (release)"
+HERALD_BIN="$PWD/build/release/herald" bash tests/integration/run.sh
+
+if [[ "${HERALD_SKIP_ASAN:-0}" != 1 ]]; then
+  stage "build (asan)"
+  bash scripts/build.sh asan
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  stage "unit tests (asan)"
+  ctest --preset asan -j "$(nproc)"
+  stage "integration tests (asan)"
+  HERALD_BIN="$PWD/build/asan/herald" HERALD_SANITIZED=1 bash tests/integration/run.sh
+fi
+
+if [[ "${HERALD_SKIP_FUZZ:-0}" != 1 ]]; then
+  stage "fuzz (short runs)"
+  bash scripts/build.sh fuzz
+  for fuzzer in build/fuzz/*_fuzz; do
+    echo "--- $fuzzer"
+    "$fuzzer" -max_total_time="${HERALD_FUZZ_SECONDS:-20}" -print_final_stats=1 2>&1 | tail -n 3
+  done
+fi
+
+stage "all tests passed"

@@ -1,0 +1,208 @@
+// Node: the owner-side pipelines of publish, subscribe and history; see
+// node.hpp for the threading design.
+#include "core/node.hpp"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <unordered_map>
+
+#include "protocol/messages.hpp"
+
+namespace herald::core {
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Failure internal_failure(const std::string& why) {
+  return Failure{protocol::ErrorCode::internal, "storage error: " + why};
+}
+
+// The event as a WebSocket frame, built once for every subscriber.
+ws::SharedFrame event_frame(const PublishRequest& req, std::optional<uint64_t> offset,
+                            int64_t ts) {
+  ws::FrameWriter writer(req.data.size() + req.channel.size() + req.event.size() + 96);
+  protocol::append_event(writer.payload(),
+                         protocol::EventView{req.channel, req.event, req.data, offset, ts,
+                                             req.from_client, req.from_user});
+  return writer.finish();
+}
+
+}  // namespace
+
+struct Node::Shard {
+  boost::asio::io_context* io = nullptr;
+  std::unique_ptr<engine::ShardStore> store;
+  LocalSubscribers local;
+  // Owner side: for each owned channel with subscribers, how many
+  // subscriptions each worker holds on it.
+  std::unordered_map<std::string, std::vector<uint32_t>> channels;
+};
+
+Node::Node(unsigned workers, engine::Engine& engine, NodeOptions options)
+    : engine_(engine), options_(options) {
+  shards_.reserve(workers);
+  for (unsigned i = 0; i < workers; ++i) shards_.push_back(std::make_unique<Shard>());
+}
+
+Node::~Node() = default;
+
+void Node::attach_worker(unsigned index, boost::asio::io_context& io) {
+  Shard& shard = *shards_.at(index);
+  shard.io = &io;
+  shard.store = engine_.open_shard(index, io.get_executor());
+}
+
+unsigned Node::owner_of(std::string_view channel) const {
+  return static_cast<unsigned>(std::hash<std::string_view>{}(channel) % shards_.size());
+}
+
+LocalSubscribers& Node::local(unsigned index) { return shards_[index]->local; }
+
+template <class F>
+void Node::post(unsigned worker, F&& f) {
+  boost::asio::post(*shards_[worker]->io, std::forward<F>(f));
+}
+
+void Node::deliver_to_workers(Shard& owner, const std::string& channel,
+                              const ws::SharedFrame& frame) {
+  auto it = owner.channels.find(channel);
+  if (it == owner.channels.end()) return;
+  const auto& counts = it->second;
+  for (unsigned w = 0; w < counts.size(); ++w) {
+    if (counts[w] == 0) continue;
+    post(w, [this, w, channel, frame] { shards_[w]->local.deliver(channel, frame); });
+  }
+}
+
+void Node::publish(unsigned from, PublishRequest req, std::function<void(PublishResult)> done) {
+  const unsigned owner = owner_of(req.channel);
+  post(owner, [this, owner, from, req = std::move(req), done = std::move(done)]() mutable {
+    const int64_t ts = now_ms();
+    if (req.ephemeral) {
+      deliver_to_workers(*shards_[owner], req.channel, event_frame(req, std::nullopt, ts));
+      post(from, [done = std::move(done)] { done(PublishResult{}); });
+      return;
+    }
+    engine::NewEvent ev{req.event, req.data, req.from_client, req.from_user, ts};
+    Shard& shard = *shards_[owner];
+    const std::string channel = req.channel;
+    shard.store->append(channel, std::move(ev),
+                        [this, owner, from, ts, req = std::move(req),
+                         done = std::move(done)](engine::AppendResult r) mutable {
+                          PublishResult result;
+                          if (!r.ok) {
+                            result.failure = internal_failure(r.error);
+                          } else {
+                            result.offset = r.offset;
+                            deliver_to_workers(*shards_[owner], req.channel,
+                                               event_frame(req, r.offset, ts));
+                          }
+                          post(from, [done = std::move(done), result = std::move(result)] {
+                            done(result);
+                          });
+                        });
+  });
+}
+
+void Node::subscribe(unsigned from, SubscribeRequest req,
+                     std::function<void(SubscribeResult)> done) {
+  const unsigned owner = owner_of(req.channel);
+  post(owner, [this, owner, from, req = std::move(req), done = std::move(done)]() mutable {
+    Shard& shard = *shards_[owner];
+    auto& counts = shard.channels[req.channel];
+    if (counts.empty()) counts.resize(shards_.size());
+    ++counts[from];
+
+    const size_t cap = options_.max_history_request;
+    engine::HistoryQuery query;
+    if (req.recover) {
+      query.after = req.recover->offset;
+      query.limit = cap + 1;  // one more than allowed tells "too many to recover"
+    } else {
+      query.limit = std::min<uint64_t>(req.history.value_or(0), cap);
+    }
+    const std::string channel = req.channel;  // `req` moves into the callback below
+    shard.store->read(
+        channel, query,
+        [this, from, req = std::move(req), done = std::move(done)](engine::HistoryResult h) mutable {
+          SubscribeResult result;
+          if (!h.ok) {
+            result.failure = internal_failure(h.error);
+          } else {
+            result.epoch = h.epoch;
+            result.offset = h.last_offset;
+            bool include_events = !req.recover;
+            if (req.recover) {
+              const auto& want = *req.recover;
+              const bool same_epoch = want.epoch == h.epoch && want.offset <= h.last_offset;
+              const bool nothing_missed = want.offset == h.last_offset;
+              const bool all_held = !h.events.empty() && h.events.front().offset == want.offset + 1 &&
+                                    h.events.back().offset == h.last_offset &&
+                                    h.events.size() <= options_.max_history_request;
+              result.recovered = same_epoch && (nothing_missed || all_held);
+              include_events = *result.recovered;
+            }
+            result.events_json =
+                include_events ? events_to_json(req.channel, h.events) : std::string("[]");
+          }
+          post(from, [done = std::move(done), result = std::move(result)] { done(result); });
+        });
+  });
+}
+
+void Node::unsubscribe(unsigned from, std::string channel) {
+  const unsigned owner = owner_of(channel);
+  post(owner, [this, owner, from, channel = std::move(channel)] {
+    Shard& shard = *shards_[owner];
+    auto it = shard.channels.find(channel);
+    if (it == shard.channels.end()) return;
+    auto& counts = it->second;
+    if (counts[from] > 0) --counts[from];
+    if (std::all_of(counts.begin(), counts.end(), [](uint32_t c) { return c == 0; })) {
+      shard.channels.erase(it);
+    }
+  });
+}
+
+void Node::history(unsigned from, HistoryRequest req, std::function<void(HistoryResult)> done) {
+  const unsigned owner = owner_of(req.channel);
+  req.query.limit = std::min(req.query.limit, options_.max_history_request);
+  post(owner, [this, owner, from, req = std::move(req), done = std::move(done)]() mutable {
+    Shard& shard = *shards_[owner];
+    shard.store->read(req.channel, req.query,
+                      [this, from, channel = req.channel, done = std::move(done)](
+                          engine::HistoryResult h) mutable {
+                        HistoryResult result;
+                        if (!h.ok) {
+                          result.failure = internal_failure(h.error);
+                        } else {
+                          result.epoch = h.epoch;
+                          result.offset = h.last_offset;
+                          result.events_json = events_to_json(channel, h.events);
+                        }
+                        post(from, [done = std::move(done), result = std::move(result)] {
+                          done(result);
+                        });
+                      });
+  });
+}
+
+std::string events_to_json(const std::string& channel,
+                           const std::vector<engine::StoredEvent>& events) {
+  std::string out = "[";
+  for (const auto& e : events) {
+    if (out.size() > 1) out += ',';
+    protocol::append_event(out, protocol::EventView{channel, e.event, e.data, e.offset, e.ts_ms,
+                                                    e.from_client, e.from_user});
+  }
+  out += ']';
+  return out;
+}
+
+}  // namespace herald::core

@@ -1,0 +1,35 @@
+// The HTTP routes of one worker: the server API (POST /api/publish),
+// GET /healthz and static files from the configured folder. Errors answer
+// in the protocol's JSON error shape with the status from
+// protocol::http_status.
+#pragma once
+
+#include <string>
+
+#include "core/node.hpp"
+#include "http/http_session.hpp"
+#include "protocol/command.hpp"
+
+namespace herald::http {
+
+struct ApiOptions {
+  std::string static_dir;  // empty: no static files
+};
+
+class ApiRouter final : public Router {
+ public:
+  ApiRouter(core::Node& node, unsigned worker, protocol::CommandParser& parser,
+            ApiOptions options);
+  void handle(Request&& req, Responder respond) override;
+
+ private:
+  void publish(const Request& req, Responder respond);
+  void serve_static(const Request& req, std::string_view path, Responder respond);
+
+  core::Node& node_;
+  unsigned worker_;
+  protocol::CommandParser& parser_;  // the worker's, shared with its WebSocket sessions
+  ApiOptions options_;
+};
+
+}  // namespace herald::http

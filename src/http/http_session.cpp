@@ -1,0 +1,151 @@
+// HttpSession: request loop, keep-alive and WebSocket hand-over; see
+// http_session.hpp.
+#include "http/http_session.hpp"
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "protocol/messages.hpp"
+#include "ws/handshake.hpp"
+
+namespace herald::http {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+Response error_response(unsigned version, int status, std::string_view code,
+                        std::string_view message) {
+  Response res{static_cast<bhttp::status>(status), version};
+  res.set(bhttp::field::content_type, "application/json");
+  std::string body = "{\"type\":\"error\",\"code\":";
+  protocol::append_json_string(body, code);
+  body += ",\"message\":";
+  protocol::append_json_string(body, message);
+  body += '}';
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+HttpSession::HttpSession(boost::asio::ip::tcp::socket socket, HttpHost& host)
+    : stream_(std::move(socket)), host_(host) {}
+
+HttpSession::~HttpSession() = default;
+
+void HttpSession::start() { read_request(); }
+
+void HttpSession::stop() {
+  if (finished_) return;
+  beast::error_code ec;
+  stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+  stream_.close();
+  finish();
+}
+
+void HttpSession::finish() {
+  if (finished_) return;
+  finished_ = true;
+  host_.http_session_closed(*this);
+}
+
+void HttpSession::read_request() {
+  const auto& limits = host_.http_limits();
+  parser_.emplace();
+  parser_->body_limit(limits.max_body_bytes);
+  parser_->header_limit(static_cast<uint32_t>(limits.max_header_bytes));
+  stream_.expires_after(limits.request_timeout);
+  bhttp::async_read(stream_, buffer_, *parser_,
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      self->on_request(ec);
+                    });
+}
+
+void HttpSession::on_request(beast::error_code ec) {
+  if (finished_) return;
+  if (ec == bhttp::error::body_limit) {
+    write(error_response(11, 413, "too_large", "request body too large"), true);
+    return;
+  }
+  if (ec == bhttp::error::header_limit) {
+    write(error_response(11, 431, "too_large", "request headers too large"), true);
+    return;
+  }
+  if (ec == bhttp::error::end_of_stream || ec == boost::asio::error::eof ||
+      ec == beast::error::timeout || ec == boost::asio::error::operation_aborted ||
+      ec == boost::asio::error::connection_reset) {
+    stop();
+    return;
+  }
+  if (ec) {
+    write(error_response(11, 400, "bad_request", "malformed HTTP request"), true);
+    return;
+  }
+  Request req = parser_->release();
+  const auto& limits = host_.http_limits();
+  std::string_view target = req.target();
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (ws::is_upgrade_request(req) || path == limits.ws_path) {
+    if (path != limits.ws_path) {
+      write(error_response(req.version(), 404, "bad_request", "no WebSocket endpoint here"),
+            true);
+      return;
+    }
+    if (!ws::is_upgrade_request(req)) {
+      auto res = error_response(req.version(), 426, "bad_request",
+                                "this path expects a WebSocket upgrade");
+      res.set(bhttp::field::upgrade, "websocket");
+      write(std::move(res), true);
+      return;
+    }
+    auto decision = ws::check_upgrade(req, limits.allowed_origins);
+    write_raw(std::move(decision.response), decision.accepted);
+    return;
+  }
+  const bool keep_alive = req.keep_alive();
+  const unsigned version = req.version();
+  host_.router().handle(std::move(req), [self = shared_from_this(), keep_alive,
+                                         version](Response&& res) {
+    res.version(version);
+    res.keep_alive(keep_alive);
+    self->write(std::move(res), !keep_alive);
+  });
+}
+
+void HttpSession::write(Response&& res, bool close_after) {
+  if (finished_) return;
+  if (close_after) res.keep_alive(false);
+  auto msg = std::make_shared<Response>(std::move(res));
+  stream_.expires_after(host_.http_limits().request_timeout);
+  bhttp::async_write(stream_, *msg,
+                     [self = shared_from_this(), msg, close_after](beast::error_code ec, size_t) {
+                       if (ec || close_after) {
+                         self->stop();
+                         return;
+                       }
+                       self->read_request();
+                     });
+}
+
+void HttpSession::write_raw(std::string bytes, bool upgrade) {
+  auto data = std::make_shared<std::string>(std::move(bytes));
+  stream_.expires_after(host_.http_limits().request_timeout);
+  boost::asio::async_write(
+      stream_, boost::asio::buffer(*data),
+      [self = shared_from_this(), data, upgrade](beast::error_code ec, size_t) {
+        if (self->finished_) return;
+        if (ec || !upgrade) {
+          self->stop();
+          return;
+        }
+        self->stream_.expires_never();
+        auto pending = self->buffer_.data();
+        std::string early(static_cast<const char*>(pending.data()), pending.size());
+        auto socket = self->stream_.release_socket();
+        self->finish();
+        self->host_.upgrade(std::move(socket), std::move(early));
+      });
+}
+
+}  // namespace herald::http

@@ -1,0 +1,86 @@
+// One plain HTTP/1.1 connection, until it closes or becomes a WebSocket.
+//
+// Reads requests with Boost.Beast (header and body limits from config, a
+// deadline for each request), answers them through the Router, keeps the
+// connection alive when the client asks, and hands the socket over to the
+// host when a valid WebSocket upgrade arrives at the WebSocket path, along
+// with any bytes read past the request (they belong to the WebSocket).
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace herald::http {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+using Responder = std::function<void(Response&&)>;
+
+// The application's routes (server API, health, static files).
+class Router {
+ public:
+  virtual ~Router() = default;
+  // Answers `req` by calling `respond` exactly once, now or later, on the
+  // same thread.
+  virtual void handle(Request&& req, Responder respond) = 0;
+};
+
+struct HttpLimits {
+  size_t max_body_bytes = 1024 * 1024;
+  size_t max_header_bytes = 16 * 1024;
+  std::chrono::milliseconds request_timeout{10000};
+  std::string ws_path = "/ws";
+  std::vector<std::string> allowed_origins;
+};
+
+class HttpSession;
+
+// What an HTTP session needs from the worker that owns it.
+class HttpHost {
+ public:
+  virtual ~HttpHost() = default;
+  virtual Router& router() = 0;
+  virtual const HttpLimits& http_limits() const = 0;
+  // A WebSocket handshake succeeded: the socket (101 already sent) and the
+  // bytes that followed the request.
+  virtual void upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes) = 0;
+  virtual void http_session_closed(HttpSession& s) = 0;
+};
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(boost::asio::ip::tcp::socket socket, HttpHost& host);
+  ~HttpSession();
+  void start();
+  // Closes the connection now (server shutdown).
+  void stop();
+
+ private:
+  void read_request();
+  void on_request(boost::beast::error_code ec);
+  void write(Response&& res, bool close_after);
+  void write_raw(std::string bytes, bool upgrade);
+  void finish();
+
+  boost::beast::tcp_stream stream_;
+  HttpHost& host_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  bool finished_ = false;
+};
+
+// A JSON error response in the protocol's error shape.
+Response error_response(unsigned version, int status, std::string_view code,
+                        std::string_view message);
+
+}  // namespace herald::http

@@ -1,0 +1,209 @@
+// ClientSession: protocol v1 command handling for one client; see
+// client_session.hpp. Runs on the worker thread that owns the connection.
+#include "protocol/client_session.hpp"
+
+#include "protocol/messages.hpp"
+
+namespace herald::protocol {
+
+namespace {
+constexpr size_t kDefaultHistoryLimit = 100;
+}
+
+ClientSession::ClientSession(boost::asio::ip::tcp::socket socket, ws::ConnectionHost& host,
+                             SessionContext& ctx, std::string client_id)
+    : ws::Connection(std::move(socket), host, ctx.limits),
+      ctx_(ctx),
+      client_id_(std::move(client_id)) {}
+
+std::weak_ptr<ClientSession> ClientSession::weak_self() {
+  return std::static_pointer_cast<ClientSession>(shared_from_this());
+}
+
+void ClientSession::on_text(std::string_view text) {
+  auto parsed = ctx_.parser.parse(text);
+  if (auto* err = std::get_if<CommandError>(&parsed)) {
+    reply_error(err->code, err->message, err->id);
+    return;
+  }
+  handle(std::get<Command>(parsed));
+}
+
+void ClientSession::handle(Command& cmd) {
+  if (cmd.type == CommandType::connect) {
+    handle_connect(cmd);
+    return;
+  }
+  connected_ = true;  // first command other than connect: anonymous session
+  switch (cmd.type) {
+    case CommandType::subscribe:
+      handle_subscribe(cmd);
+      break;
+    case CommandType::unsubscribe:
+      handle_unsubscribe(cmd);
+      break;
+    case CommandType::publish:
+      handle_publish(cmd);
+      break;
+    case CommandType::history:
+      handle_history(cmd);
+      break;
+    case CommandType::presence:
+      reply_error(ErrorCode::forbidden, "presence is not enabled", cmd.id);
+      break;
+    case CommandType::pong:
+    case CommandType::connect:
+      break;
+  }
+}
+
+void ClientSession::handle_connect(const Command& cmd) {
+  if (connected_) {
+    reply_error(ErrorCode::bad_request, "already connected", cmd.id);
+    return;
+  }
+  connected_ = true;
+  std::string out;
+  append_connected(out, cmd.id, client_id_, {}, ctx_.ping_seconds);
+  send_text(out);
+}
+
+void ClientSession::handle_subscribe(Command& cmd) {
+  if (subscriptions_.count(cmd.channel)) {
+    reply_error(ErrorCode::bad_request, "already subscribed to " + cmd.channel, cmd.id);
+    return;
+  }
+  if (subscriptions_.size() >= ctx_.max_channels_per_connection) {
+    reply_error(ErrorCode::forbidden,
+                "channel limit reached (" + std::to_string(ctx_.max_channels_per_connection) +
+                    " per connection)",
+                cmd.id);
+    return;
+  }
+  const uint32_t seq = ++next_seq_;
+  subscriptions_.emplace(cmd.channel, Subscription{seq, false, false, {}});
+  core::SubscribeRequest req{cmd.channel, cmd.history, cmd.recover};
+  ctx_.node.subscribe(ctx_.worker, std::move(req),
+                      [self = weak_self(), channel = cmd.channel, seq,
+                       id = std::move(cmd.id)](const core::SubscribeResult& result) {
+                        if (auto s = self.lock()) s->on_subscribed(channel, seq, id, result);
+                      });
+}
+
+void ClientSession::on_subscribed(const std::string& channel, uint32_t seq, const std::string& id,
+                                  const core::SubscribeResult& result) {
+  auto it = subscriptions_.find(channel);
+  if (it == subscriptions_.end() || it->second.seq != seq || !is_open()) return;
+  if (result.failure) {
+    subscriptions_.erase(it);
+    ctx_.node.unsubscribe(ctx_.worker, channel);
+    reply_failure(*result.failure, id);
+    return;
+  }
+  it->second.active = true;
+  ctx_.node.local(ctx_.worker).add(channel, this);
+  if (!id.empty()) {
+    std::string out;
+    out.reserve(128 + result.events_json.size());
+    append_subscribed(out, id, channel, result.epoch, result.offset, result.recovered,
+                      result.events_json);
+    send_text(out);
+  }
+  if (it->second.unsubscribe_pending) finish_unsubscribe(channel, it->second.unsubscribe_id);
+}
+
+void ClientSession::handle_unsubscribe(const Command& cmd) {
+  auto it = subscriptions_.find(cmd.channel);
+  if (it == subscriptions_.end() || it->second.unsubscribe_pending) {
+    reply_error(ErrorCode::not_subscribed, "not subscribed to " + cmd.channel, cmd.id);
+    return;
+  }
+  if (!it->second.active) {
+    // The subscribe reply is on its way; answer in order once it is here.
+    it->second.unsubscribe_pending = true;
+    it->second.unsubscribe_id = cmd.id;
+    return;
+  }
+  finish_unsubscribe(cmd.channel, cmd.id);
+}
+
+void ClientSession::finish_unsubscribe(const std::string& channel, const std::string& id) {
+  ctx_.node.local(ctx_.worker).remove(channel, this);
+  ctx_.node.unsubscribe(ctx_.worker, channel);
+  subscriptions_.erase(channel);
+  if (!id.empty()) {
+    std::string out;
+    append_unsubscribed(out, id, channel);
+    send_text(out);
+  }
+}
+
+void ClientSession::handle_publish(Command& cmd) {
+  core::PublishRequest req{
+      std::move(cmd.channel), std::move(cmd.event), std::move(cmd.data), client_id_, {},
+      cmd.ephemeral};
+  ctx_.node.publish(ctx_.worker, std::move(req),
+                    [self = weak_self(), id = std::move(cmd.id)](const core::PublishResult& r) {
+                      auto s = self.lock();
+                      if (!s || !s->is_open()) return;
+                      if (r.failure) {
+                        s->reply_failure(*r.failure, id);
+                      } else if (!id.empty()) {
+                        std::string out;
+                        append_ack(out, id, r.offset);
+                        s->send_text(out);
+                      }
+                    });
+}
+
+void ClientSession::handle_history(const Command& cmd) {
+  core::HistoryRequest req;
+  req.channel = cmd.channel;
+  req.query.limit = cmd.limit.value_or(kDefaultHistoryLimit);
+  req.query.before = cmd.before;
+  req.query.after = cmd.after;
+  ctx_.node.history(
+      ctx_.worker, std::move(req),
+      [self = weak_self(), channel = cmd.channel, id = cmd.id](const core::HistoryResult& r) {
+        auto s = self.lock();
+        if (!s || !s->is_open()) return;
+        if (r.failure) {
+          s->reply_failure(*r.failure, id);
+          return;
+        }
+        std::string out;
+        out.reserve(128 + r.events_json.size());
+        append_history(out, id, channel, r.epoch, r.offset, r.events_json);
+        s->send_text(out);
+      });
+}
+
+void ClientSession::on_ping_due() {
+  static const ws::SharedFrame ping = [] {
+    std::string json;
+    append_ping(json);
+    return ws::make_frame(json);
+  }();
+  send(ping);
+}
+
+void ClientSession::on_closed() {
+  auto& local = ctx_.node.local(ctx_.worker);
+  for (auto& [channel, sub] : subscriptions_) {
+    if (sub.active) local.remove(channel, this);
+    ctx_.node.unsubscribe(ctx_.worker, channel);
+  }
+  subscriptions_.clear();
+}
+
+void ClientSession::reply_error(ErrorCode code, std::string_view message, std::string_view id) {
+  std::string out;
+  append_error(out, code, message, id);
+  send_text(out);
+}
+
+void ClientSession::reply_failure(const core::Failure& failure, std::string_view id) {
+  reply_error(failure.code, failure.message, id);
+}
+
+}  // namespace herald::protocol

@@ -1,0 +1,69 @@
+// serve(): process-level wiring of engine, node, workers and signals; see
+// server.hpp.
+#include "server/server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <thread>
+
+#include "core/node.hpp"
+#include "engine/engine.hpp"
+#include "server/worker.hpp"
+
+namespace herald::server {
+
+namespace {
+
+std::unique_ptr<engine::Engine> make_engine(const config::Config& cfg) {
+  if (cfg.engine.type == "memory") {
+    return engine::make_memory_engine(engine::MemoryLimits{
+        cfg.history.size, static_cast<int64_t>(cfg.history.ttl.count())});
+  }
+  throw std::runtime_error("engine.type: unsupported engine '" + cfg.engine.type + "'");
+}
+
+}  // namespace
+
+int serve(const config::Config& cfg) {
+  const unsigned workers =
+      cfg.server.workers ? cfg.server.workers : std::max(1u, std::thread::hardware_concurrency());
+  auto engine = make_engine(cfg);
+  core::Node node(workers, *engine, core::NodeOptions{cfg.history.max_request});
+  std::atomic<size_t> connection_count{0};
+
+  std::vector<std::unique_ptr<Worker>> pool;
+  boost::asio::ip::tcp::endpoint endpoint(
+      boost::asio::ip::make_address(cfg.server.listen_host), cfg.server.listen_port);
+  for (unsigned i = 0; i < workers; ++i) {
+    pool.push_back(std::make_unique<Worker>(i, cfg, node, connection_count));
+    // With port 0 the first bind picks the port; the others share it.
+    endpoint.port(pool.back()->listen(endpoint));
+  }
+  spdlog::info("herald {} listening on {}:{} with {} workers, engine {}", HERALD_VERSION,
+               cfg.server.listen_host, endpoint.port(), workers, engine->name());
+
+  boost::asio::io_context signals_io;
+  boost::asio::signal_set signals(signals_io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    spdlog::info("signal {}: shutting down", signo);
+    for (auto& w : pool) w->request_shutdown();
+  });
+
+  std::vector<std::thread> threads;
+  for (auto& w : pool) threads.emplace_back([&w] { w->run(); });
+  std::thread signal_thread([&] { signals_io.run(); });
+
+  for (auto& t : threads) t.join();
+  signals_io.stop();
+  signal_thread.join();
+  pool.clear();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace herald::server

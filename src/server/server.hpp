@@ -1,0 +1,15 @@
+// `herald serve`: builds the engine, the node and the workers from the
+// config, binds the shared port, runs one thread per worker, and shuts down
+// gracefully on SIGINT/SIGTERM (stop accepting, close WebSockets with 1001,
+// flush, exit within the shutdown timeout).
+#pragma once
+
+#include "config/config.hpp"
+
+namespace herald::server {
+
+// Runs the server until a shutdown signal; returns the process exit code.
+// Throws on start-up failures (bind errors and the like).
+int serve(const config::Config& cfg);
+
+}  // namespace herald::server

@@ -1,0 +1,201 @@
+// Worker: acceptor, connection registry, end-of-turn flush, ticks and
+// graceful shutdown of one worker thread; see worker.hpp.
+#include "server/worker.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <random>
+
+namespace herald::server {
+
+namespace {
+
+constexpr size_t kReadBufferBytes = 64 * 1024;
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+std::chrono::milliseconds pick_tick_interval(const config::LimitsConfig& l) {
+  auto shortest = std::min({l.ping_interval, l.pong_timeout, l.handshake_timeout});
+  return std::clamp(shortest / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(1000));
+}
+
+ws::ConnectionLimits connection_limits(const config::Config& cfg) {
+  ws::ConnectionLimits l;
+  l.max_message_bytes = cfg.limits.max_message_bytes;
+  l.max_outbound_bytes = cfg.limits.max_outbound_bytes;
+  l.ping_interval = cfg.limits.ping_interval;
+  l.pong_timeout = cfg.limits.pong_timeout;
+  return l;
+}
+
+}  // namespace
+
+Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
+               std::atomic<size_t>& connection_count)
+    : index_(index),
+      cfg_(cfg),
+      node_(node),
+      connection_count_(connection_count),
+      tick_interval_(pick_tick_interval(cfg.limits)),
+      parser_(protocol::ParserLimits{cfg.limits.max_channel_length, cfg.limits.max_event_length}),
+      session_ctx_{node, index, parser_, connection_limits(cfg),
+                   cfg.limits.max_channels_per_connection,
+                   static_cast<unsigned>(std::max<int64_t>(
+                       1, std::chrono::duration_cast<std::chrono::seconds>(cfg.limits.ping_interval)
+                              .count()))},
+      http_limits_{cfg.limits.max_http_body_bytes, 16 * 1024, cfg.limits.handshake_timeout,
+                   cfg.server.ws_path, cfg.server.allowed_origins},
+      router_(node, index, parser_, http::ApiOptions{cfg.server.static_dir}),
+      read_buffer_(kReadBufferBytes),
+      id_seed_(std::random_device{}() * 0x100000001ULL ^ std::random_device{}()) {}
+
+Worker::~Worker() = default;
+
+uint16_t Worker::listen(const boost::asio::ip::tcp::endpoint& endpoint) {
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(boost::asio::ip::tcp::acceptor::reuse_address(true));
+  int one = 1;
+  if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    throw std::system_error(errno, std::generic_category(), "SO_REUSEPORT");
+  }
+  acceptor_.bind(endpoint);
+  acceptor_.listen(boost::asio::socket_base::max_listen_connections);
+  return acceptor_.local_endpoint().port();
+}
+
+void Worker::run() {
+  node_.attach_worker(index_, io_);
+  accept();
+  schedule_tick();
+  auto work = boost::asio::make_work_guard(io_);
+  while (!io_.stopped()) {
+    try {
+      io_.run_one();
+      io_.poll();
+    } catch (const std::exception& e) {
+      // A bug in one handler must not take the whole server down.
+      spdlog::error("worker {}: unhandled exception: {}", index_, e.what());
+    }
+    flush_dirty();
+  }
+}
+
+void Worker::accept() {
+  acceptor_.async_accept([this](boost::system::error_code ec, boost::asio::ip::tcp::socket s) {
+    if (ec == boost::asio::error::operation_aborted || shutting_down_) return;
+    if (!ec) {
+      if (connection_count_.fetch_add(1) >= cfg_.limits.max_connections) {
+        connection_count_.fetch_sub(1);
+        spdlog::warn("connection limit reached ({}), refusing a connection",
+                     cfg_.limits.max_connections);
+        boost::system::error_code ignored;
+        s.close(ignored);
+      } else {
+        auto session = std::make_shared<http::HttpSession>(std::move(s), *this);
+        http_sessions_.emplace(session.get(), session);
+        session->start();
+      }
+    } else {
+      spdlog::warn("accept failed: {}", ec.message());
+    }
+    accept();
+  });
+}
+
+void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes) {
+  if (shutting_down_) return;  // the socket closes as it goes out of scope
+  connection_count_.fetch_add(1);  // the HTTP session's count was released by now
+  auto session = std::make_shared<protocol::ClientSession>(std::move(socket), *this, session_ctx_,
+                                                           next_client_id());
+  connections_.emplace(session.get(), session);
+  session->start(early_bytes);
+}
+
+void Worker::http_session_closed(http::HttpSession& s) {
+  if (http_sessions_.erase(&s) > 0) connection_count_.fetch_sub(1);
+  maybe_finish_shutdown();
+}
+
+std::span<char> Worker::read_buffer() { return {read_buffer_.data(), read_buffer_.size()}; }
+
+void Worker::mark_dirty(std::shared_ptr<ws::Connection> c) { dirty_.push_back(std::move(c)); }
+
+void Worker::connection_closed(ws::Connection& c) {
+  if (connections_.erase(&c) > 0) connection_count_.fetch_sub(1);
+  maybe_finish_shutdown();
+}
+
+void Worker::flush_dirty() {
+  while (!dirty_.empty()) {
+    flushing_.swap(dirty_);
+    for (auto& c : flushing_) c->flush();
+    flushing_.clear();
+  }
+}
+
+std::string Worker::next_client_id() {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx",
+                static_cast<unsigned long long>(splitmix64(id_seed_ + ++id_counter_)));
+  return buf;
+}
+
+void Worker::schedule_tick() {
+  tick_timer_.expires_after(tick_interval_);
+  tick_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    const auto now = ws::Clock::now();
+    std::vector<std::shared_ptr<ws::Connection>> all;
+    all.reserve(connections_.size());
+    for (auto& [ptr, conn] : connections_) all.push_back(conn);
+    for (auto& c : all) c->tick(now);
+    schedule_tick();
+  });
+}
+
+void Worker::request_shutdown() {
+  boost::asio::post(io_, [this] { begin_shutdown(); });
+}
+
+void Worker::begin_shutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  std::vector<std::weak_ptr<http::HttpSession>> http;
+  for (auto& [ptr, weak] : http_sessions_) http.push_back(weak);
+  for (auto& weak : http) {
+    if (auto s = weak.lock()) s->stop();
+  }
+  std::vector<std::shared_ptr<ws::Connection>> all;
+  for (auto& [ptr, conn] : connections_) all.push_back(conn);
+  for (auto& c : all) c->close(ws::close_code::going_away, "server shutting down");
+  shutdown_timer_.expires_after(cfg_.server.shutdown_timeout);
+  shutdown_timer_.async_wait([this](boost::system::error_code e) {
+    if (e) return;
+    spdlog::warn("worker {}: {} connections did not close in time", index_, connections_.size());
+    io_.stop();
+  });
+  maybe_finish_shutdown();
+}
+
+void Worker::maybe_finish_shutdown() {
+  if (!shutting_down_ || !connections_.empty() || !http_sessions_.empty()) return;
+  // Let the flushes of this turn run, then stop.
+  boost::asio::post(io_, [this] {
+    flush_dirty();
+    tick_timer_.cancel();
+    shutdown_timer_.cancel();
+    io_.stop();
+  });
+}
+
+}  // namespace herald::server

@@ -1,0 +1,86 @@
+// One worker thread: an io_context, an SO_REUSEPORT acceptor on the shared
+// port, the connections accepted on it, and its shard of the channels
+// (through core::Node). Nothing here is shared with other workers except by
+// posting work to their io_context.
+//
+// The loop runs every ready handler and then flushes each connection that
+// was written to during that turn, so everything published in one turn
+// leaves in one writev per connection. A periodic tick drives pings and
+// timeouts for all connections at once instead of a timer per connection.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.hpp"
+#include "core/node.hpp"
+#include "http/api_router.hpp"
+#include "http/http_session.hpp"
+#include "protocol/client_session.hpp"
+#include "ws/connection.hpp"
+
+namespace herald::server {
+
+class Worker final : public ws::ConnectionHost, public http::HttpHost {
+ public:
+  Worker(unsigned index, const config::Config& cfg, core::Node& node,
+         std::atomic<size_t>& connection_count);
+  ~Worker() override;
+
+  // Binds the acceptor (on the calling thread, before run()); returns the
+  // bound port, useful when `port` is 0.
+  uint16_t listen(const boost::asio::ip::tcp::endpoint& endpoint);
+  // The thread body: serves until shutdown finishes.
+  void run();
+  // Thread-safe: stop accepting, close every connection with 1001, then
+  // stop once they are gone or the shutdown timeout passes.
+  void request_shutdown();
+
+  // ws::ConnectionHost
+  std::span<char> read_buffer() override;
+  void mark_dirty(std::shared_ptr<ws::Connection> c) override;
+  void connection_closed(ws::Connection& c) override;
+
+  // http::HttpHost
+  http::Router& router() override { return router_; }
+  const http::HttpLimits& http_limits() const override { return http_limits_; }
+  void upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes) override;
+  void http_session_closed(http::HttpSession& s) override;
+
+ private:
+  void accept();
+  void schedule_tick();
+  void flush_dirty();
+  void begin_shutdown();
+  void maybe_finish_shutdown();
+  std::string next_client_id();
+
+  unsigned index_;
+  const config::Config& cfg_;
+  core::Node& node_;
+  std::atomic<size_t>& connection_count_;
+  boost::asio::io_context io_{1};
+  boost::asio::ip::tcp::acceptor acceptor_{io_};
+  boost::asio::steady_timer tick_timer_{io_};
+  boost::asio::steady_timer shutdown_timer_{io_};
+  std::chrono::milliseconds tick_interval_;
+  protocol::CommandParser parser_;
+  protocol::SessionContext session_ctx_;
+  http::HttpLimits http_limits_;
+  http::ApiRouter router_;
+  std::vector<char> read_buffer_;
+  std::unordered_map<ws::Connection*, std::shared_ptr<ws::Connection>> connections_;
+  std::unordered_map<http::HttpSession*, std::weak_ptr<http::HttpSession>> http_sessions_;
+  std::vector<std::shared_ptr<ws::Connection>> dirty_;
+  std::vector<std::shared_ptr<ws::Connection>> flushing_;
+  uint64_t id_seed_;
+  uint64_t id_counter_ = 0;
+  bool shutting_down_ = false;
+};
+
+}  // namespace herald::server

@@ -1,0 +1,202 @@
+// Connection: reading, corked writing and the close handshake of one
+// WebSocket; see connection.hpp for the design.
+#include "ws/connection.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace herald::ws {
+
+namespace {
+constexpr int kMaxIovecs = 64;
+}
+
+Connection::Connection(boost::asio::ip::tcp::socket socket, ConnectionHost& host,
+                       const ConnectionLimits& limits)
+    : socket_(std::move(socket)),
+      host_(host),
+      limits_(limits),
+      reader_(limits.max_message_bytes),
+      last_receive_(Clock::now()),
+      last_ping_(last_receive_) {
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+}
+
+Connection::~Connection() = default;
+
+void Connection::start(std::string_view early_bytes) {
+  if (!early_bytes.empty()) {
+    std::string copy(early_bytes);  // rare (pipelined first frame); the reader may modify it
+    consume(copy.data(), copy.size());
+  }
+  arm_read();
+}
+
+void Connection::arm_read() {
+  if (reading_ || state_ == State::closed) return;
+  reading_ = true;
+  socket_.async_wait(boost::asio::ip::tcp::socket::wait_read,
+                     [self = shared_from_this()](const boost::system::error_code& ec) {
+                       self->reading_ = false;
+                       if (ec || self->state_ == State::closed) return;
+                       self->on_readable();
+                     });
+}
+
+void Connection::on_readable() {
+  auto buf = host_.read_buffer();
+  boost::system::error_code ec;
+  const size_t n = socket_.read_some(boost::asio::buffer(buf.data(), buf.size()), ec);
+  if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
+    arm_read();
+    return;
+  }
+  if (ec) {  // EOF or reset: the peer is gone, nothing more can be sent
+    terminate();
+    return;
+  }
+  last_receive_ = Clock::now();
+  consume(buf.data(), n);
+  arm_read();
+}
+
+void Connection::consume(char* data, size_t len) {
+  if (state_ == State::closed) return;
+  const uint16_t code = reader_.feed(data, len, *this);
+  if (code != 0) {
+    const char* reason = code == close_code::invalid_payload   ? "invalid UTF-8"
+                         : code == close_code::message_too_big ? "message too big"
+                                                                : "protocol error";
+    fail(code, reason);
+  }
+}
+
+void Connection::on_message(Opcode op, std::string_view payload) {
+  if (state_ != State::open) return;  // after our close frame, only the peer's close matters
+  if (op != Opcode::text) {
+    fail(close_code::unsupported_data, "binary messages are not supported");
+    return;
+  }
+  on_text(payload);
+}
+
+void Connection::on_ping(std::string_view payload) { send(make_frame(payload, Opcode::pong)); }
+
+void Connection::on_pong(std::string_view) {}
+
+void Connection::on_close(uint16_t code, std::string_view) {
+  if (state_ == State::open) {
+    // Echo the peer's code, as RFC 6455 5.5.1 asks, then close the TCP side.
+    queue_.drop_unstarted();
+    queue_.push(make_close_frame(code == close_code::no_status ? close_code::normal : code, {}));
+    state_ = State::closing;
+  }
+  close_after_flush_ = true;
+  close_deadline_ = Clock::now() + limits_.close_timeout;
+  mark_dirty();
+}
+
+void Connection::send(const SharedFrame& frame) {
+  if (state_ != State::open) return;  // after a close frame nothing else may be sent
+  if (queue_.bytes() + frame->size() > limits_.max_outbound_bytes) {
+    fail(close_code::slow_consumer, "slow consumer");
+    return;
+  }
+  queue_.push(frame);
+  mark_dirty();
+}
+
+void Connection::close(uint16_t code, std::string_view reason) {
+  if (state_ != State::open) return;
+  queue_.push(make_close_frame(code, reason));
+  state_ = State::closing;
+  close_deadline_ = Clock::now() + limits_.close_timeout;
+  mark_dirty();
+}
+
+void Connection::fail(uint16_t code, std::string_view reason) {
+  if (state_ == State::closed) return;
+  if (state_ == State::open) {
+    // The stream is broken or the peer cannot keep up: drop what it has not
+    // started to receive, send the close frame, and stop reading.
+    queue_.drop_unstarted();
+    queue_.push(make_close_frame(code, reason));
+    state_ = State::closing;
+  }
+  close_after_flush_ = true;
+  close_deadline_ = Clock::now() + limits_.close_timeout;
+  mark_dirty();
+}
+
+void Connection::mark_dirty() {
+  if (dirty_ || state_ == State::closed) return;
+  dirty_ = true;
+  host_.mark_dirty(shared_from_this());
+}
+
+void Connection::flush() {
+  dirty_ = false;
+  if (state_ == State::closed || write_waiting_) return;
+  const int fd = socket_.native_handle();
+  iovec iov[kMaxIovecs];
+  while (!queue_.empty()) {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(queue_.gather(iov, kMaxIovecs));
+    const ssize_t written = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        wait_writable();
+        return;
+      }
+      terminate();
+      return;
+    }
+    queue_.consume(static_cast<size_t>(written));
+  }
+  if (close_after_flush_) terminate();
+}
+
+void Connection::wait_writable() {
+  write_waiting_ = true;
+  socket_.async_wait(boost::asio::ip::tcp::socket::wait_write,
+                     [self = shared_from_this()](const boost::system::error_code& ec) {
+                       self->write_waiting_ = false;
+                       if (ec || self->state_ == State::closed) return;
+                       self->flush();
+                     });
+}
+
+void Connection::tick(Clock::time_point now) {
+  if (state_ == State::closed) return;
+  if (state_ == State::closing) {
+    if (now >= close_deadline_) terminate();
+    return;
+  }
+  if (now - last_receive_ > limits_.ping_interval + limits_.pong_timeout) {
+    close(close_code::policy_violation, "pong timeout");
+    return;
+  }
+  if (now - last_ping_ >= limits_.ping_interval) {
+    last_ping_ = now;
+    on_ping_due();
+  }
+}
+
+void Connection::terminate() {
+  if (state_ == State::closed) return;
+  state_ = State::closed;
+  queue_.clear();
+  boost::system::error_code ec;
+  socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  auto keep_alive = shared_from_this();  // the host drops its reference below
+  on_closed();
+  host_.connection_closed(*this);
+}
+
+}  // namespace herald::ws

@@ -1,0 +1,124 @@
+// One WebSocket connection after the upgrade: the transport layer between
+// a socket and the protocol.
+//
+// Reading: the connection waits for readability and reads into its worker's
+// shared read buffer (ConnectionHost::read_buffer), so an idle connection
+// holds no read buffer; the MessageReader keeps only unfinished frames.
+// Writing: frames are queued by reference; the worker calls flush() once at
+// the end of each loop turn for every connection marked dirty, which sends
+// everything queued during the turn with one writev (corking). A queue over
+// the outbound limit closes the connection with 4008.
+// Closing: close() queues a close frame and waits (bounded) for the peer's;
+// protocol violations close right after the close frame is flushed.
+//
+// The protocol layer derives from Connection and implements on_text(),
+// on_tick_ping() and on_closed(). Everything here runs on one worker thread.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "ws/frame_codec.hpp"
+#include "ws/outbound_queue.hpp"
+#include "ws/shared_frame.hpp"
+
+namespace herald::ws {
+
+class Connection;
+using Clock = std::chrono::steady_clock;
+
+struct ConnectionLimits {
+  size_t max_message_bytes = 64 * 1024;
+  size_t max_outbound_bytes = 4 * 1024 * 1024;
+  std::chrono::milliseconds ping_interval{25000};
+  std::chrono::milliseconds pong_timeout{10000};
+  std::chrono::milliseconds close_timeout{2000};  // wait for the peer's close frame
+};
+
+// What a connection needs from the worker that owns it.
+class ConnectionHost {
+ public:
+  virtual ~ConnectionHost() = default;
+  // The worker's read buffer, shared by all its connections.
+  virtual std::span<char> read_buffer() = 0;
+  // Queue `c` for flush() at the end of this loop turn.
+  virtual void mark_dirty(std::shared_ptr<Connection> c) = 0;
+  // The connection is gone; drop it from the registry.
+  virtual void connection_closed(Connection& c) = 0;
+};
+
+class Connection : public std::enable_shared_from_this<Connection>, private MessageHandler {
+ public:
+  Connection(boost::asio::ip::tcp::socket socket, ConnectionHost& host,
+             const ConnectionLimits& limits);
+  ~Connection() override;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Starts reading; `early_bytes` are bytes that arrived with the upgrade
+  // request and belong to the WebSocket stream.
+  void start(std::string_view early_bytes);
+
+  // Queues a frame. Over the outbound limit, closes with 4008 instead.
+  void send(const SharedFrame& frame);
+  void send_text(std::string_view json) { send(make_frame(json)); }
+
+  // Starts the close handshake with `code` (no-op when already closing).
+  void close(uint16_t code, std::string_view reason = {});
+
+  // Writes what is queued (one writev per call, more while the socket takes
+  // it). Called by the worker at the end of a loop turn.
+  void flush();
+
+  // Periodic check from the worker: ping, pong timeout, close timeout.
+  void tick(Clock::time_point now);
+
+  bool is_open() const { return state_ == State::open; }
+  size_t queued_bytes() const { return queue_.bytes(); }
+
+ protected:
+  // A complete text message (valid UTF-8).
+  virtual void on_text(std::string_view text) = 0;
+  // Time to send an application-level ping.
+  virtual void on_ping_due() = 0;
+  // The connection is finished; called exactly once, from the worker thread.
+  virtual void on_closed() = 0;
+
+ private:
+  enum class State : uint8_t { open, closing, closed };
+
+  void arm_read();
+  void on_readable();
+  void consume(char* data, size_t len);
+  void fail(uint16_t code, std::string_view reason);
+  void wait_writable();
+  void terminate();
+  void mark_dirty();
+
+  // MessageHandler
+  void on_message(Opcode op, std::string_view payload) override;
+  void on_ping(std::string_view payload) override;
+  void on_pong(std::string_view payload) override;
+  void on_close(uint16_t code, std::string_view reason) override;
+
+  boost::asio::ip::tcp::socket socket_;
+  ConnectionHost& host_;
+  const ConnectionLimits& limits_;
+  MessageReader reader_;
+  OutboundQueue queue_;
+  Clock::time_point last_receive_;
+  Clock::time_point last_ping_;
+  Clock::time_point close_deadline_{};
+  State state_ = State::open;
+  bool reading_ = false;
+  bool write_waiting_ = false;
+  bool dirty_ = false;
+  bool close_after_flush_ = false;  // terminate once the queue drains
+};
+
+}  // namespace herald::ws

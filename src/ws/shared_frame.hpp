@@ -1,0 +1,48 @@
+// Immutable, reference-counted WebSocket frames: the unit of the outbound
+// path. A published event is framed once into a SharedFrame and the same
+// frame is queued on every subscriber's connection (no copy per subscriber).
+//
+// FrameWriter builds a frame in place: it reserves room for the largest
+// header, lets the caller append the payload, then writes the real header
+// just before the payload, so framing never moves the payload.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "ws/frame_codec.hpp"
+
+namespace herald::ws {
+
+struct Frame {
+  std::string storage;  // [unused prefix][header][payload]
+  uint32_t begin = 0;   // where the header starts in storage
+  std::string_view bytes() const {
+    return std::string_view(storage).substr(begin);
+  }
+  size_t size() const { return storage.size() - begin; }
+};
+
+using SharedFrame = std::shared_ptr<const Frame>;
+
+class FrameWriter {
+ public:
+  explicit FrameWriter(size_t payload_reserve = 128);
+  // The payload so far; append to it.
+  std::string& payload() { return storage_; }
+  // Writes the header and hands the frame over; the writer is empty after.
+  SharedFrame finish(Opcode op = Opcode::text);
+
+ private:
+  std::string storage_;
+};
+
+// A text frame with `payload` copied in.
+SharedFrame make_frame(std::string_view payload, Opcode op = Opcode::text);
+
+// A close frame (code and reason as in encode_close).
+SharedFrame make_close_frame(uint16_t code, std::string_view reason);
+
+}  // namespace herald::ws
