@@ -16,37 +16,45 @@
 namespace herald::config {
 
 struct ServerConfig {
-  std::string listen_host = "0.0.0.0";   // server.listen = "host:port"
+  std::string listen_host = "0.0.0.0";  // server.listen = "host:port"
   uint16_t listen_port = 8080;
-  unsigned workers = 0;                  // 0: one per core
+  unsigned workers = 0;  // 0: one per core
   std::string ws_path = "/ws";
-  std::string static_dir = "web";        // "" disables static files
+  std::string static_dir = "web";            // "" disables static files
   std::vector<std::string> allowed_origins;  // empty: any origin
   std::chrono::milliseconds shutdown_timeout{5000};
-  std::string log_level = "info";        // trace, debug, info, warn, error
+  std::string log_level = "info";  // trace, debug, info, warn, error, off
+
+  bool operator==(const ServerConfig&) const = default;
 };
 
 struct LimitsConfig {
-  size_t max_message_bytes = 64 * 1024;       // one inbound WebSocket message
+  size_t max_message_bytes = 64 * 1024;         // one inbound WebSocket message
   size_t max_outbound_bytes = 4 * 1024 * 1024;  // queued per connection -> 4008
   size_t max_channel_length = 255;
   size_t max_event_length = 128;
   size_t max_channels_per_connection = 256;
-  size_t max_connections = 100000;            // per server
+  size_t max_connections = 100000;  // per server
   size_t max_http_body_bytes = 1024 * 1024;
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds ping_interval{25000};
   std::chrono::milliseconds pong_timeout{10000};
+
+  bool operator==(const LimitsConfig&) const = default;
 };
 
 struct HistoryConfig {
-  size_t size = 1000;                          // events kept per channel
+  size_t size = 1000;                               // events kept per channel
   std::chrono::milliseconds ttl{24 * 3600 * 1000};  // 0: no age limit
-  size_t max_request = 1000;                   // cap on `history`/`limit` per request
+  size_t max_request = 1000;                        // cap on `history`/`limit` per request
+
+  bool operator==(const HistoryConfig&) const = default;
 };
 
 struct EngineConfig {
-  std::string type = "memory";                 // memory (sqlite, redis to come)
+  std::string type = "memory";  // memory (sqlite, redis to come)
+
+  bool operator==(const EngineConfig&) const = default;
 };
 
 struct Config {
@@ -54,10 +62,18 @@ struct Config {
   LimitsConfig limits;
   HistoryConfig history;
   EngineConfig engine;
+
+  bool operator==(const Config&) const = default;
 };
 
+// The file load() reads when no --config / HERALD_CONFIG is given (not an
+// error when missing).
+inline constexpr const char* kDefaultConfigPath = "herald.toml";
+
 // Thrown for any bad key or value; what() names the key, e.g.
-// "server.workers: must be between 1 and 256 (got -3)".
+// "server.workers: must be between 0 and 256 (got -3)". When the value came
+// from a file, an environment variable or a flag, the message ends with where
+// it came from, e.g. "(in herald.toml, line 4)" or "(from HERALD_SERVER_WORKERS)".
 class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -65,7 +81,7 @@ class ConfigError : public std::runtime_error {
 
 // Values given on the command line; unset fields leave the lower layers alone.
 struct Overrides {
-  std::optional<std::string> listen;   // "host:port" or ":port"
+  std::optional<std::string> listen;  // "host:port" or ":port"
   std::optional<unsigned> workers;
   std::optional<std::string> static_dir;
   std::optional<std::string> log_level;
@@ -73,19 +89,30 @@ struct Overrides {
 
 // Loads defaults <- TOML file at `path` (skipped when empty; when the path is
 // the implicit default "herald.toml" and it does not exist, skipped too) <-
-// environment (`env`, e.g. HERALD_SERVER_LISTEN, HERALD_LIMITS_PING_INTERVAL;
+// environment (`env`, e.g. HERALD_SERVER_LISTEN, HERALD_LIMITS_PING_INTERVAL_MS;
 // the map form makes tests hermetic) <- overrides. Throws ConfigError.
+// Unknown keys in the file, and unknown HERALD_SERVER_*, HERALD_LIMITS_*,
+// HERALD_HISTORY_*, HERALD_ENGINE_* variables, are errors (typos fail loudly);
+// other HERALD_* variables (e.g. HERALD_CONFIG) are ignored here.
 Config load(const std::string& path, bool path_is_explicit,
             const std::map<std::string, std::string>& env, const Overrides& overrides);
 
 // The process environment as a map, for load().
 std::map<std::string, std::string> process_environment();
 
-// Parses "host:port", ":port" or "port"; throws ConfigError naming `key`.
+// Parses "host:port", ":port", "port" or "[::1]:port" (":port" and "port"
+// mean host 0.0.0.0; port 0 asks the OS for a free port). The host must be
+// an IP address (IPv6 in brackets) or "localhost", which gives 127.0.0.1, so
+// `host` always suits ip::make_address. Throws ConfigError naming `key`;
+// `host` and `port` are only written on success.
 void parse_listen(const std::string& key, const std::string& value, std::string& host,
                   uint16_t& port);
 
 // Text listing every key, its default and its environment variable, for --help.
 std::string describe_keys();
+
+// `config` as a TOML document with every key (e.g. for printing the effective
+// configuration); load() of that text gives `config` back.
+std::string to_toml(const Config& config);
 
 }  // namespace herald::config

@@ -1,0 +1,192 @@
+// The memory engine: each channel's recent events in RAM, bounded by count and
+// age, with offsets that count up from 1 and are never reused while the
+// process lives. A restart starts a new random epoch, which tells clients that
+// offsets from before it mean nothing now.
+//
+// Each worker's ShardStore keeps its own channels and is only ever used from
+// that worker's thread, so nothing here takes a lock. Calls complete
+// synchronously: `done` runs before append()/read() returns, on the caller's
+// thread (which is the shard's executor), so callbacks for a channel come in
+// call order as the interface requires.
+#include "engine/memory/memory_engine.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace herald::engine {
+namespace {
+
+// 8 base36 characters (~41 bits) from the system's random source.
+std::string random_epoch() {
+  std::random_device rd;
+  uint64_t bits = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::string epoch(8, '0');
+  for (char& c : epoch) {
+    c = kDigits[bits % 36];
+    bits /= 36;
+  }
+  return epoch;
+}
+
+int64_t system_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A FIFO of events in one growable ring buffer. Unlike std::deque it holds no
+// memory while empty, which matters for the many channels that are idle or
+// whose events have all expired.
+class EventRing {
+ public:
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const StoredEvent& operator[](size_t i) const { return slots_[(head_ + i) % slots_.size()]; }
+  const StoredEvent& front() const { return slots_[head_]; }
+
+  void push_back(StoredEvent ev, size_t max_capacity) {
+    if (size_ == slots_.size()) grow(max_capacity);
+    slots_[(head_ + size_) % slots_.size()] = std::move(ev);
+    ++size_;
+  }
+
+  void pop_front() {
+    slots_[head_] = StoredEvent{};  // free the strings now, not when overwritten
+    head_ = (head_ + 1) % slots_.size();
+    if (--size_ == 0) release();
+  }
+
+ private:
+  void grow(size_t max_capacity) {
+    const size_t capacity =
+        std::max<size_t>(size_ + 1, std::min(std::max<size_t>(8, slots_.size() * 2), max_capacity));
+    std::vector<StoredEvent> bigger;
+    bigger.reserve(capacity);
+    for (size_t i = 0; i < size_; ++i)
+      bigger.push_back(std::move(slots_[(head_ + i) % slots_.size()]));
+    bigger.resize(capacity);
+    slots_ = std::move(bigger);
+    head_ = 0;
+  }
+
+  void release() {
+    std::vector<StoredEvent>().swap(slots_);
+    head_ = 0;
+  }
+
+  std::vector<StoredEvent> slots_;
+  size_t head_ = 0;
+  size_t size_ = 0;
+};
+
+struct Channel {
+  uint64_t last_offset = 0;  // last offset given; the events held are
+  EventRing events;          // last_offset - size + 1 .. last_offset
+};
+
+class MemoryShardStore final : public ShardStore {
+ public:
+  MemoryShardStore(const MemoryLimits& limits, std::string epoch, Clock now_ms)
+      : limits_(limits), epoch_(std::move(epoch)), now_ms_(std::move(now_ms)) {}
+
+  void append(const std::string& channel, NewEvent ev, AppendHandler done) override {
+    Channel& ch = channels_[channel];
+    const uint64_t offset = ++ch.last_offset;
+    if (limits_.max_events_per_channel > 0) {
+      if (ch.events.size() >= limits_.max_events_per_channel) ch.events.pop_front();
+      ch.events.push_back(StoredEvent{offset, ev.ts_ms, std::move(ev.event), std::move(ev.data),
+                                      std::move(ev.from_client), std::move(ev.from_user)},
+                          limits_.max_events_per_channel);
+    }
+    drop_expired(ch);
+    done(AppendResult{true, {}, offset, epoch_});
+  }
+
+  void read(const std::string& channel, const HistoryQuery& query, HistoryHandler done) override {
+    HistoryResult result;
+    result.ok = true;
+    result.epoch = epoch_;
+    const auto it = channels_.find(channel);  // reading never creates a channel
+    if (it == channels_.end()) return done(std::move(result));
+
+    Channel& ch = it->second;
+    drop_expired(ch);
+    result.last_offset = ch.last_offset;
+    if (ch.events.empty()) return done(std::move(result));
+
+    // Offsets held are contiguous: [first, last], index = offset - first.
+    const uint64_t first = ch.last_offset - ch.events.size() + 1;
+    result.first_offset = first;
+    uint64_t lo = first;
+    uint64_t hi = ch.last_offset;
+    if (query.after) {
+      if (*query.after >= hi) return done(std::move(result));
+      lo = std::max(lo, *query.after + 1);
+    }
+    if (query.before) {
+      if (*query.before <= lo) return done(std::move(result));
+      hi = std::min(hi, *query.before - 1);
+    }
+    const uint64_t count = std::min<uint64_t>(query.limit, hi - lo + 1);
+    if (count == 0) return done(std::move(result));
+    // With `after`: the oldest `count` in range; otherwise the newest.
+    const uint64_t from = query.after ? lo : hi - count + 1;
+    result.events.reserve(count);
+    for (uint64_t off = from; off < from + count; ++off)
+      result.events.push_back(ch.events[off - first]);
+    done(std::move(result));
+  }
+
+ private:
+  // Drops events older than max_age_ms from the oldest end. Timestamps are
+  // given by the channel's owner in offset order, so the oldest end is where
+  // expired events are.
+  void drop_expired(Channel& ch) {
+    if (limits_.max_age_ms <= 0 || ch.events.empty()) return;
+    const int64_t cutoff = now_ms_() - limits_.max_age_ms;
+    while (!ch.events.empty() && ch.events.front().ts_ms < cutoff) ch.events.pop_front();
+  }
+
+  const MemoryLimits limits_;
+  const std::string epoch_;
+  const Clock now_ms_;
+  std::unordered_map<std::string, Channel> channels_;
+};
+
+class MemoryEngine final : public Engine {
+ public:
+  MemoryEngine(const MemoryLimits& limits, Clock now_ms)
+      : limits_(limits), epoch_(random_epoch()), now_ms_(std::move(now_ms)) {}
+
+  std::string_view name() const override { return "memory"; }
+
+  // Callbacks run synchronously on the caller's thread, which is the shard's
+  // executor, so the executor itself is not needed.
+  std::unique_ptr<ShardStore> open_shard(unsigned /*shard*/,
+                                         boost::asio::any_io_executor /*executor*/) override {
+    return std::make_unique<MemoryShardStore>(limits_, epoch_, now_ms_);
+  }
+
+ private:
+  const MemoryLimits limits_;
+  const std::string epoch_;  // one per engine, i.e. per process start
+  const Clock now_ms_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> make_memory_engine(const MemoryLimits& limits, Clock now_ms) {
+  return std::make_unique<MemoryEngine>(limits, now_ms ? std::move(now_ms) : Clock(system_now_ms));
+}
+
+std::unique_ptr<Engine> make_memory_engine(const MemoryLimits& limits) {
+  return make_memory_engine(limits, system_now_ms);
+}
+
+}  // namespace herald::engine

@@ -1,0 +1,552 @@
+// Unit tests for config loading: defaults, file, environment and flag layers,
+// their precedence, and that every kind of bad input is reported with the key
+// (and source) it concerns. Also checks that herald.example.toml, docs/config.md
+// and describe_keys() cover every key.
+#include "config/config.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace herald::config {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using Env = std::map<std::string, std::string>;
+using namespace std::chrono_literals;
+
+// Every key as section.name with its environment variable.
+const std::vector<std::pair<std::string, std::string>> kAllKeys = {
+    {"server.listen", "HERALD_SERVER_LISTEN"},
+    {"server.workers", "HERALD_SERVER_WORKERS"},
+    {"server.ws_path", "HERALD_SERVER_WS_PATH"},
+    {"server.static_dir", "HERALD_SERVER_STATIC_DIR"},
+    {"server.allowed_origins", "HERALD_SERVER_ALLOWED_ORIGINS"},
+    {"server.shutdown_timeout_ms", "HERALD_SERVER_SHUTDOWN_TIMEOUT_MS"},
+    {"server.log_level", "HERALD_SERVER_LOG_LEVEL"},
+    {"limits.max_message_bytes", "HERALD_LIMITS_MAX_MESSAGE_BYTES"},
+    {"limits.max_outbound_bytes", "HERALD_LIMITS_MAX_OUTBOUND_BYTES"},
+    {"limits.max_channel_length", "HERALD_LIMITS_MAX_CHANNEL_LENGTH"},
+    {"limits.max_event_length", "HERALD_LIMITS_MAX_EVENT_LENGTH"},
+    {"limits.max_channels_per_connection", "HERALD_LIMITS_MAX_CHANNELS_PER_CONNECTION"},
+    {"limits.max_connections", "HERALD_LIMITS_MAX_CONNECTIONS"},
+    {"limits.max_http_body_bytes", "HERALD_LIMITS_MAX_HTTP_BODY_BYTES"},
+    {"limits.handshake_timeout_ms", "HERALD_LIMITS_HANDSHAKE_TIMEOUT_MS"},
+    {"limits.ping_interval_ms", "HERALD_LIMITS_PING_INTERVAL_MS"},
+    {"limits.pong_timeout_ms", "HERALD_LIMITS_PONG_TIMEOUT_MS"},
+    {"history.size", "HERALD_HISTORY_SIZE"},
+    {"history.ttl_ms", "HERALD_HISTORY_TTL_MS"},
+    {"history.max_request", "HERALD_HISTORY_MAX_REQUEST"},
+    {"engine.type", "HERALD_ENGINE_TYPE"},
+};
+
+const char* kFullFile = R"(# every key, none at its default
+[server]
+listen = "127.0.0.1:9001"
+workers = 3
+ws_path = "/realtime"
+static_dir = "/srv/www"
+allowed_origins = ["https://app.example.com", "HTTP://LOCALHOST:5173"]
+shutdown_timeout_ms = 1500
+log_level = "debug"
+
+[limits]
+max_message_bytes = 4096
+max_outbound_bytes = 65536
+max_channel_length = 100
+max_event_length = 50
+max_channels_per_connection = 10
+max_connections = 500
+max_http_body_bytes = 2048
+handshake_timeout_ms = 3000
+ping_interval_ms = 20000
+pong_timeout_ms = 5000
+
+[history]
+size = 50
+ttl_ms = 60000
+max_request = 25
+
+[engine]
+type = "memory"
+)";
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "herald-config-test-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write(const std::string& text, const std::string& name = "herald.toml") {
+    const fs::path path = dir_ / name;
+    std::ofstream(path) << text;
+    return path.string();
+  }
+
+  // load() of a file with `text`, expected to fail; returns the message.
+  std::string file_error(const std::string& text) { return error(write(text), Env{}, {}); }
+
+  static std::string error(const std::string& path, const Env& env, const Overrides& o) {
+    try {
+      load(path, true, env, o);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "no ConfigError";
+    return {};
+  }
+  static std::string env_error(const Env& env) { return error("", env, {}); }
+  static std::string flag_error(const Overrides& o) { return error("", Env{}, o); }
+
+  fs::path dir_;
+};
+
+TEST_F(ConfigTest, Defaults) {
+  const Config c = load("", false, {}, {});
+  EXPECT_EQ(c, Config{});
+  EXPECT_EQ(c.server.listen_host, "0.0.0.0");
+  EXPECT_EQ(c.server.listen_port, 8080);
+  EXPECT_EQ(c.server.workers, 0u);
+  EXPECT_EQ(c.server.ws_path, "/ws");
+  EXPECT_EQ(c.server.static_dir, "web");
+  EXPECT_TRUE(c.server.allowed_origins.empty());
+  EXPECT_EQ(c.server.shutdown_timeout, 5000ms);
+  EXPECT_EQ(c.server.log_level, "info");
+  EXPECT_EQ(c.limits.max_message_bytes, 65536u);
+  EXPECT_EQ(c.limits.ping_interval, 25000ms);
+  EXPECT_EQ(c.history.size, 1000u);
+  EXPECT_EQ(c.history.ttl, 24h);
+  EXPECT_EQ(c.engine.type, "memory");
+}
+
+TEST_F(ConfigTest, MissingImplicitFileIsFine) {
+  EXPECT_EQ(load((dir_ / "herald.toml").string(), false, {}, {}), Config{});
+}
+
+TEST_F(ConfigTest, MissingExplicitFileIsAnError) {
+  const std::string path = (dir_ / "nope.toml").string();
+  EXPECT_THAT(error(path, {}, {}), AllOf(HasSubstr(path), HasSubstr("not found")));
+}
+
+TEST_F(ConfigTest, DirectoryIsAnError) {
+  EXPECT_THAT(error(dir_.string(), {}, {}), HasSubstr("is a directory"));
+  try {
+    load(dir_.string(), false, {}, {});
+    ADD_FAILURE() << "an existing directory must not be skipped";
+  } catch (const ConfigError&) {
+  }
+}
+
+TEST_F(ConfigTest, EmptyFileGivesDefaults) {
+  EXPECT_EQ(load(write(""), true, {}, {}), Config{});
+}
+
+TEST_F(ConfigTest, FileValues) {
+  const Config c = load(write(kFullFile), true, {}, {});
+  EXPECT_EQ(c.server.listen_host, "127.0.0.1");
+  EXPECT_EQ(c.server.listen_port, 9001);
+  EXPECT_EQ(c.server.workers, 3u);
+  EXPECT_EQ(c.server.ws_path, "/realtime");
+  EXPECT_EQ(c.server.static_dir, "/srv/www");
+  EXPECT_EQ(c.server.allowed_origins,
+            (std::vector<std::string>{"https://app.example.com", "http://localhost:5173"}));
+  EXPECT_EQ(c.server.shutdown_timeout, 1500ms);
+  EXPECT_EQ(c.server.log_level, "debug");
+  EXPECT_EQ(c.limits.max_message_bytes, 4096u);
+  EXPECT_EQ(c.limits.max_outbound_bytes, 65536u);
+  EXPECT_EQ(c.limits.max_channel_length, 100u);
+  EXPECT_EQ(c.limits.max_event_length, 50u);
+  EXPECT_EQ(c.limits.max_channels_per_connection, 10u);
+  EXPECT_EQ(c.limits.max_connections, 500u);
+  EXPECT_EQ(c.limits.max_http_body_bytes, 2048u);
+  EXPECT_EQ(c.limits.handshake_timeout, 3000ms);
+  EXPECT_EQ(c.limits.ping_interval, 20000ms);
+  EXPECT_EQ(c.limits.pong_timeout, 5000ms);
+  EXPECT_EQ(c.history.size, 50u);
+  EXPECT_EQ(c.history.ttl, 60000ms);
+  EXPECT_EQ(c.history.max_request, 25u);
+  EXPECT_EQ(c.engine.type, "memory");
+}
+
+TEST_F(ConfigTest, PartialFileKeepsOtherDefaults) {
+  const Config c = load(write("[limits]\nping_interval_ms = 1000\n"), true, {}, {});
+  Config expected;
+  expected.limits.ping_interval = 1000ms;
+  EXPECT_EQ(c, expected);
+}
+
+TEST_F(ConfigTest, DottedKeysAndInlineTablesWork) {
+  const Config c = load(write("server.workers = 2\nhistory = { size = 7 }\n"), true, {}, {});
+  EXPECT_EQ(c.server.workers, 2u);
+  EXPECT_EQ(c.history.size, 7u);
+}
+
+TEST_F(ConfigTest, EveryKeyFromEnvironment) {
+  const Env env = {
+      {"HERALD_SERVER_LISTEN", "[::1]:7000"},
+      {"HERALD_SERVER_WORKERS", "4"},
+      {"HERALD_SERVER_WS_PATH", "/socket"},
+      {"HERALD_SERVER_STATIC_DIR", ""},
+      {"HERALD_SERVER_ALLOWED_ORIGINS", " https://a.example , ,https://b.example:8443 "},
+      {"HERALD_SERVER_SHUTDOWN_TIMEOUT_MS", "0"},
+      {"HERALD_SERVER_LOG_LEVEL", "WARN"},
+      {"HERALD_LIMITS_MAX_MESSAGE_BYTES", "125"},
+      {"HERALD_LIMITS_MAX_OUTBOUND_BYTES", "2048"},
+      {"HERALD_LIMITS_MAX_CHANNEL_LENGTH", "64"},
+      {"HERALD_LIMITS_MAX_EVENT_LENGTH", "32"},
+      {"HERALD_LIMITS_MAX_CHANNELS_PER_CONNECTION", "5"},
+      {"HERALD_LIMITS_MAX_CONNECTIONS", "10"},
+      {"HERALD_LIMITS_MAX_HTTP_BODY_BYTES", "4096"},
+      {"HERALD_LIMITS_HANDSHAKE_TIMEOUT_MS", "100"},
+      {"HERALD_LIMITS_PING_INTERVAL_MS", " 200 "},
+      {"HERALD_LIMITS_PONG_TIMEOUT_MS", "300"},
+      {"HERALD_HISTORY_SIZE", "0"},
+      {"HERALD_HISTORY_TTL_MS", "0"},
+      {"HERALD_HISTORY_MAX_REQUEST", "9"},
+      {"HERALD_ENGINE_TYPE", "memory"},
+      {"HERALD_CONFIG", "ignored-here.toml"},  // main's business
+      {"PATH", "/usr/bin"},
+  };
+  const Config c = load("", false, env, {});
+  EXPECT_EQ(c.server.listen_host, "::1");
+  EXPECT_EQ(c.server.listen_port, 7000);
+  EXPECT_EQ(c.server.workers, 4u);
+  EXPECT_EQ(c.server.ws_path, "/socket");
+  EXPECT_EQ(c.server.static_dir, "");
+  EXPECT_EQ(c.server.allowed_origins,
+            (std::vector<std::string>{"https://a.example", "https://b.example:8443"}));
+  EXPECT_EQ(c.server.shutdown_timeout, 0ms);
+  EXPECT_EQ(c.server.log_level, "warn");
+  EXPECT_EQ(c.limits.max_message_bytes, 125u);
+  EXPECT_EQ(c.limits.max_outbound_bytes, 2048u);
+  EXPECT_EQ(c.limits.max_channel_length, 64u);
+  EXPECT_EQ(c.limits.max_event_length, 32u);
+  EXPECT_EQ(c.limits.max_channels_per_connection, 5u);
+  EXPECT_EQ(c.limits.max_connections, 10u);
+  EXPECT_EQ(c.limits.max_http_body_bytes, 4096u);
+  EXPECT_EQ(c.limits.handshake_timeout, 100ms);
+  EXPECT_EQ(c.limits.ping_interval, 200ms);
+  EXPECT_EQ(c.limits.pong_timeout, 300ms);
+  EXPECT_EQ(c.history.size, 0u);
+  EXPECT_EQ(c.history.ttl, 0ms);
+  EXPECT_EQ(c.history.max_request, 9u);
+}
+
+TEST_F(ConfigTest, EmptyOriginsFromEnvironmentClearsTheFileList) {
+  const std::string path = write("[server]\nallowed_origins = [\"https://x.example\"]\n");
+  EXPECT_TRUE(
+      load(path, true, {{"HERALD_SERVER_ALLOWED_ORIGINS", ""}}, {}).server.allowed_origins.empty());
+}
+
+TEST_F(ConfigTest, EnvironmentOverridesFile) {
+  const std::string path = write(kFullFile);
+  const Config c = load(path, true,
+                        {{"HERALD_SERVER_WORKERS", "7"},
+                         {"HERALD_LIMITS_PING_INTERVAL_MS", "1234"},
+                         {"HERALD_SERVER_LISTEN", ":9100"}},
+                        {});
+  EXPECT_EQ(c.server.workers, 7u);
+  EXPECT_EQ(c.limits.ping_interval, 1234ms);
+  EXPECT_EQ(c.server.listen_host, "0.0.0.0");
+  EXPECT_EQ(c.server.listen_port, 9100);
+  EXPECT_EQ(c.server.ws_path, "/realtime");  // untouched keys keep the file's value
+  EXPECT_EQ(c.history.size, 50u);
+}
+
+TEST_F(ConfigTest, OverridesBeatEnvironmentAndFile) {
+  const std::string path = write(kFullFile);
+  const Env env = {{"HERALD_SERVER_WORKERS", "7"},
+                   {"HERALD_SERVER_LISTEN", ":9100"},
+                   {"HERALD_SERVER_STATIC_DIR", "/env"},
+                   {"HERALD_SERVER_LOG_LEVEL", "error"}};
+  Overrides o;
+  o.listen = "localhost:9200";
+  o.workers = 1;
+  o.static_dir = "";
+  o.log_level = "trace";
+  const Config c = load(path, true, env, o);
+  EXPECT_EQ(c.server.listen_host, "127.0.0.1");
+  EXPECT_EQ(c.server.listen_port, 9200);
+  EXPECT_EQ(c.server.workers, 1u);
+  EXPECT_EQ(c.server.static_dir, "");
+  EXPECT_EQ(c.server.log_level, "trace");
+  EXPECT_EQ(c.server.ws_path, "/realtime");
+
+  // Unset overrides leave the lower layers alone.
+  const Config d = load(path, true, env, Overrides{});
+  EXPECT_EQ(d.server.workers, 7u);
+  EXPECT_EQ(d.server.static_dir, "/env");
+}
+
+TEST_F(ConfigTest, ParseErrorNamesFileLineAndColumn) {
+  const std::string path = write("[server]\nworkers = 2\nlisten = \n");
+  EXPECT_THAT(error(path, {}, {}),
+              AllOf(StartsWith("config file " + path + ": parse error at line 3, column"),
+                    HasSubstr(": ")));
+}
+
+TEST_F(ConfigTest, DuplicateKeyIsAParseError) {
+  EXPECT_THAT(file_error("[server]\nworkers = 1\nworkers = 2\n"), HasSubstr("line 3"));
+}
+
+TEST_F(ConfigTest, RangeErrorsNameKeyRangeValueAndSource) {
+  EXPECT_THAT(file_error("[limits]\nmax_message_bytes = 12\n"),
+              AllOf(StartsWith("limits.max_message_bytes: must be between 125 and 67108864 "
+                               "(got 12)"),
+                    HasSubstr("herald.toml, line 2")));
+  EXPECT_THAT(file_error("[server]\nworkers = -3\n"),
+              StartsWith("server.workers: must be between 0 and 256 (got -3)"));
+  EXPECT_THAT(file_error("[server]\nworkers = 257\n"), StartsWith("server.workers:"));
+  EXPECT_THAT(file_error("[limits]\nping_interval_ms = 0\n"),
+              StartsWith("limits.ping_interval_ms: must be between"));
+  EXPECT_THAT(file_error("[limits]\npong_timeout_ms = 0\n"),
+              StartsWith("limits.pong_timeout_ms: must be between"));
+  EXPECT_THAT(file_error("[history]\nmax_request = 0\n"), StartsWith("history.max_request:"));
+  EXPECT_THAT(file_error("[history]\nttl_ms = -1\n"), StartsWith("history.ttl_ms:"));
+  EXPECT_THAT(env_error({{"HERALD_LIMITS_MAX_CONNECTIONS", "0"}}),
+              AllOf(StartsWith("limits.max_connections: must be between 1 and"),
+                    HasSubstr("(from HERALD_LIMITS_MAX_CONNECTIONS)")));
+  Overrides o;
+  o.workers = 1000;
+  EXPECT_THAT(flag_error(o), AllOf(StartsWith("server.workers: must be between 0 and 256 (got "
+                                              "1000)"),
+                                   HasSubstr("(from --workers)")));
+}
+
+TEST_F(ConfigTest, EveryNumericKeyHasARange) {
+  for (const auto& [key, var] : kAllKeys) {
+    if (key == "server.listen" || key == "server.ws_path" || key == "server.static_dir" ||
+        key == "server.allowed_origins" || key == "server.log_level" || key == "engine.type")
+      continue;
+    EXPECT_THAT(env_error({{var, "99999999999999"}}),
+                AllOf(StartsWith(key + ": must be between"), HasSubstr(var)));
+  }
+}
+
+TEST_F(ConfigTest, WrongTomlTypesNameKeyAndExpectedType) {
+  EXPECT_THAT(
+      file_error("[server]\nworkers = \"4\"\n"),
+      AllOf(StartsWith("server.workers: expected an integer (got string)"), HasSubstr("line 2")));
+  EXPECT_THAT(file_error("[server]\nworkers = 2.5\n"),
+              StartsWith("server.workers: expected an integer (got float)"));
+  EXPECT_THAT(file_error("[limits]\nping_interval_ms = \"25s\"\n"),
+              StartsWith("limits.ping_interval_ms: expected an integer number of milliseconds "
+                         "(got string)"));
+  EXPECT_THAT(file_error("[server]\nlisten = 8080\n"),
+              StartsWith("server.listen: expected a string (got integer)"));
+  EXPECT_THAT(file_error("[server]\nlog_level = true\n"),
+              StartsWith("server.log_level: expected a string (got boolean)"));
+  EXPECT_THAT(file_error("[server]\nallowed_origins = \"https://a.example\"\n"),
+              StartsWith("server.allowed_origins: expected an array of strings (got string)"));
+  EXPECT_THAT(file_error("[server]\nallowed_origins = [\"https://a.example\", 3]\n"),
+              StartsWith("server.allowed_origins[1]: expected a string (got integer)"));
+  EXPECT_THAT(file_error("server = 1\n"), StartsWith("server: expected a table"));
+  EXPECT_THAT(file_error("[[limits]]\n"), StartsWith("limits: expected a table"));
+}
+
+TEST_F(ConfigTest, UnknownKeysAndSectionsAreErrors) {
+  EXPECT_THAT(file_error("[server]\nworkrs = 2\n"),
+              AllOf(StartsWith("server.workrs: unknown key (did you mean server.workers?)"),
+                    HasSubstr("line 2")));
+  EXPECT_THAT(file_error("[limits]\nping_interval = 2000\n"),
+              AllOf(StartsWith("limits.ping_interval: unknown key (did you mean "
+                               "limits.ping_interval_ms?"),
+                    HasSubstr("milliseconds")));
+  EXPECT_THAT(file_error("[server]\ncompletely_different = 1\n"),
+              StartsWith("server.completely_different: unknown key ("));
+  EXPECT_THAT(
+      file_error("[servr]\nworkers = 2\n"),
+      AllOf(StartsWith("servr: unknown section (did you mean [server]?)"), HasSubstr("line 1")));
+  EXPECT_THAT(file_error("[auth]\nsecret = \"x\"\n"), StartsWith("auth: unknown section"));
+  EXPECT_THAT(file_error("listen = \":80\"\n"),
+              AllOf(StartsWith("listen: unknown key"), HasSubstr("server.listen")));
+  EXPECT_THAT(file_error("[server.tls]\ncert = \"x\"\n"), StartsWith("server.tls: unknown key"));
+}
+
+TEST_F(ConfigTest, UnknownEnvironmentVariablesInKeyNamespacesAreErrors) {
+  EXPECT_THAT(env_error({{"HERALD_LIMITS_PING_INTERVAL", "2000"}}),
+              StartsWith("HERALD_LIMITS_PING_INTERVAL: unknown setting limits.ping_interval (did "
+                         "you mean HERALD_LIMITS_PING_INTERVAL_MS?)"));
+  EXPECT_THAT(env_error({{"HERALD_SERVER_WROKERS", "2"}}),
+              StartsWith("HERALD_SERVER_WROKERS: unknown setting"));
+  // Other HERALD_* names are not config keys and are left alone.
+  EXPECT_EQ(load("", false, {{"HERALD_CONFIG", "x"}, {"HERALD_TOKEN", "y"}}, {}), Config{});
+}
+
+TEST_F(ConfigTest, EnvironmentValuesThatAreNotNumbersNameTheVariable) {
+  for (const char* bad : {"abc", "", "12abc", "1.5", "0x10", "25s", "--1"}) {
+    EXPECT_THAT(env_error({{"HERALD_LIMITS_PING_INTERVAL_MS", bad}}),
+                AllOf(StartsWith("HERALD_LIMITS_PING_INTERVAL_MS: expected an integer number of "
+                                 "milliseconds for limits.ping_interval_ms (got '" +
+                                 std::string(bad) + "')")));
+  }
+  EXPECT_THAT(env_error({{"HERALD_SERVER_WORKERS", "four"}}),
+              StartsWith("HERALD_SERVER_WORKERS: expected an integer for server.workers"));
+  EXPECT_THAT(env_error({{"HERALD_HISTORY_SIZE", "99999999999999999999999"}}),
+              StartsWith("HERALD_HISTORY_SIZE: expected an integer"));
+}
+
+TEST_F(ConfigTest, StringValueErrorsNameTheKey) {
+  EXPECT_THAT(
+      file_error("[server]\nlisten = \"abc\"\n"),
+      AllOf(StartsWith("server.listen: expected host:port (got 'abc')"), HasSubstr("line 2")));
+  EXPECT_THAT(file_error("[server]\nws_path = \"ws\"\n"),
+              StartsWith("server.ws_path: must start with '/' (got 'ws')"));
+  EXPECT_THAT(file_error("[server]\nws_path = \"/ws?x=1\"\n"), StartsWith("server.ws_path:"));
+  EXPECT_THAT(file_error("[server]\nlog_level = \"verbose\"\n"),
+              StartsWith("server.log_level: unknown log level 'verbose' (expected trace, debug, "
+                         "info, warn, error, off)"));
+  EXPECT_THAT(file_error("[engine]\ntype = \"foo\"\n"),
+              StartsWith("engine.type: unknown engine 'foo' (expected memory)"));
+  EXPECT_THAT(env_error({{"HERALD_ENGINE_TYPE", "redis"}}),
+              AllOf(StartsWith("engine.type: unknown engine 'redis'"),
+                    HasSubstr("(from HERALD_ENGINE_TYPE)")));
+  for (const char* bad : {"example.com", "https://", "https://a.example/", "https://a.example/x",
+                          "://a", "https://a b"}) {
+    EXPECT_THAT(env_error({{"HERALD_SERVER_ALLOWED_ORIGINS", bad}}),
+                AllOf(StartsWith("server.allowed_origins: '"), HasSubstr("is not an origin"),
+                      HasSubstr("HERALD_SERVER_ALLOWED_ORIGINS")))
+        << bad;
+  }
+  Overrides o;
+  o.listen = "host:99999";
+  EXPECT_THAT(flag_error(o), AllOf(StartsWith("server.listen:"), HasSubstr("(from --listen)")));
+  o = {};
+  o.log_level = "loud";
+  EXPECT_THAT(flag_error(o), AllOf(StartsWith("server.log_level:"), HasSubstr("--log-level")));
+}
+
+TEST_F(ConfigTest, ParseListen) {
+  struct Case {
+    const char* text;
+    const char* host;
+    uint16_t port;
+  };
+  for (const Case& c : {Case{"127.0.0.1:8081", "127.0.0.1", 8081}, Case{":9000", "0.0.0.0", 9000},
+                        Case{"9001", "0.0.0.0", 9001}, Case{"[::1]:443", "::1", 443},
+                        Case{"[::]:80", "::", 80}, Case{"localhost:1", "127.0.0.1", 1},
+                        Case{"0.0.0.0:65535", "0.0.0.0", 65535}, Case{":0", "0.0.0.0", 0}}) {
+    std::string host = "unchanged";
+    uint16_t port = 1;
+    parse_listen("k", c.text, host, port);
+    EXPECT_EQ(host, c.host) << c.text;
+    EXPECT_EQ(port, c.port) << c.text;
+  }
+  for (const char* bad : {"",
+                          "abc",
+                          ":",
+                          "host:",
+                          "host:http",
+                          "host:65536",
+                          "host:123456",
+                          "::1:8080",
+                          "[::1]",
+                          "[::1]8080",
+                          "[]:80",
+                          "[::1",
+                          "a b:80",
+                          "h:-1",
+                          "h:+80",
+                          "[zz]:80",
+                          "http://h:80",
+                          "example.com:80",
+                          "1.2.3:80",
+                          "[127.0.0.1]:80",
+                          "256.0.0.1:80"}) {
+    std::string host = "unchanged";
+    uint16_t port = 1;
+    try {
+      parse_listen("server.listen", bad, host, port);
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const ConfigError& e) {
+      EXPECT_THAT(e.what(), AllOf(StartsWith("server.listen: expected host:port"),
+                                  HasSubstr("(got '" + std::string(bad) + "')")));
+    }
+    EXPECT_EQ(host, "unchanged");
+    EXPECT_EQ(port, 1);
+  }
+}
+
+TEST_F(ConfigTest, LogLevelIsCaseInsensitive) {
+  Overrides o;
+  o.log_level = "Debug";
+  EXPECT_EQ(load("", false, {}, o).server.log_level, "debug");
+}
+
+TEST_F(ConfigTest, DescribeKeysListsEveryKeyDefaultAndVariable) {
+  const std::string text = describe_keys();
+  for (const auto& [key, var] : kAllKeys) {
+    const std::string name = key.substr(key.find('.') + 1);
+    EXPECT_THAT(text, HasSubstr("  " + name + " = ")) << key;
+    EXPECT_THAT(text, HasSubstr(var)) << key;
+  }
+  for (const char* section : {"[server]", "[limits]", "[history]", "[engine]"})
+    EXPECT_THAT(text, HasSubstr(section));
+  EXPECT_THAT(text, HasSubstr("listen = \"0.0.0.0:8080\""));
+  EXPECT_THAT(text, HasSubstr("ping_interval_ms = 25000"));
+  EXPECT_THAT(text, HasSubstr("allowed_origins = []"));
+  EXPECT_THAT(text, HasSubstr("HERALD_CONFIG"));
+}
+
+TEST_F(ConfigTest, ToTomlRoundTrips) {
+  EXPECT_EQ(load(write(to_toml(Config{})), true, {}, {}), Config{});
+  const Config custom = load(write(kFullFile, "full.toml"), true, {}, {});
+  EXPECT_EQ(load(write(to_toml(custom), "out.toml"), true, {}, {}), custom);
+  Config v6;
+  v6.server.listen_host = "::1";
+  v6.server.static_dir = "dir with \"quotes\"\\";
+  EXPECT_THAT(to_toml(v6), HasSubstr("listen = \"[::1]:8080\""));
+  EXPECT_EQ(load(write(to_toml(v6), "v6.toml"), true, {}, {}), v6);
+}
+
+TEST_F(ConfigTest, ProcessEnvironment) {
+  ASSERT_EQ(setenv("HERALD_TEST_PROCESS_ENV", "a=b", 1), 0);
+  const auto env = process_environment();
+  unsetenv("HERALD_TEST_PROCESS_ENV");
+  ASSERT_TRUE(env.count("HERALD_TEST_PROCESS_ENV"));
+  EXPECT_EQ(env.at("HERALD_TEST_PROCESS_ENV"), "a=b");
+}
+
+// herald.example.toml and docs/config.md live at the repository root; find
+// them from this file's path.
+std::optional<std::string> repo_file(const std::string& relative) {
+  const fs::path path = fs::path(__FILE__).parent_path() / ".." / ".." / relative;
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST_F(ConfigTest, ExampleFileHasEveryKeyAtItsDefault) {
+  const auto text = repo_file("herald.example.toml");
+  if (!text) GTEST_SKIP() << "herald.example.toml not found from " << __FILE__;
+  EXPECT_EQ(load(write(*text), true, {}, {}), Config{});
+  for (const auto& [key, var] : kAllKeys) {
+    const std::string name = key.substr(key.find('.') + 1);
+    EXPECT_THAT(*text, HasSubstr("\n" + name + " = ")) << key;
+  }
+}
+
+TEST_F(ConfigTest, DocsDescribeEveryKey) {
+  const auto text = repo_file("docs/config.md");
+  if (!text) GTEST_SKIP() << "docs/config.md not found from " << __FILE__;
+  for (const auto& [key, var] : kAllKeys) {
+    EXPECT_THAT(*text, HasSubstr("`" + key + "`")) << key;
+    EXPECT_THAT(*text, HasSubstr("`" + var + "`")) << var;
+  }
+}
+
+}  // namespace
+}  // namespace herald::config

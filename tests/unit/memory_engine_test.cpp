@@ -1,0 +1,312 @@
+// Unit tests for the memory engine: offsets, count and age limits, every shape
+// of history query, epochs and shard independence.
+#include "engine/memory/memory_engine.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/engine.hpp"
+
+namespace herald::engine {
+namespace {
+
+constexpr int64_t kT0 = 1'700'000'000'000;  // a fixed "now" for the fake clock
+
+class MemoryEngineTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Engine> make(size_t max_events, int64_t max_age_ms = 0) {
+    return make_memory_engine(MemoryLimits{max_events, max_age_ms}, [this] { return now_; });
+  }
+
+  std::unique_ptr<ShardStore> open(Engine& engine, unsigned shard = 0) {
+    return engine.open_shard(shard, io_.get_executor());
+  }
+
+  // Appends and returns the result; the memory engine completes synchronously.
+  AppendResult append(ShardStore& store, const std::string& channel, std::string data = "1",
+                      std::optional<int64_t> ts = std::nullopt) {
+    std::optional<AppendResult> out;
+    store.append(channel, NewEvent{"e", std::move(data), "client-1", "user-1", ts.value_or(now_)},
+                 [&](AppendResult r) { out = std::move(r); });
+    EXPECT_TRUE(out.has_value()) << "append did not complete synchronously";
+    return out.value_or(AppendResult{});
+  }
+
+  HistoryResult read(ShardStore& store, const std::string& channel, size_t limit,
+                     std::optional<uint64_t> after = std::nullopt,
+                     std::optional<uint64_t> before = std::nullopt) {
+    std::optional<HistoryResult> out;
+    HistoryQuery q;
+    q.limit = limit;
+    q.after = after;
+    q.before = before;
+    store.read(channel, q, [&](HistoryResult r) { out = std::move(r); });
+    EXPECT_TRUE(out.has_value()) << "read did not complete synchronously";
+    return out.value_or(HistoryResult{});
+  }
+
+  static std::vector<uint64_t> offsets(const HistoryResult& r) {
+    std::vector<uint64_t> out;
+    for (const auto& e : r.events) out.push_back(e.offset);
+    return out;
+  }
+
+  // A store holding offsets 1..n of channel "c".
+  std::unique_ptr<ShardStore> filled(Engine& engine, int n) {
+    auto store = open(engine);
+    for (int i = 1; i <= n; ++i) append(*store, "c", std::to_string(i));
+    return store;
+  }
+
+  boost::asio::io_context io_;
+  int64_t now_ = kT0;
+};
+
+using Offsets = std::vector<uint64_t>;
+
+TEST_F(MemoryEngineTest, NameIsMemory) {
+  EXPECT_EQ(make(10)->name(), "memory");
+}
+
+TEST_F(MemoryEngineTest, OffsetsAreContiguousFromOne) {
+  auto engine = make(100);
+  auto store = open(*engine);
+  for (uint64_t i = 1; i <= 5; ++i) {
+    const AppendResult r = append(*store, "chat:lobby");
+    EXPECT_TRUE(r.ok);
+    EXPECT_TRUE(r.error.empty());
+    EXPECT_EQ(r.offset, i);
+    EXPECT_FALSE(r.epoch.empty());
+  }
+  // Channels count separately.
+  EXPECT_EQ(append(*store, "chat:other").offset, 1u);
+  EXPECT_EQ(append(*store, "chat:lobby").offset, 6u);
+}
+
+TEST_F(MemoryEngineTest, StoresEveryField) {
+  auto engine = make(10);
+  auto store = open(*engine);
+  append(*store, "c", R"({"text":"hi"})", kT0 - 5);
+  const HistoryResult r = read(*store, "c", 10);
+  ASSERT_EQ(r.events.size(), 1u);
+  const StoredEvent& e = r.events[0];
+  EXPECT_EQ(e.offset, 1u);
+  EXPECT_EQ(e.ts_ms, kT0 - 5);
+  EXPECT_EQ(e.event, "e");
+  EXPECT_EQ(e.data, R"({"text":"hi"})");
+  EXPECT_EQ(e.from_client, "client-1");
+  EXPECT_EQ(e.from_user, "user-1");
+}
+
+TEST_F(MemoryEngineTest, UnknownChannelReadsEmpty) {
+  auto engine = make(10);
+  auto store = open(*engine);
+  const HistoryResult r = read(*store, "nobody", 10);
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(r.epoch, append(*store, "somebody").epoch);
+  EXPECT_EQ(r.last_offset, 0u);
+  EXPECT_EQ(r.first_offset, 0u);
+  EXPECT_TRUE(r.events.empty());
+}
+
+TEST_F(MemoryEngineTest, CountLimitDropsOldestButOffsetsContinue) {
+  auto engine = make(3);
+  auto store = filled(*engine, 5);
+  HistoryResult r = read(*store, "c", 100);
+  EXPECT_EQ(offsets(r), (Offsets{3, 4, 5}));
+  EXPECT_EQ(r.first_offset, 3u);
+  EXPECT_EQ(r.last_offset, 5u);
+  EXPECT_EQ(r.events[0].data, "3");
+  EXPECT_EQ(append(*store, "c").offset, 6u);
+  r = read(*store, "c", 100);
+  EXPECT_EQ(offsets(r), (Offsets{4, 5, 6}));
+  EXPECT_EQ(r.first_offset, 4u);
+}
+
+TEST_F(MemoryEngineTest, ManyEventsThroughASmallWindow) {
+  auto engine = make(7);
+  auto store = filled(*engine, 1000);  // wraps the ring many times
+  const HistoryResult r = read(*store, "c", 100);
+  EXPECT_EQ(offsets(r), (Offsets{994, 995, 996, 997, 998, 999, 1000}));
+  for (const auto& e : r.events) EXPECT_EQ(e.data, std::to_string(e.offset));
+}
+
+TEST_F(MemoryEngineTest, ZeroCountKeepsNothingButStillCounts) {
+  auto engine = make(0);
+  auto store = filled(*engine, 3);
+  const HistoryResult r = read(*store, "c", 10);
+  EXPECT_TRUE(r.events.empty());
+  EXPECT_EQ(r.last_offset, 3u);
+  EXPECT_EQ(r.first_offset, 0u);
+  EXPECT_EQ(append(*store, "c").offset, 4u);
+}
+
+TEST_F(MemoryEngineTest, AgeLimitDropsOldEventsOnRead) {
+  auto engine = make(100, 1000);
+  auto store = open(*engine);
+  append(*store, "c");  // 1 at T0
+  now_ += 600;
+  append(*store, "c");  // 2 at T0+600
+  now_ += 400;          // T0+1000: event 1 is exactly 1000 ms old, still kept
+  EXPECT_EQ(offsets(read(*store, "c", 10)), (Offsets{1, 2}));
+  now_ += 1;  // event 1 now older than the limit
+  HistoryResult r = read(*store, "c", 10);
+  EXPECT_EQ(offsets(r), (Offsets{2}));
+  EXPECT_EQ(r.first_offset, 2u);
+  EXPECT_EQ(r.last_offset, 2u);
+  now_ += 10000;  // everything expired
+  r = read(*store, "c", 10);
+  EXPECT_TRUE(r.events.empty());
+  EXPECT_EQ(r.first_offset, 0u);
+  EXPECT_EQ(r.last_offset, 2u);
+  EXPECT_EQ(append(*store, "c").offset, 3u);  // offsets are not reused
+  EXPECT_EQ(offsets(read(*store, "c", 10)), (Offsets{3}));
+}
+
+TEST_F(MemoryEngineTest, AgeLimitAppliesOnAppendToo) {
+  auto engine = make(100, 1000);
+  auto store = open(*engine);
+  append(*store, "c", "old", kT0 - 5000);  // already too old when stored
+  EXPECT_EQ(append(*store, "c").offset, 2u);
+  const HistoryResult r = read(*store, "c", 10);
+  EXPECT_EQ(offsets(r), (Offsets{2}));
+}
+
+TEST_F(MemoryEngineTest, NoAgeLimitKeepsOldEvents) {
+  auto engine = make(100, 0);
+  auto store = open(*engine);
+  append(*store, "c", "old", 0);
+  now_ += 365LL * 24 * 3600 * 1000;
+  EXPECT_EQ(offsets(read(*store, "c", 10)), (Offsets{1}));
+}
+
+TEST_F(MemoryEngineTest, ReadLimitOnlyGivesNewest) {
+  auto engine = make(100);
+  auto store = filled(*engine, 10);
+  HistoryResult r = read(*store, "c", 3);
+  EXPECT_EQ(offsets(r), (Offsets{8, 9, 10}));
+  EXPECT_EQ(r.first_offset, 1u);
+  EXPECT_EQ(r.last_offset, 10u);
+  EXPECT_EQ(offsets(read(*store, "c", 100)), (Offsets{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+}
+
+TEST_F(MemoryEngineTest, ReadBeforeGivesNewestBelow) {
+  auto engine = make(100);
+  auto store = filled(*engine, 10);
+  EXPECT_EQ(offsets(read(*store, "c", 3, std::nullopt, 6)), (Offsets{3, 4, 5}));
+  EXPECT_EQ(offsets(read(*store, "c", 10, std::nullopt, 3)), (Offsets{1, 2}));
+  EXPECT_EQ(offsets(read(*store, "c", 2, std::nullopt, 1000)), (Offsets{9, 10}));
+  EXPECT_TRUE(read(*store, "c", 10, std::nullopt, 1).events.empty());
+  EXPECT_TRUE(read(*store, "c", 10, std::nullopt, 0).events.empty());
+}
+
+TEST_F(MemoryEngineTest, ReadAfterGivesOldestAbove) {
+  auto engine = make(100);
+  auto store = filled(*engine, 10);
+  EXPECT_EQ(offsets(read(*store, "c", 3, 4)), (Offsets{5, 6, 7}));
+  EXPECT_EQ(offsets(read(*store, "c", 100, 7)), (Offsets{8, 9, 10}));
+  EXPECT_EQ(offsets(read(*store, "c", 3, 0)), (Offsets{1, 2, 3}));
+  EXPECT_TRUE(read(*store, "c", 10, 10).events.empty());
+  EXPECT_TRUE(read(*store, "c", 10, 5000).events.empty());
+  EXPECT_TRUE(read(*store, "c", 10, UINT64_MAX).events.empty());
+  // Metadata is filled even when no event matches.
+  const HistoryResult r = read(*store, "c", 10, 10);
+  EXPECT_EQ(r.last_offset, 10u);
+  EXPECT_EQ(r.first_offset, 1u);
+}
+
+TEST_F(MemoryEngineTest, ReadAfterAndBefore) {
+  auto engine = make(100);
+  auto store = filled(*engine, 10);
+  EXPECT_EQ(offsets(read(*store, "c", 100, 3, 7)), (Offsets{4, 5, 6}));
+  EXPECT_EQ(offsets(read(*store, "c", 2, 3, 7)), (Offsets{4, 5}));  // oldest first
+  EXPECT_TRUE(read(*store, "c", 100, 5, 6).events.empty());
+  EXPECT_TRUE(read(*store, "c", 100, 6, 6).events.empty());
+  EXPECT_TRUE(read(*store, "c", 100, 8, 2).events.empty());
+}
+
+TEST_F(MemoryEngineTest, ReadAfterDroppedEventsStartsAtOldestHeld) {
+  auto engine = make(3);
+  auto store = filled(*engine, 10);  // holds 8, 9, 10
+  const HistoryResult r = read(*store, "c", 100, 2);
+  EXPECT_EQ(offsets(r), (Offsets{8, 9, 10}));
+  EXPECT_EQ(r.first_offset, 8u);  // > after + 1: the client knows it missed events
+  EXPECT_EQ(offsets(read(*store, "c", 100, std::nullopt, 5)), Offsets{});
+  EXPECT_EQ(offsets(read(*store, "c", 100, std::nullopt, 9)), (Offsets{8}));
+}
+
+TEST_F(MemoryEngineTest, ReadLimitZero) {
+  auto engine = make(100);
+  auto store = filled(*engine, 5);
+  for (const auto& r : {read(*store, "c", 0), read(*store, "c", 0, 1), read(*store, "c", 0, 1, 4),
+                        read(*store, "c", 0, std::nullopt, 4)}) {
+    EXPECT_TRUE(r.ok);
+    EXPECT_TRUE(r.events.empty());
+    EXPECT_EQ(r.last_offset, 5u);
+    EXPECT_EQ(r.first_offset, 1u);
+  }
+}
+
+TEST_F(MemoryEngineTest, EpochSharedByChannelsAndShards) {
+  auto engine = make(10);
+  auto a = open(*engine, 0);
+  auto b = open(*engine, 1);
+  const std::string epoch = append(*a, "x").epoch;
+  EXPECT_EQ(epoch.size(), 8u);
+  for (char c : epoch) EXPECT_TRUE((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')) << epoch;
+  EXPECT_EQ(append(*a, "y").epoch, epoch);
+  EXPECT_EQ(append(*b, "z").epoch, epoch);
+  EXPECT_EQ(read(*a, "x", 1).epoch, epoch);
+  EXPECT_EQ(read(*b, "nothing", 1).epoch, epoch);
+}
+
+TEST_F(MemoryEngineTest, EpochDiffersBetweenEngines) {
+  auto first = make(10);
+  auto second = make(10);
+  EXPECT_NE(append(*open(*first), "c").epoch, append(*open(*second), "c").epoch);
+}
+
+TEST_F(MemoryEngineTest, ShardsAreIndependent) {
+  auto engine = make(10);
+  auto a = open(*engine, 0);
+  auto b = open(*engine, 1);
+  append(*a, "c", "from a");
+  append(*a, "c", "from a");
+  EXPECT_EQ(append(*b, "c", "from b").offset, 1u);
+  EXPECT_EQ(read(*a, "c", 10).last_offset, 2u);
+  const HistoryResult rb = read(*b, "c", 10);
+  ASSERT_EQ(rb.events.size(), 1u);
+  EXPECT_EQ(rb.events[0].data, "from b");
+}
+
+TEST_F(MemoryEngineTest, DefaultFactoryUsesSystemClock) {
+  auto engine = make_memory_engine(MemoryLimits{10, 60000});
+  auto store = engine->open_shard(0, io_.get_executor());
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  append(*store, "c", "stale", now - 3'600'000);  // an hour old: dropped at once
+  append(*store, "c", "fresh", now);
+  EXPECT_EQ(offsets(read(*store, "c", 10)), (Offsets{2}));
+}
+
+TEST_F(MemoryEngineTest, CallbackMayCallBackIntoTheStore) {
+  auto engine = make(10);
+  auto store = open(*engine);
+  std::vector<uint64_t> seen;
+  store->append("c", NewEvent{"e", "1", "", "", now_}, [&](AppendResult r) {
+    seen.push_back(r.offset);
+    store->append("c", NewEvent{"e", "2", "", "", now_},
+                  [&](AppendResult r2) { seen.push_back(r2.offset); });
+  });
+  EXPECT_EQ(seen, (Offsets{1, 2}));
+  EXPECT_EQ(offsets(read(*store, "c", 10)), (Offsets{1, 2}));
+}
+
+}  // namespace
+}  // namespace herald::engine
