@@ -93,15 +93,36 @@ class MessageReader {
   // Bytes currently buffered for unfinished frames and messages.
   size_t buffered_bytes() const { return partial_.size() + message_.size(); }
 
+  // Heap bytes reserved by the buffers (0 when idle: capacity is released as
+  // soon as a buffer empties), for memory accounting.
+  size_t buffered_capacity() const { return heap_capacity(partial_) + heap_capacity(message_); }
+
+  // True once a close frame or an error ended parsing; feed() then returns
+  // the same result and parses nothing.
+  bool done() const { return done_; }
+
  private:
   // Implementation state; see frame_codec.cpp.
   size_t max_message_bytes_;
-  std::string partial_;   // bytes of a frame whose end has not arrived
-  std::string message_;   // payload of a fragmented message so far
+  std::string partial_;  // bytes of a frame whose end has not arrived
+  std::string message_;  // payload of a fragmented message so far
   Opcode message_op_ = Opcode::text;
   bool in_message_ = false;
   bool done_ = false;
   uint16_t result_ = 0;
+  size_t utf8_checked_ = 0;  // prefix of message_ (text) already validated
+
+  uint16_t resume_partial(char* data, size_t len, size_t& pos, MessageHandler& handler);
+  uint16_t on_frame(uint8_t opcode, bool fin, const uint8_t* mask, char* payload, size_t len,
+                    MessageHandler& handler);
+  uint16_t on_fragment(std::string_view payload, bool fin, MessageHandler& handler);
+  uint16_t on_close_frame(std::string_view payload, MessageHandler& handler);
+  uint16_t fail(uint16_t code);
+  void end_message();
+
+  static size_t heap_capacity(const std::string& s) {
+    return s.capacity() > std::string().capacity() ? s.capacity() : 0;
+  }
 };
 
 }  // namespace herald::ws
