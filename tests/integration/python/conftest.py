@@ -1,0 +1,34 @@
+# pytest glue for Herald's Python integration tests: attaches the log of every
+# herald server involved in a failing test to the failure report, and makes
+# sure no server started by the tests outlives the run (even on Ctrl-C).
+import atexit
+import time
+
+import pytest
+
+import harness
+
+atexit.register(harness.kill_all_servers)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item._herald_started = time.time()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    since = getattr(item, "_herald_started", 0.0)
+    for server in harness.ALL_SERVERS:
+        if server.stopped_at is None or server.stopped_at >= since:
+            report.sections.append((f"herald log ({server.name}, port {server.port})",
+                                    server.log_tail(8000)))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    harness.kill_all_servers()
