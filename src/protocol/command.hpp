@@ -30,16 +30,16 @@ struct Command {
   // Raw JSON of the request id (a number or a string, e.g. `7` or `"a"`),
   // empty when the request had none. Replies echo it byte for byte.
   std::string id;
-  std::string channel;   // subscribe, unsubscribe, publish, history, presence
-  std::string event;     // publish
-  std::string data;      // publish: raw JSON value; connect: raw JSON or empty
-  std::string token;     // connect, subscribe (channel token); empty if absent
-  bool ephemeral = false;                 // publish
-  std::optional<uint64_t> history;        // subscribe: send the last N events
-  std::optional<RecoverPosition> recover; // subscribe
-  std::optional<uint64_t> limit;          // history
-  std::optional<uint64_t> before;         // history
-  std::optional<uint64_t> after;          // history
+  std::string channel;                     // subscribe, unsubscribe, publish, history, presence
+  std::string event;                       // publish
+  std::string data;                        // publish: raw JSON value; connect: raw JSON or empty
+  std::string token;                       // connect, subscribe (channel token); empty if absent
+  bool ephemeral = false;                  // publish
+  std::optional<uint64_t> history;         // subscribe: send the last N events
+  std::optional<RecoverPosition> recover;  // subscribe
+  std::optional<uint64_t> limit;           // history
+  std::optional<uint64_t> before;          // history
+  std::optional<uint64_t> after;           // history
 };
 
 struct CommandError {
@@ -51,7 +51,14 @@ struct CommandError {
 struct ParserLimits {
   size_t max_channel_length = 255;
   size_t max_event_length = 128;
+  // Deepest nesting of arrays and objects in a message, the command object
+  // itself being level 1 (so `data` may nest max_depth - 1 levels). Deeper
+  // messages are invalid_json. Capped at 1024.
+  size_t max_depth = 128;
 };
+
+// The wire name of a command type ("subscribe", ...).
+std::string_view to_string(CommandType type);
 
 class CommandParser {
  public:
@@ -63,7 +70,15 @@ class CommandParser {
   // Parses one text message. Errors: invalid_json (not JSON, or not an
   // object), unknown_type (`type` names no command), bad_request (missing or
   // wrong-typed field, bad channel or event name; message names the field).
+  // Never throws (an allocation failure is reported as `internal`); any
+  // bytes are safe to pass. Views into `text` are not kept.
   std::variant<Command, CommandError> parse(std::string_view text);
+
+  // Parses a JSON object as a command of the given type, with the same rules
+  // and messages as parse(), except that `type` is not required (and is
+  // ignored when present). For bodies whose type is implied, such as the
+  // server API's POST /api/publish (CommandType::publish).
+  std::variant<Command, CommandError> parse_as(CommandType type, std::string_view text);
 
  private:
   struct Impl;
@@ -72,10 +87,14 @@ class CommandParser {
 };
 
 // Channel names: 1..max_length bytes of [A-Za-z0-9_-:.@=/], documented in
-// docs/protocol.md. Returns an empty string when valid, else the reason.
+// docs/protocol.md. Returns an empty string when valid, else the reason as a
+// complete error message naming the field, e.g. "channel: too long (max 255
+// bytes)" or "channel: invalid character '!' at 3; allowed: letters, digits
+// and _-:.@=/" (positions are 0-based byte offsets).
 std::string check_channel_name(std::string_view name, size_t max_length);
 
-// Event names: 1..max_length bytes of [A-Za-z0-9_-.:]. Empty when valid.
+// Event names: 1..max_length bytes of [A-Za-z0-9_-.:]. Empty when valid, else
+// a message like check_channel_name's, naming the field `event`.
 std::string check_event_name(std::string_view name, size_t max_length);
 
 }  // namespace herald::protocol

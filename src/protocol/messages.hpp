@@ -15,17 +15,19 @@
 namespace herald::protocol {
 
 // Appends `s` as a JSON string literal (quotes included), escaping `"`, `\`
-// and control characters. `s` must be valid UTF-8.
+// and control characters (\n, \t, ... or \u00XX); UTF-8 passes through.
+// `s` must be valid UTF-8; a byte that is not is written as \ufffd, so the
+// output is always valid JSON.
 void append_json_string(std::string& out, std::string_view s);
 
 struct EventView {
   std::string_view channel;
   std::string_view event;
-  std::string_view data;                 // raw JSON
-  std::optional<uint64_t> offset;        // absent for ephemeral events
+  std::string_view data;           // raw JSON (empty: null)
+  std::optional<uint64_t> offset;  // absent for ephemeral events
   int64_t ts_ms = 0;
-  std::string_view from_client;          // empty: no `from`
-  std::string_view from_user;            // empty: no `user` in `from`
+  std::string_view from_client;  // empty: no `from`
+  std::string_view from_user;    // empty: no `user` in `from`
 };
 
 // {"type":"event","channel":…,"event":…,"offset":…,"ts":…,"from":{…},"data":…}
@@ -42,7 +44,8 @@ void append_connected(std::string& out, std::string_view id, std::string_view cl
 
 // {"type":"subscribed","id":…,"channel":…,"epoch":…,"offset":…,
 //  "recovered":…(only when asked),"events":[…]} ; `events_json` is the raw
-// array text including brackets.
+// array text including brackets (empty: `[]`), whose elements are event
+// objects as built by append_event.
 void append_subscribed(std::string& out, std::string_view id, std::string_view channel,
                        std::string_view epoch, uint64_t offset, std::optional<bool> recovered,
                        std::string_view events_json);
@@ -55,6 +58,7 @@ void append_unsubscribed(std::string& out, std::string_view id, std::string_view
 void append_ack(std::string& out, std::string_view id, std::optional<uint64_t> offset);
 
 // {"type":"history","id":…,"channel":…,"epoch":…,"offset":…,"events":[…]}
+// `events_json` as for append_subscribed.
 void append_history(std::string& out, std::string_view id, std::string_view channel,
                     std::string_view epoch, uint64_t offset, std::string_view events_json);
 

@@ -1,0 +1,244 @@
+// Builders for the server -> client messages of protocol v1 (see
+// messages.hpp and docs/protocol.md). They append compact JSON with fields in
+// a fixed order; raw JSON arguments are spliced in unchanged, strings are
+// escaped here. These run on the publish path, so they never allocate beyond
+// growing `out`.
+#include "protocol/messages.hpp"
+
+#include <array>
+#include <charconv>
+
+namespace herald::protocol {
+
+namespace {
+
+// Bytes that can be copied into a JSON string as they are: printable ASCII
+// other than `"` and `\`. Everything else takes the slow path.
+constexpr std::array<bool, 256> make_plain_table() {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[static_cast<size_t>(c)] = true;
+  t['"'] = false;
+  t['\\'] = false;
+  return t;
+}
+constexpr std::array<bool, 256> kPlain = make_plain_table();
+
+// Length of the valid UTF-8 sequence starting at s[i] (2..4), or 0 when the
+// bytes there are not valid UTF-8 (overlong, surrogate, > U+10FFFF, cut).
+size_t utf8_sequence_length(std::string_view s, size_t i) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  size_t len;
+  uint32_t cp;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    len = 2;
+    cp = b0 & 0x1F;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    len = 3;
+    cp = b0 & 0x0F;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    len = 4;
+    cp = b0 & 0x07;
+  } else {
+    return 0;
+  }
+  if (s.size() - i < len) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+      (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
+    return 0;
+  }
+  return len;
+}
+
+template <typename Int>
+void append_int(std::string& out, Int v) {
+  char buf[24];
+  auto res = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, res.ptr);
+}
+
+// `,"id":<raw>` when the request had an id.
+void append_id(std::string& out, std::string_view id) {
+  if (id.empty()) return;
+  out += ",\"id\":";
+  out += id;
+}
+
+// `,"<key>":"<escaped value>"`; `key` needs no escaping.
+void append_string_field(std::string& out, std::string_view key, std::string_view value) {
+  out += ",\"";
+  out += key;
+  out += "\":";
+  append_json_string(out, value);
+}
+
+void append_events_array(std::string& out, std::string_view events_json) {
+  out += ",\"events\":";
+  if (events_json.empty()) {
+    out += "[]";
+  } else {
+    out += events_json;
+  }
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.reserve(out.size() + s.size() + 2);
+  out += '"';
+  size_t run = 0;  // start of bytes not yet copied
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (kPlain[c]) {
+      ++i;
+      continue;
+    }
+    if (c >= 0x80) {
+      if (const size_t len = utf8_sequence_length(s, i)) {
+        i += len;  // valid UTF-8 passes through
+        continue;
+      }
+    }
+    out.append(s.data() + run, i - run);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += kHex[c >> 4];
+          out += kHex[c & 0xF];
+        } else {
+          out += "\\ufffd";  // a byte that is not valid UTF-8
+        }
+        break;
+    }
+    ++i;
+    run = i;
+  }
+  out.append(s.data() + run, s.size() - run);
+  out += '"';
+}
+
+void append_event(std::string& out, const EventView& ev) {
+  out += "{\"type\":\"event\"";
+  append_string_field(out, "channel", ev.channel);
+  append_string_field(out, "event", ev.event);
+  if (ev.offset) {
+    out += ",\"offset\":";
+    append_int(out, *ev.offset);
+  }
+  out += ",\"ts\":";
+  append_int(out, ev.ts_ms);
+  if (!ev.from_client.empty()) {
+    out += ",\"from\":{\"client\":";
+    append_json_string(out, ev.from_client);
+    if (!ev.from_user.empty()) append_string_field(out, "user", ev.from_user);
+    out += '}';
+  }
+  out += ",\"data\":";
+  out += ev.data.empty() ? std::string_view("null") : ev.data;
+  out += '}';
+}
+
+void append_error(std::string& out, ErrorCode code, std::string_view message, std::string_view id,
+                  std::string_view details) {
+  out += "{\"type\":\"error\"";
+  append_id(out, id);
+  out += ",\"code\":\"";
+  out += to_string(code);
+  out += '"';
+  append_string_field(out, "message", message);
+  if (!details.empty()) {
+    out += ",\"details\":";
+    out += details;
+  }
+  out += '}';
+}
+
+void append_connected(std::string& out, std::string_view id, std::string_view client,
+                      std::string_view user, unsigned ping_seconds) {
+  out += "{\"type\":\"connected\"";
+  append_id(out, id);
+  append_string_field(out, "client", client);
+  if (!user.empty()) append_string_field(out, "user", user);
+  out += ",\"ping\":";
+  append_int(out, ping_seconds);
+  out += ",\"version\":\"1\"}";
+}
+
+void append_subscribed(std::string& out, std::string_view id, std::string_view channel,
+                       std::string_view epoch, uint64_t offset, std::optional<bool> recovered,
+                       std::string_view events_json) {
+  out += "{\"type\":\"subscribed\"";
+  append_id(out, id);
+  append_string_field(out, "channel", channel);
+  append_string_field(out, "epoch", epoch);
+  out += ",\"offset\":";
+  append_int(out, offset);
+  if (recovered) out += *recovered ? ",\"recovered\":true" : ",\"recovered\":false";
+  append_events_array(out, events_json);
+  out += '}';
+}
+
+void append_unsubscribed(std::string& out, std::string_view id, std::string_view channel,
+                         std::string_view reason) {
+  out += "{\"type\":\"unsubscribed\"";
+  append_id(out, id);
+  append_string_field(out, "channel", channel);
+  if (!reason.empty()) append_string_field(out, "reason", reason);
+  out += '}';
+}
+
+void append_ack(std::string& out, std::string_view id, std::optional<uint64_t> offset) {
+  out += "{\"type\":\"ack\"";
+  append_id(out, id);
+  if (offset) {
+    out += ",\"offset\":";
+    append_int(out, *offset);
+  }
+  out += '}';
+}
+
+void append_history(std::string& out, std::string_view id, std::string_view channel,
+                    std::string_view epoch, uint64_t offset, std::string_view events_json) {
+  out += "{\"type\":\"history\"";
+  append_id(out, id);
+  append_string_field(out, "channel", channel);
+  append_string_field(out, "epoch", epoch);
+  out += ",\"offset\":";
+  append_int(out, offset);
+  append_events_array(out, events_json);
+  out += '}';
+}
+
+void append_ping(std::string& out) {
+  out += "{\"type\":\"ping\"}";
+}
+
+}  // namespace herald::protocol
