@@ -6,7 +6,7 @@
 // contiguous offsets matching the publishers' acks, and the data intact.
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
-import { Client, HeraldServer, httpPublish, serverTest, unique } from './lib/harness.mjs';
+import { Client, HeraldServer, RawWebSocket, httpPublish, serverTest, unique } from './lib/harness.mjs';
 
 const CHANNELS = 20;
 const SUBSCRIBERS = 200;
@@ -307,5 +307,126 @@ serverTest(
       j.c.close();
     }
     pub.close();
+  },
+);
+
+serverTest(
+  () => server,
+  'a reader that pauses gets a byte-exact stream through the server queue',
+  { timeout: 90_000 },
+  async () => {
+    // More than the kernel buffers hold (several MB) stays queued in the
+    // server while the reader pauses, and goes out in partial writes when it
+    // resumes: every frame must arrive whole and in order. The window stays
+    // well under the default 4 MiB outbound limit plus the kernel buffers.
+    const ch = unique('pause');
+    const reader = await RawWebSocket.connect(server.port);
+    reader.sendText(JSON.stringify({ type: 'subscribe', id: 1, channel: ch }));
+    assert.equal((await reader.nextJson()).type, 'subscribed');
+    const pub = await Client.connected(server);
+    let acked = 0;
+    pub.onMessage = (msg) => {
+      if (msg.type !== 'ack') return false;
+      acked++;
+      return true;
+    };
+    const total = 12_000;
+    const window = 6_000;
+    const pad = (n) => 'z'.repeat(900 + (n % 97)); // varying sizes: frame boundaries move
+    let got = 0;
+    let paused = false;
+    let bad = null;
+    const deadline = Date.now() + 80_000;
+    const pump = async () => {
+      while (got < total) {
+        const f = await reader.nextFrame(Math.max(1, deadline - Date.now()));
+        assert.ok(f, `reader connection ended after ${got} events (${reader.error})`);
+        if (f.opcode !== 0x1) continue;
+        const msg = JSON.parse(f.payload.toString('utf8'));
+        if (msg.type === 'ping') continue;
+        got++;
+        if (!bad && (msg.offset !== got || msg.data.n !== got || msg.data.pad !== pad(got))) {
+          bad = `event ${got}: ${f.payload.toString('utf8').slice(0, 200)}`;
+        }
+        if (got % 1500 === 0 && !paused) {
+          paused = true;
+          reader.pause();
+          // Resume once the publisher has pushed the window ahead.
+          while (acked < Math.min(total, got + window - 100) && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 5));
+          }
+          reader.resume();
+          paused = false;
+        }
+      }
+    };
+    const reading = pump();
+    for (let n = 1; n <= total; n++) {
+      while (n - got > window) {
+        assert.ok(Date.now() < deadline, `stalled at ${n}, reader at ${got}`);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      pub.send({ type: 'publish', id: n, channel: ch, event: 'bulk', data: { n, pad: pad(n) } });
+      if (n % 200 === 0) await new Promise((r) => setImmediate(r));
+    }
+    await reading;
+    assert.equal(bad, null, bad);
+    assert.equal(got, total);
+    reader.destroy();
+    pub.close();
+  },
+);
+
+serverTest(
+  () => server,
+  'subscribers vanishing mid-stream do not disturb the others',
+  { timeout: 60_000 },
+  async () => {
+    const ch = unique('vanish');
+    const stayers = [];
+    const leavers = [];
+    for (let i = 0; i < 40; i++) {
+      const c = await Client.connected(server);
+      await c.subscribe(ch);
+      (i % 2 ? leavers : stayers).push(c);
+    }
+    for (const c of stayers) {
+      c.got = [];
+      c.onMessage = (msg) => {
+        if (msg.type !== 'event') return false;
+        c.got.push(msg.offset);
+        return true;
+      };
+    }
+    for (const c of leavers) c.onMessage = (msg) => msg.type === 'event';
+    const pub = await Client.connected(server);
+    let acked = 0;
+    pub.onMessage = (msg) => {
+      if (msg.type !== 'ack') return false;
+      acked++;
+      return true;
+    };
+    const total = 3000;
+    for (let n = 1; n <= total; n++) {
+      while (n - acked > 100) await new Promise((r) => setTimeout(r, 1));
+      pub.send({ type: 'publish', id: n, channel: ch, event: 'e', data: n });
+      if (n % 150 === 0 && leavers.length) {
+        const c = leavers.pop();
+        if (leavers.length % 2) c.terminate(); // TCP drop, no close frame
+        else c.close(); // close handshake while events are in flight
+      }
+    }
+    const deadline = Date.now() + 30_000;
+    for (const c of stayers) {
+      while (c.got.length < total) {
+        assert.ok(Date.now() < deadline, `stayer got ${c.got.length}/${total}`);
+        assert.equal(c.closeInfo, null);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.deepEqual(c.got, Array.from({ length: total }, (_, k) => k + 1));
+      c.close();
+    }
+    pub.close();
+    assert.ok(await server.healthy());
   },
 );

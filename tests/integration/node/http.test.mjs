@@ -304,3 +304,59 @@ t('wrong method on the publish route is refused', async () => {
   assert.ok(res.status >= 400 && res.status < 500, `GET /api/publish: ${res.status}`);
   await res.arrayBuffer();
 });
+
+t('pipelined requests on one connection are answered in order', async () => {
+  const ch = unique('pipe');
+  const net = await import('node:net');
+  const bodies = [1, 2, 3].map((n) => JSON.stringify({ channel: ch, event: 'e', data: n }));
+  const request = bodies
+    .map(
+      (b) =>
+        `POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(b)}\r\n\r\n${b}`,
+    )
+    .join('') + 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n';
+  const text = await new Promise((resolve, reject) => {
+    const sock = net.connect(server.port, '127.0.0.1');
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`pipelined responses incomplete after 10 s: ${buf}`));
+    }, 10_000);
+    sock.on('data', (d) => (buf += d.toString('utf8')));
+    sock.on('end', () => {
+      clearTimeout(timer);
+      resolve(buf);
+    });
+    sock.on('error', reject);
+    sock.write(request); // all four requests in one write
+  });
+  const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+  assert.deepEqual(statuses, [200, 200, 200, 200], text);
+  const offsets = [...text.matchAll(/\{"offset":(\d+)\}/g)].map((m) => Number(m[1]));
+  assert.deepEqual(offsets, [1, 2, 3], text);
+  assert.ok(text.includes('{"status":"ok"}'), text);
+});
+
+t('a body that is not valid UTF-8 is refused and never reaches subscribers', async () => {
+  const ch = unique('utf8');
+  const sub = await Client.connected(server);
+  await sub.subscribe(ch);
+  for (const bad of [Buffer.from([0xff]), Buffer.from([0xc0, 0xaf]), Buffer.from([0xed, 0xa0, 0x80])]) {
+    const body = Buffer.concat([Buffer.from(`{"channel":"${ch}","event":"e","data":"`), bad, Buffer.from('"}')]);
+    const res = await fetch(server.url('/api/publish'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    const text = await res.text();
+    assert.equal(res.status, 400, `invalid UTF-8 ${bad.toString('hex')}: ${res.status} ${text}`);
+    assert.equal(JSON.parse(text).code, 'invalid_json', text);
+  }
+  const ok = await httpPublish(server, { channel: ch, event: 'e', data: 'fine' });
+  assert.deepEqual(ok.json, { offset: 1 });
+  const ev = await sub.next();
+  assert.equal(ev.offset, 1);
+  assert.equal(sub.closeInfo, null, 'the subscriber must not have been sent invalid UTF-8');
+  sub.close();
+});

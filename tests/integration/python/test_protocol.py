@@ -3,6 +3,7 @@
 # ack and event fan-out to subscribers on both workers, own event before ack,
 # requests without id, raw splicing of `data`, ephemeral events, presence
 # refusal and the max_channels_per_connection limit.
+import asyncio
 import json
 import time
 
@@ -446,3 +447,46 @@ async def test_presence_is_forbidden(server):
     reply = await c.call({"type": "unsubscribe", "channel": ch})
     assert reply["type"] == "unsubscribed", reply
     await c.close()
+
+
+@runs_async
+async def test_no_event_after_unsubscribed_reply_mid_stream(server):
+    """Unsubscribing while events stream in: events may arrive before the
+    `unsubscribed` reply, never after it."""
+    ch = unique("stream")
+    sub, _ = await WSClient.connected(server)
+    await subscribe(sub, ch)
+    pub, _ = await WSClient.connected(server)
+    total = 1500
+
+    async def flood():
+        for i in range(1, total + 1):
+            await pub.send({"type": "publish", "id": i, "channel": ch, "event": "e", "data": i})
+            if i % 100 == 0:
+                await pub.reply_to(i - 50)  # keep a bounded number in flight
+        await pub.reply_to(total)
+
+    task = asyncio.create_task(flood())
+    seen = []
+    while len(seen) < 200:
+        msg = await sub.recv()
+        assert msg["type"] == "event", msg
+        seen.append(msg["offset"])
+    await sub.send({"type": "unsubscribe", "id": "u", "channel": ch})
+    while True:
+        msg = await sub.recv()
+        if msg["type"] == "unsubscribed":
+            assert msg == {"type": "unsubscribed", "id": "u", "channel": ch}, msg
+            break
+        assert msg["type"] == "event", msg
+        seen.append(msg["offset"])
+    assert seen == list(range(1, len(seen) + 1)), "events before the reply must be contiguous"
+    await task
+    # Everything is published now; a round trip on the subscriber's connection
+    # flushes anything still queued for it.
+    reply = await sub.call({"type": "history", "channel": ch, "limit": 1})
+    assert reply["type"] == "history" and reply["offset"] == total, reply
+    late = [m for m, _ in sub.backlog if m["type"] == "event"]
+    assert late == [], f"{len(late)} events after the unsubscribed reply, first {late[0]}"
+    await sub.close()
+    await pub.close()

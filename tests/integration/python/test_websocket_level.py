@@ -344,3 +344,75 @@ def test_origin_checked_against_allowed_origins():
             assert ws.read_json()["type"] == "connected"
         assert_server_serves(srv, headers={"Origin": "https://good.example"})
         srv.stop_checked()
+
+
+# -- upgrade variants that must be accepted ------------------------------------------
+
+def test_upgrade_with_query_string_is_accepted(server):
+    with RawWS(server.port, path="/ws?token=abc&x=1") as ws:
+        ws.send_text(json.dumps({"type": "connect", "id": 1}))
+        assert ws.read_json()["type"] == "connected"
+
+
+def test_upgrade_header_tokens_are_case_insensitive_lists(server):
+    # Firefox sends "Connection: keep-alive, Upgrade"; header values are
+    # case-insensitive tokens.
+    with RawWS(server.port, headers={"Connection": "keep-alive, Upgrade",
+                                     "Upgrade": "WebSocket"}) as ws:
+        ws.send_text(json.dumps({"type": "connect", "id": 1}))
+        assert ws.read_json()["type"] == "connected"
+
+
+def test_upgrade_declines_extensions_and_subprotocols(server):
+    with RawWS(server.port, headers={
+            "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits",
+            "Sec-WebSocket-Protocol": "chat, superchat"}) as ws:
+        assert "sec-websocket-extensions" not in ws.headers, ws.headers
+        assert "sec-websocket-protocol" not in ws.headers, ws.headers
+        ws.send_text(json.dumps({"type": "connect", "id": 1}))
+        assert ws.read_json()["type"] == "connected"
+
+
+def test_oversized_request_headers_are_refused(server):
+    request = (b"GET /ws HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n"
+               b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    try:
+        status, _, _ = raw_http(server.port, request)
+        assert 400 <= status < 500, status
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # closing the connection is an acceptable answer too
+    assert_server_serves(server)
+
+
+def test_connection_that_never_upgrades_is_closed_after_handshake_timeout():
+    config = toml_config(limits={"handshake_timeout_ms": 500})
+    with HeraldServer(config, name="handshake-timeout") as srv:
+        idle = socket.create_connection(("127.0.0.1", srv.port))
+        partial = socket.create_connection(("127.0.0.1", srv.port))
+        partial.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+        for s in (idle, partial):
+            s.settimeout(10)
+            start = time.monotonic()
+            try:
+                while s.recv(65536):
+                    pass
+            except ConnectionResetError:
+                pass
+            except socket.timeout:
+                raise AssertionError("connection still open 10 s after connecting, "
+                                     "with handshake_timeout_ms=500") from None
+            assert time.monotonic() - start < 5
+            s.close()
+        # An upgraded connection is not subject to the handshake timeout.
+        with RawWS(srv.port) as ws:
+            ws.sock.settimeout(1.5)
+            try:
+                frame = ws.read_frame(timeout=1.5)
+                raise AssertionError(f"unexpected frame on an idle upgraded connection: {frame}")
+            except socket.timeout:
+                pass
+            ws.send_text(json.dumps({"type": "connect", "id": 1}))
+            assert ws.read_json()["type"] == "connected"
+        assert_server_serves(srv)
+        srv.stop_checked()
