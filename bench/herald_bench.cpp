@@ -1,0 +1,253 @@
+// herald-bench: load generator for Herald speaking protocol v1 over
+// WebSocket. This file is the command line: it parses options, raises
+// RLIMIT_NOFILE and runs the chosen scenario (see scenario.hpp; the only
+// scenario so far is `fanout`, in fanout.cpp). Usage: bench/README.md.
+#include <sys/resource.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "scenario.hpp"
+
+namespace herald::bench {
+namespace {
+
+struct ScenarioEntry {
+  const char* name;
+  const char* summary;
+  int (*run)(const Options&);
+};
+
+constexpr ScenarioEntry kScenarios[] = {
+    {"fanout", "S subscribers on one channel, P publishers publishing M messages to it",
+     &run_fanout},
+    {"selftest", "checks the bench's own WebSocket client against a scripted peer (no server needed)",
+     &run_selftest},
+};
+
+void usage(std::FILE* f) {
+  std::fprintf(f,
+               "usage: herald-bench <scenario> [options]\n\n"
+               "scenarios:\n");
+  for (const auto& s : kScenarios) std::fprintf(f, "  %-10s %s\n", s.name, s.summary);
+  std::fprintf(f,
+               "\noptions (defaults in brackets):\n"
+               "  --url URL                 ws://IPv4-or-localhost:port/path [ws://127.0.0.1:8080/ws]\n"
+               "  --subscribers N           subscriber connections [1000]\n"
+               "  --publishers N            publisher connections [1]\n"
+               "  --messages N              publishes in total, split between publishers [200000]\n"
+               "  --size BYTES              size of each publish's data object [100]\n"
+               "  --window N                unacknowledged publishes per publisher [64]\n"
+               "  --rate N                  publishes/s over all publishers, 0 = as fast as acks allow [0]\n"
+               "  --channel NAME            channel to use [bench:fanout]\n"
+               "  --duration-limit T        global deadline for the whole run, e.g. 60s, 500ms, 2m [60s]\n"
+               "  --drain-timeout T         how long to wait for deliveries after the last ack [5s]\n"
+               "  --connect-concurrency N   connections being set up at once [200]\n"
+               "  --handshake-timeout T     per-connection connect + upgrade + subscribe limit [10s]\n"
+               "  --server-pid PID          also report the server's CPU use during the run\n"
+               "  --no-progress             no progress lines on stderr\n"
+               "  --smoke                   tiny run (20 subscribers, 200 messages, window 16,\n"
+               "                            10s limit); explicit options still apply\n"
+               "\nOutput: one JSON line on stdout, then a table. Exit code 0 when every\n"
+               "message arrived once and in order, 1 when not (or on errors/timeouts),\n"
+               "2 on bad arguments or when the connections could not be set up.\n");
+}
+
+bool parse_uint(std::string_view s, uint64_t& out) {
+  if (s.empty()) return false;
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), out);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+// "60s", "500ms", "2m", "1.5s", "100us", or a bare number of seconds.
+bool parse_duration(std::string_view s, uint64_t& ns) {
+  double mult = 1e9;
+  auto strip = [&](std::string_view suffix, double m) {
+    if (s.size() > suffix.size() && s.substr(s.size() - suffix.size()) == suffix) {
+      s.remove_suffix(suffix.size());
+      mult = m;
+      return true;
+    }
+    return false;
+  };
+  strip("ms", 1e6) || strip("us", 1e3) || strip("ns", 1.0) || strip("s", 1e9) || strip("m", 60e9) ||
+      strip("h", 3600e9);
+  double v = 0;
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size() || v < 0 || v > 1e7) return false;
+  ns = static_cast<uint64_t>(v * mult);
+  return true;
+}
+
+struct Flag {
+  const char* name;
+  std::function<bool(std::string_view)> set;  // null: a switch without value
+  std::function<void()> on;
+};
+
+int main_impl(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? kExitUsage : kExitOk;
+  }
+  Options o;
+  o.scenario = argv[1];
+  const ScenarioEntry* entry = nullptr;
+  for (const auto& s : kScenarios) {
+    if (o.scenario == s.name) entry = &s;
+  }
+  if (!entry) {
+    std::fprintf(stderr, "herald-bench: unknown scenario '%s'\n\n", argv[1]);
+    usage(stderr);
+    return kExitUsage;
+  }
+
+  // --smoke sets small defaults; every explicit option wins over it,
+  // wherever it is on the line.
+  for (int i = 2; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--smoke") == 0) {
+      o.smoke = true;
+      o.subscribers = 20;
+      o.publishers = 1;
+      o.messages = 200;
+      o.window = 16;
+      o.duration_limit_ns = 10'000'000'000;
+      o.drain_timeout_ns = 2'000'000'000;
+    }
+  }
+
+  auto num = [](uint64_t& dst, uint64_t lo, uint64_t hi) {
+    return [&dst, lo, hi](std::string_view v) {
+      uint64_t x;
+      if (!parse_uint(v, x) || x < lo || x > hi) return false;
+      dst = x;
+      return true;
+    };
+  };
+  auto dur = [](uint64_t& dst, uint64_t lo_ns) {
+    return [&dst, lo_ns](std::string_view v) {
+      uint64_t x;
+      if (!parse_duration(v, x) || x < lo_ns) return false;
+      dst = x;
+      return true;
+    };
+  };
+  auto str = [](std::string& dst) {
+    return [&dst](std::string_view v) {
+      dst = std::string(v);
+      return !v.empty();
+    };
+  };
+  const std::vector<Flag> flags = {
+      {"--url", str(o.url), {}},
+      {"--channel", str(o.channel), {}},
+      {"--subscribers", num(o.subscribers, 1, 1'000'000), {}},
+      {"--publishers", num(o.publishers, 1, 10'000), {}},
+      {"--messages", num(o.messages, 1, 1'000'000'000), {}},
+      {"--size", num(o.size, 0, 16'000'000), {}},
+      {"--window", num(o.window, 1, 1'000'000), {}},
+      {"--rate", num(o.rate, 0, 100'000'000), {}},
+      {"--duration-limit", dur(o.duration_limit_ns, 1'000'000), {}},
+      {"--drain-timeout", dur(o.drain_timeout_ns, 0), {}},
+      {"--connect-concurrency", num(o.connect_concurrency, 1, 100'000), {}},
+      {"--handshake-timeout", dur(o.handshake_timeout_ns, 1'000'000), {}},
+      {"--server-pid", num(o.server_pid, 1, 1u << 30), {}},
+      {"--no-progress", {}, [&] { o.progress = false; }},
+      {"--smoke", {}, [] {}},
+  };
+  for (int i = 2; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--help" || a == "-h") {
+      usage(stdout);
+      return kExitOk;
+    }
+    std::string_view value;
+    bool has_value = false;
+    if (const size_t eq = a.find('='); eq != std::string_view::npos && a.starts_with("--")) {
+      value = a.substr(eq + 1);
+      a = a.substr(0, eq);
+      has_value = true;
+    }
+    const Flag* f = nullptr;
+    for (const auto& fl : flags) {
+      if (a == fl.name) f = &fl;
+    }
+    if (!f) {
+      std::fprintf(stderr, "herald-bench: unknown option '%s' (see --help)\n", argv[i]);
+      return kExitUsage;
+    }
+    if (!f->set) {
+      if (has_value) {
+        std::fprintf(stderr, "herald-bench: %s takes no value\n", f->name);
+        return kExitUsage;
+      }
+      f->on();
+      continue;
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "herald-bench: %s needs a value\n", f->name);
+        return kExitUsage;
+      }
+      value = argv[++i];
+    }
+    if (!f->set(value)) {
+      std::fprintf(stderr, "herald-bench: bad value for %s: '%.*s'\n", f->name, int(value.size()),
+                   value.data());
+      return kExitUsage;
+    }
+  }
+  for (const char ch : o.channel) {
+    if (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) < 0x20) {
+      std::fprintf(stderr, "herald-bench: --channel must not contain quotes, backslashes or control characters\n");
+      return kExitUsage;
+    }
+  }
+  if (o.messages < o.publishers) {
+    std::fprintf(stderr, "herald-bench: --messages must be at least --publishers\n");
+    return kExitUsage;
+  }
+
+  // One descriptor per connection plus a margin for the process itself.
+  const rlim_t need = static_cast<rlim_t>(o.subscribers + o.publishers + 64);
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
+    rlimit want = rl;
+    want.rlim_cur = need;
+    if (want.rlim_max != RLIM_INFINITY && want.rlim_max < need) want.rlim_max = need;
+    if (setrlimit(RLIMIT_NOFILE, &want) != 0) {
+      // Not allowed to raise the hard limit: take what it allows.
+      want.rlim_max = rl.rlim_max;
+      want.rlim_cur = rl.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &want);
+      getrlimit(RLIMIT_NOFILE, &rl);
+      if (rl.rlim_cur < need) {
+        std::fprintf(stderr,
+                     "herald-bench: needs %llu file descriptors but RLIMIT_NOFILE allows %llu "
+                     "(raise it with ulimit -n)\n",
+                     static_cast<unsigned long long>(need), static_cast<unsigned long long>(rl.rlim_cur));
+        return kExitUsage;
+      }
+    }
+  }
+  return entry->run(o);
+}
+
+}  // namespace
+}  // namespace herald::bench
+
+int main(int argc, char** argv) {
+  try {
+    return herald::bench::main_impl(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "herald-bench: %s\n", e.what());
+    return herald::bench::kExitUsage;
+  }
+}

@@ -1,0 +1,76 @@
+// herald-bench: what every scenario shares: the command-line options, the
+// scenario registry, CPU sampling and the result report (one JSON line, then
+// a readable table).
+//
+// A scenario is a function from Options to an exit code; it drives its own
+// Loop (ws_loop.hpp) and fills a Report. Adding one = writing
+// `int run_<name>(const Options&)` in its own .cpp and listing it in
+// kScenarios (herald_bench.cpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace herald::bench {
+
+// Exit codes of herald-bench.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;  // lost, duplicated, out of order, errors, timed out
+inline constexpr int kExitUsage = 2;   // bad arguments or setup failure (could not connect)
+
+struct Options {
+  std::string scenario;
+  std::string url = "ws://127.0.0.1:8080/ws";
+  std::string channel = "bench:fanout";
+  uint64_t subscribers = 1000;
+  uint64_t publishers = 1;
+  uint64_t messages = 200000;  // in total, split evenly between publishers
+  uint64_t size = 100;         // bytes of each publish's `data` object
+  uint64_t window = 64;        // unacknowledged publishes per publisher
+  uint64_t rate = 0;           // publishes per second over all publishers, 0 = max
+  uint64_t duration_limit_ns = 60'000'000'000;  // global deadline for the whole run
+  uint64_t drain_timeout_ns = 5'000'000'000;    // wait for deliveries after the last ack
+  uint64_t connect_concurrency = 200;           // connects (up to "subscribed") in flight
+  uint64_t handshake_timeout_ns = 10'000'000'000;
+  uint64_t server_pid = 0;  // when set, the server's CPU use is sampled from /proc
+  bool progress = true;     // one progress line a second on stderr
+  bool smoke = false;
+};
+
+// CPU time of a process (user + system), from /proc/<pid>/stat; pid 0 is
+// this process. Returns -1 when it cannot be read.
+double process_cpu_seconds(uint64_t pid);
+
+// Busy and total CPU time of the whole machine (all cores), from /proc/stat.
+struct HostCpu {
+  double busy = 0, total = 0;
+};
+HostCpu host_cpu();
+
+// Ordered result fields: printed as one JSON object on one line, then as a
+// table. Numbers are formatted when added.
+class Report {
+ public:
+  void add(const std::string& key, uint64_t v, const std::string& label = {}, const std::string& unit = {});
+  void add(const std::string& key, double v, int decimals, const std::string& label = {},
+           const std::string& unit = {});
+  void add(const std::string& key, const std::string& v, const std::string& label = {});
+  void add_bool(const std::string& key, bool v, const std::string& label = {});
+  std::string json() const;
+  std::string table() const;
+
+ private:
+  struct Field {
+    std::string key, json, text, label, unit;
+  };
+  std::vector<Field> fields_;
+};
+
+std::string json_escape(const std::string& s);
+
+int run_fanout(const Options& o);
+int run_selftest(const Options& o);
+
+}  // namespace herald::bench
