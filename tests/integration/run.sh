@@ -23,9 +23,13 @@ echo "== herald integration tests against $HERALD_BIN"
 # python3 earlier on PATH usually does not.
 python="${HERALD_PYTHON:-/usr/bin/python3}"
 
+# Hard bound per suite on top of the tests' own timeouts, so that a hung
+# server can never hang the run.
+limit="${HERALD_SUITE_TIMEOUT:-600}"
+
 status=0
 echo "== python suite"
-if (cd "$here/python" && "$python" -m pytest -q "$@"); then
+if (cd "$here/python" && timeout -k 10 "$limit" "$python" -m pytest -q "$@"); then
   echo "== python suite: passed"
 else
   echo "== python suite: FAILED"
@@ -36,7 +40,7 @@ echo "== node suite"
 if [[ ! -d "$here/node/node_modules/ws" ]]; then
   (cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error) || status=1
 fi
-if (cd "$here/node" && node --test --test-concurrency=1 --test-reporter=spec); then
+if (cd "$here/node" && timeout -k 10 "$limit" node --test --test-concurrency=1 --test-reporter=spec); then
   echo "== node suite: passed"
 else
   echo "== node suite: FAILED"

@@ -4,6 +4,7 @@
 // invalid_json/bad_request, oversized bodies 413 too_large; /healthz; static
 // files from --static-dir (and nothing outside it); unknown paths 404.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -15,6 +16,7 @@ const MAX_BODY = 4096;
 const INDEX_HTML = '<!doctype html><title>herald test</title><p>static index \u2713</p>\n';
 const APP_CSS = 'body { color: #123456; }\n';
 const SECRET = 'top-secret-' + unique();
+const BIG = crypto.randomBytes(3 * 1024 * 1024 + 17);
 
 let server;
 let root;
@@ -24,6 +26,7 @@ before(async () => {
   fs.mkdirSync(path.join(staticDir, 'css'), { recursive: true });
   fs.writeFileSync(path.join(staticDir, 'index.html'), INDEX_HTML);
   fs.writeFileSync(path.join(staticDir, 'css', 'app.css'), APP_CSS);
+  fs.writeFileSync(path.join(staticDir, 'big.bin'), BIG);
   fs.writeFileSync(path.join(root, 'secret.txt'), SECRET); // outside the static dir
   server = await new HeraldServer({
     name: 'http',
@@ -271,6 +274,14 @@ t('static files are served from --static-dir', async () => {
   assert.equal(css.status, 200);
   assert.match(css.headers.get('content-type') ?? '', /text\/css/);
   assert.equal(await css.text(), APP_CSS);
+});
+
+t('a large static file arrives intact', async () => {
+  const res = await fetch(server.url('/big.bin'));
+  assert.equal(res.status, 200);
+  const body = Buffer.from(await res.arrayBuffer());
+  assert.equal(body.length, BIG.length);
+  assert.ok(body.equals(BIG), 'static file content differs');
 });
 
 t('unknown paths answer 404', async () => {

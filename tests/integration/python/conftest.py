@@ -2,6 +2,8 @@
 # herald server involved in a failing test to the failure report, and makes
 # sure no server started by the tests outlives the run (even on Ctrl-C).
 import atexit
+import signal
+import sys
 import time
 
 import pytest
@@ -9,6 +11,14 @@ import pytest
 import harness
 
 atexit.register(harness.kill_all_servers)
+
+
+def _terminated(signum, frame):
+    harness.kill_all_servers()
+    sys.exit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _terminated)
 
 
 @pytest.hookimpl(tryfirst=True)

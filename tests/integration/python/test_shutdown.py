@@ -35,6 +35,11 @@ async def shutdown_with_clients(sig: int) -> None:
         idle_tcp = socket.create_connection(("127.0.0.1", srv.port))  # no HTTP request
         half_frame = RawWS(srv.port)
         half_frame.sock.sendall(bytes([0x81, 0x80 | 100]) + b"\1\2\3\4" + b"x" * 10)
+        # An idle HTTP/1.1 keep-alive connection after one request.
+        keepalive = socket.create_connection(("127.0.0.1", srv.port))
+        keepalive.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        keepalive.settimeout(10)
+        assert keepalive.recv(65536).startswith(b"HTTP/1.1 200")
 
         started = time.monotonic()
         srv.signal(sig)
@@ -48,6 +53,7 @@ async def shutdown_with_clients(sig: int) -> None:
         srv.check_log_clean()
         idle_tcp.close()
         half_frame.close()
+        keepalive.close()
         print(f"exited {elapsed:.2f}s after the signal")
 
 

@@ -416,3 +416,21 @@ def test_connection_that_never_upgrades_is_closed_after_handshake_timeout():
             assert ws.read_json()["type"] == "connected"
         assert_server_serves(srv)
         srv.stop_checked()
+
+
+def test_upgrade_on_another_path_is_404(server):
+    status, _, _ = raw_http(server.port, upgrade_request(server.port, path="/wsx"))
+    assert status == 404, status
+    status, _, _ = raw_http(server.port, upgrade_request(server.port, path="/"))
+    assert status in (404, 400), status
+    assert_server_serves(server)
+
+
+def test_ws_path_is_configurable():
+    with HeraldServer(toml_config(server={"ws_path": "/realtime"}), name="ws-path") as srv:
+        with RawWS(srv.port, path="/realtime") as ws:
+            ws.send_text(json.dumps({"type": "connect", "id": 1}))
+            assert ws.read_json()["type"] == "connected"
+        status, _, _ = raw_http(srv.port, upgrade_request(srv.port, path="/ws"))
+        assert status == 404, status
+        srv.stop_checked()
