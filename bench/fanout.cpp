@@ -8,7 +8,10 @@
 // once, each until its "subscribed" reply) -> connect publishers -> publish
 // -> drain (until every expected delivery arrived, or --drain-timeout after
 // the last ack) -> report. A global deadline (--duration-limit) bounds it all.
+#include <unistd.h>
+
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -110,6 +113,9 @@ struct Pub {
   uint64_t inflight = 0;
   uint64_t first_due_ns = 0;  // rate mode: when seq 1 is due
   uint64_t last_ack_ns = 0;
+  // Send times of unacked publishes by id (a power-of-two ring at least
+  // twice the window; a slot is trusted only if it holds the acked id).
+  std::vector<std::pair<uint64_t, uint64_t>> sent_at;  // (id, send ns)
 };
 
 class Fanout final : public Handler {
@@ -119,7 +125,10 @@ class Fanout final : public Handler {
     subs_.resize(o.subscribers);
     pubs_.resize(o.publishers);
     const auto counts = split(o.messages, o.publishers);
-    for (uint64_t p = 0; p < o.publishers; ++p) pubs_[p].count = counts[p];
+    for (uint64_t p = 0; p < o.publishers; ++p) {
+      pubs_[p].count = counts[p];
+      pubs_[p].sent_at.resize(std::bit_ceil(2 * o.window), {0, 0});
+    }
     subscribe_msg_ = "{\"type\":\"subscribe\",\"id\":1,\"channel\":\"" + o.channel + "\"}";
     pad_.assign(o.size, 'x');
     // {"type":"publish","id":N,"channel":"C","event":"bench","data":{"seq":N,"pub":P,"t":T,"pad":"..."}}
@@ -160,6 +169,7 @@ class Fanout final : public Handler {
 
   // Results.
   Histogram latency_;
+  Histogram ack_latency_;  // publish -> ack
   SeqTracker seq_;
   uint64_t deliveries_ = 0, malformed_ = 0;
   uint64_t sub_errors_ = 0, pings_ = 0, unexpected_closes_ = 0, connect_retries_ = 0;
@@ -288,6 +298,12 @@ void Fanout::on_pub_text(Pub& p, std::string_view msg, uint64_t recv_ns) {
   const std::string_view type = message_type(msg);
   if (type == "ack") {
     ++p.acked;
+    const char* q = msg.data();
+    uint64_t id = 0;
+    if (find_uint(q, msg.data() + msg.size(), "\"id\":", id)) {
+      const auto& slot = p.sent_at[id & (p.sent_at.size() - 1)];
+      if (slot.first == id) ack_latency_.record(recv_ns > slot.second ? recv_ns - slot.second : 0);
+    }
     if (p.inflight) --p.inflight;
     p.last_ack_ns = recv_ns;
     if (p.sent == p.count && p.inflight == 0) check_publish_done(recv_ns);
@@ -354,6 +370,7 @@ void Fanout::on_event(uint64_t si, std::string_view msg, uint64_t recv_ns) {
 void Fanout::send_publish(Pub& p, uint64_t pi, uint64_t now) {
   const uint64_t seq = ++p.sent;
   ++p.inflight;
+  p.sent_at[seq & (p.sent_at.size() - 1)] = {seq, now};
   // The data object: {"seq":N,"pub":P,"t":T,"pad":"x..."} padded to --size.
   const size_t fixed = 7 + digits(seq) + 7 + digits(pi) + 5 + digits(now) + 8 + 2;
   const size_t pad = o_.size > fixed ? o_.size - fixed : 0;
@@ -567,6 +584,8 @@ int Fanout::report() {
   r.add("duration_s", window_s, 3, "duration (first publish -> last delivery)", "s");
   // Extras.
   r.add("window", o_.window);
+  r.add("ack_p50_us", us(ack_latency_.quantile(0.50)), 1, "publish -> ack p50", "us");
+  r.add("ack_p99_us", us(ack_latency_.quantile(0.99)), 1, "publish -> ack p99", "us");
   r.add("rate", o_.rate, "rate (0 = max)", "publishes/s");
   r.add("published", sent);
   r.add("acked", acked);
@@ -582,19 +601,19 @@ int Fanout::report() {
     r.add("rate_window_stalls", window_full_, "rate: times the window held due publishes back");
     r.add("rate_max_lag_us", us(rate_max_lag_), 1, "rate: latest publish behind its slot", "us");
   }
-  if (meas_s > 0) {
+  if (meas_s >= 0.2) {  // CPU times tick at 10 ms: shorter runs would be noise
     r.add("bench_cpu_pct", 100.0 * (cpu_self_1_ - cpu_self_0_) / meas_s, 1, "bench CPU (100 = 1 core)", "%");
     if (cpu_server_0_ >= 0 && cpu_server_1_ >= 0) {
       r.add("server_cpu_pct", 100.0 * (cpu_server_1_ - cpu_server_0_) / meas_s, 1, "server CPU (100 = 1 core)",
             "%");
     }
   }
-  if (host_1_.total > host_0_.total) {
-    // All cores together, as a percentage of one core like the two above,
-    // so host - bench - server is what other processes took.
-    const double cores = (host_1_.total - host_0_.total) / std::max(meas_s, 1e-9);
-    r.add("host_cpu_pct", 100.0 * (host_1_.busy - host_0_.busy) / std::max(meas_s, 1e-9), 1,
-          "host CPU, all processes", "% of " + std::to_string(static_cast<int>(cores + 0.5)) + " cores x 100");
+  if (host_1_.total > host_0_.total && meas_s >= 0.2) {
+    // All cores together, in percent of one core like the two above, so
+    // host - bench - server is what other processes took.
+    const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    r.add("host_cpu_pct", 100.0 * (host_1_.busy - host_0_.busy) / meas_s, 1, "host CPU, all processes",
+          "% (all " + std::to_string(ncpu) + " cores busy = " + std::to_string(100 * ncpu) + ")");
   }
   const auto& lc = loop_.counters();
   r.add("bench_reads", lc.reads);
