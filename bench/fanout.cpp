@@ -180,6 +180,7 @@ class Fanout final : public Handler {
   bool timed_out_ = false;
   double cpu_self_0_ = 0, cpu_server_0_ = -1, cpu_self_1_ = 0, cpu_server_1_ = -1;
   HostCpu host_0_, host_1_;
+  SchedTime sched_self_0_, sched_self_1_, sched_server_0_, sched_server_1_;
   uint64_t window_full_ = 0;  // rate mode: a due publish waited for the window
   uint64_t rate_max_lag_ = 0;  // rate mode: latest a publish left after its slot
   uint64_t last_progress_ = 0, last_progress_deliveries_ = 0, last_expiry_check_ = 0;
@@ -507,6 +508,8 @@ int Fanout::run() {
         t_first_pub_ = now;
         cpu_self_0_ = process_cpu_seconds(0);
         host_0_ = host_cpu();
+        sched_self_0_ = sched_time(0);
+        if (o_.server_pid) sched_server_0_ = sched_time(o_.server_pid);
         if (o_.server_pid) cpu_server_0_ = process_cpu_seconds(o_.server_pid);
         for (uint64_t pi = 0; pi < pubs_.size(); ++pi) {
           // Spread publishers' rate slots evenly.
@@ -528,6 +531,8 @@ int Fanout::run() {
   t_end_ = now_ns();
   cpu_self_1_ = process_cpu_seconds(0);
   host_1_ = host_cpu();
+  sched_self_1_ = sched_time(0);
+  if (o_.server_pid) sched_server_1_ = sched_time(o_.server_pid);
   if (o_.server_pid) cpu_server_1_ = process_cpu_seconds(o_.server_pid);
   const Phase reached = phase_;
   phase_ = Phase::done;
@@ -614,6 +619,16 @@ int Fanout::report() {
     const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     r.add("host_cpu_pct", 100.0 * (host_1_.busy - host_0_.busy) / meas_s, 1, "host CPU, all processes",
           "% (all " + std::to_string(ncpu) + " cores busy = " + std::to_string(100 * ncpu) + ")");
+  }
+  if (meas_s >= 0.2 && sched_self_0_.wait_s >= 0 && sched_self_1_.wait_s >= 0) {
+    // Runnable but not running: > 0 means the CPU, not the peer, held a
+    // process back (other processes, or bench and server competing).
+    r.add("bench_runq_wait_pct", 100.0 * (sched_self_1_.wait_s - sched_self_0_.wait_s) / meas_s, 1,
+          "bench waiting for a CPU", "% of the run");
+    if (sched_server_0_.wait_s >= 0 && sched_server_1_.wait_s >= 0) {
+      r.add("server_runq_wait_pct", 100.0 * (sched_server_1_.wait_s - sched_server_0_.wait_s) / meas_s, 1,
+            "server threads waiting for a CPU", "% of the run (summed over threads)");
+    }
   }
   const auto& lc = loop_.counters();
   r.add("bench_reads", lc.reads);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -52,6 +53,28 @@ double process_cpu_seconds(uint64_t pid) {
   }
   const long hz = sysconf(_SC_CLK_TCK);
   return double(utime + stime) / double(hz > 0 ? hz : 100);
+}
+
+SchedTime sched_time(uint64_t pid) {
+  const std::string dir = (pid == 0 ? std::string("/proc/self") : "/proc/" + std::to_string(pid)) + "/task";
+  SchedTime t;
+  std::error_code ec;
+  unsigned long long run = 0, wait = 0;
+  bool any = false;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::ifstream f(e.path() / "schedstat");
+    unsigned long long r = 0, w = 0;
+    if (f >> r >> w) {
+      run += r;
+      wait += w;
+      any = true;
+    }
+  }
+  if (any) {
+    t.run_s = double(run) / 1e9;
+    t.wait_s = double(wait) / 1e9;
+  }
+  return t;
 }
 
 HostCpu host_cpu() {

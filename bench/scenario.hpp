@@ -49,6 +49,14 @@ struct HostCpu {
 };
 HostCpu host_cpu();
 
+// Scheduler time of a process, summed over its threads (/proc/PID/task/*/
+// schedstat): on a CPU, and runnable but waiting for one. pid 0 is this
+// process. Both -1 when unavailable.
+struct SchedTime {
+  double run_s = -1, wait_s = -1;
+};
+SchedTime sched_time(uint64_t pid);
+
 // Ordered result fields: printed as one JSON object on one line, then as a
 // table. Numbers are formatted when added.
 class Report {
