@@ -2,6 +2,7 @@
 // WebSocket; see connection.hpp for the design.
 #include "ws/connection.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -102,6 +103,8 @@ void Connection::on_close(uint16_t code, std::string_view) {
 void Connection::send(const SharedFrame& frame) {
   if (state_ != State::open) return;  // after a close frame nothing else may be sent
   if (queue_.bytes() + frame->size() > limits_.max_outbound_bytes) {
+    spdlog::info("closing a slow consumer (4008): {} bytes queued, limit {}", queue_.bytes(),
+                 limits_.max_outbound_bytes);
     fail(close_code::slow_consumer, "slow consumer");
     return;
   }
