@@ -5,7 +5,8 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <chrono>
-#include <unordered_map>
+#include <boost/container/small_vector.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include "protocol/messages.hpp"
 
@@ -40,8 +41,8 @@ struct Node::Shard {
   std::unique_ptr<engine::ShardStore> store;
   LocalSubscribers local;
   // Owner side: for each owned channel with subscribers, how many
-  // subscriptions each worker holds on it.
-  std::unordered_map<std::string, std::vector<uint32_t>> channels;
+  // subscriptions each worker holds on it (inline for up to 4 workers).
+  boost::unordered_flat_map<std::string, boost::container::small_vector<uint32_t, 4>> channels;
 };
 
 Node::Node(unsigned workers, engine::Engine& engine, NodeOptions options)

@@ -68,8 +68,26 @@ void ClientSession::handle_connect(const Command& cmd) {
   send_text(out);
 }
 
+ClientSession::Subscription* ClientSession::find(std::string_view channel) {
+  for (auto& sub : subscriptions_) {
+    if (sub.channel == channel) return &sub;
+  }
+  return nullptr;
+}
+
+void ClientSession::erase(std::string_view channel) {
+  for (auto it = subscriptions_.begin(); it != subscriptions_.end(); ++it) {
+    if (it->channel == channel) {
+      *it = std::move(subscriptions_.back());
+      subscriptions_.pop_back();
+      break;
+    }
+  }
+  if (subscriptions_.empty()) std::vector<Subscription>().swap(subscriptions_);
+}
+
 void ClientSession::handle_subscribe(Command& cmd) {
-  if (subscriptions_.count(cmd.channel)) {
+  if (find(cmd.channel)) {
     reply_error(ErrorCode::bad_request, "already subscribed to " + cmd.channel, cmd.id);
     return;
   }
@@ -81,7 +99,7 @@ void ClientSession::handle_subscribe(Command& cmd) {
     return;
   }
   const uint32_t seq = ++next_seq_;
-  subscriptions_.emplace(cmd.channel, Subscription{seq, false, false, {}});
+  subscriptions_.push_back(Subscription{cmd.channel, seq, false, false, {}});
   core::SubscribeRequest req{cmd.channel, cmd.history, cmd.recover};
   ctx_.node.subscribe(ctx_.worker, std::move(req),
                       [self = weak_self(), channel = cmd.channel, seq,
@@ -92,15 +110,15 @@ void ClientSession::handle_subscribe(Command& cmd) {
 
 void ClientSession::on_subscribed(const std::string& channel, uint32_t seq, const std::string& id,
                                   const core::SubscribeResult& result) {
-  auto it = subscriptions_.find(channel);
-  if (it == subscriptions_.end() || it->second.seq != seq || !is_open()) return;
+  Subscription* sub = find(channel);
+  if (!sub || sub->seq != seq || !is_open()) return;
   if (result.failure) {
-    subscriptions_.erase(it);
+    erase(channel);
     ctx_.node.unsubscribe(ctx_.worker, channel);
     reply_failure(*result.failure, id);
     return;
   }
-  it->second.active = true;
+  sub->active = true;
   ctx_.node.local(ctx_.worker).add(channel, this);
   if (!id.empty()) {
     std::string out;
@@ -109,19 +127,22 @@ void ClientSession::on_subscribed(const std::string& channel, uint32_t seq, cons
                       result.events_json);
     send_text(out);
   }
-  if (it->second.unsubscribe_pending) finish_unsubscribe(channel, it->second.unsubscribe_id);
+  if (sub->unsubscribe_pending) {
+    const std::string unsubscribe_id = std::move(sub->unsubscribe_id);
+    finish_unsubscribe(channel, unsubscribe_id);
+  }
 }
 
 void ClientSession::handle_unsubscribe(const Command& cmd) {
-  auto it = subscriptions_.find(cmd.channel);
-  if (it == subscriptions_.end() || it->second.unsubscribe_pending) {
+  Subscription* sub = find(cmd.channel);
+  if (!sub || sub->unsubscribe_pending) {
     reply_error(ErrorCode::not_subscribed, "not subscribed to " + cmd.channel, cmd.id);
     return;
   }
-  if (!it->second.active) {
+  if (!sub->active) {
     // The subscribe reply is on its way; answer in order once it is here.
-    it->second.unsubscribe_pending = true;
-    it->second.unsubscribe_id = cmd.id;
+    sub->unsubscribe_pending = true;
+    sub->unsubscribe_id = cmd.id;
     return;
   }
   finish_unsubscribe(cmd.channel, cmd.id);
@@ -130,7 +151,7 @@ void ClientSession::handle_unsubscribe(const Command& cmd) {
 void ClientSession::finish_unsubscribe(const std::string& channel, const std::string& id) {
   ctx_.node.local(ctx_.worker).remove(channel, this);
   ctx_.node.unsubscribe(ctx_.worker, channel);
-  subscriptions_.erase(channel);
+  erase(channel);
   if (!id.empty()) {
     std::string out;
     append_unsubscribed(out, id, channel);
@@ -189,11 +210,11 @@ void ClientSession::on_ping_due() {
 
 void ClientSession::on_closed() {
   auto& local = ctx_.node.local(ctx_.worker);
-  for (auto& [channel, sub] : subscriptions_) {
-    if (sub.active) local.remove(channel, this);
-    ctx_.node.unsubscribe(ctx_.worker, channel);
+  for (auto& sub : subscriptions_) {
+    if (sub.active) local.remove(sub.channel, this);
+    ctx_.node.unsubscribe(ctx_.worker, sub.channel);
   }
-  subscriptions_.clear();
+  std::vector<Subscription>().swap(subscriptions_);
 }
 
 void ClientSession::reply_error(ErrorCode code, std::string_view message, std::string_view id) {

@@ -8,7 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <string>
-#include <unordered_map>
+#include <vector>
 
 #include "core/node.hpp"
 #include "core/subscribers.hpp"
@@ -39,6 +39,7 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
 
  private:
   struct Subscription {
+    std::string channel;
     uint32_t seq = 0;     // tells a reply for this subscription from an older one
     bool active = false;  // reply received, in the local subscriber table
     bool unsubscribe_pending = false;
@@ -65,7 +66,13 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
 
   SessionContext& ctx_;
   std::string client_id_;
-  std::unordered_map<std::string, Subscription> subscriptions_;
+  Subscription* find(std::string_view channel);
+  void erase(std::string_view channel);
+
+  // A plain vector: a connection has few subscriptions (at most
+  // limits.max_channels_per_connection), and a hash map would cost more
+  // memory per idle connection than the linear search costs time.
+  std::vector<Subscription> subscriptions_;
   uint32_t next_seq_ = 0;
   bool connected_ = false;
 };

@@ -14,7 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
-#include <unordered_map>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <vector>
 
 #include "config/config.hpp"
@@ -74,8 +74,8 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   http::HttpLimits http_limits_;
   http::ApiRouter router_;
   std::vector<char> read_buffer_;
-  std::unordered_map<ws::Connection*, std::shared_ptr<ws::Connection>> connections_;
-  std::unordered_map<http::HttpSession*, std::weak_ptr<http::HttpSession>> http_sessions_;
+  boost::unordered_flat_map<ws::Connection*, std::shared_ptr<ws::Connection>> connections_;
+  boost::unordered_flat_map<http::HttpSession*, std::weak_ptr<http::HttpSession>> http_sessions_;
   std::vector<std::shared_ptr<ws::Connection>> dirty_;
   std::vector<std::shared_ptr<ws::Connection>> flushing_;
   uint64_t id_seed_;

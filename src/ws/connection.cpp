@@ -184,6 +184,7 @@ void Connection::tick(Clock::time_point now) {
     close(close_code::policy_violation, "pong timeout");
     return;
   }
+  if (!write_waiting_) queue_.release_if_empty();
   if (now - last_ping_ >= limits_.ping_interval) {
     last_ping_ = now;
     on_ping_due();

@@ -33,7 +33,9 @@ void OutboundQueue::consume(size_t n) {
     head_offset_ = 0;
   }
   if (head_ == frames_.size()) {
-    clear();
+    frames_.clear();  // keeps capacity for the next turn
+    head_ = 0;
+    head_offset_ = 0;
   } else if (head_ > 64 && head_ * 2 > frames_.size()) {
     frames_.erase(frames_.begin(), frames_.begin() + static_cast<ptrdiff_t>(head_));
     head_ = 0;
@@ -45,6 +47,10 @@ void OutboundQueue::drop_unstarted() {
   for (size_t i = keep_until; i < frames_.size(); ++i) bytes_ -= frames_[i]->size();
   frames_.resize(keep_until);
   if (head_ == frames_.size()) clear();
+}
+
+void OutboundQueue::release_if_empty() {
+  if (empty() && frames_.capacity() > 0) clear();
 }
 
 void OutboundQueue::clear() {

@@ -1,8 +1,8 @@
 // A connection's queue of frames waiting to be written, with byte
 // accounting for the slow-consumer limit. Holds references to shared
 // frames; gathers them into iovecs so one writev sends many frames.
-// A small vector with a moving head instead of std::deque: an empty queue
-// owns no memory, which matters with many idle connections.
+// A vector with a moving head instead of std::deque: std::deque allocates
+// even when empty, which matters with many idle connections.
 #pragma once
 
 #include <sys/uio.h>
@@ -27,7 +27,12 @@ class OutboundQueue {
   // Drops every frame not yet started; keeps a partly written head frame so
   // the byte stream stays well-formed for a close frame queued after it.
   void drop_unstarted();
+  // Empties the queue and frees its storage.
   void clear();
+  // Frees the storage of an empty queue. A busy connection keeps its
+  // storage between flushes (no allocation per queued frame); the worker's
+  // periodic tick calls this so idle connections hold none.
+  void release_if_empty();
 
  private:
   std::vector<SharedFrame> frames_;
