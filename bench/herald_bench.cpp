@@ -1,7 +1,8 @@
 // herald-bench: load generator for Herald speaking protocol v1 over
 // WebSocket. This file is the command line: it parses options, raises
-// RLIMIT_NOFILE and runs the chosen scenario (see scenario.hpp; the only
-// scenario so far is `fanout`, in fanout.cpp). Usage: bench/README.md.
+// RLIMIT_NOFILE and runs the chosen scenario (see scenario.hpp: fanout and
+// rooms in pubsub.cpp, connect and idle in conns.cpp, selftest). Usage and
+// the command-line contract: bench/README.md.
 #include <sys/resource.h>
 
 #include <cerrno>
@@ -10,6 +11,8 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <set>
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,13 +26,23 @@ struct ScenarioEntry {
   const char* name;
   const char* summary;
   int (*run)(const Options&);
+  const char* options;  // the scenario's own options, besides the common ones
 };
 
+constexpr const char* kCommonOptions =
+    " --url --target --smoke --no-progress --server-pid --duration-limit --connect-concurrency --handshake-timeout ";
+
 constexpr ScenarioEntry kScenarios[] = {
-    {"fanout", "S subscribers on one channel, P publishers publishing M messages to it",
-     &run_fanout},
-    {"selftest", "checks the bench's own WebSocket client against a scripted peer (no server needed)",
-     &run_selftest},
+    {"fanout", "S subscribers on one channel, P publishers publishing M messages to it", &run_fanout,
+     " --subscribers --publishers --messages --size --window --rate --duration --channel --drain-timeout "},
+    {"rooms", "K channels x S subscribers, a total publish rate spread over the channels", &run_rooms,
+     " --rooms --subscribers-per-room --publishers --messages --size --window --rate --duration --spread "
+     "--drain-timeout "},
+    {"connect", "C connections opened as fast as possible, each subscribing to its own channel", &run_connect,
+     " --connections "},
+    {"idle", "C connections each subscribed to its own channel: server RSS per connection", &run_idle,
+     " --connections --settle "},
+    {"selftest", "checks the bench's own WebSocket client and NATS parser (no server needed)", &run_selftest, " "},
 };
 
 void usage(std::FILE* f) {
@@ -38,26 +51,42 @@ void usage(std::FILE* f) {
                "scenarios:\n");
   for (const auto& s : kScenarios) std::fprintf(f, "  %-10s %s\n", s.name, s.summary);
   std::fprintf(f,
-               "\noptions (defaults in brackets):\n"
+               "\ncommon options (defaults in brackets):\n"
                "  --url URL                 ws://IPv4-or-localhost:port/path [ws://127.0.0.1:8080/ws]\n"
+               "  --target T                herald (Herald and Herald-protocol peers), nats (nats-server's\n"
+               "                            WebSocket port), raw (herald-rawtcp-peer) [herald]\n"
+               "  --duration-limit T        global deadline for the whole run, e.g. 60s, 500ms, 2m [60s]\n"
+               "  --connect-concurrency N   connections being set up at once [200; connect/idle 256]\n"
+               "  --handshake-timeout T     per-connection connect + upgrade limit [10s]\n"
+               "  --server-pid PID          fanout/rooms: server CPU use; idle: whose RSS to read\n"
+               "  --no-progress             no progress lines on stderr\n"
+               "  --smoke                   tiny preset of the scenario (~1 s); explicit options still apply\n"
+               "fanout:\n"
                "  --subscribers N           subscriber connections [1000]\n"
                "  --publishers N            publisher connections [1]\n"
                "  --messages N              publishes in total, split between publishers [200000]\n"
                "  --size BYTES              size of each publish's data object [100]\n"
                "  --window N                unacknowledged publishes per publisher [64]\n"
                "  --rate N                  publishes/s over all publishers, 0 = as fast as acks allow [0]\n"
+               "  --duration T              with --rate: messages = rate x duration\n"
                "  --channel NAME            channel to use [bench:fanout]\n"
-               "  --duration-limit T        global deadline for the whole run, e.g. 60s, 500ms, 2m [60s]\n"
                "  --drain-timeout T         how long to wait for deliveries after the last ack [5s]\n"
-               "  --connect-concurrency N   connections being set up at once [200]\n"
-               "  --handshake-timeout T     per-connection connect + upgrade + subscribe limit [10s]\n"
-               "  --server-pid PID          also report the server's CPU use during the run\n"
-               "  --no-progress             no progress lines on stderr\n"
-               "  --smoke                   tiny run (20 subscribers, 200 messages, window 16,\n"
-               "                            10s limit); explicit options still apply\n"
+               "rooms:\n"
+               "  --rooms K                 channels bench:room:0..K-1 [1000]\n"
+               "  --subscribers-per-room S  subscribers of each room [10]\n"
+               "  --publishers N            publisher connections [4]\n"
+               "  --rate N                  publishes/s in total over all rooms [5000]\n"
+               "  --duration T              publish for this long: messages = rate x duration [5s]\n"
+               "  --messages N              instead of --duration (needed with --rate 0)\n"
+               "  --spread roundrobin|random  which room each publish goes to [roundrobin]\n"
+               "  --size, --window, --drain-timeout as for fanout\n"
+               "connect, idle:\n"
+               "  --connections C           connections, each subscribing to its own channel [10000]\n"
+               "  --settle T                idle: wait with all open before reading the RSS again [2s]\n"
                "\nOutput: one JSON line on stdout, then a table. Exit code 0 when every\n"
-               "message arrived once and in order, 1 when not (or on errors/timeouts),\n"
-               "2 on bad arguments or when the connections could not be set up.\n");
+               "message arrived once and in order (connect/idle: every connection\n"
+               "subscribed), 1 when not (or on errors/timeouts), 2 on bad arguments or\n"
+               "when the connections could not be set up.\n");
 }
 
 bool parse_uint(std::string_view s, uint64_t& out) {
@@ -92,6 +121,39 @@ struct Flag {
   std::function<void()> on;
 };
 
+// Defaults that differ from Options' (fanout's), then the --smoke preset.
+void scenario_defaults(Options& o, bool smoke) {
+  if (o.scenario == "rooms") {
+    o.publishers = 4;
+    o.rate = 5000;
+    o.duration_ns = 5'000'000'000;
+  } else if (o.scenario == "connect" || o.scenario == "idle") {
+    o.connect_concurrency = 256;
+  }
+  if (!smoke) return;
+  o.smoke = true;
+  o.duration_limit_ns = 10'000'000'000;
+  o.drain_timeout_ns = 2'000'000'000;
+  if (o.scenario == "fanout") {
+    o.subscribers = 20;
+    o.publishers = 1;
+    o.messages = 200;
+    o.window = 16;
+  } else if (o.scenario == "rooms") {
+    o.rooms = 4;
+    o.subscribers_per_room = 5;
+    o.publishers = 2;
+    o.rate = 400;
+    o.duration_ns = 1'000'000'000;
+    o.window = 16;
+  } else if (o.scenario == "connect") {
+    o.connections = 200;
+  } else if (o.scenario == "idle") {
+    o.connections = 200;
+    o.settle_ns = 500'000'000;
+  }
+}
+
 int main_impl(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     usage(argc < 2 ? stderr : stdout);
@@ -111,17 +173,9 @@ int main_impl(int argc, char** argv) {
 
   // --smoke sets small defaults; every explicit option wins over it,
   // wherever it is on the line.
-  for (int i = 2; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--smoke") == 0) {
-      o.smoke = true;
-      o.subscribers = 20;
-      o.publishers = 1;
-      o.messages = 200;
-      o.window = 16;
-      o.duration_limit_ns = 10'000'000'000;
-      o.drain_timeout_ns = 2'000'000'000;
-    }
-  }
+  bool smoke = false;
+  for (int i = 2; i < argc; ++i) smoke |= std::strcmp(argv[i], "--smoke") == 0;
+  scenario_defaults(o, smoke);
 
   auto num = [](uint64_t& dst, uint64_t lo, uint64_t hi) {
     return [&dst, lo, hi](std::string_view v) {
@@ -147,6 +201,7 @@ int main_impl(int argc, char** argv) {
   };
   const std::vector<Flag> flags = {
       {"--url", str(o.url), {}},
+      {"--target", [&](std::string_view v) { return parse_target(v, o.target); }, {}},
       {"--channel", str(o.channel), {}},
       {"--subscribers", num(o.subscribers, 1, 1'000'000), {}},
       {"--publishers", num(o.publishers, 1, 10'000), {}},
@@ -154,6 +209,18 @@ int main_impl(int argc, char** argv) {
       {"--size", num(o.size, 0, 16'000'000), {}},
       {"--window", num(o.window, 1, 1'000'000), {}},
       {"--rate", num(o.rate, 0, 100'000'000), {}},
+      {"--duration", dur(o.duration_ns, 1'000'000), {}},
+      {"--rooms", num(o.rooms, 1, 1'000'000), {}},
+      {"--subscribers-per-room", num(o.subscribers_per_room, 1, 1'000'000), {}},
+      {"--spread",
+       [&](std::string_view v) {
+         if (v != "roundrobin" && v != "random") return false;
+         o.spread_random = v == "random";
+         return true;
+       },
+       {}},
+      {"--connections", num(o.connections, 1, 1'000'000), {}},
+      {"--settle", dur(o.settle_ns, 0), {}},
       {"--duration-limit", dur(o.duration_limit_ns, 1'000'000), {}},
       {"--drain-timeout", dur(o.drain_timeout_ns, 0), {}},
       {"--connect-concurrency", num(o.connect_concurrency, 1, 100'000), {}},
@@ -162,6 +229,7 @@ int main_impl(int argc, char** argv) {
       {"--no-progress", {}, [&] { o.progress = false; }},
       {"--smoke", {}, [] {}},
   };
+  std::set<std::string> given;
   for (int i = 2; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -183,6 +251,13 @@ int main_impl(int argc, char** argv) {
       std::fprintf(stderr, "herald-bench: unknown option '%s' (see --help)\n", argv[i]);
       return kExitUsage;
     }
+    const std::string padded = " " + std::string(a) + " ";
+    if (std::string_view(kCommonOptions).find(padded) == std::string_view::npos &&
+        std::string_view(entry->options).find(padded) == std::string_view::npos) {
+      std::fprintf(stderr, "herald-bench: %s does not apply to scenario %s (see --help)\n", f->name, entry->name);
+      return kExitUsage;
+    }
+    given.insert(f->name);
     if (!f->set) {
       if (has_value) {
         std::fprintf(stderr, "herald-bench: %s takes no value\n", f->name);
@@ -199,24 +274,54 @@ int main_impl(int argc, char** argv) {
       value = argv[++i];
     }
     if (!f->set(value)) {
-      std::fprintf(stderr, "herald-bench: bad value for %s: '%.*s'\n", f->name, int(value.size()),
-                   value.data());
+      std::fprintf(stderr, "herald-bench: bad value for %s: '%.*s'\n", f->name, int(value.size()), value.data());
       return kExitUsage;
     }
   }
   for (const char ch : o.channel) {
-    if (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) < 0x20) {
-      std::fprintf(stderr, "herald-bench: --channel must not contain quotes, backslashes or control characters\n");
+    if (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) <= 0x20) {
+      std::fprintf(stderr, "herald-bench: --channel must not contain quotes, backslashes, spaces or control characters\n");
       return kExitUsage;
     }
   }
-  if (o.messages < o.publishers) {
-    std::fprintf(stderr, "herald-bench: --messages must be at least --publishers\n");
+  const bool pubsub = o.scenario == "fanout" || o.scenario == "rooms";
+  if (pubsub) {
+    // messages = rate x duration: fanout only when --duration is given,
+    // rooms unless --messages is.
+    const bool use_duration =
+        o.scenario == "rooms" ? !given.count("--messages") : given.count("--duration") > 0;
+    if (use_duration) {
+      if (given.count("--messages")) {
+        std::fprintf(stderr, "herald-bench: give --messages or --duration, not both\n");
+        return kExitUsage;
+      }
+      if (o.rate == 0) {
+        std::fprintf(stderr, "herald-bench: --duration needs --rate > 0 (or give --messages)\n");
+        return kExitUsage;
+      }
+      const double m = double(o.rate) * double(o.duration_ns) / 1e9;
+      o.messages = std::max<uint64_t>(1, static_cast<uint64_t>(m + 0.5));
+    }
+    if (o.messages < o.publishers) {
+      std::fprintf(stderr, "herald-bench: --messages must be at least --publishers\n");
+      return kExitUsage;
+    }
+  }
+  if (o.scenario == "idle" && !o.server_pid && !o.smoke) {
+    std::fprintf(stderr, "herald-bench: idle needs --server-pid (the server whose RSS to read)\n");
     return kExitUsage;
   }
 
+  uint64_t conns = 0;
+  if (o.scenario == "fanout") conns = o.subscribers + o.publishers;
+  if (o.scenario == "rooms") conns = o.rooms * o.subscribers_per_room + o.publishers;
+  if (o.scenario == "connect" || o.scenario == "idle") conns = o.connections;
+  if (conns > 2'000'000) {
+    std::fprintf(stderr, "herald-bench: too many connections (%llu)\n", static_cast<unsigned long long>(conns));
+    return kExitUsage;
+  }
   // One descriptor per connection plus a margin for the process itself.
-  const rlim_t need = static_cast<rlim_t>(o.subscribers + o.publishers + 64);
+  const rlim_t need = static_cast<rlim_t>(conns + 64);
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
     rlimit want = rl;

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "client.hpp"
+
 namespace herald::bench {
 
 // Exit codes of herald-bench.
@@ -23,6 +25,7 @@ inline constexpr int kExitUsage = 2;   // bad arguments or setup failure (could 
 struct Options {
   std::string scenario;
   std::string url = "ws://127.0.0.1:8080/ws";
+  Target target = Target::herald;
   std::string channel = "bench:fanout";
   uint64_t subscribers = 1000;
   uint64_t publishers = 1;
@@ -30,6 +33,12 @@ struct Options {
   uint64_t size = 100;         // bytes of each publish's `data` object
   uint64_t window = 64;        // unacknowledged publishes per publisher
   uint64_t rate = 0;           // publishes per second over all publishers, 0 = max
+  uint64_t duration_ns = 0;    // with rate: messages = rate x duration (rooms default 5 s)
+  uint64_t rooms = 1000;               // rooms: channels bench:room:0..K-1
+  uint64_t subscribers_per_room = 10;  // rooms
+  bool spread_random = false;          // rooms: pseudo-random room per publish (else round-robin)
+  uint64_t connections = 10000;        // connect, idle
+  uint64_t settle_ns = 2'000'000'000;  // idle: wait before reading the server's RSS again
   uint64_t duration_limit_ns = 60'000'000'000;  // global deadline for the whole run
   uint64_t drain_timeout_ns = 5'000'000'000;    // wait for deliveries after the last ack
   uint64_t connect_concurrency = 200;           // connects (up to "subscribed") in flight
@@ -79,6 +88,9 @@ class Report {
 std::string json_escape(const std::string& s);
 
 int run_fanout(const Options& o);
+int run_rooms(const Options& o);
+int run_connect(const Options& o);
+int run_idle(const Options& o);
 int run_selftest(const Options& o);
 
 }  // namespace herald::bench

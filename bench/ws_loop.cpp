@@ -302,6 +302,11 @@ void Loop::send_text(Conn& c, std::string_view payload) {
   queue_frame(c, 0x1, payload);
 }
 
+void Loop::send_binary(Conn& c, std::string_view payload) {
+  if (c.state != ConnState::open) return;
+  queue_frame(c, 0x2, payload);
+}
+
 void Loop::close(Conn& c, uint16_t code) {
   if (c.state == ConnState::closed) return;
   if (c.state == ConnState::open) {
@@ -347,6 +352,9 @@ void Loop::finish(Conn& c, CloseInfo info) {
   std::string().swap(c.in);
   std::string().swap(c.out);
   std::string().swap(c.fragments);
+  std::string().swap(c.proto_in);
+  std::vector<uint64_t>().swap(c.proto_pending);
+  c.proto_pending_head = 0;
   c.out_off = 0;
   handler_.on_closed(c, info);
 }
@@ -566,6 +574,7 @@ size_t Loop::parse_frames(Conn& c, char* data, size_t len, uint64_t recv_ns) {
             handler_.on_text(c, msg, recv_ns);
           } else {
             ++counters_.binary_in;
+            handler_.on_binary(c, msg, recv_ns);
           }
         }
         break;
@@ -582,6 +591,7 @@ size_t Loop::parse_frames(Conn& c, char* data, size_t len, uint64_t recv_ns) {
           handler_.on_text(c, payload, recv_ns);
         } else {
           ++counters_.binary_in;
+          handler_.on_binary(c, payload, recv_ns);
         }
         break;
       case 0x8: {

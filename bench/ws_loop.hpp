@@ -9,7 +9,8 @@
 // unfinished frame's bytes are kept per connection. Writes are corked: sends
 // during one loop turn are appended to the connection's outbound buffer and
 // leave in one write() at the end of the turn. What to do with messages is
-// the scenario's business, through the Handler interface. Knows no JSON.
+// the scenario's business, through the Handler interface (usually the
+// protocol adapter of client.hpp). Knows no JSON.
 #pragma once
 
 #include <netinet/in.h>
@@ -66,6 +67,14 @@ struct Conn {
   size_t out_off = 0;         // already written part of `out`
   bool dirty = false;         // in the loop's flush list
   bool want_write = false;    // EPOLLOUT registered
+  // For the protocol adapter (client.hpp), not the loop: bytes of an
+  // unfinished NATS operation, the meaning of each PONG still expected
+  // (read from proto_pending_head on), a counter for ids/sids, and a state.
+  std::string proto_in;
+  std::vector<uint64_t> proto_pending;
+  size_t proto_pending_head = 0;
+  uint32_t proto_next_id = 0;
+  uint8_t proto_state = 0;
 };
 
 class Handler {
@@ -76,6 +85,8 @@ class Handler {
   // A complete text message. `recv_ns` is the time the bytes were read.
   // The view is valid only during the call.
   virtual void on_text(Conn& c, std::string_view msg, uint64_t recv_ns) = 0;
+  // A complete binary message (same rules); ignored unless overridden.
+  virtual void on_binary(Conn&, std::string_view, uint64_t) {}
   // The connection ended (error, server close, or our own close()). Called
   // once per connection; the Conn stays valid (state closed) afterwards.
   virtual void on_closed(Conn& c, const CloseInfo& info) = 0;
@@ -85,7 +96,7 @@ struct LoopCounters {
   uint64_t bytes_in = 0, bytes_out = 0;
   uint64_t reads = 0, writes = 0, epoll_waits = 0;
   uint64_t frames_in = 0, frames_out = 0;
-  uint64_t binary_in = 0;        // binary messages received (ignored)
+  uint64_t binary_in = 0;        // binary messages received
   uint64_t pings_answered = 0;   // WebSocket-level pings
 };
 
@@ -103,6 +114,8 @@ class Loop {
 
   // Queues a masked text frame; it leaves at the end of the current turn.
   void send_text(Conn& c, std::string_view payload);
+  // The same with a binary frame.
+  void send_binary(Conn& c, std::string_view payload);
   // Sends a close frame (1000 unless told) and closes the socket after
   // flushing what is queued; on_closed follows.
   void close(Conn& c, uint16_t code = 1000);

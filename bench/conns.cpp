@@ -1,0 +1,244 @@
+// herald-bench scenarios `connect` and `idle`: C connections, each
+// subscribed to its own channel (bench:conn:N / bench:idle:N).
+//
+//   connect  opens the C connections as fast as possible, at most
+//            --connect-concurrency (256) handshakes in flight (counted until
+//            the connection is ready: WebSocket upgrade done, for NATS also
+//            INFO read); each subscribes once ready. Reports handshake
+//            completions per second, the time until all were open and until
+//            all were subscribed, and the failures.
+//   idle     reads the server's VmRSS (/proc/PID/status) before connecting,
+//            opens and subscribes the C connections the same way, lets the
+//            server settle (--settle, 2 s; pings are answered meanwhile),
+//            reads VmRSS again with every connection still open, reports the
+//            difference per connection, then closes them.
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "client.hpp"
+#include "histogram.hpp"
+#include "scenario.hpp"
+#include "ws_loop.hpp"
+
+namespace herald::bench {
+namespace {
+
+// VmRSS of a process in bytes, -1 when unreadable.
+int64_t vm_rss_bytes(uint64_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      long long kb = -1;
+      if (std::sscanf(line.c_str() + 6, "%lld", &kb) == 1 && kb >= 0) return kb * 1024;
+      return -1;
+    }
+  }
+  return -1;
+}
+
+struct Slot {
+  Conn* conn = nullptr;
+  bool ready = false, subscribed = false, failed = false;
+};
+
+class Conns final : public ClientHandler {
+ public:
+  Conns(const Options& o, Endpoint ep, bool idle) : o_(o), idle_(idle), client_(o.target, std::move(ep), *this) {
+    slots_.resize(o.connections);
+    prefix_ = client_.wire_channel(idle ? "bench:idle:" : "bench:conn:");
+  }
+  int run();
+
+  void on_ready(Conn& c, uint64_t now) override {
+    Slot& s = slots_[c.user];
+    if (s.ready) return;
+    s.ready = true;
+    --inflight_;
+    ++opened_;
+    t_last_open_ = now;
+    handshake_.record(now - c.started_ns);
+    client_.subscribe(c, prefix_ + std::to_string(c.user));
+  }
+  void on_subscribed(Conn& c, uint64_t recv_ns) override {
+    Slot& s = slots_[c.user];
+    if (s.subscribed) return;
+    s.subscribed = true;
+    ++subscribed_;
+    t_last_sub_ = recv_ns;
+    subscribe_.record(recv_ns - c.started_ns);
+  }
+  void on_event(Conn&, std::string_view, uint64_t) override { ++unexpected_events_; }
+  void on_ack(Conn&, uint64_t, uint64_t) override {}
+  void on_error(Conn& c, std::string_view msg, bool, uint64_t, uint64_t) override {
+    ++errors_;
+    if (first_error_.empty()) first_error_ = "connection " + std::to_string(c.user) + ": " + std::string(msg);
+  }
+  void on_closed(Conn& c, const CloseInfo& info) override {
+    if (closing_) return;  // our own close at the end
+    Slot& s = slots_[c.user];
+    if (s.failed) return;
+    s.failed = true;
+    ++failures_;
+    if (!s.ready) --inflight_;
+    ++close_reasons_[std::string(s.ready ? (s.subscribed ? "after subscribing: " : "before subscribed: ")
+                                         : "during handshake: ") +
+                     info.reason];
+    if (first_error_.empty()) first_error_ = "connection " + std::to_string(c.user) + ": " + info.reason;
+  }
+
+ private:
+  int report();
+
+  const Options& o_;
+  const bool idle_;
+  Client client_;
+  std::vector<Slot> slots_;
+  std::string prefix_;
+  uint64_t next_ = 0, inflight_ = 0, opened_ = 0, subscribed_ = 0, failures_ = 0, errors_ = 0;
+  uint64_t unexpected_events_ = 0;
+  bool closing_ = false, timed_out_ = false;
+  uint64_t t_start_ = 0, t_last_open_ = 0, t_last_sub_ = 0, t_settled_ = 0;
+  int64_t rss_before_ = -1, rss_after_ = -1;
+  Histogram handshake_, subscribe_;  // from connect() to ready / to subscribed
+  std::map<std::string, uint64_t> close_reasons_;
+  std::string first_error_;
+};
+
+int Conns::run() {
+  if (idle_ && o_.server_pid) {
+    rss_before_ = vm_rss_bytes(o_.server_pid);
+    if (rss_before_ < 0) {
+      std::fprintf(stderr, "herald-bench: cannot read VmRSS of pid %llu\n",
+                   static_cast<unsigned long long>(o_.server_pid));
+      return kExitUsage;
+    }
+  }
+  std::fprintf(stderr, "herald-bench %s (%s): %llu connections, %llu handshakes in flight -> %s\n",
+               idle_ ? "idle" : "connect", target_name(o_.target), static_cast<unsigned long long>(slots_.size()),
+               static_cast<unsigned long long>(o_.connect_concurrency), o_.url.c_str());
+  Loop& loop = client_.loop();
+  t_start_ = now_ns();
+  const uint64_t deadline = t_start_ + o_.duration_limit_ns;
+  uint64_t last_progress = t_start_, last_expiry = t_start_;
+  // Connect and subscribe.
+  while (subscribed_ + failures_ < slots_.size()) {
+    uint64_t now = now_ns();
+    if (now >= deadline) {
+      timed_out_ = true;
+      break;
+    }
+    while (next_ < slots_.size() && inflight_ < o_.connect_concurrency) {
+      slots_[next_].conn = &client_.connect(next_);
+      ++next_;
+      ++inflight_;
+    }
+    loop.flush_pending();
+    loop.run_once(static_cast<int64_t>(std::min<uint64_t>(deadline - now, 100'000'000)));
+    now = now_ns();
+    if (now - last_expiry >= 100'000'000) {
+      loop.expire_handshakes(now, o_.handshake_timeout_ns);
+      last_expiry = now;
+    }
+    if (o_.progress && now - last_progress >= 1'000'000'000) {
+      std::fprintf(stderr, "[%6.1fs] open %llu subscribed %llu failed %llu of %llu\n", double(now - t_start_) / 1e9,
+                   static_cast<unsigned long long>(opened_), static_cast<unsigned long long>(subscribed_),
+                   static_cast<unsigned long long>(failures_), static_cast<unsigned long long>(slots_.size()));
+      last_progress = now;
+    }
+  }
+  if (idle_ && !timed_out_) {
+    // Let the server settle with every connection open; keep answering.
+    const uint64_t until = now_ns() + o_.settle_ns;
+    for (uint64_t now = now_ns(); now < until; now = now_ns()) {
+      loop.run_once(static_cast<int64_t>(until - now));
+    }
+    t_settled_ = now_ns();
+    if (o_.server_pid) rss_after_ = vm_rss_bytes(o_.server_pid);
+  }
+  const int rc = report();
+  closing_ = true;
+  for (size_t i = 0; i < loop.conns().size(); ++i) {
+    Conn& c = *loop.conns()[i];
+    if (c.state != ConnState::closed) loop.close(c);
+  }
+  return rc;
+}
+
+int Conns::report() {
+  const uint64_t n = slots_.size();
+  auto ms = [&](uint64_t t) { return t ? double(t - t_start_) / 1e6 : 0.0; };
+  auto us = [](uint64_t ns) { return double(ns) / 1e3; };
+  const double open_s = t_last_open_ ? double(t_last_open_ - t_start_) / 1e9 : 0.0;
+  const auto& cc = client_.counters();
+  const bool rss_ok = !idle_ || !o_.server_pid || (rss_before_ >= 0 && rss_after_ >= 0);
+  const bool ok = failures_ == 0 && errors_ == 0 && subscribed_ == n && !timed_out_ && cc.protocol_errors == 0 &&
+                  unexpected_events_ == 0 && rss_ok;
+
+  Report r;
+  r.add("scenario", std::string(idle_ ? "idle" : "connect"));
+  r.add("target", std::string(target_name(o_.target)));
+  r.add("connections", n);
+  r.add("opened", opened_);
+  r.add("subscribed", subscribed_);
+  r.add("failures", failures_, "failures (connections lost or refused)");
+  if (!idle_) r.add("connections_per_sec", open_s > 0 ? double(opened_) / open_s : 0.0, 0, "connections/s (ready)");
+  r.add("all_open_ms", ms(t_last_open_), 1, opened_ == n ? "all open after" : "last opened after", "ms");
+  r.add("all_subscribed_ms", ms(t_last_sub_), 1, subscribed_ == n ? "all subscribed after" : "last subscribed after",
+        "ms");
+  r.add("handshake_p50_us", us(handshake_.quantile(0.5)), 1, "connect -> ready p50", "us");
+  r.add("handshake_p99_us", us(handshake_.quantile(0.99)), 1, "connect -> ready p99", "us");
+  r.add("subscribe_p99_us", us(subscribe_.quantile(0.99)), 1, "connect -> subscribed p99", "us");
+  r.add("concurrency", o_.connect_concurrency, "handshakes in flight (max)");
+  if (idle_) {
+    if (rss_before_ >= 0 && rss_after_ >= 0) {
+      const double total = double(rss_after_ - rss_before_);
+      r.add("rss_before_bytes", uint64_t(rss_before_), "server VmRSS before", "bytes");
+      r.add("rss_after_bytes", uint64_t(rss_after_), "server VmRSS with all open", "bytes");
+      r.add("rss_total_bytes", total, 0, "server VmRSS growth", "bytes");
+      r.add("rss_per_connection_bytes", n ? total / double(n) : 0.0, 0, "server VmRSS per connection", "bytes");
+    } else {
+      r.add_bool("rss_measured", false, "server VmRSS measured (needs --server-pid)");
+    }
+    r.add("settle_ms", double(o_.settle_ns) / 1e6, 0, "settle time", "ms");
+  }
+  r.add("errors", errors_, "error replies");
+  r.add("protocol_errors", cc.protocol_errors);
+  r.add("unexpected_events", unexpected_events_);
+  r.add("pings_answered", cc.pings_answered + client_.loop().counters().pings_answered);
+  r.add_bool("timed_out", timed_out_);
+  if (!first_error_.empty()) r.add("first_error", first_error_);
+  r.add_bool("ok", ok, "passed");
+
+  std::printf("%s\n", r.json().c_str());
+  std::printf("\nherald-bench %s  %s  (target %s)\n%s", idle_ ? "idle" : "connect", o_.url.c_str(),
+              target_name(o_.target), r.table().c_str());
+  for (const auto& [why, k] : close_reasons_) {
+    std::printf("  closed: %llu x %s\n", static_cast<unsigned long long>(k), why.c_str());
+  }
+  std::fflush(stdout);
+  if (!ok) std::fprintf(stderr, "herald-bench: FAILED (see failures/errors above)\n");
+  return ok ? kExitOk : kExitFailed;
+}
+
+int run_conns(const Options& o, bool idle) {
+  Endpoint ep;
+  std::string err;
+  if (!parse_ws_url(o.url, ep, err)) {
+    std::fprintf(stderr, "herald-bench: --url: %s\n", err.c_str());
+    return kExitUsage;
+  }
+  Conns s(o, std::move(ep), idle);
+  return s.run();
+}
+
+}  // namespace
+
+int run_connect(const Options& o) { return run_conns(o, false); }
+int run_idle(const Options& o) { return run_conns(o, true); }
+
+}  // namespace herald::bench
