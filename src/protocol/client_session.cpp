@@ -10,9 +10,9 @@ namespace {
 constexpr size_t kDefaultHistoryLimit = 100;
 }
 
-ClientSession::ClientSession(boost::asio::ip::tcp::socket socket, ws::ConnectionHost& host,
-                             SessionContext& ctx, std::string client_id)
-    : ws::Connection(std::move(socket), host, ctx.limits),
+ClientSession::ClientSession(int fd, ws::ConnectionHost& host, SessionContext& ctx,
+                             std::string client_id)
+    : ws::Connection(fd, host, ctx.limits),
       ctx_(ctx),
       client_id_(std::move(client_id)) {}
 

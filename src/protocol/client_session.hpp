@@ -5,7 +5,6 @@
 // receives the channel frames the node fans out on this worker.
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -29,8 +28,7 @@ struct SessionContext {
 
 class ClientSession final : public ws::Connection, public core::Subscriber {
  public:
-  ClientSession(boost::asio::ip::tcp::socket socket, ws::ConnectionHost& host, SessionContext& ctx,
-                std::string client_id);
+  ClientSession(int fd, ws::ConnectionHost& host, SessionContext& ctx, std::string client_id);
 
   const std::string& client_id() const { return client_id_; }
 

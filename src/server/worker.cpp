@@ -3,7 +3,9 @@
 #include "server/worker.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
@@ -55,9 +57,18 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
                    cfg.server.ws_path, cfg.server.allowed_origins},
       router_(node, index, parser_, http::ApiOptions{cfg.server.static_dir}),
       read_buffer_(kReadBufferBytes),
-      id_seed_(std::random_device{}() * 0x100000001ULL ^ std::random_device{}()) {}
+      id_seed_(std::random_device{}() * 0x100000001ULL ^ std::random_device{}()) {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+}
 
-Worker::~Worker() = default;
+Worker::~Worker() {
+  // Connections close their sockets as they are destroyed; drop them first.
+  connections_.clear();
+  graveyard_.clear();
+  dirty_.clear();
+  if (poller_.is_open()) poller_.release();
+  ::close(epoll_fd_);
+}
 
 uint16_t Worker::listen(const boost::asio::ip::tcp::endpoint& endpoint) {
   acceptor_.open(endpoint.protocol());
@@ -73,6 +84,9 @@ uint16_t Worker::listen(const boost::asio::ip::tcp::endpoint& endpoint) {
 
 void Worker::run() {
   node_.attach_worker(index_, io_);
+  if (epoll_fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+  poller_.assign(epoll_fd_);
+  watch_poller();
   accept();
   schedule_tick();
   auto work = boost::asio::make_work_guard(io_);
@@ -85,6 +99,24 @@ void Worker::run() {
       spdlog::error("worker {}: unhandled exception: {}", index_, e.what());
     }
     flush_dirty();
+    graveyard_.clear();
+  }
+}
+
+void Worker::watch_poller() {
+  poller_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                     [this](boost::system::error_code ec) {
+                       if (ec) return;
+                       dispatch_poll_events();
+                       watch_poller();
+                     });
+}
+
+void Worker::dispatch_poll_events() {
+  epoll_event events[256];
+  const int n = ::epoll_wait(epoll_fd_, events, 256, 0);
+  for (int i = 0; i < n; ++i) {
+    static_cast<ws::Connection*>(events[i].data.ptr)->on_event(events[i].events);
   }
 }
 
@@ -113,7 +145,13 @@ void Worker::accept() {
 void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes) {
   if (shutting_down_) return;  // the socket closes as it goes out of scope
   connection_count_.fetch_add(1);  // the HTTP session's count was released by now
-  auto session = std::make_shared<protocol::ClientSession>(std::move(socket), *this, session_ctx_,
+  boost::system::error_code ec;
+  const int fd = socket.release(ec);  // from here on the connection owns the fd
+  if (ec) {
+    connection_count_.fetch_sub(1);
+    return;
+  }
+  auto session = std::make_shared<protocol::ClientSession>(fd, *this, session_ctx_,
                                                            next_client_id());
   connections_.emplace(session.get(), session);
   session->start(early_bytes);
@@ -129,7 +167,12 @@ std::span<char> Worker::read_buffer() { return {read_buffer_.data(), read_buffer
 void Worker::mark_dirty(std::shared_ptr<ws::Connection> c) { dirty_.push_back(std::move(c)); }
 
 void Worker::connection_closed(ws::Connection& c) {
-  if (connections_.erase(&c) > 0) connection_count_.fetch_sub(1);
+  auto it = connections_.find(&c);
+  if (it != connections_.end()) {
+    graveyard_.push_back(std::move(it->second));
+    connections_.erase(it);
+    connection_count_.fetch_sub(1);
+  }
   maybe_finish_shutdown();
 }
 

@@ -3,6 +3,11 @@
 // (through core::Node). Nothing here is shared with other workers except by
 // posting work to their io_context.
 //
+// WebSocket connections are not asio sockets: their fds sit in the worker's
+// own epoll set, which asio watches as a single descriptor; its events are
+// dispatched straight to the Connection. This keeps an idle connection to
+// one object (no asio descriptor state, no pending operation).
+//
 // The loop runs every ready handler and then flushes each connection that
 // was written to during that turn, so everything published in one turn
 // leaves in one writev per connection. A periodic tick drives pings and
@@ -12,6 +17,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -43,6 +49,7 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
 
   // ws::ConnectionHost
   std::span<char> read_buffer() override;
+  int poll_fd() const override { return epoll_fd_; }
   void mark_dirty(std::shared_ptr<ws::Connection> c) override;
   void connection_closed(ws::Connection& c) override;
 
@@ -54,6 +61,8 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
 
  private:
   void accept();
+  void watch_poller();
+  void dispatch_poll_events();
   void schedule_tick();
   void flush_dirty();
   void begin_shutdown();
@@ -66,6 +75,8 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   std::atomic<size_t>& connection_count_;
   boost::asio::io_context io_{1};
   boost::asio::ip::tcp::acceptor acceptor_{io_};
+  int epoll_fd_ = -1;
+  boost::asio::posix::stream_descriptor poller_{io_};  // watches epoll_fd_
   boost::asio::steady_timer tick_timer_{io_};
   boost::asio::steady_timer shutdown_timer_{io_};
   std::chrono::milliseconds tick_interval_;
@@ -78,6 +89,9 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   boost::unordered_flat_map<http::HttpSession*, std::weak_ptr<http::HttpSession>> http_sessions_;
   std::vector<std::shared_ptr<ws::Connection>> dirty_;
   std::vector<std::shared_ptr<ws::Connection>> flushing_;
+  // Closed connections, kept until the end of the turn: epoll events
+  // already fetched may still point at them.
+  std::vector<std::shared_ptr<ws::Connection>> graveyard_;
   uint64_t id_seed_;
   uint64_t id_counter_ = 0;
   bool shutting_down_ = false;

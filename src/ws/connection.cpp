@@ -3,9 +3,14 @@
 #include "ws/connection.hpp"
 
 #include <spdlog/spdlog.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace herald::ws {
 
@@ -13,55 +18,68 @@ namespace {
 constexpr int kMaxIovecs = 64;
 }
 
-Connection::Connection(boost::asio::ip::tcp::socket socket, ConnectionHost& host,
-                       const ConnectionLimits& limits)
-    : socket_(std::move(socket)),
+Connection::Connection(int fd, ConnectionHost& host, const ConnectionLimits& limits)
+    : fd_(fd),
       host_(host),
       limits_(limits),
       reader_(limits.max_message_bytes),
       last_receive_(Clock::now()),
       last_ping_(last_receive_) {
-  boost::system::error_code ec;
-  socket_.non_blocking(true, ec);
-  socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+  // Already non-blocking (set by asio during the HTTP phase); no Nagle delay
+  // since writes are corked by the loop anyway.
+  int one = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-Connection::~Connection() = default;
+Connection::~Connection() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 void Connection::start(std::string_view early_bytes) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  ev.data.ptr = this;
+  if (::epoll_ctl(host_.poll_fd(), EPOLL_CTL_ADD, fd_, &ev) != 0) {
+    spdlog::warn("epoll_ctl(ADD) failed: {}", std::strerror(errno));
+    terminate();
+    return;
+  }
   if (!early_bytes.empty()) {
     std::string copy(early_bytes);  // rare (pipelined first frame); the reader may modify it
     consume(copy.data(), copy.size());
   }
-  arm_read();
 }
 
-void Connection::arm_read() {
-  if (reading_ || state_ == State::closed) return;
-  reading_ = true;
-  socket_.async_wait(boost::asio::ip::tcp::socket::wait_read,
-                     [self = shared_from_this()](const boost::system::error_code& ec) {
-                       self->reading_ = false;
-                       if (ec || self->state_ == State::closed) return;
-                       self->on_readable();
-                     });
+void Connection::on_event(uint32_t events) {
+  if (state_ == State::closed) return;
+  if (events & EPOLLOUT) {
+    want_writable(false);
+    flush();
+  }
+  if (state_ != State::closed && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+    on_readable();
+  }
 }
 
 void Connection::on_readable() {
   auto buf = host_.read_buffer();
-  boost::system::error_code ec;
-  const size_t n = socket_.read_some(boost::asio::buffer(buf.data(), buf.size()), ec);
-  if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
-    arm_read();
-    return;
-  }
-  if (ec) {  // EOF or reset: the peer is gone, nothing more can be sent
+  const ssize_t n = ::read(fd_, buf.data(), buf.size());
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (n <= 0) {  // EOF or reset: the peer is gone, nothing more can be sent
     terminate();
     return;
   }
   last_receive_ = Clock::now();
-  consume(buf.data(), n);
-  arm_read();
+  consume(buf.data(), static_cast<size_t>(n));
+}
+
+void Connection::want_writable(bool on) {
+  if (write_waiting_ == on || state_ == State::closed) return;
+  write_waiting_ = on;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP | (on ? EPOLLOUT : 0u);
+  ev.data.ptr = this;
+  ::epoll_ctl(host_.poll_fd(), EPOLL_CTL_MOD, fd_, &ev);
 }
 
 void Connection::consume(char* data, size_t len) {
@@ -143,17 +161,16 @@ void Connection::mark_dirty() {
 void Connection::flush() {
   dirty_ = false;
   if (state_ == State::closed || write_waiting_) return;
-  const int fd = socket_.native_handle();
   iovec iov[kMaxIovecs];
   while (!queue_.empty()) {
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(queue_.gather(iov, kMaxIovecs));
-    const ssize_t written = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    const ssize_t written = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
     if (written < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        wait_writable();
+        want_writable(true);
         return;
       }
       terminate();
@@ -162,16 +179,6 @@ void Connection::flush() {
     queue_.consume(static_cast<size_t>(written));
   }
   if (close_after_flush_) terminate();
-}
-
-void Connection::wait_writable() {
-  write_waiting_ = true;
-  socket_.async_wait(boost::asio::ip::tcp::socket::wait_write,
-                     [self = shared_from_this()](const boost::system::error_code& ec) {
-                       self->write_waiting_ = false;
-                       if (ec || self->state_ == State::closed) return;
-                       self->flush();
-                     });
 }
 
 void Connection::tick(Clock::time_point now) {
@@ -195,9 +202,10 @@ void Connection::terminate() {
   if (state_ == State::closed) return;
   state_ = State::closed;
   queue_.clear();
-  boost::system::error_code ec;
-  socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  ::epoll_ctl(host_.poll_fd(), EPOLL_CTL_DEL, fd_, nullptr);
+  ::shutdown(fd_, SHUT_RDWR);
+  ::close(fd_);
+  fd_ = -1;
   auto keep_alive = shared_from_this();  // the host drops its reference below
   on_closed();
   host_.connection_closed(*this);

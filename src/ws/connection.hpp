@@ -1,9 +1,14 @@
 // One WebSocket connection after the upgrade: the transport layer between
 // a socket and the protocol.
 //
-// Reading: the connection waits for readability and reads into its worker's
-// shared read buffer (ConnectionHost::read_buffer), so an idle connection
-// holds no read buffer; the MessageReader keeps only unfinished frames.
+// Polling: the connection's socket sits in its worker's epoll set
+// (ConnectionHost::poll_fd), level-triggered, with the Connection as the
+// event's pointer; the worker calls on_event(). No asio socket and no
+// pending asio operation per connection: an idle connection costs only this
+// object and its few table entries.
+// Reading: into the worker's shared read buffer (ConnectionHost::read_buffer),
+// so an idle connection holds no read buffer; the MessageReader keeps only
+// unfinished frames.
 // Writing: frames are queued by reference; the worker calls flush() once at
 // the end of each loop turn for every connection marked dirty, which sends
 // everything queued during the turn with one writev (corking). A queue over
@@ -15,7 +20,6 @@
 // on_tick_ping() and on_closed(). Everything here runs on one worker thread.
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -46,23 +50,30 @@ class ConnectionHost {
   virtual ~ConnectionHost() = default;
   // The worker's read buffer, shared by all its connections.
   virtual std::span<char> read_buffer() = 0;
+  // The worker's epoll set that connections add their sockets to.
+  virtual int poll_fd() const = 0;
   // Queue `c` for flush() at the end of this loop turn.
   virtual void mark_dirty(std::shared_ptr<Connection> c) = 0;
-  // The connection is gone; drop it from the registry.
+  // The connection is gone; drop it from the registry (the host keeps the
+  // object alive until the end of the loop turn, as epoll events may still
+  // point at it).
   virtual void connection_closed(Connection& c) = 0;
 };
 
 class Connection : public std::enable_shared_from_this<Connection>, private MessageHandler {
  public:
-  Connection(boost::asio::ip::tcp::socket socket, ConnectionHost& host,
-             const ConnectionLimits& limits);
+  // Takes ownership of the connected socket `fd`.
+  Connection(int fd, ConnectionHost& host, const ConnectionLimits& limits);
   ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Starts reading; `early_bytes` are bytes that arrived with the upgrade
-  // request and belong to the WebSocket stream.
+  // Joins the worker's epoll set; `early_bytes` are bytes that arrived with
+  // the upgrade request and belong to the WebSocket stream.
   void start(std::string_view early_bytes);
+
+  // An epoll event for this connection's socket (EPOLLIN, EPOLLOUT, ...).
+  void on_event(uint32_t events);
 
   // Queues a frame. Over the outbound limit, closes with 4008 instead.
   void send(const SharedFrame& frame);
@@ -92,11 +103,10 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
  private:
   enum class State : uint8_t { open, closing, closed };
 
-  void arm_read();
   void on_readable();
+  void want_writable(bool on);
   void consume(char* data, size_t len);
   void fail(uint16_t code, std::string_view reason);
-  void wait_writable();
   void terminate();
   void mark_dirty();
 
@@ -106,7 +116,7 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   void on_pong(std::string_view payload) override;
   void on_close(uint16_t code, std::string_view reason) override;
 
-  boost::asio::ip::tcp::socket socket_;
+  int fd_;
   ConnectionHost& host_;
   const ConnectionLimits& limits_;
   MessageReader reader_;
@@ -115,8 +125,7 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   Clock::time_point last_ping_;
   Clock::time_point close_deadline_{};
   State state_ = State::open;
-  bool reading_ = false;
-  bool write_waiting_ = false;
+  bool write_waiting_ = false;  // EPOLLOUT armed: the socket's send buffer was full
   bool dirty_ = false;
   bool close_after_flush_ = false;  // terminate once the queue drains
 };
