@@ -4,7 +4,10 @@
 // check, server frames with 7/16/64-bit lengths delivered one byte (or a
 // few) per read, fragmented messages with an interleaved ping, masked client
 // frames of every length class, close-code echo, and refusals (wrong accept,
-// non-101 status, masked or RSV server frames). Also the histogram.
+// non-101 status, masked or RSV server frames). Also the histogram, the
+// sequence checker, the JSON scanning helpers, the NATS parser (operations
+// split at every byte position, several per frame) and both protocol
+// adapters (client.hpp) end to end against the scripted peer.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -16,7 +19,9 @@
 #include <string>
 #include <vector>
 
+#include "client.hpp"
 #include "histogram.hpp"
+#include "scan.hpp"
 #include "scenario.hpp"
 #include "seq_tracker.hpp"
 #include "ws_loop.hpp"
@@ -338,6 +343,197 @@ void test_refusals() {
   check(parse_ws_url("ws://localhost:8080", ep, err) && ep.path == "/" && ep.port == 8080, "localhost, no path");
 }
 
+
+void test_scan() {
+  std::printf("JSON scanning\n");
+  check(message_type("{\"type\":\"ack\",\"id\":3}") == "ack", "type first");
+  check(message_type("{\"id\":3, \"type\" : \"subscribed\"}") == "subscribed", "type later, with spaces");
+  check(message_type("{\"id\":3}").empty(), "no type");
+  const std::string m = "{\"type\":\"event\",\"channel\":\"seq\",\"data\": {\"seq\" : 42,\"pub\":7}}";
+  const char* p = m.data();
+  uint64_t v = 0;
+  const char* d = find_key(p, m.data() + m.size(), "\"data\"");
+  check(d && *d == '{', "find_key skips a value that equals the key name");
+  p = d;
+  check(find_uint(p, m.data() + m.size(), "\"seq\"", v) && v == 42, "find_uint with spaces around ':'");
+  check(find_uint(p, m.data() + m.size(), "\"pub\"", v) && v == 7, "find_uint continues after the last one");
+}
+
+// Records what the NATS parser reports, as text.
+struct NatsLog final : NatsSink {
+  std::string log;
+  void nats_msg(std::string_view subject, std::string_view sid, std::string_view payload) override {
+    log += "MSG(" + std::string(subject) + "," + std::string(sid) + "," + std::string(payload) + ")";
+  }
+  void nats_ping() override { log += "PING"; }
+  void nats_pong() override { log += "PONG"; }
+  void nats_info(std::string_view) override { log += "INFO"; }
+  void nats_err(std::string_view t) override { log += "ERR(" + std::string(t) + ")"; }
+};
+
+// Feeds `chunks` to the parser the way Client does (unfinished bytes kept).
+std::string nats_feed(const std::vector<std::string>& chunks, bool& ok) {
+  NatsLog sink;
+  std::string kept, error;
+  ok = true;
+  for (const auto& ch : chunks) {
+    kept += ch;
+    const size_t used = nats_parse(kept, sink, error);
+    if (!error.empty()) {
+      ok = false;
+      break;
+    }
+    kept.erase(0, used);
+  }
+  ok &= kept.empty();
+  return sink.log;
+}
+
+void test_nats_parser() {
+  std::printf("NATS parser\n");
+  const std::string stream =
+      "INFO {\"server_id\":\"x\",\"max_payload\":1048576}\r\n"
+      "MSG bench.fanout 1 10\r\n{\"seq\":1}X\r\n"
+      "PING\r\n"
+      "MSG bench.room.3 12 _INBOX.r 3\r\nabc\r\n"
+      "MSG e 1 0\r\n\r\n"
+      "PONG\r\n+OK\r\n-ERR 'Slow Consumer'\r\n"
+      "MSG big 2 300\r\n" + std::string(300, 'p') + "\r\n";
+  const std::string want = "INFOMSG(bench.fanout,1,{\"seq\":1}X)PINGMSG(bench.room.3,12,abc)MSG(e,1,)PONGERR( 'Slow "
+                           "Consumer')MSG(big,2," + std::string(300, 'p') + ")";
+  bool ok = false;
+  check(nats_feed({stream}, ok) == want && ok, "one chunk: every operation, MSG with and without reply-to, empty");
+  bool all = true;
+  for (size_t cut = 1; cut < stream.size(); ++cut) {
+    all &= nats_feed({stream.substr(0, cut), stream.substr(cut)}, ok) == want && ok;
+  }
+  check(all, "split in two at each of " + std::to_string(stream.size() - 1) + " positions");
+  std::vector<std::string> bytes;
+  for (char ch : stream) bytes.emplace_back(1, ch);
+  check(nats_feed(bytes, ok) == want && ok, "one byte per chunk");
+  nats_feed({"MSG a 1 3\r\nabcd\r\n"}, ok);
+  check(!ok, "payload longer than announced is an error");
+  nats_feed({"HELLO\r\n"}, ok);
+  check(!ok, "unknown operation is an error");
+  check(nats_subject("bench:room:7") == "bench.room.7", "subject from channel");
+}
+
+// Records what a protocol adapter reports.
+struct ClientLog final : ClientHandler {
+  std::string log;
+  void on_ready(Conn&, uint64_t) override { log += "ready;"; }
+  void on_subscribed(Conn&, uint64_t) override { log += "subscribed;"; }
+  void on_event(Conn&, std::string_view d, uint64_t) override { log += "event " + std::string(d) + ";"; }
+  void on_ack(Conn&, uint64_t id, uint64_t) override { log += "ack " + std::to_string(id) + ";"; }
+  void on_error(Conn&, std::string_view m, bool has_id, uint64_t id, uint64_t) override {
+    log += "error " + (has_id ? std::to_string(id) + " " : std::string()) + std::string(m) + ";";
+  }
+  void on_closed(Conn&, const CloseInfo&) override { log += "closed;"; }
+};
+
+// Runs the client loop until `pred` or 2 s pass.
+template <class Pred>
+void pump_until(Loop& loop, Pred pred) {
+  for (int i = 0; i < 2000 && !pred(); ++i) loop.run_once(1'000'000);
+}
+
+// Reads client frames from the peer until `n` arrived (or 2 s passed);
+// returns their payloads concatenated.
+std::string client_payloads(Peer& peer, Loop& loop, size_t n) {
+  std::string all;
+  size_t got = 0;
+  uint8_t op = 0;
+  bool masked = false;
+  std::string payload;
+  peer.read_until(loop, [&] {
+    while (peer.client_frame(op, payload, masked)) {
+      all += payload;
+      ++got;
+    }
+    return got >= n;
+  });
+  return all;
+}
+
+void test_nats_client() {
+  std::printf("NATS adapter against a scripted nats-server\n");
+  Server s;
+  ClientLog log;
+  Endpoint ep;
+  std::string err;
+  parse_ws_url("ws://127.0.0.1:" + std::to_string(s.port) + "/", ep, err);
+  Client client(Target::nats, ep, log);
+  Loop& loop = client.loop();
+  Conn& c = client.connect(1);
+  Peer peer;
+  // INFO split over two binary frames, the first in the upgrade's read.
+  handshake(s, loop, peer, [&](const std::string& key) { return good_reply(key) + frame(0x82, "INFO {\"a\""); });
+  check(log.log.empty(), "not ready before INFO is complete");
+  peer.send_slowly(loop, frame(0x82, ":1}\r\n"), 1);
+  check(log.log == "ready;", "ready after INFO");
+  check(client_payloads(peer, loop, 1).rfind("CONNECT {\"verbose\":false,", 0) == 0, "CONNECT sent after INFO");
+  client.subscribe(c, client.wire_channel("bench:room:3"));
+  client.publish(c, 41, client.wire_channel("bench:room:3"), "bench", "{\"seq\":1}");
+  loop.flush_pending();
+  check(client_payloads(peer, loop, 2) == "SUB bench.room.3 1\r\nPING\r\nPUB bench.room.3 9\r\n{\"seq\":1}\r\nPING\r\n",
+        "SUB + PING, PUB + PING, subjects with '.'");
+  log.log.clear();
+  // PONG for the SUB, a MSG split over three frames, two MSGs and the PUB's
+  // PONG in one frame, a server PING.
+  const std::string m1 = "MSG bench.room.3 1 13\r\n{\"seq\":1,\"x\"}\r\n";
+  std::string script = frame(0x82, "PONG\r\n" + m1.substr(0, 5)) + frame(0x82, m1.substr(5, 20)) +
+                       frame(0x82, m1.substr(25)) +
+                       frame(0x82, "MSG bench.room.3 1 2\r\nab\r\nMSG bench.room.3 1 2\r\ncd\r\nPONG\r\nPING\r\n");
+  peer.send_slowly(loop, script, 7);
+  const std::string want = "subscribed;event {\"seq\":1,\"x\"};event ab;event cd;ack 41;";
+  pump_until(loop, [&] { return log.log.size() >= want.size(); });  // the peer's small writes may be held by Nagle
+  check(log.log == want,
+        "subscribed, MSG across frames, several per frame, PONG as ack (" + log.log + ")");
+  check(client_payloads(peer, loop, 1) == "PONG\r\n", "server PING answered with PONG");
+  peer.send_slowly(loop, frame(0x82, "-ERR 'Unknown Protocol Operation'\r\n"), 1000);
+  pump_until(loop, [&] { return log.log.find("error") != std::string::npos; });
+  check(log.log.find("error -ERR 'Unknown Protocol Operation';") != std::string::npos, "-ERR reported");
+  check(client.counters().protocol_errors == 0, "no protocol errors");
+}
+
+void test_herald_client() {
+  std::printf("Herald adapter against a scripted peer (only type/id/data)\n");
+  Server s;
+  ClientLog log;
+  Endpoint ep;
+  std::string err;
+  parse_ws_url("ws://127.0.0.1:" + std::to_string(s.port) + "/ws", ep, err);
+  Client client(Target::herald, ep, log);
+  Loop& loop = client.loop();
+  Conn& c = client.connect(1);
+  Peer peer;
+  handshake(s, loop, peer, good_reply);
+  check(log.log == "ready;", "ready on open");
+  client.subscribe(c, client.wire_channel("bench:room:3"));
+  client.publish(c, 9, "bench:room:3", "bench", "{\"seq\":1}");
+  loop.flush_pending();
+  check(client_payloads(peer, loop, 2) ==
+            "{\"type\":\"subscribe\",\"id\":1,\"channel\":\"bench:room:3\"}"
+            "{\"type\":\"publish\",\"id\":9,\"channel\":\"bench:room:3\",\"event\":\"bench\",\"data\":{\"seq\":1}}",
+        "subscribe and publish requests");
+  log.log.clear();
+  // A minimal peer's replies: no offset, epoch, ts or from.
+  peer.send_slowly(loop,
+                   frame(0x81, "{\"type\":\"subscribed\",\"id\":1}") +
+                       frame(0x81, "{\"type\":\"event\",\"channel\":\"c\",\"event\":\"e\",\"data\":{\"seq\":1}}") +
+                       frame(0x81, "{\"channel\":\"c\",\"type\":\"event\",\"data\":{}}") +
+                       frame(0x81, "{\"type\":\"ack\",\"id\":9}") + frame(0x81, "{\"type\":\"ping\"}") +
+                       frame(0x81, "{\"type\":\"error\",\"id\":10,\"code\":\"bad_request\"}"),
+                   1000);
+  pump_until(loop, [&] { return log.log.find("error") != std::string::npos; });
+  check(log.log ==
+            "subscribed;event {\"type\":\"event\",\"channel\":\"c\",\"event\":\"e\",\"data\":{\"seq\":1}};"
+            "event {\"channel\":\"c\",\"type\":\"event\",\"data\":{}};ack 9;"
+            "error 10 {\"type\":\"error\",\"id\":10,\"code\":\"bad_request\"};",
+        "subscribed, events (type first or not), ack, error with id (" + log.log + ")");
+  check(client_payloads(peer, loop, 1) == "{\"type\":\"pong\"}", "app-level ping answered with pong");
+}
+
 }  // namespace
 
 int run_selftest(const Options&) {
@@ -345,6 +541,10 @@ int run_selftest(const Options&) {
   test_seq_tracker();
   test_frames();
   test_refusals();
+  test_scan();
+  test_nats_parser();
+  test_nats_client();
+  test_herald_client();
   std::printf(failures ? "selftest: %d FAILED\n" : "selftest: all passed\n", failures);
   return failures ? kExitFailed : kExitOk;
 }

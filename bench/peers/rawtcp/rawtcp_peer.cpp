@@ -559,12 +559,14 @@ int main(int argc, char** argv) {
   const size_t colon = listen.rfind(':');
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
+  char* port_end = nullptr;
+  const long port = colon == std::string::npos ? 0 : std::strtol(listen.c_str() + colon + 1, &port_end, 10);
   if (colon == std::string::npos || inet_pton(AF_INET, listen.substr(0, colon).c_str(), &addr.sin_addr) != 1 ||
-      batch < 1 || batch > 4096) {
+      port < 1 || port > 65535 || *port_end != '\0' || batch < 1 || batch > 4096) {
     std::fprintf(stderr, "herald-rawtcp-peer: bad --listen or --batch\n");
     return 2;
   }
-  addr.sin_port = htons(static_cast<uint16_t>(std::atoi(listen.c_str() + colon + 1)));
+  addr.sin_port = htons(static_cast<uint16_t>(port));
   signal(SIGPIPE, SIG_IGN);
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
