@@ -11,7 +11,10 @@ repo="$(cd "$here/../.." && pwd)"
 
 bin="${1:-${HERALD_BIN:-$repo/build/release/herald}}"
 [[ $# -gt 0 ]] && shift
-[[ "$bin" = /* ]] || bin="$PWD/$bin"
+# A relative path is taken from the current directory, else from the repo root.
+if [[ "$bin" != /* ]]; then
+  if [[ -e "$PWD/$bin" ]]; then bin="$PWD/$bin"; else bin="$repo/$bin"; fi
+fi
 if [[ ! -x "$bin" ]]; then
   echo "run.sh: herald binary not found or not executable: $bin" >&2
   exit 2

@@ -434,3 +434,52 @@ def test_ws_path_is_configurable():
         status, _, _ = raw_http(srv.port, upgrade_request(srv.port, path="/ws"))
         assert status == 404, status
         srv.stop_checked()
+
+
+# -- close frames from the client -----------------------------------------------------
+
+@pytest.mark.parametrize("payload", [struct.pack("!H", 1005), struct.pack("!H", 1006),
+                                     struct.pack("!H", 999), struct.pack("!H", 1004),
+                                     struct.pack("!H", 2999), b"\x03"],
+                         ids=["1005", "1006", "999", "1004", "2999", "one-byte"])
+def test_invalid_close_frame_is_a_protocol_error(server, payload):
+    with RawWS(server.port) as ws:
+        ws.send_frame(OP_CLOSE, payload)
+        expect_failed_with(ws, 1002)
+    assert_server_serves(server)
+
+
+def test_close_reason_must_be_utf8(server):
+    with RawWS(server.port) as ws:
+        ws.send_frame(OP_CLOSE, struct.pack("!H", 1000) + b"bad \xff reason")
+        expect_failed_with(ws, 1007)
+    assert_server_serves(server)
+
+
+@pytest.mark.parametrize("payload", [b"", struct.pack("!H", 4000) + b"app reason",
+                                     struct.pack("!H", 1001)], ids=["empty", "4000", "1001"])
+def test_valid_close_frames_are_answered(server, payload):
+    with RawWS(server.port) as ws:
+        ws.send_frame(OP_CLOSE, payload)
+        code = ws.read_close()
+        assert code in (None, 1000) or payload[:2] == struct.pack("!H", code), code
+        ws.expect_eof()
+    assert_server_serves(server)
+
+
+def test_frames_after_close_are_ignored(server):
+    with RawWS(server.port) as ws:
+        ws.sock.sendall(RawWS.frame(OP_CLOSE, struct.pack("!H", 1000))
+                        + RawWS.frame(OP_TEXT, b'{"type":"connect","id":1}'))
+        fin, op, payload = ws.read_frame()
+        assert op == OP_CLOSE, f"expected only the close answer, got opcode {op}: {payload!r}"
+        ws.expect_eof()
+    assert_server_serves(server)
+
+
+def test_64bit_length_with_high_bit_is_refused(server):
+    with RawWS(server.port) as ws:
+        ws.sock.sendall(bytes([0x81, 0x80 | 127]) + struct.pack("!Q", 1 << 63) + b"\0\0\0\0")
+        code = ws.read_close()
+        assert code in (1002, 1009), code
+    assert_server_serves(server)

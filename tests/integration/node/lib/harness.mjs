@@ -245,14 +245,9 @@ export function serverTest(getServer, name, options, fn) {
     } catch (e) {
       const server = getServer();
       const tail = server ? server.logTail() : '(no server)';
-      if (e && typeof e === 'object') {
-        try {
-          e.message = `${e.message}\n${tail}`;
-        } catch {
-          // read-only message
-        }
-      }
-      throw e;
+      const wrapped = new Error(`${e?.message ?? e}\n${tail}`, { cause: e });
+      wrapped.stack = `${wrapped.message}\n${e?.stack ?? ''}`;
+      throw wrapped;
     }
   });
 }
