@@ -68,7 +68,8 @@ void usage(std::FILE* f) {
                "  --size BYTES              size of each publish's data object [100]\n"
                "  --window N                unacknowledged publishes per publisher [64]\n"
                "  --rate N                  publishes/s over all publishers, 0 = as fast as acks allow [0]\n"
-               "  --duration T              with --rate: messages = rate x duration\n"
+               "  --duration T              with --rate: messages = rate x duration; at max rate:\n"
+               "                            publish for T (--messages then only caps the count)\n"
                "  --channel NAME            channel to use [bench:fanout]\n"
                "  --drain-timeout T         how long to wait for deliveries after the last ack [5s]\n"
                "rooms:\n"
@@ -77,7 +78,7 @@ void usage(std::FILE* f) {
                "  --publishers N            publisher connections [4]\n"
                "  --rate N                  publishes/s in total over all rooms [5000]\n"
                "  --duration T              publish for this long: messages = rate x duration [5s]\n"
-               "  --messages N              instead of --duration (needed with --rate 0)\n"
+               "  --messages N              instead of --duration\n"
                "  --spread roundrobin|random  which room each publish goes to [roundrobin]\n"
                "  --size, --window, --drain-timeout as for fanout\n"
                "connect, idle:\n"
@@ -286,17 +287,17 @@ int main_impl(int argc, char** argv) {
   }
   const bool pubsub = o.scenario == "fanout" || o.scenario == "rooms";
   if (pubsub) {
-    // messages = rate x duration: fanout only when --duration is given,
-    // rooms unless --messages is.
-    const bool use_duration =
-        o.scenario == "rooms" ? !given.count("--messages") : given.count("--duration") > 0;
-    if (use_duration) {
-      if (given.count("--messages")) {
-        std::fprintf(stderr, "herald-bench: give --messages or --duration, not both\n");
-        return kExitUsage;
-      }
-      if (o.rate == 0) {
-        std::fprintf(stderr, "herald-bench: --duration needs --rate > 0 (or give --messages)\n");
+    // --duration: at a fixed rate, messages = rate x duration (fanout when
+    // --duration is given, rooms unless --messages is); at max rate, publish
+    // for that long (--messages, if given, caps the count).
+    const bool duration_given = given.count("--duration") > 0;
+    const bool messages_given = given.count("--messages") > 0;
+    if (o.rate == 0 && (duration_given || (o.scenario == "rooms" && !messages_given))) {
+      o.timed_publish = true;
+      if (!messages_given) o.messages = 1'000'000'000;
+    } else if (duration_given || (o.scenario == "rooms" && !messages_given)) {
+      if (messages_given) {
+        std::fprintf(stderr, "herald-bench: with --rate, give --messages or --duration, not both\n");
         return kExitUsage;
       }
       const double m = double(o.rate) * double(o.duration_ns) / 1e9;

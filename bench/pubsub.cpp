@@ -183,8 +183,8 @@ PubSub::PubSub(const Options& o, Endpoint ep, bool rooms_scenario)
   // trackers know the valid seq range.
   std::vector<std::vector<uint64_t>> per_room(rooms_, std::vector<uint64_t>(o.publishers, 0));
   for (uint64_t p = 0; p < o.publishers; ++p) {
-    if (rooms_ == 1) {
-      per_room[0][p] = counts[p];
+    if (rooms_ == 1 || o.timed_publish) {  // timed: counts are only caps
+      for (uint64_t r = 0; r < rooms_; ++r) per_room[r][p] = counts[p];
       continue;
     }
     for (uint64_t k = 0; k < counts[p]; ++k) ++per_room[room_of(p, k)][p];
@@ -396,6 +396,12 @@ void PubSub::send_publish(Pub& p, uint64_t pi, uint64_t now) {
 
 uint64_t PubSub::pump(uint64_t now) {
   if (phase_ != Phase::publish) return 0;
+  if (o_.timed_publish && now >= t_first_pub_ + o_.duration_ns) {
+    // Time is up: what was sent is the count; wait for the acks.
+    for (Pub& p : pubs_) p.count = p.sent;
+    check_publish_done(now);
+    return 0;
+  }
   uint64_t next_due = 0;
   for (uint64_t pi = 0; pi < pubs_.size(); ++pi) {
     Pub& p = pubs_[pi];
@@ -489,6 +495,7 @@ int PubSub::run() {
     // of the drain, the deadline, or 100 ms (progress, timeouts).
     uint64_t wake = std::min(deadline, now + 100'000'000);
     if (next_due) wake = std::min(wake, next_due);
+    if (phase_ == Phase::publish && o_.timed_publish) wake = std::min(wake, t_first_pub_ + o_.duration_ns);
     if (phase_ == Phase::drain) wake = std::min(wake, t_last_ack_ + o_.drain_timeout_ns);
     loop.run_once(static_cast<int64_t>(wake > now ? wake - now : 0));
     now = now_ns();
@@ -548,11 +555,12 @@ int PubSub::run() {
 }
 
 int PubSub::report() {
-  uint64_t sent = 0, acked = 0, pub_errors = 0;
+  uint64_t sent = 0, acked = 0, pub_errors = 0, planned = 0;
   for (const Pub& p : pubs_) {
     sent += p.sent;
     acked += p.acked;
     pub_errors += p.errors;
+    planned += p.count;
   }
   bool approximate = false;
   for (const auto& t : trackers_) approximate |= t.approximate();
@@ -567,7 +575,7 @@ int PubSub::report() {
   const auto& cc = client_.counters();
   const bool ok = lost == 0 && duplicated_ == 0 && out_of_order_ == 0 && malformed == 0 && misrouted_ == 0 &&
                   pub_errors == 0 && sub_errors_ == 0 && unexpected_closes_ == 0 && cc.protocol_errors == 0 &&
-                  !timed_out_ && sent == o_.messages;
+                  !timed_out_ && sent == planned;
 
   Report r;
   r.add("scenario", std::string(rooms_scenario_ ? "rooms" : "fanout"));
@@ -578,7 +586,7 @@ int PubSub::report() {
     r.add("rooms", rooms_);
     r.add("subscribers_per_room", per_room_);
   }
-  r.add("messages", o_.messages);
+  r.add("messages", o_.timed_publish ? sent : o_.messages, o_.timed_publish ? "messages (sent in --duration)" : "");
   r.add("size", o_.size, "size", "bytes");
   r.add("deliveries", deliveries_);
   r.add("deliveries_per_sec", window_s > 0 ? double(deliveries_) / window_s : 0.0, 0, "deliveries/s");
@@ -595,6 +603,7 @@ int PubSub::report() {
   // Extras.
   r.add("window", o_.window);
   r.add("rate", o_.rate, "rate (0 = max)", "publishes/s");
+  if (o_.timed_publish) r.add("publish_for_s", double(o_.duration_ns) / 1e9, 3, "published for", "s");
   r.add("published", sent);
   r.add("acked", acked);
   r.add("ack_p50_us", us(ack_latency_.quantile(0.50)), 1, "publish -> ack p50", "us");

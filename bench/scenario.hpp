@@ -34,6 +34,8 @@ struct Options {
   uint64_t window = 64;        // unacknowledged publishes per publisher
   uint64_t rate = 0;           // publishes per second over all publishers, 0 = max
   uint64_t duration_ns = 0;    // with rate: messages = rate x duration (rooms default 5 s)
+  bool timed_publish = false;  // max rate (--rate 0) with --duration: publish for duration_ns,
+                               // `messages` is then only a cap
   uint64_t rooms = 1000;               // rooms: channels bench:room:0..K-1
   uint64_t subscribers_per_room = 10;  // rooms
   bool spread_random = false;          // rooms: pseudo-random room per publish (else round-robin)

@@ -227,7 +227,15 @@ void test_seq_tracker() {
         "seq past the count, unknown publisher, seq 0 are invalid");
   check(t.unique() == 5 + 3 + 1 && t.duplicated() == 1 && t.out_of_order() == 2 && t.invalid() == 3,
         "counts: unique 9 of 16 expected (7 lost), 1 duplicated, 2 out of order");
-  SeqTracker tiny(1, {1000}, 8);  // no memory for bitsets
+  SeqTracker big(1, {1'000'000'000});  // a cap, not a count: bitsets grow as needed
+  big.record(0, 0, 1);
+  big.record(0, 0, 3);
+  big.record(0, 0, 2);
+  big.record(0, 0, 100'000);
+  big.record(0, 0, 3);
+  check(!big.approximate() && big.unique() == 4 && big.out_of_order() == 3 && big.duplicated() == 1,
+        "count 1e9: exact bitset grown to the highest seq");
+  SeqTracker tiny(1, {1000}, 0);  // no memory for bitsets
   tiny.record(0, 0, 1);
   tiny.record(0, 0, 3);
   tiny.record(0, 0, 3);

@@ -1,11 +1,14 @@
 // herald-bench: per (subscriber, publisher) sequence checking. Publisher p
 // numbers its messages 1..count[p]; every subscriber must see each exactly
 // once, each one more than the previous. The in-order case costs one
-// compare; a pair that ever leaves it gets an exact bitset of seen seqs
-// (within a memory budget; past it, counts fall back to comparing with the
-// highest seq seen and are flagged approximate).
+// compare; a pair that ever leaves it gets an exact bitset of seen seqs,
+// grown as far as the highest seq seen (within a memory budget; past it,
+// counts fall back to comparing with the highest seq seen and are flagged
+// approximate). Counts may be huge (a publisher that stops on a timer gets
+// a cap, not its real count): they only bound what is valid.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <unordered_map>
 #include <vector>
@@ -45,28 +48,23 @@ class SeqTracker {
   bool approximate() const { return approximate_; }
 
  private:
-  Result anomaly(uint64_t key, uint64_t pub, uint64_t seq) {
+  Result anomaly(uint64_t key, uint64_t, uint64_t seq) {
     uint64_t& last = last_[key];
     if (!tracked_[key]) {
-      const uint64_t words = counts_[pub] / 64 + 1;
-      if (used_ + words * 8 > budget_) {
-        approximate_ = true;
-        if (seq <= last) {
-          ++duplicated_;
-          return Result::duplicate;
-        }
-        ++out_of_order_;
-        ++unique_;
-        last = seq;
-        return Result::out_of_order;
-      }
-      used_ += words * 8;
+      if (!grow_ok(0, std::max(last, seq) / 64 + 1)) return approximate_result(last, seq);
       auto& bits = seen_[key];
-      bits.assign(words, 0);
+      bits.assign(std::max(last, seq) / 64 + 1, 0);
+      used_ += bits.size() * 8;
       for (uint64_t s = 1; s <= last; ++s) bits[s / 64] |= uint64_t{1} << (s % 64);  // seen in order
       tracked_[key] = 1;
     }
     auto& bits = seen_[key];
+    if (seq / 64 >= bits.size()) {
+      const uint64_t words = std::max<uint64_t>(seq / 64 + 1, bits.size() * 2);
+      if (!grow_ok(bits.size(), words)) return approximate_result(last, seq);
+      used_ += (words - bits.size()) * 8;
+      bits.resize(words, 0);
+    }
     const uint64_t bit = uint64_t{1} << (seq % 64);
     if (bits[seq / 64] & bit) {
       ++duplicated_;
@@ -78,6 +76,23 @@ class SeqTracker {
     if (seq > last) last = seq;
     if (in_order) return Result::in_order;
     ++out_of_order_;
+    return Result::out_of_order;
+  }
+
+  bool grow_ok(uint64_t have_words, uint64_t want_words) const {
+    return used_ + (want_words - have_words) * 8 <= budget_;
+  }
+
+  // Past the budget: compare with the highest seq seen only.
+  Result approximate_result(uint64_t& last, uint64_t seq) {
+    approximate_ = true;
+    if (seq <= last) {
+      ++duplicated_;
+      return Result::duplicate;
+    }
+    ++out_of_order_;
+    ++unique_;
+    last = seq;
     return Result::out_of_order;
   }
 
