@@ -14,7 +14,10 @@
 //            difference per connection, then closes them.
 #include <cstdio>
 #include <cstring>
+#include <unistd.h>
+
 #include <fstream>
+#include <sstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -39,6 +42,27 @@ int64_t vm_rss_bytes(uint64_t pid) {
     }
   }
   return -1;
+}
+
+// Seconds since the process started (/proc/PID/stat field 22 against
+// /proc/uptime), -1 when unreadable.
+double process_age_s(uint64_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return -1;
+  const size_t rp = line.rfind(')');
+  if (rp == std::string::npos) return -1;
+  std::istringstream rest(line.substr(rp + 2));
+  std::string field;
+  unsigned long long start = 0;
+  for (int i = 3; i <= 22 && rest >> field; ++i) {
+    if (i == 22) start = std::stoull(field);
+  }
+  std::ifstream u("/proc/uptime");
+  double up = 0;
+  if (!(u >> up) || start == 0) return -1;
+  const long hz = sysconf(_SC_CLK_TCK);
+  return up - double(start) / double(hz > 0 ? hz : 100);
 }
 
 struct Slot {
@@ -104,6 +128,9 @@ class Conns final : public ClientHandler {
   bool closing_ = false, timed_out_ = false;
   uint64_t t_start_ = 0, t_last_open_ = 0, t_last_sub_ = 0, t_settled_ = 0;
   int64_t rss_before_ = -1, rss_after_ = -1;
+  double server_age_s_ = -1;
+  double cpu_0_ = 0, cpu_1_ = 0;
+  uint64_t t_connected_ = 0;
   Histogram handshake_, subscribe_;  // from connect() to ready / to subscribed
   std::map<std::string, uint64_t> close_reasons_;
   std::string first_error_;
@@ -111,6 +138,7 @@ class Conns final : public ClientHandler {
 
 int Conns::run() {
   if (idle_ && o_.server_pid) {
+    server_age_s_ = process_age_s(o_.server_pid);
     rss_before_ = vm_rss_bytes(o_.server_pid);
     if (rss_before_ < 0) {
       std::fprintf(stderr, "herald-bench: cannot read VmRSS of pid %llu\n",
@@ -122,6 +150,7 @@ int Conns::run() {
                idle_ ? "idle" : "connect", target_name(o_.target), static_cast<unsigned long long>(slots_.size()),
                static_cast<unsigned long long>(o_.connect_concurrency), o_.url.c_str());
   Loop& loop = client_.loop();
+  cpu_0_ = process_cpu_seconds(0);
   t_start_ = now_ns();
   const uint64_t deadline = t_start_ + o_.duration_limit_ns;
   uint64_t last_progress = t_start_, last_expiry = t_start_;
@@ -151,6 +180,8 @@ int Conns::run() {
       last_progress = now;
     }
   }
+  cpu_1_ = process_cpu_seconds(0);
+  t_connected_ = now_ns();
   if (idle_ && !timed_out_) {
     // Let the server settle with every connection open; keep answering.
     const uint64_t until = now_ns() + o_.settle_ns;
@@ -194,6 +225,10 @@ int Conns::report() {
   r.add("handshake_p99_us", us(handshake_.quantile(0.99)), 1, "connect -> ready p99", "us");
   r.add("subscribe_p99_us", us(subscribe_.quantile(0.99)), 1, "connect -> subscribed p99", "us");
   r.add("concurrency", o_.connect_concurrency, "handshakes in flight (max)");
+  const double conn_s = double(t_connected_ - t_start_) / 1e9;
+  if (conn_s >= 0.2) {
+    r.add("bench_cpu_pct", 100.0 * (cpu_1_ - cpu_0_) / conn_s, 1, "bench CPU while connecting (100 = 1 core)", "%");
+  }
   if (idle_) {
     if (rss_before_ >= 0 && rss_after_ >= 0) {
       const double total = double(rss_after_ - rss_before_);
@@ -201,6 +236,12 @@ int Conns::report() {
       r.add("rss_after_bytes", uint64_t(rss_after_), "server VmRSS with all open", "bytes");
       r.add("rss_total_bytes", total, 0, "server VmRSS growth", "bytes");
       r.add("rss_per_connection_bytes", n ? total / double(n) : 0.0, 0, "server VmRSS per connection", "bytes");
+      r.add("server_age_s", server_age_s_, 1, "server running for (before connecting)", "s");
+      if (n && total / double(n) < 256) {
+        std::fprintf(stderr,
+                     "herald-bench: warning: under 256 bytes of RSS per connection: the server probably reused "
+                     "memory freed by earlier connections; measure idle on a freshly started server\n");
+      }
     } else {
       r.add_bool("rss_measured", false, "server VmRSS measured (needs --server-pid)");
     }
