@@ -128,10 +128,6 @@ void append_bounded(std::string& s, const char* p, size_t n, size_t limit) {
   s.append(p, n);
 }
 
-void release(std::string& s) {
-  std::string().swap(s);
-}
-
 bool is_continuation_byte(unsigned char c) {
   return (c & 0xC0) == 0x80;
 }
@@ -248,7 +244,7 @@ uint16_t MessageReader::feed(char* data, size_t len, MessageHandler& handler) {
     }
     const uint64_t frame_len = h.header_len + h.payload_len;
     if (avail < frame_len) {
-      append_bounded(partial_, data + pos, avail, static_cast<size_t>(frame_len));
+      append_bounded(partial_.get(), data + pos, avail, static_cast<size_t>(frame_len));
       return 0;
     }
     const uint16_t err = on_frame(h.opcode, h.fin, h.mask, data + pos + h.header_len,
@@ -277,13 +273,13 @@ uint16_t MessageReader::resume_partial(char* data, size_t len, size_t& pos,
       if (pos == len) return 0;
       const size_t take =
           static_cast<size_t>(std::min<uint64_t>(target - partial_.size(), len - pos));
-      append_bounded(partial_, data + pos, take, static_cast<size_t>(target));
+      append_bounded(partial_.get(), data + pos, take, static_cast<size_t>(target));
       pos += take;
       continue;  // parse again: new header bytes may complete it or break a rule
     }
     const uint16_t err = on_frame(h.opcode, h.fin, h.mask, partial_.data() + h.header_len,
                                   static_cast<size_t>(h.payload_len), handler);
-    release(partial_);
+    partial_.release();
     return err;
   }
 }
@@ -333,19 +329,20 @@ uint16_t MessageReader::on_fragment(std::string_view payload, bool fin, MessageH
     handler.on_message(op, payload);
     return 0;
   }
-  append_bounded(message_, payload.data(), payload.size(), max_message_bytes_);
+  append_bounded(message_.get(), payload.data(), payload.size(), max_message_bytes_);
   if (text) {
     // Validate what was not validated yet: up to the end on the last
     // fragment, else up to the last complete code point, and fail fast when
     // the incomplete tail can no longer become valid.
     const auto* bytes = reinterpret_cast<const unsigned char*>(message_.data());
     const size_t size = message_.size();
-    const size_t end = fin ? size : std::max(utf8_checked_, complete_prefix(bytes, size));
+    const size_t end =
+        fin ? size : std::max<size_t>(utf8_checked_, complete_prefix(bytes, size));
     if (!valid_utf8(message_.data() + utf8_checked_, end - utf8_checked_) ||
         (end < size && !viable_incomplete(bytes + end, size - end))) {
       return fail(close_code::invalid_payload);
     }
-    utf8_checked_ = end;
+    utf8_checked_ = static_cast<uint32_t>(end);
   }
   if (fin) {
     handler.on_message(message_op_, message_);
@@ -377,13 +374,13 @@ uint16_t MessageReader::on_close_frame(std::string_view payload, MessageHandler&
 uint16_t MessageReader::fail(uint16_t code) {
   done_ = true;
   result_ = code;
-  release(partial_);
+  partial_.release();
   end_message();
   return code;
 }
 
 void MessageReader::end_message() {
-  release(message_);
+  message_.release();
   in_message_ = false;
   utf8_checked_ = 0;
 }

@@ -13,6 +13,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
+#include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -76,7 +79,9 @@ class MessageHandler {
 
 class MessageReader {
  public:
-  explicit MessageReader(size_t max_message_bytes) : max_message_bytes_(max_message_bytes) {}
+  explicit MessageReader(size_t max_message_bytes)
+      : max_message_bytes_(static_cast<uint32_t>(
+            std::min<size_t>(max_message_bytes, std::numeric_limits<uint32_t>::max()))) {}
 
   // Parses as many frames as `data` holds, calling `handler` for each
   // complete message and control frame, and keeps any unfinished frame.
@@ -95,7 +100,7 @@ class MessageReader {
 
   // Heap bytes reserved by the buffers (0 when idle: capacity is released as
   // soon as a buffer empties), for memory accounting.
-  size_t buffered_capacity() const { return heap_capacity(partial_) + heap_capacity(message_); }
+  size_t buffered_capacity() const { return partial_.heap_capacity() + message_.heap_capacity(); }
 
   // True once a close frame or an error ended parsing; feed() then returns
   // the same result and parses nothing.
@@ -103,14 +108,35 @@ class MessageReader {
 
  private:
   // Implementation state; see frame_codec.cpp.
-  size_t max_message_bytes_;
-  std::string partial_;  // bytes of a frame whose end has not arrived
-  std::string message_;  // payload of a fragmented message so far
+  // A byte buffer that holds a pointer only until bytes must be kept, so an
+  // idle connection's reader is a few words (memory per connection).
+  class LazyBuffer {
+   public:
+    bool empty() const { return !s_ || s_->empty(); }
+    size_t size() const { return s_ ? s_->size() : 0; }
+    char* data() { return s_ ? s_->data() : nullptr; }
+    const char* data() const { return s_ ? s_->data() : nullptr; }
+    size_t heap_capacity() const { return s_ ? sizeof(std::string) + s_->capacity() : 0; }
+    std::string& get() {
+      if (!s_) s_ = std::make_unique<std::string>();
+      return *s_;
+    }
+    void assign(const char* p, size_t n) { get().assign(p, n); }
+    void release() { s_.reset(); }
+    operator std::string_view() const { return s_ ? std::string_view(*s_) : std::string_view(); }
+
+   private:
+    std::unique_ptr<std::string> s_;
+  };
+
+  uint32_t max_message_bytes_;
+  uint32_t utf8_checked_ = 0;  // prefix of message_ (text) already validated
+  LazyBuffer partial_;         // bytes of a frame whose end has not arrived
+  LazyBuffer message_;         // payload of a fragmented message so far
   Opcode message_op_ = Opcode::text;
   bool in_message_ = false;
   bool done_ = false;
   uint16_t result_ = 0;
-  size_t utf8_checked_ = 0;  // prefix of message_ (text) already validated
 
   uint16_t resume_partial(char* data, size_t len, size_t& pos, MessageHandler& handler);
   uint16_t on_frame(uint8_t opcode, bool fin, const uint8_t* mask, char* payload, size_t len,
@@ -120,9 +146,6 @@ class MessageReader {
   uint16_t fail(uint16_t code);
   void end_message();
 
-  static size_t heap_capacity(const std::string& s) {
-    return s.capacity() > std::string().capacity() ? s.capacity() : 0;
-  }
 };
 
 }  // namespace herald::ws
