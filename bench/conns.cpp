@@ -170,7 +170,15 @@ int Conns::run() {
     loop.run_once(static_cast<int64_t>(std::min<uint64_t>(deadline - now, 100'000'000)));
     now = now_ns();
     if (now - last_expiry >= 100'000'000) {
+      // Connect + upgrade, then ready + subscribed, each within the limit.
       loop.expire_handshakes(now, o_.handshake_timeout_ns);
+      for (uint64_t i = 0; i < next_; ++i) {
+        Slot& s = slots_[i];
+        if (!s.subscribed && !s.failed && s.conn->state == ConnState::open &&
+            now - s.conn->started_ns > o_.handshake_timeout_ns) {
+          loop.abort(*s.conn, s.ready ? "not subscribed within --handshake-timeout" : "not ready within --handshake-timeout");
+        }
+      }
       last_expiry = now;
     }
     if (o_.progress && now - last_progress >= 1'000'000'000) {

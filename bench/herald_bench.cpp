@@ -57,7 +57,7 @@ void usage(std::FILE* f) {
                "                            WebSocket port), raw (herald-rawtcp-peer) [herald]\n"
                "  --duration-limit T        global deadline for the whole run, e.g. 60s, 500ms, 2m [60s]\n"
                "  --connect-concurrency N   connections being set up at once [200; connect/idle 256]\n"
-               "  --handshake-timeout T     per-connection connect + upgrade limit [10s]\n"
+               "  --handshake-timeout T     per connection: connect + upgrade + ready + subscribed [10s]\n"
                "  --server-pid PID          fanout/rooms: server CPU use; idle: whose RSS to read\n"
                "  --no-progress             no progress lines on stderr\n"
                "  --smoke                   tiny preset of the scenario (~1 s); explicit options still apply\n"

@@ -109,6 +109,9 @@ class PubSub final : public ClientHandler {
     return static_cast<uint32_t>((k * pubs_.size() + pi) % rooms_);
   }
   void start_connects();
+  // Fails connections not set up (subscribed / ready) within
+  // --handshake-timeout of their connect(); they are retried.
+  void expire_setups(uint64_t now);
   uint64_t pump(uint64_t now);
   void send_publish(Pub& p, uint64_t pi, uint64_t now);
   void check_publish_done(uint64_t now);
@@ -214,6 +217,24 @@ void PubSub::start_connects() {
     p.conn = &client_.connect(make_user(kRolePub, next_pub_));
     ++next_pub_;
     ++setting_up_;
+  }
+}
+
+void PubSub::expire_setups(uint64_t now) {
+  Loop& loop = client_.loop();
+  loop.expire_handshakes(now, o_.handshake_timeout_ns);
+  const uint64_t limit = o_.handshake_timeout_ns;
+  for (uint64_t i = 0; i < next_sub_; ++i) {
+    Sub& s = subs_[i];
+    if (!s.subscribed && s.conn && s.conn->state == ConnState::open && now - s.conn->started_ns > limit) {
+      loop.abort(*s.conn, "not subscribed within --handshake-timeout");
+    }
+  }
+  for (uint64_t i = 0; i < next_pub_; ++i) {
+    Pub& p = pubs_[i];
+    if (!p.open && p.conn && p.conn->state == ConnState::open && now - p.conn->started_ns > limit) {
+      loop.abort(*p.conn, "not ready within --handshake-timeout");
+    }
   }
 }
 
@@ -483,7 +504,7 @@ int PubSub::run() {
     }
     if (phase_ == Phase::connect_subs || phase_ == Phase::connect_pubs) {
       if (now - last_expiry_check_ > 100'000'000) {
-        loop.expire_handshakes(now, o_.handshake_timeout_ns);
+        expire_setups(now);
         last_expiry_check_ = now;
       }
       start_connects();

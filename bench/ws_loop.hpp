@@ -121,6 +121,9 @@ class Loop {
   void close(Conn& c, uint16_t code = 1000);
   // Closes every connection at once without a close handshake.
   void close_all_now();
+  // Drops a connection at once (no close handshake); on_closed follows with
+  // `reason`.
+  void abort(Conn& c, std::string reason) { fail(c, std::move(reason)); }
 
   // One turn: waits up to `timeout_ns` (0: poll, negative: forever) for
   // socket events, handles them, flushes every written-to connection.
