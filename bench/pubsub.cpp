@@ -665,7 +665,8 @@ int PubSub::report() {
     // process back (other processes, or bench and server competing).
     r.add("bench_runq_wait_pct", 100.0 * (sched_self_1_.wait_s - sched_self_0_.wait_s) / meas_s, 1,
           "bench waiting for a CPU", "% of the run");
-    if (sched_server_0_.wait_s >= 0 && sched_server_1_.wait_s >= 0) {
+    // Threads that exited take their counts along (a dying server): skip then.
+    if (sched_server_0_.wait_s >= 0 && sched_server_1_.wait_s >= sched_server_0_.wait_s) {
       r.add("server_runq_wait_pct", 100.0 * (sched_server_1_.wait_s - sched_server_0_.wait_s) / meas_s, 1,
             "server threads waiting for a CPU", "% of the run (summed over threads)");
     }
