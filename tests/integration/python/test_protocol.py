@@ -1,8 +1,9 @@
 # Protocol v1 commands against a real herald server with the python3-websockets
-# client: connect (explicit and anonymous), subscribe/unsubscribe, publish with
-# ack and event fan-out to subscribers on both workers, own event before ack,
-# requests without id, raw splicing of `data`, ephemeral events, presence
-# refusal and the max_channels_per_connection limit.
+# client: connect (explicit and anonymous), subscribe/unsubscribe (also in the
+# middle of an event stream), publish with ack and event fan-out to subscribers
+# on both workers, own event before ack, requests without id, ids echoed byte
+# for byte, field order of replies, unknown fields, raw splicing of `data`,
+# ephemeral events, presence refusal and max_channels_per_connection.
 import asyncio
 import json
 import time

@@ -6,7 +6,6 @@ import asyncio
 import json
 import signal
 import socket
-import struct
 import time
 
 import pytest

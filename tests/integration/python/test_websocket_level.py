@@ -1,8 +1,9 @@
 # WebSocket-level behaviour of a real herald server, driven with hand-made
 # frames over raw TCP sockets: close codes for binary frames (1003), invalid
 # UTF-8 (1007), oversized messages (1009) and protocol violations (1002);
-# ping -> pong; fragmented messages; the close handshake; refused upgrade
-# requests (400/403/426) and the server staying up after each of them.
+# ping -> pong; fragmented messages; the close handshake and invalid close
+# frames; refused upgrade requests (400/403/404/426), accepted upgrade
+# variants, the handshake timeout, and the server staying up after each.
 import asyncio
 import json
 import socket
