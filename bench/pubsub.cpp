@@ -643,6 +643,10 @@ int PubSub::report() {
   r.add_bool("timed_out", timed_out_);
   if (approximate) r.add_bool("anomaly_counts_approximate", true);
   if (o_.rate) {
+    // Whether the server kept up with the requested rate (acked publishes/s
+    // within 5% of it); if not, latencies are measured from late sends.
+    r.add_bool("rate_held", pub_s > 0 && double(acked) / pub_s >= 0.95 * double(o_.rate),
+               "rate: held (acked >= 95% of --rate)");
     r.add("rate_window_stalls", window_full_, "rate: times the window held due publishes back");
     r.add("rate_max_lag_us", us(rate_max_lag_), 1, "rate: latest publish behind its slot", "us");
   }
