@@ -30,7 +30,7 @@ Response error_response(unsigned version, int status, std::string_view code,
 }
 
 HttpSession::HttpSession(boost::asio::ip::tcp::socket socket, HttpHost& host)
-    : stream_(std::move(socket)), host_(host) {}
+    : socket_(std::move(socket)), host_(host) {}
 
 HttpSession::~HttpSession() = default;
 
@@ -39,9 +39,17 @@ void HttpSession::start() { read_request(); }
 void HttpSession::stop() {
   if (finished_) return;
   beast::error_code ec;
-  stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
-  stream_.close();
+  socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
   finish();
+}
+
+void HttpSession::arm_deadline() {
+  deadline_ = std::chrono::steady_clock::now() + host_.http_limits().request_timeout;
+}
+
+void HttpSession::check_deadline(std::chrono::steady_clock::time_point now) {
+  if (!finished_ && now >= deadline_) stop();
 }
 
 void HttpSession::finish() {
@@ -55,8 +63,8 @@ void HttpSession::read_request() {
   parser_.emplace();
   parser_->body_limit(limits.max_body_bytes);
   parser_->header_limit(static_cast<uint32_t>(limits.max_header_bytes));
-  stream_.expires_after(limits.request_timeout);
-  bhttp::async_read(stream_, buffer_, *parser_,
+  arm_deadline();
+  bhttp::async_read(socket_, buffer_, *parser_,
                     [self = shared_from_this()](beast::error_code ec, size_t) {
                       self->on_request(ec);
                     });
@@ -73,7 +81,7 @@ void HttpSession::on_request(beast::error_code ec) {
     return;
   }
   if (ec == bhttp::error::end_of_stream || ec == boost::asio::error::eof ||
-      ec == beast::error::timeout || ec == boost::asio::error::operation_aborted ||
+      ec == boost::asio::error::operation_aborted ||
       ec == boost::asio::error::connection_reset) {
     stop();
     return;
@@ -117,8 +125,8 @@ void HttpSession::write(Response&& res, bool close_after) {
   if (finished_) return;
   if (close_after) res.keep_alive(false);
   auto msg = std::make_shared<Response>(std::move(res));
-  stream_.expires_after(host_.http_limits().request_timeout);
-  bhttp::async_write(stream_, *msg,
+  arm_deadline();
+  bhttp::async_write(socket_, *msg,
                      [self = shared_from_this(), msg, close_after](beast::error_code ec, size_t) {
                        if (ec || close_after) {
                          self->stop();
@@ -130,19 +138,18 @@ void HttpSession::write(Response&& res, bool close_after) {
 
 void HttpSession::write_raw(std::string bytes, bool upgrade) {
   auto data = std::make_shared<std::string>(std::move(bytes));
-  stream_.expires_after(host_.http_limits().request_timeout);
+  arm_deadline();
   boost::asio::async_write(
-      stream_, boost::asio::buffer(*data),
+      socket_, boost::asio::buffer(*data),
       [self = shared_from_this(), data, upgrade](beast::error_code ec, size_t) {
         if (self->finished_) return;
         if (ec || !upgrade) {
           self->stop();
           return;
         }
-        self->stream_.expires_never();
         auto pending = self->buffer_.data();
         std::string early(static_cast<const char*>(pending.data()), pending.size());
-        auto socket = self->stream_.release_socket();
+        auto socket = std::move(self->socket_);
         self->finish();
         self->host_.upgrade(std::move(socket), std::move(early));
       });

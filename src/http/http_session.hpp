@@ -1,7 +1,8 @@
 // One plain HTTP/1.1 connection, until it closes or becomes a WebSocket.
 //
 // Reads requests with Boost.Beast (header and body limits from config, a
-// deadline for each request), answers them through the Router, keeps the
+// deadline for each request, checked by the worker's periodic tick rather
+// than a timer per connection), answers them through the Router, keeps the
 // connection alive when the client asks, and hands the socket over to the
 // host when a valid WebSocket upgrade arrives at the WebSocket path, along
 // with any bytes read past the request (they belong to the WebSocket).
@@ -9,7 +10,6 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -64,6 +64,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void start();
   // Closes the connection now (server shutdown).
   void stop();
+  // Closes the connection when its current request or response is overdue.
+  void check_deadline(std::chrono::steady_clock::time_point now);
 
  private:
   void read_request();
@@ -72,7 +74,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void write_raw(std::string bytes, bool upgrade);
   void finish();
 
-  boost::beast::tcp_stream stream_;
+  void arm_deadline();
+
+  boost::asio::ip::tcp::socket socket_;
+  std::chrono::steady_clock::time_point deadline_;
   HttpHost& host_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;

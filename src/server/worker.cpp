@@ -79,6 +79,7 @@ uint16_t Worker::listen(const boost::asio::ip::tcp::endpoint& endpoint) {
   }
   acceptor_.bind(endpoint);
   acceptor_.listen(boost::asio::socket_base::max_listen_connections);
+  acceptor_.non_blocking(true);  // lets accept() drain a burst without blocking
   return acceptor_.local_endpoint().port();
 }
 
@@ -123,23 +124,35 @@ void Worker::dispatch_poll_events() {
 void Worker::accept() {
   acceptor_.async_accept([this](boost::system::error_code ec, boost::asio::ip::tcp::socket s) {
     if (ec == boost::asio::error::operation_aborted || shutting_down_) return;
-    if (!ec) {
-      if (connection_count_.fetch_add(1) >= cfg_.limits.max_connections) {
-        connection_count_.fetch_sub(1);
-        spdlog::warn("connection limit reached ({}), refusing a connection",
-                     cfg_.limits.max_connections);
-        boost::system::error_code ignored;
-        s.close(ignored);
-      } else {
-        auto session = std::make_shared<http::HttpSession>(std::move(s), *this);
-        http_sessions_.emplace(session.get(), session);
-        session->start();
-      }
-    } else {
+    if (ec) {
       spdlog::warn("accept failed: {}", ec.message());
+    } else {
+      on_accepted(std::move(s));
+      // Take whatever else is already queued without another trip through
+      // the reactor: connection storms arrive in bursts.
+      for (int i = 0; i < 64; ++i) {
+        boost::asio::ip::tcp::socket more(io_);
+        acceptor_.accept(more, ec);
+        if (ec) break;
+        on_accepted(std::move(more));
+      }
     }
     accept();
   });
+}
+
+void Worker::on_accepted(boost::asio::ip::tcp::socket s) {
+  if (connection_count_.fetch_add(1) >= cfg_.limits.max_connections) {
+    connection_count_.fetch_sub(1);
+    spdlog::warn("connection limit reached ({}), refusing a connection",
+                 cfg_.limits.max_connections);
+    boost::system::error_code ignored;
+    s.close(ignored);
+    return;
+  }
+  auto session = std::make_shared<http::HttpSession>(std::move(s), *this);
+  http_sessions_.emplace(session.get(), session);
+  session->start();
 }
 
 void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes) {
@@ -202,6 +215,11 @@ void Worker::schedule_tick() {
     all.reserve(connections_.size());
     for (auto& [ptr, conn] : connections_) all.push_back(conn);
     for (auto& c : all) c->tick(now);
+    std::vector<std::shared_ptr<http::HttpSession>> http;
+    for (auto& [ptr, weak] : http_sessions_) {
+      if (auto s = weak.lock()) http.push_back(std::move(s));
+    }
+    for (auto& s : http) s->check_deadline(now);
     schedule_tick();
   });
 }

@@ -61,6 +61,7 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
 
  private:
   void accept();
+  void on_accepted(boost::asio::ip::tcp::socket s);
   void watch_poller();
   void dispatch_poll_events();
   void schedule_tick();

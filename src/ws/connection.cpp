@@ -3,6 +3,7 @@
 #include "ws/connection.hpp"
 
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -25,8 +26,10 @@ Connection::Connection(int fd, ConnectionHost& host, const ConnectionLimits& lim
       reader_(limits.max_message_bytes),
       last_receive_(Clock::now()),
       last_ping_(last_receive_) {
-  // Already non-blocking (set by asio during the HTTP phase); no Nagle delay
-  // since writes are corked by the loop anyway.
+  // Non-blocking, whatever the HTTP phase left; no Nagle delay since writes
+  // are corked by the loop anyway.
+  const int flags = ::fcntl(fd_, F_GETFL, 0);
+  if (flags >= 0 && !(flags & O_NONBLOCK)) ::fcntl(fd_, F_SETFL, flags | O_NONBLOCK);
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
