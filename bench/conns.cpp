@@ -73,10 +73,14 @@ struct Slot {
 class Conns final : public ClientHandler {
  public:
   Conns(const Options& o, Endpoint ep, bool idle) : o_(o), idle_(idle), client_(o.target, std::move(ep), *this) {
-    slots_.resize(o.connections);
+    // idle: the first o.warmup connections are opened before the baseline
+    // RSS is read, so one-time costs (code pages touched for the first time,
+    // lazily built tables) do not count as per-connection memory.
+    slots_.resize(o.connections + (idle ? o.warmup : 0));
     prefix_ = client_.wire_channel(idle ? "bench:idle:" : "bench:conn:");
   }
   int run();
+  void connect_until(uint64_t target, uint64_t deadline);
 
   void on_ready(Conn& c, uint64_t now) override {
     Slot& s = slots_[c.user];
@@ -139,8 +143,7 @@ class Conns final : public ClientHandler {
 int Conns::run() {
   if (idle_ && o_.server_pid) {
     server_age_s_ = process_age_s(o_.server_pid);
-    rss_before_ = vm_rss_bytes(o_.server_pid);
-    if (rss_before_ < 0) {
+    if (vm_rss_bytes(o_.server_pid) < 0) {
       std::fprintf(stderr, "herald-bench: cannot read VmRSS of pid %llu\n",
                    static_cast<unsigned long long>(o_.server_pid));
       return kExitUsage;
@@ -153,15 +156,48 @@ int Conns::run() {
   cpu_0_ = process_cpu_seconds(0);
   t_start_ = now_ns();
   const uint64_t deadline = t_start_ + o_.duration_limit_ns;
-  uint64_t last_progress = t_start_, last_expiry = t_start_;
-  // Connect and subscribe.
-  while (subscribed_ + failures_ < slots_.size()) {
+  const uint64_t warmup = idle_ ? o_.warmup : 0;
+  if (warmup > 0) {
+    connect_until(warmup, deadline);
+    const uint64_t until = now_ns() + std::min<uint64_t>(o_.settle_ns, 500'000'000);
+    for (uint64_t now = now_ns(); now < until; now = now_ns()) {
+      loop.run_once(static_cast<int64_t>(until - now));
+    }
+  }
+  if (idle_ && o_.server_pid) rss_before_ = vm_rss_bytes(o_.server_pid);
+  connect_until(slots_.size(), deadline);
+  cpu_1_ = process_cpu_seconds(0);
+  t_connected_ = now_ns();
+  if (idle_ && !timed_out_) {
+    // Let the server settle with every connection open; keep answering.
+    const uint64_t until = now_ns() + o_.settle_ns;
+    for (uint64_t now = now_ns(); now < until; now = now_ns()) {
+      loop.run_once(static_cast<int64_t>(until - now));
+    }
+    t_settled_ = now_ns();
+    if (o_.server_pid) rss_after_ = vm_rss_bytes(o_.server_pid);
+  }
+  const int rc = report();
+  closing_ = true;
+  for (size_t i = 0; i < loop.conns().size(); ++i) {
+    Conn& c = *loop.conns()[i];
+    if (c.state != ConnState::closed) loop.close(c);
+  }
+  return rc;
+}
+
+// Opens connections (at most --connect-concurrency in flight) until
+// `target` of them are subscribed or failed, or the deadline passes.
+void Conns::connect_until(uint64_t target, uint64_t deadline) {
+  Loop& loop = client_.loop();
+  uint64_t last_progress = now_ns(), last_expiry = last_progress;
+  while (subscribed_ + failures_ < target) {
     uint64_t now = now_ns();
     if (now >= deadline) {
       timed_out_ = true;
       break;
     }
-    while (next_ < slots_.size() && inflight_ < o_.connect_concurrency) {
+    while (next_ < target && inflight_ < o_.connect_concurrency) {
       slots_[next_].conn = &client_.connect(next_);
       ++next_;
       ++inflight_;
@@ -188,24 +224,6 @@ int Conns::run() {
       last_progress = now;
     }
   }
-  cpu_1_ = process_cpu_seconds(0);
-  t_connected_ = now_ns();
-  if (idle_ && !timed_out_) {
-    // Let the server settle with every connection open; keep answering.
-    const uint64_t until = now_ns() + o_.settle_ns;
-    for (uint64_t now = now_ns(); now < until; now = now_ns()) {
-      loop.run_once(static_cast<int64_t>(until - now));
-    }
-    t_settled_ = now_ns();
-    if (o_.server_pid) rss_after_ = vm_rss_bytes(o_.server_pid);
-  }
-  const int rc = report();
-  closing_ = true;
-  for (size_t i = 0; i < loop.conns().size(); ++i) {
-    Conn& c = *loop.conns()[i];
-    if (c.state != ConnState::closed) loop.close(c);
-  }
-  return rc;
 }
 
 int Conns::report() {
@@ -243,7 +261,10 @@ int Conns::report() {
       r.add("rss_before_bytes", uint64_t(rss_before_), "server VmRSS before", "bytes");
       r.add("rss_after_bytes", uint64_t(rss_after_), "server VmRSS with all open", "bytes");
       r.add("rss_total_bytes", total, 0, "server VmRSS growth", "bytes");
-      r.add("rss_per_connection_bytes", n ? total / double(n) : 0.0, 0, "server VmRSS per connection", "bytes");
+      const uint64_t measured = n - o_.warmup;  // connections opened after the baseline
+      r.add("warmup_connections", o_.warmup, "connections open before the baseline");
+      r.add("rss_per_connection_bytes", measured ? total / double(measured) : 0.0, 0,
+            "server VmRSS per connection", "bytes");
       r.add("server_age_s", server_age_s_, 1, "server running for (before connecting)", "s");
       if (n && total / double(n) < 256) {
         std::fprintf(stderr,

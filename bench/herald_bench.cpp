@@ -41,7 +41,7 @@ constexpr ScenarioEntry kScenarios[] = {
     {"connect", "C connections opened as fast as possible, each subscribing to its own channel", &run_connect,
      " --connections "},
     {"idle", "C connections each subscribed to its own channel: server RSS per connection", &run_idle,
-     " --connections --settle "},
+     " --connections --settle --warmup "},
     {"selftest", "checks the bench's own WebSocket client and NATS parser (no server needed)", &run_selftest, " "},
 };
 
@@ -84,6 +84,8 @@ void usage(std::FILE* f) {
                "connect, idle:\n"
                "  --connections C           connections, each subscribing to its own channel [10000]\n"
                "  --settle T                idle: wait with all open before reading the RSS again [2s]\n"
+               "  --warmup N                idle: connections opened before the baseline RSS is read, so\n"
+               "                            one-time costs are not counted per connection [100]\n"
                "\nOutput: one JSON line on stdout, then a table. Exit code 0 when every\n"
                "message arrived once and in order (connect/idle: every connection\n"
                "subscribed), 1 when not (or on errors/timeouts), 2 on bad arguments or\n"
@@ -222,6 +224,7 @@ int main_impl(int argc, char** argv) {
        {}},
       {"--connections", num(o.connections, 1, 1'000'000), {}},
       {"--settle", dur(o.settle_ns, 0), {}},
+      {"--warmup", num(o.warmup, 0, 100'000), {}},
       {"--duration-limit", dur(o.duration_limit_ns, 1'000'000), {}},
       {"--drain-timeout", dur(o.drain_timeout_ns, 0), {}},
       {"--connect-concurrency", num(o.connect_concurrency, 1, 100'000), {}},
@@ -316,7 +319,8 @@ int main_impl(int argc, char** argv) {
   uint64_t conns = 0;
   if (o.scenario == "fanout") conns = o.subscribers + o.publishers;
   if (o.scenario == "rooms") conns = o.rooms * o.subscribers_per_room + o.publishers;
-  if (o.scenario == "connect" || o.scenario == "idle") conns = o.connections;
+  if (o.scenario == "connect") conns = o.connections;
+  if (o.scenario == "idle") conns = o.connections + o.warmup;
   if (conns > 2'000'000) {
     std::fprintf(stderr, "herald-bench: too many connections (%llu)\n", static_cast<unsigned long long>(conns));
     return kExitUsage;

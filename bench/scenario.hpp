@@ -41,6 +41,7 @@ struct Options {
   bool spread_random = false;          // rooms: pseudo-random room per publish (else round-robin)
   uint64_t connections = 10000;        // connect, idle
   uint64_t settle_ns = 2'000'000'000;  // idle: wait before reading the server's RSS again
+  uint64_t warmup = 100;               // idle: connections opened before the baseline RSS
   uint64_t duration_limit_ns = 60'000'000'000;  // global deadline for the whole run
   uint64_t drain_timeout_ns = 5'000'000'000;    // wait for deliveries after the last ack
   uint64_t connect_concurrency = 200;           // connects (up to "subscribed") in flight
