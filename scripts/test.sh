@@ -15,6 +15,8 @@ stage "unit tests (release)"
 ctest --preset release -j "$(nproc)"
 stage "integration tests (release)"
 HERALD_BIN="$PWD/build/release/herald" bash tests/integration/run.sh
+stage "benchmark smoke runs (release)"
+bash tests/bench_smoke.sh build/release
 
 if [[ "${HERALD_SKIP_ASAN:-0}" != 1 ]]; then
   stage "build (asan)"

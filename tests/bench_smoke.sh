@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Smoke run of every herald-bench scenario with tiny parameters against a
+# real server, plus the bench's self-test: proves the benchmark suite works
+# (exit 0: nothing lost, duplicated or out of order). Not a performance test:
+# no figure is checked. Usage: tests/bench_smoke.sh [build-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build="${1:-build/release}"
+bench="$build/herald-bench"
+server="$build/herald"
+
+"$bench" selftest
+# The micro-benchmarks must still run (tiny time budget; figures ignored).
+"$build/herald-micro" --benchmark_min_time=0.01 >/dev/null
+echo "herald-micro: ok"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+workdir=$(mktemp -d)
+"$PWD/$server" serve --listen "127.0.0.1:$port" --workers 2 --static-dir "" >"$workdir/server.log" 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$workdir"' EXIT
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break
+  sleep 0.1
+done
+
+passed=0
+failed=0
+for scenario in fanout rooms connect idle; do
+  if "$bench" "$scenario" --smoke --no-progress --url "ws://127.0.0.1:$port/ws" \
+      --server-pid "$pid" >"$workdir/$scenario.out" 2>&1; then
+    echo "bench smoke $scenario: ok ($(grep -m1 '^{' "$workdir/$scenario.out" | cut -c1-120)...)"
+    passed=$((passed + 1))
+  else
+    echo "bench smoke $scenario: FAILED"
+    cat "$workdir/$scenario.out"
+    failed=$((failed + 1))
+  fi
+done
+echo "bench smoke: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
