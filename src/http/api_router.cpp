@@ -47,14 +47,27 @@ std::string_view content_type(const std::filesystem::path& p) {
 }  // namespace
 
 ApiRouter::ApiRouter(core::Node& node, unsigned worker, protocol::CommandParser& parser,
-                     ApiOptions options)
-    : node_(node), worker_(worker), parser_(parser), options_(std::move(options)) {}
+                     metrics::WorkerCounters& counters, ApiOptions options)
+    : node_(node),
+      worker_(worker),
+      parser_(parser),
+      counters_(counters),
+      options_(std::move(options)) {}
 
 void ApiRouter::handle(Request&& req, Responder respond) {
   std::string_view target = req.target();
   const std::string_view path = target.substr(0, target.find('?'));
+  counters_.http_requests.add();
   if (path == "/healthz") {
     respond(json_response(200, R"({"status":"ok"})"));
+    return;
+  }
+  if (path == "/metrics") {
+    Response res{bhttp::status::ok, 11};
+    res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.body() = metrics::Registry::global().render();
+    res.prepare_payload();
+    respond(std::move(res));
     return;
   }
   if (path == "/api/publish") {
@@ -87,6 +100,7 @@ void ApiRouter::publish(const Request& req, Responder respond) {
     return;
   }
   auto& cmd = std::get<protocol::Command>(parsed);
+  counters_.publishes.add();
   core::PublishRequest pub{std::move(cmd.channel), std::move(cmd.event), std::move(cmd.data),
                            {}, {}, cmd.ephemeral};
   node_.publish(worker_, std::move(pub), [respond = std::move(respond)](const core::PublishResult& r) {

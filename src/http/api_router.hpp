@@ -1,5 +1,6 @@
 // The HTTP routes of one worker: the server API (POST /api/publish),
-// GET /healthz and static files from the configured folder. Errors answer
+// GET /healthz, GET /metrics (Prometheus text) and static files from the
+// configured folder. Errors answer
 // in the protocol's JSON error shape with the status from
 // protocol::http_status.
 #pragma once
@@ -8,6 +9,7 @@
 
 #include "core/node.hpp"
 #include "http/http_session.hpp"
+#include "metrics/metrics.hpp"
 #include "protocol/command.hpp"
 
 namespace herald::http {
@@ -19,7 +21,7 @@ struct ApiOptions {
 class ApiRouter final : public Router {
  public:
   ApiRouter(core::Node& node, unsigned worker, protocol::CommandParser& parser,
-            ApiOptions options);
+            metrics::WorkerCounters& counters, ApiOptions options);
   void handle(Request&& req, Responder respond) override;
 
  private:
@@ -28,7 +30,8 @@ class ApiRouter final : public Router {
 
   core::Node& node_;
   unsigned worker_;
-  protocol::CommandParser& parser_;  // the worker's, shared with its WebSocket sessions
+  protocol::CommandParser& parser_;
+  metrics::WorkerCounters& counters_;  // the worker's, shared with its WebSocket sessions
   ApiOptions options_;
 };
 

@@ -21,6 +21,7 @@ std::weak_ptr<ClientSession> ClientSession::weak_self() {
 }
 
 void ClientSession::on_text(std::string_view text) {
+  ctx_.counters->messages_received.add();
   auto parsed = ctx_.parser.parse(text);
   if (auto* err = std::get_if<CommandError>(&parsed)) {
     reply_error(err->code, err->message, err->id);
@@ -160,6 +161,7 @@ void ClientSession::finish_unsubscribe(const std::string& channel, const std::st
 }
 
 void ClientSession::handle_publish(Command& cmd) {
+  ctx_.counters->publishes.add();
   core::PublishRequest req{
       std::move(cmd.channel), std::move(cmd.event), std::move(cmd.data), client_id_, {},
       cmd.ephemeral};

@@ -11,6 +11,7 @@
 
 #include "core/node.hpp"
 #include "core/subscribers.hpp"
+#include "metrics/metrics.hpp"
 #include "protocol/command.hpp"
 #include "ws/connection.hpp"
 
@@ -24,6 +25,7 @@ struct SessionContext {
   ws::ConnectionLimits limits;  // transport limits
   size_t max_channels_per_connection = 256;
   unsigned ping_seconds = 25;
+  metrics::WorkerCounters* counters = nullptr;  // the worker's
 };
 
 class ClientSession final : public ws::Connection, public core::Subscriber {
@@ -33,7 +35,10 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   const std::string& client_id() const { return client_id_; }
 
   // core::Subscriber: an event frame for a subscribed channel.
-  void deliver(const ws::SharedFrame& frame) override { send(frame); }
+  void deliver(const ws::SharedFrame& frame) override {
+    ctx_.counters->deliveries.add();
+    send(frame);
+  }
 
  private:
   struct Subscription {

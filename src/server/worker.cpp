@@ -52,10 +52,11 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
                    cfg.limits.max_channels_per_connection,
                    static_cast<unsigned>(std::max<int64_t>(
                        1, std::chrono::duration_cast<std::chrono::seconds>(cfg.limits.ping_interval)
-                              .count()))},
+                              .count())),
+                   &counters_},
       http_limits_{cfg.limits.max_http_body_bytes, 16 * 1024, cfg.limits.handshake_timeout,
                    cfg.server.ws_path, cfg.server.allowed_origins},
-      router_(node, index, parser_, http::ApiOptions{cfg.server.static_dir}),
+      router_(node, index, parser_, counters_, http::ApiOptions{cfg.server.static_dir}),
       read_buffer_(kReadBufferBytes),
       id_seed_(std::random_device{}() * 0x100000001ULL ^ std::random_device{}()) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -167,6 +168,7 @@ void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_byte
   auto session = std::make_shared<protocol::ClientSession>(fd, *this, session_ctx_,
                                                            next_client_id());
   connections_.emplace(session.get(), session);
+  counters_.ws_opened.add();
   session->start(early_bytes);
 }
 

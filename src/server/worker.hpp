@@ -27,6 +27,7 @@
 #include "core/node.hpp"
 #include "http/api_router.hpp"
 #include "http/http_session.hpp"
+#include "metrics/metrics.hpp"
 #include "protocol/client_session.hpp"
 #include "ws/connection.hpp"
 
@@ -50,6 +51,7 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   // ws::ConnectionHost
   std::span<char> read_buffer() override;
   int poll_fd() const override { return epoll_fd_; }
+  metrics::WorkerCounters& counters() override { return counters_; }
   void mark_dirty(std::shared_ptr<ws::Connection> c) override;
   void connection_closed(ws::Connection& c) override;
 
@@ -74,6 +76,7 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   const config::Config& cfg_;
   core::Node& node_;
   std::atomic<size_t>& connection_count_;
+  metrics::WorkerCounters& counters_ = metrics::Registry::global().add_worker();
   boost::asio::io_context io_{1};
   boost::asio::ip::tcp::acceptor acceptor_{io_};
   int epoll_fd_ = -1;

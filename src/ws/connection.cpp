@@ -89,6 +89,7 @@ void Connection::consume(char* data, size_t len) {
   if (state_ == State::closed) return;
   const uint16_t code = reader_.feed(data, len, *this);
   if (code != 0) {
+    host_.counters().protocol_closes.add();
     const char* reason = code == close_code::invalid_payload   ? "invalid UTF-8"
                          : code == close_code::message_too_big ? "message too big"
                                                                 : "protocol error";
@@ -99,6 +100,7 @@ void Connection::consume(char* data, size_t len) {
 void Connection::on_message(Opcode op, std::string_view payload) {
   if (state_ != State::open) return;  // after our close frame, only the peer's close matters
   if (op != Opcode::text) {
+    host_.counters().protocol_closes.add();
     fail(close_code::unsupported_data, "binary messages are not supported");
     return;
   }
@@ -126,10 +128,12 @@ void Connection::send(const SharedFrame& frame) {
   if (queue_.bytes() + frame->size() > limits_.max_outbound_bytes) {
     spdlog::info("closing a slow consumer (4008): {} bytes queued, limit {}", queue_.bytes(),
                  limits_.max_outbound_bytes);
+    host_.counters().slow_consumer_closes.add();
     fail(close_code::slow_consumer, "slow consumer");
     return;
   }
   queue_.push(frame);
+  host_.counters().frames_queued.add();
   mark_dirty();
 }
 
@@ -180,6 +184,9 @@ void Connection::flush() {
       return;
     }
     queue_.consume(static_cast<size_t>(written));
+    auto& counters = host_.counters();
+    counters.writes.add();
+    counters.bytes_written.add(static_cast<uint64_t>(written));
   }
   if (close_after_flush_) terminate();
 }
@@ -210,6 +217,7 @@ void Connection::terminate() {
   ::close(fd_);
   fd_ = -1;
   auto keep_alive = shared_from_this();  // the host drops its reference below
+  host_.counters().ws_closed.add();
   on_closed();
   host_.connection_closed(*this);
 }

@@ -27,6 +27,7 @@
 #include <string>
 #include <string_view>
 
+#include "metrics/metrics.hpp"
 #include "ws/frame_codec.hpp"
 #include "ws/outbound_queue.hpp"
 #include "ws/shared_frame.hpp"
@@ -52,6 +53,8 @@ class ConnectionHost {
   virtual std::span<char> read_buffer() = 0;
   // The worker's epoll set that connections add their sockets to.
   virtual int poll_fd() const = 0;
+  // The worker's metrics.
+  virtual metrics::WorkerCounters& counters() = 0;
   // Queue `c` for flush() at the end of this loop turn.
   virtual void mark_dirty(std::shared_ptr<Connection> c) = 0;
   // The connection is gone; drop it from the registry (the host keeps the
