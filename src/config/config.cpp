@@ -50,7 +50,8 @@ struct KeyDef {
 
 constexpr std::string_view kSections[] = {"server", "limits", "history", "engine"};
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
-constexpr std::string_view kEngines[] = {"memory"};
+constexpr std::string_view kEngines[] = {"memory", "sqlite"};
+constexpr std::string_view kDurabilities[] = {"normal", "full"};
 
 constexpr int64_t kSecond = 1000;
 constexpr int64_t kMinute = 60 * kSecond;
@@ -344,12 +345,37 @@ const std::vector<KeyDef>& keys() {
     // [engine]
     k.push_back({"engine", "type", Type::string, 0, 0,
                  "Storage engine for offsets and history: memory (history in RAM, lost on "
-                 "restart).",
+                 "restart) or sqlite (history in a database under engine.data_dir).",
                  [](Config& c, const std::string& key, const Value& v) {
                    check_one_of(key, std::get<std::string>(v), "engine", kEngines);
                    c.engine.type = std::get<std::string>(v);
                  },
                  [](const Config& c) { return Value(c.engine.type); }});
+    k.push_back({"engine", "data_dir", Type::string, 0, 0,
+                 "sqlite: directory holding the database file herald.db; created on start.",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   const auto& dir = std::get<std::string>(v);
+                   if (dir.empty()) throw ConfigError(key + ": must not be empty");
+                   c.engine.data_dir = dir;
+                 },
+                 [](const Config& c) { return Value(c.engine.data_dir); }});
+    k.push_back({"engine", "durability", Type::string, 0, 0,
+                 "sqlite: normal (acknowledged events survive a crash of the process) or full "
+                 "(they also survive a power loss; slower).",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   const auto level = to_lower(std::get<std::string>(v));
+                   check_one_of(key, level, "durability", kDurabilities);
+                   c.engine.durability = level;
+                 },
+                 [](const Config& c) { return Value(c.engine.durability); }});
+    k.push_back(size_key<&Config::engine, &EngineConfig::queue_limit>(
+        "engine", "queue_limit", 1, 10000000,
+        "sqlite: operations that may wait for the storage thread; beyond it publishes "
+        "fail with `internal`."));
+    k.push_back(size_key<&Config::engine, &EngineConfig::hot_window>(
+        "engine", "hot_window", 0, 1000000,
+        "sqlite: newest events of each active channel kept in RAM to answer history and "
+        "recovery without the database (at most history.size are used)."));
     return k;
   }();
   return table;

@@ -12,6 +12,7 @@
 
 #include "core/node.hpp"
 #include "engine/engine.hpp"
+#include "engine/sqlite/sqlite_engine.hpp"
 #include "server/worker.hpp"
 
 namespace herald::server {
@@ -22,6 +23,16 @@ std::unique_ptr<engine::Engine> make_engine(const config::Config& cfg) {
   if (cfg.engine.type == "memory") {
     return engine::make_memory_engine(engine::MemoryLimits{
         cfg.history.size, static_cast<int64_t>(cfg.history.ttl.count())});
+  }
+  if (cfg.engine.type == "sqlite") {
+    engine::SqliteOptions o;
+    o.data_dir = cfg.engine.data_dir;
+    o.full_sync = cfg.engine.durability == "full";
+    o.queue_limit = cfg.engine.queue_limit;
+    o.max_events_per_channel = cfg.history.size;
+    o.max_age_ms = static_cast<int64_t>(cfg.history.ttl.count());
+    o.hot_window = cfg.engine.hot_window;
+    return engine::make_sqlite_engine(o);  // throws naming the path on a bad data dir
   }
   throw std::runtime_error("engine.type: unsupported engine '" + cfg.engine.type + "'");
 }
@@ -59,6 +70,9 @@ int serve(const config::Config& cfg) {
   std::thread signal_thread([&] { signals_io.run(); });
 
   for (auto& t : threads) t.join();
+  // The workers' io_contexts go with `pool`: an engine with its own thread
+  // must stop posting results to them first.
+  if (auto* sqlite = dynamic_cast<engine::SqliteEngine*>(engine.get())) sqlite->stop();
   signals_io.stop();
   signal_thread.join();
   pool.clear();

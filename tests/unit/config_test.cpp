@@ -46,6 +46,10 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"history.ttl_ms", "HERALD_HISTORY_TTL_MS"},
     {"history.max_request", "HERALD_HISTORY_MAX_REQUEST"},
     {"engine.type", "HERALD_ENGINE_TYPE"},
+    {"engine.data_dir", "HERALD_ENGINE_DATA_DIR"},
+    {"engine.durability", "HERALD_ENGINE_DURABILITY"},
+    {"engine.queue_limit", "HERALD_ENGINE_QUEUE_LIMIT"},
+    {"engine.hot_window", "HERALD_ENGINE_HOT_WINDOW"},
 };
 
 const char* kFullFile = R"(# every key, none at its default
@@ -76,7 +80,11 @@ ttl_ms = 60000
 max_request = 25
 
 [engine]
-type = "memory"
+type = "sqlite"
+data_dir = "/var/lib/herald"
+durability = "full"
+queue_limit = 5000
+hot_window = 64
 )";
 
 class ConfigTest : public ::testing::Test {
@@ -176,7 +184,11 @@ TEST_F(ConfigTest, FileValues) {
   EXPECT_EQ(c.history.size, 50u);
   EXPECT_EQ(c.history.ttl, 60000ms);
   EXPECT_EQ(c.history.max_request, 25u);
-  EXPECT_EQ(c.engine.type, "memory");
+  EXPECT_EQ(c.engine.type, "sqlite");
+  EXPECT_EQ(c.engine.data_dir, "/var/lib/herald");
+  EXPECT_EQ(c.engine.durability, "full");
+  EXPECT_EQ(c.engine.queue_limit, 5000u);
+  EXPECT_EQ(c.engine.hot_window, 64u);
 }
 
 TEST_F(ConfigTest, PartialFileKeepsOtherDefaults) {
@@ -327,7 +339,8 @@ TEST_F(ConfigTest, RangeErrorsNameKeyRangeValueAndSource) {
 TEST_F(ConfigTest, EveryNumericKeyHasARange) {
   for (const auto& [key, var] : kAllKeys) {
     if (key == "server.listen" || key == "server.ws_path" || key == "server.static_dir" ||
-        key == "server.allowed_origins" || key == "server.log_level" || key == "engine.type")
+        key == "server.allowed_origins" || key == "server.log_level" || key == "engine.type" ||
+        key == "engine.data_dir" || key == "engine.durability")
       continue;
     EXPECT_THAT(env_error({{var, "99999999999999"}}),
                 AllOf(StartsWith(key + ": must be between"), HasSubstr(var)));
@@ -408,7 +421,11 @@ TEST_F(ConfigTest, StringValueErrorsNameTheKey) {
               StartsWith("server.log_level: unknown log level 'verbose' (expected trace, debug, "
                          "info, warn, error, off)"));
   EXPECT_THAT(file_error("[engine]\ntype = \"foo\"\n"),
-              StartsWith("engine.type: unknown engine 'foo' (expected memory)"));
+              StartsWith("engine.type: unknown engine 'foo' (expected memory, sqlite)"));
+  EXPECT_THAT(file_error("[engine]\ndurability = \"extra\"\n"),
+              StartsWith("engine.durability: unknown durability 'extra' (expected normal, full)"));
+  EXPECT_THAT(file_error("[engine]\ndata_dir = \"\"\n"),
+              StartsWith("engine.data_dir: must not be empty"));
   EXPECT_THAT(env_error({{"HERALD_ENGINE_TYPE", "redis"}}),
               AllOf(StartsWith("engine.type: unknown engine 'redis'"),
                     HasSubstr("(from HERALD_ENGINE_TYPE)")));

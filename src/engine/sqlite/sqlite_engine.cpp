@@ -1,0 +1,990 @@
+// The sqlite engine: each channel's offsets, epoch and recent events in one
+// SQLite database (`<data_dir>/herald.db`, WAL mode), so that acknowledged
+// events survive a process crash (synchronous=NORMAL) or a power loss (FULL),
+// and offsets and epochs continue after a restart.
+//
+// Threads. One storage thread per engine owns the sqlite3 connection and an
+// in-memory cache of the channels table (id, epoch, last offset). Channel
+// owners (workers) never touch SQLite: their ShardStore enqueues operations
+// (append, read, load) on one FIFO queue, bounded by queue_limit. The storage
+// thread takes everything that arrived while its previous transaction ran and
+// handles it in ONE transaction (group commit): appends get the channel's next
+// offsets and are inserted, reads and loads see the state at their place in
+// the queue, retention deletes old rows. After COMMIT the results go back to
+// each shard's executor in one posted handler per shard, in queue order; if
+// the transaction fails, every operation of the batch fails (appends are not
+// acknowledged and their offsets are given again later: they were never
+// visible to anyone).
+//
+// Hot window. Each ShardStore keeps, per active channel and on its worker's
+// thread only (no locks), the channel's epoch, last committed offset, the
+// timestamps of every event still held (for count and age limits) and the
+// newest `hot_window` committed events. A channel is loaded from the database
+// on first use; afterwards every committed append extends the window, so reads
+// whose answer lies in the window are answered synchronously and everything
+// else goes to the storage thread.
+//
+// The subscribe race. Node::subscribe counts the new subscriber on the owner
+// (so events are posted to its worker from then on), then reads history, and
+// the subscriber is added to its worker's local table only when the reply
+// arrives there. If a read completed later than appends that were committed
+// and delivered meanwhile, those events would reach the worker before the
+// reply (and be dropped there) without being in the older read result: a gap
+// in history-subscribe and recovery. This engine rules it out by keeping reads
+// and appends of a channel in one sequence: an asynchronous read is queued
+// behind the appends already queued and is answered from the database state at
+// that point, and its result is posted to the owner after the results of those
+// appends and before the results of later ones. So when a read's callback runs
+// on the owner, the result's last_offset is exactly the last offset whose
+// append callback already ran there (every event delivered before the reply is
+// in it, every later one is delivered after the reply). Synchronous reads
+// answer from the window, which holds exactly the committed events whose
+// callbacks already ran. Hence a read callback always sees the channel as of
+// the moment it runs, like the memory engine. (A read's callback can run
+// before the callbacks of appends made earlier but not committed yet; those
+// events have larger offsets than the result's last_offset and are delivered
+// after the reply.)
+//
+// Epochs. The database gets a random epoch when it is created; a channel takes
+// it when its first event is stored (and keeps it in the channels table), and
+// a channel that has no row yet reads as that epoch with offset 0, so a client
+// that subscribed before the first event can recover. Channel rows are never
+// deleted, so offsets are never reused; a deleted database gives a new epoch.
+#include "engine/sqlite/sqlite_engine.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <limits>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace herald::engine {
+namespace {
+
+namespace fs = std::filesystem;
+
+// 8 base36 characters (~41 bits) from the system's random source.
+std::string random_epoch() {
+  std::random_device rd;
+  uint64_t bits = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::string epoch(8, '0');
+  for (char& c : epoch) {
+    c = kDigits[bits % 36];
+    bits /= 36;
+  }
+  return epoch;
+}
+
+int64_t system_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Which events a query returns when the held offsets are [first, last]
+// (first >= 1): the same rules as the memory engine.
+struct Range {
+  uint64_t from = 0;
+  uint64_t count = 0;
+};
+
+Range select_range(uint64_t first, uint64_t last, const HistoryQuery& q) {
+  uint64_t lo = first;
+  uint64_t hi = last;
+  if (q.after) {
+    if (*q.after >= hi) return {};
+    lo = std::max(lo, *q.after + 1);
+  }
+  if (q.before) {
+    if (*q.before <= lo) return {};
+    hi = std::min(hi, *q.before - 1);
+  }
+  const uint64_t count = std::min<uint64_t>(q.limit, hi - lo + 1);
+  if (count == 0) return {};
+  return {q.after ? lo : hi - count + 1, count};
+}
+
+// --- SQLite wrappers ---------------------------------------------------------
+
+struct DbError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void fail(sqlite3* db, const std::string& what) {
+  throw DbError(what + ": " + sqlite3_errmsg(db));
+}
+
+void exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db);
+    sqlite3_free(err);
+    throw DbError(msg);
+  }
+}
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK)
+      fail(db, "prepare");
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  // Binds parameters 1..n; the statement is reset when the Use ends.
+  class Use {
+   public:
+    explicit Use(Stmt& s) : s_(s) {}
+    ~Use() {
+      sqlite3_reset(s_.stmt_);
+      sqlite3_clear_bindings(s_.stmt_);
+    }
+    Use& bind(int i, int64_t v) {
+      check(sqlite3_bind_int64(s_.stmt_, i, v));
+      return *this;
+    }
+    Use& bind(int i, uint64_t v) { return bind(i, static_cast<int64_t>(v)); }
+    Use& bind(int i, const std::string& v) {
+      check(sqlite3_bind_text(s_.stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+      return *this;
+    }
+    // True while there is a row.
+    bool step() {
+      const int rc = sqlite3_step(s_.stmt_);
+      if (rc == SQLITE_ROW) return true;
+      if (rc == SQLITE_DONE) return false;
+      fail(s_.db_, "step");
+    }
+    void run() {
+      while (step()) {
+      }
+    }
+    int64_t i64(int col) const { return sqlite3_column_int64(s_.stmt_, col); }
+    uint64_t u64(int col) const { return static_cast<uint64_t>(i64(col)); }
+    std::string text(int col) const {
+      const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_.stmt_, col));
+      return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_.stmt_, col)))
+               : std::string();
+    }
+
+   private:
+    void check(int rc) {
+      if (rc != SQLITE_OK) fail(s_.db_, "bind");
+    }
+    Stmt& s_;
+  };
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS channels (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  epoch TEXT NOT NULL,
+  last_offset INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+  channel INTEGER NOT NULL,
+  "offset" INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  event TEXT NOT NULL,
+  data TEXT NOT NULL,
+  from_client TEXT NOT NULL,
+  from_user TEXT NOT NULL,
+  PRIMARY KEY (channel, "offset")
+);
+)sql";
+
+constexpr const char* kSchemaVersion = "1";
+
+// --- operations between the shards and the storage thread --------------------
+
+struct LoadResult {
+  bool exists = false;
+  std::string epoch;
+  uint64_t last = 0;
+  uint64_t first = 0;               // offset of ts.front()
+  std::vector<int64_t> ts;          // timestamps of the held events first..last
+  std::vector<StoredEvent> window;  // the newest held events
+};
+
+enum class Kind : uint8_t { append, read, load };
+
+// One operation: built by a shard, filled in by the storage thread, completed
+// back on the shard's executor.
+struct Op {
+  Kind kind = Kind::append;
+  unsigned shard = 0;
+  std::string channel;
+  StoredEvent event;   // append; the storage thread sets the offset
+  HistoryQuery query;  // read
+  ShardStore::AppendHandler on_append;
+  ShardStore::HistoryHandler on_read;
+  // Results.
+  bool ok = false;
+  std::string error;
+  std::string epoch;      // append
+  HistoryResult history;  // read
+  LoadResult load;        // load
+};
+
+class ShardState;
+
+// Where the storage thread posts a shard's results; closed when the shard's
+// store goes away or the engine stops, after which nothing is posted.
+struct ShardSink {
+  std::mutex mu;
+  bool open = true;
+  boost::asio::any_io_executor executor;
+  std::shared_ptr<ShardState> state;
+
+  void post(std::vector<Op> ops);
+  void close() {
+    std::lock_guard lock(mu);
+    open = false;
+    state.reset();
+  }
+};
+
+// --- the storage thread ------------------------------------------------------
+
+struct ChannelRow {
+  int64_t id = 0;
+  std::string epoch;
+  uint64_t last = 0;
+};
+
+class Storage {
+ public:
+  explicit Storage(const SqliteOptions& options)
+      : options_(options), now_ms_(options.now_ms ? options.now_ms : system_now_ms) {
+    try {
+      open_database();
+    } catch (...) {
+      if (lock_fd_ >= 0) ::close(lock_fd_);
+      throw;
+    }
+    thread_ = std::thread([this] { run(); });
+  }
+
+  ~Storage() {
+    shutdown();
+    if (db_) {
+      statements_.reset();
+      sqlite3_close_v2(db_);
+    }
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+  }
+
+  const SqliteOptions& options() const { return options_; }
+  int64_t now_ms() const { return now_ms_(); }
+
+  unsigned add_shard(std::shared_ptr<ShardSink> sink) {
+    std::lock_guard lock(mu_);
+    sinks_.push_back(std::move(sink));
+    return static_cast<unsigned>(sinks_.size() - 1);
+  }
+
+  // Queues `op` (moving from it) unless the queue is full or the engine is
+  // stopping; then returns why, leaving `op` untouched.
+  std::string enqueue(Op& op) {
+    std::lock_guard lock(mu_);
+    if (stopping_) return "storage engine is shutting down";
+    if (queue_.size() >= options_.queue_limit)
+      return "storage queue is full (engine.queue_limit = " + std::to_string(options_.queue_limit) +
+             ")";
+    queue_.push_back(std::move(op));
+    if (queue_.size() == 1) cv_.notify_one();
+    return {};
+  }
+
+  void close_sinks() {
+    std::vector<std::shared_ptr<ShardSink>> sinks;
+    {
+      std::lock_guard lock(mu_);
+      sinks = sinks_;
+    }
+    for (auto& s : sinks) s->close();
+  }
+
+  // Commits what is queued, then stops the thread.
+  void shutdown() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  struct Statements {
+    explicit Statements(sqlite3* db)
+        : begin(db, "BEGIN IMMEDIATE"),
+          commit(db, "COMMIT"),
+          find_channel(db, "SELECT id, epoch, last_offset FROM channels WHERE name = ?1"),
+          insert_channel(db, "INSERT INTO channels (name, epoch, last_offset) VALUES (?1, ?2, 0)"),
+          update_last(db, "UPDATE channels SET last_offset = ?2 WHERE id = ?1"),
+          insert_event(db,
+                       "INSERT INTO events (channel, \"offset\", ts, event, data, from_client, "
+                       "from_user) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+          first_held(db,
+                     "SELECT \"offset\" FROM events WHERE channel = ?1 AND \"offset\" >= ?2 AND "
+                     "ts >= ?3 ORDER BY \"offset\" LIMIT 1"),
+          read_range(db,
+                     "SELECT \"offset\", ts, event, data, from_client, from_user FROM events "
+                     "WHERE channel = ?1 AND \"offset\" >= ?2 AND \"offset\" <= ?3 "
+                     "ORDER BY \"offset\""),
+          read_ts(db,
+                  "SELECT \"offset\", ts FROM events WHERE channel = ?1 AND \"offset\" >= ?2 "
+                  "ORDER BY \"offset\""),
+          trim_count(db, "DELETE FROM events WHERE channel = ?1 AND \"offset\" <= ?2"),
+          trim_age(db,
+                   "DELETE FROM events WHERE channel = ?1 AND \"offset\" < COALESCE((SELECT "
+                   "\"offset\" FROM events WHERE channel = ?1 AND ts >= ?2 ORDER BY \"offset\" "
+                   "LIMIT 1), ?3)"),
+          sweep_channels(db,
+                         "SELECT id, last_offset FROM channels WHERE id > ?1 ORDER BY id "
+                         "LIMIT ?2") {}
+    Stmt begin, commit, find_channel, insert_channel, update_last, insert_event, first_held,
+        read_range, read_ts, trim_count, trim_age, sweep_channels;
+  };
+
+  void open_database() {
+    const fs::path dir(options_.data_dir);
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec)
+      throw std::runtime_error("engine.data_dir: cannot create directory '" + dir.string() +
+                               "': " + ec.message());
+    if (!fs::is_directory(dir, ec))
+      throw std::runtime_error("engine.data_dir: '" + dir.string() + "' is not a directory");
+
+    const fs::path lock_path = dir / kSqliteLockName;
+    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd_ < 0)
+      throw std::runtime_error("engine.data_dir: cannot create '" + lock_path.string() +
+                               "': " + std::strerror(errno));
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
+      throw std::runtime_error(
+          "engine.data_dir: '" + dir.string() +
+          "' is in use by another herald process (locked: " + lock_path.string() + ")");
+
+    const fs::path db_path = dir / kSqliteFileName;
+    const std::string where = "sqlite engine: cannot use database '" + db_path.string() + "': ";
+    if (sqlite3_open_v2(db_path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+      const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close_v2(db_);
+      db_ = nullptr;
+      throw std::runtime_error(where + msg);
+    }
+    try {
+      sqlite3_busy_timeout(db_, 5000);
+      Stmt mode(db_, "PRAGMA journal_mode = WAL");
+      {
+        Stmt::Use use(mode);
+        if (!use.step() || use.text(0) != "wal")
+          throw DbError("cannot switch to WAL mode (read-only file or directory?)");
+      }
+      exec(db_, options_.full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+      exec(db_, "PRAGMA journal_size_limit = 67108864");
+      exec(db_, kSchema);
+      exec(db_, "BEGIN IMMEDIATE");
+      {
+        Stmt put(db_, "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)");
+        Stmt::Use(put)
+            .bind(1, std::string("schema_version"))
+            .bind(2, std::string(kSchemaVersion))
+            .run();
+        Stmt::Use(put).bind(1, std::string("epoch")).bind(2, random_epoch()).run();
+        Stmt get(db_, "SELECT value FROM meta WHERE key = ?1");
+        {
+          Stmt::Use use(get);
+          use.bind(1, std::string("schema_version"));
+          const std::string version = use.step() ? use.text(0) : "";
+          if (version != kSchemaVersion)
+            throw DbError("schema version '" + version + "' is not supported (expected " +
+                          kSchemaVersion + ")");
+        }
+        Stmt::Use use(get);
+        use.bind(1, std::string("epoch"));
+        if (!use.step()) throw DbError("no epoch in table meta");
+        db_epoch_ = use.text(0);
+      }
+      exec(db_, "COMMIT");
+      statements_ = std::make_unique<Statements>(db_);
+    } catch (const DbError& e) {
+      statements_.reset();
+      sqlite3_close_v2(db_);
+      db_ = nullptr;
+      throw std::runtime_error(where + e.what() +
+                               " (if the file is damaged, move it away to start afresh)");
+    }
+  }
+
+  int64_t sweep_interval_ms() const {
+    return std::clamp<int64_t>(options_.max_age_ms / 10, 1000, 60000);
+  }
+
+  void run() {
+    std::vector<Op> batch;
+    auto next_sweep = std::chrono::steady_clock::now();
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        const auto ready = [&] { return stopping_ || !queue_.empty(); };
+        if (options_.max_age_ms > 0)
+          cv_.wait_until(lock, next_sweep, ready);
+        else
+          cv_.wait(lock, ready);
+        if (queue_.empty() && stopping_) break;
+        batch.swap(queue_);
+      }
+      const bool sweep = options_.max_age_ms > 0 && std::chrono::steady_clock::now() >= next_sweep;
+      if (batch.empty() && !sweep) continue;
+      bool sweep_done = true;
+      process(batch, sweep, sweep_done);
+      if (sweep && sweep_done)
+        next_sweep =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(sweep_interval_ms());
+      deliver(batch);
+      batch.clear();
+    }
+  }
+
+  // Finds a channel's row (cached), creating it when `create`; nullptr when
+  // it does not exist and `create` is false.
+  ChannelRow* channel(const std::string& name, bool create, std::vector<std::string>* created) {
+    if (auto it = cache_.find(name); it != cache_.end()) return &it->second;
+    ChannelRow row;
+    {
+      Stmt::Use use(statements_->find_channel);
+      use.bind(1, name);
+      if (use.step()) {
+        row.id = use.i64(0);
+        row.epoch = use.text(1);
+        row.last = use.u64(2);
+        return &cache_.emplace(name, std::move(row)).first->second;
+      }
+    }
+    if (!create) return nullptr;
+    Stmt::Use(statements_->insert_channel).bind(1, name).bind(2, db_epoch_).run();
+    row.id = sqlite3_last_insert_rowid(db_);
+    row.epoch = db_epoch_;
+    if (created) created->push_back(name);
+    return &cache_.emplace(name, std::move(row)).first->second;
+  }
+
+  int64_t age_cutoff() const {
+    return options_.max_age_ms > 0 ? now_ms_() - options_.max_age_ms
+                                   : std::numeric_limits<int64_t>::min();
+  }
+
+  // The oldest offset a channel may still hold by the count limit.
+  uint64_t count_floor(uint64_t last) const {
+    const uint64_t size = options_.max_events_per_channel;
+    return last >= size ? last - size + 1 : 1;
+  }
+
+  // Deletes a channel's events beyond the count and age limits.
+  void trim(int64_t id, uint64_t last) {
+    const uint64_t floor = count_floor(last);
+    if (floor > 1) Stmt::Use(statements_->trim_count).bind(1, id).bind(2, floor - 1).run();
+    if (options_.max_age_ms > 0)
+      Stmt::Use(statements_->trim_age).bind(1, id).bind(2, age_cutoff()).bind(3, last + 1).run();
+  }
+
+  void do_append(Op& op, std::vector<std::string>& created,
+                 std::unordered_map<ChannelRow*, uint64_t>& saved_last) {
+    ChannelRow* ch = channel(op.channel, true, &created);
+    saved_last.try_emplace(ch, ch->last);
+    op.event.offset = ++ch->last;
+    if (options_.max_events_per_channel > 0) {
+      Stmt::Use(statements_->insert_event)
+          .bind(1, ch->id)
+          .bind(2, op.event.offset)
+          .bind(3, op.event.ts_ms)
+          .bind(4, op.event.event)
+          .bind(5, op.event.data)
+          .bind(6, op.event.from_client)
+          .bind(7, op.event.from_user)
+          .run();
+    }
+    op.epoch = ch->epoch;
+    op.ok = true;
+  }
+
+  // The oldest held offset of a channel (0: none).
+  uint64_t first_held(const ChannelRow& ch) {
+    if (ch.last == 0 || options_.max_events_per_channel == 0) return 0;
+    Stmt::Use use(statements_->first_held);
+    use.bind(1, ch.id).bind(2, count_floor(ch.last)).bind(3, age_cutoff());
+    return use.step() ? use.u64(0) : 0;
+  }
+
+  void read_events(int64_t id, uint64_t from, uint64_t to, std::vector<StoredEvent>& out) {
+    Stmt::Use use(statements_->read_range);
+    use.bind(1, id).bind(2, from).bind(3, to);
+    while (use.step())
+      out.push_back(
+          StoredEvent{use.u64(0), use.i64(1), use.text(2), use.text(3), use.text(4), use.text(5)});
+  }
+
+  void do_read(Op& op) {
+    op.ok = true;
+    HistoryResult& r = op.history;
+    r.ok = true;
+    r.epoch = db_epoch_;
+    ChannelRow* ch = channel(op.channel, false, nullptr);  // reading never creates a channel
+    if (!ch) return;
+    r.epoch = ch->epoch;
+    r.last_offset = ch->last;
+    const uint64_t first = first_held(*ch);
+    if (first == 0) return;
+    r.first_offset = first;
+    const Range range = select_range(first, ch->last, op.query);
+    if (range.count == 0) return;
+    r.events.reserve(range.count);
+    read_events(ch->id, range.from, range.from + range.count - 1, r.events);
+  }
+
+  void do_load(Op& op) {
+    LoadResult& l = op.load;
+    l.epoch = db_epoch_;
+    ChannelRow* ch = channel(op.channel, false, nullptr);
+    if (ch) {
+      l.exists = true;
+      l.epoch = ch->epoch;
+      l.last = ch->last;
+      if (ch->last > 0 && options_.max_events_per_channel > 0) {
+        // Held events are contiguous and end at `last`; keep the contiguous
+        // run that ends there, should the table hold anything else.
+        std::vector<std::pair<uint64_t, int64_t>> rows;
+        {
+          Stmt::Use use(statements_->read_ts);
+          use.bind(1, ch->id).bind(2, count_floor(ch->last));
+          while (use.step()) rows.emplace_back(use.u64(0), use.i64(1));
+        }
+        size_t begin = rows.size();
+        uint64_t expect = ch->last;
+        while (begin > 0 && rows[begin - 1].first == expect) {
+          --begin;
+          --expect;
+        }
+        if (begin < rows.size()) {
+          l.first = rows[begin].first;
+          for (size_t i = begin; i < rows.size(); ++i) l.ts.push_back(rows[i].second);
+          const uint64_t w = std::min(options_.hot_window, options_.max_events_per_channel);
+          if (w > 0) {
+            const uint64_t from = std::max<uint64_t>(l.first, ch->last >= w ? ch->last - w + 1 : 1);
+            read_events(ch->id, from, ch->last, l.window);
+          }
+        }
+      }
+    }
+    op.ok = true;
+  }
+
+  // One step of the age sweep: trims up to kSweepBatch channels, so channels
+  // that get no new events still lose their expired ones. Returns true when
+  // it went round all channels.
+  bool sweep_step() {
+    constexpr int64_t kSweepBatch = 256;
+    std::vector<std::pair<int64_t, uint64_t>> rows;
+    {
+      Stmt::Use use(statements_->sweep_channels);
+      use.bind(1, sweep_cursor_).bind(2, kSweepBatch);
+      while (use.step()) rows.emplace_back(use.i64(0), use.u64(1));
+    }
+    for (const auto& [id, last] : rows) trim(id, last);
+    if (static_cast<int64_t>(rows.size()) < kSweepBatch) {
+      sweep_cursor_ = 0;
+      return true;
+    }
+    sweep_cursor_ = rows.back().first;
+    return false;
+  }
+
+  void process(std::vector<Op>& batch, bool sweep, bool& sweep_done) {
+    std::vector<std::string> created;
+    std::unordered_map<ChannelRow*, uint64_t> saved_last;  // to undo on failure
+    try {
+      Stmt::Use(statements_->begin).run();
+      for (Op& op : batch) {
+        switch (op.kind) {
+          case Kind::append:
+            do_append(op, created, saved_last);
+            break;
+          case Kind::read:
+            do_read(op);
+            break;
+          case Kind::load:
+            do_load(op);
+            break;
+        }
+      }
+      for (const auto& [ch, before] : saved_last) {
+        Stmt::Use(statements_->update_last).bind(1, ch->id).bind(2, ch->last).run();
+        trim(ch->id, ch->last);
+      }
+      if (sweep) sweep_done = sweep_step();
+      Stmt::Use(statements_->commit).run();
+    } catch (const std::exception& e) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      for (const auto& [ch, before] : saved_last) ch->last = before;
+      for (const auto& name : created) cache_.erase(name);
+      const std::string why = std::string("sqlite: ") + e.what();
+      for (Op& op : batch) {
+        op.ok = false;
+        op.error = why;
+        op.history = HistoryResult{};
+        op.history.error = why;
+        op.load = LoadResult{};
+      }
+      sweep_done = true;
+    }
+  }
+
+  void deliver(std::vector<Op>& batch) {
+    std::vector<std::shared_ptr<ShardSink>> sinks;
+    {
+      std::lock_guard lock(mu_);
+      sinks = sinks_;
+    }
+    std::vector<std::vector<Op>> per_shard(sinks.size());
+    for (Op& op : batch) per_shard[op.shard].push_back(std::move(op));
+    for (size_t i = 0; i < sinks.size(); ++i)
+      if (!per_shard[i].empty()) sinks[i]->post(std::move(per_shard[i]));
+  }
+
+  const SqliteOptions options_;
+  const std::function<int64_t()> now_ms_;
+  int lock_fd_ = -1;
+  sqlite3* db_ = nullptr;
+  std::unique_ptr<Statements> statements_;
+  std::string db_epoch_;
+  std::unordered_map<std::string, ChannelRow> cache_;  // storage thread only
+  int64_t sweep_cursor_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Op> queue_;
+  bool stopping_ = false;
+  std::vector<std::shared_ptr<ShardSink>> sinks_;
+  std::thread thread_;
+};
+
+// --- the owner side: one per worker ------------------------------------------
+
+struct HotChannel {
+  enum class State : uint8_t { unloaded, loading, loaded };
+  State state = State::unloaded;
+  std::string epoch;
+  uint64_t last = 0;
+  uint64_t first = 0;              // offset of ts.front()
+  std::deque<int64_t> ts;          // timestamps of the held events first..last
+  std::deque<StoredEvent> window;  // the newest held events
+  uint32_t pending = 0;            // appends and loads not completed yet
+  int64_t used_ms = 0;             // steady clock
+};
+
+class ShardState {
+ public:
+  ShardState(std::shared_ptr<Storage> storage, unsigned shard)
+      : storage_(std::move(storage)),
+        options_(storage_->options()),
+        window_size_(std::min(options_.hot_window, options_.max_events_per_channel)),
+        shard_(shard) {}
+
+  void append(const std::string& channel, NewEvent ev, ShardStore::AppendHandler done) {
+    HotChannel& ch = touch(channel);
+    ensure_loaded(channel, ch);
+    Op op;
+    op.kind = Kind::append;
+    op.shard = shard_;
+    op.channel = channel;
+    op.event = StoredEvent{0,
+                           ev.ts_ms,
+                           std::move(ev.event),
+                           std::move(ev.data),
+                           std::move(ev.from_client),
+                           std::move(ev.from_user)};
+    op.on_append = std::move(done);
+    if (std::string why = storage_->enqueue(op); !why.empty()) {
+      AppendResult r;
+      r.error = std::move(why);
+      return op.on_append(std::move(r));
+    }
+    ++ch.pending;
+  }
+
+  void read(const std::string& channel, const HistoryQuery& query,
+            ShardStore::HistoryHandler done) {
+    HotChannel& ch = touch(channel);
+    if (ch.state == HotChannel::State::loaded && answer_from_window(ch, query, done)) return;
+    ensure_loaded(channel, ch);
+    Op op;
+    op.kind = Kind::read;
+    op.shard = shard_;
+    op.channel = channel;
+    op.query = query;
+    op.on_read = std::move(done);
+    if (std::string why = storage_->enqueue(op); !why.empty()) {
+      HistoryResult r;
+      r.error = std::move(why);
+      op.on_read(std::move(r));
+    }
+  }
+
+  // Runs on the shard's executor: the results of one batch, in queue order.
+  void complete(std::vector<Op>& ops) {
+    for (Op& op : ops) {
+      switch (op.kind) {
+        case Kind::load: {
+          HotChannel& ch = channels_[op.channel];
+          --ch.pending;
+          if (!op.ok) {
+            reset(ch);
+            break;
+          }
+          ch.state = HotChannel::State::loaded;
+          ch.epoch = std::move(op.load.epoch);
+          ch.last = op.load.last;
+          ch.first = op.load.first;
+          ch.ts.assign(op.load.ts.begin(), op.load.ts.end());
+          ch.window.assign(std::make_move_iterator(op.load.window.begin()),
+                           std::make_move_iterator(op.load.window.end()));
+          if (!window_is_tail(ch)) ch.window.clear();  // then reads go to the database
+          break;
+        }
+        case Kind::append: {
+          HotChannel& ch = channels_[op.channel];
+          --ch.pending;
+          AppendResult r;
+          r.ok = op.ok;
+          r.error = std::move(op.error);
+          if (op.ok) {
+            r.offset = op.event.offset;
+            r.epoch = op.epoch;
+            if (ch.state == HotChannel::State::loaded) add_committed(ch, std::move(op.event));
+          }
+          op.on_append(std::move(r));
+          break;
+        }
+        case Kind::read:
+          op.history.ok = op.ok;
+          if (!op.ok) op.history.error = op.error;
+          op.on_read(std::move(op.history));
+          break;
+      }
+    }
+  }
+
+ private:
+  HotChannel& touch(const std::string& channel) {
+    const int64_t now = steady_ms();
+    if (++ops_ % 1024 == 0) evict_idle(now);
+    HotChannel& ch = channels_[channel];
+    ch.used_ms = now;
+    return ch;
+  }
+
+  // Forgets channels not used for a minute (they are loaded again on use).
+  void evict_idle(int64_t now) {
+    constexpr int64_t kIdleMs = 60000;
+    for (auto it = channels_.begin(); it != channels_.end();) {
+      if (it->second.pending == 0 && now - it->second.used_ms > kIdleMs)
+        it = channels_.erase(it);
+      else
+        ++it;
+    }
+  }
+
+  static void reset(HotChannel& ch) {
+    ch.state = HotChannel::State::unloaded;
+    ch.ts.clear();
+    ch.window.clear();
+  }
+
+  void ensure_loaded(const std::string& channel, HotChannel& ch) {
+    if (ch.state != HotChannel::State::unloaded) return;
+    Op op;
+    op.kind = Kind::load;
+    op.shard = shard_;
+    op.channel = channel;
+    if (!storage_->enqueue(op).empty()) return;  // tried again on the next use
+    ch.state = HotChannel::State::loading;
+    ++ch.pending;
+  }
+
+  // Whether the window holds contiguous offsets ending at the last offset
+  // and none older than the oldest held event.
+  static bool window_is_tail(const HotChannel& ch) {
+    if (ch.window.empty()) return true;
+    if (ch.window.back().offset != ch.last || ch.ts.empty() || ch.window.front().offset < ch.first)
+      return false;
+    for (size_t i = 1; i < ch.window.size(); ++i)
+      if (ch.window[i].offset != ch.window[i - 1].offset + 1) return false;
+    return true;
+  }
+
+  void add_committed(HotChannel& ch, StoredEvent ev) {
+    if (ev.offset != ch.last + 1) {  // cannot happen; reload rather than serve a gap
+      reset(ch);
+      return;
+    }
+    ch.last = ev.offset;
+    if (options_.max_events_per_channel == 0) return;
+    if (ch.ts.empty()) ch.first = ev.offset;
+    ch.ts.push_back(ev.ts_ms);
+    while (ch.ts.size() > options_.max_events_per_channel) {
+      ch.ts.pop_front();
+      ++ch.first;
+    }
+    if (window_size_ == 0) return;
+    ch.window.push_back(std::move(ev));
+    while (ch.window.size() > window_size_) ch.window.pop_front();
+  }
+
+  void drop_expired(HotChannel& ch) {
+    if (options_.max_age_ms <= 0) return;
+    const int64_t cutoff = storage_->now_ms() - options_.max_age_ms;
+    while (!ch.ts.empty() && ch.ts.front() < cutoff) {
+      ch.ts.pop_front();
+      ++ch.first;
+    }
+    while (!ch.window.empty() && (ch.ts.empty() || ch.window.front().offset < ch.first))
+      ch.window.pop_front();
+  }
+
+  // Answers `query` when the window holds the whole answer.
+  bool answer_from_window(HotChannel& ch, const HistoryQuery& query,
+                          ShardStore::HistoryHandler& done) {
+    drop_expired(ch);
+    HistoryResult r;
+    r.ok = true;
+    r.epoch = ch.epoch;
+    r.last_offset = ch.last;
+    if (ch.ts.empty()) {
+      done(std::move(r));
+      return true;
+    }
+    r.first_offset = ch.first;
+    const Range range = select_range(ch.first, ch.last, query);
+    if (range.count > 0) {
+      if (ch.window.empty() || range.from < ch.window.front().offset) return false;
+      const size_t begin = range.from - ch.window.front().offset;
+      r.events.assign(ch.window.begin() + static_cast<ptrdiff_t>(begin),
+                      ch.window.begin() + static_cast<ptrdiff_t>(begin + range.count));
+    }
+    done(std::move(r));
+    return true;
+  }
+
+  const std::shared_ptr<Storage> storage_;
+  const SqliteOptions& options_;
+  const size_t window_size_;
+  const unsigned shard_;
+  std::unordered_map<std::string, HotChannel> channels_;
+  uint64_t ops_ = 0;
+};
+
+void ShardSink::post(std::vector<Op> ops) {
+  std::lock_guard lock(mu);
+  if (!open) return;
+  boost::asio::post(executor,
+                    [state = state, ops = std::move(ops)]() mutable { state->complete(ops); });
+}
+
+class SqliteShardStore final : public ShardStore {
+ public:
+  SqliteShardStore(std::shared_ptr<ShardState> state, std::shared_ptr<ShardSink> sink)
+      : state_(std::move(state)), sink_(std::move(sink)) {}
+  ~SqliteShardStore() override { sink_->close(); }
+
+  void append(const std::string& channel, NewEvent ev, AppendHandler done) override {
+    state_->append(channel, std::move(ev), std::move(done));
+  }
+  void read(const std::string& channel, const HistoryQuery& query, HistoryHandler done) override {
+    state_->read(channel, query, std::move(done));
+  }
+
+ private:
+  std::shared_ptr<ShardState> state_;
+  std::shared_ptr<ShardSink> sink_;
+};
+
+class SqliteEngineImpl final : public SqliteEngine {
+ public:
+  explicit SqliteEngineImpl(const SqliteOptions& options)
+      : storage_(std::make_shared<Storage>(options)) {}
+  ~SqliteEngineImpl() override {
+    storage_->close_sinks();
+    storage_->shutdown();
+  }
+
+  std::string_view name() const override { return "sqlite"; }
+
+  std::unique_ptr<ShardStore> open_shard(unsigned /*shard*/,
+                                         boost::asio::any_io_executor executor) override {
+    auto sink = std::make_shared<ShardSink>();
+    sink->executor = std::move(executor);
+    // The index is this store's position in the storage thread's sink list.
+    const unsigned index = storage_->add_shard(sink);
+    auto state = std::make_shared<ShardState>(storage_, index);
+    {
+      std::lock_guard lock(sink->mu);
+      sink->state = state;
+    }
+    return std::make_unique<SqliteShardStore>(std::move(state), std::move(sink));
+  }
+
+  void stop() override { storage_->close_sinks(); }
+
+ private:
+  std::shared_ptr<Storage> storage_;
+};
+
+}  // namespace
+
+std::unique_ptr<SqliteEngine> make_sqlite_engine(const SqliteOptions& options) {
+  return std::make_unique<SqliteEngineImpl>(options);
+}
+
+}  // namespace herald::engine

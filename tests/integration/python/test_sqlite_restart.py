@@ -1,0 +1,227 @@
+# The sqlite engine against the real binary: acknowledged events survive a
+# SIGKILL of the server (also one in the middle of a stream of publishes from
+# WebSocket and HTTP publishers), offsets continue and the epoch stays the same
+# after a restart on the same data directory, recovery from before the restart
+# works, subscribe-with-recover stays exact while publishes continue (reads
+# that go to the database), and a corrupt database gives a clear start-up
+# error instead of a crash.
+import asyncio
+import json
+import os
+import tempfile
+import urllib.request
+
+import pytest
+
+from harness import HeraldServer, ServerError, WSClient, runs_async, toml_config, unique
+
+
+def sqlite_config(data_dir: str, size: int = 1000, **engine) -> str:
+    return toml_config(engine={"type": "sqlite", "data_dir": data_dir, **engine},
+                       history={"size": size, "max_request": size})
+
+
+def http_publish(server: HeraldServer, channel: str, data) -> dict:
+    body = json.dumps({"channel": channel, "event": "e", "data": data}).encode()
+    req = urllib.request.Request(server.http_url("/api/publish"), data=body,
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+async def history(c: WSClient, channel: str, **query) -> dict:
+    reply = await c.call({"type": "history", "channel": channel, **query})
+    assert reply["type"] == "history", reply
+    return reply
+
+
+async def publish_pipelined(c: WSClient, channel: str, n: int, tag: str) -> dict:
+    """Sends n publishes without waiting, then collects their acks: {data_n: offset}."""
+    ids = {}
+    for i in range(n):
+        msg_id = c.new_id()
+        ids[msg_id] = i
+        await c.send({"type": "publish", "id": msg_id, "channel": channel, "event": "e",
+                      "data": {"tag": tag, "n": i}})
+    acked = {}
+    for msg_id, i in ids.items():
+        ack = await c.reply_to(msg_id)
+        assert ack["type"] == "ack", ack
+        acked[i] = ack["offset"]
+    return acked
+
+
+@runs_async
+async def test_acknowledged_events_survive_sigkill_and_offsets_continue():
+    data_dir = tempfile.mkdtemp(prefix="herald-sqlite-")
+    config = sqlite_config(data_dir)
+    channels = [unique("dur"), unique("dur")]
+    n = 200
+    srv = HeraldServer(config, name="sqlite-1").start()
+    try:
+        pubs = [(await WSClient.connected(srv))[0] for _ in range(2)]
+        acks = await asyncio.gather(
+            *(publish_pipelined(p, ch, n, f"ws{k}") for k, (p, ch) in
+              enumerate(zip(pubs, channels))))
+        for a in acks:
+            assert sorted(a.values()) == list(range(1, n + 1))
+        # Plus a few through HTTP.
+        for i in range(5):
+            assert http_publish(srv, channels[0], {"tag": "http", "n": i}) == {"offset": n + 1 + i}
+        before = await history(pubs[0], channels[0], limit=1)
+        epoch = before["epoch"]
+        assert before["offset"] == n + 5
+    finally:
+        srv.kill()  # SIGKILL: no shutdown, no final commit
+
+    srv2 = HeraldServer(config, name="sqlite-2").start()
+    try:
+        c, _ = await WSClient.connected(srv2)
+        for k, ch in enumerate(channels):
+            h = await history(c, ch, limit=1000)
+            last = n + 5 if k == 0 else n
+            assert h["epoch"] == epoch, (h["epoch"], epoch)
+            assert h["offset"] == last
+            assert [e["offset"] for e in h["events"]] == list(range(1, last + 1))
+            for i, off in acks[k].items():
+                assert h["events"][off - 1]["data"] == {"tag": f"ws{k}", "n": i}
+        # Offsets continue after the restart.
+        assert http_publish(srv2, channels[1], {"after": "restart"}) == {"offset": n + 1}
+        # A client that had seen up to offset 150 before the restart recovers.
+        sub, _ = await WSClient.connected(srv2)
+        reply = await sub.call({"type": "subscribe", "channel": channels[0],
+                                "recover": {"epoch": epoch, "offset": 150}})
+        assert reply["type"] == "subscribed", reply
+        assert reply["recovered"] is True, reply
+        assert reply["epoch"] == epoch
+        assert [e["offset"] for e in reply["events"]] == list(range(151, n + 6))
+        # Nothing missed: recovered with no events.
+        sub2, _ = await WSClient.connected(srv2)
+        reply = await sub2.call({"type": "subscribe", "channel": channels[1],
+                                 "recover": {"epoch": epoch, "offset": n + 1}})
+        assert reply["recovered"] is True and reply["events"] == [], reply
+        # Another epoch cannot be recovered.
+        sub3, _ = await WSClient.connected(srv2)
+        reply = await sub3.call({"type": "subscribe", "channel": channels[1],
+                                 "recover": {"epoch": "other", "offset": 3}})
+        assert reply["recovered"] is False and reply["events"] == [], reply
+        for x in (c, sub, sub2, sub3):
+            await x.close()
+    finally:
+        srv2.stop_checked()
+
+
+@runs_async
+async def test_sigkill_in_the_middle_of_publishing_loses_no_acknowledged_event():
+    data_dir = tempfile.mkdtemp(prefix="herald-sqlite-")
+    config = sqlite_config(data_dir, size=5000)
+    ch = unique("mid")
+    srv = HeraldServer(config, name="sqlite-mid").start()
+    acked = {}  # offset -> data
+    try:
+        pub, _ = await WSClient.connected(srv)
+        total = 3000  # fewer than history.size: none is trimmed
+        for i in range(total):
+            await pub.send({"type": "publish", "id": i, "channel": ch, "event": "e",
+                            "data": {"n": i}})
+        # Read acks until some have come, then kill the server mid-stream.
+        while len(acked) < 300:
+            msg = await pub.recv()
+            assert msg["type"] == "ack", msg
+            acked[msg["offset"]] = {"n": msg["id"]}
+    finally:
+        srv.kill()
+
+    srv2 = HeraldServer(config, name="sqlite-mid-2").start()
+    try:
+        c, _ = await WSClient.connected(srv2)
+        h = await history(c, ch, limit=5000, after=0)
+        offsets = [e["offset"] for e in h["events"]]
+        assert offsets == list(range(1, len(offsets) + 1)), "offsets not contiguous"
+        assert h["offset"] >= max(acked), (h["offset"], max(acked))
+        by_offset = {e["offset"]: e["data"] for e in h["events"]}
+        for off, data in acked.items():
+            assert by_offset.get(off) == data, (off, data, by_offset.get(off))
+        await c.close()
+    finally:
+        srv2.stop_checked()
+
+
+@runs_async
+async def test_recover_stays_exact_while_publishing_with_database_reads():
+    """Subscribers join with recover from offset 1 while a publisher keeps
+    publishing. The hot window is tiny, so every recovery reads the database
+    asynchronously; events committed meanwhile must be in the reply or come
+    after it, never lost or duplicated."""
+    data_dir = tempfile.mkdtemp(prefix="herald-sqlite-")
+    srv = HeraldServer(sqlite_config(data_dir, hot_window=4), workers=2,
+                       name="sqlite-race").start()
+    try:
+        ch = unique("race")
+        pub, _ = await WSClient.connected(srv)
+        first = await pub.call({"type": "publish", "channel": ch, "event": "e", "data": 0})
+        assert first["offset"] == 1
+        epoch = (await history(pub, ch, limit=1))["epoch"]
+        total = 600
+        stop = asyncio.Event()
+
+        async def publisher():
+            for i in range(1, total):
+                await pub.send({"type": "publish", "channel": ch, "event": "e", "data": i})
+                if i % 5 == 0:
+                    await asyncio.sleep(0.002)
+            await pub.call({"type": "history", "channel": ch, "limit": 1})  # all processed
+            stop.set()
+
+        async def subscriber(delay: float):
+            await asyncio.sleep(delay)
+            s, _ = await WSClient.connected(srv)
+            reply = await s.call({"type": "subscribe", "channel": ch,
+                                  "recover": {"epoch": epoch, "offset": 1}})
+            assert reply["type"] == "subscribed" and reply["recovered"] is True, reply
+            seen = [e["offset"] for e in reply["events"]]
+            assert seen == list(range(2, reply["offset"] + 1)), "recovered events not exact"
+            while not seen or seen[-1] < total:
+                msg = await s.recv()
+                if msg["type"] == "event":
+                    seen.append(msg["offset"])
+            assert seen == list(range(2, total + 1)), "gap or duplicate around the reply"
+            await s.close()
+            return len(reply["events"])
+
+        results = await asyncio.gather(publisher(),
+                                       *(subscriber(0.01 * k) for k in range(24)))
+        assert stop.is_set()
+        recovered_counts = results[1:]
+        assert len(set(recovered_counts)) > 1, recovered_counts  # they did interleave
+        await pub.close()
+    finally:
+        srv.stop_checked()
+
+
+def test_corrupt_database_is_a_clear_startup_error():
+    data_dir = tempfile.mkdtemp(prefix="herald-sqlite-")
+    db = os.path.join(data_dir, "herald.db")
+    with open(db, "wb") as f:
+        f.write(b"\x00garbage, not a database" * 400)
+    srv = HeraldServer(sqlite_config(data_dir), name="sqlite-corrupt")
+    with pytest.raises(ServerError):
+        srv.start()
+    log = srv.log_text()
+    assert "cannot start" in log and db in log and "not a database" in log, log
+    assert srv.proc.returncode == 1, srv.proc.returncode
+    srv.check_log_clean()
+
+
+def test_unusable_data_dir_is_a_clear_startup_error():
+    parent = tempfile.mkdtemp(prefix="herald-sqlite-")
+    blocker = os.path.join(parent, "file")
+    with open(blocker, "w") as f:
+        f.write("a file where a directory should be")
+    data_dir = os.path.join(blocker, "data")
+    srv = HeraldServer(sqlite_config(data_dir), name="sqlite-baddir")
+    with pytest.raises(ServerError):
+        srv.start()
+    log = srv.log_text()
+    assert "engine.data_dir" in log and data_dir in log, log
+    assert srv.proc.returncode == 1

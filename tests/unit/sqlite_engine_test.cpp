@@ -1,0 +1,458 @@
+// Unit tests for the sqlite engine: contiguous offsets, offsets and epochs
+// that survive reopening, group commit from two shards on two threads, every
+// history query shape against the memory engine, retention by count and age,
+// the read/append ordering that keeps subscribe exact, and clear start-up
+// errors for a corrupt database or an unusable data directory.
+#include "engine/sqlite/sqlite_engine.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/engine.hpp"
+#include "engine/memory/memory_engine.hpp"
+
+namespace herald::engine {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr int64_t kT0 = 1'700'000'000'000;  // a fixed "now" for the fake clock
+
+class SqliteEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "herald-sqlite-test-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  SqliteOptions options(size_t size = 1000, int64_t max_age_ms = 0, size_t hot_window = 256) {
+    SqliteOptions o;
+    o.data_dir = (dir_ / "data").string();
+    o.max_events_per_channel = size;
+    o.max_age_ms = max_age_ms;
+    o.hot_window = hot_window;
+    o.now_ms = [this] { return now_.load(); };
+    return o;
+  }
+
+  std::unique_ptr<SqliteEngine> make(size_t size = 1000, int64_t max_age_ms = 0,
+                                     size_t hot_window = 256) {
+    return make_sqlite_engine(options(size, max_age_ms, hot_window));
+  }
+
+  std::unique_ptr<ShardStore> open(Engine& engine) {
+    return engine.open_shard(0, io_.get_executor());
+  }
+
+  // Runs io_ until `done()` or 10 s.
+  void run_until(const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      io_.restart();
+      io_.run_one_for(10ms);
+    }
+    ASSERT_TRUE(done()) << "operation did not complete";
+  }
+
+  AppendResult append(ShardStore& store, const std::string& channel, std::string data = "1",
+                      std::optional<int64_t> ts = std::nullopt) {
+    std::optional<AppendResult> out;
+    store.append(channel,
+                 NewEvent{"e", std::move(data), "client-1", "user-1", ts.value_or(now_.load())},
+                 [&](AppendResult r) { out = std::move(r); });
+    run_until([&] { return out.has_value(); });
+    return out.value_or(AppendResult{});
+  }
+
+  HistoryResult read(ShardStore& store, const std::string& channel, size_t limit,
+                     std::optional<uint64_t> after = std::nullopt,
+                     std::optional<uint64_t> before = std::nullopt) {
+    std::optional<HistoryResult> out;
+    HistoryQuery q;
+    q.limit = limit;
+    q.after = after;
+    q.before = before;
+    store.read(channel, q, [&](HistoryResult r) { out = std::move(r); });
+    run_until([&] { return out.has_value(); });
+    return out.value_or(HistoryResult{});
+  }
+
+  static std::vector<uint64_t> offsets(const HistoryResult& r) {
+    std::vector<uint64_t> out;
+    for (const auto& e : r.events) out.push_back(e.offset);
+    return out;
+  }
+
+  // Rows of `channel` in the database file, counted with a separate connection.
+  int64_t rows_in_db(const std::string& channel) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2((dir_ / "data" / kSqliteFileName).c_str(), &db, SQLITE_OPEN_READONLY,
+                              nullptr),
+              SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db,
+                                 "SELECT COUNT(*) FROM events JOIN channels ON channels.id = "
+                                 "events.channel WHERE channels.name = ?1",
+                                 -1, &st, nullptr),
+              SQLITE_OK);
+    sqlite3_bind_text(st, 1, channel.c_str(), -1, SQLITE_TRANSIENT);
+    int64_t n = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+  }
+
+  static std::string start_error(const SqliteOptions& o) {
+    try {
+      make_sqlite_engine(o);
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "no error";
+    return {};
+  }
+
+  fs::path dir_;
+  std::atomic<int64_t> now_{kT0};
+  boost::asio::io_context io_;
+};
+
+TEST_F(SqliteEngineTest, OffsetsAreContiguousFromOneWithOneEpoch) {
+  auto engine = make();
+  EXPECT_EQ(engine->name(), "sqlite");
+  auto store = open(*engine);
+  const AppendResult first = append(*store, "c");
+  ASSERT_TRUE(first.ok) << first.error;
+  EXPECT_EQ(first.offset, 1u);
+  EXPECT_FALSE(first.epoch.empty());
+  for (uint64_t i = 2; i <= 50; ++i) {
+    const AppendResult r = append(*store, "c", std::to_string(i));
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.offset, i);
+    EXPECT_EQ(r.epoch, first.epoch);
+  }
+  EXPECT_EQ(append(*store, "other").offset, 1u);  // offsets are per channel
+  const HistoryResult h = read(*store, "c", 100);
+  ASSERT_TRUE(h.ok);
+  EXPECT_EQ(h.last_offset, 50u);
+  EXPECT_EQ(h.first_offset, 1u);
+  ASSERT_EQ(h.events.size(), 50u);
+  EXPECT_EQ(h.events[41].data, "42");
+  EXPECT_EQ(h.events[41].from_client, "client-1");
+  EXPECT_EQ(h.events[41].from_user, "user-1");
+  EXPECT_EQ(h.events[41].event, "e");
+}
+
+TEST_F(SqliteEngineTest, OffsetsAndEpochSurviveReopening) {
+  std::string epoch;
+  {
+    auto engine = make();
+    auto store = open(*engine);
+    for (int i = 1; i <= 10; ++i) epoch = append(*store, "a", std::to_string(i)).epoch;
+    for (int i = 1; i <= 3; ++i) append(*store, "b");
+    // An empty channel reads with the same epoch, so a client that saw it
+    // empty can recover once events arrive.
+    EXPECT_EQ(read(*store, "never", 10).epoch, epoch);
+  }
+  for (int round = 0; round < 2; ++round) {
+    auto engine = make();
+    auto store = open(*engine);
+    const HistoryResult h = read(*store, "a", 100, 4);  // cold: from the database
+    ASSERT_TRUE(h.ok) << h.error;
+    EXPECT_EQ(h.epoch, epoch);
+    EXPECT_EQ(h.last_offset, 10u + round);
+    EXPECT_EQ(offsets(h).front(), 5u);
+    EXPECT_EQ(offsets(h).back(), 10u + round);
+    const AppendResult r = append(*store, "a", "more");
+    EXPECT_EQ(r.offset, 11u + round);
+    EXPECT_EQ(r.epoch, epoch);
+    EXPECT_EQ(append(*store, "b").offset, 4u + round);
+    EXPECT_EQ(read(*store, "never", 10).epoch, epoch);
+    EXPECT_EQ(read(*store, "never", 10).last_offset, 0u);
+  }
+}
+
+TEST_F(SqliteEngineTest, GroupCommitFromTwoShardsOnTwoThreads) {
+  auto engine = make(100000);
+  constexpr int kPerChannel = 3000;
+  const std::vector<std::vector<std::string>> channels = {{"a1", "a2"}, {"b1"}};
+  boost::asio::io_context io[2];
+  std::unique_ptr<ShardStore> stores[2];
+  for (int s = 0; s < 2; ++s) stores[s] = engine->open_shard(s, io[s].get_executor());
+  std::vector<std::vector<uint64_t>> acked(3);
+  std::vector<std::string> errors[2];
+  std::atomic<int> done{0};
+  std::atomic<bool> quit{false};
+  std::vector<std::thread> threads;
+  size_t slot = 0;
+  for (int s = 0; s < 2; ++s) {
+    std::vector<std::vector<uint64_t>*> mine;
+    for (size_t c = 0; c < channels[s].size(); ++c) mine.push_back(&acked[slot++]);
+    boost::asio::post(io[s], [&, s, mine] {
+      for (int i = 0; i < kPerChannel; ++i) {
+        for (size_t c = 0; c < channels[s].size(); ++c) {
+          stores[s]->append(channels[s][c], NewEvent{"e", std::to_string(i), "", "", now_},
+                            [&, s, out = mine[c]](AppendResult r) {
+                              if (!r.ok) errors[s].push_back(r.error);
+                              out->push_back(r.offset);
+                              ++done;
+                            });
+        }
+      }
+    });
+    threads.emplace_back([&io, &quit, s] {
+      auto guard = boost::asio::make_work_guard(io[s]);
+      while (!quit) {
+        io[s].run_for(5ms);
+        io[s].restart();
+      }
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (done < 3 * kPerChannel && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  quit = true;
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(done.load(), 3 * kPerChannel);
+  EXPECT_TRUE(errors[0].empty() && errors[1].empty());
+  for (const auto& list : acked) {
+    ASSERT_EQ(list.size(), static_cast<size_t>(kPerChannel));
+    for (size_t i = 0; i < list.size(); ++i) ASSERT_EQ(list[i], i + 1);  // in order, contiguous
+  }
+}
+
+// Compares every query shape between the sqlite engine (in several states:
+// warm window, small window, cold after reopening) and the memory engine fed
+// the same events at the same (fake) times.
+TEST_F(SqliteEngineTest, ReadsEqualTheMemoryEngine) {
+  constexpr size_t kSize = 20;
+  constexpr int64_t kTtl = 10000;
+  auto memory = make_memory_engine(MemoryLimits{kSize, kTtl}, [this] { return now_.load(); });
+  auto mem = memory->open_shard(0, io_.get_executor());
+
+  auto compare = [&](ShardStore& sql, const std::string& channel, const std::string& what) {
+    const std::vector<std::optional<uint64_t>> marks = {std::nullopt, 0,  1,  5,  10, 11, 12,
+                                                        15,           20, 24, 29, 30, 31, 100};
+    for (size_t limit : {0, 1, 3, 7, 25}) {
+      for (const auto& after : marks) {
+        for (const auto& before : marks) {
+          SCOPED_TRACE(what + " limit=" + std::to_string(limit) +
+                       " after=" + (after ? std::to_string(*after) : "-") +
+                       " before=" + (before ? std::to_string(*before) : "-"));
+          const HistoryResult a = read(*mem, channel, limit, after, before);
+          const HistoryResult b = read(sql, channel, limit, after, before);
+          ASSERT_TRUE(b.ok) << b.error;
+          EXPECT_EQ(a.last_offset, b.last_offset);
+          EXPECT_EQ(a.first_offset, b.first_offset);
+          ASSERT_EQ(offsets(a), offsets(b));
+          for (size_t i = 0; i < a.events.size(); ++i) {
+            EXPECT_EQ(a.events[i].data, b.events[i].data);
+            EXPECT_EQ(a.events[i].ts_ms, b.events[i].ts_ms);
+          }
+        }
+      }
+    }
+  };
+
+  {
+    auto engine = make(kSize, kTtl, 6);  // a window smaller than the history
+    auto sql = open(*engine);
+    for (int i = 1; i <= 30; ++i) {
+      now_ += 100;
+      append(*mem, "c", std::to_string(i));
+      append(*sql, "c", std::to_string(i));
+    }
+    compare(*sql, "c", "warm");
+    compare(*sql, "missing", "missing");
+    now_ += kTtl - 1000;  // the oldest events (11..20) expire
+    compare(*sql, "c", "expired");
+  }
+  {
+    auto engine = make(kSize, kTtl, 6);
+    auto sql = open(*engine);
+    compare(*sql, "c", "cold");
+  }
+  {
+    auto engine = make(kSize, kTtl, 1000);  // the window holds everything
+    auto sql = open(*engine);
+    compare(*sql, "c", "whole window");
+    now_ += 5000;  // everything expired
+    compare(*sql, "c", "all expired");
+  }
+}
+
+// Reads and appends of a channel complete in one sequence: when a read's
+// callback runs, its result holds exactly the events whose append callbacks
+// already ran (see "The subscribe race" in sqlite_engine.cpp). Node relies on
+// this: the events it delivered to a worker before the `subscribed` reply
+// must be in that reply, and the later ones must come after it.
+TEST_F(SqliteEngineTest, AsyncReadSeesExactlyTheAppendsAlreadyCompleted) {
+  auto engine = make(1000, 0, 2);  // tiny window: reads from the database
+  auto store = open(*engine);
+  for (int i = 1; i <= 10; ++i) append(*store, "c");
+
+  uint64_t acked = 10;  // highest offset whose callback ran
+  int reads_checked = 0;
+  bool failed = false;
+  int outstanding = 0;
+  const auto on_append = [&](AppendResult r) {
+    --outstanding;
+    if (!r.ok || r.offset != acked + 1) failed = true;
+    acked = r.offset;
+  };
+  for (int round = 0; round < 20; ++round) {
+    // Appends queued before the read, the read (recovery from offset 1, so
+    // it needs events outside the window), then appends queued after it.
+    for (int i = 0; i < round % 4; ++i, ++outstanding)
+      store->append("c", NewEvent{"e", "x", "", "", now_}, on_append);
+    HistoryQuery q;
+    q.after = 1;
+    q.limit = 100000;
+    ++outstanding;
+    store->read("c", q, [&](HistoryResult h) {
+      --outstanding;
+      ++reads_checked;
+      EXPECT_TRUE(h.ok);
+      EXPECT_EQ(h.last_offset, acked);
+      ASSERT_FALSE(h.events.empty());
+      EXPECT_EQ(h.events.front().offset, 2u);
+      EXPECT_EQ(h.events.back().offset, acked);
+      EXPECT_EQ(h.events.size(), acked - 1);
+    });
+    for (int i = 0; i < 3; ++i, ++outstanding)
+      store->append("c", NewEvent{"e", "y", "", "", now_}, on_append);
+  }
+  run_until([&] { return outstanding == 0; });
+  EXPECT_FALSE(failed);
+  EXPECT_EQ(reads_checked, 20);
+  // A read answered from the window right away also matches what was acked.
+  const HistoryResult h = read(*store, "c", 2);
+  EXPECT_EQ(h.last_offset, acked);
+  EXPECT_EQ(offsets(h), (std::vector<uint64_t>{acked - 1, acked}));
+}
+
+TEST_F(SqliteEngineTest, RetentionByCountAndAgeDeletesRows) {
+  {
+    auto engine = make(5, 0);
+    auto store = open(*engine);
+    for (int i = 1; i <= 12; ++i) append(*store, "count");
+    EXPECT_EQ(rows_in_db("count"), 5);
+    EXPECT_EQ(offsets(read(*store, "count", 100)), (std::vector<uint64_t>{8, 9, 10, 11, 12}));
+  }
+  {
+    auto engine = make(100, 1000);
+    auto store = open(*engine);
+    for (int i = 0; i < 3; ++i) append(*store, "age");
+    for (int i = 0; i < 4; ++i) append(*store, "idle");
+    now_ += 2000;  // all 7 expire
+    const AppendResult r = append(*store, "age");
+    EXPECT_EQ(r.offset, 4u);
+    EXPECT_EQ(rows_in_db("age"), 1);  // trimmed in the same transaction
+    // "idle" gets no new events: the periodic sweep (about every second)
+    // deletes its expired rows.
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (rows_in_db("idle") != 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(rows_in_db("idle"), 0);
+    const HistoryResult h = read(*store, "idle", 10);
+    EXPECT_EQ(h.last_offset, 4u);  // offsets are kept, only events go
+    EXPECT_EQ(h.first_offset, 0u);
+    EXPECT_TRUE(h.events.empty());
+    EXPECT_EQ(append(*store, "idle").offset, 5u);
+  }
+}
+
+TEST_F(SqliteEngineTest, SizeZeroKeepsOffsetsButNoEvents) {
+  auto engine = make(0);
+  auto store = open(*engine);
+  EXPECT_EQ(append(*store, "c").offset, 1u);
+  EXPECT_EQ(append(*store, "c").offset, 2u);
+  const HistoryResult h = read(*store, "c", 10);
+  EXPECT_EQ(h.last_offset, 2u);
+  EXPECT_EQ(h.first_offset, 0u);
+  EXPECT_TRUE(h.events.empty());
+  EXPECT_EQ(rows_in_db("c"), 0);
+}
+
+TEST_F(SqliteEngineTest, FullQueueFailsAppendsAndTheEngineRecovers) {
+  SqliteOptions o = options();
+  o.queue_limit = 1;
+  auto engine = make_sqlite_engine(o);
+  auto store = open(*engine);
+  int ok = 0;
+  int failed = 0;
+  std::string error;
+  for (int i = 0; i < 500; ++i) {
+    store->append("c", NewEvent{"e", "1", "", "", now_}, [&](AppendResult r) {
+      if (r.ok) {
+        ++ok;
+      } else {
+        ++failed;
+        error = r.error;
+      }
+    });
+  }
+  run_until([&] { return ok + failed == 500; });
+  EXPECT_GT(failed, 0);
+  EXPECT_NE(error.find("engine.queue_limit"), std::string::npos) << error;
+  const HistoryResult h = read(*store, "c", 1000);
+  EXPECT_EQ(h.last_offset, static_cast<uint64_t>(ok));  // no gap from failed appends
+  EXPECT_EQ(h.events.size(), static_cast<size_t>(ok));
+}
+
+TEST_F(SqliteEngineTest, DurabilityFullWorks) {
+  SqliteOptions o = options();
+  o.full_sync = true;
+  auto engine = make_sqlite_engine(o);
+  auto store = open(*engine);
+  EXPECT_EQ(append(*store, "c").offset, 1u);
+}
+
+TEST_F(SqliteEngineTest, CorruptDatabaseIsAClearError) {
+  fs::create_directories(dir_ / "data");
+  std::ofstream(dir_ / "data" / kSqliteFileName)
+      << std::string(4096, 'x') << "this is not a database";
+  const std::string error = start_error(options());
+  EXPECT_NE(error.find((dir_ / "data" / kSqliteFileName).string()), std::string::npos) << error;
+  EXPECT_NE(error.find("not a database"), std::string::npos) << error;
+}
+
+TEST_F(SqliteEngineTest, UnusableDataDirIsAClearError) {
+  std::ofstream(dir_ / "file") << "a regular file";
+  SqliteOptions o = options();
+  o.data_dir = (dir_ / "file" / "data").string();
+  std::string error = start_error(o);
+  EXPECT_NE(error.find(o.data_dir), std::string::npos) << error;
+  EXPECT_NE(error.find("engine.data_dir"), std::string::npos) << error;
+
+  o.data_dir = (dir_ / "file").string();  // exists, not a directory
+  error = start_error(o);
+  EXPECT_NE(error.find(o.data_dir), std::string::npos) << error;
+}
+
+TEST_F(SqliteEngineTest, SecondEngineOnTheSameDirectoryIsRefused) {
+  auto engine = make();
+  const std::string error = start_error(options());
+  EXPECT_NE(error.find("in use by another herald process"), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace herald::engine
