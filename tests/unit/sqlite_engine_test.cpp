@@ -418,6 +418,60 @@ TEST_F(SqliteEngineTest, FullQueueFailsAppendsAndTheEngineRecovers) {
   EXPECT_EQ(h.events.size(), static_cast<size_t>(ok));
 }
 
+TEST_F(SqliteEngineTest, FailedCommitFailsAppendsWithoutGapsAndTheEngineGoesOn) {
+  SqliteOptions o = options();
+  o.max_page_count = 24;  // a "disk" of 24 pages (4 KiB each) fills up quickly
+  auto engine = make_sqlite_engine(o);
+  auto store = open(*engine);
+  const std::string big(3000, 'x');
+  uint64_t stored = 0;
+  std::string error;
+  for (int i = 0; i < 100 && error.empty(); ++i) {
+    const AppendResult r = append(*store, "c", big);
+    if (r.ok) {
+      EXPECT_EQ(r.offset, ++stored);
+    } else {
+      error = r.error;
+    }
+  }
+  ASSERT_FALSE(error.empty()) << "the database never filled up";
+  EXPECT_NE(error.find("full"), std::string::npos) << error;
+  EXPECT_GT(stored, 0u);
+  // Still failing, and failing again does not consume offsets.
+  EXPECT_FALSE(append(*store, "c", big).ok);
+  const HistoryResult h = read(*store, "c", 1000, 0);
+  ASSERT_TRUE(h.ok) << h.error;
+  EXPECT_EQ(h.last_offset, stored);
+  EXPECT_EQ(h.events.size(), stored);
+  // Small events on an existing channel may still fit; either way the
+  // offsets stay contiguous.
+  const AppendResult small = append(*store, "c", "1");
+  if (small.ok) {
+    EXPECT_EQ(small.offset, stored + 1);
+  }
+}
+
+TEST_F(SqliteEngineTest, StopPostsPendingResultsThenNothing) {
+  auto engine = make();
+  auto store = open(*engine);
+  int completed = 0;
+  for (int i = 0; i < 50; ++i)
+    store->append("c", NewEvent{"e", "1", "", "", now_}, [&](AppendResult r) {
+      EXPECT_TRUE(r.ok);
+      ++completed;
+    });
+  engine->stop();  // waits for the commit; its results are already posted
+  io_.restart();
+  io_.poll();
+  EXPECT_EQ(completed, 50);
+  bool called = false;
+  store->append("c", NewEvent{"e", "1", "", "", now_}, [&](AppendResult) { called = true; });
+  std::this_thread::sleep_for(50ms);
+  io_.restart();
+  io_.poll();
+  EXPECT_FALSE(called);  // after stop() nothing is posted any more
+}
+
 TEST_F(SqliteEngineTest, DurabilityFullWorks) {
   SqliteOptions o = options();
   o.full_sync = true;

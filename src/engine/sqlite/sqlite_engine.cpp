@@ -332,6 +332,12 @@ class Storage {
     return {};
   }
 
+  // Waits until everything queued so far is committed and its results posted.
+  void flush() {
+    std::unique_lock lock(mu_);
+    idle_cv_.wait(lock, [&] { return queue_.empty() && !busy_; });
+  }
+
   void close_sinks() {
     std::vector<std::shared_ptr<ShardSink>> sinks;
     {
@@ -424,6 +430,8 @@ class Storage {
       }
       exec(db_, options_.full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
       exec(db_, "PRAGMA journal_size_limit = 67108864");
+      if (options_.max_page_count > 0)
+        exec(db_, ("PRAGMA max_page_count = " + std::to_string(options_.max_page_count)).c_str());
       exec(db_, kSchema);
       exec(db_, "BEGIN IMMEDIATE");
       {
@@ -475,6 +483,7 @@ class Storage {
           cv_.wait(lock, ready);
         if (queue_.empty() && stopping_) break;
         batch.swap(queue_);
+        busy_ = true;
       }
       const bool sweep = options_.max_age_ms > 0 && std::chrono::steady_clock::now() >= next_sweep;
       if (batch.empty() && !sweep) continue;
@@ -485,6 +494,11 @@ class Storage {
             std::chrono::steady_clock::now() + std::chrono::milliseconds(sweep_interval_ms());
       deliver(batch);
       batch.clear();
+      {
+        std::lock_guard lock(mu_);
+        busy_ = false;
+      }
+      idle_cv_.notify_all();
     }
   }
 
@@ -704,6 +718,8 @@ class Storage {
 
   std::mutex mu_;
   std::condition_variable cv_;
+  std::condition_variable idle_cv_;
+  bool busy_ = false;  // a batch is being processed
   std::vector<Op> queue_;
   bool stopping_ = false;
   std::vector<std::shared_ptr<ShardSink>> sinks_;
@@ -975,7 +991,13 @@ class SqliteEngineImpl final : public SqliteEngine {
     return std::make_unique<SqliteShardStore>(std::move(state), std::move(sink));
   }
 
-  void stop() override { storage_->close_sinks(); }
+  // Results still pending are posted (to executors that no longer run, whose
+  // io_contexts destroy them with their other handlers) rather than dropped
+  // here, so nothing captured by a callback is destroyed on the storage thread.
+  void stop() override {
+    storage_->flush();
+    storage_->close_sinks();
+  }
 
  private:
   std::shared_ptr<Storage> storage_;

@@ -113,35 +113,71 @@ async def test_acknowledged_events_survive_sigkill_and_offsets_continue():
 
 @runs_async
 async def test_sigkill_in_the_middle_of_publishing_loses_no_acknowledged_event():
+    """Three WebSocket publishers and two HTTP publishers on one channel; the
+    server is killed while they are still publishing."""
     data_dir = tempfile.mkdtemp(prefix="herald-sqlite-")
-    config = sqlite_config(data_dir, size=5000)
+    config = sqlite_config(data_dir, size=20000)
     ch = unique("mid")
     srv = HeraldServer(config, name="sqlite-mid").start()
     acked = {}  # offset -> data
-    try:
+    killed = asyncio.Event()
+
+    async def ws_publisher(tag: str):
         pub, _ = await WSClient.connected(srv)
-        total = 3000  # fewer than history.size: none is trimmed
-        for i in range(total):
+        for i in range(2000):
             await pub.send({"type": "publish", "id": i, "channel": ch, "event": "e",
-                            "data": {"n": i}})
-        # Read acks until some have come, then kill the server mid-stream.
-        while len(acked) < 300:
-            msg = await pub.recv()
-            assert msg["type"] == "ack", msg
-            acked[msg["offset"]] = {"n": msg["id"]}
+                            "data": {"tag": tag, "n": i}})
+        try:
+            while not killed.is_set():
+                msg = await pub.recv()
+                assert msg["type"] == "ack", msg
+                assert msg["offset"] not in acked, "offset given twice"
+                acked[msg["offset"]] = {"tag": tag, "n": msg["id"]}
+        except Exception:
+            if not killed.is_set():
+                raise
+
+    def http_publisher(tag: str):
+        i = 0
+        while not killed.is_set():
+            try:
+                reply = http_publish(srv, ch, {"tag": tag, "n": i})
+            except OSError:
+                return  # the server is gone
+            acked[reply["offset"]] = {"tag": tag, "n": i}
+            i += 1
+
+    async def killer():
+        while len(acked) < 1000:
+            await asyncio.sleep(0.005)
+        srv.kill()
+        killed.set()
+
+    try:
+        await asyncio.gather(*(ws_publisher(f"ws{k}") for k in range(3)),
+                             *(asyncio.to_thread(http_publisher, f"http{k}") for k in range(2)),
+                             killer())
     finally:
         srv.kill()
+        killed.set()
 
     srv2 = HeraldServer(config, name="sqlite-mid-2").start()
     try:
         c, _ = await WSClient.connected(srv2)
-        h = await history(c, ch, limit=5000, after=0)
-        offsets = [e["offset"] for e in h["events"]]
+        events = []
+        while True:  # page forwards with `after`
+            h = await history(c, ch, limit=1000, after=events[-1]["offset"] if events else 0)
+            if not h["events"]:
+                break
+            events += h["events"]
+        offsets = [e["offset"] for e in events]
         assert offsets == list(range(1, len(offsets) + 1)), "offsets not contiguous"
-        assert h["offset"] >= max(acked), (h["offset"], max(acked))
-        by_offset = {e["offset"]: e["data"] for e in h["events"]}
+        assert h["offset"] == len(offsets)
+        assert len(offsets) >= max(acked), (len(offsets), max(acked))
+        datas = [json.dumps(e["data"], sort_keys=True) for e in events]
+        assert len(set(datas)) == len(datas), "an event was stored twice"
         for off, data in acked.items():
-            assert by_offset.get(off) == data, (off, data, by_offset.get(off))
+            assert events[off - 1]["data"] == data, (off, data, events[off - 1])
         await c.close()
     finally:
         srv2.stop_checked()
