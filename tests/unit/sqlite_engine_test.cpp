@@ -291,6 +291,11 @@ TEST_F(SqliteEngineTest, ReadsEqualTheMemoryEngine) {
     compare(*sql, "c", "cold");
   }
   {
+    auto engine = make(kSize, kTtl, 0);  // no window: every read goes to the database
+    auto sql = open(*engine);
+    compare(*sql, "c", "no window");
+  }
+  {
     auto engine = make(kSize, kTtl, 1000);  // the window holds everything
     auto sql = open(*engine);
     compare(*sql, "c", "whole window");
@@ -347,6 +352,33 @@ TEST_F(SqliteEngineTest, AsyncReadSeesExactlyTheAppendsAlreadyCompleted) {
   const HistoryResult h = read(*store, "c", 2);
   EXPECT_EQ(h.last_offset, acked);
   EXPECT_EQ(offsets(h), (std::vector<uint64_t>{acked - 1, acked}));
+}
+
+TEST_F(SqliteEngineTest, HotWindowAnswersRecentReadsSynchronously) {
+  const auto sync_read = [&](ShardStore& store, size_t limit, std::optional<uint64_t> after) {
+    bool done = false;
+    HistoryQuery q;
+    q.limit = limit;
+    q.after = after;
+    store.read("c", q, [&](HistoryResult) { done = true; });
+    const bool was_sync = done;
+    run_until([&] { return done; });
+    return was_sync;
+  };
+  {
+    auto engine = make(1000, 0, 8);
+    auto store = open(*engine);
+    for (int i = 0; i < 20; ++i) append(*store, "c");
+    EXPECT_TRUE(sync_read(*store, 8, std::nullopt));   // newest 8: in the window
+    EXPECT_TRUE(sync_read(*store, 100, 12));           // 13..20: in the window
+    EXPECT_FALSE(sync_read(*store, 9, std::nullopt));  // 12..20: 12 is not
+    EXPECT_FALSE(sync_read(*store, 100, 0));
+  }
+  auto engine = make(1000, 0, 8);
+  auto store = open(*engine);
+  EXPECT_FALSE(sync_read(*store, 1, std::nullopt));  // cold: loads the channel
+  EXPECT_TRUE(sync_read(*store, 8, std::nullopt));   // the window came with the load
+  EXPECT_TRUE(sync_read(*store, 100, 12));
 }
 
 TEST_F(SqliteEngineTest, RetentionByCountAndAgeDeletesRows) {

@@ -171,8 +171,14 @@ class Stmt {
       return *this;
     }
     Use& bind(int i, uint64_t v) { return bind(i, static_cast<int64_t>(v)); }
+    // Binds without copying: `v` must outlive the Use.
     Use& bind(int i, const std::string& v) {
       check(sqlite3_bind_text(s_.stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+      return *this;
+    }
+    // A temporary is copied by SQLite.
+    Use& bind(int i, std::string&& v) {
+      check(sqlite3_bind_text(s_.stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
       return *this;
     }
     // True while there is a row.
