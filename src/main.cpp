@@ -12,9 +12,10 @@
 #include "server/server.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"Herald: a realtime messaging server for web apps (WebSocket pub/sub, "
-               "HTTP publish, history and recovery)",
-               "herald"};
+  CLI::App app{
+      "Herald: a realtime messaging server for web apps (WebSocket pub/sub, "
+      "HTTP publish, history and recovery)",
+      "herald"};
   app.set_version_flag("--version", HERALD_VERSION);
   app.require_subcommand(1);
 
@@ -25,12 +26,12 @@ int main(int argc, char** argv) {
   unsigned workers = 0;
   serve->add_option("-c,--config", config_path,
                     "TOML config file (default: $HERALD_CONFIG, else ./herald.toml if present)");
-  auto* listen_opt = serve->add_option("-l,--listen", listen,
-                                       "Address to listen on, host:port (server.listen)");
-  auto* workers_opt = serve->add_option(
-      "-w,--workers", workers, "Worker threads, 0 = one per core (server.workers)");
-  auto* static_opt = serve->add_option("--static-dir", static_dir,
-                                       "Folder served over HTTP, \"\" to disable (server.static_dir)");
+  auto* listen_opt =
+      serve->add_option("-l,--listen", listen, "Address to listen on, host:port (server.listen)");
+  auto* workers_opt = serve->add_option("-w,--workers", workers,
+                                        "Worker threads, 0 = one per core (server.workers)");
+  auto* static_opt = serve->add_option(
+      "--static-dir", static_dir, "Folder served over HTTP, \"\" to disable (server.static_dir)");
   auto* log_opt = serve->add_option("--log-level", log_level,
                                     "trace, debug, info, warn, error or off (server.log_level)");
   serve->footer("Every config key, its default and its environment variable:\n\n" +
@@ -54,8 +55,8 @@ int main(int argc, char** argv) {
     }
     herald::config::Config cfg;
     try {
-      cfg = herald::config::load(config_path, explicit_path,
-                                 herald::config::process_environment(), overrides);
+      cfg = herald::config::load(config_path, explicit_path, herald::config::process_environment(),
+                                 overrides);
     } catch (const herald::config::ConfigError& e) {
       std::fprintf(stderr, "herald: config error: %s\n", e.what());
       return 2;

@@ -105,8 +105,7 @@ class Node {
   struct Shard;
   template <class F>
   void post(unsigned worker, F&& f);
-  void deliver_to_workers(Shard& owner, const std::string& channel,
-                          const ws::SharedFrame& frame);
+  void deliver_to_workers(Shard& owner, const std::string& channel, const ws::SharedFrame& frame);
 
   engine::Engine& engine_;
   NodeOptions options_;

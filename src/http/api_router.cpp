@@ -101,16 +101,17 @@ void ApiRouter::publish(const Request& req, Responder respond) {
   }
   auto& cmd = std::get<protocol::Command>(parsed);
   counters_.publishes.add();
-  core::PublishRequest pub{std::move(cmd.channel), std::move(cmd.event), std::move(cmd.data),
-                           {}, {}, cmd.ephemeral};
-  node_.publish(worker_, std::move(pub), [respond = std::move(respond)](const core::PublishResult& r) {
-    if (r.failure) {
-      respond(error(r.failure->code, r.failure->message));
-      return;
-    }
-    respond(json_response(200, r.offset ? "{\"offset\":" + std::to_string(*r.offset) + "}"
-                                        : std::string("{}")));
-  });
+  core::PublishRequest pub{
+      std::move(cmd.channel), std::move(cmd.event), std::move(cmd.data), {}, {}, cmd.ephemeral};
+  node_.publish(
+      worker_, std::move(pub), [respond = std::move(respond)](const core::PublishResult& r) {
+        if (r.failure) {
+          respond(error(r.failure->code, r.failure->message));
+          return;
+        }
+        respond(json_response(
+            200, r.offset ? "{\"offset\":" + std::to_string(*r.offset) + "}" : std::string("{}")));
+      });
 }
 
 void ApiRouter::serve_static(const Request& req, std::string_view path, Responder respond) {

@@ -34,7 +34,9 @@ HttpSession::HttpSession(boost::asio::ip::tcp::socket socket, HttpHost& host)
 
 HttpSession::~HttpSession() = default;
 
-void HttpSession::start() { read_request(); }
+void HttpSession::start() {
+  read_request();
+}
 
 void HttpSession::stop() {
   if (finished_) return;
@@ -64,10 +66,9 @@ void HttpSession::read_request() {
   parser_->body_limit(limits.max_body_bytes);
   parser_->header_limit(static_cast<uint32_t>(limits.max_header_bytes));
   arm_deadline();
-  bhttp::async_read(socket_, buffer_, *parser_,
-                    [self = shared_from_this()](beast::error_code ec, size_t) {
-                      self->on_request(ec);
-                    });
+  bhttp::async_read(
+      socket_, buffer_, *parser_,
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_request(ec); });
 }
 
 void HttpSession::on_request(beast::error_code ec) {
@@ -81,8 +82,7 @@ void HttpSession::on_request(beast::error_code ec) {
     return;
   }
   if (ec == bhttp::error::end_of_stream || ec == boost::asio::error::eof ||
-      ec == boost::asio::error::operation_aborted ||
-      ec == boost::asio::error::connection_reset) {
+      ec == boost::asio::error::operation_aborted || ec == boost::asio::error::connection_reset) {
     stop();
     return;
   }
@@ -96,8 +96,7 @@ void HttpSession::on_request(beast::error_code ec) {
   const std::string_view path = target.substr(0, target.find('?'));
   if (ws::is_upgrade_request(req) || path == limits.ws_path) {
     if (path != limits.ws_path) {
-      write(error_response(req.version(), 404, "bad_request", "no WebSocket endpoint here"),
-            true);
+      write(error_response(req.version(), 404, "bad_request", "no WebSocket endpoint here"), true);
       return;
     }
     if (!ws::is_upgrade_request(req)) {
@@ -113,12 +112,12 @@ void HttpSession::on_request(beast::error_code ec) {
   }
   const bool keep_alive = req.keep_alive();
   const unsigned version = req.version();
-  host_.router().handle(std::move(req), [self = shared_from_this(), keep_alive,
-                                         version](Response&& res) {
-    res.version(version);
-    res.keep_alive(keep_alive);
-    self->write(std::move(res), !keep_alive);
-  });
+  host_.router().handle(std::move(req),
+                        [self = shared_from_this(), keep_alive, version](Response&& res) {
+                          res.version(version);
+                          res.keep_alive(keep_alive);
+                          self->write(std::move(res), !keep_alive);
+                        });
 }
 
 void HttpSession::write(Response&& res, bool close_after) {

@@ -55,16 +55,17 @@ std::string Registry::render() const {
     for (const auto& w : workers_) sum += (w.*row.counter).get();
     if (row.counter == &WorkerCounters::ws_opened) opened = sum;
     if (row.counter == &WorkerCounters::ws_closed) closed = sum;
-    out += fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", row.name, row.help, row.type,
-                       sum);
+    out +=
+        fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", row.name, row.help, row.type, sum);
   }
   out += fmt::format(
       "# HELP herald_ws_connections Open WebSocket connections\n"
       "# TYPE herald_ws_connections gauge\nherald_ws_connections {}\n",
       opened >= closed ? opened - closed : 0);
-  out += fmt::format("# HELP herald_workers Worker threads\n# TYPE herald_workers gauge\n"
-                     "herald_workers {}\n",
-                     workers_.size());
+  out += fmt::format(
+      "# HELP herald_workers Worker threads\n# TYPE herald_workers gauge\n"
+      "herald_workers {}\n",
+      workers_.size());
   return out;
 }
 

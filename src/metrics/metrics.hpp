@@ -29,13 +29,13 @@ class Counter {
 };
 
 struct WorkerCounters {
-  Counter ws_opened;             // WebSocket handshakes completed
-  Counter ws_closed;             // WebSocket connections finished
-  Counter messages_received;     // WebSocket text messages from clients
-  Counter publishes;             // publish requests accepted (WebSocket and HTTP)
-  Counter deliveries;            // event frames queued to subscriber connections
-  Counter frames_queued;         // all frames queued (events, replies, pings, closes)
-  Counter writes;                // sendmsg calls (one carries many frames)
+  Counter ws_opened;          // WebSocket handshakes completed
+  Counter ws_closed;          // WebSocket connections finished
+  Counter messages_received;  // WebSocket text messages from clients
+  Counter publishes;          // publish requests accepted (WebSocket and HTTP)
+  Counter deliveries;         // event frames queued to subscriber connections
+  Counter frames_queued;      // all frames queued (events, replies, pings, closes)
+  Counter writes;             // sendmsg calls (one carries many frames)
   Counter bytes_written;
   Counter slow_consumer_closes;  // closed with 4008
   Counter protocol_closes;       // closed with 1002, 1003, 1007 or 1009

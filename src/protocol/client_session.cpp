@@ -12,9 +12,7 @@ constexpr size_t kDefaultHistoryLimit = 100;
 
 ClientSession::ClientSession(int fd, ws::ConnectionHost& host, SessionContext& ctx,
                              std::string client_id)
-    : ws::Connection(fd, host, ctx.limits),
-      ctx_(ctx),
-      client_id_(std::move(client_id)) {}
+    : ws::Connection(fd, host, ctx.limits), ctx_(ctx), client_id_(std::move(client_id)) {}
 
 std::weak_ptr<ClientSession> ClientSession::weak_self() {
   return std::static_pointer_cast<ClientSession>(shared_from_this());

@@ -24,7 +24,6 @@
 // place of an absent optional field; strings must be valid Unicode (escaped
 // surrogates must pair up); nesting is limited by ParserLimits::max_depth.
 #include "protocol/command.hpp"
-#include "protocol/utf8.hpp"
 
 #include <simdjson.h>
 
@@ -33,6 +32,8 @@
 #include <bitset>
 #include <cstring>
 #include <new>
+
+#include "protocol/utf8.hpp"
 
 namespace herald::protocol {
 
@@ -514,7 +515,6 @@ void append_truncated(std::string& out, std::string_view s, size_t max) {
   out.append(s.substr(0, n));
   out.append("...");
 }
-
 
 // "'!' at 3", "'é' at 3" or "byte 0x01 at 3" for the character at s[i].
 void describe_char(std::string& out, std::string_view s, size_t i) {

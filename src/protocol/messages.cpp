@@ -4,10 +4,11 @@
 // escaped here. These run on the publish path, so they never allocate beyond
 // growing `out`.
 #include "protocol/messages.hpp"
-#include "protocol/utf8.hpp"
 
 #include <array>
 #include <charconv>
+
+#include "protocol/utf8.hpp"
 
 namespace herald::protocol {
 
@@ -23,7 +24,6 @@ constexpr std::array<bool, 256> make_plain_table() {
   return t;
 }
 constexpr std::array<bool, 256> kPlain = make_plain_table();
-
 
 template <typename Int>
 void append_int(std::string& out, Int v) {

@@ -48,12 +48,16 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
       connection_count_(connection_count),
       tick_interval_(pick_tick_interval(cfg.limits)),
       parser_(protocol::ParserLimits{cfg.limits.max_channel_length, cfg.limits.max_event_length}),
-      session_ctx_{node, index, parser_, connection_limits(cfg),
-                   cfg.limits.max_channels_per_connection,
-                   static_cast<unsigned>(std::max<int64_t>(
-                       1, std::chrono::duration_cast<std::chrono::seconds>(cfg.limits.ping_interval)
-                              .count())),
-                   &counters_},
+      session_ctx_{
+          node,
+          index,
+          parser_,
+          connection_limits(cfg),
+          cfg.limits.max_channels_per_connection,
+          static_cast<unsigned>(std::max<int64_t>(
+              1,
+              std::chrono::duration_cast<std::chrono::seconds>(cfg.limits.ping_interval).count())),
+          &counters_},
       http_limits_{cfg.limits.max_http_body_bytes, 16 * 1024, cfg.limits.handshake_timeout,
                    cfg.server.ws_path, cfg.server.allowed_origins},
       router_(node, index, parser_, counters_, http::ApiOptions{cfg.server.static_dir}),
@@ -157,7 +161,7 @@ void Worker::on_accepted(boost::asio::ip::tcp::socket s) {
 }
 
 void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes) {
-  if (shutting_down_) return;  // the socket closes as it goes out of scope
+  if (shutting_down_) return;      // the socket closes as it goes out of scope
   connection_count_.fetch_add(1);  // the HTTP session's count was released by now
   boost::system::error_code ec;
   const int fd = socket.release(ec);  // from here on the connection owns the fd
@@ -165,8 +169,8 @@ void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_byte
     connection_count_.fetch_sub(1);
     return;
   }
-  auto session = std::make_shared<protocol::ClientSession>(fd, *this, session_ctx_,
-                                                           next_client_id());
+  auto session =
+      std::make_shared<protocol::ClientSession>(fd, *this, session_ctx_, next_client_id());
   connections_.emplace(session.get(), session);
   counters_.ws_opened.add();
   session->start(early_bytes);
@@ -177,9 +181,13 @@ void Worker::http_session_closed(http::HttpSession& s) {
   maybe_finish_shutdown();
 }
 
-std::span<char> Worker::read_buffer() { return {read_buffer_.data(), read_buffer_.size()}; }
+std::span<char> Worker::read_buffer() {
+  return {read_buffer_.data(), read_buffer_.size()};
+}
 
-void Worker::mark_dirty(std::shared_ptr<ws::Connection> c) { dirty_.push_back(std::move(c)); }
+void Worker::mark_dirty(std::shared_ptr<ws::Connection> c) {
+  dirty_.push_back(std::move(c));
+}
 
 void Worker::connection_closed(ws::Connection& c) {
   auto it = connections_.find(&c);

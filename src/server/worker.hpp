@@ -19,8 +19,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <memory>
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <memory>
 #include <vector>
 
 #include "config/config.hpp"

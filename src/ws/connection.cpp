@@ -2,10 +2,10 @@
 // WebSocket; see connection.hpp for the design.
 #include "ws/connection.hpp"
 
-#include <spdlog/spdlog.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -92,7 +92,7 @@ void Connection::consume(char* data, size_t len) {
     host_.counters().protocol_closes.add();
     const char* reason = code == close_code::invalid_payload   ? "invalid UTF-8"
                          : code == close_code::message_too_big ? "message too big"
-                                                                : "protocol error";
+                                                               : "protocol error";
     fail(code, reason);
   }
 }
@@ -107,7 +107,9 @@ void Connection::on_message(Opcode op, std::string_view payload) {
   on_text(payload);
 }
 
-void Connection::on_ping(std::string_view payload) { send(make_frame(payload, Opcode::pong)); }
+void Connection::on_ping(std::string_view payload) {
+  send(make_frame(payload, Opcode::pong));
+}
 
 void Connection::on_pong(std::string_view) {}
 

@@ -336,8 +336,7 @@ uint16_t MessageReader::on_fragment(std::string_view payload, bool fin, MessageH
     // the incomplete tail can no longer become valid.
     const auto* bytes = reinterpret_cast<const unsigned char*>(message_.data());
     const size_t size = message_.size();
-    const size_t end =
-        fin ? size : std::max<size_t>(utf8_checked_, complete_prefix(bytes, size));
+    const size_t end = fin ? size : std::max<size_t>(utf8_checked_, complete_prefix(bytes, size));
     if (!valid_utf8(message_.data() + utf8_checked_, end - utf8_checked_) ||
         (end < size && !viable_incomplete(bytes + end, size - end))) {
       return fail(close_code::invalid_payload);

@@ -11,9 +11,9 @@
 // must be failed with. This file knows nothing about sockets or JSON.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <limits>
 #include <memory>
 #include <string>
@@ -145,7 +145,6 @@ class MessageReader {
   uint16_t on_close_frame(std::string_view payload, MessageHandler& handler);
   uint16_t fail(uint16_t code);
   void end_message();
-
 };
 
 }  // namespace herald::ws

@@ -16,9 +16,9 @@ namespace herald::ws {
 
 struct UpgradeDecision {
   bool accepted = false;
-  int status = 0;         // 101 when accepted, else the HTTP error status
-  std::string response;   // complete HTTP/1.1 response to write
-  std::string reason;     // why it was refused (for logs and the body)
+  int status = 0;        // 101 when accepted, else the HTTP error status
+  std::string response;  // complete HTTP/1.1 response to write
+  std::string reason;    // why it was refused (for logs and the body)
 };
 
 // True when the request asks for a WebSocket upgrade at all (has an

@@ -19,9 +19,7 @@ namespace herald::ws {
 struct Frame {
   std::string storage;  // [unused prefix][header][payload]
   uint32_t begin = 0;   // where the header starts in storage
-  std::string_view bytes() const {
-    return std::string_view(storage).substr(begin);
-  }
+  std::string_view bytes() const { return std::string_view(storage).substr(begin); }
   size_t size() const { return storage.size() - begin; }
 };
 

@@ -1,10 +1,11 @@
 // Tests of the outbound path's building blocks: FrameWriter framing an event
 // once, and OutboundQueue's byte accounting across partial writes.
+#include "ws/outbound_queue.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "ws/outbound_queue.hpp"
 #include "ws/shared_frame.hpp"
 
 using herald::ws::FrameWriter;
