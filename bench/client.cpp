@@ -10,7 +10,7 @@ namespace herald::bench {
 
 namespace {
 
-constexpr uint64_t kTagSubscribe = ~uint64_t{0};  // a PONG that confirms a SUB
+constexpr uint64_t kTagSubscribe = ~uint64_t{0};   // a PONG that confirms a SUB
 constexpr size_t kMaxNatsControlLine = 64 * 1024;  // INFO is the longest (~1 KB)
 
 bool starts_with_ci(std::string_view s, std::string_view upper_prefix) {
@@ -137,7 +137,8 @@ size_t nats_parse(std::string_view data, NatsSink& sink, std::string& error) {
   return pos;
 }
 
-Client::Client(Target t, Endpoint ep, ClientHandler& h) : target_(t), h_(h), loop_(std::move(ep), *this) {}
+Client::Client(Target t, Endpoint ep, ClientHandler& h)
+    : target_(t), h_(h), loop_(std::move(ep), *this) {}
 
 std::string Client::wire_channel(std::string_view channel) const {
   return target_ == Target::nats ? nats_subject(channel) : std::string(channel);
@@ -173,7 +174,8 @@ void Client::subscribe(Conn& c, std::string_view wire) {
   loop_.send_text(c, m);
 }
 
-void Client::publish(Conn& c, uint64_t id, std::string_view wire, std::string_view event, std::string_view data) {
+void Client::publish(Conn& c, uint64_t id, std::string_view wire, std::string_view event,
+                     std::string_view data) {
   std::string& m = scratch_;
   m.clear();
   if (target_ == Target::nats) {
@@ -260,7 +262,8 @@ void Client::on_nats(Conn& c, std::string_view bytes, uint64_t recv_ns) {
   std::string error;
   if (c.proto_in.empty()) {
     const size_t used = nats_parse(bytes, *this, error);
-    if (error.empty() && c.state != ConnState::closed && used < bytes.size()) c.proto_in.assign(bytes.substr(used));
+    if (error.empty() && c.state != ConnState::closed && used < bytes.size())
+      c.proto_in.assign(bytes.substr(used));
   } else {
     // An operation was split: parse from the kept bytes plus these. The
     // callbacks may close the connection (which clears proto_in), so parse
@@ -305,8 +308,9 @@ void Client::nats_pong() {
     c.proto_pending.clear();
     c.proto_pending_head = 0;
   } else if (c.proto_pending_head >= 4096 && 2 * c.proto_pending_head >= c.proto_pending.size()) {
-    c.proto_pending.erase(c.proto_pending.begin(),
-                          c.proto_pending.begin() + static_cast<std::ptrdiff_t>(c.proto_pending_head));
+    c.proto_pending.erase(
+        c.proto_pending.begin(),
+        c.proto_pending.begin() + static_cast<std::ptrdiff_t>(c.proto_pending_head));
     c.proto_pending_head = 0;
   }
   if (tag == kTagSubscribe) {
@@ -318,9 +322,11 @@ void Client::nats_pong() {
 
 void Client::nats_info(std::string_view) {
   Conn& c = *cur_;
-  if (c.state != ConnState::open || c.proto_state != 0) return;  // INFO updates later on are ignored
+  if (c.state != ConnState::open || c.proto_state != 0)
+    return;  // INFO updates later on are ignored
   c.proto_state = 1;
-  nats_send(c, "CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":false,\"protocol\":1}\r\n");
+  nats_send(c,
+            "CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":false,\"protocol\":1}\r\n");
   h_.on_ready(c, cur_recv_ns_);
 }
 

@@ -50,7 +50,8 @@ class ClientHandler {
   virtual void on_ack(Conn& c, uint64_t id, uint64_t recv_ns) = 0;
   // An error reply (herald: {"type":"error"}; nats: -ERR). `has_id`: it
   // answers request `id` (herald only).
-  virtual void on_error(Conn& c, std::string_view msg, bool has_id, uint64_t id, uint64_t recv_ns) = 0;
+  virtual void on_error(Conn& c, std::string_view msg, bool has_id, uint64_t id,
+                        uint64_t recv_ns) = 0;
   virtual void on_closed(Conn& c, const CloseInfo& info) = 0;
 };
 
@@ -61,7 +62,8 @@ class ClientHandler {
 class NatsSink {
  public:
   virtual ~NatsSink() = default;
-  virtual void nats_msg(std::string_view subject, std::string_view sid, std::string_view payload) = 0;
+  virtual void nats_msg(std::string_view subject, std::string_view sid,
+                        std::string_view payload) = 0;
   virtual void nats_ping() = 0;
   virtual void nats_pong() = 0;
   virtual void nats_info(std::string_view json) = 0;
@@ -78,7 +80,7 @@ size_t nats_parse(std::string_view data, NatsSink& sink, std::string& error);
 std::string nats_subject(std::string_view channel);
 
 struct ClientCounters {
-  uint64_t pings_answered = 0;  // app-level (herald ping, NATS PING)
+  uint64_t pings_answered = 0;   // app-level (herald ping, NATS PING)
   uint64_t protocol_errors = 0;  // unparsable server messages
 };
 
@@ -97,7 +99,8 @@ class Client final : public Handler, private NatsSink {
   void subscribe(Conn& c, std::string_view wire);
   // Publishes `data` (a JSON object) as event `event` on `wire`; on_ack
   // with `id` follows.
-  void publish(Conn& c, uint64_t id, std::string_view wire, std::string_view event, std::string_view data);
+  void publish(Conn& c, uint64_t id, std::string_view wire, std::string_view event,
+               std::string_view data);
 
   const ClientCounters& counters() const { return counters_; }
 

@@ -12,13 +12,13 @@
 //            server settle (--settle, 2 s; pings are answered meanwhile),
 //            reads VmRSS again with every connection still open, reports the
 //            difference per connection, then closes them.
-#include <cstdio>
-#include <cstring>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstring>
 #include <fstream>
-#include <sstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -72,7 +72,8 @@ struct Slot {
 
 class Conns final : public ClientHandler {
  public:
-  Conns(const Options& o, Endpoint ep, bool idle) : o_(o), idle_(idle), client_(o.target, std::move(ep), *this) {
+  Conns(const Options& o, Endpoint ep, bool idle)
+      : o_(o), idle_(idle), client_(o.target, std::move(ep), *this) {
     // idle: the first o.warmup connections are opened before the baseline
     // RSS is read, so one-time costs (code pages touched for the first time,
     // lazily built tables) do not count as per-connection memory.
@@ -104,7 +105,8 @@ class Conns final : public ClientHandler {
   void on_ack(Conn&, uint64_t, uint64_t) override {}
   void on_error(Conn& c, std::string_view msg, bool, uint64_t, uint64_t) override {
     ++errors_;
-    if (first_error_.empty()) first_error_ = "connection " + std::to_string(c.user) + ": " + std::string(msg);
+    if (first_error_.empty())
+      first_error_ = "connection " + std::to_string(c.user) + ": " + std::string(msg);
   }
   void on_closed(Conn& c, const CloseInfo& info) override {
     if (closing_) return;  // our own close at the end
@@ -113,10 +115,12 @@ class Conns final : public ClientHandler {
     s.failed = true;
     ++failures_;
     if (!s.ready) --inflight_;
-    ++close_reasons_[std::string(s.ready ? (s.subscribed ? "after subscribing: " : "before subscribed: ")
-                                         : "during handshake: ") +
+    ++close_reasons_[std::string(
+                         s.ready ? (s.subscribed ? "after subscribing: " : "before subscribed: ")
+                                 : "during handshake: ") +
                      info.reason];
-    if (first_error_.empty()) first_error_ = "connection " + std::to_string(c.user) + ": " + info.reason;
+    if (first_error_.empty())
+      first_error_ = "connection " + std::to_string(c.user) + ": " + info.reason;
   }
 
  private:
@@ -150,7 +154,8 @@ int Conns::run() {
     }
   }
   std::fprintf(stderr, "herald-bench %s (%s): %llu connections, %llu handshakes in flight -> %s\n",
-               idle_ ? "idle" : "connect", target_name(o_.target), static_cast<unsigned long long>(slots_.size()),
+               idle_ ? "idle" : "connect", target_name(o_.target),
+               static_cast<unsigned long long>(slots_.size()),
                static_cast<unsigned long long>(o_.connect_concurrency), o_.url.c_str());
   Loop& loop = client_.loop();
   cpu_0_ = process_cpu_seconds(0);
@@ -212,15 +217,18 @@ void Conns::connect_until(uint64_t target, uint64_t deadline) {
         Slot& s = slots_[i];
         if (!s.subscribed && !s.failed && s.conn->state == ConnState::open &&
             now - s.conn->started_ns > o_.handshake_timeout_ns) {
-          loop.abort(*s.conn, s.ready ? "not subscribed within --handshake-timeout" : "not ready within --handshake-timeout");
+          loop.abort(*s.conn, s.ready ? "not subscribed within --handshake-timeout"
+                                      : "not ready within --handshake-timeout");
         }
       }
       last_expiry = now;
     }
     if (o_.progress && now - last_progress >= 1'000'000'000) {
-      std::fprintf(stderr, "[%6.1fs] open %llu subscribed %llu failed %llu of %llu\n", double(now - t_start_) / 1e9,
-                   static_cast<unsigned long long>(opened_), static_cast<unsigned long long>(subscribed_),
-                   static_cast<unsigned long long>(failures_), static_cast<unsigned long long>(slots_.size()));
+      std::fprintf(stderr, "[%6.1fs] open %llu subscribed %llu failed %llu of %llu\n",
+                   double(now - t_start_) / 1e9, static_cast<unsigned long long>(opened_),
+                   static_cast<unsigned long long>(subscribed_),
+                   static_cast<unsigned long long>(failures_),
+                   static_cast<unsigned long long>(slots_.size()));
       last_progress = now;
     }
   }
@@ -233,8 +241,8 @@ int Conns::report() {
   const double open_s = t_last_open_ ? double(t_last_open_ - t_start_) / 1e9 : 0.0;
   const auto& cc = client_.counters();
   const bool rss_ok = !idle_ || !o_.server_pid || (rss_before_ >= 0 && rss_after_ >= 0);
-  const bool ok = failures_ == 0 && errors_ == 0 && subscribed_ == n && !timed_out_ && cc.protocol_errors == 0 &&
-                  unexpected_events_ == 0 && rss_ok;
+  const bool ok = failures_ == 0 && errors_ == 0 && subscribed_ == n && !timed_out_ &&
+                  cc.protocol_errors == 0 && unexpected_events_ == 0 && rss_ok;
 
   Report r;
   r.add("scenario", std::string(idle_ ? "idle" : "connect"));
@@ -243,17 +251,21 @@ int Conns::report() {
   r.add("opened", opened_);
   r.add("subscribed", subscribed_);
   r.add("failures", failures_, "failures (connections lost or refused)");
-  if (!idle_) r.add("connections_per_sec", open_s > 0 ? double(opened_) / open_s : 0.0, 0, "connections/s (ready)");
-  r.add("all_open_ms", ms(t_last_open_), 1, opened_ == n ? "all open after" : "last opened after", "ms");
-  r.add("all_subscribed_ms", ms(t_last_sub_), 1, subscribed_ == n ? "all subscribed after" : "last subscribed after",
+  if (!idle_)
+    r.add("connections_per_sec", open_s > 0 ? double(opened_) / open_s : 0.0, 0,
+          "connections/s (ready)");
+  r.add("all_open_ms", ms(t_last_open_), 1, opened_ == n ? "all open after" : "last opened after",
         "ms");
+  r.add("all_subscribed_ms", ms(t_last_sub_), 1,
+        subscribed_ == n ? "all subscribed after" : "last subscribed after", "ms");
   r.add("handshake_p50_us", us(handshake_.quantile(0.5)), 1, "connect -> ready p50", "us");
   r.add("handshake_p99_us", us(handshake_.quantile(0.99)), 1, "connect -> ready p99", "us");
   r.add("subscribe_p99_us", us(subscribe_.quantile(0.99)), 1, "connect -> subscribed p99", "us");
   r.add("concurrency", o_.connect_concurrency, "handshakes in flight (max)");
   const double conn_s = double(t_connected_ - t_start_) / 1e9;
   if (conn_s >= 0.2) {
-    r.add("bench_cpu_pct", 100.0 * (cpu_1_ - cpu_0_) / conn_s, 1, "bench CPU while connecting (100 = 1 core)", "%");
+    r.add("bench_cpu_pct", 100.0 * (cpu_1_ - cpu_0_) / conn_s, 1,
+          "bench CPU while connecting (100 = 1 core)", "%");
   }
   if (idle_) {
     if (rss_before_ >= 0 && rss_after_ >= 0) {
@@ -267,9 +279,11 @@ int Conns::report() {
             "server VmRSS per connection", "bytes");
       r.add("server_age_s", server_age_s_, 1, "server running for (before connecting)", "s");
       if (n && total / double(n) < 256) {
-        std::fprintf(stderr,
-                     "herald-bench: warning: under 256 bytes of RSS per connection: the server probably reused "
-                     "memory freed by earlier connections; measure idle on a freshly started server\n");
+        std::fprintf(
+            stderr,
+            "herald-bench: warning: under 256 bytes of RSS per connection: the server probably "
+            "reused "
+            "memory freed by earlier connections; measure idle on a freshly started server\n");
       }
     } else {
       r.add_bool("rss_measured", false, "server VmRSS measured (needs --server-pid)");
@@ -308,7 +322,11 @@ int run_conns(const Options& o, bool idle) {
 
 }  // namespace
 
-int run_connect(const Options& o) { return run_conns(o, false); }
-int run_idle(const Options& o) { return run_conns(o, true); }
+int run_connect(const Options& o) {
+  return run_conns(o, false);
+}
+int run_idle(const Options& o) {
+  return run_conns(o, true);
+}
 
 }  // namespace herald::bench

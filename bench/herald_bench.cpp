@@ -5,6 +5,7 @@
 // the command-line contract: bench/README.md.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -12,7 +13,6 @@
 #include <exception>
 #include <functional>
 #include <set>
-#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,19 +30,25 @@ struct ScenarioEntry {
 };
 
 constexpr const char* kCommonOptions =
-    " --url --target --smoke --no-progress --server-pid --duration-limit --connect-concurrency --handshake-timeout ";
+    " --url --target --smoke --no-progress --server-pid --duration-limit --connect-concurrency "
+    "--handshake-timeout ";
 
 constexpr ScenarioEntry kScenarios[] = {
-    {"fanout", "S subscribers on one channel, P publishers publishing M messages to it", &run_fanout,
-     " --subscribers --publishers --messages --size --window --rate --duration --channel --drain-timeout "},
-    {"rooms", "K channels x S subscribers, a total publish rate spread over the channels", &run_rooms,
-     " --rooms --subscribers-per-room --publishers --messages --size --window --rate --duration --spread "
+    {"fanout", "S subscribers on one channel, P publishers publishing M messages to it",
+     &run_fanout,
+     " --subscribers --publishers --messages --size --window --rate --duration --channel "
      "--drain-timeout "},
-    {"connect", "C connections opened as fast as possible, each subscribing to its own channel", &run_connect,
-     " --connections "},
-    {"idle", "C connections each subscribed to its own channel: server RSS per connection", &run_idle,
-     " --connections --settle --warmup "},
-    {"selftest", "checks the bench's own WebSocket client and NATS parser (no server needed)", &run_selftest, " "},
+    {"rooms", "K channels x S subscribers, a total publish rate spread over the channels",
+     &run_rooms,
+     " --rooms --subscribers-per-room --publishers --messages --size --window --rate --duration "
+     "--spread "
+     "--drain-timeout "},
+    {"connect", "C connections opened as fast as possible, each subscribing to its own channel",
+     &run_connect, " --connections "},
+    {"idle", "C connections each subscribed to its own channel: server RSS per connection",
+     &run_idle, " --connections --settle --warmup "},
+    {"selftest", "checks the bench's own WebSocket client and NATS parser (no server needed)",
+     &run_selftest, " "},
 };
 
 void usage(std::FILE* f) {
@@ -50,46 +56,48 @@ void usage(std::FILE* f) {
                "usage: herald-bench <scenario> [options]\n\n"
                "scenarios:\n");
   for (const auto& s : kScenarios) std::fprintf(f, "  %-10s %s\n", s.name, s.summary);
-  std::fprintf(f,
-               "\ncommon options (defaults in brackets):\n"
-               "  --url URL                 ws://IPv4-or-localhost:port/path [ws://127.0.0.1:8080/ws]\n"
-               "  --target T                herald (Herald and Herald-protocol peers), nats (nats-server's\n"
-               "                            WebSocket port), raw (herald-rawtcp-peer) [herald]\n"
-               "  --duration-limit T        global deadline for the whole run, e.g. 60s, 500ms, 2m [60s]\n"
-               "  --connect-concurrency N   connections being set up at once [200; connect/idle 256]\n"
-               "  --handshake-timeout T     per connection: connect + upgrade + ready + subscribed [10s]\n"
-               "  --server-pid PID          fanout/rooms: server CPU use; idle: whose RSS to read\n"
-               "  --no-progress             no progress lines on stderr\n"
-               "  --smoke                   tiny preset of the scenario (~1 s); explicit options still apply\n"
-               "fanout:\n"
-               "  --subscribers N           subscriber connections [1000]\n"
-               "  --publishers N            publisher connections [1]\n"
-               "  --messages N              publishes in total, split between publishers [200000]\n"
-               "  --size BYTES              size of each publish's data object [100]\n"
-               "  --window N                unacknowledged publishes per publisher [64]\n"
-               "  --rate N                  publishes/s over all publishers, 0 = as fast as acks allow [0]\n"
-               "  --duration T              with --rate: messages = rate x duration; at max rate:\n"
-               "                            publish for T (--messages then only caps the count)\n"
-               "  --channel NAME            channel to use [bench:fanout]\n"
-               "  --drain-timeout T         how long to wait for deliveries after the last ack [5s]\n"
-               "rooms:\n"
-               "  --rooms K                 channels bench:room:0..K-1 [1000]\n"
-               "  --subscribers-per-room S  subscribers of each room [10]\n"
-               "  --publishers N            publisher connections [4]\n"
-               "  --rate N                  publishes/s in total over all rooms [5000]\n"
-               "  --duration T              publish for this long: messages = rate x duration [5s]\n"
-               "  --messages N              instead of --duration\n"
-               "  --spread roundrobin|random  which room each publish goes to [roundrobin]\n"
-               "  --size, --window, --drain-timeout as for fanout\n"
-               "connect, idle:\n"
-               "  --connections C           connections, each subscribing to its own channel [10000]\n"
-               "  --settle T                idle: wait with all open before reading the RSS again [2s]\n"
-               "  --warmup N                idle: connections opened before the baseline RSS is read, so\n"
-               "                            one-time costs are not counted per connection [100]\n"
-               "\nOutput: one JSON line on stdout, then a table. Exit code 0 when every\n"
-               "message arrived once and in order (connect/idle: every connection\n"
-               "subscribed), 1 when not (or on errors/timeouts), 2 on bad arguments or\n"
-               "when the connections could not be set up.\n");
+  std::fprintf(
+      f,
+      "\ncommon options (defaults in brackets):\n"
+      "  --url URL                 ws://IPv4-or-localhost:port/path [ws://127.0.0.1:8080/ws]\n"
+      "  --target T                herald (Herald and Herald-protocol peers), nats (nats-server's\n"
+      "                            WebSocket port), raw (herald-rawtcp-peer) [herald]\n"
+      "  --duration-limit T        global deadline for the whole run, e.g. 60s, 500ms, 2m [60s]\n"
+      "  --connect-concurrency N   connections being set up at once [200; connect/idle 256]\n"
+      "  --handshake-timeout T     per connection: connect + upgrade + ready + subscribed [10s]\n"
+      "  --server-pid PID          fanout/rooms: server CPU use; idle: whose RSS to read\n"
+      "  --no-progress             no progress lines on stderr\n"
+      "  --smoke                   tiny preset of the scenario (~1 s); explicit options still "
+      "apply\n"
+      "fanout:\n"
+      "  --subscribers N           subscriber connections [1000]\n"
+      "  --publishers N            publisher connections [1]\n"
+      "  --messages N              publishes in total, split between publishers [200000]\n"
+      "  --size BYTES              size of each publish's data object [100]\n"
+      "  --window N                unacknowledged publishes per publisher [64]\n"
+      "  --rate N                  publishes/s over all publishers, 0 = as fast as acks allow [0]\n"
+      "  --duration T              with --rate: messages = rate x duration; at max rate:\n"
+      "                            publish for T (--messages then only caps the count)\n"
+      "  --channel NAME            channel to use [bench:fanout]\n"
+      "  --drain-timeout T         how long to wait for deliveries after the last ack [5s]\n"
+      "rooms:\n"
+      "  --rooms K                 channels bench:room:0..K-1 [1000]\n"
+      "  --subscribers-per-room S  subscribers of each room [10]\n"
+      "  --publishers N            publisher connections [4]\n"
+      "  --rate N                  publishes/s in total over all rooms [5000]\n"
+      "  --duration T              publish for this long: messages = rate x duration [5s]\n"
+      "  --messages N              instead of --duration\n"
+      "  --spread roundrobin|random  which room each publish goes to [roundrobin]\n"
+      "  --size, --window, --drain-timeout as for fanout\n"
+      "connect, idle:\n"
+      "  --connections C           connections, each subscribing to its own channel [10000]\n"
+      "  --settle T                idle: wait with all open before reading the RSS again [2s]\n"
+      "  --warmup N                idle: connections opened before the baseline RSS is read, so\n"
+      "                            one-time costs are not counted per connection [100]\n"
+      "\nOutput: one JSON line on stdout, then a table. Exit code 0 when every\n"
+      "message arrived once and in order (connect/idle: every connection\n"
+      "subscribed), 1 when not (or on errors/timeouts), 2 on bad arguments or\n"
+      "when the connections could not be set up.\n");
 }
 
 bool parse_uint(std::string_view s, uint64_t& out) {
@@ -258,7 +266,8 @@ int main_impl(int argc, char** argv) {
     const std::string padded = " " + std::string(a) + " ";
     if (std::string_view(kCommonOptions).find(padded) == std::string_view::npos &&
         std::string_view(entry->options).find(padded) == std::string_view::npos) {
-      std::fprintf(stderr, "herald-bench: %s does not apply to scenario %s (see --help)\n", f->name, entry->name);
+      std::fprintf(stderr, "herald-bench: %s does not apply to scenario %s (see --help)\n", f->name,
+                   entry->name);
       return kExitUsage;
     }
     given.insert(f->name);
@@ -278,13 +287,16 @@ int main_impl(int argc, char** argv) {
       value = argv[++i];
     }
     if (!f->set(value)) {
-      std::fprintf(stderr, "herald-bench: bad value for %s: '%.*s'\n", f->name, int(value.size()), value.data());
+      std::fprintf(stderr, "herald-bench: bad value for %s: '%.*s'\n", f->name, int(value.size()),
+                   value.data());
       return kExitUsage;
     }
   }
   for (const char ch : o.channel) {
     if (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) <= 0x20) {
-      std::fprintf(stderr, "herald-bench: --channel must not contain quotes, backslashes, spaces or control characters\n");
+      std::fprintf(stderr,
+                   "herald-bench: --channel must not contain quotes, backslashes, spaces or "
+                   "control characters\n");
       return kExitUsage;
     }
   }
@@ -300,7 +312,8 @@ int main_impl(int argc, char** argv) {
       if (!messages_given) o.messages = 1'000'000'000;
     } else if (duration_given || (o.scenario == "rooms" && !messages_given)) {
       if (messages_given) {
-        std::fprintf(stderr, "herald-bench: with --rate, give --messages or --duration, not both\n");
+        std::fprintf(stderr,
+                     "herald-bench: with --rate, give --messages or --duration, not both\n");
         return kExitUsage;
       }
       const double m = double(o.rate) * double(o.duration_ns) / 1e9;
@@ -322,7 +335,8 @@ int main_impl(int argc, char** argv) {
   if (o.scenario == "connect") conns = o.connections;
   if (o.scenario == "idle") conns = o.connections + o.warmup;
   if (conns > 2'000'000) {
-    std::fprintf(stderr, "herald-bench: too many connections (%llu)\n", static_cast<unsigned long long>(conns));
+    std::fprintf(stderr, "herald-bench: too many connections (%llu)\n",
+                 static_cast<unsigned long long>(conns));
     return kExitUsage;
   }
   // One descriptor per connection plus a margin for the process itself.
@@ -342,7 +356,8 @@ int main_impl(int argc, char** argv) {
         std::fprintf(stderr,
                      "herald-bench: needs %llu file descriptors but RLIMIT_NOFILE allows %llu "
                      "(raise it with ulimit -n)\n",
-                     static_cast<unsigned long long>(need), static_cast<unsigned long long>(rl.rlim_cur));
+                     static_cast<unsigned long long>(need),
+                     static_cast<unsigned long long>(rl.rlim_cur));
         return kExitUsage;
       }
     }

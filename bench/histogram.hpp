@@ -59,7 +59,7 @@ class Histogram {
 
   static size_t index(uint64_t v) {
     if (v < kSub) return static_cast<size_t>(v);
-    const int e = 63 - std::countl_zero(v);  // >= kSubBits
+    const int e = 63 - std::countl_zero(v);        // >= kSubBits
     const uint64_t m = v >> (e - (kSubBits - 1));  // in [kHalf, kSub)
     return static_cast<size_t>(kSub + uint64_t(e - kSubBits) * kHalf + (m - kHalf));
   }

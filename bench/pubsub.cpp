@@ -42,9 +42,15 @@ namespace {
 constexpr uint64_t kRoleSub = 1, kRolePub = 2;
 constexpr int kMaxConnectAttempts = 3;
 
-uint64_t make_user(uint64_t role, uint64_t idx) { return (role << 32) | idx; }
-uint64_t user_role(uint64_t u) { return u >> 32; }
-uint64_t user_index(uint64_t u) { return u & 0xFFFFFFFFu; }
+uint64_t make_user(uint64_t role, uint64_t idx) {
+  return (role << 32) | idx;
+}
+uint64_t user_role(uint64_t u) {
+  return u >> 32;
+}
+uint64_t user_index(uint64_t u) {
+  return u & 0xFFFFFFFFu;
+}
 
 // Publisher p's share of n messages.
 std::vector<uint64_t> split(uint64_t n, uint64_t publishers) {
@@ -74,9 +80,9 @@ struct Pub {
   Conn* conn = nullptr;
   int attempts = 0;
   bool open = false;
-  bool dead = false;       // connection lost: sends no more
-  uint64_t count = 0;      // publishes this publisher must send
-  uint64_t sent = 0;       // publishes sent; the k-th (1-based) has id k
+  bool dead = false;   // connection lost: sends no more
+  uint64_t count = 0;  // publishes this publisher must send
+  uint64_t sent = 0;   // publishes sent; the k-th (1-based) has id k
   uint64_t acked = 0;
   uint64_t errors = 0;
   uint64_t inflight = 0;
@@ -127,9 +133,9 @@ class PubSub final : public ClientHandler {
   Phase phase_ = Phase::connect_subs;
   std::vector<Sub> subs_;
   std::vector<Pub> pubs_;
-  std::vector<std::string> wire_;     // per room: channel name on the wire
-  std::vector<uint64_t> room_seq_;    // [pi * K + room]: seqs sent by pi to room
-  std::vector<SeqTracker> trackers_;  // per room
+  std::vector<std::string> wire_;         // per room: channel name on the wire
+  std::vector<uint64_t> room_seq_;        // [pi * K + room]: seqs sent by pi to room
+  std::vector<SeqTracker> trackers_;      // per room
   uint64_t next_sub_ = 0, next_pub_ = 0;  // next to connect
   uint64_t setting_up_ = 0;               // started, not yet subscribed/open
   uint64_t subscribed_ = 0, pubs_open_ = 0, subs_closed_ = 0;
@@ -179,7 +185,8 @@ PubSub::PubSub(const Options& o, Endpoint ep, bool rooms_scenario)
   }
   wire_.reserve(rooms_);
   for (uint64_t r = 0; r < rooms_; ++r) {
-    wire_.push_back(client_.wire_channel(rooms_scenario ? "bench:room:" + std::to_string(r) : o.channel));
+    wire_.push_back(
+        client_.wire_channel(rooms_scenario ? "bench:room:" + std::to_string(r) : o.channel));
   }
   room_seq_.assign(o.publishers * rooms_, 0);
   // How many publishes each publisher will send to each room, so the
@@ -195,7 +202,8 @@ PubSub::PubSub(const Options& o, Endpoint ep, bool rooms_scenario)
   trackers_.reserve(rooms_);
   // Bitsets are only made for pairs that go out of order; share the budget.
   const uint64_t budget = (256ull << 20) / rooms_ + 4096;
-  for (uint64_t r = 0; r < rooms_; ++r) trackers_.emplace_back(per_room_, std::move(per_room[r]), budget);
+  for (uint64_t r = 0; r < rooms_; ++r)
+    trackers_.emplace_back(per_room_, std::move(per_room[r]), budget);
   pad_.assign(o.size, 'x');
 }
 
@@ -204,14 +212,16 @@ void PubSub::fatal(std::string why) {
 }
 
 void PubSub::start_connects() {
-  while (phase_ == Phase::connect_subs && next_sub_ < subs_.size() && setting_up_ < o_.connect_concurrency) {
+  while (phase_ == Phase::connect_subs && next_sub_ < subs_.size() &&
+         setting_up_ < o_.connect_concurrency) {
     Sub& s = subs_[next_sub_];
     ++s.attempts;
     s.conn = &client_.connect(make_user(kRoleSub, next_sub_));
     ++next_sub_;
     ++setting_up_;
   }
-  while (phase_ == Phase::connect_pubs && next_pub_ < pubs_.size() && setting_up_ < o_.connect_concurrency) {
+  while (phase_ == Phase::connect_pubs && next_pub_ < pubs_.size() &&
+         setting_up_ < o_.connect_concurrency) {
     Pub& p = pubs_[next_pub_];
     ++p.attempts;
     p.conn = &client_.connect(make_user(kRolePub, next_pub_));
@@ -226,7 +236,8 @@ void PubSub::expire_setups(uint64_t now) {
   const uint64_t limit = o_.handshake_timeout_ns;
   for (uint64_t i = 0; i < next_sub_; ++i) {
     Sub& s = subs_[i];
-    if (!s.subscribed && s.conn && s.conn->state == ConnState::open && now - s.conn->started_ns > limit) {
+    if (!s.subscribed && s.conn && s.conn->state == ConnState::open &&
+        now - s.conn->started_ns > limit) {
       loop.abort(*s.conn, "not subscribed within --handshake-timeout");
     }
   }
@@ -282,7 +293,8 @@ void PubSub::on_closed(Conn& c, const CloseInfo& info) {
   ++unexpected_closes_;
   if (sub) ++subs_closed_;
   ++close_reasons_[std::string(who) + ": " + info.reason];
-  if (first_error_.empty()) first_error_ = std::string(who) + " " + std::to_string(idx) + " lost: " + info.reason;
+  if (first_error_.empty())
+    first_error_ = std::string(who) + " " + std::to_string(idx) + " lost: " + info.reason;
   if (!sub) {
     Pub& p = pubs_[idx];
     p.dead = true;
@@ -295,7 +307,8 @@ void PubSub::on_error(Conn& c, std::string_view msg, bool has_id, uint64_t, uint
   const uint64_t idx = user_index(c.user);
   if (user_role(c.user) == kRoleSub) {
     ++sub_errors_;
-    if (first_error_.empty()) first_error_ = "subscriber " + std::to_string(idx) + ": " + std::string(msg);
+    if (first_error_.empty())
+      first_error_ = "subscriber " + std::to_string(idx) + ": " + std::string(msg);
     if (!subs_[idx].subscribed) fatal("subscribe refused: " + std::string(msg));
     return;
   }
@@ -335,7 +348,8 @@ void PubSub::on_event(Conn& c, std::string_view msg, uint64_t recv_ns) {
   // wrote: {"seq":N,"pub":P,"t":T[,"room":R],...
   constexpr std::string_view kSeq = "\"seq\":";
   bool ok = false;
-  if (seq_at_ + kSeq.size() <= msg.size() && std::memcmp(begin + seq_at_, kSeq.data(), kSeq.size()) == 0) {
+  if (seq_at_ + kSeq.size() <= msg.size() &&
+      std::memcmp(begin + seq_at_, kSeq.data(), kSeq.size()) == 0) {
     const char* p = begin + seq_at_ + kSeq.size();
     ok = parse_digits(p, end, seq) && at(p, end, ",\"pub\":") && parse_digits(p += 7, end, pub) &&
          at(p, end, ",\"t\":") && parse_digits(p += 5, end, t) &&
@@ -347,10 +361,11 @@ void PubSub::on_event(Conn& c, std::string_view msg, uint64_t recv_ns) {
     // NATS payload is the data object itself.
     const char* d = find_key(begin, end, "\"data\"");
     const char* p = d ? d : begin;
-    ok = find_uint(p, end, "\"seq\"", seq) && find_uint(p, end, "\"pub\"", pub) && find_uint(p, end, "\"t\"", t) &&
-         (!want_room || find_uint(p, end, "\"room\"", room));
+    ok = find_uint(p, end, "\"seq\"", seq) && find_uint(p, end, "\"pub\"", pub) &&
+         find_uint(p, end, "\"t\"", t) && (!want_room || find_uint(p, end, "\"room\"", room));
     if (ok) {
-      const void* k = memmem(d ? d : begin, static_cast<size_t>(end - (d ? d : begin)), kSeq.data(), kSeq.size());
+      const void* k = memmem(d ? d : begin, static_cast<size_t>(end - (d ? d : begin)), kSeq.data(),
+                             kSeq.size());
       if (k) seq_at_ = static_cast<size_t>(static_cast<const char*>(k) - begin);
     }
   }
@@ -431,7 +446,8 @@ uint64_t PubSub::pump(uint64_t now) {
       uint64_t due = 0;
       if (o_.rate) {
         // Publisher pi sends its k-th message at first_due + k * P / rate.
-        due = p.first_due_ns + static_cast<uint64_t>(double(p.sent) * 1e9 * double(pubs_.size()) / double(o_.rate));
+        due = p.first_due_ns +
+              static_cast<uint64_t>(double(p.sent) * 1e9 * double(pubs_.size()) / double(o_.rate));
         if (due > now) {
           if (!next_due || due < next_due) next_due = due;
           break;
@@ -469,15 +485,18 @@ void PubSub::progress(uint64_t now) {
     sent += p.sent;
     acked += p.acked;
   }
-  std::fprintf(stderr, "[%6.1fs] %-8s subscribed %llu/%llu  published %llu acked %llu  deliveries %llu (%.0f/s)\n",
-               double(now - t_start_) / 1e9,
-               phase_ == Phase::connect_subs   ? "connect"
-               : phase_ == Phase::connect_pubs ? "connect"
-               : phase_ == Phase::publish      ? "publish"
-                                               : "drain",
-               static_cast<unsigned long long>(subscribed_), static_cast<unsigned long long>(subs_.size()),
-               static_cast<unsigned long long>(sent), static_cast<unsigned long long>(acked),
-               static_cast<unsigned long long>(deliveries_), double(deliveries_ - last_progress_deliveries_) / dt);
+  std::fprintf(
+      stderr,
+      "[%6.1fs] %-8s subscribed %llu/%llu  published %llu acked %llu  deliveries %llu (%.0f/s)\n",
+      double(now - t_start_) / 1e9,
+      phase_ == Phase::connect_subs   ? "connect"
+      : phase_ == Phase::connect_pubs ? "connect"
+      : phase_ == Phase::publish      ? "publish"
+                                      : "drain",
+      static_cast<unsigned long long>(subscribed_), static_cast<unsigned long long>(subs_.size()),
+      static_cast<unsigned long long>(sent), static_cast<unsigned long long>(acked),
+      static_cast<unsigned long long>(deliveries_),
+      double(deliveries_ - last_progress_deliveries_) / dt);
   last_progress_ = now;
   last_progress_deliveries_ = deliveries_;
 }
@@ -489,11 +508,14 @@ int PubSub::run() {
   Loop& loop = client_.loop();
 
   std::fprintf(stderr,
-               "herald-bench %s (%s): %llu room(s) x %llu subscribers, %llu publishers, %llu messages of %llu "
+               "herald-bench %s (%s): %llu room(s) x %llu subscribers, %llu publishers, %llu "
+               "messages of %llu "
                "bytes%s -> %s\n",
-               rooms_scenario_ ? "rooms" : "fanout", target_name(o_.target), static_cast<unsigned long long>(rooms_),
-               static_cast<unsigned long long>(per_room_), static_cast<unsigned long long>(o_.publishers),
-               static_cast<unsigned long long>(o_.messages), static_cast<unsigned long long>(o_.size),
+               rooms_scenario_ ? "rooms" : "fanout", target_name(o_.target),
+               static_cast<unsigned long long>(rooms_), static_cast<unsigned long long>(per_room_),
+               static_cast<unsigned long long>(o_.publishers),
+               static_cast<unsigned long long>(o_.messages),
+               static_cast<unsigned long long>(o_.size),
                o_.rate ? (" at " + std::to_string(o_.rate) + "/s").c_str() : "", o_.url.c_str());
   while (phase_ != Phase::done) {
     uint64_t now = now_ns();
@@ -516,7 +538,8 @@ int PubSub::run() {
     // of the drain, the deadline, or 100 ms (progress, timeouts).
     uint64_t wake = std::min(deadline, now + 100'000'000);
     if (next_due) wake = std::min(wake, next_due);
-    if (phase_ == Phase::publish && o_.timed_publish) wake = std::min(wake, t_first_pub_ + o_.duration_ns);
+    if (phase_ == Phase::publish && o_.timed_publish)
+      wake = std::min(wake, t_first_pub_ + o_.duration_ns);
     if (phase_ == Phase::drain) wake = std::min(wake, t_last_ack_ + o_.drain_timeout_ns);
     loop.run_once(static_cast<int64_t>(wake > now ? wake - now : 0));
     now = now_ns();
@@ -540,12 +563,14 @@ int PubSub::run() {
         if (o_.server_pid) cpu_server_0_ = process_cpu_seconds(o_.server_pid);
         for (uint64_t pi = 0; pi < pubs_.size(); ++pi) {
           // Spread publishers' rate slots evenly.
-          pubs_[pi].first_due_ns = o_.rate ? now + static_cast<uint64_t>(double(pi) * 1e9 / double(o_.rate)) : now;
+          pubs_[pi].first_due_ns =
+              o_.rate ? now + static_cast<uint64_t>(double(pi) * 1e9 / double(o_.rate)) : now;
         }
       }
     }
     if (phase_ == Phase::drain) {
-      if (unique_ >= expected_ || now >= t_last_ack_ + o_.drain_timeout_ns || subs_closed_ == subs_.size()) {
+      if (unique_ >= expected_ || now >= t_last_ack_ + o_.drain_timeout_ns ||
+          subs_closed_ == subs_.size()) {
         phase_ = Phase::done;
       }
     }
@@ -568,8 +593,10 @@ int PubSub::run() {
     return kExitUsage;
   }
   if (timed_out_ && reached != Phase::drain && reached != Phase::publish) {
-    std::fprintf(stderr, "herald-bench: --duration-limit reached while connecting (%llu/%llu subscribed)\n",
-                 static_cast<unsigned long long>(subscribed_), static_cast<unsigned long long>(subs_.size()));
+    std::fprintf(stderr,
+                 "herald-bench: --duration-limit reached while connecting (%llu/%llu subscribed)\n",
+                 static_cast<unsigned long long>(subscribed_),
+                 static_cast<unsigned long long>(subs_.size()));
     return kExitUsage;
   }
   return report();
@@ -594,9 +621,10 @@ int PubSub::report() {
   const double meas_s = double(t_end_ - t_first_pub_) / 1e9;
   auto us = [](uint64_t ns) { return double(ns) / 1e3; };
   const auto& cc = client_.counters();
-  const bool ok = lost == 0 && duplicated_ == 0 && out_of_order_ == 0 && malformed == 0 && misrouted_ == 0 &&
-                  pub_errors == 0 && sub_errors_ == 0 && unexpected_closes_ == 0 && cc.protocol_errors == 0 &&
-                  !timed_out_ && sent == planned;
+  const bool ok = lost == 0 && duplicated_ == 0 && out_of_order_ == 0 && malformed == 0 &&
+                  misrouted_ == 0 && pub_errors == 0 && sub_errors_ == 0 &&
+                  unexpected_closes_ == 0 && cc.protocol_errors == 0 && !timed_out_ &&
+                  sent == planned;
 
   Report r;
   r.add("scenario", std::string(rooms_scenario_ ? "rooms" : "fanout"));
@@ -607,10 +635,12 @@ int PubSub::report() {
     r.add("rooms", rooms_);
     r.add("subscribers_per_room", per_room_);
   }
-  r.add("messages", o_.timed_publish ? sent : o_.messages, o_.timed_publish ? "messages (sent in --duration)" : "");
+  r.add("messages", o_.timed_publish ? sent : o_.messages,
+        o_.timed_publish ? "messages (sent in --duration)" : "");
   r.add("size", o_.size, "size", "bytes");
   r.add("deliveries", deliveries_);
-  r.add("deliveries_per_sec", window_s > 0 ? double(deliveries_) / window_s : 0.0, 0, "deliveries/s");
+  r.add("deliveries_per_sec", window_s > 0 ? double(deliveries_) / window_s : 0.0, 0,
+        "deliveries/s");
   r.add("publishes_per_sec", pub_s > 0 ? double(acked) / pub_s : 0.0, 0, "publishes/s (acked)");
   r.add("p50_us", us(latency_.quantile(0.50)), 1, "latency p50", "us");
   r.add("p90_us", us(latency_.quantile(0.90)), 1, "latency p90", "us");
@@ -624,7 +654,8 @@ int PubSub::report() {
   // Extras.
   r.add("window", o_.window);
   r.add("rate", o_.rate, "rate (0 = max)", "publishes/s");
-  if (o_.timed_publish) r.add("publish_for_s", double(o_.duration_ns) / 1e9, 3, "published for", "s");
+  if (o_.timed_publish)
+    r.add("publish_for_s", double(o_.duration_ns) / 1e9, 3, "published for", "s");
   r.add("published", sent);
   r.add("acked", acked);
   r.add("ack_p50_us", us(ack_latency_.quantile(0.50)), 1, "publish -> ack p50", "us");
@@ -651,17 +682,19 @@ int PubSub::report() {
     r.add("rate_max_lag_us", us(rate_max_lag_), 1, "rate: latest publish behind its slot", "us");
   }
   if (meas_s >= 0.2) {  // CPU times tick at 10 ms: shorter runs would be noise
-    r.add("bench_cpu_pct", 100.0 * (cpu_self_1_ - cpu_self_0_) / meas_s, 1, "bench CPU (100 = 1 core)", "%");
+    r.add("bench_cpu_pct", 100.0 * (cpu_self_1_ - cpu_self_0_) / meas_s, 1,
+          "bench CPU (100 = 1 core)", "%");
     if (cpu_server_0_ >= 0 && cpu_server_1_ >= 0) {
-      r.add("server_cpu_pct", 100.0 * (cpu_server_1_ - cpu_server_0_) / meas_s, 1, "server CPU (100 = 1 core)",
-            "%");
+      r.add("server_cpu_pct", 100.0 * (cpu_server_1_ - cpu_server_0_) / meas_s, 1,
+            "server CPU (100 = 1 core)", "%");
     }
   }
   if (host_1_.total > host_0_.total && meas_s >= 0.2) {
     // All cores together, in percent of one core like the two above, so
     // host - bench - server is what other processes took.
     const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    r.add("host_cpu_pct", 100.0 * (host_1_.busy - host_0_.busy) / meas_s, 1, "host CPU, all processes",
+    r.add("host_cpu_pct", 100.0 * (host_1_.busy - host_0_.busy) / meas_s, 1,
+          "host CPU, all processes",
           "% (all " + std::to_string(ncpu) + " cores busy = " + std::to_string(100 * ncpu) + ")");
   }
   if (meas_s >= 0.2 && sched_self_0_.wait_s >= 0 && sched_self_1_.wait_s >= 0) {
@@ -671,7 +704,8 @@ int PubSub::report() {
           "bench waiting for a CPU", "% of the run");
     // Threads that exited take their counts along (a dying server): skip then.
     if (sched_server_0_.wait_s >= 0 && sched_server_1_.wait_s >= sched_server_0_.wait_s) {
-      r.add("server_runq_wait_pct", 100.0 * (sched_server_1_.wait_s - sched_server_0_.wait_s) / meas_s, 1,
+      r.add("server_runq_wait_pct",
+            100.0 * (sched_server_1_.wait_s - sched_server_0_.wait_s) / meas_s, 1,
             "server threads waiting for a CPU", "% of the run (summed over threads)");
     }
   }
@@ -682,13 +716,14 @@ int PubSub::report() {
   r.add_bool("ok", ok, "passed");
 
   std::printf("%s\n", r.json().c_str());
-  std::printf("\nherald-bench %s  %s  (target %s)\n%s", rooms_scenario_ ? "rooms" : "fanout", o_.url.c_str(),
-              target_name(o_.target), r.table().c_str());
+  std::printf("\nherald-bench %s  %s  (target %s)\n%s", rooms_scenario_ ? "rooms" : "fanout",
+              o_.url.c_str(), target_name(o_.target), r.table().c_str());
   for (const auto& [why, n] : close_reasons_) {
     std::printf("  closed: %llu x %s\n", static_cast<unsigned long long>(n), why.c_str());
   }
   std::fflush(stdout);
-  if (!ok) std::fprintf(stderr, "herald-bench: FAILED (see lost/duplicated/out_of_order/errors above)\n");
+  if (!ok)
+    std::fprintf(stderr, "herald-bench: FAILED (see lost/duplicated/out_of_order/errors above)\n");
   return ok ? kExitOk : kExitFailed;
 }
 
@@ -705,7 +740,11 @@ int run_pubsub(const Options& o, bool rooms) {
 
 }  // namespace
 
-int run_fanout(const Options& o) { return run_pubsub(o, false); }
-int run_rooms(const Options& o) { return run_pubsub(o, true); }
+int run_fanout(const Options& o) {
+  return run_pubsub(o, false);
+}
+int run_rooms(const Options& o) {
+  return run_pubsub(o, true);
+}
 
 }  // namespace herald::bench

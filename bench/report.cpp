@@ -34,7 +34,8 @@ std::string json_escape(const std::string& s) {
 double process_cpu_seconds(uint64_t pid) {
   if (pid == 0) {
     timespec ts;
-    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0) return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0)
+      return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
   }
   const std::string path = pid == 0 ? "/proc/self/stat" : "/proc/" + std::to_string(pid) + "/stat";
   std::ifstream f(path);
@@ -56,7 +57,8 @@ double process_cpu_seconds(uint64_t pid) {
 }
 
 SchedTime sched_time(uint64_t pid) {
-  const std::string dir = (pid == 0 ? std::string("/proc/self") : "/proc/" + std::to_string(pid)) + "/task";
+  const std::string dir =
+      (pid == 0 ? std::string("/proc/self") : "/proc/" + std::to_string(pid)) + "/task";
   SchedTime t;
   std::error_code ec;
   unsigned long long run = 0, wait = 0;
@@ -93,7 +95,8 @@ HostCpu host_cpu() {
   return h;
 }
 
-void Report::add(const std::string& key, uint64_t v, const std::string& label, const std::string& unit) {
+void Report::add(const std::string& key, uint64_t v, const std::string& label,
+                 const std::string& unit) {
   fields_.push_back({key, std::to_string(v), std::to_string(v), label, unit});
 }
 

@@ -21,7 +21,8 @@ inline const char* skip_ws(const char* p, const char* end) {
 inline bool parse_digits(const char*& p, const char* end, uint64_t& out) {
   const char* start = p;
   uint64_t v = 0;
-  while (p < end && static_cast<unsigned>(*p - '0') < 10 && p - start < 20) v = v * 10 + uint64_t(*p++ - '0');
+  while (p < end && static_cast<unsigned>(*p - '0') < 10 && p - start < 20)
+    v = v * 10 + uint64_t(*p++ - '0');
   out = v;
   return p != start;
 }

@@ -36,7 +36,7 @@ struct Options {
   uint64_t duration_ns = 0;    // with rate: messages = rate x duration (rooms default 5 s)
   bool timed_publish = false;  // max rate (--rate 0) with --duration: publish for duration_ns,
                                // `messages` is then only a cap
-  uint64_t rooms = 1000;               // rooms: channels bench:room:0..K-1
+  uint64_t rooms = 1000;       // rooms: channels bench:room:0..K-1
   uint64_t subscribers_per_room = 10;  // rooms
   bool spread_random = false;          // rooms: pseudo-random room per publish (else round-robin)
   uint64_t connections = 10000;        // connect, idle
@@ -73,7 +73,8 @@ SchedTime sched_time(uint64_t pid);
 // table. Numbers are formatted when added.
 class Report {
  public:
-  void add(const std::string& key, uint64_t v, const std::string& label = {}, const std::string& unit = {});
+  void add(const std::string& key, uint64_t v, const std::string& label = {},
+           const std::string& unit = {});
   void add(const std::string& key, double v, int decimals, const std::string& label = {},
            const std::string& unit = {});
   void add(const std::string& key, const std::string& v, const std::string& label = {});

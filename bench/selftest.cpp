@@ -174,7 +174,8 @@ template <class Reply>
 bool handshake(Server& s, Loop& loop, Peer& peer, Reply reply, std::string* request = nullptr,
                size_t piece = 1 << 20) {
   if (!s.accept(loop, peer)) return false;
-  if (!peer.read_until(loop, [&] { return peer.buf.find("\r\n\r\n") != std::string::npos; })) return false;
+  if (!peer.read_until(loop, [&] { return peer.buf.find("\r\n\r\n") != std::string::npos; }))
+    return false;
   const size_t end = peer.buf.find("\r\n\r\n") + 4;
   const std::string req = peer.buf.substr(0, end);
   peer.buf.erase(0, end);
@@ -188,21 +189,25 @@ bool handshake(Server& s, Loop& loop, Peer& peer, Reply reply, std::string* requ
 
 std::string good_reply(const std::string& key) {
   return "HTTP/1.1 101 Switching Protocols\r\nupgrade: WebSocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Accept: " + websocket_accept(key) + "\r\n\r\n";
+         "Sec-WebSocket-Accept: " +
+         websocket_accept(key) + "\r\n\r\n";
 }
 
 void test_histogram() {
   std::printf("histogram\n");
   Histogram h;
   for (uint64_t v = 1; v <= 1'000'000; ++v) h.record(v * 1000);  // 1 us .. 1 s, uniform
-  auto near = [](uint64_t got, double want) { return double(got) > want * 0.99 && double(got) < want * 1.01; };
+  auto near = [](uint64_t got, double want) {
+    return double(got) > want * 0.99 && double(got) < want * 1.01;
+  };
   check(near(h.quantile(0.5), 500e6), "p50 of uniform 1us..1s within 1% of 500 ms");
   check(near(h.quantile(0.99), 990e6), "p99 within 1% of 990 ms");
   check(h.quantile(1.0) == 1'000'000'000 && h.max() == 1'000'000'000, "p100 == max == 1 s");
   bool mono = true;
   for (uint64_t v = 0; v < 5'000'000; v += 7) {
     const size_t i = Histogram::index(v);
-    mono &= Histogram::lower(i) <= v && (i + 1 >= Histogram::kBuckets || Histogram::lower(i + 1) > v);
+    mono &=
+        Histogram::lower(i) <= v && (i + 1 >= Histogram::kBuckets || Histogram::lower(i + 1) > v);
   }
   check(mono, "every value falls in [lower(i), lower(i+1))");
   check(Histogram::index(UINT64_MAX) < Histogram::kBuckets, "UINT64_MAX has a bucket");
@@ -213,8 +218,8 @@ void test_seq_tracker() {
   using R = SeqTracker::Result;
   SeqTracker t(2, {5, 3});
   // Subscriber 0, publisher 0: 1 2 2 4 3 5 -> one duplicate, 4 and 3 out of order.
-  const R r1 = t.record(0, 0, 1), r2 = t.record(0, 0, 2), r3 = t.record(0, 0, 2), r4 = t.record(0, 0, 4),
-          r5 = t.record(0, 0, 3), r6 = t.record(0, 0, 5);
+  const R r1 = t.record(0, 0, 1), r2 = t.record(0, 0, 2), r3 = t.record(0, 0, 2),
+          r4 = t.record(0, 0, 4), r5 = t.record(0, 0, 3), r6 = t.record(0, 0, 5);
   check(r1 == R::in_order && r2 == R::in_order && r3 == R::duplicate && r4 == R::out_of_order &&
             r5 == R::out_of_order && r6 == R::in_order,
         "1 2 2 4 3 5: in, in, dup, ooo, ooo, in");
@@ -223,7 +228,8 @@ void test_seq_tracker() {
   t.record(1, 1, 2);
   t.record(1, 1, 3);
   t.record(1, 0, 1);
-  check(t.record(1, 1, 4) == R::invalid && t.record(0, 2, 1) == R::invalid && t.record(0, 0, 0) == R::invalid,
+  check(t.record(1, 1, 4) == R::invalid && t.record(0, 2, 1) == R::invalid &&
+            t.record(0, 0, 0) == R::invalid,
         "seq past the count, unknown publisher, seq 0 are invalid");
   check(t.unique() == 5 + 3 + 1 && t.duplicated() == 1 && t.out_of_order() == 2 && t.invalid() == 3,
         "counts: unique 9 of 16 expected (7 lost), 1 duplicated, 2 out of order");
@@ -239,7 +245,8 @@ void test_seq_tracker() {
   tiny.record(0, 0, 1);
   tiny.record(0, 0, 3);
   tiny.record(0, 0, 3);
-  check(tiny.approximate() && tiny.duplicated() == 1 && tiny.out_of_order() == 1, "over budget: approximate counts");
+  check(tiny.approximate() && tiny.duplicated() == 1 && tiny.out_of_order() == 1,
+        "over budget: approximate counts");
 }
 
 void test_frames() {
@@ -254,19 +261,23 @@ void test_frames() {
   Peer peer;
   std::string req;
   // The reply and the first frame arrive in one read.
-  const bool hs =
-      handshake(s, loop, peer, [&](const std::string& key) { return good_reply(key) + frame(0x81, "hello"); }, &req);
+  const bool hs = handshake(
+      s, loop, peer, [&](const std::string& key) { return good_reply(key) + frame(0x81, "hello"); },
+      &req);
   check(hs, "handshake exchanged");
   check(req.rfind("GET /ws?x=1 HTTP/1.1\r\n", 0) == 0, "request line carries path and query");
-  check(req.find("Host: 127.0.0.1:" + std::to_string(s.port) + "\r\n") != std::string::npos, "Host header");
+  check(req.find("Host: 127.0.0.1:" + std::to_string(s.port) + "\r\n") != std::string::npos,
+        "Host header");
   check(req.find("Sec-WebSocket-Version: 13\r\n") != std::string::npos, "version 13");
   const size_t k = req.find("Sec-WebSocket-Key: ");
-  check(k != std::string::npos && req.substr(k + 19, 26).find("==\r\n") == 22, "key is 16 random bytes in base64");
+  check(k != std::string::npos && req.substr(k + 19, 26).find("==\r\n") == 22,
+        "key is 16 random bytes in base64");
   check(rec.opened == 1 && c.state == ConnState::open, "open after a correct 101");
 
   const std::string big16(300, 'm'), big64(70'000, 'L');
   std::string script = frame(0x81, big16) + frame(0x81, big64) + frame(0x81, "");
-  script += frame(0x01, "ab") + frame(0x89, "p") + frame(0x00, "c") + frame(0x80, "d");  // fragmented + ping
+  script += frame(0x01, "ab") + frame(0x89, "p") + frame(0x00, "c") +
+            frame(0x80, "d");  // fragmented + ping
   script += frame(0x82, "bin") + frame(0x8A, "pong") + frame(0x81, "after");
   // Header bytes one at a time; the long payloads a few KB at a time.
   peer.send_slowly(loop, script.substr(0, 400), 1);
@@ -296,9 +307,10 @@ void test_frames() {
     }
     return got.size() >= 4;
   });
-  check(got.size() == 4 && got[0] == std::make_pair(uint8_t(0xA), std::string("p")), "ping answered with pong 'p'");
-  check(got.size() == 4 && got[1].second == "hi" && got[2].second == big16 && got[3].second == big64 &&
-            got[1].first == 1,
+  check(got.size() == 4 && got[0] == std::make_pair(uint8_t(0xA), std::string("p")),
+        "ping answered with pong 'p'");
+  check(got.size() == 4 && got[1].second == "hi" && got[2].second == big16 &&
+            got[3].second == big64 && got[1].first == 1,
         "client text frames (7/16/64-bit) decode after unmasking");
   check(all_masked, "every client frame is masked");
 
@@ -320,11 +332,13 @@ void test_refusals() {
   const Case cases[] = {
       {"wrong Sec-WebSocket-Accept",
        [](const std::string&) {
-         return std::string("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                            "Sec-WebSocket-Accept: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+         return std::string(
+             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Accept: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
        },
        ""},
-      {"status 403", [](const std::string&) { return std::string("HTTP/1.1 403 Forbidden\r\n\r\n"); }, ""},
+      {"status 403",
+       [](const std::string&) { return std::string("HTTP/1.1 403 Forbidden\r\n\r\n"); }, ""},
       {"masked server frame", good_reply, frame(0x81, "x", true)},
       {"RSV1 set", good_reply, frame(0xC1, "x")},
       {"fragmented ping", good_reply, frame(0x09, "x")},
@@ -340,7 +354,9 @@ void test_refusals() {
     loop.connect(1);
     Peer peer;
     // The reply one byte per read.
-    handshake(s, loop, peer, [&](const std::string& key) { return tc.reply(key) + tc.frames; }, nullptr, 1);
+    handshake(
+        s, loop, peer, [&](const std::string& key) { return tc.reply(key) + tc.frames; }, nullptr,
+        1);
     for (int i = 0; i < 50 && rec.closed == 0; ++i) loop.run_once(1'000'000);
     check(rec.closed == 1 && rec.texts.empty(), std::string(tc.name) + " -> " + rec.info.reason);
   }
@@ -348,30 +364,35 @@ void test_refusals() {
   std::string err;
   check(!parse_ws_url("wss://127.0.0.1:1/", ep, err), "wss:// refused");
   check(!parse_ws_url("ws://example.com:80/", ep, err), "host names refused");
-  check(parse_ws_url("ws://localhost:8080", ep, err) && ep.path == "/" && ep.port == 8080, "localhost, no path");
+  check(parse_ws_url("ws://localhost:8080", ep, err) && ep.path == "/" && ep.port == 8080,
+        "localhost, no path");
 }
-
 
 void test_scan() {
   std::printf("JSON scanning\n");
   check(message_type("{\"type\":\"ack\",\"id\":3}") == "ack", "type first");
-  check(message_type("{\"id\":3, \"type\" : \"subscribed\"}") == "subscribed", "type later, with spaces");
+  check(message_type("{\"id\":3, \"type\" : \"subscribed\"}") == "subscribed",
+        "type later, with spaces");
   check(message_type("{\"id\":3}").empty(), "no type");
-  const std::string m = "{\"type\":\"event\",\"channel\":\"seq\",\"data\": {\"seq\" : 42,\"pub\":7}}";
+  const std::string m =
+      "{\"type\":\"event\",\"channel\":\"seq\",\"data\": {\"seq\" : 42,\"pub\":7}}";
   const char* p = m.data();
   uint64_t v = 0;
   const char* d = find_key(p, m.data() + m.size(), "\"data\"");
   check(d && *d == '{', "find_key skips a value that equals the key name");
   p = d;
-  check(find_uint(p, m.data() + m.size(), "\"seq\"", v) && v == 42, "find_uint with spaces around ':'");
-  check(find_uint(p, m.data() + m.size(), "\"pub\"", v) && v == 7, "find_uint continues after the last one");
+  check(find_uint(p, m.data() + m.size(), "\"seq\"", v) && v == 42,
+        "find_uint with spaces around ':'");
+  check(find_uint(p, m.data() + m.size(), "\"pub\"", v) && v == 7,
+        "find_uint continues after the last one");
 }
 
 // Records what the NATS parser reports, as text.
 struct NatsLog final : NatsSink {
   std::string log;
   void nats_msg(std::string_view subject, std::string_view sid, std::string_view payload) override {
-    log += "MSG(" + std::string(subject) + "," + std::string(sid) + "," + std::string(payload) + ")";
+    log +=
+        "MSG(" + std::string(subject) + "," + std::string(sid) + "," + std::string(payload) + ")";
   }
   void nats_ping() override { log += "PING"; }
   void nats_pong() override { log += "PONG"; }
@@ -406,11 +427,15 @@ void test_nats_parser() {
       "MSG bench.room.3 12 _INBOX.r 3\r\nabc\r\n"
       "MSG e 1 0\r\n\r\n"
       "PONG\r\n+OK\r\n-ERR 'Slow Consumer'\r\n"
-      "MSG big 2 300\r\n" + std::string(300, 'p') + "\r\n";
-  const std::string want = "INFOMSG(bench.fanout,1,{\"seq\":1}X)PINGMSG(bench.room.3,12,abc)MSG(e,1,)PONGERR( 'Slow "
-                           "Consumer')MSG(big,2," + std::string(300, 'p') + ")";
+      "MSG big 2 300\r\n" +
+      std::string(300, 'p') + "\r\n";
+  const std::string want =
+      "INFOMSG(bench.fanout,1,{\"seq\":1}X)PINGMSG(bench.room.3,12,abc)MSG(e,1,)PONGERR( 'Slow "
+      "Consumer')MSG(big,2," +
+      std::string(300, 'p') + ")";
   bool ok = false;
-  check(nats_feed({stream}, ok) == want && ok, "one chunk: every operation, MSG with and without reply-to, empty");
+  check(nats_feed({stream}, ok) == want && ok,
+        "one chunk: every operation, MSG with and without reply-to, empty");
   bool all = true;
   for (size_t cut = 1; cut < stream.size(); ++cut) {
     all &= nats_feed({stream.substr(0, cut), stream.substr(cut)}, ok) == want && ok;
@@ -431,7 +456,9 @@ struct ClientLog final : ClientHandler {
   std::string log;
   void on_ready(Conn&, uint64_t) override { log += "ready;"; }
   void on_subscribed(Conn&, uint64_t) override { log += "subscribed;"; }
-  void on_event(Conn&, std::string_view d, uint64_t) override { log += "event " + std::string(d) + ";"; }
+  void on_event(Conn&, std::string_view d, uint64_t) override {
+    log += "event " + std::string(d) + ";";
+  }
   void on_ack(Conn&, uint64_t id, uint64_t) override { log += "ack " + std::to_string(id) + ";"; }
   void on_error(Conn&, std::string_view m, bool has_id, uint64_t id, uint64_t) override {
     log += "error " + (has_id ? std::to_string(id) + " " : std::string()) + std::string(m) + ";";
@@ -475,32 +502,39 @@ void test_nats_client() {
   Conn& c = client.connect(1);
   Peer peer;
   // INFO split over two binary frames, the first in the upgrade's read.
-  handshake(s, loop, peer, [&](const std::string& key) { return good_reply(key) + frame(0x82, "INFO {\"a\""); });
+  handshake(s, loop, peer,
+            [&](const std::string& key) { return good_reply(key) + frame(0x82, "INFO {\"a\""); });
   check(log.log.empty(), "not ready before INFO is complete");
   peer.send_slowly(loop, frame(0x82, ":1}\r\n"), 1);
   check(log.log == "ready;", "ready after INFO");
-  check(client_payloads(peer, loop, 1).rfind("CONNECT {\"verbose\":false,", 0) == 0, "CONNECT sent after INFO");
+  check(client_payloads(peer, loop, 1).rfind("CONNECT {\"verbose\":false,", 0) == 0,
+        "CONNECT sent after INFO");
   client.subscribe(c, client.wire_channel("bench:room:3"));
   client.publish(c, 41, client.wire_channel("bench:room:3"), "bench", "{\"seq\":1}");
   loop.flush_pending();
-  check(client_payloads(peer, loop, 2) == "SUB bench.room.3 1\r\nPING\r\nPUB bench.room.3 9\r\n{\"seq\":1}\r\nPING\r\n",
+  check(client_payloads(peer, loop, 2) ==
+            "SUB bench.room.3 1\r\nPING\r\nPUB bench.room.3 9\r\n{\"seq\":1}\r\nPING\r\n",
         "SUB + PING, PUB + PING, subjects with '.'");
   log.log.clear();
   // PONG for the SUB, a MSG split over three frames, two MSGs and the PUB's
   // PONG in one frame, a server PING.
   const std::string m1 = "MSG bench.room.3 1 13\r\n{\"seq\":1,\"x\"}\r\n";
-  std::string script = frame(0x82, "PONG\r\n" + m1.substr(0, 5)) + frame(0x82, m1.substr(5, 20)) +
-                       frame(0x82, m1.substr(25)) +
-                       frame(0x82, "MSG bench.room.3 1 2\r\nab\r\nMSG bench.room.3 1 2\r\ncd\r\nPONG\r\nPING\r\n");
+  std::string script =
+      frame(0x82, "PONG\r\n" + m1.substr(0, 5)) + frame(0x82, m1.substr(5, 20)) +
+      frame(0x82, m1.substr(25)) +
+      frame(0x82, "MSG bench.room.3 1 2\r\nab\r\nMSG bench.room.3 1 2\r\ncd\r\nPONG\r\nPING\r\n");
   peer.send_slowly(loop, script, 7);
   const std::string want = "subscribed;event {\"seq\":1,\"x\"};event ab;event cd;ack 41;";
-  pump_until(loop, [&] { return log.log.size() >= want.size(); });  // the peer's small writes may be held by Nagle
+  pump_until(loop, [&] {
+    return log.log.size() >= want.size();
+  });  // the peer's small writes may be held by Nagle
   check(log.log == want,
         "subscribed, MSG across frames, several per frame, PONG as ack (" + log.log + ")");
   check(client_payloads(peer, loop, 1) == "PONG\r\n", "server PING answered with PONG");
   peer.send_slowly(loop, frame(0x82, "-ERR 'Unknown Protocol Operation'\r\n"), 1000);
   pump_until(loop, [&] { return log.log.find("error") != std::string::npos; });
-  check(log.log.find("error -ERR 'Unknown Protocol Operation';") != std::string::npos, "-ERR reported");
+  check(log.log.find("error -ERR 'Unknown Protocol Operation';") != std::string::npos,
+        "-ERR reported");
   check(client.counters().protocol_errors == 0, "no protocol errors");
 }
 
@@ -522,24 +556,29 @@ void test_herald_client() {
   loop.flush_pending();
   check(client_payloads(peer, loop, 2) ==
             "{\"type\":\"subscribe\",\"id\":1,\"channel\":\"bench:room:3\"}"
-            "{\"type\":\"publish\",\"id\":9,\"channel\":\"bench:room:3\",\"event\":\"bench\",\"data\":{\"seq\":1}}",
+            "{\"type\":\"publish\",\"id\":9,\"channel\":\"bench:room:3\",\"event\":\"bench\","
+            "\"data\":{\"seq\":1}}",
         "subscribe and publish requests");
   log.log.clear();
   // A minimal peer's replies: no offset, epoch, ts or from.
-  peer.send_slowly(loop,
-                   frame(0x81, "{\"type\":\"subscribed\",\"id\":1}") +
-                       frame(0x81, "{\"type\":\"event\",\"channel\":\"c\",\"event\":\"e\",\"data\":{\"seq\":1}}") +
-                       frame(0x81, "{\"channel\":\"c\",\"type\":\"event\",\"data\":{}}") +
-                       frame(0x81, "{\"type\":\"ack\",\"id\":9}") + frame(0x81, "{\"type\":\"ping\"}") +
-                       frame(0x81, "{\"type\":\"error\",\"id\":10,\"code\":\"bad_request\"}"),
-                   1000);
+  peer.send_slowly(
+      loop,
+      frame(0x81, "{\"type\":\"subscribed\",\"id\":1}") +
+          frame(0x81,
+                "{\"type\":\"event\",\"channel\":\"c\",\"event\":\"e\",\"data\":{\"seq\":1}}") +
+          frame(0x81, "{\"channel\":\"c\",\"type\":\"event\",\"data\":{}}") +
+          frame(0x81, "{\"type\":\"ack\",\"id\":9}") + frame(0x81, "{\"type\":\"ping\"}") +
+          frame(0x81, "{\"type\":\"error\",\"id\":10,\"code\":\"bad_request\"}"),
+      1000);
   pump_until(loop, [&] { return log.log.find("error") != std::string::npos; });
   check(log.log ==
-            "subscribed;event {\"type\":\"event\",\"channel\":\"c\",\"event\":\"e\",\"data\":{\"seq\":1}};"
+            "subscribed;event "
+            "{\"type\":\"event\",\"channel\":\"c\",\"event\":\"e\",\"data\":{\"seq\":1}};"
             "event {\"channel\":\"c\",\"type\":\"event\",\"data\":{}};ack 9;"
             "error 10 {\"type\":\"error\",\"id\":10,\"code\":\"bad_request\"};",
         "subscribed, events (type first or not), ack, error with id (" + log.log + ")");
-  check(client_payloads(peer, loop, 1) == "{\"type\":\"pong\"}", "app-level ping answered with pong");
+  check(client_payloads(peer, loop, 1) == "{\"type\":\"pong\"}",
+        "app-level ping answered with pong");
 }
 
 }  // namespace

@@ -19,7 +19,8 @@ class SeqTracker {
  public:
   enum class Result { in_order, out_of_order, duplicate, invalid };
 
-  SeqTracker(uint64_t subscribers, std::vector<uint64_t> counts, uint64_t max_bitset_bytes = 256ull << 20)
+  SeqTracker(uint64_t subscribers, std::vector<uint64_t> counts,
+             uint64_t max_bitset_bytes = 256ull << 20)
       : pubs_(counts.size()),
         counts_(std::move(counts)),
         last_(subscribers * pubs_, 0),
@@ -41,10 +42,10 @@ class SeqTracker {
     return anomaly(key, pub, seq);
   }
 
-  uint64_t unique() const { return unique_; }            // distinct (sub, pub, seq) seen
-  uint64_t duplicated() const { return duplicated_; }    // seen again
+  uint64_t unique() const { return unique_; }              // distinct (sub, pub, seq) seen
+  uint64_t duplicated() const { return duplicated_; }      // seen again
   uint64_t out_of_order() const { return out_of_order_; }  // first sight, but not last + 1
-  uint64_t invalid() const { return invalid_; }          // unknown pub or seq out of range
+  uint64_t invalid() const { return invalid_; }            // unknown pub or seq out of range
   bool approximate() const { return approximate_; }
 
  private:
@@ -55,7 +56,8 @@ class SeqTracker {
       auto& bits = seen_[key];
       bits.assign(std::max(last, seq) / 64 + 1, 0);
       used_ += bits.size() * 8;
-      for (uint64_t s = 1; s <= last; ++s) bits[s / 64] |= uint64_t{1} << (s % 64);  // seen in order
+      for (uint64_t s = 1; s <= last; ++s)
+        bits[s / 64] |= uint64_t{1} << (s % 64);  // seen in order
       tracked_[key] = 1;
     }
     auto& bits = seen_[key];

@@ -28,8 +28,7 @@ constexpr size_t kMaxHandshakeReply = 16 * 1024;
 constexpr int kMaxEvents = 1024;
 
 std::string base64(const unsigned char* p, size_t n) {
-  static constexpr char kTab[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static constexpr char kTab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   out.reserve((n + 2) / 3 * 4);
   size_t i = 0;
@@ -96,7 +95,8 @@ bool iequals(std::string_view a, std::string_view b) {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -214,7 +214,8 @@ Conn& Loop::connect(uint64_t user) {
 
   c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c.fd < 0) {
-    failed_now_.emplace_back(&c, std::string("socket: ") + std::strerror(errno));  // reported next turn
+    failed_now_.emplace_back(&c,
+                             std::string("socket: ") + std::strerror(errno));  // reported next turn
     return c;
   }
   const int one = 1;
@@ -361,7 +362,8 @@ void Loop::finish(Conn& c, CloseInfo info) {
 
 void Loop::flush(Conn& c) {
   while (c.fd >= 0 && c.out_off < c.out.size()) {
-    const ssize_t w = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+    const ssize_t w =
+        ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
     ++counters_.writes;
     if (w > 0) {
       c.out_off += static_cast<size_t>(w);
@@ -409,7 +411,8 @@ void Loop::run_once(int64_t timeout_ns) {
     ts.tv_nsec = static_cast<long>(timeout_ns % 1'000'000'000);
     n = epoll_pwait2(epfd_, events, kMaxEvents, &ts, nullptr);
     if (n < 0 && errno == ENOSYS) {
-      n = epoll_wait(epfd_, events, kMaxEvents, static_cast<int>((timeout_ns + 999'999) / 1'000'000));
+      n = epoll_wait(epfd_, events, kMaxEvents,
+                     static_cast<int>((timeout_ns + 999'999) / 1'000'000));
     }
   }
   ++counters_.epoll_waits;
@@ -605,7 +608,9 @@ size_t Loop::parse_frames(Conn& c, char* data, size_t len, uint64_t recv_ns) {
         const char echo[2] = {static_cast<char>(code >> 8), static_cast<char>(code & 0xFF)};
         queue_frame(c, 0x8, code == 1005 ? std::string_view() : std::string_view(echo, 2));
         flush(c);
-        fail(c, "server closed with " + std::to_string(code) + (reason.empty() ? "" : " (" + reason + ")"),
+        fail(c,
+             "server closed with " + std::to_string(code) +
+                 (reason.empty() ? "" : " (" + reason + ")"),
              true, code);
         return len;
       }

@@ -47,26 +47,26 @@ enum class ConnState : uint8_t { connecting, upgrading, open, closed };
 
 // Why a connection ended; passed to Handler::on_closed.
 struct CloseInfo {
-  bool was_open = false;      // the upgrade had completed
-  bool by_peer = false;       // the server sent a close frame or closed TCP
-  uint16_t code = 0;          // close code from the server's close frame, 0 if none
-  std::string reason;         // human-readable cause
+  bool was_open = false;  // the upgrade had completed
+  bool by_peer = false;   // the server sent a close frame or closed TCP
+  uint16_t code = 0;      // close code from the server's close frame, 0 if none
+  std::string reason;     // human-readable cause
 };
 
 struct Conn {
   int fd = -1;
   uint32_t index = 0;  // position in Loop's table
   ConnState state = ConnState::connecting;
-  uint64_t user = 0;          // scenario data (role, number)
-  uint64_t started_ns = 0;    // when connect() was called
-  std::string accept_key;     // expected Sec-WebSocket-Accept
-  std::string in;             // unfinished frame (or handshake reply) bytes
-  std::string fragments;      // unfinished fragmented message
+  uint64_t user = 0;        // scenario data (role, number)
+  uint64_t started_ns = 0;  // when connect() was called
+  std::string accept_key;   // expected Sec-WebSocket-Accept
+  std::string in;           // unfinished frame (or handshake reply) bytes
+  std::string fragments;    // unfinished fragmented message
   uint8_t fragment_opcode = 0;
-  std::string out;            // bytes to write
-  size_t out_off = 0;         // already written part of `out`
-  bool dirty = false;         // in the loop's flush list
-  bool want_write = false;    // EPOLLOUT registered
+  std::string out;          // bytes to write
+  size_t out_off = 0;       // already written part of `out`
+  bool dirty = false;       // in the loop's flush list
+  bool want_write = false;  // EPOLLOUT registered
   // For the protocol adapter (client.hpp), not the loop: bytes of an
   // unfinished NATS operation, the meaning of each PONG still expected
   // (read from proto_pending_head on), a counter for ids/sids, and a state.
@@ -96,8 +96,8 @@ struct LoopCounters {
   uint64_t bytes_in = 0, bytes_out = 0;
   uint64_t reads = 0, writes = 0, epoll_waits = 0;
   uint64_t frames_in = 0, frames_out = 0;
-  uint64_t binary_in = 0;        // binary messages received
-  uint64_t pings_answered = 0;   // WebSocket-level pings
+  uint64_t binary_in = 0;       // binary messages received
+  uint64_t pings_answered = 0;  // WebSocket-level pings
 };
 
 class Loop {
@@ -164,7 +164,7 @@ class Loop {
   std::vector<Conn*> dirty_;
   std::vector<std::pair<Conn*, std::string>> failed_now_;  // connect() failures, reported next turn
   std::vector<char> rbuf_;
-  std::string request_prefix_;     // upgrade request up to the key
+  std::string request_prefix_;  // upgrade request up to the key
   size_t handshaking_ = 0;
   uint64_t rng_;
   LoopCounters counters_;

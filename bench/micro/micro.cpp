@@ -33,8 +33,9 @@ namespace ws = herald::ws;
 // A publish exactly as herald-bench's fanout scenario sends it, with `data`
 // padded to `data_size` bytes: {"seq":N,"pub":P,"t":<ns>,"pad":"xx…"}.
 std::string bench_data(uint64_t seq, size_t data_size) {
-  std::string d = "{\"seq\":" + std::to_string(seq) + ",\"pub\":0,\"t\":" +
-                  std::to_string(1'763'770'000'123'456'789ULL + seq * 1000) + ",\"pad\":\"";
+  std::string d = "{\"seq\":" + std::to_string(seq) +
+                  ",\"pub\":0,\"t\":" + std::to_string(1'763'770'000'123'456'789ULL + seq * 1000) +
+                  ",\"pad\":\"";
   const size_t tail = 2;  // "}
   if (d.size() + tail < data_size) d.append(data_size - d.size() - tail, 'x');
   d += "\"}";
@@ -43,7 +44,8 @@ std::string bench_data(uint64_t seq, size_t data_size) {
 
 std::string bench_publish(uint64_t id, size_t data_size) {
   return "{\"type\":\"publish\",\"id\":" + std::to_string(id) +
-         ",\"channel\":\"bench:fanout\",\"event\":\"bench\",\"data\":" + bench_data(id, data_size) + "}";
+         ",\"channel\":\"bench:fanout\",\"event\":\"bench\",\"data\":" + bench_data(id, data_size) +
+         "}";
 }
 
 // A chat message as a browser client sends it: nested object, an escape, and
@@ -100,7 +102,8 @@ std::string sized_message(uint64_t id, size_t size) {
                      ",\"channel\":\"chat:lobby\",\"event\":\"chat.message\",\"data\":{\"text\":\"";
   const std::string tail = "\"}}";
   if (head.size() + tail.size() <= size) {
-    static constexpr std::string_view kWords = "see you at the standup in five minutes, bring coffee ";
+    static constexpr std::string_view kWords =
+        "see you at the standup in five minutes, bring coffee ";
     std::string msg = head;
     for (size_t i = 0; msg.size() + tail.size() < size; ++i) msg += kWords[i % kWords.size()];
     return msg + tail;
@@ -226,8 +229,13 @@ BENCHMARK(BM_append_event);
 void BM_append_event_chat(benchmark::State& state) {
   const std::string data =
       R"({"text":"Salut \"tout le monde\" — on se retrouve à 18h ? 🙂","user":{"id":"u_8f2a1c","name":"Ana"},"reply_to":null,"mentions":["b71e09"]})";
-  const EventView ev{"chat:team-frontend.standup", "chat.message", data, 1'234'567, 1'763'770'000'123,
-                     "c8f2a1b7", "ana@example.org"};
+  const EventView ev{"chat:team-frontend.standup",
+                     "chat.message",
+                     data,
+                     1'234'567,
+                     1'763'770'000'123,
+                     "c8f2a1b7",
+                     "ana@example.org"};
   std::string out;
   out.reserve(512);
   for (auto _ : state) {

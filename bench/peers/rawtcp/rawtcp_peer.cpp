@@ -53,7 +53,8 @@ std::string base64(const unsigned char* p, size_t n) {
   static constexpr char kTab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   for (size_t i = 0; i < n; i += 3) {
-    const uint32_t v = (uint32_t{p[i]} << 16) | (i + 1 < n ? uint32_t{p[i + 1]} << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+    const uint32_t v = (uint32_t{p[i]} << 16) | (i + 1 < n ? uint32_t{p[i + 1]} << 8 : 0) |
+                       (i + 2 < n ? p[i + 2] : 0);
     out += kTab[v >> 18];
     out += kTab[(v >> 12) & 63];
     out += i + 1 < n ? kTab[(v >> 6) & 63] : '=';
@@ -88,7 +89,8 @@ void frame_header(std::string& out, uint8_t opcode, size_t n) {
 
 // The raw value after "key": in a compact JSON object: a quoted string's
 // contents, or a bare token up to ',' or '}'. Empty when absent.
-std::string_view json_field(std::string_view m, std::string_view quoted_key_colon, bool string_value) {
+std::string_view json_field(std::string_view m, std::string_view quoted_key_colon,
+                            bool string_value) {
   const size_t k = m.find(quoted_key_colon);
   if (k == std::string_view::npos) return {};
   size_t b = k + quoted_key_colon.size();
@@ -107,10 +109,10 @@ struct Conn {
   int fd = -1;
   bool upgraded = false;
   bool want_write = false;
-  bool dirty = false;  // has queued bytes to flush at the end of the turn
+  bool dirty = false;   // has queued bytes to flush at the end of the turn
   bool broken = false;  // a write failed: closed at the end of the turn
-  std::string in;      // unparsed bytes
-  std::string out;     // queued bytes (out_off.. still to write)
+  std::string in;       // unparsed bytes
+  std::string out;      // queued bytes (out_off.. still to write)
   size_t out_off = 0;
   std::vector<std::pair<uint32_t, uint32_t>> subs;  // (channel, position in its list)
 };
@@ -130,7 +132,8 @@ class Server {
     lfd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     const int one = 1;
     setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(lfd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 || ::listen(lfd_, 4096) < 0) {
+    if (::bind(lfd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 ||
+        ::listen(lfd_, 4096) < 0) {
       std::fprintf(stderr, "herald-rawtcp-peer: bind/listen: %s\n", std::strerror(errno));
       std::exit(2);
     }
@@ -159,7 +162,8 @@ class Server {
         Conn* c = conns_[tag].get();
         if (!c || c->fd < 0) continue;
         if (events[i].events & EPOLLOUT) flush(static_cast<uint32_t>(tag));
-        if (c->fd >= 0 && (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))) read_conn(static_cast<uint32_t>(tag));
+        if (c->fd >= 0 && (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+          read_conn(static_cast<uint32_t>(tag));
       }
       // End of the turn: partial batches, then acks and replies.
       for (uint32_t ch : dirty_channels_) flush_batch(ch);
@@ -290,7 +294,8 @@ class Server {
       return;
     }
     while (c->out_off < c->out.size()) {
-      const ssize_t w = ::send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
+      const ssize_t w =
+          ::send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
       ++writes_;
       if (w > 0) {
         c->out_off += static_cast<size_t>(w);
@@ -355,7 +360,8 @@ class Server {
         if (line.size() > 18 && strncasecmp(line.data(), "Sec-WebSocket-Key:", 18) == 0) {
           line.remove_prefix(18);
           while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
-          while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.remove_suffix(1);
+          while (!line.empty() && (line.back() == ' ' || line.back() == '\r'))
+            line.remove_suffix(1);
           key = std::string(line);
         }
       }
@@ -365,8 +371,10 @@ class Server {
         close_conn(id);
         return data.size();
       }
-      queue(id, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                "Sec-WebSocket-Accept: " + ws_accept(key) + "\r\n\r\n");
+      queue(id,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Accept: " +
+                ws_accept(key) + "\r\n\r\n");
       conns_[id]->upgraded = true;
       pos = end + 4;
     }
@@ -395,7 +403,8 @@ class Server {
       const size_t mh = masked ? 4 : 0;
       if (avail < h + mh + n) break;
       payload_.resize(n);
-      for (size_t i = 0; i < n; ++i) payload_[i] = static_cast<char>(p[h + mh + i] ^ (masked ? p[h + (i & 3)] : 0));
+      for (size_t i = 0; i < n; ++i)
+        payload_[i] = static_cast<char>(p[h + mh + i] ^ (masked ? p[h + (i & 3)] : 0));
       pos += h + mh + n;
       // Fragmented messages are not used by herald-bench; a frame is a message.
       if (opcode == 0x1) {
@@ -519,7 +528,8 @@ class Server {
     chan.dirty = false;
     if (chan.batch.empty()) return;
     // One send() of the whole contiguous batch per subscriber.
-    for (size_t i = 0; i < chan.subs.size(); ++i) send_now(chan.subs[i], chan.batch.data(), chan.batch.size());
+    for (size_t i = 0; i < chan.subs.size(); ++i)
+      send_now(chan.subs[i], chan.batch.data(), chan.batch.size());
     chan.batch.clear();
     chan.batch_count = 0;
   }
@@ -552,7 +562,8 @@ int main(int argc, char** argv) {
       }
     } else {
       std::fprintf(stderr,
-                   "usage: herald-rawtcp-peer [--listen IPv4:PORT (127.0.0.1:18950)] [--batch N (1; 1..4096)]\n");
+                   "usage: herald-rawtcp-peer [--listen IPv4:PORT (127.0.0.1:18950)] [--batch N "
+                   "(1; 1..4096)]\n");
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
@@ -560,9 +571,11 @@ int main(int argc, char** argv) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   char* port_end = nullptr;
-  const long port = colon == std::string::npos ? 0 : std::strtol(listen.c_str() + colon + 1, &port_end, 10);
-  if (colon == std::string::npos || inet_pton(AF_INET, listen.substr(0, colon).c_str(), &addr.sin_addr) != 1 ||
-      port < 1 || port > 65535 || *port_end != '\0' || batch < 1 || batch > 4096) {
+  const long port =
+      colon == std::string::npos ? 0 : std::strtol(listen.c_str() + colon + 1, &port_end, 10);
+  if (colon == std::string::npos ||
+      inet_pton(AF_INET, listen.substr(0, colon).c_str(), &addr.sin_addr) != 1 || port < 1 ||
+      port > 65535 || *port_end != '\0' || batch < 1 || batch > 4096) {
     std::fprintf(stderr, "herald-rawtcp-peer: bad --listen or --batch\n");
     return 2;
   }
@@ -574,7 +587,8 @@ int main(int argc, char** argv) {
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   Server s(addr, static_cast<uint32_t>(batch));
-  std::fprintf(stderr, "herald-rawtcp-peer: listening on %s, batch %ld, single thread\n", listen.c_str(), batch);
+  std::fprintf(stderr, "herald-rawtcp-peer: listening on %s, batch %ld, single thread\n",
+               listen.c_str(), batch);
   s.run();
   return 1;
 }
