@@ -2,13 +2,13 @@
 # SIGKILL of the server (also one in the middle of a stream of publishes from
 # WebSocket and HTTP publishers), offsets continue and the epoch stays the same
 # after a restart on the same data directory, recovery from before the restart
-# works, subscribe-with-recover stays exact while publishes continue (reads
+# works (also for a client that subscribed while the channel was still empty),
+# subscribe-with-recover stays exact while publishes continue (reads
 # that go to the database), and a corrupt database gives a clear start-up
 # error instead of a crash.
 import asyncio
 import json
 import os
-import tempfile
 import urllib.request
 
 import pytest
@@ -52,8 +52,8 @@ async def publish_pipelined(c: WSClient, channel: str, n: int, tag: str) -> dict
 
 
 @runs_async
-async def test_acknowledged_events_survive_sigkill_and_offsets_continue():
-    data_dir = tempfile.mkdtemp(prefix="herald-sqlite-")
+async def test_acknowledged_events_survive_sigkill_and_offsets_continue(tmp_path):
+    data_dir = str(tmp_path / "data")
     config = sqlite_config(data_dir)
     channels = [unique("dur"), unique("dur")]
     n = 200
@@ -112,10 +112,10 @@ async def test_acknowledged_events_survive_sigkill_and_offsets_continue():
 
 
 @runs_async
-async def test_sigkill_in_the_middle_of_publishing_loses_no_acknowledged_event():
+async def test_sigkill_in_the_middle_of_publishing_loses_no_acknowledged_event(tmp_path):
     """Three WebSocket publishers and two HTTP publishers on one channel; the
     server is killed while they are still publishing."""
-    data_dir = tempfile.mkdtemp(prefix="herald-sqlite-")
+    data_dir = str(tmp_path / "data")
     config = sqlite_config(data_dir, size=20000)
     ch = unique("mid")
     srv = HeraldServer(config, name="sqlite-mid").start()
@@ -184,12 +184,12 @@ async def test_sigkill_in_the_middle_of_publishing_loses_no_acknowledged_event()
 
 
 @runs_async
-async def test_recover_stays_exact_while_publishing_with_database_reads():
+async def test_recover_stays_exact_while_publishing_with_database_reads(tmp_path):
     """Subscribers join with recover from offset 1 while a publisher keeps
     publishing. The hot window is tiny, so every recovery reads the database
     asynchronously; events committed meanwhile must be in the reply or come
     after it, never lost or duplicated."""
-    data_dir = tempfile.mkdtemp(prefix="herald-sqlite-")
+    data_dir = str(tmp_path / "data")
     srv = HeraldServer(sqlite_config(data_dir, hot_window=4), workers=2,
                        name="sqlite-race").start()
     try:
@@ -235,8 +235,39 @@ async def test_recover_stays_exact_while_publishing_with_database_reads():
         srv.stop_checked()
 
 
-def test_corrupt_database_is_a_clear_startup_error():
-    data_dir = tempfile.mkdtemp(prefix="herald-sqlite-")
+@runs_async
+async def test_subscriber_of_an_empty_channel_recovers_after_restart(tmp_path):
+    """A client that subscribed before the channel's first event got offset 0
+    and the database's epoch; the channel keeps that epoch once created, so
+    after a restart the client recovers everything."""
+    data_dir = str(tmp_path / "data")
+    config = sqlite_config(data_dir)
+    ch = unique("empty")
+    srv = HeraldServer(config, name="sqlite-empty").start()
+    try:
+        sub, _ = await WSClient.connected(srv)
+        reply = await sub.call({"type": "subscribe", "channel": ch})
+        assert reply["offset"] == 0, reply
+        epoch = reply["epoch"]
+        for i in range(3):
+            assert http_publish(srv, ch, i) == {"offset": i + 1}
+    finally:
+        srv.kill()
+    srv2 = HeraldServer(config, name="sqlite-empty-2").start()
+    try:
+        c, _ = await WSClient.connected(srv2)
+        reply = await c.call({"type": "subscribe", "channel": ch,
+                              "recover": {"epoch": epoch, "offset": 0}})
+        assert reply["recovered"] is True and reply["epoch"] == epoch, reply
+        assert [e["data"] for e in reply["events"]] == [0, 1, 2], reply
+        await c.close()
+    finally:
+        srv2.stop_checked()
+
+
+def test_corrupt_database_is_a_clear_startup_error(tmp_path):
+    data_dir = str(tmp_path / "data")
+    os.makedirs(data_dir)
     db = os.path.join(data_dir, "herald.db")
     with open(db, "wb") as f:
         f.write(b"\x00garbage, not a database" * 400)
@@ -249,8 +280,8 @@ def test_corrupt_database_is_a_clear_startup_error():
     srv.check_log_clean()
 
 
-def test_unusable_data_dir_is_a_clear_startup_error():
-    parent = tempfile.mkdtemp(prefix="herald-sqlite-")
+def test_unusable_data_dir_is_a_clear_startup_error(tmp_path):
+    parent = str(tmp_path)
     blocker = os.path.join(parent, "file")
     with open(blocker, "w") as f:
         f.write("a file where a directory should be")
