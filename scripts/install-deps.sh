@@ -39,7 +39,7 @@ if ((${#missing[@]})); then
 fi
 
 # npm dependencies of the integration tests (and, later, the JS clients).
-for dir in tests/integration/node; do
+for dir in tests/integration/node clients/js; do
   if [[ -f "$dir/package-lock.json" ]]; then
     if [[ ! -d "$dir/node_modules" || "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
       (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules)

@@ -15,6 +15,8 @@ stage "unit tests (release)"
 ctest --preset release -j "$(nproc)"
 stage "integration tests (release)"
 HERALD_BIN="$PWD/build/release/herald" bash tests/integration/run.sh
+stage "JS SDK tests (release)"
+(export HERALD_BIN="$PWD/build/release/herald" && cd clients/js && npm run build && npm test)
 stage "benchmark smoke runs (release)"
 bash tests/bench_smoke.sh build/release
 

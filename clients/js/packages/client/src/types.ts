@@ -1,0 +1,80 @@
+// Wire types of Herald protocol v1 (docs/protocol.md) as the client sees
+// them, and the minimal WebSocket interface the client needs, so that the
+// browser's WebSocket, Node's global one and the `ws` package all fit.
+
+/** `from` of an event: who published it (absent for HTTP publishes). */
+export interface EventOrigin {
+  client: string;
+  user?: string;
+}
+
+/** One event of a channel, live or from history/recovery (protocol section 7). */
+export interface HeraldEvent<T = unknown> {
+  type: 'event';
+  channel: string;
+  event: string;
+  /** absent for ephemeral events */
+  offset?: number;
+  ts: number;
+  from?: EventOrigin;
+  data: T;
+}
+
+export interface PublishOptions {
+  /** not stored, no offset; delivered only to current subscribers */
+  ephemeral?: boolean;
+}
+
+export interface PublishResult {
+  /** the event's offset; absent for ephemeral events */
+  offset?: number;
+}
+
+export interface HistoryOptions {
+  limit?: number;
+  before?: number;
+  after?: number;
+}
+
+export interface HistoryResult {
+  channel: string;
+  epoch: string;
+  offset: number;
+  events: HeraldEvent[];
+}
+
+/** The position of a channel the client has seen up to. */
+export interface ChannelPosition {
+  epoch: string;
+  offset: number;
+}
+
+export interface RecoveredInfo {
+  channel: string;
+  epoch: string;
+  offset: number;
+  /** how many missed events the server sent back */
+  missed: number;
+}
+
+export interface RecoveryFailedInfo {
+  channel: string;
+  /** the channel's new starting point */
+  epoch: string;
+  offset: number;
+  /** where the client was when the connection dropped */
+  previous: ChannelPosition;
+}
+
+/** What the client needs of a WebSocket instance (browser, Node >= 22 global, or `ws`). */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: any) => void) | null;
+  onmessage: ((ev: any) => void) | null;
+  onclose: ((ev: any) => void) | null;
+  onerror: ((ev: any) => void) | null;
+}
+
+export type WebSocketConstructor = new (url: string) => WebSocketLike;

@@ -1,0 +1,110 @@
+// Starts and stops the real `herald` binary for the SDK's integration tests
+// (binary from env HERALD_BIN, default <repo>/build/release/herald), on
+// 127.0.0.1 only, on a free port or on a given one (to restart in place).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../../..');
+
+export function heraldBin() {
+  return process.env.HERALD_BIN || path.join(REPO, 'build', 'release', 'herald');
+}
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const RUNNING = new Set();
+process.on('exit', () => {
+  for (const p of RUNNING) p.kill('SIGKILL');
+});
+
+export class Server {
+  constructor({ env = {}, workers = 2 } = {}) {
+    this.env = env;
+    this.workers = workers;
+    this.port = null;
+    this.proc = null;
+    this.log = '';
+    this.tmpdir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-sdk-'));
+  }
+
+  get wsUrl() {
+    return `ws://127.0.0.1:${this.port}/ws`;
+  }
+
+  url(p) {
+    return `http://127.0.0.1:${this.port}${p}`;
+  }
+
+  // Starts the server (on the same port as before when restarting).
+  async start() {
+    const bin = heraldBin();
+    if (!fs.existsSync(bin)) throw new Error(`herald binary not found: ${bin} (build it, or set HERALD_BIN)`);
+    if (this.port === null) this.port = await freePort();
+    const env = {};
+    for (const [k, v] of Object.entries(process.env)) {
+      if (!/^HERALD_(SERVER|LIMITS|HISTORY|ENGINE)_/.test(k) && k !== 'HERALD_CONFIG') env[k] = v;
+    }
+    Object.assign(env, this.env);
+    const args = ['serve', '--listen', `127.0.0.1:${this.port}`, '--workers', String(this.workers)];
+    const proc = spawn(bin, args, { cwd: this.tmpdir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    RUNNING.add(proc);
+    proc.stdout.on('data', (d) => (this.log += d));
+    proc.stderr.on('data', (d) => (this.log += d));
+    this.exited = new Promise((resolve) =>
+      proc.on('exit', (code, signal) => {
+        RUNNING.delete(proc);
+        resolve({ code, signal });
+      }),
+    );
+    let exit = null;
+    this.exited.then((e) => (exit = e));
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      if (exit) throw new Error(`herald exited during start-up (${JSON.stringify(exit)})\n${this.log}`);
+      try {
+        const res = await fetch(this.url('/healthz'), { signal: AbortSignal.timeout(1000) });
+        if (res.status === 200) return this;
+      } catch {
+        // not up yet
+      }
+      await sleep(30);
+    }
+    throw new Error(`herald did not become healthy\n${this.log}`);
+  }
+
+  // SIGTERM and wait for the exit (SIGKILL after 10 s); resolves the exit status.
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return null;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 10_000);
+    const exit = await this.exited;
+    clearTimeout(timer);
+    return exit;
+  }
+
+  async publish(body) {
+    const res = await fetch(this.url('/api/publish'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(5000),
+    });
+    return { status: res.status, json: await res.json() };
+  }
+}
