@@ -322,6 +322,10 @@ const std::vector<KeyDef>& keys() {
     k.push_back(size_key<&Config::limits, &LimitsConfig::max_http_body_bytes>(
         "limits", "max_http_body_bytes", 1024, 256 * kMiB,
         "Largest HTTP request body (e.g. a publish through the server API)."));
+    k.push_back(size_key<&Config::limits, &LimitsConfig::max_pending_requests>(
+        "limits", "max_pending_requests", 1, 1000000,
+        "Requests of one connection waiting for a channel's owner; at the limit the server "
+        "stops reading from that connection until replies catch up."));
     k.push_back(ms_key<&Config::limits, &LimitsConfig::handshake_timeout>(
         "limits", "handshake_timeout_ms", 10, 10 * kMinute,
         "Time a new TCP connection has to complete its WebSocket upgrade."));

@@ -36,6 +36,7 @@ struct LimitsConfig {
   size_t max_channels_per_connection = 256;
   size_t max_connections = 100000;  // per server
   size_t max_http_body_bytes = 1024 * 1024;
+  size_t max_pending_requests = 256;  // per connection, awaiting a channel owner
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds ping_interval{25000};
   std::chrono::milliseconds pong_timeout{10000};

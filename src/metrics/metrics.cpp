@@ -46,6 +46,9 @@ std::string Registry::render() const {
        &WorkerCounters::protocol_closes},
       {"herald_http_requests_total", "counter", "HTTP requests answered (not upgrades)",
        &WorkerCounters::http_requests},
+      {"herald_read_pauses_total", "counter",
+       "Times a connection stopped being read at limits.max_pending_requests",
+       &WorkerCounters::read_pauses},
   };
   std::lock_guard lock(mutex_);
   std::string out;

@@ -40,6 +40,7 @@ struct WorkerCounters {
   Counter slow_consumer_closes;  // closed with 4008
   Counter protocol_closes;       // closed with 1002, 1003, 1007 or 1009
   Counter http_requests;
+  Counter read_pauses;  // connections paused at limits.max_pending_requests
 };
 
 class Registry {

@@ -100,6 +100,7 @@ void ClientSession::handle_subscribe(Command& cmd) {
   const uint32_t seq = ++next_seq_;
   subscriptions_.push_back(Subscription{cmd.channel, seq, false, false, {}});
   core::SubscribeRequest req{cmd.channel, cmd.history, cmd.recover};
+  request_sent();
   ctx_.node.subscribe(ctx_.worker, std::move(req),
                       [self = weak_self(), channel = cmd.channel, seq,
                        id = std::move(cmd.id)](const core::SubscribeResult& result) {
@@ -109,6 +110,7 @@ void ClientSession::handle_subscribe(Command& cmd) {
 
 void ClientSession::on_subscribed(const std::string& channel, uint32_t seq, const std::string& id,
                                   const core::SubscribeResult& result) {
+  reply_received();
   Subscription* sub = find(channel);
   if (!sub || sub->seq != seq || !is_open()) return;
   if (result.failure) {
@@ -163,10 +165,13 @@ void ClientSession::handle_publish(Command& cmd) {
   core::PublishRequest req{
       std::move(cmd.channel), std::move(cmd.event), std::move(cmd.data), client_id_, {},
       cmd.ephemeral};
+  request_sent();
   ctx_.node.publish(ctx_.worker, std::move(req),
                     [self = weak_self(), id = std::move(cmd.id)](const core::PublishResult& r) {
                       auto s = self.lock();
-                      if (!s || !s->is_open()) return;
+                      if (!s) return;
+                      s->reply_received();
+                      if (!s->is_open()) return;
                       if (r.failure) {
                         s->reply_failure(*r.failure, id);
                       } else if (!id.empty()) {
@@ -183,11 +188,14 @@ void ClientSession::handle_history(const Command& cmd) {
   req.query.limit = cmd.limit.value_or(kDefaultHistoryLimit);
   req.query.before = cmd.before;
   req.query.after = cmd.after;
+  request_sent();
   ctx_.node.history(
       ctx_.worker, std::move(req),
       [self = weak_self(), channel = cmd.channel, id = cmd.id](const core::HistoryResult& r) {
         auto s = self.lock();
-        if (!s || !s->is_open()) return;
+        if (!s) return;
+        s->reply_received();
+        if (!s->is_open()) return;
         if (r.failure) {
           s->reply_failure(*r.failure, id);
           return;
@@ -215,6 +223,16 @@ void ClientSession::on_closed() {
     ctx_.node.unsubscribe(ctx_.worker, sub.channel);
   }
   std::vector<Subscription>().swap(subscriptions_);
+}
+
+void ClientSession::request_sent() {
+  if (++pending_requests_ >= ctx_.max_pending_requests) pause_reading();
+}
+
+void ClientSession::reply_received() {
+  --pending_requests_;
+  // Resume with room for a whole batch again, not one request at a time.
+  if (pending_requests_ <= ctx_.max_pending_requests / 2) resume_reading();
 }
 
 void ClientSession::reply_error(ErrorCode code, std::string_view message, std::string_view id) {

@@ -26,6 +26,7 @@ struct SessionContext {
   size_t max_channels_per_connection = 256;
   unsigned ping_seconds = 25;
   metrics::WorkerCounters* counters = nullptr;  // the worker's
+  size_t max_pending_requests = 256;            // see limits.max_pending_requests
 };
 
 class ClientSession final : public ws::Connection, public core::Subscriber {
@@ -63,6 +64,10 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
                      const core::SubscribeResult& result);
   void finish_unsubscribe(const std::string& channel, const std::string& id);
 
+  // Requests waiting for a channel owner: reading pauses at the limit.
+  void request_sent();
+  void reply_received();
+
   void reply_error(ErrorCode code, std::string_view message, std::string_view id);
   void reply_failure(const core::Failure& failure, std::string_view id);
   std::weak_ptr<ClientSession> weak_self();
@@ -77,6 +82,7 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   // memory per idle connection than the linear search costs time.
   std::vector<Subscription> subscriptions_;
   uint32_t next_seq_ = 0;
+  uint32_t pending_requests_ = 0;
   bool connected_ = false;
 };
 

@@ -79,8 +79,25 @@ void Connection::on_readable() {
 void Connection::want_writable(bool on) {
   if (write_waiting_ == on || state_ == State::closed) return;
   write_waiting_ = on;
+  update_interest();
+}
+
+void Connection::pause_reading() {
+  if (read_paused_ || state_ == State::closed) return;
+  read_paused_ = true;
+  host_.counters().read_pauses.add();
+  update_interest();
+}
+
+void Connection::resume_reading() {
+  if (!read_paused_ || state_ == State::closed) return;
+  read_paused_ = false;
+  update_interest();
+}
+
+void Connection::update_interest() {
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP | (on ? EPOLLOUT : 0u);
+  ev.events = (read_paused_ ? 0u : EPOLLIN | EPOLLRDHUP) | (write_waiting_ ? EPOLLOUT : 0u);
   ev.data.ptr = this;
   ::epoll_ctl(host_.poll_fd(), EPOLL_CTL_MOD, fd_, &ev);
 }

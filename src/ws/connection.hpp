@@ -103,11 +103,17 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   // The connection is finished; called exactly once, from the worker thread.
   virtual void on_closed() = 0;
 
+  // Stops taking bytes from the socket (TCP then pushes back on the peer)
+  // until resume_reading(); bytes already read are still processed.
+  void pause_reading();
+  void resume_reading();
+
  private:
   enum class State : uint8_t { open, closing, closed };
 
   void on_readable();
   void want_writable(bool on);
+  void update_interest();
   void consume(char* data, size_t len);
   void fail(uint16_t code, std::string_view reason);
   void terminate();
@@ -129,6 +135,7 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   Clock::time_point close_deadline_{};
   State state_ = State::open;
   bool write_waiting_ = false;  // EPOLLOUT armed: the socket's send buffer was full
+  bool read_paused_ = false;    // EPOLLIN not armed: see pause_reading()
   bool dirty_ = false;
   bool close_after_flush_ = false;  // terminate once the queue drains
 };

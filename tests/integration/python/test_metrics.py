@@ -105,3 +105,31 @@ def test_http_publish_is_counted(server):
     assert after["herald_publishes_total"] == before["herald_publishes_total"] + 1
     # The scrape itself and the publish are HTTP requests.
     assert after["herald_http_requests_total"] >= before["herald_http_requests_total"] + 2
+
+
+def test_flooding_publisher_is_paused_not_dropped():
+    # With a tiny limit of requests in flight, a client that sends publishes
+    # without waiting is slowed down by not being read (counted), and every
+    # publish still gets its ack, in order, with contiguous offsets.
+    srv = HeraldServer("[limits]\nmax_pending_requests = 2\n", name="pending")
+    srv.start()
+    try:
+        async def flood():
+            pub = await WSClient.open(srv)
+            channel = unique("flood")
+            n = 2000
+            for i in range(n):
+                await pub.send({"type": "publish", "id": i, "channel": channel, "event": "e",
+                                "data": i})
+            offsets = []
+            for i in range(n):
+                msg = await pub.recv()
+                assert msg["type"] == "ack" and msg["id"] == i, msg
+                offsets.append(msg["offset"])
+            assert offsets == list(range(1, n + 1))
+            await pub.ws.close()
+
+        asyncio.run(flood())
+        assert scrape(srv)["herald_read_pauses_total"] > 0
+    finally:
+        srv.stop_checked()
