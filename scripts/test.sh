@@ -11,6 +11,9 @@ stage() { printf '\n=== %s ===\n' "$*"; }
 
 stage "build (release)"
 bash scripts/build.sh release
+stage "format check (clang-format)"
+git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run -Werror
+echo "every C++ file matches .clang-format"
 stage "unit tests (release)"
 ctest --preset release -j "$(nproc)"
 stage "integration tests (release)"

@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
-#include <chrono>
 #include <boost/container/small_vector.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <chrono>
 
 #include "protocol/messages.hpp"
 
@@ -25,8 +25,7 @@ Failure internal_failure(const std::string& why) {
 }
 
 // The event as a WebSocket frame, built once for every subscriber.
-ws::SharedFrame event_frame(const PublishRequest& req, std::optional<uint64_t> offset,
-                            int64_t ts) {
+ws::SharedFrame event_frame(const PublishRequest& req, std::optional<uint64_t> offset, int64_t ts) {
   ws::FrameWriter writer(req.data.size() + req.channel.size() + req.event.size() + 96);
   protocol::append_event(writer.payload(),
                          protocol::EventView{req.channel, req.event, req.data, offset, ts,
@@ -63,7 +62,9 @@ unsigned Node::owner_of(std::string_view channel) const {
   return static_cast<unsigned>(std::hash<std::string_view>{}(channel) % shards_.size());
 }
 
-LocalSubscribers& Node::local(unsigned index) { return shards_[index]->local; }
+LocalSubscribers& Node::local(unsigned index) {
+  return shards_[index]->local;
+}
 
 template <class F>
 void Node::post(unsigned worker, F&& f) {
@@ -93,21 +94,19 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
     engine::NewEvent ev{req.event, req.data, req.from_client, req.from_user, ts};
     Shard& shard = *shards_[owner];
     const std::string channel = req.channel;
-    shard.store->append(channel, std::move(ev),
-                        [this, owner, from, ts, req = std::move(req),
-                         done = std::move(done)](engine::AppendResult r) mutable {
-                          PublishResult result;
-                          if (!r.ok) {
-                            result.failure = internal_failure(r.error);
-                          } else {
-                            result.offset = r.offset;
-                            deliver_to_workers(*shards_[owner], req.channel,
-                                               event_frame(req, r.offset, ts));
-                          }
-                          post(from, [done = std::move(done), result = std::move(result)] {
-                            done(result);
-                          });
-                        });
+    shard.store->append(
+        channel, std::move(ev),
+        [this, owner, from, ts, req = std::move(req),
+         done = std::move(done)](engine::AppendResult r) mutable {
+          PublishResult result;
+          if (!r.ok) {
+            result.failure = internal_failure(r.error);
+          } else {
+            result.offset = r.offset;
+            deliver_to_workers(*shards_[owner], req.channel, event_frame(req, r.offset, ts));
+          }
+          post(from, [done = std::move(done), result = std::move(result)] { done(result); });
+        });
   });
 }
 
@@ -131,7 +130,8 @@ void Node::subscribe(unsigned from, SubscribeRequest req,
     const std::string channel = req.channel;  // `req` moves into the callback below
     shard.store->read(
         channel, query,
-        [this, from, req = std::move(req), done = std::move(done)](engine::HistoryResult h) mutable {
+        [this, from, req = std::move(req),
+         done = std::move(done)](engine::HistoryResult h) mutable {
           SubscribeResult result;
           if (!h.ok) {
             result.failure = internal_failure(h.error);
@@ -143,7 +143,8 @@ void Node::subscribe(unsigned from, SubscribeRequest req,
               const auto& want = *req.recover;
               const bool same_epoch = want.epoch == h.epoch && want.offset <= h.last_offset;
               const bool nothing_missed = want.offset == h.last_offset;
-              const bool all_held = !h.events.empty() && h.events.front().offset == want.offset + 1 &&
+              const bool all_held = !h.events.empty() &&
+                                    h.events.front().offset == want.offset + 1 &&
                                     h.events.back().offset == h.last_offset &&
                                     h.events.size() <= options_.max_history_request;
               result.recovered = same_epoch && (nothing_missed || all_held);
@@ -176,21 +177,20 @@ void Node::history(unsigned from, HistoryRequest req, std::function<void(History
   req.query.limit = std::min(req.query.limit, options_.max_history_request);
   post(owner, [this, owner, from, req = std::move(req), done = std::move(done)]() mutable {
     Shard& shard = *shards_[owner];
-    shard.store->read(req.channel, req.query,
-                      [this, from, channel = req.channel, done = std::move(done)](
-                          engine::HistoryResult h) mutable {
-                        HistoryResult result;
-                        if (!h.ok) {
-                          result.failure = internal_failure(h.error);
-                        } else {
-                          result.epoch = h.epoch;
-                          result.offset = h.last_offset;
-                          result.events_json = events_to_json(channel, h.events);
-                        }
-                        post(from, [done = std::move(done), result = std::move(result)] {
-                          done(result);
-                        });
-                      });
+    shard.store->read(
+        req.channel, req.query,
+        [this, from, channel = req.channel,
+         done = std::move(done)](engine::HistoryResult h) mutable {
+          HistoryResult result;
+          if (!h.ok) {
+            result.failure = internal_failure(h.error);
+          } else {
+            result.epoch = h.epoch;
+            result.offset = h.last_offset;
+            result.events_json = events_to_json(channel, h.events);
+          }
+          post(from, [done = std::move(done), result = std::move(result)] { done(result); });
+        });
   });
 }
 

@@ -10,6 +10,7 @@
 // channel owner still sees appends complete in offset order.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -17,8 +18,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/any_io_executor.hpp>
 
 namespace herald::engine {
 
@@ -41,8 +40,8 @@ struct StoredEvent {
 
 struct AppendResult {
   bool ok = false;
-  std::string error;      // when !ok: why (logged; clients see `internal`)
-  uint64_t offset = 0;    // offset given to the event
+  std::string error;    // when !ok: why (logged; clients see `internal`)
+  uint64_t offset = 0;  // offset given to the event
   std::string epoch;
 };
 
@@ -57,8 +56,8 @@ struct HistoryResult {
   bool ok = false;
   std::string error;
   std::string epoch;
-  uint64_t last_offset = 0;        // last offset ever given in this epoch (0: none)
-  uint64_t first_offset = 0;       // oldest offset still held (0: none held)
+  uint64_t last_offset = 0;         // last offset ever given in this epoch (0: none)
+  uint64_t first_offset = 0;        // oldest offset still held (0: none held)
   std::vector<StoredEvent> events;  // oldest first
 };
 
@@ -73,8 +72,7 @@ class ShardStore {
   virtual void append(const std::string& channel, NewEvent ev, AppendHandler done) = 0;
 
   // Reads events of a channel (see HistoryQuery), plus its epoch and offsets.
-  virtual void read(const std::string& channel, const HistoryQuery& query,
-                    HistoryHandler done) = 0;
+  virtual void read(const std::string& channel, const HistoryQuery& query, HistoryHandler done) = 0;
 };
 
 class Engine {

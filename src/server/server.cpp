@@ -21,8 +21,8 @@ namespace {
 
 std::unique_ptr<engine::Engine> make_engine(const config::Config& cfg) {
   if (cfg.engine.type == "memory") {
-    return engine::make_memory_engine(engine::MemoryLimits{
-        cfg.history.size, static_cast<int64_t>(cfg.history.ttl.count())});
+    return engine::make_memory_engine(
+        engine::MemoryLimits{cfg.history.size, static_cast<int64_t>(cfg.history.ttl.count())});
   }
   if (cfg.engine.type == "sqlite") {
     engine::SqliteOptions o;
@@ -47,8 +47,8 @@ int serve(const config::Config& cfg) {
   std::atomic<size_t> connection_count{0};
 
   std::vector<std::unique_ptr<Worker>> pool;
-  boost::asio::ip::tcp::endpoint endpoint(
-      boost::asio::ip::make_address(cfg.server.listen_host), cfg.server.listen_port);
+  boost::asio::ip::tcp::endpoint endpoint(boost::asio::ip::make_address(cfg.server.listen_host),
+                                          cfg.server.listen_port);
   for (unsigned i = 0; i < workers; ++i) {
     pool.push_back(std::make_unique<Worker>(i, cfg, node, connection_count));
     // With port 0 the first bind picks the port; the others share it.
