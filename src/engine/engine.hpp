@@ -61,6 +61,16 @@ struct HistoryResult {
   std::vector<StoredEvent> events;  // oldest first
 };
 
+// The ordering contract the core relies on (so that history-subscribe and
+// recovery have no gap and no duplicate against live delivery): for one
+// channel, a read's callback sees exactly the appends whose callbacks already
+// ran on this executor, no more and no fewer. Its result's last_offset (and
+// newest event) is that of the last successful append whose `done` ran before
+// the read's `done`; every append whose `done` runs after it has a larger
+// offset. So an engine that answers a read asynchronously must queue it
+// behind the appends still pending for that channel, answer it from the state
+// after them, and run its callback after theirs; an engine that answers
+// synchronously must answer from the appends already completed only.
 class ShardStore {
  public:
   virtual ~ShardStore() = default;

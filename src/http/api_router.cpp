@@ -5,6 +5,8 @@
 #include <boost/beast/http/verb.hpp>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <optional>
 #include <sstream>
 
 #include "protocol/command.hpp"
@@ -28,6 +30,52 @@ Response json_response(int status, std::string body) {
 
 Response error(ErrorCode code, std::string_view message) {
   return error_response(11, protocol::http_status(code), protocol::to_string(code), message);
+}
+
+// Same default as the WebSocket `history` command (docs/protocol.md, section 6).
+constexpr size_t kDefaultHistoryLimit = 100;
+constexpr std::string_view kChannelsPrefix = "/api/channels/";
+constexpr std::string_view kHistorySuffix = "/history";
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decodes a URL path segment or query component ('+' stays '+').
+// Empty optional when a '%' is not followed by two hex digits.
+std::optional<std::string> percent_decode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out += in[i];
+      continue;
+    }
+    if (i + 2 >= in.size()) return std::nullopt;
+    const int hi = hex_value(in[i + 1]);
+    const int lo = hex_value(in[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+// A non-negative integer from 0 to 2^64-1 in decimal digits only, as the
+// protocol's integer fields.
+std::optional<uint64_t> parse_u64(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const auto d = static_cast<uint64_t>(c - '0');
+    if (v > (std::numeric_limits<uint64_t>::max() - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
 }
 
 std::string_view content_type(const std::filesystem::path& p) {
@@ -80,6 +128,21 @@ void ApiRouter::handle(Request&& req, Responder respond) {
     publish(req, std::move(respond));
     return;
   }
+  if (path.starts_with(kChannelsPrefix) && path.ends_with(kHistorySuffix) &&
+      path.size() >= kChannelsPrefix.size() + kHistorySuffix.size()) {
+    if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
+      auto res = error_response(11, 405, "bad_request", "use GET");
+      res.set(bhttp::field::allow, "GET, HEAD");
+      respond(std::move(res));
+      return;
+    }
+    const std::string_view raw_channel = path.substr(
+        kChannelsPrefix.size(), path.size() - kChannelsPrefix.size() - kHistorySuffix.size());
+    const size_t q = target.find('?');
+    const std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
+    history(req, raw_channel, query, std::move(respond));
+    return;
+  }
   if (path.starts_with("/api/")) {
     respond(error_response(11, 404, "bad_request", "no such API route"));
     return;
@@ -112,6 +175,89 @@ void ApiRouter::publish(const Request& req, Responder respond) {
         respond(json_response(
             200, r.offset ? "{\"offset\":" + std::to_string(*r.offset) + "}" : std::string("{}")));
       });
+}
+
+void ApiRouter::history(const Request& req, std::string_view raw_channel, std::string_view query,
+                        Responder respond) {
+  auto decoded = percent_decode(raw_channel);
+  if (!decoded) {
+    respond(error(ErrorCode::bad_request, "channel: bad percent-encoding"));
+    return;
+  }
+  // The characters are checked here, on the exact bytes sent; the length
+  // limit (limits.max_channel_length) by the command parser below, which
+  // knows the configured value.
+  if (std::string why = protocol::check_channel_name(*decoded, std::numeric_limits<size_t>::max());
+      !why.empty()) {
+    respond(error(ErrorCode::bad_request, why));
+    return;
+  }
+  std::string body = "{\"channel\":";
+  protocol::append_json_string(body, *decoded);
+  body += '}';
+  auto parsed = parser_.parse_as(protocol::CommandType::history, body);
+  if (auto* err = std::get_if<protocol::CommandError>(&parsed)) {
+    respond(error(err->code, err->message));
+    return;
+  }
+
+  // limit, before and after; other parameters are ignored.
+  std::optional<uint64_t> values[3];
+  static constexpr std::string_view kNames[3] = {"limit", "before", "after"};
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? "" : query.substr(amp + 1);
+    const size_t eq = pair.find('=');
+    const auto key = percent_decode(pair.substr(0, eq));
+    if (!key) continue;  // not one of ours: ignored like any unknown parameter
+    for (size_t i = 0; i < 3; ++i) {
+      if (*key != kNames[i]) continue;
+      if (values[i]) {
+        respond(error(ErrorCode::bad_request, std::string(kNames[i]) + ": duplicate parameter"));
+        return;
+      }
+      const auto value =
+          eq == std::string_view::npos ? std::nullopt : percent_decode(pair.substr(eq + 1));
+      values[i] = value ? parse_u64(*value) : std::nullopt;
+      if (!values[i]) {
+        respond(error(ErrorCode::bad_request,
+                      std::string(kNames[i]) + ": must be a non-negative integer"));
+        return;
+      }
+    }
+  }
+
+  core::HistoryRequest hreq;
+  hreq.channel = std::move(std::get<protocol::Command>(parsed).channel);
+  // Node::history caps the limit at history.max_request.
+  hreq.query.limit =
+      values[0]
+          ? static_cast<size_t>(std::min<uint64_t>(*values[0], std::numeric_limits<size_t>::max()))
+          : kDefaultHistoryLimit;
+  hreq.query.before = values[1];
+  hreq.query.after = values[2];
+  const bool head = req.method() == bhttp::verb::head;
+  std::string channel = hreq.channel;
+  node_.history(worker_, std::move(hreq),
+                [respond = std::move(respond), channel = std::move(channel),
+                 head](const core::HistoryResult& r) {
+                  if (r.failure) {
+                    respond(error(r.failure->code, r.failure->message));
+                    return;
+                  }
+                  std::string out = "{\"channel\":";
+                  out.reserve(64 + channel.size() + r.epoch.size() + r.events_json.size());
+                  protocol::append_json_string(out, channel);
+                  out += ",\"epoch\":";
+                  protocol::append_json_string(out, r.epoch);
+                  out += ",\"offset\":" + std::to_string(r.offset) + ",\"events\":";
+                  out += r.events_json.empty() ? std::string_view("[]") : r.events_json;
+                  out += '}';
+                  Response res = json_response(200, std::move(out));
+                  if (head) res.body().clear();
+                  respond(std::move(res));
+                });
 }
 
 void ApiRouter::serve_static(const Request& req, std::string_view path, Responder respond) {

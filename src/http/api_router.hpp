@@ -1,7 +1,7 @@
-// The HTTP routes of one worker: the server API (POST /api/publish),
-// GET /healthz, GET /metrics (Prometheus text) and static files from the
-// configured folder. Errors answer
-// in the protocol's JSON error shape with the status from
+// The HTTP routes of one worker: the server API (POST /api/publish and
+// GET /api/channels/{channel}/history), GET /healthz, GET /metrics
+// (Prometheus text) and static files from the configured folder. Errors
+// answer in the protocol's JSON error shape with the status from
 // protocol::http_status.
 #pragma once
 
@@ -26,6 +26,11 @@ class ApiRouter final : public Router {
 
  private:
   void publish(const Request& req, Responder respond);
+  // GET/HEAD /api/channels/{channel}/history?limit=&before=&after=: the
+  // WebSocket `history` command over HTTP. `raw_channel` is the path segment
+  // as sent (still percent-encoded), `query` the text after '?' (may be empty).
+  void history(const Request& req, std::string_view raw_channel, std::string_view query,
+               Responder respond);
   void serve_static(const Request& req, std::string_view path, Responder respond);
 
   core::Node& node_;
