@@ -4,10 +4,11 @@
 // The core never knows which engine runs. Each worker thread owns a shard of
 // the channels and talks to the engine only through its own ShardStore,
 // created for that worker's executor; every callback of a ShardStore runs on
-// that executor, and callbacks for one channel run in the order the calls
-// were made. So engines may complete synchronously (memory), on a storage
-// thread with group commit (sqlite), or on a network reply (redis), and the
-// channel owner still sees appends complete in offset order.
+// that executor, and append callbacks for one channel run in the order the
+// calls were made (reads follow the contract on ShardStore below). So
+// engines may complete synchronously (memory), on a storage thread with
+// group commit (sqlite), or on a network reply (redis), and the channel
+// owner still sees appends complete in offset order.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
