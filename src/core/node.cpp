@@ -8,17 +8,12 @@
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <chrono>
 
+#include "engine/clock_and_epoch.hpp"
 #include "protocol/messages.hpp"
 
 namespace herald::core {
 
 namespace {
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 Failure internal_failure(const std::string& why) {
   return Failure{protocol::ErrorCode::internal, "storage error: " + why};
@@ -85,7 +80,7 @@ void Node::deliver_to_workers(Shard& owner, const std::string& channel,
 void Node::publish(unsigned from, PublishRequest req, std::function<void(PublishResult)> done) {
   const unsigned owner = owner_of(req.channel);
   post(owner, [this, owner, from, req = std::move(req), done = std::move(done)]() mutable {
-    const int64_t ts = now_ms();
+    const int64_t ts = engine::system_now_ms();
     if (req.ephemeral) {
       deliver_to_workers(*shards_[owner], req.channel, event_frame(req, std::nullopt, ts));
       post(from, [done = std::move(done)] { done(PublishResult{}); });

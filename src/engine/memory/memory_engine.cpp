@@ -18,27 +18,10 @@
 #include <utility>
 #include <vector>
 
+#include "engine/clock_and_epoch.hpp"
+
 namespace herald::engine {
 namespace {
-
-// 8 base36 characters (~41 bits) from the system's random source.
-std::string random_epoch() {
-  std::random_device rd;
-  uint64_t bits = (static_cast<uint64_t>(rd()) << 32) ^ rd();
-  static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::string epoch(8, '0');
-  for (char& c : epoch) {
-    c = kDigits[bits % 36];
-    bits /= 36;
-  }
-  return epoch;
-}
-
-int64_t system_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // A FIFO of events in one growable ring buffer. Unlike std::deque it holds no
 // memory while empty, which matters for the many channels that are idle or
