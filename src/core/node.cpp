@@ -28,6 +28,20 @@ ws::SharedFrame event_frame(const PublishRequest& req, std::optional<uint64_t> o
   return writer.finish();
 }
 
+// Serializes stored events as the JSON array of `event` messages used by
+// `subscribed.events` and `history.events`.
+std::string events_to_json(const std::string& channel,
+                           const std::vector<engine::StoredEvent>& events) {
+  std::string out = "[";
+  for (const auto& e : events) {
+    if (out.size() > 1) out += ',';
+    protocol::append_event(out, protocol::EventView{channel, e.event, e.data, e.offset, e.ts_ms,
+                                                    e.from_client, e.from_user});
+  }
+  out += ']';
+  return out;
+}
+
 }  // namespace
 
 struct Node::Shard {
@@ -187,18 +201,6 @@ void Node::history(unsigned from, HistoryRequest req, std::function<void(History
           post(from, [done = std::move(done), result = std::move(result)] { done(result); });
         });
   });
-}
-
-std::string events_to_json(const std::string& channel,
-                           const std::vector<engine::StoredEvent>& events) {
-  std::string out = "[";
-  for (const auto& e : events) {
-    if (out.size() > 1) out += ',';
-    protocol::append_event(out, protocol::EventView{channel, e.event, e.data, e.offset, e.ts_ms,
-                                                    e.from_client, e.from_user});
-  }
-  out += ']';
-  return out;
 }
 
 }  // namespace herald::core

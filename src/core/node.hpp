@@ -63,6 +63,10 @@ struct SubscribeResult {
   std::string events_json;        // "[...]"
 };
 
+// Events a `history` request returns when it names no `limit` (WebSocket
+// and HTTP alike; docs/protocol.md).
+inline constexpr size_t kDefaultHistoryLimit = 100;
+
 struct HistoryRequest {
   std::string channel;
   engine::HistoryQuery query;
@@ -91,7 +95,6 @@ class Node {
 
   unsigned workers() const { return static_cast<unsigned>(shards_.size()); }
   unsigned owner_of(std::string_view channel) const;
-  const NodeOptions& options() const { return options_; }
 
   // The subscriber table of worker `index` (use only on that thread).
   LocalSubscribers& local(unsigned index);
@@ -111,10 +114,5 @@ class Node {
   NodeOptions options_;
   std::vector<std::unique_ptr<Shard>> shards_;
 };
-
-// Serializes stored events as the JSON array of `event` messages used by
-// `subscribed.events` and `history.events`.
-std::string events_to_json(const std::string& channel,
-                           const std::vector<engine::StoredEvent>& events);
 
 }  // namespace herald::core

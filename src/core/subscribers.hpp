@@ -26,7 +26,6 @@ class LocalSubscribers {
   void remove(const std::string& channel, Subscriber* s);
   // Queues `frame` on every local subscriber of `channel`.
   void deliver(std::string_view channel, const ws::SharedFrame& frame);
-  size_t channel_count() const { return channels_.size(); }
 
  private:
   struct Hash {

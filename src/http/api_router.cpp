@@ -33,7 +33,6 @@ Response error(ErrorCode code, std::string_view message) {
 }
 
 // Same default as the WebSocket `history` command (docs/protocol.md, section 6).
-constexpr size_t kDefaultHistoryLimit = 100;
 constexpr std::string_view kChannelsPrefix = "/api/channels/";
 constexpr std::string_view kHistorySuffix = "/history";
 
@@ -234,7 +233,7 @@ void ApiRouter::history(const Request& req, std::string_view raw_channel, std::s
   hreq.query.limit =
       values[0]
           ? static_cast<size_t>(std::min<uint64_t>(*values[0], std::numeric_limits<size_t>::max()))
-          : kDefaultHistoryLimit;
+          : core::kDefaultHistoryLimit;
   hreq.query.before = values[1];
   hreq.query.after = values[2];
   const bool head = req.method() == bhttp::verb::head;

@@ -6,10 +6,6 @@
 
 namespace herald::protocol {
 
-namespace {
-constexpr size_t kDefaultHistoryLimit = 100;
-}
-
 ClientSession::ClientSession(int fd, ws::ConnectionHost& host, SessionContext& ctx,
                              std::string client_id)
     : ws::Connection(fd, host, ctx.limits), ctx_(ctx), client_id_(std::move(client_id)) {}
@@ -185,7 +181,7 @@ void ClientSession::handle_publish(Command& cmd) {
 void ClientSession::handle_history(const Command& cmd) {
   core::HistoryRequest req;
   req.channel = cmd.channel;
-  req.query.limit = cmd.limit.value_or(kDefaultHistoryLimit);
+  req.query.limit = cmd.limit.value_or(core::kDefaultHistoryLimit);
   req.query.before = cmd.before;
   req.query.after = cmd.after;
   request_sent();

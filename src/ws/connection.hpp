@@ -93,7 +93,6 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   void tick(Clock::time_point now);
 
   bool is_open() const { return state_ == State::open; }
-  size_t queued_bytes() const { return queue_.bytes(); }
 
  protected:
   // A complete text message (valid UTF-8).
