@@ -3,10 +3,22 @@
 // backoff, a liveness watchdog fed by the server's pings, requests matched by
 // id with timeouts, subscriptions that recover missed events exactly after
 // every reconnect, and an optional bounded queue for offline publishes.
+// Generic over a typed-events schema (schema.ts): channel, event names and
+// payloads are checked at compile time; nothing of it exists at run time.
 
 import { backoffDelay, reconnectOptions, type ReconnectOptions } from './backoff.js';
 import { Emitter, reportListenerError } from './emitter.js';
 import { HeraldError } from './errors.js';
+import type {
+  AnySchema,
+  EventData,
+  EventName,
+  IfAllowed,
+  PublishMap,
+  ReceivedEvent,
+  ReceivedMap,
+  SchemaShape,
+} from './schema.js';
 import type {
   HeraldEvent,
   HistoryOptions,
@@ -20,6 +32,13 @@ import type {
 } from './types.js';
 
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'closed';
+
+export interface SubscribedInfo {
+  channel: string;
+  epoch: string;
+  /** the offset the subscription is at */
+  offset: number;
+}
 
 export type TokenSource = string | (() => string | Promise<string>);
 
@@ -44,9 +63,11 @@ export interface HeraldOptions {
   random?: () => number;
 }
 
-export interface SubscribeOptions<T = unknown> {
+export interface SubscribeOptions<Ev = HeraldEvent, E extends string = string> {
   /** called for every event, in order, without duplicates */
-  onEvent: (event: HeraldEvent<T>) => void;
+  onEvent: (event: Ev) => void;
+  /** deliver only these event names (the others still count for recovery) */
+  events?: readonly E[];
   /** also deliver the last N stored events on the first subscribe */
   history?: number;
   /** called after a reconnect when the missed events were recovered (and delivered) */
@@ -62,6 +83,8 @@ export interface HeraldEvents {
   connected: (info: { client: string; ping: number }) => void;
   disconnected: (info: { code: number; reason: string }) => void;
   error: (error: HeraldError) => void;
+  /** the server confirmed a subscription on the current connection (after its history/recovered events) */
+  subscribed: (info: SubscribedInfo) => void;
   recovered: (info: RecoveredInfo) => void;
   recoveryFailed: (info: RecoveryFailedInfo) => void;
 }
@@ -84,7 +107,7 @@ const WS_OPEN = 1;
 const CLOSE_UNAUTHORIZED = 4001;
 
 /** One subscription to a channel; keeps the last seen `{epoch, offset}`. */
-export class Subscription<T = unknown> {
+export class Subscription<Ev = HeraldEvent> {
   readonly channel: string;
   /** epoch of the channel, once subscribed */
   epoch: string | null = null;
@@ -96,15 +119,17 @@ export class Subscription<T = unknown> {
   readonly ready: Promise<void>;
   /** @internal */ active = true;
   /** @internal waiting for the `subscribed` reply */ subscribing = false;
-  /** @internal */ readonly options: SubscribeOptions<T>;
-  private readonly client: Herald;
+  /** @internal */ readonly options: SubscribeOptions<Ev>;
+  /** @internal null: every event */ readonly only: ReadonlySet<string> | null;
+  private readonly client: Herald<any>;
   private settleReady: { resolve: () => void; reject: (e: HeraldError) => void } | null = null;
 
   /** @internal */
-  constructor(client: Herald, channel: string, options: SubscribeOptions<T>) {
+  constructor(client: Herald<any>, channel: string, options: SubscribeOptions<Ev>) {
     this.client = client;
     this.channel = channel;
     this.options = options;
+    this.only = options.events ? new Set(options.events) : null;
     this.ready = new Promise<void>((resolve, reject) => {
       this.settleReady = { resolve, reject };
     });
@@ -129,7 +154,11 @@ export class Subscription<T = unknown> {
   }
 }
 
-export class Herald extends Emitter<HeraldEvents> {
+/**
+ * A Herald connection. `S` is the typed-events schema (`HeraldSchema` from
+ * `herald typegen`); the default accepts any channel, event and payload.
+ */
+export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEvents> {
   private _state: ConnectionState = 'disconnected';
   private readonly url: string;
   private readonly token: TokenSource | undefined;
@@ -208,19 +237,28 @@ export class Herald extends Emitter<HeraldEvents> {
   }
 
   /** Subscribes to a channel; see SubscribeOptions. One Subscription per channel and client. */
-  subscribe<T = unknown>(channel: string, options: SubscribeOptions<T>): Subscription<T> {
+  subscribe<C extends string, E extends EventName<ReceivedMap<S, C>> = EventName<ReceivedMap<S, C>>>(
+    channel: C,
+    options: IfAllowed<ReceivedMap<S, C>, SubscribeOptions<ReceivedEvent<S, C, E>, E>>,
+  ): Subscription<ReceivedEvent<S, C, E>> {
     if (typeof options?.onEvent !== 'function') throw new TypeError('Herald.subscribe: options.onEvent is required');
     if (this.channels.has(channel)) {
       throw new HeraldError('already_subscribed', `already subscribed to ${channel} on this client`);
     }
-    const sub = new Subscription<T>(this, channel, options);
+    const sub = new Subscription<ReceivedEvent<S, C, E>>(this, channel, options as SubscribeOptions<ReceivedEvent<S, C, E>>);
     this.channels.set(channel, sub);
     if (this._state === 'connected') this.sendSubscribe(sub);
     return sub;
   }
 
   /** Publishes an event; resolves with its offset (none for ephemeral events). */
-  publish(channel: string, event: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+  publish<C extends string, E extends EventName<PublishMap<S, C>>>(
+    channel: C,
+    /** `never` (so nothing type-checks) on a channel whose namespace allows no event */
+    event: E,
+    data: EventData<PublishMap<S, C>, E>,
+    options: PublishOptions = {},
+  ): Promise<PublishResult> {
     const msg: Record<string, unknown> = { type: 'publish', channel, event, data: data === undefined ? null : data };
     if (options.ephemeral) msg.ephemeral = true;
     const toResult = (reply: { offset?: number }): PublishResult =>
@@ -237,7 +275,10 @@ export class Herald extends Emitter<HeraldEvents> {
   }
 
   /** Reads stored events of a channel (protocol section 6, `history`). */
-  history(channel: string, options: HistoryOptions = {}): Promise<HistoryResult> {
+  history<C extends string>(
+    channel: C,
+    options: HistoryOptions = {},
+  ): Promise<HistoryResult<ReceivedEvent<S, C>>> {
     const msg: Record<string, unknown> = { type: 'history', channel };
     for (const k of ['limit', 'before', 'after'] as const) if (options[k] !== undefined) msg[k] = options[k];
     return this.requestNow(msg).then((r) => ({ channel: r.channel, epoch: r.epoch, offset: r.offset, events: r.events }));
@@ -509,6 +550,7 @@ export class Herald extends Emitter<HeraldEvents> {
       this.callback(() => sub.options.onRecoveryFailed?.(info));
       this.emit('recoveryFailed', info);
       sub._resolveReady();
+      if (sub.active) this.emit('subscribed', { channel: sub.channel, epoch: reply.epoch, offset: sub.offset });
       return;
     }
     if (!recovering) {
@@ -526,6 +568,7 @@ export class Herald extends Emitter<HeraldEvents> {
       this.callback(() => sub.options.onRecovered?.(info));
       this.emit('recovered', info);
     }
+    if (sub.active) this.emit('subscribed', { channel: sub.channel, epoch: reply.epoch, offset: sub.offset });
   }
 
   /** Delivers one event: in order, never an offset already delivered in this epoch. */
@@ -537,6 +580,7 @@ export class Herald extends Emitter<HeraldEvents> {
       }
       sub.offset = ev.offset;
     }
+    if (sub.only !== null && !sub.only.has(ev.event)) return;
     this.callback(() => sub.options.onEvent(ev));
   }
 

@@ -1,11 +1,23 @@
 // Public entry point of @herald/client: the Herald client, Subscription,
-// HeraldError, the backoff helper and the protocol types.
+// HeraldError, the backoff helper, the protocol types and the typed-events
+// schema types shared with @herald/react and @herald/server.
 export { Herald, Subscription } from './client.js';
-export type { ConnectionState, HeraldEvents, HeraldOptions, SubscribeOptions, TokenSource } from './client.js';
+export type { ConnectionState, HeraldEvents, HeraldOptions, SubscribeOptions, SubscribedInfo, TokenSource } from './client.js';
 export { HeraldError } from './errors.js';
 export type { ClientErrorCode, HeraldErrorCode, ServerErrorCode } from './errors.js';
 export { backoffDelay, reconnectOptions, DEFAULT_RECONNECT } from './backoff.js';
 export type { ReconnectOptions } from './backoff.js';
+export type {
+  AnySchema,
+  EventData,
+  EventMap,
+  EventName,
+  IfAllowed,
+  PublishMap,
+  ReceivedEvent,
+  ReceivedMap,
+  SchemaShape,
+} from './schema.js';
 export type {
   ChannelPosition,
   EventOrigin,

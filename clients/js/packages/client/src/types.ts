@@ -8,11 +8,15 @@ export interface EventOrigin {
   user?: string;
 }
 
-/** One event of a channel, live or from history/recovery (protocol section 7). */
-export interface HeraldEvent<T = unknown> {
+/**
+ * One event of a channel, live or from history/recovery (protocol section 7).
+ * `T` is the payload, `E` the event name and `C` the channel (narrowed by the
+ * typed-events generics, see schema.ts).
+ */
+export interface HeraldEvent<T = unknown, E extends string = string, C extends string = string> {
   type: 'event';
-  channel: string;
-  event: string;
+  channel: C;
+  event: E;
   /** absent for ephemeral events */
   offset?: number;
   ts: number;
@@ -36,11 +40,11 @@ export interface HistoryOptions {
   after?: number;
 }
 
-export interface HistoryResult {
+export interface HistoryResult<Ev = HeraldEvent> {
   channel: string;
   epoch: string;
   offset: number;
-  events: HeraldEvent[];
+  events: Ev[];
 }
 
 /** The position of a channel the client has seen up to. */

@@ -153,6 +153,25 @@ test('subscribe: events delivered in order, duplicates by offset dropped, epheme
   herald.close();
 });
 
+test('subscribe with events: only those names are delivered, the others still advance the recovery offset; subscribed events', async () => {
+  const { WS, herald } = await connected();
+  const got = [];
+  const subscribed = [];
+  herald.on('subscribed', (i) => subscribed.push(i));
+  const sub = herald.subscribe('room', { events: ['keep'], onEvent: (e) => got.push(e.offset) });
+  await answerSubscribe(WS.last, 'room', { epoch: 'E', offset: 0 });
+  assert.deepEqual(subscribed, [{ channel: 'room', epoch: 'E', offset: 0 }]);
+  for (const [o, name] of [[1, 'keep'], [2, 'skip'], [3, 'keep'], [4, 'skip']]) WS.last.serverSend(ev('room', o, { event: name }));
+  assert.deepEqual(got, [1, 3]);
+  assert.equal(sub.offset, 4);
+  WS.last.serverClose(1006);
+  await until(() => WS.instances.length === 2 && herald.state === 'connected');
+  const req = await answerSubscribe(WS.last, 'room', { epoch: 'E', offset: 4, recovered: true, events: [] });
+  assert.deepEqual(req.recover, { epoch: 'E', offset: 4 });
+  assert.deepEqual(subscribed.at(-1), { channel: 'room', epoch: 'E', offset: 4 });
+  herald.close();
+});
+
 test('subscribe with history delivers the history events first', async () => {
   const { WS, herald } = await connected();
   const got = [];

@@ -1,6 +1,9 @@
 // Starts and stops the real `herald` binary for the SDK's integration tests
 // (binary from env HERALD_BIN, default <repo>/build/release/herald), on
-// 127.0.0.1 only, on a free port or on a given one (to restart in place).
+// 127.0.0.1 only, on a free port or on a given one (to restart in place),
+// optionally with a config file (written to its own temporary directory,
+// which is also the working directory, so a relative engine.data_dir
+// survives restarts).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -33,13 +36,18 @@ process.on('exit', () => {
 });
 
 export class Server {
-  constructor({ env = {}, workers = 2 } = {}) {
+  constructor({ env = {}, workers = 2, config = null } = {}) {
     this.env = env;
     this.workers = workers;
     this.port = null;
     this.proc = null;
     this.log = '';
     this.tmpdir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-sdk-'));
+    this.config = null;
+    if (config !== null) {
+      this.config = path.join(this.tmpdir, 'herald.toml');
+      fs.writeFileSync(this.config, config);
+    }
   }
 
   get wsUrl() {
@@ -61,6 +69,7 @@ export class Server {
     }
     Object.assign(env, this.env);
     const args = ['serve', '--listen', `127.0.0.1:${this.port}`, '--workers', String(this.workers)];
+    if (this.config !== null) args.push('--config', this.config);
     const proc = spawn(bin, args, { cwd: this.tmpdir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     RUNNING.add(proc);
@@ -96,6 +105,21 @@ export class Server {
     const exit = await this.exited;
     clearTimeout(timer);
     return exit;
+  }
+
+  // SIGKILL (a crash: no close frames, nothing flushed) and wait for the exit.
+  async kill() {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return null;
+    this.proc.kill('SIGKILL');
+    return this.exited;
+  }
+
+  // The value of one counter or gauge of GET /metrics.
+  async metric(name) {
+    const text = await (await fetch(this.url('/metrics'), { signal: AbortSignal.timeout(5000) })).text();
+    const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+    if (!m) throw new Error(`metric ${name} not found in:\n${text}`);
+    return Number(m[1]);
   }
 
   async publish(body) {

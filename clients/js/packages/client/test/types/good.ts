@@ -1,0 +1,78 @@
+// Must type-check: typed usage of @herald/client with the fixture schema.
+import { Herald, type HeraldEvent, type SchemaShape } from '@herald/client';
+import type { HeraldSchema, StrictDefaultsSchema } from './schema.js';
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+const assertType = <T extends true>(): T | undefined => undefined;
+
+const h = new Herald<HeraldSchema>({ url: 'ws://x/ws' });
+
+async function publishing(): Promise<number | undefined> {
+  const r = await h.publish('chat:lobby', 'chat.message', { text: 'hi', author: 'ann', token: 't' });
+  await h.publish('chat:lobby', 'chat.message', { text: 'hi', author: 'ann', token: 't', replyTo: null });
+  await h.publish('chat:room:42', 'chat.destroy', {});
+  await h.publish('feed:news', 'feed.item', { title: 't' });
+  await h.publish('feed:news', 'anything.else', 42); // feed is not strict
+  await h.publish('lobby', 'whatever', { any: 'thing' }); // no namespace: [defaults]
+  await h.publish('other:room', 'whatever', [1, 2]); // unconfigured namespace: [defaults]
+  await h.publish('chat:lobby', 'chat.destroy', { reason: 'x' }, { ephemeral: true });
+  return r.offset;
+}
+
+function subscribing(): void {
+  h.subscribe('chat:lobby', {
+    history: 10,
+    onEvent: (e) => {
+      assertType<Equal<typeof e.channel, 'chat:lobby'>>();
+      if (e.event === 'chat.message') {
+        assertType<Equal<typeof e.data, { text: string; author: string; replyTo?: number | null }>>();
+        const text: string = e.data.text;
+        void text;
+      } else {
+        assertType<Equal<typeof e.event, 'chat.destroy'>>();
+        const reason: string | undefined = e.data.reason;
+        void reason;
+      }
+    },
+    onRecoveryFailed: (info) => void info.previous.offset,
+  });
+  const sub = h.subscribe('chat:other', {
+    events: ['chat.destroy'],
+    onEvent: (e) => {
+      assertType<Equal<typeof e.event, 'chat.destroy'>>();
+    },
+  });
+  sub.unsubscribe();
+  h.subscribe('lobby', {
+    onEvent: (e) => {
+      assertType<Equal<typeof e.event, string>>();
+      assertType<Equal<typeof e.data, unknown>>();
+    },
+  });
+}
+
+async function reading(): Promise<void> {
+  const page = await h.history('chat:lobby', { limit: 10 });
+  for (const e of page.events) if (e.event === 'chat.message') void e.data.author;
+}
+
+// Untyped client: everything goes.
+const any = new Herald({ url: 'ws://x/ws' });
+void any.publish('x', 'y', { z: 1 });
+any.subscribe('x', { onEvent: (e: HeraldEvent) => void e.data });
+
+// A template channel keeps its namespace; a plain string falls back to [defaults].
+function dynamic(room: string, channel: string): void {
+  void h.publish(`chat:${room}`, 'chat.destroy', { reason: 'r' });
+  h.subscribe(`chat:${room}`, {
+    onEvent: (e) => assertType<Equal<typeof e.event, 'chat.message' | 'chat.destroy'>>(),
+  });
+  void h.publish(channel, 'e', 1);
+}
+
+// Namespaced channels still work when [defaults] forbids the rest.
+const strict = new Herald<StrictDefaultsSchema>({ url: 'ws://x/ws' });
+void strict.publish('chat:a', 'chat.message', { text: 'x' });
+
+const shape: SchemaShape = {} as HeraldSchema;
+void [publishing, subscribing, reading, dynamic, shape];

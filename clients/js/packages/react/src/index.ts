@@ -1,0 +1,8 @@
+// Public entry point of @herald/react: the provider and the hooks, and the
+// Register interface that types them with a `herald typegen` schema.
+export { HeraldProvider, useHerald } from './provider.js';
+export type { HeraldProviderProps } from './provider.js';
+export { useRealtime } from './use-realtime.js';
+export type { RealtimeResult, RealtimeStatus, UseRealtimeOptions } from './use-realtime.js';
+export { useConnectionState } from './use-connection-state.js';
+export type { ForbiddenChannel, Register, RegisteredSchema, RealtimeEvent, RealtimeEventName } from './register.js';

@@ -1,0 +1,47 @@
+// Must type-check: typed usage of @herald/react with the registered fixture schema.
+import { HeraldProvider, useConnectionState, useHerald, useRealtime, type RealtimeStatus } from '@herald/react';
+import type { ConnectionState } from '@herald/client';
+import './register.js';
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+const assertType = <T extends true>(): T | undefined => undefined;
+
+function Messages({ room }: { room: string }) {
+  const herald = useHerald();
+  const state: ConnectionState = useConnectionState();
+  const { status, error } = useRealtime({
+    channels: [`chat:${room}`],
+    history: 50,
+    onData: (e) => {
+      if (e.event === 'chat.message') {
+        assertType<Equal<typeof e.data, { text: string; author: string; replyTo?: number | null }>>();
+      } else {
+        assertType<Equal<typeof e.event, 'chat.destroy'>>();
+      }
+    },
+    onRecoveryFailed: (info) => void info.previous,
+  });
+  const s: RealtimeStatus = status;
+  useRealtime({
+    channels: ['chat:a', 'lobby'],
+    events: ['chat.destroy'],
+    onData: (e) => {
+      assertType<Equal<typeof e.event, 'chat.destroy'>>();
+      assertType<Equal<typeof e.channel, 'chat:a' | 'lobby'>>();
+    },
+  });
+  const send = () => herald.publish(`chat:${room}`, 'chat.message', { text: 'hi', author: 'a', token: 't' });
+  return (
+    <button onClick={send} title={`${state} ${s} ${error?.code ?? ''}`}>
+      send
+    </button>
+  );
+}
+
+export function App() {
+  return (
+    <HeraldProvider url="ws://localhost:8080/ws" token={async () => 'tok'} reconnect={{ maxDelayMs: 5000 }}>
+      <Messages room="lobby" />
+    </HeraldProvider>
+  );
+}
