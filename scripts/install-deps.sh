@@ -13,6 +13,7 @@ DEBIAN_PACKAGES=(
   libgtest-dev libbenchmark-dev
   clang libclang-rt-14-dev
   python3 python3-websockets python3-pytest nodejs npm curl
+  chromium
 )
 
 missing=()
@@ -38,8 +39,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# npm dependencies of the integration tests (and, later, the JS clients).
-for dir in tests/integration/node clients/js; do
+# npm dependencies of the integration tests, the JS SDKs, the chat demo and
+# its browser tests.
+for dir in tests/integration/node clients/js examples/chat tests/e2e; do
   if [[ -f "$dir/package-lock.json" ]]; then
     if [[ ! -d "$dir/node_modules" || "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
       (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's second command: install what is missing, build, and run the
 # whole test suite: unit tests and integration tests (real binary, real
-# clients) on the release build and again on the ASan+UBSan build, plus a
-# short run of each fuzzer. Set HERALD_SKIP_ASAN=1 or HERALD_SKIP_FUZZ=1 to
+# clients) on the release build and again on the ASan+UBSan build, the JS
+# SDK tests and the chat demo's browser tests (Chromium) on the release
+# build, plus a short run of each fuzzer. Set HERALD_SKIP_ASAN=1 or HERALD_SKIP_FUZZ=1 to
 # skip those stages locally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,9 @@ stage "integration tests (release)"
 HERALD_BIN="$PWD/build/release/herald" bash tests/integration/run.sh
 stage "JS SDK tests (release)"
 (export HERALD_BIN="$PWD/build/release/herald" && cd clients/js && npm run build && npm test)
+stage "browser e2e tests (release)"
+(cd examples/chat && npm run build)
+(export HERALD_BIN="$PWD/build/release/herald" && cd tests/e2e && timeout -k 10 300 npm test)
 stage "benchmark smoke runs (release)"
 bash tests/bench_smoke.sh build/release
 

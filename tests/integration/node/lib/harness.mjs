@@ -95,7 +95,9 @@ export class HeraldServer {
     this.log = '';
   }
 
-  async start() {
+  // Starts the server on a free port, or on `port` (e.g. the port of an
+  // earlier run, to restart it where its clients reconnect).
+  async start({ port = null } = {}) {
     const bin = heraldBin();
     try {
       fs.accessSync(bin, fs.constants.X_OK);
@@ -104,7 +106,7 @@ export class HeraldServer {
     }
     let lastError;
     for (let attempt = 0; attempt < 3; attempt++) {
-      this.port = await freePort();
+      this.port = port ?? (await freePort());
       const args = ['serve', '--listen', `127.0.0.1:${this.port}`, '--workers', String(this.workers)];
       if (this.configPath) args.push('--config', this.configPath);
       if (this.staticDir) args.push('--static-dir', this.staticDir);

@@ -1,0 +1,58 @@
+// The chat's events and the message list. Payloads come from other clients
+// and from backends over HTTP, so they are checked here before they reach
+// the screen; the list is ordered and de-duplicated by offset and bounded.
+import type { HeraldEvent } from '@herald/client';
+
+export const MESSAGE_EVENT = 'chat.message';
+export const TYPING_EVENT = 'chat.typing';
+/** Messages loaded on joining a room, and refetched when recovery fails. */
+export const HISTORY_LIMIT = 50;
+/** The most messages kept on screen. */
+export const MAX_MESSAGES = 500;
+
+export interface ChatMessage {
+  offset: number;
+  ts: number;
+  name: string;
+  text: string;
+  /** the sending tab (absent for backend publishes) */
+  sender?: string;
+}
+
+export interface Typing {
+  name: string;
+  sender: string;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function toMessage(e: { offset?: number; ts?: number; data: unknown }): ChatMessage | null {
+  const d = e.data;
+  if (e.offset === undefined || !isRecord(d) || typeof d.text !== 'string') return null;
+  return {
+    offset: e.offset,
+    ts: typeof e.ts === 'number' ? e.ts : Date.now(),
+    name: typeof d.name === 'string' && d.name ? d.name : 'anonymous',
+    text: d.text,
+    sender: typeof d.sender === 'string' ? d.sender : undefined,
+  };
+}
+
+export function toTyping(data: unknown): Typing | null {
+  if (!isRecord(data) || typeof data.name !== 'string' || typeof data.sender !== 'string') return null;
+  return { name: data.name, sender: data.sender };
+}
+
+/** `list` with `more` added: by offset, each offset once, the newest MAX_MESSAGES. */
+export function mergeMessages(list: ChatMessage[], more: ChatMessage[]): ChatMessage[] {
+  const byOffset = new Map(list.map((m) => [m.offset, m]));
+  for (const m of more) byOffset.set(m.offset, m);
+  const merged = [...byOffset.values()].sort((a, b) => a.offset - b.offset);
+  return merged.length > MAX_MESSAGES ? merged.slice(-MAX_MESSAGES) : merged;
+}
+
+export function historyMessages(events: HeraldEvent[]): ChatMessage[] {
+  return events.map(toMessage).filter((m): m is ChatMessage => m !== null);
+}

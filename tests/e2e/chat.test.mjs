@@ -1,0 +1,57 @@
+// Browser end-to-end tests of the chat demo with two users: history on
+// joining, live messages both ways, typing indicators (shown to the other
+// user only, gone when the message arrives or after a few seconds), one
+// user on a phone-sized screen. The real server, the built page, Chromium.
+import assert from 'node:assert/strict';
+import { after, before, describe } from 'node:test';
+import { serverTest } from '../integration/node/lib/harness.mjs';
+import { PHONE, chatServer, dataDir, launchBrowser, openChat, roomName, screenshot, send, waitMessages } from './lib/chat.mjs';
+
+describe('chat demo: two users in one room', () => {
+  let server;
+  let browser;
+  before(async () => {
+    server = await chatServer({ name: 'e2e-chat', data: dataDir() }).start();
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stopChecked();
+  });
+  const t = (name, fn) => serverTest(() => server, name, { timeout: 90_000 }, fn);
+
+  t('they see each other’s messages and typing indicators', async () => {
+    const room = roomName();
+    const alice = await openChat(browser, server, { name: 'Alice', room });
+    await send(alice, 'Hello from Alice');
+    await waitMessages(alice, ['Hello from Alice']);
+    // The box is emptied once the server acknowledged.
+    await alice.waitForFunction(() => document.getElementById('message').value === '');
+
+    // Bob joins later, on a phone: the room's history is there.
+    const bob = await openChat(browser, server, { name: 'Bob', room, device: PHONE });
+    await waitMessages(bob, ['Hello from Alice']);
+
+    // Bob types: Alice sees it, Bob does not see himself typing.
+    await bob.getByLabel('Message', { exact: true }).fill('Hi Alice');
+    await alice.getByText('Bob is typing…').waitFor();
+    assert.equal(await bob.getByText('is typing…').count(), 0, 'no typing indicator for oneself');
+    await screenshot(alice, 'two-users-alice-desktop');
+
+    // His message arrives and his typing indicator goes away with it.
+    await bob.getByRole('button', { name: 'Send' }).click();
+    await waitMessages(alice, ['Hello from Alice', 'Hi Alice']);
+    await waitMessages(bob, ['Hello from Alice', 'Hi Alice']);
+    await alice.getByText('Bob is typing…').waitFor({ state: 'detached', timeout: 2000 });
+
+    // Alice types without sending: Bob sees it, and it expires by itself.
+    await alice.getByLabel('Message', { exact: true }).fill('Nice to see');
+    await bob.getByText('Alice is typing…').waitFor();
+    await screenshot(bob, 'two-users-bob-phone');
+    await bob.getByText('Alice is typing…').waitFor({ state: 'detached', timeout: 10_000 });
+
+    assert.deepEqual([...alice.errors, ...bob.errors], [], 'no script errors on the pages');
+    await alice.context().close();
+    await bob.context().close();
+  });
+});
