@@ -4,7 +4,8 @@
 // key and where the value came from. One table (keys()) describes every key:
 // its TOML name, type, range, help text and how it maps onto the Config
 // struct; loading, --help text and to_toml() are all driven by it, so they
-// cannot drift apart.
+// cannot drift apart. A second table (namespace_keys()) does the same for
+// the options of [defaults] and [namespaces.<name>].
 #include "config/config.hpp"
 
 #include <toml++/toml.h>
@@ -19,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <sstream>
 #include <string_view>
 #include <system_error>
@@ -29,9 +31,9 @@ extern char** environ;
 namespace herald::config {
 namespace {
 
-using Value = std::variant<int64_t, std::string, std::vector<std::string>>;
+using Value = std::variant<int64_t, std::string, std::vector<std::string>, bool>;
 
-enum class Type { integer, duration_ms, string, string_list };
+enum class Type { integer, duration_ms, string, string_list, boolean };
 
 struct KeyDef {
   std::string_view section;
@@ -129,6 +131,7 @@ std::string quote(std::string_view s) {
 }
 
 std::string render(const Value& v) {
+  if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
   if (const auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
   if (const auto* s = std::get_if<std::string>(&v)) return quote(*s);
   std::string out = "[";
@@ -147,6 +150,8 @@ std::string type_name(Type t) {
       return "a string";
     case Type::string_list:
       return "an array of strings";
+    case Type::boolean:
+      return "a boolean (true or false)";
   }
   return "?";
 }
@@ -395,18 +400,153 @@ std::string env_name(const KeyDef& k) {
   return "HERALD_" + to_upper(k.section) + "_" + to_upper(k.name);
 }
 
-// Stores `v` into `cfg` after checking its range; errors get `where` appended.
-void apply(Config& cfg, const KeyDef& k, const Value& v, const std::string& where) {
-  const std::string key = k.full_name();
+void check_range(const std::string& key, int64_t min, int64_t max, const Value& v) {
+  if (const auto* i = std::get_if<int64_t>(&v); i && (*i < min || *i > max))
+    throw ConfigError(key + ": must be between " + std::to_string(min) + " and " +
+                      std::to_string(max) + " (got " + std::to_string(*i) + ")");
+}
+
+// Runs `store`, appending `where` to the message of a ConfigError it throws.
+void located(const std::string& where, const std::function<void()>& store) {
   try {
-    if (const auto* i = std::get_if<int64_t>(&v); i && (*i < k.min || *i > k.max))
-      throw ConfigError(key + ": must be between " + std::to_string(k.min) + " and " +
-                        std::to_string(k.max) + " (got " + std::to_string(*i) + ")");
-    k.set(cfg, key, v);
+    store();
   } catch (const ConfigError& e) {
     if (where.empty()) throw;
     throw ConfigError(std::string(e.what()) + " " + where);
   }
+}
+
+// Stores `v` into `cfg` after checking its range; errors get `where` appended.
+void apply(Config& cfg, const KeyDef& k, const Value& v, const std::string& where) {
+  const std::string key = k.full_name();
+  located(where, [&] {
+    check_range(key, k.min, k.max, v);
+    k.set(cfg, key, v);
+  });
+}
+
+// --- namespace options ---------------------------------------------------------
+
+// Where a namespace option may be written. The default retention has one
+// home, history.size and history.ttl_ms (the keys of Herald 0.1), so
+// [defaults] does not take history_size and history_ttl_ms.
+enum class Scope { anywhere, namespaces_only };
+
+struct NamespaceKeyDef {
+  std::string_view name;
+  Type type;
+  int64_t min = 0;
+  int64_t max = 0;
+  Scope scope = Scope::anywhere;
+  std::string_view help;
+  // `base_dir`: the config file's directory, which relative paths start from.
+  std::function<void(NamespaceOptions&, const std::string& key, const Value&,
+                     const std::filesystem::path& base_dir)>
+      set;
+  std::function<Value(const NamespaceOptions&)> get;
+};
+
+template <auto Field>
+NamespaceKeyDef ns_bool(std::string_view name, std::string_view help) {
+  return {name,
+          Type::boolean,
+          0,
+          0,
+          Scope::anywhere,
+          help,
+          [](NamespaceOptions& o, const std::string&, const Value& v,
+             const std::filesystem::path&) { o.*Field = std::get<bool>(v); },
+          [](const NamespaceOptions& o) { return Value(o.*Field); }};
+}
+
+constexpr std::string_view kAllowUnknown = "allow_unknown";
+constexpr std::string_view kAllowUnknownHelp =
+    "[defaults] only: whether channels of a namespace that has no [namespaces.<name>] table "
+    "(or with no ':' in their name) are allowed, with the [defaults] options; false: they get "
+    "unknown_channel.";
+
+const std::vector<NamespaceKeyDef>& namespace_keys() {
+  static const std::vector<NamespaceKeyDef> table = [] {
+    std::vector<NamespaceKeyDef> k;
+    k.push_back(
+        {"history_size", Type::integer, 0, 1000000, Scope::namespaces_only,
+         "Events kept per channel of the namespace; default: history.size.",
+         [](NamespaceOptions& o, const std::string&, const Value& v, const std::filesystem::path&) {
+           o.history_size = static_cast<size_t>(std::get<int64_t>(v));
+         },
+         [](const NamespaceOptions& o) { return Value(static_cast<int64_t>(o.history_size)); }});
+    k.push_back(
+        {"history_ttl_ms", Type::duration_ms, 0, 365 * kDay, Scope::namespaces_only,
+         "Age after which the namespace's events leave history (0: no limit); default: "
+         "history.ttl_ms.",
+         [](NamespaceOptions& o, const std::string&, const Value& v, const std::filesystem::path&) {
+           o.history_ttl = std::chrono::milliseconds(std::get<int64_t>(v));
+         },
+         [](const NamespaceOptions& o) {
+           return Value(static_cast<int64_t>(o.history_ttl.count()));
+         }});
+    k.push_back(ns_bool<&NamespaceOptions::recover>(
+        "recover",
+        "Whether subscribers may recover missed events; false answers recovery with "
+        "recovered:false."));
+    k.push_back(ns_bool<&NamespaceOptions::client_publish>(
+        "client_publish",
+        "Whether WebSocket clients may publish; false: only the HTTP API may (clients get "
+        "forbidden)."));
+    k.push_back(ns_bool<&NamespaceOptions::presence>(
+        "presence", "Reserved for presence: whether members may be listed."));
+    k.push_back(ns_bool<&NamespaceOptions::join_leave>(
+        "join_leave", "Reserved for presence: whether join and leave messages are sent."));
+    k.push_back(
+        {"max_message_bytes", Type::integer, 2, 64 * kMiB, Scope::anywhere,
+         "Largest `data` of one publish, in bytes; larger publishes get too_large.",
+         [](NamespaceOptions& o, const std::string&, const Value& v, const std::filesystem::path&) {
+           o.max_message_bytes = static_cast<size_t>(std::get<int64_t>(v));
+         },
+         [](const NamespaceOptions& o) {
+           return Value(static_cast<int64_t>(o.max_message_bytes));
+         }});
+    k.push_back({"schema", Type::string, 0, 0, Scope::anywhere,
+                 "JSON file mapping event names to JSON Schemas (draft 7) that published data "
+                 "must match; relative to the config file's directory; \"\": none.",
+                 [](NamespaceOptions& o, const std::string&, const Value& v,
+                    const std::filesystem::path& base_dir) {
+                   const auto& file = std::get<std::string>(v);
+                   o.schema =
+                       file.empty()
+                           ? std::string()
+                           : std::filesystem::absolute(base_dir / file).lexically_normal().string();
+                 },
+                 [](const NamespaceOptions& o) { return Value(o.schema); }});
+    k.push_back(ns_bool<&NamespaceOptions::strict_events>(
+        "strict_events",
+        "Whether events the schema does not declare are rejected (validation_failed) "
+        "instead of passed unvalidated."));
+    return k;
+  }();
+  return table;
+}
+
+const NamespaceKeyDef* find_namespace_key(std::string_view name) {
+  for (const auto& k : namespace_keys())
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+// Why a namespace name cannot be used, or "" when it can.
+std::string bad_namespace_name(std::string_view name) {
+  if (name.empty()) return "must not be empty";
+  if (name.find(':') != std::string_view::npos) return "must not contain ':'";
+  if (has_space_or_control(name)) return "must not contain spaces or control characters";
+  return {};
+}
+
+// TOML key syntax for `name`: bare when it may be, else quoted.
+std::string toml_key(std::string_view name) {
+  const bool bare = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+  return bare ? std::string(name) : quote(name);
 }
 
 // --- "did you mean" ----------------------------------------------------------
@@ -462,17 +602,20 @@ std::string location(const std::string& file, const toml::source_region& where) 
   return "(in " + file + ", line " + std::to_string(where.begin.line) + ")";
 }
 
-Value from_toml(const KeyDef& k, const toml::node& node, const std::string& file) {
-  const std::string key = k.full_name();
+Value from_toml(const std::string& key, Type type, const toml::node& node,
+                const std::string& file) {
   const auto wrong_type = [&](const std::string& name, const toml::node& n,
                               const std::string& expected) {
     return ConfigError(name + ": expected " + expected + " (got " + toml_type_name(n.type()) +
                        ") " + location(file, n.source()));
   };
-  switch (k.type) {
+  switch (type) {
     case Type::integer:
     case Type::duration_ms:
       if (const auto* i = node.as_integer()) return i->get();
+      break;
+    case Type::boolean:
+      if (const auto* b = node.as_boolean()) return b->get();
       break;
     case Type::string:
       if (const auto* s = node.as_string()) return s->get();
@@ -489,10 +632,70 @@ Value from_toml(const KeyDef& k, const toml::node& node, const std::string& file
       }
       break;
   }
-  throw wrong_type(key, node, type_name(k.type));
+  throw wrong_type(key, node, type_name(type));
 }
 
-void apply_file(Config& cfg, const std::string& path) {
+// [namespaces.<name>] tables of the file, resolved once the other layers
+// have set the [defaults] they inherit from.
+struct FileNamespaces {
+  std::string file;
+  std::filesystem::path base_dir;
+  // The parsed file, kept for the source lines of the tables' keys (copies
+  // of toml++ nodes lose them).
+  std::unique_ptr<toml::table> doc;
+  std::vector<std::pair<std::string, const toml::table*>> tables;
+};
+
+const toml::table& expect_table(const std::string& name, const toml::node& node,
+                                const std::string& file) {
+  const auto* table = node.as_table();
+  if (!table)
+    throw ConfigError(name + ": expected a table, i.e. [" + name + "] (got " +
+                      toml_type_name(node.type()) + ") " + location(file, node.source()));
+  return *table;
+}
+
+std::string did_you_mean_option(const std::string& section, std::string_view name) {
+  std::vector<std::string> names{std::string(kAllowUnknown)};
+  for (const auto& k : namespace_keys()) names.emplace_back(k.name);
+  const std::string guess = closest(name, names);
+  return guess.empty() ? std::string() : " (did you mean " + section + "." + guess + "?)";
+}
+
+// Stores the keys of [defaults] (when `defaults` is set) or of one
+// [namespaces.<name>] table (`section` is its dotted name) into `options`.
+void apply_namespace_table(const std::string& section, const toml::table& table,
+                           const std::string& file, const std::filesystem::path& base_dir,
+                           NamespaceOptions& options, DefaultsConfig* defaults) {
+  for (const auto& [name_key, node] : table) {
+    const std::string name(name_key.str());
+    const std::string key = section + "." + name;
+    const std::string where = location(file, node.source());
+    if (name == kAllowUnknown) {
+      if (!defaults)
+        throw ConfigError(key + ": allow_unknown belongs in [defaults] " +
+                          location(file, name_key.source()));
+      const Value v = from_toml(key, Type::boolean, node, file);
+      defaults->allow_unknown = std::get<bool>(v);
+      continue;
+    }
+    const NamespaceKeyDef* k = find_namespace_key(name);
+    if (!k)
+      throw ConfigError(key + ": unknown key" + did_you_mean_option(section, name) + " " +
+                        location(file, name_key.source()));
+    if (defaults && k->scope == Scope::namespaces_only)
+      throw ConfigError(key + ": the default is set by history." +
+                        (name == "history_size" ? std::string("size") : std::string("ttl_ms")) +
+                        " under [history] " + location(file, name_key.source()));
+    const Value v = from_toml(key, k->type, node, file);
+    located(where, [&] {
+      check_range(key, k->min, k->max, v);
+      k->set(options, key, v, base_dir);
+    });
+  }
+}
+
+FileNamespaces apply_file(Config& cfg, const std::string& path) {
   const std::string prefix = "config file " + path + ": ";
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(prefix + "cannot open (" + std::strerror(errno) + ")");
@@ -500,7 +703,9 @@ void apply_file(Config& cfg, const std::string& path) {
   text << in.rdbuf();
   if (in.bad()) throw ConfigError(prefix + "cannot read (" + std::strerror(errno) + ")");
 
-  toml::table doc;
+  FileNamespaces pending{
+      path, std::filesystem::path(path).parent_path(), std::make_unique<toml::table>(), {}};
+  toml::table& doc = *pending.doc;
   try {
     doc = toml::parse(text.str(), path);
   } catch (const toml::parse_error& e) {
@@ -509,9 +714,27 @@ void apply_file(Config& cfg, const std::string& path) {
                       std::string(e.description()));
   }
 
-  const std::vector<std::string> sections(std::begin(kSections), std::end(kSections));
+  std::vector<std::string> sections(std::begin(kSections), std::end(kSections));
+  sections.emplace_back("defaults");
+  sections.emplace_back("namespaces");
   for (const auto& [section_key, section_node] : doc) {
     const std::string section(section_key.str());
+    if (section == "defaults") {
+      apply_namespace_table(section, expect_table(section, section_node, path), path,
+                            pending.base_dir, cfg.defaults.options, &cfg.defaults);
+      continue;
+    }
+    if (section == "namespaces") {
+      for (const auto& [ns_key, ns_node] : expect_table(section, section_node, path)) {
+        const std::string name(ns_key.str());
+        const std::string dotted = "namespaces." + toml_key(name);
+        if (const auto why = bad_namespace_name(name); !why.empty())
+          throw ConfigError(dotted + ": namespace name " + why + " " +
+                            location(path, ns_key.source()));
+        pending.tables.emplace_back(name, &expect_table(dotted, ns_node, path));
+      }
+      continue;
+    }
     if (std::find(sections.begin(), sections.end(), section) == sections.end()) {
       // A key written above the first [section] header is a common slip.
       for (const auto& k : keys())
@@ -525,19 +748,30 @@ void apply_file(Config& cfg, const std::string& path) {
                         " (expected one of " + join(sections, ", ") + ") " +
                         location(path, section_key.source()));
     }
-    const auto* table = section_node.as_table();
-    if (!table)
-      throw ConfigError(section + ": expected a table, i.e. [" + section + "] (got " +
-                        toml_type_name(section_node.type()) + ") " +
-                        location(path, section_node.source()));
-    for (const auto& [name_key, node] : *table) {
+    for (const auto& [name_key, node] : expect_table(section, section_node, path)) {
       const std::string name(name_key.str());
       const KeyDef* k = find_key(section, name);
       if (!k)
         throw ConfigError(section + "." + name + ": unknown key" + did_you_mean(section, name) +
                           " " + location(path, name_key.source()));
-      apply(cfg, *k, from_toml(*k, node, path), location(path, node.source()));
+      apply(cfg, *k, from_toml(k->full_name(), k->type, node, path), location(path, node.source()));
     }
+  }
+  return pending;
+}
+
+// Fills in what [defaults] and the namespaces inherit, once every layer is
+// applied: the default retention from [history], and every key a namespace
+// table leaves out from [defaults].
+void resolve_namespaces(Config& cfg, const FileNamespaces& file) {
+  cfg.defaults.options.history_size = cfg.history.size;
+  cfg.defaults.options.history_ttl = cfg.history.ttl;
+  cfg.namespaces.clear();
+  for (const auto& [name, table] : file.tables) {
+    NamespaceOptions options = cfg.defaults.options;
+    apply_namespace_table("namespaces." + toml_key(name), *table, file.file, file.base_dir, options,
+                          nullptr);
+    cfg.namespaces.emplace(name, std::move(options));
   }
 }
 
@@ -557,6 +791,13 @@ Value from_env(const KeyDef& k, const std::string& var, const std::string& text)
     }
     case Type::string:
       return text;
+    case Type::boolean: {
+      const std::string t = to_lower(trim(text));
+      if (t != "true" && t != "false")
+        throw ConfigError(var + ": expected true or false for " + k.full_name() + " (got '" + text +
+                          "')");
+      return t == "true";
+    }
     case Type::string_list: {
       std::vector<std::string> list;
       std::string_view rest = text;
@@ -576,6 +817,8 @@ Value from_env(const KeyDef& k, const std::string& var, const std::string& text)
 void apply_env(Config& cfg, const std::map<std::string, std::string>& env) {
   // Catch misspelt variables in the namespaces that map onto keys.
   for (const auto& [var, value] : env) {
+    if (var.starts_with("HERALD_DEFAULTS_") || var.starts_with("HERALD_NAMESPACES_"))
+      throw ConfigError(var + ": [defaults] and [namespaces.*] are set in the config file only");
     for (const auto section : kSections) {
       const std::string prefix = "HERALD_" + to_upper(section) + "_";
       if (!var.starts_with(prefix)) continue;
@@ -645,6 +888,7 @@ void parse_listen(const std::string& key, const std::string& value, std::string&
 Config load(const std::string& path, bool path_is_explicit,
             const std::map<std::string, std::string>& env, const Overrides& overrides) {
   Config cfg;
+  FileNamespaces namespaces;
   if (!path.empty()) {
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
@@ -653,7 +897,7 @@ Config load(const std::string& path, bool path_is_explicit,
     } else if (status.type() == std::filesystem::file_type::directory) {
       throw ConfigError("config file " + path + ": is a directory");
     } else {
-      apply_file(cfg, path);
+      namespaces = apply_file(cfg, path);
     }
   }
   apply_env(cfg, env);
@@ -665,7 +909,22 @@ Config load(const std::string& path, bool path_is_explicit,
   if (overrides.workers) flag("workers", "--workers", static_cast<int64_t>(*overrides.workers));
   if (overrides.static_dir) flag("static_dir", "--static-dir", *overrides.static_dir);
   if (overrides.log_level) flag("log_level", "--log-level", *overrides.log_level);
+  resolve_namespaces(cfg, namespaces);
   return cfg;
+}
+
+std::string_view namespace_of(std::string_view channel) {
+  const auto colon = channel.find(':');
+  return colon == std::string_view::npos ? std::string_view() : channel.substr(0, colon);
+}
+
+std::vector<std::string> restart_required(const Config& running, const Config& next) {
+  std::vector<std::string> keys_changed;
+  for (const auto& k : keys()) {
+    if (k.section == "history" && (k.name == "size" || k.name == "ttl_ms")) continue;
+    if (k.get(running) != k.get(next)) keys_changed.push_back(k.full_name());
+  }
+  return keys_changed;
 }
 
 std::map<std::string, std::string> process_environment() {
@@ -741,6 +1000,22 @@ std::string describe_keys() {
               (k.type == Type::duration_ms ? " ms." : ".");
     out += wrap(help, "      ", 80);
   }
+  out +=
+      "\n[defaults] and [namespaces.<name>] (config file only; a channel's namespace is its\n"
+      "name up to the first ':'; a [namespaces.<name>] table takes every key below but\n"
+      "allow_unknown and inherits the keys it leaves out from [defaults]):\n";
+  const DefaultsConfig defaults_config;
+  out += "  " + std::string(kAllowUnknown) + " = " + render(defaults_config.allow_unknown) + "\n";
+  out += wrap(kAllowUnknownHelp, "      ", 80);
+  for (const auto& k : namespace_keys()) {
+    out += "  " + std::string(k.name) + " = " + render(k.get(defaults_config.options)) + "\n";
+    std::string help(k.help);
+    if (k.type == Type::integer || k.type == Type::duration_ms)
+      help += " Range " + std::to_string(k.min) + ".." + std::to_string(k.max) +
+              (k.type == Type::duration_ms ? " ms." : ".");
+    if (k.scope == Scope::namespaces_only) help += " Not in [defaults].";
+    out += wrap(help, "      ", 80);
+  }
   return out;
 }
 
@@ -753,6 +1028,16 @@ std::string to_toml(const Config& config) {
       out += (out.empty() ? "[" : "\n[") + std::string(section) + "]\n";
     }
     out += std::string(k.name) + " = " + render(k.get(config)) + "\n";
+  }
+  out += "\n[defaults]\n" + std::string(kAllowUnknown) + " = " +
+         render(config.defaults.allow_unknown) + "\n";
+  for (const auto& k : namespace_keys())
+    if (k.scope == Scope::anywhere)
+      out += std::string(k.name) + " = " + render(k.get(config.defaults.options)) + "\n";
+  for (const auto& [name, options] : config.namespaces) {
+    out += "\n[namespaces." + toml_key(name) + "]\n";
+    for (const auto& k : namespace_keys())
+      out += std::string(k.name) + " = " + render(k.get(options)) + "\n";
   }
   return out;
 }

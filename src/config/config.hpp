@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace herald::config {
@@ -62,11 +63,43 @@ struct EngineConfig {
   bool operator==(const EngineConfig&) const = default;
 };
 
+// The options of one channel namespace: the part of a channel name before
+// its first ':' (`chat` in `chat:lobby`) selects them. Read from the file
+// only (`[defaults]` and `[namespaces.<name>]`, docs/config.md); a namespace
+// table inherits every key it does not set from `[defaults]`, whose history
+// keys are `history.size` and `history.ttl_ms`.
+struct NamespaceOptions {
+  size_t history_size = 1000;                               // events kept per channel
+  std::chrono::milliseconds history_ttl{24 * 3600 * 1000};  // 0: no age limit
+  bool recover = true;                   // subscribers may ask to recover missed events
+  bool client_publish = true;            // WebSocket clients may publish (else only the HTTP API)
+  bool presence = false;                 // reserved for the presence feature
+  bool join_leave = false;               // reserved for the presence feature
+  size_t max_message_bytes = 64 * 1024;  // bytes of one publish's `data`
+  // JSON file mapping event names to JSON Schemas; "" for none. Made absolute
+  // at load (a relative path is relative to the config file's directory).
+  std::string schema;
+  bool strict_events = false;  // reject events the schema does not declare
+
+  bool operator==(const NamespaceOptions&) const = default;
+};
+
+struct DefaultsConfig {
+  NamespaceOptions options;  // for channels of no configured namespace
+  // Whether channels whose namespace is not configured (or that have no ':')
+  // are allowed; when not, they get `unknown_channel`.
+  bool allow_unknown = true;
+
+  bool operator==(const DefaultsConfig&) const = default;
+};
+
 struct Config {
   ServerConfig server;
   LimitsConfig limits;
   HistoryConfig history;
   EngineConfig engine;
+  DefaultsConfig defaults;  // defaults.options.history_* mirror history.size/ttl
+  std::map<std::string, NamespaceOptions, std::less<>> namespaces;  // fully resolved
 
   bool operator==(const Config&) const = default;
 };
@@ -112,6 +145,16 @@ std::map<std::string, std::string> process_environment();
 // `host` and `port` are only written on success.
 void parse_listen(const std::string& key, const std::string& value, std::string& host,
                   uint16_t& port);
+
+// The namespace part of a channel name: up to its first ':' ("" when none,
+// which no [namespaces.<name>] table can name). core::NamespaceTable picks a
+// channel's options with it.
+std::string_view namespace_of(std::string_view channel);
+
+// The keys whose values differ between `running` and `next` and that only
+// take effect on a restart (everything but [defaults], [namespaces.*],
+// history.size and history.ttl_ms), e.g. {"server.workers"}.
+std::vector<std::string> restart_required(const Config& running, const Config& next);
 
 // Text listing every key, its default and its environment variable, for --help.
 std::string describe_keys();

@@ -52,6 +52,12 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"engine.hot_window", "HERALD_ENGINE_HOT_WINDOW"},
 };
 
+// The options of [defaults] and [namespaces.<name>] (file only).
+const std::vector<std::string> kNamespaceKeys = {
+    "history_size", "history_ttl_ms",    "recover", "client_publish", "presence",
+    "join_leave",   "max_message_bytes", "schema",  "strict_events",
+};
+
 const char* kFullFile = R"(# every key, none at its default
 [server]
 listen = "127.0.0.1:9001"
@@ -527,6 +533,143 @@ TEST_F(ConfigTest, ToTomlRoundTrips) {
   EXPECT_EQ(load(write(to_toml(v6), "v6.toml"), true, {}, {}), v6);
 }
 
+const char* kNamespacesFile = R"([history]
+size = 50
+ttl_ms = 60000
+
+[defaults]
+allow_unknown = false
+recover = false
+max_message_bytes = 1000
+schema = "schemas/default.json"
+
+[namespaces.chat]
+history_size = 10
+client_publish = false
+schema = "/abs/chat.json"
+
+[namespaces.feed]
+strict_events = true
+presence = true
+join_leave = true
+
+[namespaces."v1.odd-name_1"]
+history_ttl_ms = 0
+schema = ""
+)";
+
+TEST_F(ConfigTest, NamespacesInheritWhatTheyLeaveOutFromDefaults) {
+  const Config c = load(write(kNamespacesFile), true, {}, {});
+  EXPECT_FALSE(c.defaults.allow_unknown);
+  EXPECT_EQ(c.defaults.options.history_size, 50u);  // from [history]
+  EXPECT_EQ(c.defaults.options.history_ttl, 60000ms);
+  EXPECT_FALSE(c.defaults.options.recover);
+  EXPECT_TRUE(c.defaults.options.client_publish);
+  EXPECT_EQ(c.defaults.options.max_message_bytes, 1000u);
+  EXPECT_EQ(c.defaults.options.schema, (dir_ / "schemas" / "default.json").string());
+  ASSERT_EQ(c.namespaces.size(), 3u);
+
+  const auto& chat = c.namespaces.at("chat");
+  EXPECT_EQ(chat.history_size, 10u);
+  EXPECT_EQ(chat.history_ttl, 60000ms);
+  EXPECT_FALSE(chat.recover);
+  EXPECT_FALSE(chat.client_publish);
+  EXPECT_EQ(chat.max_message_bytes, 1000u);
+  EXPECT_EQ(chat.schema, "/abs/chat.json");
+  EXPECT_FALSE(chat.strict_events);
+
+  const auto& feed = c.namespaces.at("feed");
+  EXPECT_EQ(feed.history_size, 50u);
+  EXPECT_TRUE(feed.strict_events);
+  EXPECT_TRUE(feed.presence);
+  EXPECT_TRUE(feed.join_leave);
+  EXPECT_EQ(feed.schema, c.defaults.options.schema);
+
+  const auto& odd = c.namespaces.at("v1.odd-name_1");
+  EXPECT_EQ(odd.history_ttl, 0ms);
+  EXPECT_EQ(odd.schema, "");
+}
+
+TEST_F(ConfigTest, HistoryFromEnvironmentIsTheDefaultRetentionOfNamespaces) {
+  const Config c = load(write("[namespaces.chat]\nrecover = false\n[namespaces.log]\n"
+                              "history_size = 3\n"),
+                        true, {{"HERALD_HISTORY_SIZE", "7"}, {"HERALD_HISTORY_TTL_MS", "9"}}, {});
+  EXPECT_EQ(c.defaults.options.history_size, 7u);
+  EXPECT_EQ(c.namespaces.at("chat").history_size, 7u);
+  EXPECT_EQ(c.namespaces.at("chat").history_ttl, 9ms);
+  EXPECT_EQ(c.namespaces.at("log").history_size, 3u);
+}
+
+TEST_F(ConfigTest, NamespaceOfAChannel) {
+  EXPECT_EQ(namespace_of("chat:lobby:x"), "chat");
+  EXPECT_EQ(namespace_of("lobby"), "");
+  EXPECT_EQ(namespace_of(":x"), "");
+}
+
+TEST_F(ConfigTest, BadNamespaceOptionsNameTheKey) {
+  EXPECT_THAT(file_error("[namespaces.chat]\nrecovr = true\n"),
+              AllOf(StartsWith("namespaces.chat.recovr: unknown key (did you mean "
+                               "namespaces.chat.recover?)"),
+                    HasSubstr("line 2")));
+  EXPECT_THAT(file_error("[namespaces.chat]\nrecover = \"yes\"\n"),
+              StartsWith("namespaces.chat.recover: expected a boolean (true or false) (got "
+                         "string)"));
+  EXPECT_THAT(file_error("[namespaces.chat]\nmax_message_bytes = 0\n"),
+              AllOf(StartsWith("namespaces.chat.max_message_bytes: must be between 2 and"),
+                    HasSubstr("line 2")));
+  EXPECT_THAT(file_error("[namespaces.chat]\nhistory_ttl_ms = -1\n"),
+              StartsWith("namespaces.chat.history_ttl_ms: must be between 0 and"));
+  EXPECT_THAT(file_error("[defaults]\nhistory_size = 5\n"),
+              StartsWith("defaults.history_size: the default is set by history.size"));
+  EXPECT_THAT(file_error("[defaults]\nhistory_ttl_ms = 5\n"),
+              StartsWith("defaults.history_ttl_ms: the default is set by history.ttl_ms"));
+  EXPECT_THAT(file_error("[defaults]\nallow_unknwn = false\n"),
+              StartsWith("defaults.allow_unknwn: unknown key (did you mean "
+                         "defaults.allow_unknown?)"));
+  EXPECT_THAT(file_error("[namespaces.chat]\nallow_unknown = false\n"),
+              StartsWith("namespaces.chat.allow_unknown: allow_unknown belongs in [defaults]"));
+  EXPECT_THAT(file_error("[namespaces.\"a:b\"]\nrecover = true\n"),
+              StartsWith("namespaces.\"a:b\": namespace name must not contain ':'"));
+  EXPECT_THAT(file_error("[namespaces.\"\"]\nrecover = true\n"),
+              StartsWith("namespaces.\"\": namespace name must not be empty"));
+  EXPECT_THAT(file_error("namespaces = 3\n"),
+              StartsWith("namespaces: expected a table, i.e. [namespaces] (got integer)"));
+  EXPECT_THAT(file_error("[namespaces]\nchat = 3\n"),
+              StartsWith("namespaces.chat: expected a table"));
+  EXPECT_THAT(file_error("defaults = []\n"), StartsWith("defaults: expected a table"));
+  EXPECT_THAT(env_error({{"HERALD_DEFAULTS_RECOVER", "false"}}),
+              StartsWith("HERALD_DEFAULTS_RECOVER: [defaults] and [namespaces.*] are set in the "
+                         "config file only"));
+  EXPECT_THAT(env_error({{"HERALD_NAMESPACES_CHAT_RECOVER", "false"}}),
+              StartsWith("HERALD_NAMESPACES_CHAT_RECOVER:"));
+}
+
+TEST_F(ConfigTest, NamespacesRoundTripThroughToToml) {
+  const Config c = load(write(kNamespacesFile), true, {}, {});
+  const std::string text = to_toml(c);
+  EXPECT_THAT(text, HasSubstr("[namespaces.\"v1.odd-name_1\"]"));
+  EXPECT_THAT(text, HasSubstr("[namespaces.chat]"));
+  EXPECT_EQ(load(write(text, "out.toml"), true, {}, {}), c);
+}
+
+TEST_F(ConfigTest, RestartRequiredListsOnlyKeysThatCannotBeReloaded) {
+  const Config running;
+  Config next = load(write(kNamespacesFile), true, {}, {});
+  EXPECT_TRUE(restart_required(running, next).empty());  // history + namespaces
+  next.server.workers = 3;
+  next.engine.type = "sqlite";
+  next.history.max_request = 5;
+  EXPECT_EQ(restart_required(running, next),
+            (std::vector<std::string>{"server.workers", "history.max_request", "engine.type"}));
+}
+
+TEST_F(ConfigTest, DescribeKeysListsNamespaceOptions) {
+  const std::string text = describe_keys();
+  EXPECT_THAT(text, HasSubstr("[namespaces.<name>]"));
+  EXPECT_THAT(text, HasSubstr("  allow_unknown = true"));
+  for (const auto& name : kNamespaceKeys) EXPECT_THAT(text, HasSubstr("  " + name + " = ")) << name;
+}
+
 TEST_F(ConfigTest, ProcessEnvironment) {
   ASSERT_EQ(setenv("HERALD_TEST_PROCESS_ENV", "a=b", 1), 0);
   const auto env = process_environment();
@@ -554,6 +697,9 @@ TEST_F(ConfigTest, ExampleFileHasEveryKeyAtItsDefault) {
     const std::string name = key.substr(key.find('.') + 1);
     EXPECT_THAT(*text, HasSubstr("\n" + name + " = ")) << key;
   }
+  EXPECT_THAT(*text, HasSubstr("\n[defaults]\nallow_unknown = true\n"));
+  for (const auto& name : kNamespaceKeys)  // [defaults] or the commented namespace example
+    EXPECT_THAT(*text, HasSubstr(name + " = ")) << name;
 }
 
 TEST_F(ConfigTest, DocsDescribeEveryKey) {
@@ -563,6 +709,8 @@ TEST_F(ConfigTest, DocsDescribeEveryKey) {
     EXPECT_THAT(*text, HasSubstr("`" + key + "`")) << key;
     EXPECT_THAT(*text, HasSubstr("`" + var + "`")) << var;
   }
+  EXPECT_THAT(*text, HasSubstr("`defaults.allow_unknown`"));
+  for (const auto& name : kNamespaceKeys) EXPECT_THAT(*text, HasSubstr("`" + name + "`")) << name;
 }
 
 }  // namespace
