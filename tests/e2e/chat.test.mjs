@@ -1,7 +1,8 @@
 // Browser end-to-end tests of the chat demo with two users: history on
 // joining, live messages both ways, typing indicators (shown to the other
 // user only, gone when the message arrives or after a few seconds), one
-// user on a phone-sized screen. The real server, the built page, Chromium.
+// user on a phone-sized screen; and the reason shown when the server
+// refuses the room. The real server, the built page, Chromium.
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 import { serverTest } from '../integration/node/lib/harness.mjs';
@@ -53,5 +54,28 @@ describe('chat demo: two users in one room', () => {
     assert.deepEqual([...alice.errors, ...bob.errors], [], 'no script errors on the pages');
     await alice.context().close();
     await bob.context().close();
+  });
+});
+
+describe('chat demo: a room the server refuses', () => {
+  let server;
+  let browser;
+  before(async () => {
+    // Channel names of at most 20 bytes: 'chat:' and a 16-character room is too long.
+    server = await chatServer({ name: 'e2e-refused', extra: { limits: { max_channel_length: 20 } } }).start();
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stopChecked();
+  });
+
+  serverTest(() => server, 'the page says why it cannot join', { timeout: 60_000 }, async () => {
+    const page = await openChat(browser, server, { name: 'Alice', room: 'a-very-long-room' });
+    const alert = page.getByRole('alert').filter({ hasText: 'Cannot join this room (bad_request)' });
+    await alert.waitFor();
+    assert.match(await alert.textContent(), /channel/);
+    await screenshot(page, 'refused-room');
+    await page.context().close();
   });
 });

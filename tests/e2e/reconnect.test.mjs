@@ -2,7 +2,8 @@
 // connection indicator shows the loss when the server is killed and the
 // recovery when it is back on the same port; messages published over HTTP
 // while the page was disconnected appear after the recovery, in order, once
-// each, with a notice saying how many were recovered. When the server lost
+// each, with a notice saying how many were recovered; a message written
+// while disconnected is refused with a reason and kept for sending later. When the server lost
 // the history (memory engine), the page says so and reloads the room.
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
@@ -44,6 +45,10 @@ describe('chat demo: reconnection', () => {
     server.kill();
     assert.notEqual(await server.waitExit(10_000), null, 'the server exited on SIGKILL');
     await waitStatus(page, 'Reconnecting…');
+    // A message written meanwhile is refused with a reason, and kept.
+    await send(page, 'written offline');
+    await page.getByRole('alert').filter({ hasText: 'Not sent: not connected' }).waitFor();
+    assert.equal(await page.getByLabel('Message', { exact: true }).inputValue(), 'written offline');
     await screenshot(page, 'reconnect-lost');
 
     // While the page is cut off, a backend publishes over HTTP. The page's
@@ -70,6 +75,9 @@ describe('chat demo: reconnection', () => {
     const r = await httpPublish(server, { channel, event: 'chat.message', data: { name: 'Backend', text: 'after' } });
     assert.equal(r.json.offset, 5);
     await waitMessages(page, ['before the crash', 'missed 1', 'missed 2', 'missed 3', 'after']);
+    // The kept draft goes out once connected.
+    await page.getByRole('button', { name: 'Send' }).click();
+    await waitMessages(page, ['before the crash', 'missed 1', 'missed 2', 'missed 3', 'after', 'written offline']);
     await screenshot(page, 'reconnect-recovered');
 
     assert.deepEqual(page.errors, [], 'no script errors on the page');

@@ -35,7 +35,7 @@ export function App() {
       <header className="header">
         <h1>
           <a href="#/">Herald chat</a>
-          {room && <span className="room-name"> #{room}</span>}
+          {room && <span className="room-name">#{room}</span>}
         </h1>
         <ConnectionStatus />
         {name && !editingName && (

@@ -9,7 +9,7 @@ import { useAnnounceTyping } from './typing';
 
 export function Composer({ channel, name }: { channel: string; name: string }) {
   const herald = useHerald();
-  const announceTyping = useAnnounceTyping(channel, name);
+  const typing = useAnnounceTyping(channel, name);
   const [draft, setDraft] = useState('');
   const [error, setError] = useState('');
   const [sending, setSending] = useState(false);
@@ -26,6 +26,7 @@ export function Composer({ channel, name }: { channel: string; name: string }) {
       await herald.publish(channel, MESSAGE_EVENT, { name, text, sender: TAB_ID });
       setDraft('');
       setError('');
+      typing.sent();
     } catch (err) {
       setError(publishErrorText(err));
     } finally {
@@ -49,7 +50,7 @@ export function Composer({ channel, name }: { channel: string; name: string }) {
         onChange={(e) => {
           setDraft(e.target.value);
           if (error) setError('');
-          if (e.target.value) announceTyping();
+          if (e.target.value) typing.announce();
         }}
       />
       <button type="submit" disabled={sending || !draft.trim()}>

@@ -1,5 +1,5 @@
 // One room: its history on joining, live messages and typing indicators
-// over one subscription, the notice after a reconnect (how many missed
+// over one subscription (or why the server refused it), the notice after a reconnect (how many missed
 // messages were recovered, or a reload of the history when they could not
 // be), and the message box. App mounts one per room (keyed by it), so
 // nothing carries over from the previous room.
@@ -63,7 +63,7 @@ export function Room({ room, name }: { room: string; name: string }) {
       .catch(() => setNotice('Reconnected, but the room could not be reloaded: refresh the page.'));
   }, [herald, channel]);
 
-  useRealtime({
+  const { error: joinError } = useRealtime({
     channels: [channel],
     events: [MESSAGE_EVENT, TYPING_EVENT],
     history: HISTORY_LIMIT,
@@ -92,6 +92,11 @@ export function Room({ room, name }: { room: string; name: string }) {
       <h2 id="room-title" className="visually-hidden">
         Room {room}
       </h2>
+      {joinError && (
+        <p className="join-error" role="alert">
+          Cannot join this room ({joinError.code}): {joinError.message}
+        </p>
+      )}
       {notice && (
         <p className="notice" role="status" aria-label="Reconnection">
           {notice}

@@ -11,17 +11,25 @@ const ANNOUNCE_EVERY_MS = 2000;
 /** Forget a typer this long after its last announcement (a little over two announcements). */
 const EXPIRE_AFTER_MS = 5000;
 
-/** Sends this tab's typing announcements to `channel`; call on every keystroke. */
-export function useAnnounceTyping(channel: string, name: string): () => void {
+/**
+ * Sends this tab's typing announcements to `channel`: `announce` on every
+ * keystroke, `sent` once a message went out (the others forget the typer
+ * when it arrives, so the next keystroke must announce again at once).
+ */
+export function useAnnounceTyping(channel: string, name: string): { announce: () => void; sent: () => void } {
   const herald = useHerald();
   const last = useRef(0);
-  return useCallback(() => {
+  const announce = useCallback(() => {
     const now = Date.now();
     if (now - last.current < ANNOUNCE_EVERY_MS || herald.state !== 'connected') return;
     last.current = now;
     // Best effort: a lost typing event only delays the indicator.
     herald.publish(channel, TYPING_EVENT, { name, sender: TAB_ID }, { ephemeral: true }).catch(() => {});
   }, [herald, channel, name]);
+  const sent = useCallback(() => {
+    last.current = 0;
+  }, []);
+  return { announce, sent };
 }
 
 /** Who else is typing: `seen` for each typing event, `done` when a sender's message arrives. */
