@@ -1,6 +1,7 @@
 // The `herald` command line: `herald serve` runs the server; `--help` on
 // each command explains every option. Config precedence: defaults < file
-// (--config, HERALD_CONFIG or ./herald.toml) < HERALD_* environment < flags.
+// (--config, HERALD_CONFIG or ./herald.toml) < HERALD_* environment < flags;
+// SIGHUP re-reads the same sources to reload namespaces and schemas.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -63,7 +64,7 @@ int main(int argc, char** argv) {
     }
     spdlog::set_level(spdlog::level::from_str(cfg.server.log_level));
     try {
-      return herald::server::serve(cfg);
+      return herald::server::serve(cfg, {config_path, explicit_path, overrides});
     } catch (const std::exception& e) {
       std::fprintf(stderr, "herald: cannot start: %s\n", e.what());
       return 1;

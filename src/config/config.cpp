@@ -305,6 +305,13 @@ const std::vector<KeyDef>& keys() {
                    c.server.log_level = level;
                  },
                  [](const Config& c) { return Value(c.server.log_level); }});
+    k.push_back({"server", "allow_remote_admin", Type::boolean, 0, 0,
+                 "Whether the admin API (POST /api/admin/reload) answers peers other than "
+                 "loopback; it has no authentication yet.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.server.allow_remote_admin = std::get<bool>(v);
+                 },
+                 [](const Config& c) { return Value(c.server.allow_remote_admin); }});
 
     // [limits]
     k.push_back(size_key<&Config::limits, &LimitsConfig::max_message_bytes>(
@@ -920,10 +927,8 @@ std::string_view namespace_of(std::string_view channel) {
 
 std::vector<std::string> restart_required(const Config& running, const Config& next) {
   std::vector<std::string> keys_changed;
-  for (const auto& k : keys()) {
-    if (k.section == "history" && (k.name == "size" || k.name == "ttl_ms")) continue;
+  for (const auto& k : keys())
     if (k.get(running) != k.get(next)) keys_changed.push_back(k.full_name());
-  }
   return keys_changed;
 }
 

@@ -24,7 +24,8 @@ struct ServerConfig {
   std::string static_dir = "web";            // "" disables static files
   std::vector<std::string> allowed_origins;  // empty: any origin
   std::chrono::milliseconds shutdown_timeout{5000};
-  std::string log_level = "info";  // trace, debug, info, warn, error, off
+  std::string log_level = "info";   // trace, debug, info, warn, error, off
+  bool allow_remote_admin = false;  // /api/admin/* from peers other than loopback
 
   bool operator==(const ServerConfig&) const = default;
 };
@@ -152,8 +153,8 @@ void parse_listen(const std::string& key, const std::string& value, std::string&
 std::string_view namespace_of(std::string_view channel);
 
 // The keys whose values differ between `running` and `next` and that only
-// take effect on a restart (everything but [defaults], [namespaces.*],
-// history.size and history.ttl_ms), e.g. {"server.workers"}.
+// take effect on a restart (every key but those of [defaults] and
+// [namespaces.*]), e.g. {"server.workers"}.
 std::vector<std::string> restart_required(const Config& running, const Config& next);
 
 // Text listing every key, its default and its environment variable, for --help.

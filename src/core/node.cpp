@@ -16,7 +16,7 @@ namespace herald::core {
 namespace {
 
 Failure internal_failure(const std::string& why) {
-  return Failure{protocol::ErrorCode::internal, "storage error: " + why};
+  return Failure{protocol::ErrorCode::internal, "storage error: " + why, {}};
 }
 
 // The event as a WebSocket frame, built once for every subscriber.
@@ -42,21 +42,61 @@ std::string events_to_json(const std::string& channel,
   return out;
 }
 
+// Whether `req` may be published on its namespace `ns`: who publishes, how
+// big, and what its event's schema says. A payload with write-only
+// properties leaves here without them.
+std::optional<Failure> admit(const Namespace& ns, PublishRequest& req) {
+  using protocol::ErrorCode;
+  const auto& options = ns.options;
+  const std::string where = ns.name.empty() ? "the defaults" : "namespace '" + ns.name + "'";
+  if (!req.from_client.empty() && !options.client_publish)
+    return Failure{
+        ErrorCode::forbidden,
+        "clients may not publish on " + req.channel + " (client_publish is off for " + where + ")",
+        {}};
+  if (req.data.size() > options.max_message_bytes)
+    return Failure{ErrorCode::too_large,
+                   "data is " + std::to_string(req.data.size()) + " bytes; " + where +
+                       " allows at most " + std::to_string(options.max_message_bytes),
+                   {}};
+  if (!ns.schemas) return std::nullopt;
+  auto verdict = ns.schemas->check(req.event, req.data);
+  if (!verdict.declared) {
+    if (!options.strict_events) return std::nullopt;
+    return Failure{ErrorCode::validation_failed,
+                   "event '" + req.event + "' is not declared by the schema of " + where,
+                   {}};
+  }
+  if (!verdict.violations.empty())
+    return Failure{ErrorCode::validation_failed,
+                   "data does not match the schema of event '" + req.event + "' (" +
+                       std::to_string(verdict.violations.size()) + " violation" +
+                       (verdict.violations.size() == 1 ? ")" : "s)"),
+                   schema::violations_to_json(verdict.violations)};
+  if (verdict.stripped) req.data = std::move(*verdict.stripped);
+  return std::nullopt;
+}
+
 }  // namespace
 
 struct Node::Shard {
   boost::asio::io_context* io = nullptr;
   std::unique_ptr<engine::ShardStore> store;
+  std::shared_ptr<const NamespaceTable> namespaces;
   LocalSubscribers local;
   // Owner side: for each owned channel with subscribers, how many
   // subscriptions each worker holds on it (inline for up to 4 workers).
   boost::unordered_flat_map<std::string, boost::container::small_vector<uint32_t, 4>> channels;
 };
 
-Node::Node(unsigned workers, engine::Engine& engine, NodeOptions options)
+Node::Node(unsigned workers, engine::Engine& engine, NodeOptions options,
+           std::shared_ptr<const NamespaceTable> namespaces)
     : engine_(engine), options_(options) {
   shards_.reserve(workers);
-  for (unsigned i = 0; i < workers; ++i) shards_.push_back(std::make_unique<Shard>());
+  for (unsigned i = 0; i < workers; ++i) {
+    shards_.push_back(std::make_unique<Shard>());
+    shards_.back()->namespaces = namespaces;
+  }
 }
 
 Node::~Node() = default;
@@ -65,6 +105,25 @@ void Node::attach_worker(unsigned index, boost::asio::io_context& io) {
   Shard& shard = *shards_.at(index);
   shard.io = &io;
   shard.store = engine_.open_shard(index, io.get_executor());
+}
+
+void Node::set_namespaces(std::shared_ptr<const NamespaceTable> namespaces) {
+  for (unsigned w = 0; w < shards_.size(); ++w)
+    post(w, [this, w, namespaces] { shards_[w]->namespaces = namespaces; });
+}
+
+const Namespace* Node::find_namespace(unsigned index, const std::string& channel,
+                                      std::optional<Failure>& failure) const {
+  const Namespace* ns = shards_[index]->namespaces->find(channel);
+  if (!ns) {
+    const auto name = config::namespace_of(channel);
+    failure = Failure{protocol::ErrorCode::unknown_channel,
+                      name.empty() ? "channel " + channel + " has no namespace (no ':')"
+                                   : "namespace '" + std::string(name) + "' of channel " + channel +
+                                         " is not configured",
+                      {}};
+  }
+  return ns;
 }
 
 unsigned Node::owner_of(std::string_view channel) const {
@@ -92,6 +151,12 @@ void Node::deliver_to_workers(Shard& owner, const std::string& channel,
 }
 
 void Node::publish(unsigned from, PublishRequest req, std::function<void(PublishResult)> done) {
+  std::optional<Failure> failure;
+  if (const Namespace* ns = find_namespace(from, req.channel, failure)) failure = admit(*ns, req);
+  if (failure) {
+    done(PublishResult{std::move(failure), std::nullopt});
+    return;
+  }
   const unsigned owner = owner_of(req.channel);
   post(owner, [this, owner, from, req = std::move(req), done = std::move(done)]() mutable {
     const int64_t ts = engine::system_now_ms();
@@ -126,11 +191,25 @@ void Node::subscribe(unsigned from, SubscribeRequest req,
     Shard& shard = *shards_[owner];
     auto& counts = shard.channels[req.channel];
     if (counts.empty()) counts.resize(shards_.size());
-    ++counts[from];
+    ++counts[from];  // matched by the unsubscribe() that follows a failure too
+
+    std::optional<Failure> failure;
+    const Namespace* ns = find_namespace(owner, req.channel, failure);
+    if (!ns) {
+      post(from, [done = std::move(done), failure = std::move(failure)] {
+        done(SubscribeResult{failure, {}, 0, std::nullopt, {}});
+      });
+      return;
+    }
+    // Recovery the namespace does not allow is answered like recovery of
+    // events that are gone: recovered false, no events.
+    const bool recovery_refused = req.recover && !ns->options.recover;
 
     const size_t cap = options_.max_history_request;
     engine::HistoryQuery query;
-    if (req.recover) {
+    if (recovery_refused) {
+      query.limit = 0;
+    } else if (req.recover) {
       query.after = req.recover->offset;
       query.limit = cap + 1;  // one more than allowed tells "too many to recover"
     } else {
@@ -139,7 +218,7 @@ void Node::subscribe(unsigned from, SubscribeRequest req,
     const std::string channel = req.channel;  // `req` moves into the callback below
     shard.store->read(
         channel, query,
-        [this, from, req = std::move(req),
+        [this, from, recovery_refused, req = std::move(req),
          done = std::move(done)](engine::HistoryResult h) mutable {
           SubscribeResult result;
           if (!h.ok) {
@@ -148,7 +227,9 @@ void Node::subscribe(unsigned from, SubscribeRequest req,
             result.epoch = h.epoch;
             result.offset = h.last_offset;
             bool include_events = !req.recover;
-            if (req.recover) {
+            if (recovery_refused) {
+              result.recovered = false;
+            } else if (req.recover) {
               const auto& want = *req.recover;
               const bool same_epoch = want.epoch == h.epoch && want.offset <= h.last_offset;
               const bool nothing_missed = want.offset == h.last_offset;
@@ -182,6 +263,11 @@ void Node::unsubscribe(unsigned from, std::string channel) {
 }
 
 void Node::history(unsigned from, HistoryRequest req, std::function<void(HistoryResult)> done) {
+  std::optional<Failure> failure;
+  if (!find_namespace(from, req.channel, failure)) {
+    done(HistoryResult{std::move(failure), {}, 0, {}});
+    return;
+  }
   const unsigned owner = owner_of(req.channel);
   req.query.limit = std::min(req.query.limit, options_.max_history_request);
   post(owner, [this, owner, from, req = std::move(req), done = std::move(done)]() mutable {

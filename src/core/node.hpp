@@ -10,6 +10,11 @@
 // history or recovered events) before any live event published after it,
 // and events in offset order. No locks: threads only exchange posted work.
 //
+// Channel namespaces (NamespaceTable) are checked by the worker that
+// received a request: unknown channels, namespace limits, and for a publish
+// the JSON Schema of its event, so validation runs in parallel on every
+// worker and a rejected publish never reaches the owner.
+//
 // Every call below is made on worker `from`'s thread; `done` runs there too.
 // Each subscribe() sent to an owner must be matched by exactly one
 // unsubscribe() for the same worker (on unsubscribe, on error, on close).
@@ -23,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "core/namespace_table.hpp"
 #include "core/subscribers.hpp"
 #include "engine/engine.hpp"
 #include "protocol/command.hpp"
@@ -33,13 +39,14 @@ namespace herald::core {
 struct Failure {
   protocol::ErrorCode code = protocol::ErrorCode::internal;
   std::string message;
+  std::string details;  // JSON for the error's `details` ("" for none)
 };
 
 struct PublishRequest {
   std::string channel;
   std::string event;
-  std::string data;  // raw JSON
-  std::string from_client;
+  std::string data;         // raw JSON
+  std::string from_client;  // empty when published by the server API
   std::string from_user;
   bool ephemeral = false;
 };
@@ -85,13 +92,19 @@ struct NodeOptions {
 
 class Node {
  public:
-  Node(unsigned workers, engine::Engine& engine, NodeOptions options);
+  Node(unsigned workers, engine::Engine& engine, NodeOptions options,
+       std::shared_ptr<const NamespaceTable> namespaces);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
   // Called by each worker, on its own thread, before it serves traffic.
   void attach_worker(unsigned index, boost::asio::io_context& io);
+
+  // Thread-safe, once every worker is attached: each worker switches to
+  // `namespaces` between two of its handlers; requests it already checked
+  // keep the verdict of the table they were checked with.
+  void set_namespaces(std::shared_ptr<const NamespaceTable> namespaces);
 
   unsigned workers() const { return static_cast<unsigned>(shards_.size()); }
   unsigned owner_of(std::string_view channel) const;
@@ -109,6 +122,10 @@ class Node {
   template <class F>
   void post(unsigned worker, F&& f);
   void deliver_to_workers(Shard& owner, const std::string& channel, const ws::SharedFrame& frame);
+  // The namespace of `channel` as worker `index` sees it, or the failure
+  // (unknown_channel) to answer with.
+  const Namespace* find_namespace(unsigned index, const std::string& channel,
+                                  std::optional<Failure>& failure) const;
 
   engine::Engine& engine_;
   NodeOptions options_;

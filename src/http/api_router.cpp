@@ -28,8 +28,9 @@ Response json_response(int status, std::string body) {
   return res;
 }
 
-Response error(ErrorCode code, std::string_view message) {
-  return error_response(11, protocol::http_status(code), protocol::to_string(code), message);
+Response error(ErrorCode code, std::string_view message, std::string_view details = {}) {
+  return error_response(11, protocol::http_status(code), protocol::to_string(code), message,
+                        details);
 }
 
 // Same default as the WebSocket `history` command (docs/protocol.md, section 6).
@@ -101,7 +102,7 @@ ApiRouter::ApiRouter(core::Node& node, unsigned worker, protocol::CommandParser&
       counters_(counters),
       options_(std::move(options)) {}
 
-void ApiRouter::handle(Request&& req, Responder respond) {
+void ApiRouter::handle(Request&& req, const boost::asio::ip::address& peer, Responder respond) {
   std::string_view target = req.target();
   const std::string_view path = target.substr(0, target.find('?'));
   counters_.http_requests.add();
@@ -142,6 +143,10 @@ void ApiRouter::handle(Request&& req, Responder respond) {
     history(req, raw_channel, query, std::move(respond));
     return;
   }
+  if (path == "/api/admin/reload") {
+    admin_reload(req, peer, std::move(respond));
+    return;
+  }
   if (path.starts_with("/api/")) {
     respond(error_response(11, 404, "bad_request", "no such API route"));
     return;
@@ -168,12 +173,36 @@ void ApiRouter::publish(const Request& req, Responder respond) {
   node_.publish(
       worker_, std::move(pub), [respond = std::move(respond)](const core::PublishResult& r) {
         if (r.failure) {
-          respond(error(r.failure->code, r.failure->message));
+          respond(error(r.failure->code, r.failure->message, r.failure->details));
           return;
         }
         respond(json_response(
             200, r.offset ? "{\"offset\":" + std::to_string(*r.offset) + "}" : std::string("{}")));
       });
+}
+
+void ApiRouter::admin_reload(const Request& req, const boost::asio::ip::address& peer,
+                             Responder respond) {
+  if (req.method() != bhttp::verb::post) {
+    auto res = error_response(11, 405, "bad_request", "use POST");
+    res.set(bhttp::field::allow, "POST");
+    respond(std::move(res));
+    return;
+  }
+  // There is no authentication yet: by default only processes on this host
+  // may reload (an IPv4 peer on a dual-stack socket shows as ::ffff:127.x).
+  const bool loopback =
+      peer.is_loopback() ||
+      (peer.is_v6() && peer.to_v6().is_v4_mapped() &&
+       boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, peer.to_v6()).is_loopback());
+  if (!loopback && !options_.allow_remote_admin) {
+    respond(error(ErrorCode::forbidden,
+                  "the admin API answers loopback peers only (server.allow_remote_admin)"));
+    return;
+  }
+  options_.reload([respond = std::move(respond)](bool ok, std::string body) {
+    respond(json_response(ok ? 200 : 400, std::move(body)));
+  });
 }
 
 void ApiRouter::history(const Request& req, std::string_view raw_channel, std::string_view query,

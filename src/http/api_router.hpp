@@ -1,10 +1,13 @@
 // The HTTP routes of one worker: the server API (POST /api/publish and
-// GET /api/channels/{channel}/history), GET /healthz, GET /metrics
+// GET /api/channels/{channel}/history), the admin API (POST
+// /api/admin/reload), GET /healthz, GET /metrics
 // (Prometheus text) and static files from the configured folder. Errors
 // answer in the protocol's JSON error shape with the status from
 // protocol::http_status.
 #pragma once
 
+#include <boost/asio/ip/address.hpp>
+#include <functional>
 #include <string>
 
 #include "core/node.hpp"
@@ -14,18 +17,27 @@
 
 namespace herald::http {
 
+// The answer to POST /api/admin/reload: whether the new configuration was
+// taken, and the JSON body.
+using ReloadDone = std::function<void(bool ok, std::string body)>;
+
 struct ApiOptions {
-  std::string static_dir;  // empty: no static files
+  std::string static_dir;           // empty: no static files
+  bool allow_remote_admin = false;  // /api/admin/* from peers other than loopback
+  // Starts a reload; `done` runs later on this worker's thread.
+  std::function<void(ReloadDone done)> reload;
 };
 
 class ApiRouter final : public Router {
  public:
   ApiRouter(core::Node& node, unsigned worker, protocol::CommandParser& parser,
             metrics::WorkerCounters& counters, ApiOptions options);
-  void handle(Request&& req, Responder respond) override;
+  void handle(Request&& req, const boost::asio::ip::address& peer, Responder respond) override;
 
  private:
   void publish(const Request& req, Responder respond);
+  // POST /api/admin/reload, from loopback peers unless allow_remote_admin.
+  void admin_reload(const Request& req, const boost::asio::ip::address& peer, Responder respond);
   // GET/HEAD /api/channels/{channel}/history?limit=&before=&after=: the
   // WebSocket `history` command over HTTP. `raw_channel` is the path segment
   // as sent (still percent-encoded), `query` the text after '?' (may be empty).

@@ -16,13 +16,17 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
 Response error_response(unsigned version, int status, std::string_view code,
-                        std::string_view message) {
+                        std::string_view message, std::string_view details) {
   Response res{static_cast<bhttp::status>(status), version};
   res.set(bhttp::field::content_type, "application/json");
   std::string body = "{\"type\":\"error\",\"code\":";
   protocol::append_json_string(body, code);
   body += ",\"message\":";
   protocol::append_json_string(body, message);
+  if (!details.empty()) {
+    body += ",\"details\":";
+    body += details;
+  }
   body += '}';
   res.body() = std::move(body);
   res.prepare_payload();
@@ -112,7 +116,9 @@ void HttpSession::on_request(beast::error_code ec) {
   }
   const bool keep_alive = req.keep_alive();
   const unsigned version = req.version();
-  host_.router().handle(std::move(req),
+  beast::error_code peer_ec;
+  const auto peer = socket_.remote_endpoint(peer_ec).address();  // unspecified if gone
+  host_.router().handle(std::move(req), peer,
                         [self = shared_from_this(), keep_alive, version](Response&& res) {
                           res.version(version);
                           res.keep_alive(keep_alive);

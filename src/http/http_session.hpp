@@ -30,9 +30,9 @@ using Responder = std::function<void(Response&&)>;
 class Router {
  public:
   virtual ~Router() = default;
-  // Answers `req` by calling `respond` exactly once, now or later, on the
-  // same thread.
-  virtual void handle(Request&& req, Responder respond) = 0;
+  // Answers `req`, which came from `peer`, by calling `respond` exactly
+  // once, now or later, on the same thread.
+  virtual void handle(Request&& req, const boost::asio::ip::address& peer, Responder respond) = 0;
 };
 
 struct HttpLimits {
@@ -84,8 +84,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool finished_ = false;
 };
 
-// A JSON error response in the protocol's error shape.
+// A JSON error response in the protocol's error shape; `details` is JSON
+// ("" for none).
 Response error_response(unsigned version, int status, std::string_view code,
-                        std::string_view message);
+                        std::string_view message, std::string_view details = {});
 
 }  // namespace herald::http

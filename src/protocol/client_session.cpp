@@ -231,14 +231,15 @@ void ClientSession::reply_received() {
   if (pending_requests_ <= ctx_.max_pending_requests / 2) resume_reading();
 }
 
-void ClientSession::reply_error(ErrorCode code, std::string_view message, std::string_view id) {
+void ClientSession::reply_error(ErrorCode code, std::string_view message, std::string_view id,
+                                std::string_view details) {
   std::string out;
-  append_error(out, code, message, id);
+  append_error(out, code, message, id, details);
   send_text(out);
 }
 
 void ClientSession::reply_failure(const core::Failure& failure, std::string_view id) {
-  reply_error(failure.code, failure.message, id);
+  reply_error(failure.code, failure.message, id, failure.details);
 }
 
 }  // namespace herald::protocol

@@ -68,7 +68,8 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   void request_sent();
   void reply_received();
 
-  void reply_error(ErrorCode code, std::string_view message, std::string_view id);
+  void reply_error(ErrorCode code, std::string_view message, std::string_view id,
+                   std::string_view details = {});
   void reply_failure(const core::Failure& failure, std::string_view id);
   std::weak_ptr<ClientSession> weak_self();
 

@@ -7,9 +7,11 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <thread>
 
+#include "core/namespace_table.hpp"
 #include "core/node.hpp"
 #include "engine/engine.hpp"
 #include "engine/sqlite/sqlite_engine.hpp"
@@ -39,31 +41,56 @@ std::unique_ptr<engine::Engine> make_engine(const config::Config& cfg) {
 
 }  // namespace
 
-int serve(const config::Config& cfg) {
+int serve(const config::Config& cfg, const ConfigSource& source) {
   const unsigned workers =
       cfg.server.workers ? cfg.server.workers : std::max(1u, std::thread::hardware_concurrency());
+  auto namespaces = core::NamespaceTable::build(cfg);  // a bad schema stops start-up here
+  warn_unapplied_options(cfg);
   auto engine = make_engine(cfg);
-  core::Node node(workers, *engine, core::NodeOptions{cfg.history.max_request});
+  core::Node node(workers, *engine, core::NodeOptions{cfg.history.max_request},
+                  std::move(namespaces));
   std::atomic<size_t> connection_count{0};
+
+  // Reloads run on the signal thread, off the workers' event loops (they
+  // read and compile files); an HTTP request for one gets its answer posted
+  // back to the worker that received it.
+  boost::asio::io_context signals_io;
+  Reloader reloader(source, cfg, node);
+  const ReloadFn reload = [&](boost::asio::any_io_executor reply_to,
+                              std::function<void(ReloadOutcome)> done) {
+    boost::asio::post(signals_io, [&reloader, reply_to, done = std::move(done)]() mutable {
+      boost::asio::post(reply_to,
+                        [outcome = reloader.reload(), done = std::move(done)] { done(outcome); });
+    });
+  };
 
   std::vector<std::unique_ptr<Worker>> pool;
   boost::asio::ip::tcp::endpoint endpoint(boost::asio::ip::make_address(cfg.server.listen_host),
                                           cfg.server.listen_port);
   for (unsigned i = 0; i < workers; ++i) {
-    pool.push_back(std::make_unique<Worker>(i, cfg, node, connection_count));
+    pool.push_back(std::make_unique<Worker>(i, cfg, node, connection_count, reload));
     // With port 0 the first bind picks the port; the others share it.
     endpoint.port(pool.back()->listen(endpoint));
   }
   spdlog::info("herald {} listening on {}:{} with {} workers, engine {}", HERALD_VERSION,
                cfg.server.listen_host, endpoint.port(), workers, engine->name());
 
-  boost::asio::io_context signals_io;
   boost::asio::signal_set signals(signals_io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
     spdlog::info("signal {}: shutting down", signo);
     for (auto& w : pool) w->request_shutdown();
   });
+  boost::asio::signal_set hangup(signals_io, SIGHUP);
+  std::function<void()> wait_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      spdlog::info("SIGHUP: reloading namespaces and schemas");
+      reloader.reload();
+      wait_hangup();
+    });
+  };
+  wait_hangup();
 
   std::vector<std::thread> threads;
   for (auto& w : pool) threads.emplace_back([&w] { w->run(); });

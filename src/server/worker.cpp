@@ -41,7 +41,7 @@ ws::ConnectionLimits connection_limits(const config::Config& cfg) {
 }  // namespace
 
 Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
-               std::atomic<size_t>& connection_count)
+               std::atomic<size_t>& connection_count, const ReloadFn& reload)
     : index_(index),
       cfg_(cfg),
       node_(node),
@@ -61,7 +61,14 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
           cfg.limits.max_pending_requests},
       http_limits_{cfg.limits.max_http_body_bytes, 16 * 1024, cfg.limits.handshake_timeout,
                    cfg.server.ws_path, cfg.server.allowed_origins},
-      router_(node, index, parser_, counters_, http::ApiOptions{cfg.server.static_dir}),
+      router_(node, index, parser_, counters_,
+              http::ApiOptions{cfg.server.static_dir, cfg.server.allow_remote_admin,
+                               [this, reload](http::ReloadDone done) {
+                                 reload(io_.get_executor(),
+                                        [done = std::move(done)](const ReloadOutcome& outcome) {
+                                          done(outcome.ok, to_json(outcome));
+                                        });
+                               }}),
       read_buffer_(kReadBufferBytes),
       id_seed_(std::random_device{}() * 0x100000001ULL ^ std::random_device{}()) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);

@@ -29,6 +29,7 @@
 #include "http/http_session.hpp"
 #include "metrics/metrics.hpp"
 #include "protocol/client_session.hpp"
+#include "server/reloader.hpp"
 #include "ws/connection.hpp"
 
 namespace herald::server {
@@ -36,7 +37,7 @@ namespace herald::server {
 class Worker final : public ws::ConnectionHost, public http::HttpHost {
  public:
   Worker(unsigned index, const config::Config& cfg, core::Node& node,
-         std::atomic<size_t>& connection_count);
+         std::atomic<size_t>& connection_count, const ReloadFn& reload);
   ~Worker() override;
 
   // Binds the acceptor (on the calling thread, before run()); returns the

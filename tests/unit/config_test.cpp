@@ -32,6 +32,7 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"server.allowed_origins", "HERALD_SERVER_ALLOWED_ORIGINS"},
     {"server.shutdown_timeout_ms", "HERALD_SERVER_SHUTDOWN_TIMEOUT_MS"},
     {"server.log_level", "HERALD_SERVER_LOG_LEVEL"},
+    {"server.allow_remote_admin", "HERALD_SERVER_ALLOW_REMOTE_ADMIN"},
     {"limits.max_message_bytes", "HERALD_LIMITS_MAX_MESSAGE_BYTES"},
     {"limits.max_outbound_bytes", "HERALD_LIMITS_MAX_OUTBOUND_BYTES"},
     {"limits.max_channel_length", "HERALD_LIMITS_MAX_CHANNEL_LENGTH"},
@@ -67,6 +68,7 @@ static_dir = "/srv/www"
 allowed_origins = ["https://app.example.com", "HTTP://LOCALHOST:5173"]
 shutdown_timeout_ms = 1500
 log_level = "debug"
+allow_remote_admin = true
 
 [limits]
 max_message_bytes = 4096
@@ -346,7 +348,8 @@ TEST_F(ConfigTest, EveryNumericKeyHasARange) {
   for (const auto& [key, var] : kAllKeys) {
     if (key == "server.listen" || key == "server.ws_path" || key == "server.static_dir" ||
         key == "server.allowed_origins" || key == "server.log_level" || key == "engine.type" ||
-        key == "engine.data_dir" || key == "engine.durability")
+        key == "engine.data_dir" || key == "engine.durability" ||
+        key == "server.allow_remote_admin")
       continue;
     EXPECT_THAT(env_error({{var, "99999999999999"}}),
                 AllOf(StartsWith(key + ": must be between"), HasSubstr(var)));
@@ -600,6 +603,21 @@ TEST_F(ConfigTest, HistoryFromEnvironmentIsTheDefaultRetentionOfNamespaces) {
   EXPECT_EQ(c.namespaces.at("log").history_size, 3u);
 }
 
+TEST_F(ConfigTest, BooleanKeys) {
+  EXPECT_TRUE(
+      load(write("[server]\nallow_remote_admin = true\n"), true, {}, {}).server.allow_remote_admin);
+  EXPECT_TRUE(load("", false, {{"HERALD_SERVER_ALLOW_REMOTE_ADMIN", " TRUE "}}, {})
+                  .server.allow_remote_admin);
+  EXPECT_FALSE(load("", false, {{"HERALD_SERVER_ALLOW_REMOTE_ADMIN", "false"}}, {})
+                   .server.allow_remote_admin);
+  EXPECT_THAT(env_error({{"HERALD_SERVER_ALLOW_REMOTE_ADMIN", "1"}}),
+              StartsWith("HERALD_SERVER_ALLOW_REMOTE_ADMIN: expected true or false for "
+                         "server.allow_remote_admin (got '1')"));
+  EXPECT_THAT(file_error("[server]\nallow_remote_admin = 1\n"),
+              StartsWith("server.allow_remote_admin: expected a boolean (true or false) (got "
+                         "integer)"));
+}
+
 TEST_F(ConfigTest, NamespaceOfAChannel) {
   EXPECT_EQ(namespace_of("chat:lobby:x"), "chat");
   EXPECT_EQ(namespace_of("lobby"), "");
@@ -653,14 +671,17 @@ TEST_F(ConfigTest, NamespacesRoundTripThroughToToml) {
 }
 
 TEST_F(ConfigTest, RestartRequiredListsOnlyKeysThatCannotBeReloaded) {
-  const Config running;
-  Config next = load(write(kNamespacesFile), true, {}, {});
-  EXPECT_TRUE(restart_required(running, next).empty());  // history + namespaces
+  const Config running = load(write(kNamespacesFile), true, {}, {});
+  Config next = running;
+  next.namespaces.clear();
+  next.defaults.allow_unknown = true;
+  next.defaults.options.strict_events = true;
+  EXPECT_TRUE(restart_required(running, next).empty());
   next.server.workers = 3;
   next.engine.type = "sqlite";
-  next.history.max_request = 5;
+  next.history.size = 5;
   EXPECT_EQ(restart_required(running, next),
-            (std::vector<std::string>{"server.workers", "history.max_request", "engine.type"}));
+            (std::vector<std::string>{"server.workers", "history.size", "engine.type"}));
 }
 
 TEST_F(ConfigTest, DescribeKeysListsNamespaceOptions) {
