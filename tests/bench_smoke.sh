@@ -16,10 +16,13 @@ echo "herald-micro: ok"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 workdir=$(mktemp -d)
+repo=$PWD
 # The config of bench/compare's "Herald schema" column: every publish of the
 # scenarios is validated, which also proves the bench's payloads match it.
-"$PWD/$server" serve --listen "127.0.0.1:$port" --workers 2 --static-dir "" \
-  --config bench/schema/herald.toml >"$workdir/server.log" 2>&1 &
+# Run in the temporary directory: the default sqlite engine keeps its
+# database in ./data, which must not be the repository's (nor shared).
+(cd "$workdir" && exec "$repo/$server" serve --listen "127.0.0.1:$port" --workers 2 \
+  --static-dir "" --config "$repo/bench/schema/herald.toml") >"$workdir/server.log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$workdir"' EXIT
 for _ in $(seq 100); do

@@ -360,8 +360,9 @@ const std::vector<KeyDef>& keys() {
 
     // [engine]
     k.push_back({"engine", "type", Type::string, 0, 0,
-                 "Storage engine for offsets and history: memory (history in RAM, lost on "
-                 "restart) or sqlite (history in a database under engine.data_dir).",
+                 "Storage engine for offsets and history: sqlite (history in a database under "
+                 "engine.data_dir, kept across restarts) or memory (history in RAM, lost on "
+                 "restart).",
                  [](Config& c, const std::string& key, const Value& v) {
                    check_one_of(key, std::get<std::string>(v), "engine", kEngines);
                    c.engine.type = std::get<std::string>(v);

@@ -55,7 +55,7 @@ struct HistoryConfig {
 };
 
 struct EngineConfig {
-  std::string type = "memory";        // memory or sqlite (redis to come)
+  std::string type = "sqlite";        // sqlite or memory (redis to come)
   std::string data_dir = "data";      // sqlite: directory of herald.db
   std::string durability = "normal";  // sqlite: normal (process crash) or full (power loss)
   size_t queue_limit = 100000;        // sqlite: operations waiting for the storage thread

@@ -88,7 +88,7 @@ ttl_ms = 60000
 max_request = 25
 
 [engine]
-type = "sqlite"
+type = "memory"
 data_dir = "/var/lib/herald"
 durability = "full"
 queue_limit = 5000
@@ -143,7 +143,8 @@ TEST_F(ConfigTest, Defaults) {
   EXPECT_EQ(c.limits.ping_interval, 25000ms);
   EXPECT_EQ(c.history.size, 1000u);
   EXPECT_EQ(c.history.ttl, 24h);
-  EXPECT_EQ(c.engine.type, "memory");
+  EXPECT_EQ(c.engine.type, "sqlite");
+  EXPECT_EQ(c.engine.data_dir, "data");
 }
 
 TEST_F(ConfigTest, MissingImplicitFileIsFine) {
@@ -192,7 +193,7 @@ TEST_F(ConfigTest, FileValues) {
   EXPECT_EQ(c.history.size, 50u);
   EXPECT_EQ(c.history.ttl, 60000ms);
   EXPECT_EQ(c.history.max_request, 25u);
-  EXPECT_EQ(c.engine.type, "sqlite");
+  EXPECT_EQ(c.engine.type, "memory");
   EXPECT_EQ(c.engine.data_dir, "/var/lib/herald");
   EXPECT_EQ(c.engine.durability, "full");
   EXPECT_EQ(c.engine.queue_limit, 5000u);
@@ -678,7 +679,7 @@ TEST_F(ConfigTest, RestartRequiredListsOnlyKeysThatCannotBeReloaded) {
   next.defaults.options.strict_events = true;
   EXPECT_TRUE(restart_required(running, next).empty());
   next.server.workers = 3;
-  next.engine.type = "sqlite";
+  next.engine.type = "memory";  // not the default
   next.history.size = 5;
   EXPECT_EQ(restart_required(running, next),
             (std::vector<std::string>{"server.workers", "history.size", "engine.type"}));

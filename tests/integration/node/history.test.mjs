@@ -4,6 +4,8 @@
 // {epoch, offset} (recovered true with exactly the missed events, false for
 // an unknown epoch or dropped offsets), ephemeral events never stored, and
 // history/recovery racing a concurrent publish stream without gap or duplicate.
+// On the memory engine, set explicitly (the default is sqlite, whose history
+// and recovery the Python sqlite tests and history_http.test.mjs cover).
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Client, HeraldServer, httpPublish, serverTest, tomlConfig, unique } from './lib/harness.mjs';
@@ -15,7 +17,7 @@ let server;
 before(async () => {
   server = await new HeraldServer({
     name: 'history',
-    config: tomlConfig({ history: { size: SIZE, max_request: MAX_REQUEST } }),
+    config: tomlConfig({ engine: { type: 'memory' }, history: { size: SIZE, max_request: MAX_REQUEST } }),
   }).start();
 });
 after(async () => {
@@ -338,7 +340,7 @@ serverTest(
   async () => {
     // A server of its own with the default history size (1000), so a
     // recovery gap of a few hundred events is still kept.
-    const big = await new HeraldServer({ name: 'history-race' }).start();
+    const big = await new HeraldServer({ name: 'history-race', config: tomlConfig({ engine: { type: 'memory' } }) }).start();
     try {
       const total = 3000;
       const ch = unique('race');

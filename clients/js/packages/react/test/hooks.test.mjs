@@ -179,7 +179,8 @@ test('two components on one channel share the subscription; each gets its own hi
 });
 
 test('connection state follows a server killed and restarted; onRecoveryFailed fires for the lost memory history', async () => {
-  const own = await new Server().start();
+  // The memory engine (not the default): its history and epoch die with the process.
+  const own = await new Server({ env: { HERALD_ENGINE_TYPE: 'memory' } }).start();
   const ch = unique('restart');
   const states = [];
   const recoveryFailed = [];
