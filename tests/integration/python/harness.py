@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import os
+import resource
 import signal
 import socket
 import struct
@@ -69,11 +70,14 @@ class HeraldServer:
     """One `herald serve` process on 127.0.0.1:<free port>."""
 
     def __init__(self, config: str | None = None, static_dir: str | None = None,
-                 workers: int = 2, name: str = "herald"):
+                 workers: int = 2, name: str = "herald", file_size_limit: int | None = None):
         self.config_text = config
         self.static_dir = static_dir
         self.workers = workers
         self.name = name
+        # RLIMIT_FSIZE of the server process (None: inherited): see
+        # set_file_size_limit.
+        self.file_size_limit = file_size_limit
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.started_at = 0.0
@@ -109,7 +113,9 @@ class HeraldServer:
             self.stopped_at = None
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=self.tmpdir,
-                                         env=server_env())
+                                         env=server_env(),
+                                         preexec_fn=(self._preexec if self.file_size_limit
+                                                     is not None else None))
             log.close()
             ALL_SERVERS.append(self)
             try:
@@ -140,6 +146,25 @@ class HeraldServer:
             time.sleep(0.05)
         raise ServerError(f"herald did not answer /healthz within {READY_TIMEOUT}s\n"
                           f"{self.log_tail()}")
+
+    def _preexec(self) -> None:
+        """Runs in the child before exec. SIGXFSZ ignored (a disposition of
+        SIG_IGN survives exec) turns writes past RLIMIT_FSIZE into EFBIG
+        errors instead of killing the server: a full disk, without mounting
+        one."""
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_size_limit, hard))
+
+    def set_file_size_limit(self, limit: int | None) -> None:
+        """Changes the running server's largest writable file size (soft
+        RLIMIT_FSIZE; None: the hard limit), e.g. to give the "disk" space
+        back. The server must have been started with a file_size_limit."""
+        assert self.file_size_limit is not None and self.alive()
+        _, hard = resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE,
+                         (hard if limit is None else limit, hard))
+        self.file_size_limit = limit if limit is not None else hard
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

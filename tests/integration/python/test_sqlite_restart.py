@@ -12,8 +12,10 @@ import os
 import urllib.request
 
 import pytest
+import websockets.exceptions
 
-from harness import HeraldServer, ServerError, WSClient, runs_async, toml_config, unique
+from harness import (Closed, HeraldServer, ServerError, WSClient, runs_async, toml_config,
+                     unique)
 
 
 def sqlite_config(data_dir: str, size: int = 1000, **engine) -> str:
@@ -292,3 +294,103 @@ def test_unusable_data_dir_is_a_clear_startup_error(tmp_path):
     log = srv.log_text()
     assert "engine.data_dir" in log and data_dir in log, log
     assert srv.proc.returncode == 1
+
+
+@runs_async
+async def test_connected_subscribers_recover_across_sigkill_while_publishing_goes_on(tmp_path):
+    """Subscribers connected when the server is SIGKILLed reconnect to the
+    restarted server and recover from their last offset, while a publisher
+    keeps publishing before, during (failing) and after the restart: each
+    subscriber then has every event exactly once, in order, the same as
+    history, and everything it saw before the kill is still there."""
+    data_dir = str(tmp_path / "data")
+    config = sqlite_config(data_dir, size=20000)
+    ch = unique("across")
+    current = {"srv": HeraldServer(config, name="sqlite-across-1").start()}
+    restarted = asyncio.Event()
+    done = asyncio.Event()
+    acked = {}  # offset -> data
+    epoch = (await history((await WSClient.connected(current["srv"]))[0], ch, limit=1))["epoch"]
+
+    async def publisher():
+        n = 0
+        after_restart = 0
+        while after_restart < 300:
+            srv = current["srv"]
+            try:
+                pub, _ = await WSClient.connected(srv)
+                while after_restart < 300:
+                    data = {"n": n}
+                    n += 1
+                    reply = await pub.call({"type": "publish", "channel": ch, "event": "e",
+                                            "data": data})
+                    assert reply["type"] == "ack", reply
+                    assert reply["offset"] not in acked, "offset given twice"
+                    acked[reply["offset"]] = data
+                    if restarted.is_set():
+                        after_restart += 1
+            except (OSError, Closed, websockets.exceptions.ConnectionClosed, AssertionError):
+                if srv.alive():
+                    raise
+                await asyncio.sleep(0.02)  # that server was killed: go to the new one
+        done.set()
+
+    async def subscriber(k: int):
+        seen = []  # (offset, data)
+        before_kill = None
+        while True:
+            try:
+                s, _ = await WSClient.connected(current["srv"])
+            except OSError:
+                await asyncio.sleep(0.02)
+                continue
+            # Always with recover, so that events published before this
+            # subscribe are not missed either.
+            reply = await s.call({"type": "subscribe", "channel": ch,
+                                  "recover": {"epoch": epoch,
+                                              "offset": seen[-1][0] if seen else 0}})
+            assert reply["type"] == "subscribed", reply
+            assert reply["epoch"] == epoch and reply["recovered"] is True, reply
+            seen += [(e["offset"], e["data"]) for e in reply["events"]]
+            try:
+                while not (done.is_set() and seen and seen[-1][0] >= max(acked)):
+                    try:
+                        msg = await s.recv(timeout=0.2)
+                    except AssertionError as e:
+                        if "no message" in str(e):
+                            continue  # nothing new: check whether we are done
+                        raise
+                    assert msg["type"] == "event", msg
+                    seen.append((msg["offset"], msg["data"]))
+                await s.close()
+                return seen, before_kill
+            except Closed:
+                assert before_kill is None, "closed twice"
+                before_kill = list(seen)
+
+    async def killer():
+        while len(acked) < 300:
+            await asyncio.sleep(0.005)
+        current["srv"].kill()
+        current["srv"] = HeraldServer(config, name="sqlite-across-2").start()
+        restarted.set()
+
+    try:
+        results = await asyncio.gather(publisher(), killer(),
+                                       *(subscriber(k) for k in range(4)))
+        srv = current["srv"]
+        c, _ = await WSClient.connected(srv)
+        h = await history(c, ch, limit=20000)
+        stored = [(e["offset"], e["data"]) for e in h["events"]]
+        assert [o for o, _ in stored] == list(range(1, len(stored) + 1)), "offsets not contiguous"
+        for off, data in acked.items():
+            assert stored[off - 1] == (off, data), (off, data)
+        for seen, before_kill in results[2:]:
+            assert before_kill is not None, "the subscriber was not connected at the kill"
+            assert seen == stored[:len(seen)], "gap, duplicate or a different event"
+            assert seen[-1][0] >= max(acked)
+            # What it was delivered before the kill was committed.
+            assert before_kill == stored[:len(before_kill)]
+        await c.close()
+    finally:
+        current["srv"].stop_checked()
