@@ -13,7 +13,7 @@ DEBIAN_PACKAGES=(
   libgtest-dev libbenchmark-dev
   clang libclang-rt-14-dev
   python3 python3-websockets python3-pytest nodejs npm curl
-  chromium
+  chromium sqlite3
 )
 
 missing=()

@@ -393,6 +393,10 @@ const std::vector<KeyDef>& keys() {
         "engine", "hot_window", 0, 1000000,
         "sqlite: newest events of each active channel kept in RAM to answer history and "
         "recovery without the database (at most history.size are used)."));
+    k.push_back(size_key<&Config::engine, &EngineConfig::channel_cache>(
+        "engine", "channel_cache", 16, 100000000,
+        "sqlite: channels (id, epoch, last offset) the storage thread keeps in RAM; the least "
+        "recently used beyond it are read from the database again when needed."));
     return k;
   }();
   return table;

@@ -60,6 +60,7 @@ struct EngineConfig {
   std::string durability = "normal";  // sqlite: normal (process crash) or full (power loss)
   size_t queue_limit = 100000;        // sqlite: operations waiting for the storage thread
   size_t hot_window = 256;            // sqlite: newest events per active channel kept in RAM
+  size_t channel_cache = 100000;      // sqlite: channel rows the storage thread keeps in RAM
 
   bool operator==(const EngineConfig&) const = default;
 };

@@ -34,7 +34,14 @@ std::unique_ptr<engine::Engine> make_engine(const config::Config& cfg) {
     o.max_events_per_channel = cfg.history.size;
     o.max_age_ms = static_cast<int64_t>(cfg.history.ttl.count());
     o.hot_window = cfg.engine.hot_window;
-    return engine::make_sqlite_engine(o);  // throws naming the path on a bad data dir
+    o.channel_cache = cfg.engine.channel_cache;
+    auto sqlite = engine::make_sqlite_engine(o);  // throws naming the path on a bad data dir
+    if (sqlite->epoch_renewed())
+      spdlog::warn(
+          "engine.data_dir '{}': the database holds fewer offsets than were already handed out "
+          "(restored from a backup?) or {} is missing: every channel starts a new epoch",
+          o.data_dir, engine::kSqliteOffsetsName);
+    return sqlite;
   }
   throw std::runtime_error("engine.type: unsupported engine '" + cfg.engine.type + "'");
 }

@@ -51,6 +51,7 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"engine.durability", "HERALD_ENGINE_DURABILITY"},
     {"engine.queue_limit", "HERALD_ENGINE_QUEUE_LIMIT"},
     {"engine.hot_window", "HERALD_ENGINE_HOT_WINDOW"},
+    {"engine.channel_cache", "HERALD_ENGINE_CHANNEL_CACHE"},
 };
 
 // The options of [defaults] and [namespaces.<name>] (file only).
@@ -93,6 +94,7 @@ data_dir = "/var/lib/herald"
 durability = "full"
 queue_limit = 5000
 hot_window = 64
+channel_cache = 300
 )";
 
 class ConfigTest : public ::testing::Test {
@@ -198,6 +200,7 @@ TEST_F(ConfigTest, FileValues) {
   EXPECT_EQ(c.engine.durability, "full");
   EXPECT_EQ(c.engine.queue_limit, 5000u);
   EXPECT_EQ(c.engine.hot_window, 64u);
+  EXPECT_EQ(c.engine.channel_cache, 300u);
 }
 
 TEST_F(ConfigTest, PartialFileKeepsOtherDefaults) {

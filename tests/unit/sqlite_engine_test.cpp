@@ -1,7 +1,8 @@
 // Unit tests for the sqlite engine: contiguous offsets, offsets and epochs
 // that survive reopening, group commit from two shards on two threads, every
 // history query shape against the memory engine, retention by count and age,
-// the read/append ordering that keeps subscribe exact, and clear start-up
+// the read/append ordering that keeps subscribe exact, the bounded channel
+// cache, new epochs for a restored older database, and clear start-up
 // errors for a corrupt database or an unusable data directory.
 #include "engine/sqlite/sqlite_engine.hpp"
 
@@ -532,6 +533,100 @@ TEST_F(SqliteEngineTest, UnusableDataDirIsAClearError) {
   o.data_dir = (dir_ / "file").string();  // exists, not a directory
   error = start_error(o);
   EXPECT_NE(error.find(o.data_dir), std::string::npos) << error;
+}
+
+TEST_F(SqliteEngineTest, ChannelsDroppedFromTheBoundedCacheContinueTheirOffsets) {
+  SqliteOptions o = options();
+  o.channel_cache = 16;
+  auto engine = make_sqlite_engine(o);
+  auto store = open(*engine);
+  std::string epoch;
+  for (uint64_t round = 1; round <= 3; ++round) {
+    for (int c = 0; c < 100; ++c) {
+      const AppendResult r = append(*store, "ch" + std::to_string(c), std::to_string(round));
+      ASSERT_TRUE(r.ok) << r.error;
+      EXPECT_EQ(r.offset, round);
+      if (epoch.empty()) epoch = r.epoch;
+      EXPECT_EQ(r.epoch, epoch);
+    }
+  }
+  // Cold reads (a fresh store has no hot window) see every channel whole.
+  auto fresh = open(*engine);
+  for (int c = 0; c < 100; ++c) {
+    const HistoryResult h = read(*fresh, "ch" + std::to_string(c), 10);
+    EXPECT_EQ(offsets(h), (std::vector<uint64_t>{1, 2, 3}));
+  }
+}
+
+TEST_F(SqliteEngineTest, RestoredOlderDatabaseGetsANewEpochAndKeepsIt) {
+  const fs::path db = dir_ / "data" / kSqliteFileName;
+  const fs::path saved = dir_ / "backup.db";
+  std::string epoch;
+  {
+    auto engine = make();
+    EXPECT_FALSE(engine->epoch_renewed());  // a new database
+    auto store = open(*engine);
+    for (int i = 0; i < 5; ++i) epoch = append(*store, "a").epoch;
+  }  // closed: everything is in herald.db
+  fs::copy_file(db, saved);
+  {
+    auto engine = make();
+    EXPECT_FALSE(engine->epoch_renewed());  // the same database
+    auto store = open(*engine);
+    EXPECT_EQ(append(*store, "a").offset, 6u);
+    EXPECT_EQ(append(*store, "b").offset, 1u);
+  }
+  fs::remove(db.string() + "-wal");
+  fs::remove(db.string() + "-shm");
+  fs::copy_file(saved, db, fs::copy_options::overwrite_existing);
+  std::string renewed;
+  {
+    auto engine = make();
+    EXPECT_TRUE(engine->epoch_renewed());
+    auto store = open(*engine);
+    const HistoryResult h = read(*store, "a", 10);
+    EXPECT_NE(h.epoch, epoch);
+    EXPECT_EQ(h.last_offset, 5u);
+    renewed = h.epoch;
+    EXPECT_EQ(read(*store, "b", 10).epoch, renewed);  // also channels the backup lacks
+    const AppendResult r = append(*store, "a");
+    EXPECT_EQ(r.offset, 6u);
+    EXPECT_EQ(r.epoch, renewed);
+  }
+  {
+    auto engine = make();
+    EXPECT_FALSE(engine->epoch_renewed());
+    auto store = open(*engine);
+    EXPECT_EQ(append(*store, "a").epoch, renewed);
+  }
+}
+
+TEST_F(SqliteEngineTest, MissingOrDamagedOffsetsFileGivesANewEpoch) {
+  const fs::path file = dir_ / "data" / kSqliteOffsetsName;
+  std::string epoch;
+  {
+    auto engine = make();
+    auto store = open(*engine);
+    epoch = append(*store, "a").epoch;
+  }
+  fs::remove(file);
+  std::string second;
+  {
+    auto engine = make();
+    EXPECT_TRUE(engine->epoch_renewed());
+    auto store = open(*engine);
+    second = append(*store, "a").epoch;
+    EXPECT_NE(second, epoch);
+  }
+  std::ofstream(file, std::ios::trunc) << "garbage";
+  {
+    auto engine = make();
+    EXPECT_TRUE(engine->epoch_renewed());
+    auto store = open(*engine);
+    const AppendResult r = append(*store, "a");
+    EXPECT_NE(r.epoch, second);
+    EXPECT_EQ(r.offset, 3u);
+  }
 }
 
 TEST_F(SqliteEngineTest, SecondEngineOnTheSameDirectoryIsRefused) {

@@ -50,6 +50,26 @@
 // a channel that has no row yet reads as that epoch with offset 0, so a client
 // that subscribed before the first event can recover. Channel rows are never
 // deleted, so offsets are never reused; a deleted database gives a new epoch.
+//
+// Restored backups. A database copied back from a backup (sqlite3 .backup)
+// may hold fewer offsets than the server already handed out; continuing its
+// channels under the same epoch would give those offsets again to other
+// events, and a client recovering with the old epoch would silently get
+// them. Offsets only grow and channel rows are never deleted, so the sum of
+// all channels' last offsets grows with every committed append. The storage
+// thread writes that sum to `herald.offsets` beside the database after every
+// commit that appended, before any result of the batch is posted (one small
+// write, not flushed: it survives a crash of the process, not necessarily a
+// power loss). At start, a database whose sum is below the recorded one
+// (or, with a non-empty database, a missing or unreadable file) gets a new
+// epoch for every channel and for the database; offsets go on from the
+// database's own, and clients that recover with the old epoch get
+// `recovered: false`.
+//
+// Cache. The storage thread keeps the rows of recently used channels (id,
+// epoch, last offset) so that appends need no lookup; beyond
+// options.channel_cache rows, the least recently used quarter is dropped
+// after a batch and read again from the database when needed.
 #include "engine/sqlite/sqlite_engine.hpp"
 
 #include <fcntl.h>
@@ -61,13 +81,16 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <filesystem>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -275,6 +298,7 @@ struct ChannelRow {
   int64_t id = 0;
   std::string epoch;
   uint64_t last = 0;
+  uint64_t used = 0;  // number of the last batch that used it (for the cache bound)
 };
 
 class Storage {
@@ -284,6 +308,11 @@ class Storage {
     try {
       open_database();
     } catch (...) {
+      if (db_) {  // rolls back the start-up transaction
+        statements_.reset();
+        sqlite3_close_v2(db_);
+      }
+      if (offsets_fd_ >= 0) ::close(offsets_fd_);
       if (lock_fd_ >= 0) ::close(lock_fd_);
       throw;
     }
@@ -296,10 +325,12 @@ class Storage {
       statements_.reset();
       sqlite3_close_v2(db_);
     }
+    if (offsets_fd_ >= 0) ::close(offsets_fd_);
     if (lock_fd_ >= 0) ::close(lock_fd_);
   }
 
   const SqliteOptions& options() const { return options_; }
+  bool epoch_renewed() const { return epoch_renewed_; }
   int64_t now_ms() const { return now_ms_(); }
 
   unsigned add_shard(std::shared_ptr<ShardSink> sink) {
@@ -439,12 +470,23 @@ class Storage {
             throw DbError("schema version '" + version + "' is not supported (expected " +
                           kSchemaVersion + ")");
         }
-        Stmt::Use use(get);
-        use.bind(1, std::string("epoch"));
-        if (!use.step()) throw DbError("no epoch in table meta");
-        db_epoch_ = use.text(0);
+        {
+          Stmt::Use use(get);
+          use.bind(1, std::string("epoch"));
+          if (!use.step()) throw DbError("no epoch in table meta");
+          db_epoch_ = use.text(0);
+        }
+        Stmt sum(db_, "SELECT COALESCE(SUM(last_offset), 0) FROM channels");
+        Stmt::Use use(sum);
+        handed_out_ = use.step() ? use.u64(0) : 0;
       }
+      const std::optional<uint64_t> recorded = open_offsets_file(dir);
+      if (recorded ? *recorded > handed_out_ : handed_out_ > 0) renew_epoch();
       exec(db_, "COMMIT");
+      if (!write_offsets_file(true))
+        throw std::runtime_error("engine.data_dir: cannot write '" +
+                                 (dir / kSqliteOffsetsName).string() +
+                                 "': " + std::strerror(errno));
       statements_ = std::make_unique<Statements>(db_);
     } catch (const DbError& e) {
       statements_.reset();
@@ -453,6 +495,62 @@ class Storage {
       throw std::runtime_error(where + e.what() +
                                " (if the file is damaged, move it away to start afresh)");
     }
+  }
+
+  // Opens (creating) herald.offsets; returns the number it holds, nullopt
+  // when it is new or empty, and the largest number when it holds something
+  // else (so that a damaged file errs on the side of a new epoch).
+  std::optional<uint64_t> open_offsets_file(const fs::path& dir) {
+    const fs::path path = dir / kSqliteOffsetsName;
+    offsets_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (offsets_fd_ < 0)
+      throw std::runtime_error("engine.data_dir: cannot open '" + path.string() +
+                               "': " + std::strerror(errno));
+    char buf[64];
+    const ssize_t n = ::pread(offsets_fd_, buf, sizeof buf, 0);
+    if (n <= 0) return std::nullopt;
+    uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(buf, buf + n, v);
+    if (ec != std::errc() || end == buf || end == buf + n || *end != '\n')
+      return std::numeric_limits<uint64_t>::max();
+    return v;
+  }
+
+  // Records handed_out_ in herald.offsets: a fixed-width number, so that
+  // each write replaces the previous one in place.
+  bool write_offsets_file(bool sync) {
+    char buf[32];
+    const int n =
+        std::snprintf(buf, sizeof buf, "%020llu\n", static_cast<unsigned long long>(handed_out_));
+    if (::pwrite(offsets_fd_, buf, static_cast<size_t>(n), 0) != n) return false;
+    return !sync || ::fdatasync(offsets_fd_) == 0;
+  }
+
+  // The database is older than the offsets already handed out (a restored
+  // backup): every channel, and the database itself, gets a new epoch.
+  void renew_epoch() {
+    db_epoch_ = random_epoch();
+    Stmt set_meta(db_, "UPDATE meta SET value = ?1 WHERE key = 'epoch'");
+    Stmt::Use(set_meta).bind(1, db_epoch_).run();
+    Stmt set_channels(db_, "UPDATE channels SET epoch = ?1");
+    Stmt::Use(set_channels).bind(1, db_epoch_).run();
+    epoch_renewed_ = true;
+  }
+
+  // Drops the least recently used quarter of the channel rows when there
+  // are more than options_.channel_cache. No ChannelRow pointer is held
+  // between batches.
+  void bound_cache() {
+    if (cache_.size() <= options_.channel_cache) return;
+    std::vector<std::pair<uint64_t, const std::string*>> by_use;
+    by_use.reserve(cache_.size());
+    for (const auto& [name, row] : cache_) by_use.emplace_back(row.used, &name);
+    const size_t drop = cache_.size() - options_.channel_cache * 3 / 4;
+    std::nth_element(by_use.begin(), by_use.begin() + static_cast<ptrdiff_t>(drop), by_use.end());
+    std::vector<std::string> names;
+    names.reserve(drop);
+    for (size_t i = 0; i < drop; ++i) names.push_back(*by_use[i].second);
+    for (const auto& name : names) cache_.erase(name);
   }
 
   int64_t sweep_interval_ms() const {
@@ -494,8 +592,12 @@ class Storage {
   // Finds a channel's row (cached), creating it when `create`; nullptr when
   // it does not exist and `create` is false.
   ChannelRow* channel(const std::string& name, bool create, std::vector<std::string>* created) {
-    if (auto it = cache_.find(name); it != cache_.end()) return &it->second;
+    if (auto it = cache_.find(name); it != cache_.end()) {
+      it->second.used = batch_no_;
+      return &it->second;
+    }
     ChannelRow row;
+    row.used = batch_no_;
     {
       Stmt::Use use(statements_->find_channel);
       use.bind(1, name);
@@ -645,6 +747,7 @@ class Storage {
   }
 
   void process(std::vector<Op>& batch, bool sweep, bool& sweep_done) {
+    ++batch_no_;
     std::vector<std::string> created;
     std::unordered_map<ChannelRow*, uint64_t> saved_last;  // to undo on failure
     try {
@@ -668,6 +771,14 @@ class Storage {
       }
       if (sweep) sweep_done = sweep_step();
       Stmt::Use(statements_->commit).run();
+      uint64_t appended = 0;
+      for (const auto& [ch, before] : saved_last) appended += ch->last - before;
+      if (appended > 0) {
+        handed_out_ += appended;
+        // Committed already, so the batch succeeds either way; a failed
+        // write only weakens the detection of restored backups.
+        write_offsets_file(false);
+      }
     } catch (const std::exception& e) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
       for (const auto& [ch, before] : saved_last) ch->last = before;
@@ -682,6 +793,7 @@ class Storage {
       }
       sweep_done = true;
     }
+    bound_cache();
   }
 
   void deliver(std::vector<Op>& batch) {
@@ -699,6 +811,10 @@ class Storage {
   const SqliteOptions options_;
   const std::function<int64_t()> now_ms_;
   int lock_fd_ = -1;
+  int offsets_fd_ = -1;      // herald.offsets
+  uint64_t handed_out_ = 0;  // sum of all channels' last offsets, as committed
+  bool epoch_renewed_ = false;
+  uint64_t batch_no_ = 0;
   sqlite3* db_ = nullptr;
   std::unique_ptr<Statements> statements_;
   std::string db_epoch_;
@@ -965,6 +1081,7 @@ class SqliteEngineImpl final : public SqliteEngine {
   }
 
   std::string_view name() const override { return "sqlite"; }
+  bool epoch_renewed() const override { return storage_->epoch_renewed(); }
 
   std::unique_ptr<ShardStore> open_shard(unsigned /*shard*/,
                                          boost::asio::any_io_executor executor) override {

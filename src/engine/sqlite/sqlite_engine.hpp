@@ -16,6 +16,9 @@ namespace herald::engine {
 
 inline constexpr const char* kSqliteFileName = "herald.db";
 inline constexpr const char* kSqliteLockName = "herald.lock";
+// Beside the database, deliberately outside it: the number of offsets ever
+// handed out (see "Restored backups" in sqlite_engine.cpp).
+inline constexpr const char* kSqliteOffsetsName = "herald.offsets";
 
 struct SqliteOptions {
   std::string data_dir = "data";  // created when missing; holds herald.db
@@ -24,6 +27,7 @@ struct SqliteOptions {
   size_t max_events_per_channel = 1000;
   int64_t max_age_ms = 0;           // 0: no age limit
   size_t hot_window = 256;          // newest events per active channel kept in RAM
+  size_t channel_cache = 100000;    // channel rows cached by the storage thread (LRU beyond)
   std::function<int64_t()> now_ms;  // empty: the system clock (tests inject one)
   size_t max_page_count = 0;        // tests: a small cap simulates a full disk (0: none)
 };
@@ -34,6 +38,9 @@ class SqliteEngine : public Engine {
   // stopped running and before their io_contexts are destroyed; work already
   // queued is still committed (by the destructor at the latest).
   virtual void stop() = 0;
+  // Whether this start gave every channel a new epoch because the database
+  // holds fewer offsets than were already handed out (a restored backup).
+  virtual bool epoch_renewed() const = 0;
 };
 
 // Opens (creating when needed) `data_dir/herald.db` and starts the storage
