@@ -174,6 +174,19 @@ void Client::subscribe(Conn& c, std::string_view wire) {
   loop_.send_text(c, m);
 }
 
+void Client::history(Conn& c, uint64_t id, std::string_view wire, uint64_t limit) {
+  std::string& m = scratch_;
+  m.clear();
+  m += "{\"type\":\"history\",\"id\":";
+  append_uint(m, id);
+  m += ",\"channel\":\"";
+  m += wire;
+  m += "\",\"limit\":";
+  append_uint(m, limit);
+  m += '}';
+  loop_.send_text(c, m);
+}
+
 void Client::publish(Conn& c, uint64_t id, std::string_view wire, std::string_view event,
                      std::string_view data) {
   std::string& m = scratch_;
@@ -244,6 +257,8 @@ void Client::on_herald(Conn& c, std::string_view msg, uint64_t recv_ns) {
     }
   } else if (type == "subscribed") {
     h_.on_subscribed(c, recv_ns);
+  } else if (type == "history") {
+    h_.on_history(c, msg, recv_ns);
   } else if (type == "error") {
     const bool has_id = find_uint(p, end, "\"id\"", id);
     h_.on_error(c, msg, has_id, id, recv_ns);

@@ -53,6 +53,9 @@ class ClientHandler {
   virtual void on_error(Conn& c, std::string_view msg, bool has_id, uint64_t id,
                         uint64_t recv_ns) = 0;
   virtual void on_closed(Conn& c, const CloseInfo& info) = 0;
+  // A `history` reply (herald only), the whole message; only the history
+  // scenario asks for them.
+  virtual void on_history(Conn&, std::string_view /*msg*/, uint64_t /*recv_ns*/) {}
 };
 
 // Incremental parser of the NATS server-to-client protocol (the part a
@@ -101,6 +104,9 @@ class Client final : public Handler, private NatsSink {
   // with `id` follows.
   void publish(Conn& c, uint64_t id, std::string_view wire, std::string_view event,
                std::string_view data);
+  // Asks for the newest `limit` events of `wire` (herald only); on_history
+  // follows.
+  void history(Conn& c, uint64_t id, std::string_view wire, uint64_t limit);
 
   const ClientCounters& counters() const { return counters_; }
 

@@ -47,6 +47,8 @@ constexpr ScenarioEntry kScenarios[] = {
      &run_connect, " --connections "},
     {"idle", "C connections each subscribed to its own channel: server RSS per connection",
      &run_idle, " --connections --settle --warmup "},
+    {"history", "latency of `history` requests for the newest L of E stored events", &run_history,
+     " --connections --requests --stored --limit --size --window --channel "},
     {"selftest", "checks the bench's own WebSocket client and NATS parser (no server needed)",
      &run_selftest, " "},
 };
@@ -94,6 +96,14 @@ void usage(std::FILE* f) {
       "  --settle T                idle: wait with all open before reading the RSS again [2s]\n"
       "  --warmup N                idle: connections opened before the baseline RSS is read, so\n"
       "                            one-time costs are not counted per connection [100]\n"
+      "history (Herald only):\n"
+      "  --stored E                events published to a fresh channel <--channel>:<time> first "
+      "[1000]\n"
+      "  --limit L                 events asked for by each history request [100]\n"
+      "  --requests R              history requests in total [20000]\n"
+      "  --connections C           connections, one request outstanding each [4]\n"
+      "  --size, --window          of the stored events, as for fanout [100, 64]\n"
+      "  --channel NAME            channel prefix [bench:history]\n"
       "\nOutput: one JSON line on stdout, then a table. Exit code 0 when every\n"
       "message arrived once and in order (connect/idle: every connection\n"
       "subscribed), 1 when not (or on errors/timeouts), 2 on bad arguments or\n"
@@ -140,6 +150,9 @@ void scenario_defaults(Options& o, bool smoke) {
     o.duration_ns = 5'000'000'000;
   } else if (o.scenario == "connect" || o.scenario == "idle") {
     o.connect_concurrency = 256;
+  } else if (o.scenario == "history") {
+    o.connections = 4;
+    o.channel = "bench:history";
   }
   if (!smoke) return;
   o.smoke = true;
@@ -162,6 +175,10 @@ void scenario_defaults(Options& o, bool smoke) {
   } else if (o.scenario == "idle") {
     o.connections = 200;
     o.settle_ns = 500'000'000;
+  } else if (o.scenario == "history") {
+    o.connections = 2;
+    o.stored = 150;
+    o.requests = 200;
   }
 }
 
@@ -231,6 +248,9 @@ int main_impl(int argc, char** argv) {
        },
        {}},
       {"--connections", num(o.connections, 1, 1'000'000), {}},
+      {"--requests", num(o.requests, 1, 1'000'000'000), {}},
+      {"--stored", num(o.stored, 1, 100'000'000), {}},
+      {"--limit", num(o.limit, 1, 100'000), {}},
       {"--settle", dur(o.settle_ns, 0), {}},
       {"--warmup", num(o.warmup, 0, 100'000), {}},
       {"--duration-limit", dur(o.duration_limit_ns, 1'000'000), {}},
@@ -334,6 +354,7 @@ int main_impl(int argc, char** argv) {
   if (o.scenario == "rooms") conns = o.rooms * o.subscribers_per_room + o.publishers;
   if (o.scenario == "connect") conns = o.connections;
   if (o.scenario == "idle") conns = o.connections + o.warmup;
+  if (o.scenario == "history") conns = o.connections + 1;
   if (conns > 2'000'000) {
     std::fprintf(stderr, "herald-bench: too many connections (%llu)\n",
                  static_cast<unsigned long long>(conns));

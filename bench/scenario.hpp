@@ -39,7 +39,10 @@ struct Options {
   uint64_t rooms = 1000;       // rooms: channels bench:room:0..K-1
   uint64_t subscribers_per_room = 10;  // rooms
   bool spread_random = false;          // rooms: pseudo-random room per publish (else round-robin)
-  uint64_t connections = 10000;        // connect, idle
+  uint64_t connections = 10000;        // connect, idle, history
+  uint64_t requests = 20000;           // history: requests in total
+  uint64_t stored = 1000;              // history: events stored before reading
+  uint64_t limit = 100;                // history: events asked for per request
   uint64_t settle_ns = 2'000'000'000;  // idle: wait before reading the server's RSS again
   uint64_t warmup = 100;               // idle: connections opened before the baseline RSS
   uint64_t duration_limit_ns = 60'000'000'000;  // global deadline for the whole run
@@ -95,6 +98,7 @@ int run_fanout(const Options& o);
 int run_rooms(const Options& o);
 int run_connect(const Options& o);
 int run_idle(const Options& o);
+int run_history(const Options& o);
 int run_selftest(const Options& o);
 
 }  // namespace herald::bench

@@ -32,16 +32,25 @@ done
 
 passed=0
 failed=0
-for scenario in fanout rooms connect idle; do
+# Each line: a name, then the scenario and its extra options.
+while read -r name scenario args; do
+  # shellcheck disable=SC2086  # $args: several options
   if "$bench" "$scenario" --smoke --no-progress --url "ws://127.0.0.1:$port/ws" \
-      --server-pid "$pid" >"$workdir/$scenario.out" 2>&1; then
-    echo "bench smoke $scenario: ok ($(grep -m1 '^{' "$workdir/$scenario.out" | cut -c1-120)...)"
+      --server-pid "$pid" $args >"$workdir/$name.out" 2>&1; then
+    echo "bench smoke $name: ok ($(grep -m1 '^{' "$workdir/$name.out" | cut -c1-120)...)"
     passed=$((passed + 1))
   else
-    echo "bench smoke $scenario: FAILED"
-    cat "$workdir/$scenario.out"
+    echo "bench smoke $name: FAILED"
+    cat "$workdir/$name.out"
     failed=$((failed + 1))
   fi
-done
+done <<'EOF2'
+fanout fanout
+publishers16 fanout --publishers 16 --subscribers 1 --messages 1600
+rooms rooms
+connect connect
+idle idle
+history history
+EOF2
 echo "bench smoke: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
