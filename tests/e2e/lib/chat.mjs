@@ -1,7 +1,7 @@
 // Shared helpers of the browser end-to-end tests: Debian's Chromium driven
 // by playwright-core, the real herald binary (started and stopped by the
-// integration tests' harness) serving the built chat demo on the sqlite
-// engine, and the few page actions every test needs. Screenshots go to
+// integration tests' harness) serving the built chat demo with its schemas
+// on the sqlite engine, and the few page actions every test needs. Screenshots go to
 // tests/e2e/artifacts/ (ignored by git).
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,6 +10,8 @@ import { chromium } from 'playwright-core';
 import { HeraldServer, REPO, tomlConfig, unique } from '../../integration/node/lib/harness.mjs';
 
 export const DIST = path.join(REPO, 'examples', 'chat', 'dist');
+/** The demo's event schemas, which every test server validates publishes against. */
+export const SCHEMA = path.join(REPO, 'examples', 'chat', 'schema', 'chat.json');
 export const ARTIFACTS = path.join(REPO, 'tests', 'e2e', 'artifacts');
 /** Longest wait for something to show on a page; generous for a loaded 2-core machine. */
 export const UI_TIMEOUT_MS = 20_000;
@@ -32,10 +34,15 @@ export function dataDir() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'herald-e2e-data-'));
 }
 
-/** The demo's server: the built page, the sqlite engine in `data` (the memory engine without), and `extra` config sections. */
+/**
+ * The demo's server: the built page, the demo's schemas for chat:*, the
+ * sqlite engine in `data` (the memory engine without), and `extra` config
+ * sections.
+ */
 export function chatServer({ name, data = null, extra = {} }) {
   const engine = data === null ? { type: 'memory' } : { type: 'sqlite', data_dir: data };
-  return new HeraldServer({ name, staticDir: DIST, config: tomlConfig({ engine, ...extra }) });
+  const chat = { schema: SCHEMA, strict_events: true };
+  return new HeraldServer({ name, staticDir: DIST, config: tomlConfig({ engine, 'namespaces.chat': chat, ...extra }) });
 }
 
 export function roomName() {
