@@ -1,8 +1,8 @@
 // One room: its history on joining, live messages and typing indicators
-// over one subscription (or why the server refused it), the notice after a reconnect (how many missed
-// messages were recovered, or a reload of the history when they could not
-// be), and the message box. App mounts one per room (keyed by it), so
-// nothing carries over from the previous room.
+// over one subscription (or why the server refused it), the notice after a
+// reconnect (how many missed messages were recovered, or a reload of the
+// history when they could not be), and the message box. App mounts one per
+// room (keyed by it), so nothing carries over from the previous room.
 import type { HeraldEvent, RecoveredInfo } from '@herald/client';
 import { useHerald, useRealtime } from '@herald/react';
 import { useCallback, useEffect, useRef, useState } from 'react';
