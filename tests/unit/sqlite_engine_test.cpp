@@ -391,6 +391,22 @@ TEST_F(SqliteEngineTest, RetentionByCountAndAgeDeletesRows) {
     EXPECT_EQ(offsets(read(*store, "count", 100)), (std::vector<uint64_t>{8, 9, 10, 11, 12}));
   }
   {
+    // Beyond history.size rows go in steps of size / 16: at most 1063 rows
+    // for 1000, and reads still see exactly the newest 1000 (also cold).
+    auto engine = make(1000, 0);
+    auto store = open(*engine);
+    for (int i = 1; i <= 1500; ++i) {
+      append(*store, "steps");
+      EXPECT_LE(rows_in_db("steps"), 1000 + 62) << i;
+    }
+    EXPECT_GE(rows_in_db("steps"), 1000);
+    auto cold = open(*engine);
+    const HistoryResult h = read(*cold, "steps", 1000, 0);
+    ASSERT_EQ(h.events.size(), 1000u);
+    EXPECT_EQ(h.first_offset, 501u);
+    EXPECT_EQ(h.events.front().offset, 501u);
+  }
+  {
     auto engine = make(100, 1000);
     auto store = open(*engine);
     for (int i = 0; i < 3; ++i) append(*store, "age");
@@ -398,12 +414,14 @@ TEST_F(SqliteEngineTest, RetentionByCountAndAgeDeletesRows) {
     now_ += 2000;  // all 7 expire
     const AppendResult r = append(*store, "age");
     EXPECT_EQ(r.offset, 4u);
-    EXPECT_EQ(rows_in_db("age"), 1);  // trimmed in the same transaction
-    // "idle" gets no new events: the periodic sweep (about every second)
-    // deletes its expired rows.
+    EXPECT_EQ(offsets(read(*store, "age", 100)), (std::vector<uint64_t>{4}));
+    // The periodic sweep (about every second) deletes expired rows, also
+    // of "idle", which gets no new events.
     const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (rows_in_db("idle") != 0 && std::chrono::steady_clock::now() < deadline)
+    while ((rows_in_db("idle") != 0 || rows_in_db("age") != 1) &&
+           std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(50ms);
+    EXPECT_EQ(rows_in_db("age"), 1);
     EXPECT_EQ(rows_in_db("idle"), 0);
     const HistoryResult h = read(*store, "idle", 10);
     EXPECT_EQ(h.last_offset, 4u);  // offsets are kept, only events go
@@ -627,6 +645,34 @@ TEST_F(SqliteEngineTest, MissingOrDamagedOffsetsFileGivesANewEpoch) {
     EXPECT_NE(r.epoch, second);
     EXPECT_EQ(r.offset, 3u);
   }
+}
+
+TEST_F(SqliteEngineTest, DatabaseWithARowidEventsTableStillWorks) {
+  // The layout of databases created before `events` became WITHOUT ROWID.
+  fs::create_directories(dir_ / "data");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "data" / kSqliteFileName).c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                         "CREATE TABLE channels (id INTEGER PRIMARY KEY, name TEXT NOT NULL "
+                         "UNIQUE, epoch TEXT NOT NULL, last_offset INTEGER NOT NULL);"
+                         "CREATE TABLE events (channel INTEGER NOT NULL, \"offset\" INTEGER NOT "
+                         "NULL, ts INTEGER NOT NULL, event TEXT NOT NULL, data TEXT NOT NULL, "
+                         "from_client TEXT NOT NULL, from_user TEXT NOT NULL, PRIMARY KEY "
+                         "(channel, \"offset\"));"
+                         "INSERT INTO meta VALUES ('schema_version', '1'), ('epoch', 'old-epoch');",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto engine = make(3);
+  auto store = open(*engine);
+  for (uint64_t i = 1; i <= 5; ++i) {
+    const AppendResult r = append(*store, "c", std::to_string(i));
+    EXPECT_EQ(r.offset, i);
+    EXPECT_EQ(r.epoch, "old-epoch");
+  }
+  EXPECT_EQ(rows_in_db("c"), 3);
+  EXPECT_EQ(offsets(read(*open(*engine), "c", 10)), (std::vector<uint64_t>{3, 4, 5}));
 }
 
 TEST_F(SqliteEngineTest, SecondEngineOnTheSameDirectoryIsRefused) {
