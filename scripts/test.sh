@@ -21,6 +21,8 @@ stage "integration tests (release)"
 HERALD_BIN="$PWD/build/release/herald" bash tests/integration/run.sh
 stage "JS SDK tests (release)"
 (export HERALD_BIN="$PWD/build/release/herald" && cd clients/js && npm run build && npm test)
+stage "herald typegen + tsc (release)"
+HERALD_BIN="$PWD/build/release/herald" node --test tests/typegen/
 stage "browser e2e tests (release)"
 (cd examples/chat && npm run build)
 (export HERALD_BIN="$PWD/build/release/herald" && cd tests/e2e && timeout -k 10 300 npm test)
@@ -36,6 +38,8 @@ if [[ "${HERALD_SKIP_ASAN:-0}" != 1 ]]; then
   ctest --preset asan -j "$(nproc)"
   stage "integration tests (asan)"
   HERALD_BIN="$PWD/build/asan/herald" HERALD_SANITIZED=1 bash tests/integration/run.sh
+  stage "herald typegen + tsc (asan)"
+  HERALD_BIN="$PWD/build/asan/herald" node --test tests/typegen/
 fi
 
 if [[ "${HERALD_SKIP_FUZZ:-0}" != 1 ]]; then

@@ -1,16 +1,78 @@
-// The `herald` command line: `herald serve` runs the server; `--help` on
+// The `herald` command line: `herald serve` runs the server, `herald typegen`
+// prints the TypeScript types of the configured event schemas; `--help` on
 // each command explains every option. Config precedence: defaults < file
 // (--config, HERALD_CONFIG or ./herald.toml) < HERALD_* environment < flags;
 // SIGHUP re-reads the same sources to reload namespaces and schemas.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "config/config.hpp"
 #include "server/server.hpp"
+#include "typegen/module.hpp"
+
+namespace {
+
+const char* const kConfigHelp =
+    "TOML config file (default: $HERALD_CONFIG, else ./herald.toml if present)";
+
+// Loads the config from `source.path` (--config), else $HERALD_CONFIG, else
+// ./herald.toml if present, filling in `source` with the file used. Prints
+// the error and returns nullopt when the config is bad.
+std::optional<herald::config::Config> load_config(herald::server::ConfigSource& source) {
+  source.path_is_explicit = !source.path.empty();
+  if (!source.path_is_explicit) {
+    if (const char* env = std::getenv("HERALD_CONFIG"); env && *env) {
+      source.path = env;
+      source.path_is_explicit = true;
+    } else {
+      source.path = herald::config::kDefaultConfigPath;
+    }
+  }
+  try {
+    return herald::config::load(source.path, source.path_is_explicit,
+                                herald::config::process_environment(), source.overrides);
+  } catch (const herald::config::ConfigError& e) {
+    std::fprintf(stderr, "herald: config error: %s\n", e.what());
+    return std::nullopt;
+  }
+}
+
+// `herald typegen`: the module goes to `out_path`, or stdout when empty.
+int typegen(const std::string& config_path, const std::string& out_path) {
+  herald::server::ConfigSource source{config_path, false, {}};
+  const auto cfg = load_config(source);
+  if (!cfg) return 2;
+  std::string module;
+  try {
+    module = herald::typegen::generate_module(*cfg, source.path);
+  } catch (const herald::typegen::TypegenError& e) {
+    std::fprintf(stderr, "herald typegen: %s\n", e.what());
+    return 2;
+  }
+  if (out_path.empty()) {
+    std::cout << module << std::flush;
+    return std::cout ? 0 : 1;
+  }
+  std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
+  out << module;
+  out.close();
+  if (!out) {
+    std::fprintf(stderr, "herald typegen: cannot write %s (%s)\n", out_path.c_str(),
+                 std::strerror(errno));
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -25,8 +87,7 @@ int main(int argc, char** argv) {
   herald::config::Overrides overrides;
   std::string listen, static_dir, log_level;
   unsigned workers = 0;
-  serve->add_option("-c,--config", config_path,
-                    "TOML config file (default: $HERALD_CONFIG, else ./herald.toml if present)");
+  serve->add_option("-c,--config", config_path, kConfigHelp);
   auto* listen_opt =
       serve->add_option("-l,--listen", listen, "Address to listen on, host:port (server.listen)");
   auto* workers_opt = serve->add_option("-w,--workers", workers,
@@ -38,33 +99,32 @@ int main(int argc, char** argv) {
   serve->footer("Every config key, its default and its environment variable:\n\n" +
                 herald::config::describe_keys());
 
+  auto* typegen_cmd = app.add_subcommand(
+      "typegen", "Print the TypeScript types of the namespaces' event schemas (HeraldSchema)");
+  typegen_cmd->footer(
+      "Prints a types-only TypeScript module declaring HeraldSchema, for\n"
+      "new Herald<HeraldSchema>() in @herald/client, e.g.\n"
+      "  herald typegen --config herald.toml > src/herald-types.ts\n"
+      "Exit code 2 when the config or a schema file cannot be used.");
+  std::string typegen_config, typegen_out;
+  typegen_cmd->add_option("-c,--config", typegen_config, kConfigHelp);
+  typegen_cmd->add_option("-o,--out", typegen_out, "Write the module to this file, not stdout");
+
   CLI11_PARSE(app, argc, argv);
+
+  if (typegen_cmd->parsed()) return typegen(typegen_config, typegen_out);
 
   if (serve->parsed()) {
     if (*listen_opt) overrides.listen = listen;
     if (*workers_opt) overrides.workers = workers;
     if (*static_opt) overrides.static_dir = static_dir;
     if (*log_opt) overrides.log_level = log_level;
-    bool explicit_path = !config_path.empty();
-    if (!explicit_path) {
-      if (const char* env = std::getenv("HERALD_CONFIG"); env && *env) {
-        config_path = env;
-        explicit_path = true;
-      } else {
-        config_path = "herald.toml";
-      }
-    }
-    herald::config::Config cfg;
+    herald::server::ConfigSource source{config_path, false, overrides};
+    const auto cfg = load_config(source);
+    if (!cfg) return 2;
+    spdlog::set_level(spdlog::level::from_str(cfg->server.log_level));
     try {
-      cfg = herald::config::load(config_path, explicit_path, herald::config::process_environment(),
-                                 overrides);
-    } catch (const herald::config::ConfigError& e) {
-      std::fprintf(stderr, "herald: config error: %s\n", e.what());
-      return 2;
-    }
-    spdlog::set_level(spdlog::level::from_str(cfg.server.log_level));
-    try {
-      return herald::server::serve(cfg, {config_path, explicit_path, overrides});
+      return herald::server::serve(*cfg, source);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "herald: cannot start: %s\n", e.what());
       return 1;

@@ -237,22 +237,24 @@ class FileConverter {
     }
     for (std::string_view keyword : {"anyOf", "oneOf"}) {
       if (auto list = field(obj, keyword)) {
-        parts.push_back(make_union(each_type(at.child(keyword, *list), side)));
+        parts.push_back(make_union(each_type(at.child(keyword, *list), keyword, side)));
       }
     }
     if (auto list = field(obj, "allOf")) {
-      for (Ts& t : each_type(at.child("allOf", *list), side)) parts.push_back(std::move(t));
+      for (Ts& t : each_type(at.child("allOf", *list), "allOf", side)) {
+        parts.push_back(std::move(t));
+      }
     }
     return make_intersection(parts);
   }
 
-  std::vector<Ts> each_type(const At& list, Side side) {
+  std::vector<Ts> each_type(const At& list, std::string_view keyword, Side side) {
     std::vector<Ts> out;
     size_t i = 0;
-    for (dom::element sub : array_of(list, "this keyword")) {
+    for (dom::element sub : array_of(list, keyword)) {
       out.push_back(type_of(list.item(i++, sub), side));
     }
-    if (out.empty()) fail(list.pointer, "must not be empty");
+    if (out.empty()) fail(list.pointer, std::string(keyword) + " must not be empty");
     return out;
   }
 
