@@ -16,11 +16,15 @@
 //    ...unknown[], a schema: ...T[], false: nothing).
 // Each "$ref" is resolved as a JSON pointer into the document it appears in:
 // the event's schema, which is what the server's validator compiles.
+// Received types leave out write-only properties exactly where the server
+// strips them: properties whose own schema says "writeOnly": true, reached
+// from the event's schema through "properties", "items" and "$ref" (not
+// through combinators or additionalProperties, which it does not follow).
 #include "typegen/schema_types.hpp"
 
-#include <simdjson.h>
-
+#include <boost/json.hpp>
 #include <cctype>
+#include <charconv>
 #include <map>
 #include <optional>
 
@@ -28,8 +32,6 @@
 
 namespace herald::typegen {
 namespace {
-
-namespace dom = simdjson::dom;
 
 enum class Side { sent, received };
 
@@ -106,45 +108,40 @@ std::string unescape_pointer_token(std::string_view token) {
   return out;
 }
 
-std::optional<dom::element> field(dom::object obj, std::string_view key) {
-  dom::element value;
-  if (obj.at_key(key).get(value) != simdjson::SUCCESS) return std::nullopt;
-  return value;
+using json = boost::json::value;
+
+const json* field(const json& node, std::string_view key) {
+  const auto* obj = node.if_object();
+  return obj ? obj->if_contains(key) : nullptr;
 }
 
-std::string description_of(dom::element node) {
-  dom::object obj;
-  if (node.get_object().get(obj) != simdjson::SUCCESS) return "";
-  auto d = field(obj, "description");
-  std::string_view text;
-  if (!d || d->get_string().get(text) != simdjson::SUCCESS) return "";
-  return std::string(text);
+std::string description_of(const json& node) {
+  const json* d = field(node, "description");
+  return d && d->is_string() ? std::string(d->get_string()) : "";
 }
 
 // The literal type of a JSON value ("const" and "enum" members).
-std::string literal(dom::element value) {
-  switch (value.type()) {
-    case dom::element_type::STRING:
-      return ts_string(value.get_string().value_unsafe());
-    case dom::element_type::ARRAY: {
-      std::string out = "[";
-      const dom::array items = value.get_array().value_unsafe();
-      for (dom::element item : items) {
-        out += (out.size() > 1 ? ", " : "") + literal(item);
-      }
-      return out + "]";
-    }
-    case dom::element_type::OBJECT: {
-      std::string out;
-      const dom::object members = value.get_object().value_unsafe();
-      for (dom::key_value_pair kv : members) {
-        out += (out.empty() ? "{ " : "; ") + ts_property_key(kv.key) + ": " + literal(kv.value);
-      }
-      return out.empty() ? "{ [key: string]: never }" : out + " }";
-    }
-    default:  // numbers, true, false, null: their JSON text is their TypeScript
-      return simdjson::minify(value);
+std::string literal(const json& value) {
+  if (const auto* s = value.if_string()) return ts_string(*s);
+  if (const auto* arr = value.if_array()) {
+    std::string out;
+    for (const json& item : *arr) out += (out.empty() ? "" : ", ") + literal(item);
+    return "[" + out + "]";
   }
+  if (const auto* obj = value.if_object()) {
+    std::string out;
+    for (const auto& kv : *obj) {
+      out += (out.empty() ? "{ " : "; ") + ts_property_key(kv.key()) + ": " + literal(kv.value());
+    }
+    return out.empty() ? "{ [key: string]: never }" : out + " }";
+  }
+  if (value.is_double()) {
+    // The shortest text that reads back the same (serialize would say -1.5E0).
+    char text[32];
+    const auto end = std::to_chars(text, text + sizeof text, value.get_double()).ptr;
+    return std::string(text, end);
+  }
+  return boost::json::serialize(value);  // integers, true, false, null: the same in TypeScript
 }
 
 // One schema file being converted. Named types live in the caller's
@@ -155,17 +152,15 @@ class FileConverter {
                 std::string& declarations)
       : file_(file), prefix_(prefix), used_names_(used_names), declarations_(declarations) {}
 
-  std::vector<EventTypes> convert(dom::element root) {
-    dom::object events;
-    if (root.get_object().get(events) != simdjson::SUCCESS) {
-      fail("", "a schema file must be a JSON object mapping event names to schemas");
-    }
+  std::vector<EventTypes> convert(const json& root) {
+    const auto* events = root.if_object();
+    if (!events) fail("", "a schema file must be a JSON object mapping event names to schemas");
     std::vector<EventTypes> out;
-    for (dom::key_value_pair kv : events) {
-      const std::string pointer = "/" + escape_pointer_token(kv.key);
-      const Document doc{kv.value, pointer, std::string(kv.key)};
-      const At at{kv.value, pointer, &doc};
-      EventTypes types{std::string(kv.key), description_of(kv.value), "", ""};
+    for (const auto& kv : *events) {
+      const std::string pointer = "/" + escape_pointer_token(kv.key());
+      const Document doc{&kv.value(), pointer, std::string(kv.key())};
+      const At at{&kv.value(), pointer, &doc};
+      EventTypes types{std::string(kv.key()), description_of(kv.value()), "", ""};
       types.sent = type_of(at, Side::sent).text;
       types.received = type_of(at, Side::received).text;
       out.push_back(std::move(types));
@@ -174,24 +169,25 @@ class FileConverter {
   }
 
  private:
-  // The schema a "$ref" is resolved against: one event's schema.
+  // The schema a "$ref" is resolved against: one event's schema, as the
+  // server's validator compiles it.
   struct Document {
-    dom::element root;
+    const json* root;
     std::string pointer;  // of the root within the file
     std::string event;
   };
   // A schema and where it is: its JSON pointer within the file (named in
   // errors, and the identity of named types) and its document.
   struct At {
-    dom::element node;
+    const json* node;
     std::string pointer;
     const Document* doc;
 
-    At child(std::string_view key, dom::element value) const {
-      return {value, pointer + "/" + escape_pointer_token(key), doc};
+    At child(std::string_view key, const json& value) const {
+      return {&value, pointer + "/" + escape_pointer_token(key), doc};
     }
-    At item(size_t index, dom::element value) const {
-      return {value, pointer + "/" + std::to_string(index), doc};
+    At item(size_t index, const json& value) const {
+      return {&value, pointer + "/" + std::to_string(index), doc};
     }
   };
 
@@ -199,87 +195,79 @@ class FileConverter {
     throw TypegenError(file_ + ": " + (pointer.empty() ? "" : "at " + pointer + ": ") + reason);
   }
 
-  dom::object object_of(const At& at, std::string_view what) const {
-    dom::object obj;
-    if (at.node.get_object().get(obj) != simdjson::SUCCESS) {
-      fail(at.pointer, std::string(what) + " must be an object");
-    }
-    return obj;
+  const boost::json::object& object_of(const At& at, std::string_view what) const {
+    if (!at.node->is_object()) fail(at.pointer, std::string(what) + " must be an object");
+    return at.node->get_object();
   }
 
-  dom::array array_of(const At& at, std::string_view what) const {
-    dom::array arr;
-    if (at.node.get_array().get(arr) != simdjson::SUCCESS) {
-      fail(at.pointer, std::string(what) + " must be an array");
-    }
-    return arr;
+  const boost::json::array& array_of(const At& at, std::string_view what) const {
+    if (!at.node->is_array()) fail(at.pointer, std::string(what) + " must be an array");
+    return at.node->get_array();
+  }
+
+  // `field` of the schema at `at`, with its location; nullopt when absent.
+  static std::optional<At> sub(const At& at, std::string_view key) {
+    const json* value = field(*at.node, key);
+    return value ? std::optional<At>(at.child(key, *value)) : std::nullopt;
   }
 
   Ts type_of(const At& at, Side side) {
-    bool accepts_all;
-    if (at.node.get_bool().get(accepts_all) == simdjson::SUCCESS) {
-      return primary(accepts_all ? "unknown" : "never");
+    if (const auto* accepts_all = at.node->if_bool()) {
+      return primary(*accepts_all ? "unknown" : "never");
     }
-    const dom::object obj = object_of(at, "a schema");
-    if (auto ref = field(obj, "$ref")) return named(resolve(at.child("$ref", *ref)), side);
+    object_of(at, "a schema");
+    if (auto ref = sub(at, "$ref")) return named(resolve(*ref), side);
 
     std::vector<Ts> parts;
-    if (auto value = field(obj, "const")) {
+    if (const json* value = field(*at.node, "const")) {
       parts.push_back(primary(literal(*value)));
-    } else if (auto values = field(obj, "enum")) {
+    } else if (auto values = sub(at, "enum")) {
       std::vector<Ts> literals;
-      for (dom::element v : array_of(at.child("enum", *values), "enum")) {
-        literals.push_back(primary(literal(v)));
-      }
+      for (const json& v : array_of(*values, "enum")) literals.push_back(primary(literal(v)));
       parts.push_back(make_union(literals));
     } else {
-      parts.push_back(declared_types(at, obj, side));
+      parts.push_back(declared_types(at, side));
     }
+    // The server strips write-only properties through "properties", "items"
+    // and "$ref" only, so what the combinators add is received as sent.
     for (std::string_view keyword : {"anyOf", "oneOf"}) {
-      if (auto list = field(obj, keyword)) {
-        parts.push_back(make_union(each_type(at.child(keyword, *list), keyword, side)));
+      if (auto list = sub(at, keyword)) {
+        parts.push_back(make_union(each_type(*list, keyword, Side::sent)));
       }
     }
-    if (auto list = field(obj, "allOf")) {
-      for (Ts& t : each_type(at.child("allOf", *list), "allOf", side)) {
-        parts.push_back(std::move(t));
-      }
+    if (auto list = sub(at, "allOf")) {
+      for (Ts& t : each_type(*list, "allOf", Side::sent)) parts.push_back(std::move(t));
     }
     return make_intersection(parts);
   }
 
   std::vector<Ts> each_type(const At& list, std::string_view keyword, Side side) {
     std::vector<Ts> out;
-    size_t i = 0;
-    for (dom::element sub : array_of(list, keyword)) {
-      out.push_back(type_of(list.item(i++, sub), side));
-    }
+    const boost::json::array& schemas = array_of(list, keyword);
+    for (size_t i = 0; i < schemas.size(); ++i)
+      out.push_back(type_of(list.item(i, schemas[i]), side));
     if (out.empty()) fail(list.pointer, std::string(keyword) + " must not be empty");
     return out;
   }
 
-  Ts declared_types(const At& at, dom::object obj, Side side) {
+  Ts declared_types(const At& at, Side side) {
     std::vector<std::string> names;
-    if (auto type = field(obj, "type")) {
-      const At type_at = at.child("type", *type);
-      std::string_view one;
-      if (type->get_string().get(one) == simdjson::SUCCESS) {
-        names.emplace_back(one);
+    if (auto type = sub(at, "type")) {
+      if (const auto* one = type->node->if_string()) {
+        names.emplace_back(*one);
       } else {
-        for (dom::element name : array_of(type_at, "type (when not a string)")) {
-          if (name.get_string().get(one) != simdjson::SUCCESS) {
-            fail(type_at.pointer, "type must list type names");
-          }
-          names.emplace_back(one);
+        for (const json& name : array_of(*type, "type (when not a string)")) {
+          if (!name.is_string()) fail(type->pointer, "type must list type names");
+          names.emplace_back(name.get_string());
         }
       }
     } else {
       for (std::string_view k :
            {"properties", "required", "additionalProperties", "patternProperties"}) {
-        if (field(obj, k)) names = {"object"};
+        if (field(*at.node, k)) names = {"object"};
       }
       for (std::string_view k : {"items", "additionalItems"}) {
-        if (names.empty() && field(obj, k)) names = {"array"};
+        if (names.empty() && field(*at.node, k)) names = {"array"};
       }
     }
     if (names.empty()) return primary("unknown");
@@ -290,9 +278,9 @@ class FileConverter {
       } else if (name == "integer") {
         alternatives.push_back(primary("number"));
       } else if (name == "object") {
-        alternatives.push_back(object_type(at, obj, side));
+        alternatives.push_back(object_type(at, side));
       } else if (name == "array") {
-        alternatives.push_back(array_type(at, obj, side));
+        alternatives.push_back(array_type(at, side));
       } else {
         fail(at.pointer + "/type", "unknown type '" + name + "'");
       }
@@ -300,30 +288,25 @@ class FileConverter {
     return make_union(alternatives);
   }
 
-  Ts object_type(const At& at, dom::object obj, Side side) {
+  Ts object_type(const At& at, Side side) {
     std::set<std::string, std::less<>> required;
-    if (auto list = field(obj, "required")) {
-      const At list_at = at.child("required", *list);
-      for (dom::element name : array_of(list_at, "required")) {
-        std::string_view s;
-        if (name.get_string().get(s) != simdjson::SUCCESS) {
-          fail(list_at.pointer, "required must list property names");
-        }
-        required.emplace(s);
+    if (auto list = sub(at, "required")) {
+      for (const json& name : array_of(*list, "required")) {
+        if (!name.is_string()) fail(list->pointer, "required must list property names");
+        required.emplace(name.get_string());
       }
     }
     std::vector<std::string> members;
     std::vector<Ts> member_types;  // an index signature must admit them all
     bool declares_properties = false;
-    if (auto props = field(obj, "properties")) {
-      const At props_at = at.child("properties", *props);
-      for (dom::key_value_pair kv : object_of(props_at, "properties")) {
+    if (auto props = sub(at, "properties")) {
+      for (const auto& kv : object_of(*props, "properties")) {
         declares_properties = true;
-        const At prop = props_at.child(kv.key, kv.value);
-        if (side == Side::received && is_write_only(prop)) continue;
+        const At prop = props->child(kv.key(), kv.value());
+        if (side == Side::received && is_write_only(*prop.node)) continue;
         Ts t = type_of(prop, side);
-        const bool optional = required.find(kv.key) == required.end();
-        members.push_back(ts_jsdoc(description_of(kv.value)) + ts_property_key(kv.key) +
+        const bool optional = !required.contains(kv.key());
+        members.push_back(ts_jsdoc(description_of(kv.value())) + ts_property_key(kv.key()) +
                           (optional ? "?: " : ": ") + t.text + ";");
         member_types.push_back(std::move(t));
         if (optional) member_types.push_back(primary("undefined"));
@@ -331,19 +314,17 @@ class FileConverter {
     }
     std::vector<Ts> extra;
     bool closed = false;
-    if (auto additional = field(obj, "additionalProperties")) {
-      bool allowed;
-      if (additional->get_bool().get(allowed) == simdjson::SUCCESS) {
-        closed = !allowed;
-        if (allowed) extra.push_back(primary("unknown"));
+    if (auto additional = sub(at, "additionalProperties")) {
+      if (const auto* allowed = additional->node->if_bool()) {
+        closed = !*allowed;
+        if (*allowed) extra.push_back(primary("unknown"));
       } else {
-        extra.push_back(type_of(at.child("additionalProperties", *additional), side));
+        extra.push_back(type_of(*additional, Side::sent));
       }
     }
-    if (auto patterns = field(obj, "patternProperties")) {
-      const At patterns_at = at.child("patternProperties", *patterns);
-      for (dom::key_value_pair kv : object_of(patterns_at, "patternProperties")) {
-        extra.push_back(type_of(patterns_at.child(kv.key, kv.value), side));
+    if (auto patterns = sub(at, "patternProperties")) {
+      for (const auto& kv : object_of(*patterns, "patternProperties")) {
+        extra.push_back(type_of(patterns->child(kv.key(), kv.value()), Side::sent));
         closed = false;
       }
     }
@@ -361,35 +342,31 @@ class FileConverter {
     return primary(text + "}");
   }
 
-  Ts array_type(const At& at, dom::object obj, Side side) {
-    auto items = field(obj, "items");
-    dom::array tuple;
-    if (!items || items->get_array().get(tuple) != simdjson::SUCCESS) {
-      const Ts element = items ? type_of(at.child("items", *items), side) : primary("unknown");
+  Ts array_type(const At& at, Side side) {
+    auto items = sub(at, "items");
+    if (!items || !items->node->is_array()) {
+      const Ts element = items ? type_of(*items, side) : primary("unknown");
       return primary(wrapped(element, Binding::primary) + "[]");
     }
     uint64_t min_items = 0;
-    if (auto min = field(obj, "minItems")) {
-      if (min->get_uint64().get(min_items) != simdjson::SUCCESS) {
-        fail(at.pointer + "/minItems", "minItems must be a non-negative integer");
-      }
+    if (auto min = sub(at, "minItems")) {
+      boost::system::error_code ec;
+      min_items = min->node->to_number<uint64_t>(ec);
+      if (ec) fail(min->pointer, "minItems must be a non-negative integer");
     }
-    const At items_at = at.child("items", *items);
     std::string text;
-    size_t i = 0;
-    for (dom::element sub : tuple) {
-      const Ts t = type_of(items_at.item(i, sub), side);
+    const boost::json::array& tuple = items->node->get_array();
+    for (size_t i = 0; i < tuple.size(); ++i) {
+      const Ts t = type_of(items->item(i, tuple[i]), side);
       text += (text.empty() ? "" : ", ") +
               (i < min_items ? t.text : wrapped(t, Binding::primary) + "?");
-      ++i;
     }
     std::optional<Ts> rest = primary("unknown");
-    if (auto additional = field(obj, "additionalItems")) {
-      bool allowed;
-      if (additional->get_bool().get(allowed) == simdjson::SUCCESS) {
-        if (!allowed) rest.reset();
+    if (auto additional = sub(at, "additionalItems")) {
+      if (const auto* allowed = additional->node->if_bool()) {
+        if (!*allowed) rest.reset();
       } else {
-        rest = type_of(at.child("additionalItems", *additional), side);
+        rest = type_of(*additional, Side::sent);
       }
     }
     if (rest) text += (text.empty() ? "..." : ", ...") + wrapped(*rest, Binding::primary) + "[]";
@@ -398,12 +375,10 @@ class FileConverter {
 
   // The schema a "$ref" (at `ref`) points to, within its document.
   At resolve(const At& ref) const {
-    std::string_view target;
-    if (ref.node.get_string().get(target) != simdjson::SUCCESS) {
-      fail(ref.pointer, "$ref must be a string");
-    }
+    if (!ref.node->is_string()) fail(ref.pointer, "$ref must be a string");
+    const std::string_view target = ref.node->get_string();
     const std::string quoted = "$ref '" + std::string(target) + "'";
-    if (target.empty() || target[0] != '#') {
+    if (!target.starts_with('#')) {
       fail(ref.pointer,
            quoted + ": only references within the same schema ('#/...') are supported");
     }
@@ -421,67 +396,42 @@ class FileConverter {
     if (!pointer.empty() && pointer[0] != '/') {
       fail(ref.pointer, quoted + ": the fragment must be a JSON pointer");
     }
-    dom::element node;
-    if (ref.doc->root.at_pointer(pointer).get(node) != simdjson::SUCCESS) {
+    boost::system::error_code ec;
+    const json* node = ref.doc->root->find_pointer(pointer, ec);
+    if (!node) {
       fail(ref.pointer,
            quoted + " does not resolve within the schema of event '" + ref.doc->event + "'");
     }
     return {node, ref.doc->pointer + pointer, ref.doc};
   }
 
-  // Whether the server strips this property: "writeOnly": true on its
-  // schema, or on the schema its "$ref"s lead to.
-  bool is_write_only(const At& at) const {
-    At current = at;
-    std::set<std::string> seen;
-    while (seen.insert(current.pointer).second) {
-      dom::object obj;
-      if (current.node.get_object().get(obj) != simdjson::SUCCESS) return false;
-      bool flag = false;
-      if (auto w = field(obj, "writeOnly"); w && w->get_bool().get(flag) == simdjson::SUCCESS) {
-        return flag;
-      }
-      auto ref = field(obj, "$ref");
-      if (!ref) return false;
-      current = resolve(current.child("$ref", *ref));
-    }
-    return false;
+  // Whether the server strips this property: "writeOnly": true on the
+  // property's own schema (beside a "$ref" too, but not behind one).
+  static bool is_write_only(const json& property) {
+    const json* flag = field(property, "writeOnly");
+    return flag && flag->is_bool() && flag->get_bool();
   }
 
-  // Whether any property reachable from this schema is write-only, i.e.
-  // whether its received type differs from its sent type.
-  bool reaches_write_only(const At& at, std::set<std::string>& seen) const {
-    dom::object obj;
-    if (at.node.get_object().get(obj) != simdjson::SUCCESS) return false;
-    if (!seen.insert(at.pointer).second) return false;
-    if (auto ref = field(obj, "$ref"))
-      return reaches_write_only(resolve(at.child("$ref", *ref)), seen);
-    for (std::string_view keyword : {"properties", "patternProperties"}) {
-      dom::object members;
-      auto m = field(obj, keyword);
-      if (!m || m->get_object().get(members) != simdjson::SUCCESS) continue;
-      const At members_at = at.child(keyword, *m);
-      for (dom::key_value_pair kv : members) {
-        const At sub = members_at.child(kv.key, kv.value);
-        if ((keyword == "properties" && is_write_only(sub)) || reaches_write_only(sub, seen)) {
+  // Whether the server strips anything from payloads of this schema: a
+  // write-only property reachable through "properties", "items" and
+  // "$ref", the places it looks. Then its received type differs.
+  bool strips(const At& at, std::set<std::string>& seen) const {
+    if (!at.node->is_object() || !seen.insert(at.pointer).second) return false;
+    if (auto ref = sub(at, "$ref")) return strips(resolve(*ref), seen);
+    if (auto props = sub(at, "properties"); props && props->node->is_object()) {
+      for (const auto& kv : props->node->get_object()) {
+        if (is_write_only(kv.value()) || strips(props->child(kv.key(), kv.value()), seen)) {
           return true;
         }
       }
     }
-    for (std::string_view keyword : {"additionalProperties", "items", "additionalItems"}) {
-      if (auto sub = field(obj, keyword);
-          sub && reaches_write_only(at.child(keyword, *sub), seen)) {
+    if (auto items = sub(at, "items")) {
+      if (const auto* tuple = items->node->if_array()) {
+        for (size_t i = 0; i < tuple->size(); ++i) {
+          if (strips(items->item(i, (*tuple)[i]), seen)) return true;
+        }
+      } else if (strips(*items, seen)) {
         return true;
-      }
-    }
-    for (std::string_view keyword : {"items", "anyOf", "oneOf", "allOf"}) {
-      dom::array list;
-      auto l = field(obj, keyword);
-      if (!l || l->get_array().get(list) != simdjson::SUCCESS) continue;
-      const At list_at = at.child(keyword, *l);
-      size_t i = 0;
-      for (dom::element sub : list) {
-        if (reaches_write_only(list_at.item(i++, sub), seen)) return true;
       }
     }
     return false;
@@ -491,24 +441,23 @@ class FileConverter {
   // body is converted, so a recursive reference finds the name).
   Ts named(const At& target, Side side) {
     std::set<std::string> seen;
-    if (side == Side::received && !reaches_write_only(target, seen)) side = Side::sent;
+    if (side == Side::received && !strips(target, seen)) side = Side::sent;
     const std::string key = target.pointer + (side == Side::received ? " received" : " sent");
     if (auto it = names_.find(key); it != names_.end()) return primary(it->second);
 
-    const size_t cut = target.pointer.rfind('/');
     const bool is_document = target.pointer == target.doc->pointer;
     std::string base =
-        prefix_ + ts_type_name(is_document
-                                   ? target.doc->event
-                                   : unescape_pointer_token(target.pointer.substr(cut + 1)));
+        prefix_ + ts_type_name(is_document ? target.doc->event
+                                           : unescape_pointer_token(target.pointer.substr(
+                                                 target.pointer.rfind('/') + 1)));
     if (side == Side::received) base += "Received";
     std::string name = base;
     for (int n = 2; !used_names_.insert(name).second; ++n) name = base + std::to_string(n);
     names_.emplace(key, name);
 
     const Ts body = type_of(target, side);
-    declarations_ +=
-        ts_jsdoc(description_of(target.node)) + "export type " + name + " = " + body.text + ";\n\n";
+    declarations_ += ts_jsdoc(description_of(*target.node)) + "export type " + name + " = " +
+                     body.text + ";\n\n";
     return primary(name);
   }
 
@@ -521,14 +470,11 @@ class FileConverter {
 
 }  // namespace
 
-std::vector<EventTypes> SchemaTypes::add_file(std::string_view json, std::string_view file,
+std::vector<EventTypes> SchemaTypes::add_file(std::string_view json_text, std::string_view file,
                                               std::string_view type_prefix) {
-  dom::parser parser;
-  dom::element root;
-  const simdjson::padded_string padded(json);
-  if (auto error = parser.parse(padded).get(root); error != simdjson::SUCCESS) {
-    throw TypegenError(std::string(file) + ": not valid JSON: " + simdjson::error_message(error));
-  }
+  boost::system::error_code ec;
+  const json root = boost::json::parse(json_text, ec);
+  if (ec) throw TypegenError(std::string(file) + ": not valid JSON: " + ec.message());
   FileConverter converter(file, type_prefix, used_names_, declarations_);
   return converter.convert(root);
 }

@@ -249,14 +249,15 @@ TEST(TypegenSchema, WriteOnlyPropertiesAreMissingFromReceivedTypes) {
         "token": {"type": "string", "writeOnly": true},
         "author": {"$ref": "#/definitions/author"},
         "room": {"$ref": "#/definitions/room"},
-        "signature": {"$ref": "#/definitions/secret"},
-        "attachments": {"type": "array", "items": {"$ref": "#/definitions/author"}}
+        "signature": {"$ref": "#/definitions/signature", "writeOnly": true},
+        "attachments": {"type": "array", "items": {"$ref": "#/definitions/author"}},
+        "pair": {"type": "array", "items": [{"$ref": "#/definitions/author"}]}
       },
       "definitions": {
         "author": {"type": "object", "properties": {
           "name": {"type": "string"}, "password": {"type": "string", "writeOnly": true}}},
         "room": {"type": "string"},
-        "secret": {"type": "string", "writeOnly": true}
+        "signature": {"type": "string"}
       }
     },
     "chat.typing": {"type": "object", "properties": {"on": {"type": "boolean"}}}
@@ -265,16 +266,44 @@ TEST(TypegenSchema, WriteOnlyPropertiesAreMissingFromReceivedTypes) {
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].sent,
             "{\n  text: string;\n  token: string;\n  author?: ChatAuthor;\n  room?: ChatRoom;\n"
-            "  signature?: ChatSecret;\n  attachments?: ChatAuthor[];\n}");
-  EXPECT_EQ(events[0].received,
-            "{\n  text: string;\n  author?: ChatAuthorReceived;\n  room?: ChatRoom;\n"
-            "  attachments?: ChatAuthorReceived[];\n}");
+            "  signature?: ChatSignature;\n  attachments?: ChatAuthor[];\n"
+            "  pair?: [ChatAuthor?, ...unknown[]];\n}");
+  EXPECT_EQ(
+      events[0].received,
+      "{\n  text: string;\n  author?: ChatAuthorReceived;\n  room?: ChatRoom;\n"
+      "  attachments?: ChatAuthorReceived[];\n  pair?: [ChatAuthorReceived?, ...unknown[]];\n}");
   EXPECT_EQ(events[1].sent, events[1].received);
   EXPECT_THAT(types.declarations(),
               HasSubstr("export type ChatAuthorReceived = {\n  name?: string;\n};"));
   EXPECT_THAT(types.declarations(), HasSubstr("password?: string;"));
   // A type with no write-only property is shared by both sides.
   EXPECT_THAT(types.declarations(), ::testing::Not(HasSubstr("ChatRoomReceived")));
+}
+
+// The received type says what the server delivers, and the server strips
+// only properties whose own schema is write-only, found through properties,
+// items and $ref: not a writeOnly behind a $ref, nor in a combinator.
+TEST(TypegenSchema, WriteOnlyWhereTheServerDoesNotStripItStaysReceived) {
+  SchemaTypes types;
+  const auto events = types.add_file(R"({
+    "e": {
+      "type": "object",
+      "properties": {
+        "behindRef": {"$ref": "#/definitions/secret"},
+        "either": {"anyOf": [{"type": "object", "properties": {
+          "key": {"type": "string", "writeOnly": true}}}]},
+        "map": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+          "key": {"type": "string", "writeOnly": true}}}}
+      },
+      "allOf": [{"properties": {"pin": {"type": "string", "writeOnly": true}}}],
+      "definitions": {"secret": {"type": "string", "writeOnly": true}}
+    }
+  })",
+                                     "e.json", "E");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].received, events[0].sent);
+  EXPECT_THAT(events[0].received, HasSubstr("behindRef?: ESecret;"));
+  EXPECT_THAT(events[0].received, HasSubstr("pin?: string;"));
 }
 
 TEST(TypegenSchema, EventsKeepFileOrderAndDescriptions) {
