@@ -1,5 +1,6 @@
 // Assembles the HeraldSchema module (see module.hpp) from the config's
-// namespaces and the types SchemaTypes makes of their schema files.
+// namespaces and the types SchemaTypes makes of their schema files, each
+// first compiled as the server compiles it (schema::EventSchemas).
 #include "typegen/module.hpp"
 
 #include <cerrno>
@@ -7,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "schema/event_schemas.hpp"
 #include "typegen/ts_syntax.hpp"
 
 namespace herald::typegen {
@@ -45,8 +47,15 @@ EventMaps maps_for(const config::NamespaceOptions& options, std::string_view typ
                    SchemaTypes& types) {
   if (options.schema.empty())
     return {"{ [event: string]: unknown }", "{ [event: string]: unknown }"};
-  const std::vector<EventTypes> events =
-      types.add_file(read_file(options.schema), options.schema, type_prefix);
+  const std::string text = read_file(options.schema);
+  try {
+    // Types for a schema the server would refuse at start-up would lie, so
+    // it is compiled the way the server does, failing with the same message.
+    schema::EventSchemas::parse(options.schema, text);
+  } catch (const schema::SchemaError& e) {
+    throw TypegenError(e.what());
+  }
+  const std::vector<EventTypes> events = types.add_file(text, options.schema, type_prefix);
   const bool open = !options.strict_events;
   return {event_map(events, open, &EventTypes::sent),
           event_map(events, open, &EventTypes::received)};

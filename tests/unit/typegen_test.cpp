@@ -430,6 +430,18 @@ TEST_F(TypegenModule, HelperTypesArePrefixedByNamespace) {
   EXPECT_THAT(module, HasSubstr("u?: DmUser;"));
 }
 
+TEST_F(TypegenModule, ASchemaTheServerRefusesIsRefusedWithItsMessage) {
+  config::Config cfg;
+  const std::string path = write("chat.json", R"({"e": {"type": 5}})");
+  cfg.namespaces["chat"].schema = path;
+  try {
+    generate_module(cfg, "herald.toml");
+    FAIL() << "no error";
+  } catch (const TypegenError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("schema file " + path + ": /e: invalid JSON Schema"));
+  }
+}
+
 TEST_F(TypegenModule, AnUnreadableSchemaNamesTheFile) {
   config::Config cfg;
   cfg.namespaces["chat"].schema = (dir_ / "missing.json").string();
