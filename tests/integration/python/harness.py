@@ -67,10 +67,14 @@ class ServerError(AssertionError):
 
 
 class HeraldServer:
-    """One `herald serve` process on 127.0.0.1:<free port>."""
+    """One `herald serve` process on 127.0.0.1:<free port> (or on
+    `listen_host`, e.g. 0.0.0.0 to be reached from another address; the
+    clients still use 127.0.0.1)."""
 
     def __init__(self, config: str | None = None, static_dir: str | None = None,
-                 workers: int = 2, name: str = "herald", file_size_limit: int | None = None):
+                 workers: int = 2, name: str = "herald", file_size_limit: int | None = None,
+                 listen_host: str = "127.0.0.1"):
+        self.listen_host = listen_host
         self.config_text = config
         self.static_dir = static_dir
         self.workers = workers
@@ -99,7 +103,7 @@ class HeraldServer:
         last_error = ""
         for _attempt in range(3):
             self.port = free_port()
-            args = [binary, "serve", "--listen", f"127.0.0.1:{self.port}",
+            args = [binary, "serve", "--listen", f"{self.listen_host}:{self.port}",
                     "--workers", str(self.workers)]
             if self.config_path:
                 args += ["--config", self.config_path]

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -432,3 +433,40 @@ def test_admin_reload_answers_post_only(server):
     assert status == 405, body
     status, body = reload_http(server)
     assert status == 200 and body["ok"] is True, body
+
+
+def non_loopback_address() -> str | None:
+    """This host's address on its default route, if it has one (a UDP
+    connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+            address = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+@pytest.mark.parametrize("allow_remote", [False, True])
+def test_admin_reload_from_another_address_needs_allow_remote_admin(allow_remote):
+    address = non_loopback_address()
+    if address is None:
+        pytest.skip("no non-loopback IPv4 address on this host")
+    srv = make_server(f"ns-remote-admin-{allow_remote}", listen_host="0.0.0.0")
+    with open(srv.config_path, "a") as f:
+        f.write(f"\n[server]\nallow_remote_admin = {str(allow_remote).lower()}\n")
+    with running(srv):
+        req = urllib.request.Request(f"http://{address}:{srv.port}/api/admin/reload", data=b"{}",
+                                     method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status, body = r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            status, body = e.code, json.loads(e.read())
+        if allow_remote:
+            assert status == 200 and body["ok"] is True, body
+        else:
+            assert status == 403 and body["code"] == "forbidden", body
+            assert "loopback" in body["message"], body
+        # Loopback peers may always reload.
+        assert reload_http(srv)[0] == 200
