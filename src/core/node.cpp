@@ -77,6 +77,10 @@ std::optional<Failure> admit(const Namespace& ns, PublishRequest& req) {
   return std::nullopt;
 }
 
+engine::Retention retention_of(const Namespace& ns) {
+  return {ns.options.history_size, static_cast<int64_t>(ns.options.history_ttl.count())};
+}
+
 }  // namespace
 
 struct Node::Shard {
@@ -152,20 +156,22 @@ void Node::deliver_to_workers(Shard& owner, const std::string& channel,
 
 void Node::publish(unsigned from, PublishRequest req, std::function<void(PublishResult)> done) {
   std::optional<Failure> failure;
-  if (const Namespace* ns = find_namespace(from, req.channel, failure)) failure = admit(*ns, req);
+  const Namespace* ns = find_namespace(from, req.channel, failure);
+  if (ns) failure = admit(*ns, req);
   if (failure) {
     done(PublishResult{std::move(failure), std::nullopt});
     return;
   }
+  const engine::Retention keep = retention_of(*ns);
   const unsigned owner = owner_of(req.channel);
-  post(owner, [this, owner, from, req = std::move(req), done = std::move(done)]() mutable {
+  post(owner, [this, owner, from, keep, req = std::move(req), done = std::move(done)]() mutable {
     const int64_t ts = engine::system_now_ms();
     if (req.ephemeral) {
       deliver_to_workers(*shards_[owner], req.channel, event_frame(req, std::nullopt, ts));
       post(from, [done = std::move(done)] { done(PublishResult{}); });
       return;
     }
-    engine::NewEvent ev{req.event, req.data, req.from_client, req.from_user, ts};
+    engine::NewEvent ev{req.event, req.data, req.from_client, req.from_user, ts, keep};
     Shard& shard = *shards_[owner];
     const std::string channel = req.channel;
     shard.store->append(
@@ -207,6 +213,7 @@ void Node::subscribe(unsigned from, SubscribeRequest req,
 
     const size_t cap = options_.max_history_request;
     engine::HistoryQuery query;
+    query.retention = retention_of(*ns);
     if (recovery_refused) {
       query.limit = 0;
     } else if (req.recover) {
@@ -264,10 +271,12 @@ void Node::unsubscribe(unsigned from, std::string channel) {
 
 void Node::history(unsigned from, HistoryRequest req, std::function<void(HistoryResult)> done) {
   std::optional<Failure> failure;
-  if (!find_namespace(from, req.channel, failure)) {
+  const Namespace* ns = find_namespace(from, req.channel, failure);
+  if (!ns) {
     done(HistoryResult{std::move(failure), {}, 0, {}});
     return;
   }
+  req.query.retention = retention_of(*ns);
   const unsigned owner = owner_of(req.channel);
   req.query.limit = std::min(req.query.limit, options_.max_history_request);
   post(owner, [this, owner, from, req = std::move(req), done = std::move(done)]() mutable {

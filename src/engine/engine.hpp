@@ -22,12 +22,23 @@
 
 namespace herald::engine {
 
+// How much of one channel's history to keep: its namespace's history_size
+// and history_ttl_ms (config [namespaces.<name>]).
+struct Retention {
+  size_t max_events = 1000;  // 0: none
+  int64_t max_age_ms = 0;    // 0: no age limit
+};
+
 struct NewEvent {
   std::string event;        // e.g. "chat.message"
   std::string data;         // raw JSON
   std::string from_client;  // empty when published by the server API
   std::string from_user;
   int64_t ts_ms = 0;
+  // The channel's retention; unset: the engine's own limits. The memory
+  // engine applies it; the sqlite engine does not yet (it keeps its
+  // engine-wide limits for every channel).
+  std::optional<Retention> retention = std::nullopt;
 };
 
 struct StoredEvent {
@@ -48,9 +59,10 @@ struct AppendResult {
 
 struct HistoryQuery {
   size_t limit = 100;
-  std::optional<uint64_t> before;  // only offsets < before
-  std::optional<uint64_t> after;   // only offsets > after; with `after`, the
-                                   // oldest `limit` such events, else the newest
+  std::optional<uint64_t> before;                     // only offsets < before
+  std::optional<uint64_t> after;                      // only offsets > after; with `after`, the
+                                                      // oldest `limit` such events, else the newest
+  std::optional<Retention> retention = std::nullopt;  // as NewEvent::retention
 };
 
 struct HistoryResult {

@@ -11,6 +11,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
@@ -48,9 +49,10 @@ class Reloader {
 };
 
 // Logs a warning for each namespace option that is read but not applied yet
-// (a namespace's own history_size and history_ttl_ms: the engines keep
-// history.size and history.ttl_ms for every channel).
-void warn_unapplied_options(const config::Config& config);
+// (a namespace's own history_size and history_ttl_ms with the sqlite engine,
+// which keeps history.size and history.ttl_ms for every channel). `engine`:
+// the engine running, which a reload does not change.
+void warn_unapplied_options(const config::Config& config, std::string_view engine);
 
 // Starts a reload away from the caller's thread; `done` runs on `reply_to`.
 using ReloadFn = std::function<void(boost::asio::any_io_executor reply_to,

@@ -29,9 +29,11 @@ class MemoryEngineTest : public ::testing::Test {
 
   // Appends and returns the result; the memory engine completes synchronously.
   AppendResult append(ShardStore& store, const std::string& channel, std::string data = "1",
-                      std::optional<int64_t> ts = std::nullopt) {
+                      std::optional<int64_t> ts = std::nullopt,
+                      std::optional<Retention> retention = std::nullopt) {
     std::optional<AppendResult> out;
-    store.append(channel, NewEvent{"e", std::move(data), "client-1", "user-1", ts.value_or(now_)},
+    store.append(channel,
+                 NewEvent{"e", std::move(data), "client-1", "user-1", ts.value_or(now_), retention},
                  [&](AppendResult r) { out = std::move(r); });
     EXPECT_TRUE(out.has_value()) << "append did not complete synchronously";
     return out.value_or(AppendResult{});
@@ -39,12 +41,14 @@ class MemoryEngineTest : public ::testing::Test {
 
   HistoryResult read(ShardStore& store, const std::string& channel, size_t limit,
                      std::optional<uint64_t> after = std::nullopt,
-                     std::optional<uint64_t> before = std::nullopt) {
+                     std::optional<uint64_t> before = std::nullopt,
+                     std::optional<Retention> retention = std::nullopt) {
     std::optional<HistoryResult> out;
     HistoryQuery q;
     q.limit = limit;
     q.after = after;
     q.before = before;
+    q.retention = retention;
     store.read(channel, q, [&](HistoryResult r) { out = std::move(r); });
     EXPECT_TRUE(out.has_value()) << "read did not complete synchronously";
     return out.value_or(HistoryResult{});
@@ -126,6 +130,41 @@ TEST_F(MemoryEngineTest, CountLimitDropsOldestButOffsetsContinue) {
   r = read(*store, "c", 100);
   EXPECT_EQ(offsets(r), (Offsets{4, 5, 6}));
   EXPECT_EQ(r.first_offset, 4u);
+}
+
+TEST_F(MemoryEngineTest, AChannelsRetentionOverridesTheEngineLimits) {
+  auto engine = make(100);
+  auto store = open(*engine);
+  for (int i = 1; i <= 5; ++i) append(*store, "small", std::to_string(i), {}, Retention{2, 0});
+  for (int i = 1; i <= 5; ++i) append(*store, "big", std::to_string(i));
+  EXPECT_EQ(offsets(read(*store, "small", 100, {}, {}, Retention{2, 0})), (Offsets{4, 5}));
+  EXPECT_EQ(offsets(read(*store, "big", 100)), (Offsets{1, 2, 3, 4, 5}));
+  // None kept, offsets still count.
+  EXPECT_EQ(append(*store, "none", "x", {}, Retention{0, 0}).offset, 1u);
+  const HistoryResult none = read(*store, "none", 10, {}, {}, Retention{0, 0});
+  EXPECT_TRUE(none.events.empty());
+  EXPECT_EQ(none.last_offset, 1u);
+}
+
+TEST_F(MemoryEngineTest, ARetentionThatShrinksDropsOnTheNextReadOrAppend) {
+  auto engine = make(100);
+  auto store = filled(*engine, 6);  // a reload then gives channel c a smaller retention
+  EXPECT_EQ(offsets(read(*store, "c", 100, {}, {}, Retention{3, 0})), (Offsets{4, 5, 6}));
+  append(*store, "c", "7", {}, Retention{2, 0});
+  EXPECT_EQ(offsets(read(*store, "c", 100, {}, {}, Retention{2, 0})), (Offsets{6, 7}));
+  // Growing again keeps what is there and lets it fill up.
+  for (int i = 8; i <= 10; ++i) append(*store, "c", std::to_string(i), {}, Retention{4, 0});
+  EXPECT_EQ(offsets(read(*store, "c", 100, {}, {}, Retention{4, 0})), (Offsets{7, 8, 9, 10}));
+}
+
+TEST_F(MemoryEngineTest, AChannelsAgeLimitOverridesTheEngines) {
+  auto engine = make(100, 0);  // no engine-wide age limit
+  auto store = open(*engine);
+  append(*store, "c", "old", now_ - 5000, Retention{100, 1000});
+  append(*store, "c", "new", now_, Retention{100, 1000});
+  append(*store, "d", "old", now_ - 5000);
+  EXPECT_EQ(offsets(read(*store, "c", 100, {}, {}, Retention{100, 1000})), (Offsets{2}));
+  EXPECT_EQ(offsets(read(*store, "d", 100)), (Offsets{1}));
 }
 
 TEST_F(MemoryEngineTest, ManyEventsThroughASmallWindow) {

@@ -1,7 +1,7 @@
 // The memory engine: each channel's recent events in RAM, bounded by count and
-// age, with offsets that count up from 1 and are never reused while the
-// process lives. A restart starts a new random epoch, which tells clients that
-// offsets from before it mean nothing now.
+// age (the channel's Retention when given, else the engine's limits), with offsets that count up
+// from 1 and are never reused while the process lives. A restart starts a new random epoch, which
+// tells clients that offsets from before it mean nothing now.
 //
 // Each worker's ShardStore keeps its own channels and is only ever used from
 // that worker's thread, so nothing here takes a lock. Calls complete
@@ -76,18 +76,22 @@ struct Channel {
 class MemoryShardStore final : public ShardStore {
  public:
   MemoryShardStore(const MemoryLimits& limits, std::string epoch, Clock now_ms)
-      : limits_(limits), epoch_(std::move(epoch)), now_ms_(std::move(now_ms)) {}
+      : defaults_{limits.max_events_per_channel, limits.max_age_ms},
+        epoch_(std::move(epoch)),
+        now_ms_(std::move(now_ms)) {}
 
   void append(const std::string& channel, NewEvent ev, AppendHandler done) override {
+    const Retention keep = ev.retention.value_or(defaults_);
     Channel& ch = channels_[channel];
     const uint64_t offset = ++ch.last_offset;
-    if (limits_.max_events_per_channel > 0) {
-      if (ch.events.size() >= limits_.max_events_per_channel) ch.events.pop_front();
+    // A smaller retention (after a reload) may leave more than one event to drop.
+    drop_beyond(ch, keep.max_events > 0 ? keep.max_events - 1 : 0);
+    if (keep.max_events > 0) {
       ch.events.push_back(StoredEvent{offset, ev.ts_ms, std::move(ev.event), std::move(ev.data),
                                       std::move(ev.from_client), std::move(ev.from_user)},
-                          limits_.max_events_per_channel);
+                          keep.max_events);
     }
-    drop_expired(ch);
+    drop_expired(ch, keep.max_age_ms);
     done(AppendResult{true, {}, offset, epoch_});
   }
 
@@ -99,7 +103,9 @@ class MemoryShardStore final : public ShardStore {
     if (it == channels_.end()) return done(std::move(result));
 
     Channel& ch = it->second;
-    drop_expired(ch);
+    const Retention keep = query.retention.value_or(defaults_);
+    drop_beyond(ch, keep.max_events);
+    drop_expired(ch, keep.max_age_ms);
     result.last_offset = ch.last_offset;
     if (ch.events.empty()) return done(std::move(result));
 
@@ -130,13 +136,18 @@ class MemoryShardStore final : public ShardStore {
   // Drops events older than max_age_ms from the oldest end. Timestamps are
   // given by the channel's owner in offset order, so the oldest end is where
   // expired events are.
-  void drop_expired(Channel& ch) {
-    if (limits_.max_age_ms <= 0 || ch.events.empty()) return;
-    const int64_t cutoff = now_ms_() - limits_.max_age_ms;
+  void drop_expired(Channel& ch, int64_t max_age_ms) {
+    if (max_age_ms <= 0 || ch.events.empty()) return;
+    const int64_t cutoff = now_ms_() - max_age_ms;
     while (!ch.events.empty() && ch.events.front().ts_ms < cutoff) ch.events.pop_front();
   }
 
-  const MemoryLimits limits_;
+  // Drops the oldest events until at most `max_events` are left.
+  static void drop_beyond(Channel& ch, size_t max_events) {
+    while (ch.events.size() > max_events) ch.events.pop_front();
+  }
+
+  const Retention defaults_;
   const std::string epoch_;
   const Clock now_ms_;
   std::unordered_map<std::string, Channel> channels_;

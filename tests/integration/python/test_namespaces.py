@@ -41,6 +41,9 @@ CHAT_SCHEMA = {
 }
 
 CONFIG = """
+[engine]
+type = "memory"
+
 [history]
 size = 100
 
@@ -300,17 +303,13 @@ async def test_max_message_bytes_of_a_namespace(server):
 
 
 @runs_async
-async def test_recover_of_a_namespace(server):
+async def test_history_size_and_recover_of_a_namespace(server):
     c, _ = await WSClient.connected(server)
     ch = unique("feed:h")
     for i in range(5):
         assert http_publish(server, ch, "e", i)[0] == 200
     hist = await c.call({"type": "history", "channel": ch, "limit": 100})
-    # feed's history_size = 3 is not applied yet (history.size = 100 is): it
-    # is reported at start-up instead of silently ignored.
-    assert [e["data"] for e in hist["events"]] == [0, 1, 2, 3, 4], hist
-    assert "namespaces.feed: history_size and history_ttl_ms are not applied yet" \
-        in server.log_text()
+    assert [e["data"] for e in hist["events"]] == [2, 3, 4], hist  # feed: history_size = 3
     chat = unique("chat:h")
     for i in range(5):
         assert (await publish(c, chat, "chat.typing", {"who": str(i)}))["type"] == "ack"
@@ -417,14 +416,19 @@ async def test_a_bad_config_is_refused_and_the_old_one_stays():
 async def test_reload_reports_keys_that_need_a_restart():
     with running(make_server("ns-reload-restart")) as srv:
         with open(srv.config_path, "a") as f:
-            f.write("\n[limits]\nmax_connections = 7\n\n[namespaces.extra]\nrecover = false\n")
+            f.write("\n[limits]\nmax_connections = 7\n\n[namespaces.extra]\nrecover = false\n"
+                    "history_size = 2\n")
         status, body = reload_http(srv)
         assert status == 200, body
         assert body == {"ok": True, "namespaces": 4,
                         "restart_required": ["limits.max_connections"]}, body
         c, _ = await WSClient.connected(srv)
-        assert (await c.call({"type": "subscribe", "channel": unique("extra:x")}))["type"] \
-            == "subscribed"
+        ch = unique("extra:x")
+        assert (await c.call({"type": "subscribe", "channel": ch}))["type"] == "subscribed"
+        for i in range(4):
+            await publish(c, ch, "e", i)
+        hist = await c.call({"type": "history", "channel": ch})
+        assert [e["data"] for e in hist["events"]] == [2, 3], hist  # the new namespace's retention
         await c.close()
 
 
