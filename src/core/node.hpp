@@ -98,7 +98,8 @@ class Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  // Called by each worker, on its own thread, before it serves traffic.
+  // Called for every worker before any worker thread starts: a worker posts
+  // to every shard as soon as it serves traffic.
   void attach_worker(unsigned index, boost::asio::io_context& io);
 
   // Thread-safe, once every worker is attached: each worker switches to

@@ -72,6 +72,11 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
       read_buffer_(kReadBufferBytes),
       id_seed_(std::random_device{}() * 0x100000001ULL ^ std::random_device{}()) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  // Here, before any worker thread starts, not in run(): once the first
+  // worker accepts, its requests are posted to every shard, whose io_context
+  // must be set by then (attaching in run() crashed a server restarted under
+  // traffic).
+  node_.attach_worker(index_, io_);
 }
 
 Worker::~Worker() {
@@ -97,7 +102,6 @@ uint16_t Worker::listen(const boost::asio::ip::tcp::endpoint& endpoint) {
 }
 
 void Worker::run() {
-  node_.attach_worker(index_, io_);
   if (epoll_fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
   poller_.assign(epoll_fd_);
   watch_poller();

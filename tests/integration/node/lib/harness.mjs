@@ -105,7 +105,10 @@ export class HeraldServer {
       throw new Error(`herald binary not found or not executable: ${bin} (build it, or set HERALD_BIN)`);
     }
     let lastError;
-    for (let attempt = 0; attempt < 3; attempt++) {
+    // Another attempt on another port if the free port was taken meanwhile;
+    // none on a given port, where an exit is the result to report.
+    const attempts = port === null ? 3 : 1;
+    for (let attempt = 0; attempt < attempts; attempt++) {
       this.port = port ?? (await freePort());
       const args = ['serve', '--listen', `127.0.0.1:${this.port}`, '--workers', String(this.workers)];
       if (this.configPath) args.push('--config', this.configPath);
