@@ -432,7 +432,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
       if (msg.type === 'connected') {
         this.onConnected(msg);
       } else {
-        this.emitError(toError(msg));
+        this.emitError(HeraldError.fromReply(msg));
         this.drop(ws, 'connect failed');
       }
       return;
@@ -442,11 +442,11 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
       if (!p) return; // timed out already
       this.pending.delete(msg.id);
       clearTimeout(p.timer);
-      if (msg.type === 'error') p.reject(toError(msg));
+      if (msg.type === 'error') p.reject(HeraldError.fromReply(msg));
       else p.resolve(msg);
       return;
     }
-    if (msg.type === 'error') this.emitError(toError(msg));
+    if (msg.type === 'error') this.emitError(HeraldError.fromReply(msg));
   }
 
   // ---------------------------------------------------------------------
@@ -624,12 +624,6 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
 function detach(ws: WebSocketLike): void {
   ws.onopen = ws.onmessage = ws.onclose = null;
   ws.onerror = () => {}; // late errors of a dropped socket must not crash Node
-}
-
-function toError(msg: { code?: unknown; message?: unknown; details?: unknown }): HeraldError {
-  const code = typeof msg.code === 'string' ? msg.code : 'internal';
-  const message = typeof msg.message === 'string' ? msg.message : code;
-  return new HeraldError(code, message, { details: msg.details });
 }
 
 function errorMessage(e: unknown): string {

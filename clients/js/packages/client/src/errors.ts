@@ -1,6 +1,7 @@
 // HeraldError: the one error type the client rejects and emits, carrying a
 // machine-readable `code` (a server error code from docs/protocol.md section 8,
-// or one of the client's own codes listed in ClientErrorCode).
+// or one of the SDKs' own codes listed in ClientErrorCode) and, for the HTTP
+// API (@herald/server), the HTTP status.
 
 /** Error codes the server sends (docs/protocol.md, section 8). */
 export type ServerErrorCode =
@@ -33,7 +34,11 @@ export type ClientErrorCode =
   /** the channel already has a Subscription on this client */
   | 'already_subscribed'
   /** an application callback (onEvent, ...) threw */
-  | 'listener_failed';
+  | 'listener_failed'
+  /** HTTP API (@herald/server): the server could not be reached (refused, DNS, reset) */
+  | 'unreachable'
+  /** HTTP API (@herald/server): the reply was not the JSON the API documents */
+  | 'bad_response';
 
 export type HeraldErrorCode = ServerErrorCode | ClientErrorCode | (string & {});
 
@@ -41,12 +46,26 @@ export class HeraldError extends Error {
   readonly code: HeraldErrorCode;
   /** `details` of a server error, when it has some. */
   readonly details?: unknown;
+  /** the HTTP status, for errors of the HTTP API */
+  readonly status?: number;
 
-  constructor(code: HeraldErrorCode, message: string, options: { details?: unknown; cause?: unknown } = {}) {
+  constructor(
+    code: HeraldErrorCode,
+    message: string,
+    options: { details?: unknown; cause?: unknown; status?: number } = {},
+  ) {
     super(message);
     this.name = 'HeraldError';
     this.code = code;
     if (options.details !== undefined) this.details = options.details;
+    if (options.status !== undefined) this.status = options.status;
     if (options.cause !== undefined) (this as { cause?: unknown }).cause = options.cause;
+  }
+
+  /** The error of a server `error` reply (WebSocket message or HTTP body) `{code, message, details?}`. */
+  static fromReply(reply: { code?: unknown; message?: unknown; details?: unknown }, status?: number): HeraldError {
+    const code = typeof reply.code === 'string' ? reply.code : 'internal';
+    const message = typeof reply.message === 'string' ? reply.message : code;
+    return new HeraldError(code, message, { details: reply.details, status });
   }
 }

@@ -1,0 +1,112 @@
+// HeraldServer: the typed client of Herald's HTTP API (docs/protocol.md
+// section 10) for application backends: publish and history, over the global
+// fetch (Node >= 18, Next.js route handlers, edge runtimes). Every failure is
+// a HeraldError: the server's code and HTTP status, or `timeout`,
+// `unreachable`, `bad_response`. No retries: a publish is not idempotent.
+
+import {
+  HeraldError,
+  type AnySchema,
+  type EventData,
+  type EventName,
+  type HistoryOptions,
+  type HistoryResult,
+  type PublishMap,
+  type PublishOptions,
+  type PublishResult,
+  type ReceivedEvent,
+  type SchemaShape,
+} from '@herald/client';
+
+export interface HeraldServerOptions {
+  /** base URL of the server's HTTP API, e.g. `http://localhost:8080` */
+  url: string;
+  /** sent as `Authorization: Bearer <apiKey>` (the server ignores it until authentication exists) */
+  apiKey?: string;
+  /** how long one request may take, in ms (default 10000) */
+  timeoutMs?: number;
+  /** fetch implementation (default: the global one) */
+  fetch?: typeof fetch;
+}
+
+/**
+ * `S` is the typed-events schema (`HeraldSchema` from `herald typegen`), the
+ * same as `Herald<S>` of @herald/client; the default accepts anything.
+ */
+export class HeraldServer<S extends SchemaShape = AnySchema> {
+  private readonly base: string;
+  private readonly headers: Record<string, string>;
+  private readonly timeoutMs: number;
+  private readonly fetch: typeof fetch;
+
+  constructor(options: HeraldServerOptions) {
+    if (!options || typeof options.url !== 'string') throw new TypeError('HeraldServer: options.url is required');
+    this.base = options.url.replace(/\/+$/, '');
+    this.headers = { accept: 'application/json' };
+    if (options.apiKey !== undefined) this.headers.authorization = `Bearer ${options.apiKey}`;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    const f = options.fetch ?? (globalThis as { fetch?: typeof fetch }).fetch;
+    if (!f) throw new TypeError('HeraldServer: no global fetch (Node >= 18 has one); pass options.fetch');
+    this.fetch = f;
+  }
+
+  /** Publishes an event (`POST /api/publish`); resolves once it is stored, with its offset (none if ephemeral). */
+  async publish<C extends string, E extends EventName<PublishMap<S, C>>>(
+    channel: C,
+    event: E,
+    data: EventData<PublishMap<S, C>, E>,
+    options: PublishOptions = {},
+  ): Promise<PublishResult> {
+    const body: Record<string, unknown> = { channel, event, data: data === undefined ? null : data };
+    if (options.ephemeral) body.ephemeral = true;
+    const reply = await this.request('POST', '/api/publish', JSON.stringify(body));
+    return typeof reply.offset === 'number' ? { offset: reply.offset } : {};
+  }
+
+  /** Reads stored events of a channel (`GET /api/channels/{channel}/history`), oldest first. */
+  async history<C extends string>(channel: C, options: HistoryOptions = {}): Promise<HistoryResult<ReceivedEvent<S, C>>> {
+    const query = new URLSearchParams();
+    for (const k of ['limit', 'before', 'after'] as const) if (options[k] !== undefined) query.set(k, String(options[k]));
+    const qs = query.toString() ? `?${query}` : '';
+    const reply = await this.request('GET', `/api/channels/${encodeURIComponent(channel)}/history${qs}`);
+    if (!Array.isArray(reply.events)) throw new HeraldError('bad_response', 'history: the reply has no events array');
+    return { channel: reply.channel, epoch: reply.epoch, offset: reply.offset, events: reply.events };
+  }
+
+  private async request(method: string, path: string, body?: string): Promise<any> {
+    const headers = body === undefined ? this.headers : { ...this.headers, 'content-type': 'application/json' };
+    const what = `${method} ${path}`;
+    let res: Response;
+    let text: string;
+    try {
+      res = await this.fetch(this.base + path, { method, headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
+      text = await res.text();
+    } catch (e) {
+      const name = (e as { name?: string })?.name;
+      if (name === 'TimeoutError' || name === 'AbortError') {
+        throw new HeraldError('timeout', `${what}: no reply from ${this.base} within ${this.timeoutMs} ms`, { cause: e });
+      }
+      const reason = causeMessage(e);
+      throw new HeraldError('unreachable', `${what}: cannot reach ${this.base}: ${reason}`, { cause: e });
+    }
+    let reply: any;
+    try {
+      reply = JSON.parse(text);
+    } catch {
+      reply = null;
+    }
+    if (res.ok && reply && typeof reply === 'object') return reply;
+    if (reply && typeof reply === 'object' && typeof reply.code === 'string') throw HeraldError.fromReply(reply, res.status);
+    throw new HeraldError('bad_response', `${what}: HTTP ${res.status} with a body that is not the API's JSON`, {
+      status: res.status,
+    });
+  }
+}
+
+/** fetch's "fetch failed" hides the reason (ECONNREFUSED, ENOTFOUND, ...) in `cause`. */
+function causeMessage(e: unknown): string {
+  const cause = (e as { cause?: { code?: string; message?: string } })?.cause;
+  if (cause?.code) return cause.code;
+  if (cause?.message) return cause.message;
+  return e instanceof Error ? e.message : String(e);
+}
