@@ -184,12 +184,13 @@ test('connection state follows a server killed and restarted; onRecoveryFailed f
   const ch = unique('restart');
   const states = [];
   const recoveryFailed = [];
+  const received = [];
   function Watch() {
     const state = useConnectionState();
     states.push(state);
     const { status } = useRealtime({
       channels: [ch],
-      onData: () => {},
+      onData: (e) => received.push(e.offset),
       onRecoveryFailed: (info) => recoveryFailed.push(info),
     });
     return h('p', { id: 'w' }, `${state} ${status}`);
@@ -198,6 +199,7 @@ test('connection state follows a server killed and restarted; onRecoveryFailed f
   try {
     await until(() => view.text('#w') === 'connected subscribed', 5000, 'connected');
     await own.publish({ channel: ch, event: 'e', data: { n: 1 } });
+    await until(() => received.length === 1, 5000, 'the event before the kill');
     await own.kill();
     await until(() => /^(disconnected|connecting) (disconnected|connecting)$/.test(view.text('#w')), 5000, 'the loss');
     await sleep(300);
