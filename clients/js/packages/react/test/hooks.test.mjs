@@ -4,7 +4,8 @@
 // published over HTTP reach the component; a channel change resubscribes;
 // unmounting unsubscribes (checked on the server with its metrics and a
 // witness subscriber); two components share a channel, each with its own
-// history; the connection state follows a server killed and restarted.
+// history; a refused channel gives status error; the connection state
+// follows a server killed and restarted.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, test } from 'node:test';
@@ -211,6 +212,22 @@ test('connection state follows a server killed and restarted; onRecoveryFailed f
   } finally {
     view.unmount();
     await own.stop();
+  }
+});
+
+test('a channel the server refuses: status error with the server code; the other channels still deliver', async () => {
+  const ok = unique('ok');
+  const view = mount(
+    h(HeraldProvider, { url: server.wsUrl, WebSocket, reconnect: FAST }, h(Feed, { channels: [ok, 'bad channel'] })),
+  );
+  try {
+    await until(() => view.text('.status') === 'error', 5000, 'status error');
+    assert.equal(view.text('.error'), 'bad_request');
+    await server.publish({ channel: ok, event: 'e', data: { n: 1 } });
+    await until(() => items(view).length === 1, 5000, 'the good channel');
+    assert.deepEqual(items(view), [`${ok}/e/1/1`]);
+  } finally {
+    view.unmount();
   }
 });
 
