@@ -35,9 +35,8 @@ struct NewEvent {
   std::string from_client;  // empty when published by the server API
   std::string from_user;
   int64_t ts_ms = 0;
-  // The channel's retention; unset: the engine's own limits. The memory
-  // engine applies it; the sqlite engine does not yet (it keeps its
-  // engine-wide limits for every channel).
+  // The channel's retention; unset: the engine's own limits. Engines apply
+  // the latest one given for a channel (by an append or a read).
   std::optional<Retention> retention = std::nullopt;
 };
 

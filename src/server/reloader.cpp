@@ -8,18 +8,6 @@
 
 namespace herald::server {
 
-void warn_unapplied_options(const config::Config& config, std::string_view engine) {
-  if (engine == "memory") return;  // it applies every namespace option
-  for (const auto& [name, options] : config.namespaces) {
-    if (options.history_size == config.history.size && options.history_ttl == config.history.ttl)
-      continue;
-    spdlog::warn(
-        "namespaces.{}: history_size and history_ttl_ms are not applied by the {} engine yet; "
-        "its channels keep history.size = {} and history.ttl_ms = {}",
-        name, engine, config.history.size, config.history.ttl.count());
-  }
-}
-
 Reloader::Reloader(ConfigSource source, const config::Config& started, core::Node& node)
     : source_(std::move(source)), started_(started), node_(node) {}
 
@@ -30,16 +18,14 @@ ReloadOutcome Reloader::reload() {
     const config::Config next = config::load(source_.path, source_.path_is_explicit,
                                              config::process_environment(), source_.overrides);
     node_.set_namespaces(core::NamespaceTable::build(next));
-    warn_unapplied_options(next, started_.engine.type);
     outcome.ok = true;
     outcome.namespaces = next.namespaces.size();
     outcome.restart_required = config::restart_required(started_, next);
-    // The memory engine takes each channel's retention from the namespaces
-    // with every append, so the default retention reloads with them.
-    if (started_.engine.type == "memory")
-      std::erase_if(outcome.restart_required, [](const std::string& key) {
-        return key.starts_with("history.") && key != "history.max_request";
-      });
+    // The engines take each channel's retention from the namespaces with
+    // every append and read, so the default retention reloads with them.
+    std::erase_if(outcome.restart_required, [](const std::string& key) {
+      return key.starts_with("history.") && key != "history.max_request";
+    });
   } catch (const std::exception& e) {  // config::ConfigError, schema::SchemaError
     outcome.error = e.what();
     spdlog::error("reload refused, the running configuration stays: {}", outcome.error);

@@ -48,12 +48,6 @@ class Reloader {
   core::Node& node_;
 };
 
-// Logs a warning for each namespace option that is read but not applied yet
-// (a namespace's own history_size and history_ttl_ms with the sqlite engine,
-// which keeps history.size and history.ttl_ms for every channel). `engine`:
-// the engine running, which a reload does not change.
-void warn_unapplied_options(const config::Config& config, std::string_view engine);
-
 // Starts a reload away from the caller's thread; `done` runs on `reply_to`.
 using ReloadFn = std::function<void(boost::asio::any_io_executor reply_to,
                                     std::function<void(ReloadOutcome)> done)>;

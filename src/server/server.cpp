@@ -52,7 +52,6 @@ int serve(const config::Config& cfg, const ConfigSource& source) {
   const unsigned workers =
       cfg.server.workers ? cfg.server.workers : std::max(1u, std::thread::hardware_concurrency());
   auto namespaces = core::NamespaceTable::build(cfg);  // a bad schema stops start-up here
-  warn_unapplied_options(cfg, cfg.engine.type);
   auto engine = make_engine(cfg);
   core::Node node(workers, *engine, core::NodeOptions{cfg.history.max_request},
                   std::move(namespaces));

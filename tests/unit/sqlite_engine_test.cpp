@@ -73,23 +73,27 @@ class SqliteEngineTest : public ::testing::Test {
   }
 
   AppendResult append(ShardStore& store, const std::string& channel, std::string data = "1",
-                      std::optional<int64_t> ts = std::nullopt) {
+                      std::optional<int64_t> ts = std::nullopt,
+                      std::optional<Retention> retention = std::nullopt) {
     std::optional<AppendResult> out;
-    store.append(channel,
-                 NewEvent{"e", std::move(data), "client-1", "user-1", ts.value_or(now_.load())},
-                 [&](AppendResult r) { out = std::move(r); });
+    store.append(
+        channel,
+        NewEvent{"e", std::move(data), "client-1", "user-1", ts.value_or(now_.load()), retention},
+        [&](AppendResult r) { out = std::move(r); });
     run_until([&] { return out.has_value(); });
     return out.value_or(AppendResult{});
   }
 
   HistoryResult read(ShardStore& store, const std::string& channel, size_t limit,
                      std::optional<uint64_t> after = std::nullopt,
-                     std::optional<uint64_t> before = std::nullopt) {
+                     std::optional<uint64_t> before = std::nullopt,
+                     std::optional<Retention> retention = std::nullopt) {
     std::optional<HistoryResult> out;
     HistoryQuery q;
     q.limit = limit;
     q.after = after;
     q.before = before;
+    q.retention = retention;
     store.read(channel, q, [&](HistoryResult r) { out = std::move(r); });
     run_until([&] { return out.has_value(); });
     return out.value_or(HistoryResult{});
@@ -429,6 +433,82 @@ TEST_F(SqliteEngineTest, RetentionByCountAndAgeDeletesRows) {
     EXPECT_TRUE(h.events.empty());
     EXPECT_EQ(append(*store, "idle").offset, 5u);
   }
+}
+
+// The per-namespace retention tests of the memory engine, on the sqlite
+// engine: hot (the window) and cold (a new store, from the database).
+TEST_F(SqliteEngineTest, AChannelsRetentionOverridesTheEngineLimits) {
+  using Offsets = std::vector<uint64_t>;
+  auto engine = make(1000, 0);
+  auto store = open(*engine);
+  for (int i = 1; i <= 5; ++i) append(*store, "small", std::to_string(i), {}, Retention{2, 0});
+  EXPECT_EQ(offsets(read(*store, "small", 100, {}, {}, Retention{2, 0})), (Offsets{4, 5}));
+  auto cold = open(*engine);
+  const HistoryResult h = read(*cold, "small", 100, {}, {}, Retention{2, 0});
+  EXPECT_EQ(offsets(h), (Offsets{4, 5}));
+  EXPECT_EQ(h.first_offset, 4u);
+  for (int i = 1; i <= 3; ++i) append(*store, "default");  // no retention: the engine's
+  EXPECT_EQ(offsets(read(*cold, "default", 100)), (Offsets{1, 2, 3}));
+
+  EXPECT_EQ(append(*store, "none", "x", {}, Retention{0, 0}).offset, 1u);
+  const HistoryResult none = read(*store, "none", 10, {}, {}, Retention{0, 0});
+  EXPECT_EQ(none.last_offset, 1u);
+  EXPECT_TRUE(none.events.empty());
+  EXPECT_EQ(rows_in_db("none"), 0);
+}
+
+TEST_F(SqliteEngineTest, ARetentionThatShrinksIsAppliedOnTheNextReadOrAppend) {
+  using Offsets = std::vector<uint64_t>;
+  auto engine = make(1000, 0);
+  auto store = open(*engine);
+  for (int i = 1; i <= 6; ++i) append(*store, "c", std::to_string(i));
+  EXPECT_EQ(offsets(read(*store, "c", 100, {}, {}, Retention{3, 0})), (Offsets{4, 5, 6}));
+  auto cold = open(*engine);
+  EXPECT_EQ(offsets(read(*cold, "c", 100, {}, {}, Retention{3, 0})), (Offsets{4, 5, 6}));
+  append(*store, "c", "7", {}, Retention{2, 0});
+  EXPECT_EQ(offsets(read(*store, "c", 100, {}, {}, Retention{2, 0})), (Offsets{6, 7}));
+  EXPECT_LE(rows_in_db("c"), 2);  // a sixteenth of 2 rounds up to a step of one row
+}
+
+TEST_F(SqliteEngineTest, AChannelsAgeLimitHidesThenSweepsOldEventsAlsoAfterARestart) {
+  using Offsets = std::vector<uint64_t>;
+  {
+    auto engine = make(1000, 0);  // no engine-wide age limit
+    auto store = open(*engine);
+    append(*store, "c", "old", now_ - 5000, Retention{100, 1000});
+    append(*store, "c", "new", now_.load(), Retention{100, 1000});
+    EXPECT_EQ(offsets(read(*store, "c", 100, {}, {}, Retention{100, 1000})), (Offsets{2}));
+    auto cold = open(*engine);
+    EXPECT_EQ(offsets(read(*cold, "c", 100, {}, {}, Retention{100, 1000})), (Offsets{2}));
+    append(*store, "keep", "x", now_ - 5000);  // the engine's limits: kept
+  }
+  now_ += 2000;  // "new" expires too; nothing reads or writes "c" any more
+  auto engine = make(1000, 0);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (rows_in_db("c") != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(rows_in_db("c"), 0);
+  EXPECT_EQ(rows_in_db("keep"), 1);
+}
+
+TEST_F(SqliteEngineTest, DatabaseWithoutRetentionColumnsGetsThem) {
+  {
+    auto engine = make();
+    auto store = open(*engine);
+    append(*store, "c");
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "data" / kSqliteFileName).c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "ALTER TABLE channels DROP COLUMN history_size; "
+                         "ALTER TABLE channels DROP COLUMN history_ttl_ms;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto engine = make();
+  auto store = open(*engine);
+  EXPECT_EQ(append(*store, "c", "2", {}, Retention{1, 0}).offset, 2u);
+  EXPECT_EQ(offsets(read(*store, "c", 10, {}, {}, Retention{1, 0})), std::vector<uint64_t>{2});
 }
 
 TEST_F(SqliteEngineTest, SizeZeroKeepsOffsetsButNoEvents) {

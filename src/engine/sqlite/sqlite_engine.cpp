@@ -66,6 +66,13 @@
 // database's own, and clients that recover with the old epoch get
 // `recovered: false`.
 //
+// Retention. Every append and read carries its channel's Retention (its
+// namespace's history_size and history_ttl_ms; unset: the engine's limits).
+// Both sides apply the latest one they saw: the owner to its hot window, the
+// storage thread to reads and trimming. Each append also stores it in the
+// channel's row (NULL: the engine's limits), so the age sweep applies it to
+// channels that are no longer cached or were written before a restart.
+//
 // Cache. The storage thread keeps the rows of recently used channels (id,
 // epoch, last offset) so that appends need no lookup; beyond
 // options.channel_cache rows, the least recently used quarter is dropped
@@ -177,6 +184,10 @@ class Stmt {
       return *this;
     }
     Use& bind(int i, uint64_t v) { return bind(i, static_cast<int64_t>(v)); }
+    Use& bind_null(int i) {
+      check(sqlite3_bind_null(s_.stmt_, i));
+      return *this;
+    }
     // Binds without copying: `v` must outlive the Use.
     Use& bind(int i, const std::string& v) {
       check(sqlite3_bind_text(s_.stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
@@ -200,6 +211,7 @@ class Stmt {
     }
     int64_t i64(int col) const { return sqlite3_column_int64(s_.stmt_, col); }
     uint64_t u64(int col) const { return static_cast<uint64_t>(i64(col)); }
+    bool is_null(int col) const { return sqlite3_column_type(s_.stmt_, col) == SQLITE_NULL; }
     std::string text(int col) const {
       const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_.stmt_, col));
       return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_.stmt_, col)))
@@ -231,7 +243,9 @@ CREATE TABLE IF NOT EXISTS channels (
   id INTEGER PRIMARY KEY,
   name TEXT NOT NULL UNIQUE,
   epoch TEXT NOT NULL,
-  last_offset INTEGER NOT NULL
+  last_offset INTEGER NOT NULL,
+  history_size INTEGER,
+  history_ttl_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS events (
   channel INTEGER NOT NULL,
@@ -246,6 +260,10 @@ CREATE TABLE IF NOT EXISTS events (
 )sql";
 
 constexpr const char* kSchemaVersion = "1";
+
+// Databases created before per-channel retention lack its two columns (both
+// nullable: NULL means the engine's limits); they are added on open.
+constexpr const char* kRetentionColumns[] = {"history_size", "history_ttl_ms"};
 
 // --- operations between the shards and the storage thread --------------------
 
@@ -266,8 +284,9 @@ struct Op {
   Kind kind = Kind::append;
   unsigned shard = 0;
   std::string channel;
-  StoredEvent event;   // append; the storage thread sets the offset
-  HistoryQuery query;  // read
+  std::optional<Retention> retention;  // all kinds: the channel's, as last given
+  StoredEvent event;                   // append; the storage thread sets the offset
+  HistoryQuery query;                  // read
   ShardStore::AppendHandler on_append;
   ShardStore::HistoryHandler on_read;
   // Results.
@@ -304,6 +323,7 @@ struct ChannelRow {
   uint64_t last = 0;
   uint64_t used = 0;           // number of the last batch that used it (for the cache bound)
   uint64_t trimmed_below = 0;  // count limit: rows below this offset are deleted
+  std::optional<Retention> retention;  // as last given (unset: the engine's limits)
 };
 
 class Storage {
@@ -389,7 +409,9 @@ class Storage {
           commit(db, "COMMIT"),
           find_channel(db, "SELECT id, epoch, last_offset FROM channels WHERE name = ?1"),
           insert_channel(db, "INSERT INTO channels (name, epoch, last_offset) VALUES (?1, ?2, 0)"),
-          update_last(db, "UPDATE channels SET last_offset = ?2 WHERE id = ?1"),
+          update_last(db,
+                      "UPDATE channels SET last_offset = ?2, history_size = ?3, "
+                      "history_ttl_ms = ?4 WHERE id = ?1"),
           insert_event(db,
                        "INSERT INTO events (channel, \"offset\", ts, event, data, from_client, "
                        "from_user) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
@@ -409,8 +431,8 @@ class Storage {
                    "\"offset\" FROM events WHERE channel = ?1 AND ts >= ?2 ORDER BY \"offset\" "
                    "LIMIT 1), ?3)"),
           sweep_channels(db,
-                         "SELECT id, last_offset FROM channels WHERE id > ?1 ORDER BY id "
-                         "LIMIT ?2") {}
+                         "SELECT id, last_offset, history_size, history_ttl_ms FROM channels "
+                         "WHERE id > ?1 ORDER BY id LIMIT ?2") {}
     Stmt begin, commit, find_channel, insert_channel, update_last, insert_event, first_held,
         read_range, read_ts, trim_count, trim_age, sweep_channels;
   };
@@ -458,6 +480,7 @@ class Storage {
       if (options_.max_page_count > 0)
         exec(db_, ("PRAGMA max_page_count = " + std::to_string(options_.max_page_count)).c_str());
       exec(db_, kSchema);
+      add_retention_columns();
       exec(db_, "BEGIN IMMEDIATE");
       {
         Stmt put(db_, "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)");
@@ -485,6 +508,12 @@ class Storage {
         Stmt::Use use(sum);
         handed_out_ = use.step() ? use.u64(0) : 0;
       }
+      {
+        Stmt min_ttl(db_, "SELECT MIN(history_ttl_ms) FROM channels WHERE history_ttl_ms > 0");
+        Stmt::Use use(min_ttl);
+        if (use.step() && !use.is_null(0)) note_ttl(use.i64(0));
+      }
+      note_ttl(options_.max_age_ms);
       const std::optional<uint64_t> recorded = open_offsets_file(dir);
       if (recorded ? *recorded > handed_out_ : handed_out_ > 0) renew_epoch();
       exec(db_, "COMMIT");
@@ -499,6 +528,16 @@ class Storage {
       db_ = nullptr;
       throw std::runtime_error(where + e.what() +
                                " (if the file is damaged, move it away to start afresh)");
+    }
+  }
+
+  void add_retention_columns() {
+    for (const char* column : kRetentionColumns) {
+      Stmt info(db_, "SELECT COUNT(*) FROM pragma_table_info('channels') WHERE name = ?1");
+      Stmt::Use use(info);
+      use.bind(1, std::string(column));
+      if (use.step() && use.i64(0) == 0)
+        exec(db_, (std::string("ALTER TABLE channels ADD COLUMN ") + column + " INTEGER").c_str());
     }
   }
 
@@ -558,9 +597,13 @@ class Storage {
     for (const auto& name : names) cache_.erase(name);
   }
 
-  int64_t sweep_interval_ms() const {
-    return std::clamp<int64_t>(options_.max_age_ms / 10, 1000, 60000);
+  // The age sweep runs once some channel has an age limit; it comes round
+  // a tenth of the shortest one after (within 1 s .. 1 min).
+  void note_ttl(int64_t ttl_ms) {
+    if (ttl_ms > 0 && (min_ttl_ms_ == 0 || ttl_ms < min_ttl_ms_)) min_ttl_ms_ = ttl_ms;
   }
+
+  int64_t sweep_interval_ms() const { return std::clamp<int64_t>(min_ttl_ms_ / 10, 1000, 60000); }
 
   void run() {
     std::vector<Op> batch;
@@ -569,7 +612,7 @@ class Storage {
       {
         std::unique_lock lock(mu_);
         const auto ready = [&] { return stopping_ || !queue_.empty(); };
-        if (options_.max_age_ms > 0)
+        if (min_ttl_ms_ > 0)
           cv_.wait_until(lock, next_sweep, ready);
         else
           cv_.wait(lock, ready);
@@ -577,7 +620,7 @@ class Storage {
         batch.swap(queue_);
         busy_ = true;
       }
-      const bool sweep = options_.max_age_ms > 0 && std::chrono::steady_clock::now() >= next_sweep;
+      const bool sweep = min_ttl_ms_ > 0 && std::chrono::steady_clock::now() >= next_sweep;
       if (batch.empty() && !sweep) continue;
       bool sweep_done = true;
       process(batch, sweep, sweep_done);
@@ -621,43 +664,58 @@ class Storage {
     return &cache_.emplace(name, std::move(row)).first->second;
   }
 
-  int64_t age_cutoff() const {
-    return options_.max_age_ms > 0 ? now_ms_() - options_.max_age_ms
-                                   : std::numeric_limits<int64_t>::min();
+  Retention limits_of(const std::optional<Retention>& retention) const {
+    return retention.value_or(Retention{options_.max_events_per_channel, options_.max_age_ms});
+  }
+
+  // Remembers the retention an operation carries as the channel's latest.
+  void remember(ChannelRow& ch, const std::optional<Retention>& retention) {
+    ch.retention = retention;
+    note_ttl(limits_of(retention).max_age_ms);
+  }
+
+  int64_t age_cutoff(const Retention& keep) const {
+    return keep.max_age_ms > 0 ? now_ms_() - keep.max_age_ms : std::numeric_limits<int64_t>::min();
   }
 
   // The oldest offset a channel may still hold by the count limit.
-  uint64_t count_floor(uint64_t last) const {
-    const uint64_t size = options_.max_events_per_channel;
+  static uint64_t count_floor(uint64_t last, const Retention& keep) {
+    const uint64_t size = keep.max_events;
     return last >= size ? last - size + 1 : 1;
   }
 
-  // After appends: deletes the rows beyond history.size in steps of
-  // trim_step_ rows, so that most commits do not also rewrite the page that
-  // holds a channel's oldest rows. Reads never see the extra rows (they
-  // start at count_floor), and expired rows are left to the sweep, which
-  // reads skip as well.
+  // After appends: deletes the rows beyond the channel's count limit in
+  // steps of a sixteenth of it (1 .. 256 rows), so that most commits do not
+  // also rewrite the page that holds a channel's oldest rows. Reads never
+  // see the extra rows (they start at count_floor), and expired rows are
+  // left to the sweep, which reads skip as well.
   void trim_by_count(ChannelRow& ch) {
-    const uint64_t floor = count_floor(ch.last);
-    if (floor < ch.trimmed_below + trim_step_) return;
+    const Retention k = limits_of(ch.retention);
+    const uint64_t floor = count_floor(ch.last, k);
+    if (floor < ch.trimmed_below + std::clamp<uint64_t>(k.max_events / 16, 1, 256)) return;
     Stmt::Use(statements_->trim_count).bind(1, ch.id).bind(2, floor - 1).run();
     ch.trimmed_below = floor;
   }
 
   // Deletes a channel's events beyond the count and age limits.
-  void trim(int64_t id, uint64_t last) {
-    const uint64_t floor = count_floor(last);
+  void trim(int64_t id, uint64_t last, const Retention& keep) {
+    const uint64_t floor = count_floor(last, keep);
     if (floor > 1) Stmt::Use(statements_->trim_count).bind(1, id).bind(2, floor - 1).run();
-    if (options_.max_age_ms > 0)
-      Stmt::Use(statements_->trim_age).bind(1, id).bind(2, age_cutoff()).bind(3, last + 1).run();
+    if (keep.max_age_ms > 0)
+      Stmt::Use(statements_->trim_age)
+          .bind(1, id)
+          .bind(2, age_cutoff(keep))
+          .bind(3, last + 1)
+          .run();
   }
 
   void do_append(Op& op, std::vector<std::string>& created,
                  std::unordered_map<ChannelRow*, uint64_t>& saved_last) {
     ChannelRow* ch = channel(op.channel, true, &created);
     saved_last.try_emplace(ch, ch->last);
+    remember(*ch, op.retention);
     op.event.offset = ++ch->last;
-    if (options_.max_events_per_channel > 0) {
+    if (limits_of(ch->retention).max_events > 0) {
       Stmt::Use(statements_->insert_event)
           .bind(1, ch->id)
           .bind(2, op.event.offset)
@@ -672,11 +730,12 @@ class Storage {
     op.ok = true;
   }
 
-  // The oldest held offset of a channel (0: none).
+  // The oldest offset a channel holds under its retention (0: none).
   uint64_t first_held(const ChannelRow& ch) {
-    if (ch.last == 0 || options_.max_events_per_channel == 0) return 0;
+    const Retention k = limits_of(ch.retention);
+    if (ch.last == 0 || k.max_events == 0) return 0;
     Stmt::Use use(statements_->first_held);
-    use.bind(1, ch.id).bind(2, count_floor(ch.last)).bind(3, age_cutoff());
+    use.bind(1, ch.id).bind(2, count_floor(ch.last, k)).bind(3, age_cutoff(k));
     return use.step() ? use.u64(0) : 0;
   }
 
@@ -695,6 +754,7 @@ class Storage {
     r.epoch = db_epoch_;
     ChannelRow* ch = channel(op.channel, false, nullptr);  // reading never creates a channel
     if (!ch) return;
+    remember(*ch, op.retention);
     r.epoch = ch->epoch;
     r.last_offset = ch->last;
     const uint64_t first = first_held(*ch);
@@ -711,16 +771,18 @@ class Storage {
     l.epoch = db_epoch_;
     ChannelRow* ch = channel(op.channel, false, nullptr);
     if (ch) {
+      remember(*ch, op.retention);
+      const Retention k = limits_of(ch->retention);
       l.exists = true;
       l.epoch = ch->epoch;
       l.last = ch->last;
-      if (ch->last > 0 && options_.max_events_per_channel > 0) {
+      if (ch->last > 0 && k.max_events > 0) {
         // Held events are contiguous and end at `last`; keep the contiguous
         // run that ends there, should the table hold anything else.
         std::vector<std::pair<uint64_t, int64_t>> rows;
         {
           Stmt::Use use(statements_->read_ts);
-          use.bind(1, ch->id).bind(2, count_floor(ch->last));
+          use.bind(1, ch->id).bind(2, count_floor(ch->last, k));
           while (use.step()) rows.emplace_back(use.u64(0), use.i64(1));
         }
         size_t begin = rows.size();
@@ -732,7 +794,7 @@ class Storage {
         if (begin < rows.size()) {
           l.first = rows[begin].first;
           for (size_t i = begin; i < rows.size(); ++i) l.ts.push_back(rows[i].second);
-          const uint64_t w = std::min(options_.hot_window, options_.max_events_per_channel);
+          const uint64_t w = std::min(options_.hot_window, k.max_events);
           if (w > 0) {
             const uint64_t from = std::max<uint64_t>(l.first, ch->last >= w ? ch->last - w + 1 : 1);
             read_events(ch->id, from, ch->last, l.window);
@@ -748,18 +810,27 @@ class Storage {
   // it went round all channels.
   bool sweep_step() {
     constexpr int64_t kSweepBatch = 256;
-    std::vector<std::pair<int64_t, uint64_t>> rows;
+    struct SweepRow {
+      int64_t id;
+      uint64_t last;
+      Retention keep;
+    };
+    std::vector<SweepRow> rows;
     {
       Stmt::Use use(statements_->sweep_channels);
       use.bind(1, sweep_cursor_).bind(2, kSweepBatch);
-      while (use.step()) rows.emplace_back(use.i64(0), use.u64(1));
+      while (use.step()) {
+        std::optional<Retention> stored;
+        if (!use.is_null(2)) stored = Retention{use.u64(2), use.is_null(3) ? 0 : use.i64(3)};
+        rows.push_back(SweepRow{use.i64(0), use.u64(1), limits_of(stored)});
+      }
     }
-    for (const auto& [id, last] : rows) trim(id, last);
+    for (const SweepRow& row : rows) trim(row.id, row.last, row.keep);
     if (static_cast<int64_t>(rows.size()) < kSweepBatch) {
       sweep_cursor_ = 0;
       return true;
     }
-    sweep_cursor_ = rows.back().first;
+    sweep_cursor_ = rows.back().id;
     return false;
   }
 
@@ -783,7 +854,13 @@ class Storage {
         }
       }
       for (const auto& [ch, before] : saved_last) {
-        Stmt::Use(statements_->update_last).bind(1, ch->id).bind(2, ch->last).run();
+        Stmt::Use update(statements_->update_last);
+        update.bind(1, ch->id).bind(2, ch->last);
+        if (ch->retention)
+          update.bind(3, uint64_t{ch->retention->max_events}).bind(4, ch->retention->max_age_ms);
+        else
+          update.bind_null(3).bind_null(4);
+        update.run();
         trim_by_count(*ch);
       }
       if (sweep) sweep_done = sweep_step();
@@ -827,7 +904,6 @@ class Storage {
 
   const SqliteOptions options_;
   const std::function<int64_t()> now_ms_;
-  const uint64_t trim_step_ = std::clamp<uint64_t>(options_.max_events_per_channel / 16, 1, 256);
   int lock_fd_ = -1;
   int offsets_fd_ = -1;      // herald.offsets
   uint64_t handed_out_ = 0;  // sum of all channels' last offsets, as committed
@@ -838,6 +914,7 @@ class Storage {
   std::string db_epoch_;
   std::unordered_map<std::string, ChannelRow> cache_;  // storage thread only
   int64_t sweep_cursor_ = 0;
+  int64_t min_ttl_ms_ = 0;  // the shortest age limit of any channel seen (0: none)
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -859,6 +936,7 @@ struct HotChannel {
   uint64_t first = 0;              // offset of ts.front()
   std::deque<int64_t> ts;          // timestamps of the held events first..last
   std::deque<StoredEvent> window;  // the newest held events
+  Retention keep;                  // as given by the latest append or read
   uint32_t pending = 0;            // appends and loads not completed yet
   int64_t used_ms = 0;             // steady clock
 };
@@ -868,16 +946,17 @@ class ShardState {
   ShardState(std::shared_ptr<Storage> storage, unsigned shard)
       : storage_(std::move(storage)),
         options_(storage_->options()),
-        window_size_(std::min(options_.hot_window, options_.max_events_per_channel)),
+        defaults_{options_.max_events_per_channel, options_.max_age_ms},
         shard_(shard) {}
 
   void append(const std::string& channel, NewEvent ev, ShardStore::AppendHandler done) {
-    HotChannel& ch = touch(channel);
-    ensure_loaded(channel, ch);
+    HotChannel& ch = touch(channel, ev.retention);
+    ensure_loaded(channel, ch, ev.retention);
     Op op;
     op.kind = Kind::append;
     op.shard = shard_;
     op.channel = channel;
+    op.retention = ev.retention;
     op.event = StoredEvent{0,
                            ev.ts_ms,
                            std::move(ev.event),
@@ -895,13 +974,14 @@ class ShardState {
 
   void read(const std::string& channel, const HistoryQuery& query,
             ShardStore::HistoryHandler done) {
-    HotChannel& ch = touch(channel);
+    HotChannel& ch = touch(channel, query.retention);
     if (ch.state == HotChannel::State::loaded && answer_from_window(ch, query, done)) return;
-    ensure_loaded(channel, ch);
+    ensure_loaded(channel, ch, query.retention);
     Op op;
     op.kind = Kind::read;
     op.shard = shard_;
     op.channel = channel;
+    op.retention = query.retention;
     op.query = query;
     op.on_read = std::move(done);
     if (std::string why = storage_->enqueue(op); !why.empty()) {
@@ -956,11 +1036,12 @@ class ShardState {
   }
 
  private:
-  HotChannel& touch(const std::string& channel) {
+  HotChannel& touch(const std::string& channel, const std::optional<Retention>& retention) {
     const int64_t now = steady_ms();
     if (++ops_ % 1024 == 0) evict_idle(now);
     HotChannel& ch = channels_[channel];
     ch.used_ms = now;
+    ch.keep = retention.value_or(defaults_);
     return ch;
   }
 
@@ -981,12 +1062,14 @@ class ShardState {
     ch.window.clear();
   }
 
-  void ensure_loaded(const std::string& channel, HotChannel& ch) {
+  void ensure_loaded(const std::string& channel, HotChannel& ch,
+                     const std::optional<Retention>& retention) {
     if (ch.state != HotChannel::State::unloaded) return;
     Op op;
     op.kind = Kind::load;
     op.shard = shard_;
     op.channel = channel;
+    op.retention = retention;
     if (!storage_->enqueue(op).empty()) return;  // tried again on the next use
     ch.state = HotChannel::State::loading;
     ++ch.pending;
@@ -1009,33 +1092,32 @@ class ShardState {
       return;
     }
     ch.last = ev.offset;
-    if (options_.max_events_per_channel == 0) return;
+    if (ch.keep.max_events == 0) return drop_beyond_retention(ch);
     if (ch.ts.empty()) ch.first = ev.offset;
     ch.ts.push_back(ev.ts_ms);
-    while (ch.ts.size() > options_.max_events_per_channel) {
-      ch.ts.pop_front();
-      ++ch.first;
-    }
-    if (window_size_ == 0) return;
     ch.window.push_back(std::move(ev));
-    while (ch.window.size() > window_size_) ch.window.pop_front();
+    drop_beyond_retention(ch);
   }
 
-  void drop_expired(HotChannel& ch) {
-    if (options_.max_age_ms <= 0) return;
-    const int64_t cutoff = storage_->now_ms() - options_.max_age_ms;
-    while (!ch.ts.empty() && ch.ts.front() < cutoff) {
+  // Drops what the channel's retention no longer holds (a reload may have
+  // made it smaller) and keeps the window within its size.
+  void drop_beyond_retention(HotChannel& ch) {
+    const int64_t cutoff = ch.keep.max_age_ms > 0 ? storage_->now_ms() - ch.keep.max_age_ms
+                                                  : std::numeric_limits<int64_t>::min();
+    while (!ch.ts.empty() && (ch.ts.size() > ch.keep.max_events || ch.ts.front() < cutoff)) {
       ch.ts.pop_front();
       ++ch.first;
     }
-    while (!ch.window.empty() && (ch.ts.empty() || ch.window.front().offset < ch.first))
+    const size_t window_size = std::min(options_.hot_window, ch.keep.max_events);
+    while (!ch.window.empty() &&
+           (ch.window.size() > window_size || ch.ts.empty() || ch.window.front().offset < ch.first))
       ch.window.pop_front();
   }
 
   // Answers `query` when the window holds the whole answer.
   bool answer_from_window(HotChannel& ch, const HistoryQuery& query,
                           ShardStore::HistoryHandler& done) {
-    drop_expired(ch);
+    drop_beyond_retention(ch);
     HistoryResult r;
     r.ok = true;
     r.epoch = ch.epoch;
@@ -1058,7 +1140,7 @@ class ShardState {
 
   const std::shared_ptr<Storage> storage_;
   const SqliteOptions& options_;
-  const size_t window_size_;
+  const Retention defaults_;  // for channels given no retention
   const unsigned shard_;
   std::unordered_map<std::string, HotChannel> channels_;
   uint64_t ops_ = 0;

@@ -42,7 +42,7 @@ CHAT_SCHEMA = {
 
 CONFIG = """
 [engine]
-type = "memory"
+type = "{engine}"
 
 [history]
 size = 100
@@ -65,9 +65,10 @@ max_message_bytes = 64
 """
 
 
-def make_server(name: str, allow_unknown: bool = False, schema=None, **kwargs) -> HeraldServer:
-    srv = HeraldServer(config=CONFIG.format(allow_unknown=str(allow_unknown).lower()), name=name,
-                       **kwargs)
+def make_server(name: str, allow_unknown: bool = False, schema=None, engine: str = "memory",
+                **kwargs) -> HeraldServer:
+    srv = HeraldServer(config=CONFIG.format(allow_unknown=str(allow_unknown).lower(),
+                                            engine=engine), name=name, **kwargs)
     write_schema(srv, schema or CHAT_SCHEMA)
     return srv
 
@@ -302,8 +303,15 @@ async def test_max_message_bytes_of_a_namespace(server):
     await c.close()
 
 
+# On both engines (sqlite, the default, keeps the retention across a restart).
+@pytest.mark.parametrize("engine", ["memory", "sqlite"])
 @runs_async
-async def test_history_size_and_recover_of_a_namespace(server):
+async def test_history_size_and_recover_of_a_namespace(engine):
+    with running(make_server(f"ns-history-{engine}", engine=engine)) as server:
+        await check_history_size_and_recover(server, engine)
+
+
+async def check_history_size_and_recover(server: HeraldServer, engine: str) -> None:
     c, _ = await WSClient.connected(server)
     ch = unique("feed:h")
     for i in range(5):
@@ -326,6 +334,17 @@ async def test_history_size_and_recover_of_a_namespace(server):
                           "recover": {"epoch": hist["epoch"], "offset": 3}})
     assert reply["recovered"] is True and [e["offset"] for e in reply["events"]] == [4, 5], reply
     await c.close()
+    if engine == "sqlite":  # read back from the database after a restart
+        server.stop_checked()
+        server.start()
+        c, _ = await WSClient.connected(server)
+        assert http_publish(server, ch, "e", 5)[0] == 200
+        got = await c.call({"type": "history", "channel": ch, "limit": 100})
+        assert [e["data"] for e in got["events"]] == [3, 4, 5], got
+        assert [e["offset"] for e in got["events"]] == [4, 5, 6], got
+        got = await c.call({"type": "history", "channel": chat, "limit": 100})
+        assert len(got["events"]) == 5, got
+        await c.close()
 
 
 def test_bad_schema_stops_start_up():
