@@ -2,6 +2,7 @@
 // write_only.hpp.
 #include "schema/write_only.hpp"
 
+#include <algorithm>
 #include <boost/json.hpp>
 
 namespace herald::schema {
@@ -71,6 +72,12 @@ const WriteOnlyPlan::Node* WriteOnlyPlan::build(
       }
     }
   }
+  for (const char* keyword : {"allOf", "anyOf", "oneOf"}) {
+    if (const auto* list = obj->if_contains(keyword); list && list->is_array()) {
+      for (const auto& branch : list->get_array())
+        if (const Node* child = build(branch, root, seen, 0)) node.branches.push_back(child);
+    }
+  }
   if (const auto* items = obj->if_contains("items")) {
     if (items->is_array()) {
       for (const auto& item : items->get_array()) node.tuple.push_back(build(item, root, seen, 0));
@@ -82,21 +89,31 @@ const WriteOnlyPlan::Node* WriteOnlyPlan::build(
 }
 
 void WriteOnlyPlan::strip(boost::json::value& payload) const {
-  strip(payload, root_);
+  std::vector<const Node*> here;
+  strip(payload, root_, here);
 }
 
-void WriteOnlyPlan::strip(boost::json::value& payload, const Node* node) {
-  if (!node) return;
+void WriteOnlyPlan::strip(boost::json::value& payload, const Node* node,
+                          std::vector<const Node*>& here) {
+  if (!node || std::find(here.begin(), here.end(), node) != here.end()) return;
+  here.push_back(node);
+  for (const Node* branch : node->branches) strip(payload, branch, here);
   if (auto* obj = payload.if_object()) {
     for (const auto& name : node->remove) obj->erase(name);
-    for (const auto& [name, child] : node->properties)
-      if (auto* value = obj->if_contains(name)) strip(*value, child);
+    for (const auto& [name, child] : node->properties) {
+      std::vector<const Node*> below;
+      if (auto* value = obj->if_contains(name)) strip(*value, child, below);
+    }
   } else if (auto* arr = payload.if_array()) {
-    for (size_t i = 0; i < arr->size(); ++i)
+    for (size_t i = 0; i < arr->size(); ++i) {
       // Past a list of "items" come "additionalItems", which are not followed.
-      strip((*arr)[i], node->tuple.empty()      ? node->items
-                       : i < node->tuple.size() ? node->tuple[i]
-                                                : nullptr);
+      std::vector<const Node*> below;
+      strip((*arr)[i],
+            node->tuple.empty()      ? node->items
+            : i < node->tuple.size() ? node->tuple[i]
+                                     : nullptr,
+            below);
+    }
   }
 }
 

@@ -15,7 +15,10 @@ namespace herald::schema {
 class WriteOnlyPlan {
  public:
   // Walks `schema`, an event's whole schema document, through "properties",
-  // "items" (a schema or a list of them) and "$ref"s into the same document.
+  // "items" (a schema or a list of them), the branches of "allOf", "anyOf"
+  // and "oneOf", and "$ref"s into the same document. A property marked
+  // write-only in any branch is removed whichever branch the payload
+  // matched: a secret must not leak because another branch also fits.
   explicit WriteOnlyPlan(const boost::json::value& schema);
 
   // Whether the schema marks any property "writeOnly": true.
@@ -33,12 +36,15 @@ class WriteOnlyPlan {
     std::vector<std::pair<std::string, const Node*>> properties;  // where to look deeper
     const Node* items = nullptr;                                  // every element
     std::vector<const Node*> tuple;                               // element i
+    std::vector<const Node*> branches;  // allOf/anyOf/oneOf: same place, also applied
   };
 
   const Node* build(const boost::json::value& schema, const boost::json::value& root,
                     std::vector<std::pair<const boost::json::value*, const Node*>>& seen,
                     int ref_chain);
-  static void strip(boost::json::value& payload, const Node* node);
+  // `here`: the nodes already applied at this place of the payload, so that
+  // branches leading back to themselves (recursive "$ref"s) end.
+  static void strip(boost::json::value& payload, const Node* node, std::vector<const Node*>& here);
 
   std::vector<std::unique_ptr<Node>> nodes_;
   const Node* root_ = nullptr;

@@ -18,8 +18,9 @@
 // the event's schema, which is what the server's validator compiles.
 // Received types leave out write-only properties exactly where the server
 // strips them: properties whose own schema says "writeOnly": true, reached
-// from the event's schema through "properties", "items" and "$ref" (not
-// through combinators or additionalProperties, which it does not follow).
+// from the event's schema through "properties", "items", "$ref" and the
+// branches of "allOf", "anyOf" and "oneOf" (not through additionalProperties
+// or patternProperties, which it does not follow).
 #include "typegen/schema_types.hpp"
 
 #include <boost/json.hpp>
@@ -228,15 +229,13 @@ class FileConverter {
     } else {
       parts.push_back(declared_types(at, side));
     }
-    // The server strips write-only properties through "properties", "items"
-    // and "$ref" only, so what the combinators add is received as sent.
     for (std::string_view keyword : {"anyOf", "oneOf"}) {
       if (auto list = sub(at, keyword)) {
-        parts.push_back(make_union(each_type(*list, keyword, Side::sent)));
+        parts.push_back(make_union(each_type(*list, keyword, side)));
       }
     }
     if (auto list = sub(at, "allOf")) {
-      for (Ts& t : each_type(*list, "allOf", Side::sent)) parts.push_back(std::move(t));
+      for (Ts& t : each_type(*list, "allOf", side)) parts.push_back(std::move(t));
     }
     return make_intersection(parts);
   }
@@ -413,8 +412,9 @@ class FileConverter {
   }
 
   // Whether the server strips anything from payloads of this schema: a
-  // write-only property reachable through "properties", "items" and
-  // "$ref", the places it looks. Then its received type differs.
+  // write-only property reachable through "properties", "items", "$ref"
+  // and combinator branches, the places it looks. Then its received type
+  // differs.
   bool strips(const At& at, std::set<std::string>& seen) const {
     if (!at.node->is_object() || !seen.insert(at.pointer).second) return false;
     if (auto ref = sub(at, "$ref")) return strips(resolve(*ref), seen);
@@ -422,6 +422,14 @@ class FileConverter {
       for (const auto& kv : props->node->get_object()) {
         if (is_write_only(kv.value()) || strips(props->child(kv.key(), kv.value()), seen)) {
           return true;
+        }
+      }
+    }
+    for (std::string_view keyword : {"allOf", "anyOf", "oneOf"}) {
+      if (auto list = sub(at, keyword); list && list->node->is_array()) {
+        const auto& branches = list->node->get_array();
+        for (size_t i = 0; i < branches.size(); ++i) {
+          if (strips(list->item(i, branches[i]), seen)) return true;
         }
       }
     }

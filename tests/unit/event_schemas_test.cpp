@@ -166,6 +166,43 @@ TEST(EventSchemasTest, WriteOnlyPropertiesAreRemovedAtAnyDepth) {
   })"));
 }
 
+// A secret marked in one branch of a combinator is removed whichever branch
+// the payload matched, also in recursive schemas.
+TEST(EventSchemasTest, WriteOnlyPropertiesInsideCombinatorsAreRemoved) {
+  const auto s = EventSchemas::parse("combinators.json", R"({
+    "msg": {
+      "allOf": [
+        {"type": "object", "properties": {"text": {"type": "string"}}},
+        {"properties": {"token": {"type": "string", "writeOnly": true}}}
+      ],
+      "properties": {
+        "auth": {
+          "oneOf": [
+            {"type": "object", "required": ["password"],
+             "properties": {"password": {"writeOnly": true}}},
+            {"type": "object", "required": ["key"], "properties": {"key": {"writeOnly": true}}}
+          ]
+        },
+        "node": {"$ref": "#/definitions/node"}
+      },
+      "definitions": {
+        "node": {
+          "anyOf": [{"type": "object",
+                     "properties": {"pin": {"writeOnly": true}, "next": {"$ref": "#/definitions/node"}}},
+                    {"type": "null"}]
+        }
+      }
+    }
+  })");
+  const Verdict v = s->check(
+      "msg",
+      R"({"text": "hi", "token": "t", "auth": {"key": "k", "user": "u"}, "node": {"pin": 1, "x": 2, "next": {"pin": 2, "next": null}}})");
+  EXPECT_EQ(
+      stripped(v),
+      boost::json::parse(
+          R"({"text": "hi", "auth": {"user": "u"}, "node": {"x": 2, "next": {"next": null}}})"));
+}
+
 TEST(EventSchemasTest, WriteOnlyPropertiesAreValidatedFirst) {
   const auto s = EventSchemas::parse("secret.json", kSecret);
   const Verdict v = s->check("msg", R"({"text": "hi", "token": 5})");
