@@ -6,28 +6,15 @@
 // survives restarts).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../../..');
 
-export function heraldBin() {
-  return process.env.HERALD_BIN || path.join(REPO, 'build', 'release', 'herald');
-}
-
-export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
+// The binary's path and free ports: the integration harness's helpers.
+export { freePort, heraldBin } from '../../../../../../tests/integration/node/lib/harness.mjs';
+import { freePort, heraldBin } from '../../../../../../tests/integration/node/lib/harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const RUNNING = new Set();
