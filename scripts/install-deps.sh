@@ -8,11 +8,11 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-format
   libboost1.81-all-dev libboost-json1.81-dev
-  libsimdjson-dev libvalijson-dev libsqlite3-dev libhiredis-dev libjwt-dev
+  libsimdjson-dev libvalijson-dev libsqlite3-dev libhiredis-dev libjose-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  python3 python3-websockets python3-pytest nodejs npm curl
+  python3 python3-websockets python3-pytest python3-jwt python3-cryptography nodejs npm curl
   chromium sqlite3
 )
 
