@@ -1,0 +1,802 @@
+// JSON Web Token verification (jwt.hpp): loading trusted keys into an
+// immutable KeySet, and verify(), which turns a compact JWS into Claims.
+//
+// verify() decides everything that is policy before libjose runs: the token
+// is size-checked, split and strictly base64url-checked, its header parsed
+// (duplicate members refused, so no two readers can see different `alg`s),
+// its `alg` looked up, and the candidate keys chosen by `kid`, allow-list and
+// key type. libjose (over OpenSSL 3) then only checks the signature with a
+// JWK that carries exactly the header's `alg`. libjose 11 compares the
+// header's and the JWK's `alg` with `strcmp(...) < 0`, which lets half of the
+// mismatches through, so this file never relies on that check: each key
+// holds one JWK per allowed algorithm and the one picked always equals the
+// header's `alg`. Keys named by the token itself (`jwk`, `jku`, `x5u`, ...)
+// are never used. The payload is parsed only once the signature verified.
+//
+// Threads: verify() runs concurrently on one KeySet. The KeySet is never
+// modified after it is built, and its JWKs (jansson objects) are only read
+// by libjose's verify path (json_unpack, json_object_get, jose_b64_dec on a
+// `const json_t*`). Should that path ever take a reference, jansson 2.14 as
+// built by Debian 12 has atomic reference counts (JSON_HAVE_ATOMIC_BUILTINS,
+// which jansson.h documents as "thread safe for all read-only functions plus
+// reference counting"); the #error below keeps a build without that from
+// compiling. Everything else a call touches (the parsed header and payload,
+// the JWS object, libjose's cfg) belongs to that call or thread. Sharing the
+// pre-built JWKs instead of copying them per call keeps verify cheap.
+#include "auth/jwt.hpp"
+
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdarg>
+#include <limits>
+
+// libjose's headers declare C functions without extern "C".
+extern "C" {
+#include <jose/b64.h>
+#include <jose/cfg.h>
+#include <jose/jwk.h>
+#include <jose/jws.h>
+#include <jose/openssl.h>
+}
+
+#if !defined(JANSSON_THREAD_SAFE_REFCOUNT)
+#error "jansson without atomic reference counts: KeySet's JWKs cannot be shared between threads"
+#endif
+
+namespace herald::auth {
+
+namespace {
+
+struct JsonDecref {
+  void operator()(json_t* j) const { json_decref(j); }
+};
+using Json = std::unique_ptr<json_t, JsonDecref>;
+
+struct PkeyFree {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
+
+constexpr size_t kAlgCount = 12;
+constexpr std::array<std::string_view, kAlgCount> kAlgNames = {"HS256", "HS384", "HS512", "RS256",
+                                                               "RS384", "RS512", "PS256", "PS384",
+                                                               "PS512", "ES256", "ES384", "ES512"};
+
+size_t index_of(Alg alg) {
+  return static_cast<size_t>(alg);
+}
+
+// The RFC 7518 minimum HMAC key length (the hash size); libjose refuses
+// shorter keys at verify time, so they are refused when the key is loaded.
+size_t hmac_min_bytes(Alg alg) {
+  switch (alg) {
+    case Alg::HS384:
+      return 48;
+    case Alg::HS512:
+      return 64;
+    default:
+      return 32;
+  }
+}
+
+// libjose copies an HMAC key into a fixed buffer of this size (KEYMAX) and
+// refuses longer ones.
+constexpr size_t kMaxSecretBytes = 1024;
+// libjose refuses RSA keys below 2048 bits (RFC 7518 3.3).
+constexpr int kMinRsaBits = 2048;
+
+// libjose reports errors to its cfg; with a NULL cfg it prints them to
+// stderr, which bytes from a client must not be able to cause. A cfg's
+// reference count is not atomic, so each thread gets its own, silent one.
+void ignore_jose_error(void*, const char*, int, uint64_t, const char*, va_list) {}
+
+jose_cfg_t* quiet_cfg() {
+  struct Holder {
+    jose_cfg_t* cfg = jose_cfg();
+    Holder() {
+      if (cfg) jose_cfg_set_err_func(cfg, &ignore_jose_error, nullptr);
+    }
+    ~Holder() {
+      if (cfg) jose_cfg_decref(cfg);
+    }
+  };
+  thread_local Holder holder;
+  return holder.cfg;
+}
+
+// --- strict base64url (RFC 7515: no padding, no other characters) ----------
+
+constexpr std::array<int8_t, 256> make_b64url_table() {
+  std::array<int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  constexpr std::string_view chars =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (size_t i = 0; i < chars.size(); ++i) t[static_cast<uint8_t>(chars[i])] = int8_t(i);
+  return t;
+}
+constexpr std::array<int8_t, 256> kB64url = make_b64url_table();
+
+// Also requires the unused low bits of the last character to be zero, so
+// every byte string has exactly one encoding (no malleable signatures).
+bool b64url_valid(std::string_view s) {
+  if (s.size() % 4 == 1) return false;
+  for (char c : s) {
+    if (kB64url[static_cast<uint8_t>(c)] < 0) return false;
+  }
+  if (s.empty()) return true;
+  const int last = kB64url[static_cast<uint8_t>(s.back())];
+  if (s.size() % 4 == 2) return (last & 0x0F) == 0;
+  if (s.size() % 4 == 3) return (last & 0x03) == 0;
+  return true;
+}
+
+// `s` must have passed b64url_valid.
+std::string b64url_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : s) {
+    acc = (acc << 6) | uint32_t(kB64url[static_cast<uint8_t>(c)]);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+Json parse_json(std::string_view text) {
+  json_error_t error;
+  // Duplicate members are refused: an issuer and Herald must never read
+  // different values out of one token.
+  return Json(json_loadb(text.data(), text.size(), JSON_REJECT_DUPLICATES, &error));
+}
+
+std::string dump_compact(const json_t* value) {
+  const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+  const size_t n = json_dumpb(value, nullptr, 0, flags);
+  std::string out(n, '\0');
+  if (n != 0 && json_dumpb(value, out.data(), n, flags) != n) return "";
+  return out;
+}
+
+// Text from a token, quoted for a reason when it is short and plain; reasons
+// are shown to clients and logs and must not carry arbitrary bytes.
+std::string quoted(std::string_view text) {
+  if (text.empty() || text.size() > 64) return "";
+  for (char c : text) {
+    if (c < 0x21 || c > 0x7E || c == '\'' || c == '\\') return "";
+  }
+  return " '" + std::string(text) + "'";
+}
+
+// --- keys ----------------------------------------------------------------
+
+enum class KeyType { oct, rsa, p256, p384, p521 };
+
+std::string_view type_name(KeyType type) {
+  switch (type) {
+    case KeyType::oct:
+      return "an HMAC secret";
+    case KeyType::rsa:
+      return "an RSA key";
+    case KeyType::p256:
+      return "a P-256 key";
+    case KeyType::p384:
+      return "a P-384 key";
+    case KeyType::p521:
+      return "a P-521 key";
+  }
+  return "an unknown key";
+}
+
+bool fits(Alg alg, KeyType type) {
+  switch (alg) {
+    case Alg::HS256:
+    case Alg::HS384:
+    case Alg::HS512:
+      return type == KeyType::oct;
+    case Alg::RS256:
+    case Alg::RS384:
+    case Alg::RS512:
+    case Alg::PS256:
+    case Alg::PS384:
+    case Alg::PS512:
+      return type == KeyType::rsa;
+    case Alg::ES256:
+      return type == KeyType::p256;
+    case Alg::ES384:
+      return type == KeyType::p384;
+    case Alg::ES512:
+      return type == KeyType::p521;
+  }
+  return false;
+}
+
+}  // namespace
+
+struct KeySet::Key {
+  std::string name;
+  std::string kid;
+  KeyType type = KeyType::oct;
+  // The key as a JWK once per allowed algorithm, each carrying that `alg`,
+  // so libjose uses exactly the algorithm checked here; null when the
+  // algorithm is not allowed. Never modified once built (see the top).
+  std::array<Json, kAlgCount> jwk_for;
+
+  const json_t* jwk(Alg alg) const { return jwk_for[index_of(alg)].get(); }
+};
+
+namespace {
+
+using Key = KeySet::Key;
+
+// A key of `type` whose JWK is `base` (public members only), allowed `algs`
+// (all of which fit `type`).
+std::unique_ptr<Key> make_key(std::string name, std::string kid, KeyType type,
+                              const std::vector<Alg>& algs, const json_t* base) {
+  auto key = std::make_unique<Key>();
+  key->name = std::move(name);
+  key->kid = std::move(kid);
+  key->type = type;
+  for (Alg alg : algs) {
+    Json& slot = key->jwk_for[index_of(alg)];
+    if (slot) continue;
+    Json jwk(json_deep_copy(base));
+    if (!jwk || json_object_set_new(jwk.get(), "alg", json_string(to_string(alg).data())) != 0) {
+      throw std::bad_alloc();
+    }
+    slot = std::move(jwk);
+  }
+  return key;
+}
+
+Pkey read_public_pem(const std::string& pem) {
+  auto no_password = [](char*, int, int, void*) -> int { return 0; };
+  Pkey key;
+  if (BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()))) {
+    key.reset(PEM_read_bio_PUBKEY(bio, nullptr, no_password, nullptr));
+    BIO_free(bio);
+  }
+  if (!key) {
+    if (BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()))) {
+      if (X509* cert = PEM_read_bio_X509(bio, nullptr, no_password, nullptr)) {
+        key.reset(X509_get_pubkey(cert));
+        X509_free(cert);
+      }
+      BIO_free(bio);
+    }
+  }
+  // Leave nothing on this thread's OpenSSL error queue for the next user.
+  ERR_clear_error();
+  return key;
+}
+
+std::unique_ptr<Key> key_from_spec(const KeySpec& spec) {
+  const std::string what = "key '" + spec.name + "': ";
+  if (spec.algorithms.empty()) throw KeyError(what + "no algorithm is allowed");
+  if (!spec.secret.empty() && !spec.public_key_pem.empty()) {
+    throw KeyError(what + "has both a secret and a public key");
+  }
+
+  KeyType type;
+  Json base;
+  if (!spec.secret.empty()) {
+    type = KeyType::oct;
+    if (spec.secret.size() < 32) throw KeyError(what + "HMAC secret shorter than 32 bytes");
+    if (spec.secret.size() > kMaxSecretBytes) {
+      throw KeyError(what + "HMAC secret longer than " + std::to_string(kMaxSecretBytes) +
+                     " bytes");
+    }
+    for (Alg alg : spec.algorithms) {
+      if (fits(alg, type) && spec.secret.size() < hmac_min_bytes(alg)) {
+        throw KeyError(what + std::string(to_string(alg)) + " needs a secret of at least " +
+                       std::to_string(hmac_min_bytes(alg)) + " bytes");
+      }
+    }
+    base.reset(json_object());
+    json_t* k = jose_b64_enc(spec.secret.data(), spec.secret.size());
+    if (!base || !k || json_object_set_new(base.get(), "k", k) != 0 ||
+        json_object_set_new(base.get(), "kty", json_string("oct")) != 0) {
+      throw KeyError(what + "cannot be converted to a JWK");
+    }
+  } else if (!spec.public_key_pem.empty()) {
+    Pkey pkey = read_public_pem(spec.public_key_pem);
+    if (!pkey) throw KeyError(what + "PEM does not parse as a public key or certificate");
+    switch (EVP_PKEY_get_base_id(pkey.get())) {
+      case EVP_PKEY_RSA:
+        type = KeyType::rsa;
+        if (EVP_PKEY_get_bits(pkey.get()) < kMinRsaBits) {
+          throw KeyError(what + "RSA key shorter than 2048 bits");
+        }
+        break;
+      case EVP_PKEY_EC: {
+        char group[64] = {};
+        size_t len = 0;
+        int nid = NID_undef;
+        if (EVP_PKEY_get_group_name(pkey.get(), group, sizeof group, &len) == 1) {
+          nid = OBJ_sn2nid(group);
+        }
+        if (nid == NID_X9_62_prime256v1) {
+          type = KeyType::p256;
+        } else if (nid == NID_secp384r1) {
+          type = KeyType::p384;
+        } else if (nid == NID_secp521r1) {
+          type = KeyType::p521;
+        } else {
+          throw KeyError(what + "EC curve is not P-256, P-384 or P-521");
+        }
+        break;
+      }
+      case EVP_PKEY_ED25519:
+      case EVP_PKEY_ED448:
+        throw KeyError(what + "EdDSA keys are not supported (libjose 11 cannot verify EdDSA)");
+      default:
+        throw KeyError(what + "unsupported key type");
+    }
+    base.reset(jose_openssl_jwk_from_EVP_PKEY(quiet_cfg(), pkey.get()));
+    ERR_clear_error();
+    if (!base) throw KeyError(what + "cannot be converted to a JWK");
+    // A public key has no private members; stripping keeps it that way
+    // whatever the PEM held.
+    jose_jwk_pub(quiet_cfg(), base.get());
+  } else {
+    throw KeyError(what + "has neither a secret nor a public key");
+  }
+
+  for (Alg alg : spec.algorithms) {
+    if (!fits(alg, type)) {
+      throw KeyError(what + "algorithm " + std::string(to_string(alg)) + " does not fit " +
+                     std::string(type_name(type)));
+    }
+  }
+  return make_key(spec.name, spec.kid, type, spec.algorithms, base.get());
+}
+
+const char* string_member(const json_t* obj, const char* name) {
+  return json_string_value(json_object_get(obj, name));
+}
+
+// One key of a JWK Set, or the reason it is skipped.
+std::variant<std::unique_ptr<Key>, std::string> key_from_jwk(const json_t* jwk,
+                                                             const std::vector<Alg>& allowed,
+                                                             const std::string& name) {
+  if (!json_is_object(jwk)) return std::string("not a JSON object");
+  const json_t* kid_member = json_object_get(jwk, "kid");
+  if (kid_member && !json_is_string(kid_member)) return std::string("kid is not a string");
+  const std::string kid = kid_member ? json_string_value(kid_member) : "";
+
+  const char* kty = string_member(jwk, "kty");
+  if (!kty) return std::string("no kty");
+  // A private key in a published set is a leak; it is never used.
+  for (const char* secret : {"d", "p", "q", "dp", "dq", "qi", "oth"}) {
+    if (json_object_get(jwk, secret)) return std::string("private key (has private members)");
+  }
+  if (const json_t* use = json_object_get(jwk, "use")) {
+    const char* u = json_string_value(use);
+    if (u && std::string_view(u) == "enc") return std::string("for encryption (use: enc)");
+    if (!u || std::string_view(u) != "sig") return std::string("use is not sig");
+  }
+  if (const json_t* ops = json_object_get(jwk, "key_ops")) {
+    bool verify = false;
+    size_t i;
+    const json_t* op;
+    json_array_foreach(ops, i, op) {
+      const char* s = json_string_value(op);
+      verify = verify || (s && std::string_view(s) == "verify");
+    }
+    if (!verify) return std::string("key_ops does not include verify");
+  }
+
+  // Only the members that make up the public key are kept: `use`,
+  // `key_ops`, `x5c`... have been judged above and must not reach libjose.
+  std::vector<const char*> members;
+  KeyType type;
+  const std::string_view kty_s = kty;
+  if (kty_s == "RSA") {
+    type = KeyType::rsa;
+    members = {"kty", "n", "e"};
+  } else if (kty_s == "EC") {
+    const char* crv = string_member(jwk, "crv");
+    const std::string_view c = crv ? crv : "";
+    if (c == "P-256") {
+      type = KeyType::p256;
+    } else if (c == "P-384") {
+      type = KeyType::p384;
+    } else if (c == "P-521") {
+      type = KeyType::p521;
+    } else {
+      return std::string("EC curve is not P-256, P-384 or P-521");
+    }
+    members = {"kty", "crv", "x", "y"};
+  } else if (kty_s == "oct") {
+    type = KeyType::oct;
+    members = {"kty", "k"};
+  } else if (kty_s == "OKP") {
+    return std::string("OKP (EdDSA) keys are not supported by libjose 11");
+  } else {
+    return std::string("unknown key type");
+  }
+  Json base(json_object());
+  if (!base) throw std::bad_alloc();
+  for (const char* m : members) {
+    json_t* v = json_object_get(jwk, m);
+    if (!json_is_string(v)) return std::string("no ") + m;
+    if (json_object_set(base.get(), m, v) != 0) throw std::bad_alloc();
+  }
+
+  // The key material must load, so a bad key is reported now and not by
+  // every verify.
+  size_t secret_bytes = 0;
+  if (type == KeyType::oct) {
+    secret_bytes = jose_b64_dec(json_object_get(base.get(), "k"), nullptr, 0);
+    if (secret_bytes == SIZE_MAX) return std::string("k is not base64url");
+    if (secret_bytes < 32) return std::string("HMAC secret shorter than 32 bytes");
+    if (secret_bytes > kMaxSecretBytes) return std::string("HMAC secret too long");
+  } else {
+    Pkey pkey(jose_openssl_jwk_to_EVP_PKEY(quiet_cfg(), base.get()));
+    ERR_clear_error();
+    if (!pkey) return std::string("key material is invalid");
+    if (type == KeyType::rsa && EVP_PKEY_get_bits(pkey.get()) < kMinRsaBits) {
+      return std::string("RSA key shorter than 2048 bits");
+    }
+  }
+
+  auto usable = [&](Alg alg) {
+    return fits(alg, type) && (type != KeyType::oct || secret_bytes >= hmac_min_bytes(alg));
+  };
+  std::vector<Alg> algs;
+  if (const json_t* alg_member = json_object_get(jwk, "alg")) {
+    // The key names its one algorithm: that, or nothing (never another).
+    const char* a = json_string_value(alg_member);
+    const std::optional<Alg> alg = a ? parse_alg(a) : std::nullopt;
+    if (!alg) return "algorithm" + quoted(a ? a : "") + " is not supported";
+    if (!usable(*alg)) return "algorithm" + quoted(a) + " does not fit the key";
+    if (std::find(allowed.begin(), allowed.end(), *alg) == allowed.end()) {
+      return "algorithm" + quoted(a) + " is not allowed";
+    }
+    algs.push_back(*alg);
+  } else {
+    for (Alg alg : allowed) {
+      if (usable(alg)) algs.push_back(alg);
+    }
+    if (algs.empty()) return std::string("no allowed algorithm fits the key");
+  }
+  return make_key(name, kid, type, algs, base.get());
+}
+
+std::unique_ptr<Key> clone(const Key& k) {
+  auto key = std::make_unique<Key>();
+  key->name = k.name;
+  key->kid = k.kid;
+  key->type = k.type;
+  for (size_t i = 0; i < kAlgCount; ++i) {
+    if (!k.jwk_for[i]) continue;
+    key->jwk_for[i].reset(json_deep_copy(k.jwk_for[i].get()));
+    if (!key->jwk_for[i]) throw std::bad_alloc();
+  }
+  return key;
+}
+
+// --- claims ----------------------------------------------------------------
+
+VerifyError fail(VerifyFailure failure, std::string reason) {
+  return VerifyError{failure, std::move(reason)};
+}
+
+// A NumericDate: seconds since the epoch, an integer or not.
+bool read_time(const json_t* v, double& out) {
+  if (json_is_integer(v)) {
+    out = static_cast<double>(json_integer_value(v));
+    return true;
+  }
+  if (json_is_real(v)) {
+    out = json_real_value(v);
+    return std::isfinite(out);
+  }
+  return false;
+}
+
+int64_t to_seconds(double t) {
+  constexpr double lo = static_cast<double>(std::numeric_limits<int64_t>::min());
+  constexpr double hi = static_cast<double>(std::numeric_limits<int64_t>::max());
+  if (t <= lo) return std::numeric_limits<int64_t>::min();
+  if (t >= hi) return std::numeric_limits<int64_t>::max();
+  return static_cast<int64_t>(std::floor(t));
+}
+
+// Reads `caps` (an array of operation names) into `ops`; "" or why not.
+std::string read_ops(const json_t* array, OpSet& ops) {
+  if (!json_is_array(array)) return "must be a list of operations";
+  ops = 0;
+  size_t i;
+  const json_t* item;
+  json_array_foreach(array, i, item) {
+    const char* name = json_string_value(item);
+    Op op;
+    if (!name || !parse_op(name, op)) {
+      return "unknown operation" + quoted(name ? name : "");
+    }
+    ops |= static_cast<OpSet>(op);
+  }
+  return "";
+}
+
+std::variant<Claims, VerifyError> read_claims(const json_t* payload, const VerifyOptions& options,
+                                              int64_t now, Claims claims) {
+  auto bad = [](std::string why) { return fail(VerifyFailure::bad_claims, std::move(why)); };
+
+  if (const json_t* sub = json_object_get(payload, "sub")) {
+    if (!json_is_string(sub)) return bad("sub must be a string");
+    claims.sub.assign(json_string_value(sub), json_string_length(sub));
+  }
+  double exp = 0, nbf = 0;
+  const json_t* exp_member = json_object_get(payload, "exp");
+  const json_t* nbf_member = json_object_get(payload, "nbf");
+  if (exp_member && !read_time(exp_member, exp)) return bad("exp must be a number");
+  if (nbf_member && !read_time(nbf_member, nbf)) return bad("nbf must be a number");
+  if (!exp_member && options.require_exp) return bad("token has no exp");
+  if (exp_member) claims.exp = to_seconds(exp);
+
+  const json_t* iss = json_object_get(payload, "iss");
+  if (iss && !json_is_string(iss)) return bad("iss must be a string");
+  const json_t* aud = json_object_get(payload, "aud");
+  if (aud && !json_is_string(aud)) {
+    if (!json_is_array(aud)) return bad("aud must be a string or a list of strings");
+    size_t i;
+    const json_t* item;
+    json_array_foreach(aud, i, item) {
+      if (!json_is_string(item)) return bad("aud must be a string or a list of strings");
+    }
+  }
+
+  if (const json_t* info = json_object_get(payload, "info")) claims.info = dump_compact(info);
+
+  if (const json_t* channel = json_object_get(payload, "channel")) {
+    if (!json_is_string(channel)) return bad("channel must be a string");
+    claims.channel.assign(json_string_value(channel), json_string_length(channel));
+    // A subscription token grants one channel; a '*' would make its grant a
+    // prefix reaching every channel that starts with it.
+    if (claims.channel.find('*') != std::string::npos) {
+      return bad("channel must name one channel, not a pattern");
+    }
+  }
+  if (const json_t* channels = json_object_get(payload, "channels")) {
+    if (!json_is_array(channels)) return bad("channels must be a list of strings");
+    size_t i;
+    const json_t* item;
+    json_array_foreach(channels, i, item) {
+      if (!json_is_string(item)) return bad("channels must be a list of strings");
+      claims.channels.emplace_back(json_string_value(item), json_string_length(item));
+    }
+  }
+  if (const json_t* caps = json_object_get(payload, "caps")) {
+    if (json_is_object(caps)) {
+      const char* pattern;
+      const json_t* ops_member;
+      json_object_foreach(const_cast<json_t*>(caps), pattern, ops_member) {
+        OpSet ops = 0;
+        std::string why = read_ops(ops_member, ops);
+        if (!why.empty()) return bad("caps: " + why);
+        why = claims.caps.add(pattern, ops);
+        if (!why.empty()) return bad("caps: " + why);
+      }
+    } else if (json_is_array(caps)) {
+      if (!json_object_get(payload, "channel")) return bad("caps as a list needs a channel");
+      OpSet ops = 0;
+      std::string why = read_ops(caps, ops);
+      if (!why.empty()) return bad("caps: " + why);
+      why = claims.caps.add(claims.channel, ops);
+      if (!why.empty()) return bad("caps: " + why);
+    } else {
+      return bad("caps must be an object or a list of operations");
+    }
+  }
+
+  // Doubles hold every plausible time exactly and cannot overflow here.
+  const double t = static_cast<double>(now);
+  const double leeway = static_cast<double>(options.leeway.count());
+  if (exp_member && exp + leeway <= t) return fail(VerifyFailure::expired, "token expired");
+  if (nbf_member && nbf - leeway > t) {
+    return fail(VerifyFailure::not_yet_valid, "token is not valid yet");
+  }
+  if (!options.issuer.empty() && (!iss || options.issuer != json_string_value(iss))) {
+    return fail(VerifyFailure::bad_issuer, "token is from another issuer");
+  }
+  if (!options.audience.empty()) {
+    bool found = false;
+    if (json_is_string(aud)) {
+      found = options.audience == json_string_value(aud);
+    } else if (aud) {
+      size_t i;
+      const json_t* item;
+      json_array_foreach(aud, i, item) {
+        found = found || options.audience == json_string_value(item);
+      }
+    }
+    if (!found) return fail(VerifyFailure::bad_audience, "token is for another audience");
+  }
+  return claims;
+}
+
+std::variant<Claims, VerifyError> verify_token(const KeySet& keys, std::string_view token,
+                                               const VerifyOptions& options, int64_t now) {
+  if (token.size() > options.max_token_bytes) {
+    return fail(VerifyFailure::too_large,
+                "token longer than " + std::to_string(options.max_token_bytes) + " bytes");
+  }
+  const size_t dot1 = token.find('.');
+  const size_t dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos) {
+    return fail(VerifyFailure::malformed, "token is not three base64url parts");
+  }
+  const std::string_view header_b64 = token.substr(0, dot1);
+  const std::string_view payload_b64 = token.substr(dot1 + 1, dot2 - dot1 - 1);
+  const std::string_view signature_b64 = token.substr(dot2 + 1);
+  if (header_b64.empty() || payload_b64.empty() || !b64url_valid(header_b64) ||
+      !b64url_valid(payload_b64) || !b64url_valid(signature_b64)) {
+    return fail(VerifyFailure::malformed, "token is not three base64url parts");
+  }
+
+  const Json header = parse_json(b64url_decode(header_b64));
+  if (!json_is_object(header.get())) {
+    return fail(VerifyFailure::malformed, "token header is not a JSON object");
+  }
+  const json_t* alg_member = json_object_get(header.get(), "alg");
+  if (!alg_member) return fail(VerifyFailure::bad_algorithm, "token has no alg");
+  if (!json_is_string(alg_member)) return fail(VerifyFailure::malformed, "alg is not a string");
+  const json_t* kid_member = json_object_get(header.get(), "kid");
+  if (kid_member && !json_is_string(kid_member)) {
+    return fail(VerifyFailure::malformed, "kid is not a string");
+  }
+  // RFC 7515 4.1.11: extensions this code does not understand must not be
+  // ignored, and none are understood (e.g. b64: false changes what is signed).
+  if (json_object_get(header.get(), "crit")) {
+    return fail(VerifyFailure::malformed, "token has critical header extensions");
+  }
+  const std::string_view alg_name(json_string_value(alg_member), json_string_length(alg_member));
+  const std::optional<Alg> alg = parse_alg(alg_name);
+  if (!alg) {
+    if (alg_name == "none") {
+      return fail(VerifyFailure::bad_algorithm, "unsigned tokens (alg none) are refused");
+    }
+    return fail(VerifyFailure::bad_algorithm, "algorithm" + quoted(alg_name) + " is not supported");
+  }
+
+  Claims claims;
+  if (kid_member) claims.kid.assign(json_string_value(kid_member), json_string_length(kid_member));
+
+  // Keys with the token's kid when there are any, else the keys without one.
+  const bool kid_matches = !claims.kid.empty() && keys.has_kid(claims.kid);
+  std::vector<const Key*> candidates;
+  for (const auto& key : keys.keys()) {
+    if (kid_matches ? key->kid == claims.kid : key->kid.empty()) candidates.push_back(key.get());
+  }
+  if (candidates.empty()) {
+    if (!claims.kid.empty()) {
+      return fail(VerifyFailure::unknown_kid, "no key has kid" + quoted(claims.kid));
+    }
+    return fail(VerifyFailure::bad_signature, "token has no kid and every key needs one");
+  }
+  std::vector<const Key*> usable;
+  for (const Key* key : candidates) {
+    // Both tests: the allow-list (a JWK exists for the alg) and the key type.
+    if (key->jwk(*alg) && fits(*alg, key->type)) usable.push_back(key);
+  }
+  if (usable.empty()) {
+    std::string reason = "algorithm " + std::string(to_string(*alg)) + " is not allowed for ";
+    reason += candidates.size() == 1 ? "key '" + candidates[0]->name + "'" : "any matching key";
+    return fail(VerifyFailure::bad_algorithm, std::move(reason));
+  }
+
+  // The flattened JWS JSON form is what libjose verifies.
+  const Json jws(json_pack("{s:s%,s:s%,s:s%}", "protected", header_b64.data(), header_b64.size(),
+                           "payload", payload_b64.data(), payload_b64.size(), "signature",
+                           signature_b64.data(), signature_b64.size()));
+  if (!jws) return fail(VerifyFailure::malformed, "token cannot be read");
+  const Key* verified = nullptr;
+  for (const Key* key : usable) {
+    const bool ok = jose_jws_ver(quiet_cfg(), jws.get(), nullptr, key->jwk(*alg), false);
+    ERR_clear_error();
+    if (ok) {
+      verified = key;
+      break;
+    }
+  }
+  if (!verified) return fail(VerifyFailure::bad_signature, "signature does not verify");
+  claims.key_name = verified->name;
+
+  const Json payload = parse_json(b64url_decode(payload_b64));
+  if (!json_is_object(payload.get())) {
+    return fail(VerifyFailure::malformed, "token payload is not a JSON object");
+  }
+  return read_claims(payload.get(), options, now, std::move(claims));
+}
+
+}  // namespace
+
+std::optional<Alg> parse_alg(std::string_view name) {
+  for (size_t i = 0; i < kAlgCount; ++i) {
+    if (kAlgNames[i] == name) return static_cast<Alg>(i);
+  }
+  return std::nullopt;
+}
+
+std::string_view to_string(Alg alg) {
+  const size_t i = index_of(alg);
+  return i < kAlgCount ? kAlgNames[i] : "unknown";
+}
+
+KeySet::~KeySet() = default;
+
+std::shared_ptr<const KeySet> KeySet::build(const std::vector<KeySpec>& keys) {
+  std::shared_ptr<KeySet> set(new KeySet());
+  for (const KeySpec& spec : keys) set->keys_.push_back(key_from_spec(spec));
+  return set;
+}
+
+std::shared_ptr<const KeySet> KeySet::from_jwks(std::string_view json,
+                                                const std::vector<Alg>& allowed,
+                                                const std::string& name,
+                                                std::vector<std::string>* skipped) {
+  const Json doc = parse_json(json);
+  const json_t* list = json_object_get(doc.get(), "keys");
+  if (!json_is_object(doc.get()) || !json_is_array(list)) {
+    throw KeyError("JWKS '" + name + "': not a JWK Set ({\"keys\": [...]})");
+  }
+  std::shared_ptr<KeySet> set(new KeySet());
+  size_t i;
+  const json_t* jwk;
+  json_array_foreach(list, i, jwk) {
+    auto key = key_from_jwk(jwk, allowed, name);
+    if (auto* k = std::get_if<std::unique_ptr<Key>>(&key)) {
+      set->keys_.push_back(std::move(*k));
+    } else if (skipped) {
+      const char* kid = json_is_object(jwk) ? string_member(jwk, "kid") : nullptr;
+      const std::string label =
+          kid && *kid ? "kid '" + std::string(kid) + "'" : "key #" + std::to_string(i);
+      skipped->push_back(label + ": " + std::get<std::string>(key));
+    }
+  }
+  return set;
+}
+
+std::shared_ptr<const KeySet> KeySet::merge(const std::shared_ptr<const KeySet>& a,
+                                            const std::shared_ptr<const KeySet>& b) {
+  std::shared_ptr<KeySet> set(new KeySet());
+  for (const auto* part : {a.get(), b.get()}) {
+    if (!part) continue;
+    for (const auto& key : part->keys_) set->keys_.push_back(clone(*key));
+  }
+  return set;
+}
+
+size_t KeySet::size() const {
+  return keys_.size();
+}
+
+bool KeySet::has_kid(std::string_view kid) const {
+  return std::any_of(keys_.begin(), keys_.end(), [&](const auto& k) { return k->kid == kid; });
+}
+
+std::variant<Claims, VerifyError> verify(const KeySet& keys, std::string_view token,
+                                         const VerifyOptions& options, int64_t now) {
+  try {
+    return verify_token(keys, token, options, now);
+  } catch (...) {
+    // Only allocation can throw on this path.
+    return VerifyError{VerifyFailure::malformed, "token cannot be checked (out of memory)"};
+  }
+}
+
+}  // namespace herald::auth
