@@ -50,10 +50,19 @@ struct KeyDef {
   std::string full_name() const { return std::string(section) + "." + std::string(name); }
 };
 
-constexpr std::string_view kSections[] = {"server", "limits", "history", "engine"};
+constexpr std::string_view kSections[] = {"server", "limits",      "history", "engine",
+                                          "auth",   "rate_limits", "api"};
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr std::string_view kEngines[] = {"memory", "sqlite"};
 constexpr std::string_view kDurabilities[] = {"normal", "full"};
+constexpr std::string_view kJwtAlgorithms[] = {"HS256", "HS384", "HS512", "RS256",
+                                               "RS384", "RS512", "PS256", "PS384",
+                                               "PS512", "ES256", "ES384", "ES512"};
+constexpr std::string_view kKeyUses[] = {"connection", "subscription", "both"};
+constexpr std::string_view kApiScopes[] = {"publish", "history", "admin", "presence"};
+constexpr std::string_view kAccessLevels[] = {"public", "authenticated", "capability"};
+constexpr std::string_view kPublishAccessLevels[] = {"public", "authenticated", "capability",
+                                                     "none"};
 
 constexpr int64_t kSecond = 1000;
 constexpr int64_t kMinute = 60 * kSecond;
@@ -397,6 +406,136 @@ const std::vector<KeyDef>& keys() {
         "engine", "channel_cache", 16, 100000000,
         "sqlite: channels (id, epoch, last offset) the storage thread keeps in RAM; the least "
         "recently used beyond it are read from the database again when needed."));
+
+    // [auth] (the keys themselves are [[auth.keys]] tables: parse_auth_keys)
+    k.push_back({"auth", "jwks_url", Type::string, 0, 0,
+                 "URL of a JWK Set (https://, or http:// for loopback) whose keys verify tokens; "
+                 "fetched at start, refreshed every jwks_refresh_ms and on an unknown kid.",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   const auto& url = std::get<std::string>(v);
+                   if (!url.empty() && !url.starts_with("https://") && !url.starts_with("http://"))
+                     throw ConfigError(key + ": must start with https:// or http:// (got '" + url +
+                                       "')");
+                   c.auth.jwks_url = url;
+                 },
+                 [](const Config& c) { return Value(c.auth.jwks_url); }});
+    k.push_back({"auth", "jwks_file", Type::string, 0, 0,
+                 "File holding a JWK Set whose keys verify tokens; read at start and on reload.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.auth.jwks_file = std::get<std::string>(v);
+                 },
+                 [](const Config& c) { return Value(c.auth.jwks_file); }});
+    k.push_back({"auth", "jwks_ca_file", Type::string, 0, 0,
+                 "PEM file of the CA certificates that may sign the JWKS server's certificate; "
+                 "\"\": the system's CA store.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.auth.jwks_ca_file = std::get<std::string>(v);
+                 },
+                 [](const Config& c) { return Value(c.auth.jwks_ca_file); }});
+    k.push_back({"auth", "jwks_algorithms", Type::string_list, 0, 0,
+                 "Algorithms allowed for keys from the JWKS (a key's own alg must be one of "
+                 "them); HMAC algorithms are not allowed here.",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   const auto& list = std::get<std::vector<std::string>>(v);
+                   if (list.empty()) throw ConfigError(key + ": must not be empty");
+                   for (const auto& alg : list) {
+                     check_one_of(key, alg, "algorithm", kJwtAlgorithms);
+                     if (alg.starts_with("HS"))
+                       throw ConfigError(key + ": " + alg +
+                                         " needs a shared secret; a JWKS holds public keys");
+                   }
+                   c.auth.jwks_algorithms = list;
+                 },
+                 [](const Config& c) { return Value(c.auth.jwks_algorithms); }});
+    k.push_back(ms_key<&Config::auth, &AuthConfig::jwks_refresh>(
+        "auth", "jwks_refresh_ms", 1000, kDay, "How often the JWKS URL is fetched again."));
+    k.push_back(ms_key<&Config::auth, &AuthConfig::jwks_min_refetch>(
+        "auth", "jwks_min_refetch_ms", 0, kHour,
+        "Least time between two fetches caused by tokens with an unknown kid."));
+    k.push_back(ms_key<&Config::auth, &AuthConfig::jwks_timeout>(
+        "auth", "jwks_timeout_ms", 100, kMinute, "Deadline of one JWKS fetch."));
+    k.push_back({"auth", "issuer", Type::string, 0, 0, "When set, tokens must carry this `iss`.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.auth.issuer = std::get<std::string>(v);
+                 },
+                 [](const Config& c) { return Value(c.auth.issuer); }});
+    k.push_back({"auth", "audience", Type::string, 0, 0,
+                 "When set, tokens' `aud` (a string or an array) must hold this value.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.auth.audience = std::get<std::string>(v);
+                 },
+                 [](const Config& c) { return Value(c.auth.audience); }});
+    k.push_back(ms_key<&Config::auth, &AuthConfig::leeway>(
+        "auth", "leeway_ms", 0, 5 * kMinute,
+        "Clock skew allowed when checking a token's exp and nbf (whole seconds are used)."));
+    k.push_back(size_key<&Config::auth, &AuthConfig::max_token_bytes>(
+        "auth", "max_token_bytes", 256, 64 * 1024,
+        "Longest token accepted; longer ones are refused unread."));
+    k.push_back({"auth", "query_token", Type::boolean, 0, 0,
+                 "Whether a connection token may be given as ?token= on the WebSocket URL "
+                 "(it can then end up in proxy logs).",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.auth.query_token = std::get<bool>(v);
+                 },
+                 [](const Config& c) { return Value(c.auth.query_token); }});
+    k.push_back(size_key<&Config::auth, &AuthConfig::token_cache>(
+        "auth", "token_cache", 0, 10000000,
+        "Verified tokens each worker remembers (by SHA-256) until they expire, so a token "
+        "used again is not verified again; 0 turns the cache off."));
+
+    // [rate_limits]
+    const auto rate = [](std::string_view name, size_t RateLimitsConfig::*field, int64_t max,
+                         std::string_view help) {
+      return KeyDef{
+          "rate_limits",
+          name,
+          Type::integer,
+          0,
+          max,
+          help,
+          [field](Config& c, const std::string&, const Value& v) {
+            c.rate_limits.*field = static_cast<size_t>(std::get<int64_t>(v));
+          },
+          [field](const Config& c) { return Value(static_cast<int64_t>(c.rate_limits.*field)); }};
+    };
+    using R = RateLimitsConfig;
+    k.push_back(rate("commands_per_second", &R::commands_per_second, 1000000,
+                     "Commands one connection may send per second; 0: no limit."));
+    k.push_back(rate("commands_burst", &R::commands_burst, 10000000,
+                     "Commands one connection may send at once above that rate; 0: the rate."));
+    k.push_back(rate("publishes_per_second", &R::publishes_per_second, 1000000,
+                     "Publishes one connection may send per second; 0: no limit."));
+    k.push_back(rate("publishes_burst", &R::publishes_burst, 10000000,
+                     "Publishes one connection may send at once; 0: the rate."));
+    k.push_back(rate("user_publishes_per_second", &R::user_publishes_per_second, 1000000,
+                     "Publishes per second of one user over all their connections; 0: no "
+                     "limit."));
+    k.push_back(rate("user_publishes_burst", &R::user_publishes_burst, 10000000,
+                     "Publishes one user may send at once; 0: the rate."));
+    k.push_back(rate("violations_before_close", &R::violations_before_close, 1000000,
+                     "Rate-limited commands in a row after which the connection is closed "
+                     "(4029); 0: never closed."));
+    k.push_back(rate("connections_per_ip", &R::connections_per_ip, 10000000,
+                     "Open WebSocket connections from one IP address; 0: no limit."));
+    k.push_back(rate("connections_per_user", &R::connections_per_user, 10000000,
+                     "Open WebSocket connections of one user; 0: no limit."));
+    k.push_back(rate("new_connections_per_ip_per_second", &R::new_connections_per_ip_per_second,
+                     1000000, "New WebSocket connections per second from one IP; 0: no limit."));
+    k.push_back(rate("auth_failures_per_ip_per_minute", &R::auth_failures_per_ip_per_minute,
+                     1000000,
+                     "Refused tokens per minute from one IP, after which its connections are "
+                     "refused (rate_limited, 4029) until the minute passes; 0: no limit."));
+    k.push_back(rate("max_tracked_keys", &R::max_tracked_keys, 100000000,
+                     "IP addresses and users the limits above track at once (oldest forgotten "
+                     "first)."));
+
+    // [api] (the keys themselves are [[api.keys]] tables: parse_api_keys)
+    k.push_back({"api", "protect_metrics", Type::boolean, 0, 0,
+                 "Whether GET /metrics needs an API key (any scope) when keys are configured.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.api.protect_metrics = std::get<bool>(v);
+                 },
+                 [](const Config& c) { return Value(c.api.protect_metrics); }});
     return k;
   }();
   return table;
@@ -456,7 +595,47 @@ struct NamespaceKeyDef {
                      const std::filesystem::path& base_dir)>
       set;
   std::function<Value(const NamespaceOptions&)> get;
+  // Whether the option holds a value to write out (to_toml); null: always.
+  // An alias (client_publish) never does: its target key is written instead.
+  std::function<bool(const NamespaceOptions&)> is_set = nullptr;
 };
+
+// An access option ("public", "authenticated", "capability", and for
+// publish_access also "none").
+template <auto Field>
+NamespaceKeyDef ns_access(std::string_view name, std::string_view help) {
+  return {name,
+          Type::string,
+          0,
+          0,
+          Scope::anywhere,
+          help,
+          [](NamespaceOptions& o, const std::string& key, const Value& v,
+             const std::filesystem::path&) {
+            const auto& level = std::get<std::string>(v);
+            if (Field == &NamespaceOptions::publish_access)
+              check_one_of(key, level, "access level", kPublishAccessLevels);
+            else
+              check_one_of(key, level, "access level", kAccessLevels);
+            o.*Field = level;
+          },
+          [](const NamespaceOptions& o) { return Value(o.*Field); }};
+}
+
+template <auto Field>
+NamespaceKeyDef ns_size(std::string_view name, int64_t max, std::string_view help) {
+  return {
+      name,
+      Type::integer,
+      0,
+      max,
+      Scope::anywhere,
+      help,
+      [](NamespaceOptions& o, const std::string&, const Value& v, const std::filesystem::path&) {
+        o.*Field = static_cast<size_t>(std::get<int64_t>(v));
+      },
+      [](const NamespaceOptions& o) { return Value(static_cast<int64_t>(o.*Field)); }};
+}
 
 template <auto Field>
 NamespaceKeyDef ns_bool(std::string_view name, std::string_view help) {
@@ -501,10 +680,44 @@ const std::vector<NamespaceKeyDef>& namespace_keys() {
         "recover",
         "Whether subscribers may recover missed events; false answers recovery with "
         "recovered:false."));
-    k.push_back(ns_bool<&NamespaceOptions::client_publish>(
-        "client_publish",
-        "Whether WebSocket clients may publish; false: only the HTTP API may (clients get "
-        "forbidden)."));
+    k.push_back(ns_access<&NamespaceOptions::subscribe_access>(
+        "subscribe_access",
+        "Who may subscribe: public (any connection the namespace admits), authenticated (a "
+        "verified user) or capability (a token's caps, a subscription token or a user channel "
+        "must grant it)."));
+    k.push_back(ns_access<&NamespaceOptions::publish_access>(
+        "publish_access",
+        "Who may publish over WebSocket: public, authenticated, capability, or none (only the "
+        "HTTP API; clients get forbidden)."));
+    k.push_back(ns_access<&NamespaceOptions::history_access>(
+        "history_access", "Who may read history: public, authenticated or capability."));
+    k.push_back(ns_access<&NamespaceOptions::presence_access>(
+        "presence_access", "Who may ask for presence: public, authenticated or capability."));
+    k.push_back(
+        {"client_publish", Type::boolean, 0, 0, Scope::anywhere,
+         "Alias of publish_access (Herald 0.1): true is \"public\", false is \"none\".",
+         [](NamespaceOptions& o, const std::string&, const Value& v, const std::filesystem::path&) {
+           o.publish_access = std::get<bool>(v) ? "public" : "none";
+         },
+         [](const NamespaceOptions& o) { return Value(o.publish_access != "none"); },
+         [](const NamespaceOptions&) { return false; }});
+    k.push_back({"anonymous", Type::boolean, 0, 0, Scope::anywhere,
+                 "Whether connections without a verified user may use the namespace; default: "
+                 "true when no [[auth.keys]] or JWKS is configured, else false.",
+                 [](NamespaceOptions& o, const std::string&, const Value& v,
+                    const std::filesystem::path&) { o.anonymous = std::get<bool>(v); },
+                 [](const NamespaceOptions& o) { return Value(o.anonymous.value_or(false)); },
+                 [](const NamespaceOptions& o) { return o.anonymous.has_value(); }});
+    k.push_back(ns_bool<&NamespaceOptions::user_channels>(
+        "user_channels",
+        "Whether a channel named <ns>:<name>#user1,user2 may be used only by the users it "
+        "lists (no token needed)."));
+    k.push_back(ns_size<&NamespaceOptions::publishes_per_second>(
+        "publishes_per_second", 1000000,
+        "Publishes per second one connection may make on the namespace's channels; 0: only "
+        "[rate_limits] applies."));
+    k.push_back(ns_size<&NamespaceOptions::publishes_burst>(
+        "publishes_burst", 10000000, "Publishes one connection may make at once; 0: the rate."));
     k.push_back(ns_bool<&NamespaceOptions::presence>(
         "presence", "Reserved for presence: whether members may be listed."));
     k.push_back(ns_bool<&NamespaceOptions::join_leave>(
@@ -707,6 +920,175 @@ void apply_namespace_table(const std::string& section, const toml::table& table,
   }
 }
 
+// --- [[auth.keys]] and [[api.keys]] ---------------------------------------------
+
+// Reads the fields of one table of an array of tables (`key` is e.g.
+// "auth.keys[0]"), refusing fields it was not asked for.
+class EntryReader {
+ public:
+  EntryReader(std::string key, const toml::table& table, const std::string& file,
+              std::vector<std::string_view> fields)
+      : key_(std::move(key)), table_(table), file_(file) {
+    for (const auto& [name_key, node] : table) {
+      const std::string name(name_key.str());
+      if (std::find(fields.begin(), fields.end(), name) != fields.end()) continue;
+      throw ConfigError(key_ + "." + name + ": unknown key (expected " + join(fields, ", ") + ") " +
+                        location(file, name_key.source()));
+    }
+  }
+  std::string str(std::string_view field) const {
+    const auto* node = table_.get(field);
+    return node ? std::get<std::string>(from_toml(name(field), Type::string, *node, file_)) : "";
+  }
+  std::vector<std::string> list(std::string_view field) const {
+    const auto* node = table_.get(field);
+    if (!node) return {};
+    return std::get<std::vector<std::string>>(
+        from_toml(name(field), Type::string_list, *node, file_));
+  }
+  std::string path(std::string_view field, const std::filesystem::path& base_dir) const {
+    const std::string p = str(field);
+    return p.empty() ? p : std::filesystem::absolute(base_dir / p).lexically_normal().string();
+  }
+  std::string name(std::string_view field) const { return key_ + "." + std::string(field); }
+  ConfigError error(std::string_view field, const std::string& why) const {
+    const auto* node = table_.get(field);
+    return ConfigError(name(field) + ": " + why + " " +
+                       location(file_, node ? node->source() : table_.source()));
+  }
+
+ private:
+  std::string key_;
+  const toml::table& table_;
+  const std::string& file_;
+};
+
+const toml::array& expect_array_of_tables(const std::string& key, const toml::node& node,
+                                          const std::string& file) {
+  const auto* array = node.as_array();
+  if (!array || !array->is_array_of_tables())
+    throw ConfigError(key + ": expected an array of tables, i.e. [[" + key + "]] (got " +
+                      toml_type_name(node.type()) + ") " + location(file, node.source()));
+  return *array;
+}
+
+// How many of `values` are not empty.
+size_t count_set(std::initializer_list<std::string_view> values) {
+  return static_cast<size_t>(
+      std::count_if(values.begin(), values.end(), [](auto v) { return !v.empty(); }));
+}
+
+std::vector<AuthKeyConfig> parse_auth_keys(const toml::node& node, const std::string& file,
+                                           const std::filesystem::path& base_dir) {
+  std::vector<AuthKeyConfig> keys;
+  const auto& array = expect_array_of_tables("auth.keys", node, file);
+  for (size_t i = 0; i < array.size(); ++i) {
+    const EntryReader e("auth.keys[" + std::to_string(i) + "]", *array[i].as_table(), file,
+                        {"name", "kid", "algorithms", "secret", "secret_env", "secret_file",
+                         "public_key_file", "use"});
+    AuthKeyConfig k;
+    k.name = e.str("name");
+    k.kid = e.str("kid");
+    k.algorithms = e.list("algorithms");
+    k.secret = e.str("secret");
+    k.secret_env = e.str("secret_env");
+    k.secret_file = e.path("secret_file", base_dir);
+    k.public_key_file = e.path("public_key_file", base_dir);
+    if (const auto use = e.str("use"); !use.empty()) k.use = use;
+    if (k.name.empty()) throw e.error("name", "required: a name for logs (never the key)");
+    for (const auto& other : keys)
+      if (other.name == k.name) throw e.error("name", "duplicate key name '" + k.name + "'");
+    if (k.algorithms.empty())
+      throw e.error("algorithms", "required: the algorithms this key may verify, e.g. [\"HS256\"]");
+    bool hmac = false, asymmetric = false;
+    for (const auto& alg : k.algorithms) {
+      if (alg == "EdDSA")
+        throw e.error("algorithms", "EdDSA is not supported (libjose 11 cannot verify it)");
+      check_one_of(e.name("algorithms"), alg, "algorithm", kJwtAlgorithms);
+      (alg.starts_with("HS") ? hmac : asymmetric) = true;
+    }
+    if (hmac && asymmetric)
+      throw e.error("algorithms",
+                    "HMAC (HS*) and public-key algorithms cannot share a key; use two keys");
+    const size_t sources = count_set({k.secret, k.secret_env, k.secret_file, k.public_key_file});
+    if (sources != 1)
+      throw e.error("name", "key '" + k.name +
+                                "' needs exactly one of secret, secret_env, secret_file "
+                                "(HS*) or public_key_file (RS*, PS*, ES*)");
+    if (hmac && !k.public_key_file.empty())
+      throw e.error("public_key_file", "HS* algorithms verify with a secret, not a public key");
+    if (asymmetric && k.public_key_file.empty())
+      throw e.error("algorithms", "RS*, PS* and ES* algorithms need public_key_file");
+    check_one_of(e.name("use"), k.use, "use", kKeyUses);
+    keys.push_back(std::move(k));
+  }
+  return keys;
+}
+
+std::vector<ApiKeyConfig> parse_api_keys(const toml::node& node, const std::string& file,
+                                         const std::filesystem::path& base_dir) {
+  std::vector<ApiKeyConfig> keys;
+  const auto& array = expect_array_of_tables("api.keys", node, file);
+  for (size_t i = 0; i < array.size(); ++i) {
+    const EntryReader e("api.keys[" + std::to_string(i) + "]", *array[i].as_table(), file,
+                        {"name", "key", "key_env", "key_file", "sha256", "scopes"});
+    ApiKeyConfig k;
+    k.name = e.str("name");
+    k.key = e.str("key");
+    k.key_env = e.str("key_env");
+    k.key_file = e.path("key_file", base_dir);
+    k.sha256 = to_lower(e.str("sha256"));
+    k.scopes = e.list("scopes");
+    if (k.name.empty()) throw e.error("name", "required: a name for logs (never the key)");
+    for (const auto& other : keys)
+      if (other.name == k.name) throw e.error("name", "duplicate key name '" + k.name + "'");
+    if (count_set({k.key, k.key_env, k.key_file, k.sha256}) != 1)
+      throw e.error("name",
+                    "key '" + k.name + "' needs exactly one of key, key_env, key_file or sha256");
+    if (!k.key.empty() && k.key.size() < 16)
+      throw e.error("key", "too short (at least 16 characters)");
+    if (!k.sha256.empty() && (k.sha256.size() != 64 ||
+                              k.sha256.find_first_not_of("0123456789abcdef") != std::string::npos))
+      throw e.error("sha256", "must be 64 hex digits (the SHA-256 of the key)");
+    if (k.scopes.empty())
+      throw e.error("scopes", "required: some of publish, history, admin, presence");
+    for (const auto& scope : k.scopes) check_one_of(e.name("scopes"), scope, "scope", kApiScopes);
+    keys.push_back(std::move(k));
+  }
+  return keys;
+}
+
+std::string key_lists_to_toml(const Config& config) {
+  std::string out;
+  const auto field = [&](std::string_view name, const Value& v) {
+    const bool empty = std::holds_alternative<std::string>(v)
+                           ? std::get<std::string>(v).empty()
+                           : std::get<std::vector<std::string>>(v).empty();
+    if (!empty) out += std::string(name) + " = " + render(v) + "\n";
+  };
+  for (const auto& k : config.auth.keys) {
+    out += "\n[[auth.keys]]\n";
+    field("name", k.name);
+    field("kid", k.kid);
+    field("algorithms", k.algorithms);
+    field("secret", k.secret);
+    field("secret_env", k.secret_env);
+    field("secret_file", k.secret_file);
+    field("public_key_file", k.public_key_file);
+    field("use", k.use);
+  }
+  for (const auto& k : config.api.keys) {
+    out += "\n[[api.keys]]\n";
+    field("name", k.name);
+    field("key", k.key);
+    field("key_env", k.key_env);
+    field("key_file", k.key_file);
+    field("sha256", k.sha256);
+    field("scopes", k.scopes);
+  }
+  return out;
+}
+
 FileNamespaces apply_file(Config& cfg, const std::string& path) {
   const std::string prefix = "config file " + path + ": ";
   std::ifstream in(path, std::ios::binary);
@@ -762,6 +1144,13 @@ FileNamespaces apply_file(Config& cfg, const std::string& path) {
     }
     for (const auto& [name_key, node] : expect_table(section, section_node, path)) {
       const std::string name(name_key.str());
+      if (name == "keys" && (section == "auth" || section == "api")) {
+        if (section == "auth")
+          cfg.auth.keys = parse_auth_keys(node, path, pending.base_dir);
+        else
+          cfg.api.keys = parse_api_keys(node, path, pending.base_dir);
+        continue;
+      }
       const KeyDef* k = find_key(section, name);
       if (!k)
         throw ConfigError(section + "." + name + ": unknown key" + did_you_mean(section, name) +
@@ -934,6 +1323,8 @@ std::vector<std::string> restart_required(const Config& running, const Config& n
   std::vector<std::string> keys_changed;
   for (const auto& k : keys())
     if (k.get(running) != k.get(next)) keys_changed.push_back(k.full_name());
+  if (running.auth.keys != next.auth.keys) keys_changed.emplace_back("auth.keys");
+  if (running.api.keys != next.api.keys) keys_changed.emplace_back("api.keys");
   return keys_changed;
 }
 
@@ -1041,14 +1432,18 @@ std::string to_toml(const Config& config) {
   }
   out += "\n[defaults]\n" + std::string(kAllowUnknown) + " = " +
          render(config.defaults.allow_unknown) + "\n";
+  const auto written = [](const NamespaceKeyDef& k, const NamespaceOptions& o) {
+    return !k.is_set || k.is_set(o);
+  };
   for (const auto& k : namespace_keys())
-    if (k.scope == Scope::anywhere)
+    if (k.scope == Scope::anywhere && written(k, config.defaults.options))
       out += std::string(k.name) + " = " + render(k.get(config.defaults.options)) + "\n";
   for (const auto& [name, options] : config.namespaces) {
     out += "\n[namespaces." + toml_key(name) + "]\n";
     for (const auto& k : namespace_keys())
-      out += std::string(k.name) + " = " + render(k.get(options)) + "\n";
+      if (written(k, options)) out += std::string(k.name) + " = " + render(k.get(options)) + "\n";
   }
+  out += key_lists_to_toml(config);
   return out;
 }
 

@@ -73,8 +73,26 @@ struct EngineConfig {
 struct NamespaceOptions {
   size_t history_size = 1000;                               // events kept per channel
   std::chrono::milliseconds history_ttl{24 * 3600 * 1000};  // 0: no age limit
-  bool recover = true;                   // subscribers may ask to recover missed events
-  bool client_publish = true;            // WebSocket clients may publish (else only the HTTP API)
+  bool recover = true;  // subscribers may ask to recover missed events
+  // Who may do what on the namespace's channels (src/auth/access.hpp):
+  // "public" (any connection the namespace admits, anonymous ones too when
+  // `anonymous`), "authenticated" (a connection with a verified user),
+  // "capability" (a token's caps, a subscription token or a user channel
+  // must grant it); publish_access also takes "none" (HTTP API only, what
+  // `client_publish = false` means).
+  std::string subscribe_access = "public";
+  std::string publish_access = "public";
+  std::string history_access = "public";
+  std::string presence_access = "public";
+  // Whether connections without a verified user may use the namespace;
+  // unset: true when no auth key is configured, else false.
+  std::optional<bool> anonymous;
+  // Channels named `<ns>:...#user1,user2` may be used only by the users listed.
+  bool user_channels = false;
+  // Publishes per second of one connection on this namespace's channels
+  // (0: only the global rate_limits apply); burst 0 means the rate.
+  size_t publishes_per_second = 0;
+  size_t publishes_burst = 0;
   bool presence = false;                 // reserved for the presence feature
   bool join_leave = false;               // reserved for the presence feature
   size_t max_message_bytes = 64 * 1024;  // bytes of one publish's `data`
@@ -84,6 +102,81 @@ struct NamespaceOptions {
   bool strict_events = false;  // reject events the schema does not declare
 
   bool operator==(const NamespaceOptions&) const = default;
+};
+
+// One key that verifies JWTs ([[auth.keys]]). Exactly one of secret,
+// secret_env, secret_file (HMAC) or public_key_file (PEM) is set; secrets
+// are read at start-up (server::make_authenticator), never logged.
+struct AuthKeyConfig {
+  std::string name;
+  std::string kid;                      // "": tried for tokens with any kid
+  std::vector<std::string> algorithms;  // allow-list, e.g. {"HS256"}
+  std::string secret;
+  std::string secret_env;
+  std::string secret_file;      // absolute once loaded
+  std::string public_key_file;  // absolute once loaded
+  std::string use = "both";     // connection, subscription or both
+
+  bool operator==(const AuthKeyConfig&) const = default;
+};
+
+struct AuthConfig {
+  std::vector<AuthKeyConfig> keys;
+  std::string jwks_url;   // https:// (or http:// for loopback)
+  std::string jwks_file;  // absolute once loaded
+  std::string jwks_ca_file;
+  std::vector<std::string> jwks_algorithms = {"RS256", "RS384", "RS512", "PS256", "PS384",
+                                              "PS512", "ES256", "ES384", "ES512"};
+  std::chrono::milliseconds jwks_refresh{300000};
+  std::chrono::milliseconds jwks_min_refetch{10000};
+  std::chrono::milliseconds jwks_timeout{5000};
+  std::string issuer;
+  std::string audience;
+  std::chrono::milliseconds leeway{5000};
+  size_t max_token_bytes = 8192;
+  bool query_token = true;     // accept ?token= on the upgrade URL
+  size_t token_cache = 10000;  // verified tokens remembered per worker
+
+  bool configured() const { return !keys.empty() || !jwks_url.empty() || !jwks_file.empty(); }
+  bool operator==(const AuthConfig&) const = default;
+};
+
+// One HTTP API key ([[api.keys]]): exactly one of key, key_env, key_file,
+// sha256 (hex digest of the key).
+struct ApiKeyConfig {
+  std::string name;
+  std::string key;
+  std::string key_env;
+  std::string key_file;  // absolute once loaded
+  std::string sha256;
+  std::vector<std::string> scopes;  // publish, history, admin, presence
+
+  bool operator==(const ApiKeyConfig&) const = default;
+};
+
+struct ApiConfig {
+  std::vector<ApiKeyConfig> keys;  // empty: the HTTP API is open (a warning at start)
+  bool protect_metrics = false;    // GET /metrics needs a key (any scope)
+
+  bool operator==(const ApiConfig&) const = default;
+};
+
+// Abuse limits ([rate_limits]); 0 turns a limit off.
+struct RateLimitsConfig {
+  size_t commands_per_second = 0;   // per connection, every command
+  size_t commands_burst = 0;        // 0: the rate
+  size_t publishes_per_second = 0;  // per connection
+  size_t publishes_burst = 0;
+  size_t user_publishes_per_second = 0;  // per user, over all their connections
+  size_t user_publishes_burst = 0;
+  size_t violations_before_close = 20;  // refusals in a row before close 4029
+  size_t connections_per_ip = 0;
+  size_t connections_per_user = 0;
+  size_t new_connections_per_ip_per_second = 0;
+  size_t auth_failures_per_ip_per_minute = 30;
+  size_t max_tracked_keys = 100000;  // IPs and users tracked by the limits above
+
+  bool operator==(const RateLimitsConfig&) const = default;
 };
 
 struct DefaultsConfig {
@@ -100,6 +193,9 @@ struct Config {
   LimitsConfig limits;
   HistoryConfig history;
   EngineConfig engine;
+  AuthConfig auth;
+  ApiConfig api;
+  RateLimitsConfig rate_limits;
   DefaultsConfig defaults;  // defaults.options.history_* mirror history.size/ttl
   std::map<std::string, NamespaceOptions, std::less<>> namespaces;  // fully resolved
 

@@ -42,18 +42,14 @@ std::string events_to_json(const std::string& channel,
   return out;
 }
 
-// Whether `req` may be published on its namespace `ns`: who publishes, how
-// big, and what its event's schema says. A payload with write-only
+// Whether `req` may be published on its namespace `ns`: how big, and what
+// its event's schema says (who may publish was checked by the session,
+// auth::check). A payload with write-only
 // properties leaves here without them.
 std::optional<Failure> admit(const Namespace& ns, PublishRequest& req) {
   using protocol::ErrorCode;
   const auto& options = ns.options;
   const std::string where = ns.name.empty() ? "the defaults" : "namespace '" + ns.name + "'";
-  if (!req.from_client.empty() && !options.client_publish)
-    return Failure{
-        ErrorCode::forbidden,
-        "clients may not publish on " + req.channel + " (client_publish is off for " + where + ")",
-        {}};
   if (req.data.size() > options.max_message_bytes)
     return Failure{ErrorCode::too_large,
                    "data is " + std::to_string(req.data.size()) + " bytes; " + where +
@@ -132,6 +128,10 @@ const Namespace* Node::find_namespace(unsigned index, const std::string& channel
 
 unsigned Node::owner_of(std::string_view channel) const {
   return static_cast<unsigned>(std::hash<std::string_view>{}(channel) % shards_.size());
+}
+
+const Namespace* Node::namespace_of(unsigned index, std::string_view channel) const {
+  return shards_[index]->namespaces->find(channel);
 }
 
 LocalSubscribers& Node::local(unsigned index) {

@@ -113,6 +113,11 @@ class Node {
   // The subscriber table of worker `index` (use only on that thread).
   LocalSubscribers& local(unsigned index);
 
+  // The namespace of `channel` as worker `index` sees it (use only on that
+  // thread), or nullptr when its namespace is not configured and unknown
+  // ones are not allowed.
+  const Namespace* namespace_of(unsigned index, std::string_view channel) const;
+
   void publish(unsigned from, PublishRequest req, std::function<void(PublishResult)> done);
   void subscribe(unsigned from, SubscribeRequest req, std::function<void(SubscribeResult)> done);
   void unsubscribe(unsigned from, std::string channel);

@@ -3,6 +3,7 @@
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <boost/json/parse.hpp>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -143,6 +144,16 @@ void ApiRouter::handle(Request&& req, const boost::asio::ip::address& peer, Resp
     history(req, raw_channel, query, std::move(respond));
     return;
   }
+  if (path == "/api/disconnect" || path == "/api/unsubscribe") {
+    if (req.method() != bhttp::verb::post) {
+      auto res = error_response(11, 405, "bad_request", "use POST");
+      res.set(bhttp::field::allow, "POST");
+      respond(std::move(res));
+      return;
+    }
+    user_action(req, path == "/api/unsubscribe", std::move(respond));
+    return;
+  }
   if (path == "/api/admin/reload") {
     admin_reload(req, peer, std::move(respond));
     return;
@@ -178,6 +189,50 @@ void ApiRouter::publish(const Request& req, Responder respond) {
         }
         respond(json_response(
             200, r.offset ? "{\"offset\":" + std::to_string(*r.offset) + "}" : std::string("{}")));
+      });
+}
+
+void ApiRouter::user_action(const Request& req, bool unsubscribe, Responder respond) {
+  boost::system::error_code ec;
+  const boost::json::value body = boost::json::parse(req.body(), ec);
+  if (ec || !body.is_object()) {
+    respond(error(ErrorCode::invalid_json, "body: expected a JSON object"));
+    return;
+  }
+  const auto& obj = body.as_object();
+  const auto string_field = [&](std::string_view name, std::string& out) {
+    const auto* v = obj.if_contains(name);
+    if (!v) return true;
+    if (!v->is_string()) return false;
+    out = std::string(v->as_string());
+    return true;
+  };
+  UserAction action;
+  if (!string_field("user", action.user) || action.user.empty()) {
+    respond(error(ErrorCode::bad_request, "user: required non-empty string"));
+    return;
+  }
+  if (!string_field("reason", action.reason) || action.reason.size() > 100) {
+    respond(error(ErrorCode::bad_request, "reason: must be a string of at most 100 bytes"));
+    return;
+  }
+  if (unsubscribe) {
+    if (!string_field("channel", action.channel) || action.channel.empty()) {
+      respond(error(ErrorCode::bad_request, "channel: required string"));
+      return;
+    }
+    if (std::string why =
+            protocol::check_channel_name(action.channel, std::numeric_limits<size_t>::max());
+        !why.empty()) {
+      respond(error(ErrorCode::bad_request, why));
+      return;
+    }
+  }
+  options_.user_action(
+      std::move(action), [respond = std::move(respond), unsubscribe](size_t count) {
+        respond(json_response(
+            200, std::string(unsubscribe ? "{\"unsubscribed\":" : "{\"disconnected\":") +
+                     std::to_string(count) + "}"));
       });
 }
 

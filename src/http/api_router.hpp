@@ -1,6 +1,7 @@
-// The HTTP routes of one worker: the server API (POST /api/publish and
-// GET /api/channels/{channel}/history), the admin API (POST
-// /api/admin/reload), GET /healthz, GET /metrics
+// The HTTP routes of one worker: the server API (POST /api/publish,
+// GET /api/channels/{channel}/history, POST /api/disconnect and
+// /api/unsubscribe), the admin API (POST /api/admin/reload), GET /healthz,
+// GET /metrics
 // (Prometheus text) and static files from the configured folder. Errors
 // answer in the protocol's JSON error shape with the status from
 // protocol::http_status.
@@ -21,11 +22,23 @@ namespace herald::http {
 // taken, and the JSON body.
 using ReloadDone = std::function<void(bool ok, std::string body)>;
 
+// A server action on every connection of one user, on every worker:
+// disconnect (channel empty) or unsubscribe from `channel`.
+struct UserAction {
+  std::string user;
+  std::string channel;
+  std::string reason;
+};
+// Runs `action` on every worker; `done` gets how many connections (or
+// subscriptions) it ended, later, on this worker's thread.
+using UserActionFn = std::function<void(UserAction action, std::function<void(size_t)> done)>;
+
 struct ApiOptions {
   std::string static_dir;           // empty: no static files
   bool allow_remote_admin = false;  // /api/admin/* from peers other than loopback
   // Starts a reload; `done` runs later on this worker's thread.
   std::function<void(ReloadDone done)> reload;
+  UserActionFn user_action;
 };
 
 class ApiRouter final : public Router {
@@ -43,6 +56,8 @@ class ApiRouter final : public Router {
   // as sent (still percent-encoded), `query` the text after '?' (may be empty).
   void history(const Request& req, std::string_view raw_channel, std::string_view query,
                Responder respond);
+  // POST /api/disconnect {user, reason?} and POST /api/unsubscribe {user, channel}.
+  void user_action(const Request& req, bool unsubscribe, Responder respond);
   void serve_static(const Request& req, std::string_view path, Responder respond);
 
   core::Node& node_;

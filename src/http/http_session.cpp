@@ -33,6 +33,27 @@ Response error_response(unsigned version, int status, std::string_view code,
   return res;
 }
 
+namespace {
+
+// The value of the `token` query parameter of `target` ("" when absent).
+// JWTs are base64url and dots, which need no percent-encoding, so the value
+// is taken as it is.
+std::string query_token(std::string_view target) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const auto amp = rest.find('&');
+    const auto param = rest.substr(0, amp);
+    if (param.starts_with("token=")) return std::string(param.substr(6));
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+}  // namespace
+
 HttpSession::HttpSession(boost::asio::ip::tcp::socket socket, HttpHost& host)
     : socket_(std::move(socket)), host_(host) {}
 
@@ -111,7 +132,7 @@ void HttpSession::on_request(beast::error_code ec) {
       return;
     }
     auto decision = ws::check_upgrade(req, limits.allowed_origins);
-    write_raw(std::move(decision.response), decision.accepted);
+    write_raw(std::move(decision.response), decision.accepted, query_token(target));
     return;
   }
   const bool keep_alive = req.keep_alive();
@@ -141,12 +162,13 @@ void HttpSession::write(Response&& res, bool close_after) {
                      });
 }
 
-void HttpSession::write_raw(std::string bytes, bool upgrade) {
+void HttpSession::write_raw(std::string bytes, bool upgrade, std::string query_token) {
   auto data = std::make_shared<std::string>(std::move(bytes));
   arm_deadline();
   boost::asio::async_write(
       socket_, boost::asio::buffer(*data),
-      [self = shared_from_this(), data, upgrade](beast::error_code ec, size_t) {
+      [self = shared_from_this(), data, upgrade, token = std::move(query_token)](
+          beast::error_code ec, size_t) mutable {
         if (self->finished_) return;
         if (ec || !upgrade) {
           self->stop();
@@ -156,7 +178,7 @@ void HttpSession::write_raw(std::string bytes, bool upgrade) {
         std::string early(static_cast<const char*>(pending.data()), pending.size());
         auto socket = std::move(self->socket_);
         self->finish();
-        self->host_.upgrade(std::move(socket), std::move(early));
+        self->host_.upgrade(std::move(socket), std::move(early), std::move(token));
       });
 }
 

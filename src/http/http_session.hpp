@@ -51,9 +51,11 @@ class HttpHost {
   virtual ~HttpHost() = default;
   virtual Router& router() = 0;
   virtual const HttpLimits& http_limits() const = 0;
-  // A WebSocket handshake succeeded: the socket (101 already sent) and the
-  // bytes that followed the request.
-  virtual void upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes) = 0;
+  // A WebSocket handshake succeeded: the socket (101 already sent), the
+  // bytes that followed the request, and the `token` query parameter of the
+  // upgrade URL ("" when absent).
+  virtual void upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes,
+                       std::string query_token) = 0;
   virtual void http_session_closed(HttpSession& s) = 0;
 };
 
@@ -71,7 +73,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void read_request();
   void on_request(boost::beast::error_code ec);
   void write(Response&& res, bool close_after);
-  void write_raw(std::string bytes, bool upgrade);
+  void write_raw(std::string bytes, bool upgrade, std::string query_token = {});
   void finish();
 
   void arm_deadline();

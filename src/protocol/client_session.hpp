@@ -1,14 +1,24 @@
 // One client's protocol v1 session on top of its WebSocket connection:
 // parses each text message into a command, checks it against the session's
-// state (connected, subscriptions, limits), hands channel work to the
-// core::Node and turns results into replies. Also the local subscriber that
-// receives the channel frames the node fans out on this worker.
+// state (connected, identity, subscriptions, limits), hands channel work to
+// the core::Node and turns results into replies. Also the local subscriber
+// that receives the channel frames the node fans out on this worker.
+//
+// Identity: `connect {token}` (or ?token= on the upgrade URL) is verified by
+// the auth::Authenticator; what the verified user may do on a channel is
+// decided by auth::check (src/auth/access.hpp) before any request reaches a
+// channel's owner. While a token is being verified the session holds back
+// later commands (and stops reading), so commands are handled in order with
+// the identity they were sent under. Token expiry (the connection's and each
+// subscription token's) is checked on the worker's tick.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "auth/access.hpp"
+#include "auth/authenticator.hpp"
 #include "core/node.hpp"
 #include "core/subscribers.hpp"
 #include "metrics/metrics.hpp"
@@ -27,6 +37,9 @@ struct SessionContext {
   unsigned ping_seconds = 25;
   metrics::WorkerCounters* counters = nullptr;  // the worker's
   size_t max_pending_requests = 256;            // see limits.max_pending_requests
+  auth::Authenticator* auth = nullptr;          // the process's; never null once serving
+  auth::TokenCache* token_cache = nullptr;      // the worker's
+  boost::asio::any_io_executor executor;        // the worker's
 };
 
 class ClientSession final : public ws::Connection, public core::Subscriber {
@@ -34,6 +47,18 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   ClientSession(int fd, ws::ConnectionHost& host, SessionContext& ctx, std::string client_id);
 
   const std::string& client_id() const { return client_id_; }
+  // The verified user, "" for anonymous connections.
+  std::string_view user() const { return identity_ ? std::string_view(identity_->user) : ""; }
+
+  // Connects with a token given on the upgrade URL (?token=), as a `connect`
+  // without id would; call right after start().
+  void connect_with_token(std::string token);
+
+  // Server actions (POST /api/disconnect, /api/unsubscribe): close with 4003,
+  // or end the subscription to `channel` with reason "kicked". The latter
+  // returns whether the session was subscribed.
+  void kick(std::string_view reason);
+  bool kick_from(const std::string& channel);
 
   // core::Subscriber: an event frame for a subscribed channel.
   void deliver(const ws::SharedFrame& frame) override {
@@ -47,22 +72,42 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
     uint32_t seq = 0;     // tells a reply for this subscription from an older one
     bool active = false;  // reply received, in the local subscriber table
     bool unsubscribe_pending = false;
+    auth::OpSet granted = 0;     // operations its subscription token grants
+    int64_t expires = 0;         // its subscription token's exp, 0: none
     std::string unsubscribe_id;  // raw id of an unsubscribe that arrived while pending
   };
 
   void on_text(std::string_view text) override;
   void on_ping_due() override;
+  void on_tick(ws::Clock::time_point now) override;
   void on_closed() override;
 
   void handle(Command& cmd);
-  void handle_connect(const Command& cmd);
+  void handle_connect(Command& cmd);
+  void on_connect_verified(const std::string& id, auth::VerifyResult result);
+  void handle_refresh(Command& cmd);
+  void handle_sub_refresh(Command& cmd);
   void handle_subscribe(Command& cmd);
+  void subscribe_checked(Command& cmd, auth::OpSet granted, int64_t expires, bool notify);
   void handle_unsubscribe(const Command& cmd);
   void handle_publish(Command& cmd);
   void handle_history(const Command& cmd);
-  void on_subscribed(const std::string& channel, uint32_t seq, const std::string& id,
+  void on_subscribed(const std::string& channel, uint32_t seq, const std::string& id, bool notify,
                      const core::SubscribeResult& result);
-  void finish_unsubscribe(const std::string& channel, const std::string& id);
+  void finish_unsubscribe(const std::string& channel, const std::string& id,
+                          std::string_view reason = {});
+
+  // The access rules (auth::check) for `op` on `channel`; replies with the
+  // refusal and returns false when refused. Channels of unknown namespaces
+  // pass: their owner answers unknown_channel.
+  bool allowed(auth::Op op, const std::string& channel, std::string_view id);
+
+  // Verifies a token off the command path: later commands wait (see the
+  // file comment) until `then` has run.
+  void verify_token(auth::TokenKind kind, std::string token,
+                    std::function<void(ClientSession&, auth::VerifyResult)> then);
+  void release_held();
+  void update_next_expiry();
 
   // Requests waiting for a channel owner: reading pauses at the limit.
   void request_sent();
@@ -85,6 +130,13 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   uint32_t next_seq_ = 0;
   uint32_t pending_requests_ = 0;
   bool connected_ = false;
+  bool verifying_ = false;  // a token verification is in flight
+  // Earliest token expiry of the connection and its subscriptions (seconds
+  // since the Unix epoch), 0: none; checked on every tick.
+  int64_t next_expiry_ = 0;
+  std::unique_ptr<auth::Identity> identity_;  // null: anonymous
+  // Messages that arrived while verifying_, handled once it is over.
+  std::unique_ptr<std::vector<std::string>> held_;
 };
 
 }  // namespace herald::protocol

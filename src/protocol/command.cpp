@@ -304,8 +304,9 @@ Field lookup_field(std::string_view key) {
   return f_unknown;
 }
 
-constexpr std::array<std::string_view, 7> kTypeNames = {
-    "connect", "subscribe", "unsubscribe", "publish", "history", "presence", "pong",
+constexpr std::array<std::string_view, 9> kTypeNames = {
+    "connect",  "subscribe", "unsubscribe", "publish",     "history",
+    "presence", "pong",      "refresh",     "sub_refresh",
 };
 
 bool lookup_type(std::string_view name, CommandType& out) {
@@ -550,7 +551,7 @@ constexpr CharTable make_table(std::string_view extra) {
   return t;
 }
 
-constexpr CharTable kChannelChars = make_table("_-:.@=/");
+constexpr CharTable kChannelChars = make_table("_-:.@=/#,");
 constexpr CharTable kEventChars = make_table("_-.:");
 
 std::string check_name(std::string_view field, std::string_view name, size_t max_length,
@@ -628,7 +629,7 @@ std::string_view to_string(CommandType type) {
 }
 
 std::string check_channel_name(std::string_view name, size_t max_length) {
-  return check_name("channel", name, max_length, kChannelChars, "_-:.@=/");
+  return check_name("channel", name, max_length, kChannelChars, "_-:.@=/#,");
 }
 
 std::string check_event_name(std::string_view name, size_t max_length) {
@@ -768,7 +769,8 @@ std::variant<Command, CommandError> CommandParser::Impl::parse(std::string_view 
       err.message = "unknown type '";
       append_truncated(err.message, pass.type, 64);
       err.message +=
-          "'; expected connect, subscribe, unsubscribe, publish, history, presence or pong";
+          "'; expected connect, subscribe, unsubscribe, publish, history, presence, pong, "
+          "refresh or sub_refresh";
       return err;
     }
   }
@@ -842,6 +844,12 @@ std::variant<Command, CommandError> CommandParser::Impl::parse(std::string_view 
       ok = channel() && check.optional_uint(f_limit, pass.limit, cmd.limit) &&
            check.optional_uint(f_before, pass.before, cmd.before) &&
            check.optional_uint(f_after, pass.after, cmd.after);
+      break;
+    case CommandType::refresh:
+      ok = check.required_string(f_token, pass.token, cmd.token);
+      break;
+    case CommandType::sub_refresh:
+      ok = channel() && check.required_string(f_token, pass.token, cmd.token);
       break;
     case CommandType::pong:
       break;

@@ -18,7 +18,17 @@
 
 namespace herald::protocol {
 
-enum class CommandType { connect, subscribe, unsubscribe, publish, history, presence, pong };
+enum class CommandType {
+  connect,
+  subscribe,
+  unsubscribe,
+  publish,
+  history,
+  presence,
+  pong,
+  refresh,
+  sub_refresh,
+};
 
 struct RecoverPosition {
   std::string epoch;
@@ -30,10 +40,10 @@ struct Command {
   // Raw JSON of the request id (a number or a string, e.g. `7` or `"a"`),
   // empty when the request had none. Replies echo it byte for byte.
   std::string id;
-  std::string channel;                     // subscribe, unsubscribe, publish, history, presence
-  std::string event;                       // publish
-  std::string data;                        // publish: raw JSON value; connect: raw JSON or empty
-  std::string token;                       // connect, subscribe (channel token); empty if absent
+  std::string channel;  // subscribe, unsubscribe, publish, history, presence
+  std::string event;    // publish
+  std::string data;     // publish: raw JSON value; connect: raw JSON or empty
+  std::string token;  // connect, subscribe (subscription token), refresh, sub_refresh; "" if absent
   bool ephemeral = false;                  // publish
   std::optional<uint64_t> history;         // subscribe: send the last N events
   std::optional<RecoverPosition> recover;  // subscribe

@@ -15,6 +15,8 @@ std::string_view to_string(ErrorCode code) {
       return "unknown_type";
     case ErrorCode::unauthorized:
       return "unauthorized";
+    case ErrorCode::token_expired:
+      return "token_expired";
     case ErrorCode::forbidden:
       return "forbidden";
     case ErrorCode::unknown_channel:
@@ -42,6 +44,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::validation_failed:
       return 400;
     case ErrorCode::unauthorized:
+    case ErrorCode::token_expired:
       return 401;
     case ErrorCode::forbidden:
       return 403;

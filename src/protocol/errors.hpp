@@ -11,6 +11,7 @@ enum class ErrorCode {
   invalid_json,
   unknown_type,
   unauthorized,
+  token_expired,
   forbidden,
   unknown_channel,
   not_subscribed,

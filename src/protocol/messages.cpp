@@ -39,6 +39,13 @@ void append_id(std::string& out, std::string_view id) {
   out += id;
 }
 
+// `,"expires":<seconds>` when the token has an expiry (non-zero).
+void append_expires(std::string& out, int64_t expires) {
+  if (expires == 0) return;
+  out += ",\"expires\":";
+  append_int(out, expires);
+}
+
 // `,"<key>":"<escaped value>"`; `key` needs no escaping.
 void append_string_field(std::string& out, std::string_view key, std::string_view value) {
   out += ",\"";
@@ -138,7 +145,7 @@ void append_event(std::string& out, const EventView& ev) {
 }
 
 void append_error(std::string& out, ErrorCode code, std::string_view message, std::string_view id,
-                  std::string_view details) {
+                  std::string_view details, std::optional<uint64_t> retry_after_ms) {
   out += "{\"type\":\"error\"";
   append_id(out, id);
   out += ",\"code\":\"";
@@ -149,18 +156,39 @@ void append_error(std::string& out, ErrorCode code, std::string_view message, st
     out += ",\"details\":";
     out += details;
   }
+  if (retry_after_ms) {
+    out += ",\"retry_after_ms\":";
+    append_int(out, *retry_after_ms);
+  }
   out += '}';
 }
 
 void append_connected(std::string& out, std::string_view id, std::string_view client,
-                      std::string_view user, unsigned ping_seconds) {
+                      std::string_view user, int64_t expires, unsigned ping_seconds) {
   out += "{\"type\":\"connected\"";
   append_id(out, id);
   append_string_field(out, "client", client);
   if (!user.empty()) append_string_field(out, "user", user);
+  append_expires(out, expires);
   out += ",\"ping\":";
   append_int(out, ping_seconds);
   out += ",\"version\":\"1\"}";
+}
+
+void append_refreshed(std::string& out, std::string_view id, int64_t expires) {
+  out += "{\"type\":\"refreshed\"";
+  append_id(out, id);
+  append_expires(out, expires);
+  out += '}';
+}
+
+void append_sub_refreshed(std::string& out, std::string_view id, std::string_view channel,
+                          int64_t expires) {
+  out += "{\"type\":\"sub_refreshed\"";
+  append_id(out, id);
+  append_string_field(out, "channel", channel);
+  append_expires(out, expires);
+  out += '}';
 }
 
 void append_subscribed(std::string& out, std::string_view id, std::string_view channel,

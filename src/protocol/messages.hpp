@@ -33,14 +33,25 @@ struct EventView {
 // {"type":"event","channel":…,"event":…,"offset":…,"ts":…,"from":{…},"data":…}
 void append_event(std::string& out, const EventView& ev);
 
-// {"type":"error","id":…,"code":…,"message":…,"details":…}
-// `id` and `details` are raw JSON, omitted when empty.
+// {"type":"error","id":…,"code":…,"message":…,"details":…,"retry_after_ms":…}
+// `id` and `details` are raw JSON, omitted when empty; retry_after_ms (for
+// rate_limited) when given.
 void append_error(std::string& out, ErrorCode code, std::string_view message,
-                  std::string_view id = {}, std::string_view details = {});
+                  std::string_view id = {}, std::string_view details = {},
+                  std::optional<uint64_t> retry_after_ms = {});
 
-// {"type":"connected","id":…,"client":…,"user":…,"ping":…,"version":"1"}
+// {"type":"connected","id":…,"client":…,"user":…,"expires":…,"ping":…,"version":"1"}
+// `user` omitted when empty (anonymous), `expires` (the token's exp, seconds
+// since the Unix epoch) when not 0.
 void append_connected(std::string& out, std::string_view id, std::string_view client,
-                      std::string_view user, unsigned ping_seconds);
+                      std::string_view user, int64_t expires, unsigned ping_seconds);
+
+// {"type":"refreshed","id":…,"expires":…}
+void append_refreshed(std::string& out, std::string_view id, int64_t expires);
+
+// {"type":"sub_refreshed","id":…,"channel":…,"expires":…}
+void append_sub_refreshed(std::string& out, std::string_view id, std::string_view channel,
+                          int64_t expires);
 
 // {"type":"subscribed","id":…,"channel":…,"epoch":…,"offset":…,
 //  "recovered":…(only when asked),"events":[…]} ; `events_json` is the raw

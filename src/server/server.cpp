@@ -11,6 +11,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <thread>
 
+#include "auth/authenticator.hpp"
 #include "core/namespace_table.hpp"
 #include "core/node.hpp"
 #include "engine/engine.hpp"
@@ -52,6 +53,16 @@ int serve(const config::Config& cfg, const ConfigSource& source) {
   const unsigned workers =
       cfg.server.workers ? cfg.server.workers : std::max(1u, std::thread::hardware_concurrency());
   auto namespaces = core::NamespaceTable::build(cfg);  // a bad schema stops start-up here
+  auth::Authenticator authenticator(cfg.auth);         // so does a bad key
+  if (!authenticator.enabled())
+    spdlog::warn(
+        "no [[auth.keys]] and no JWKS configured: every connection is anonymous and may use "
+        "every channel (see docs/security.md)");
+  if (cfg.api.keys.empty())
+    spdlog::warn(
+        "no [[api.keys]] configured: the HTTP API (publish, history, disconnect) is open to "
+        "anyone who can reach it (see docs/security.md)");
+  authenticator.start();
   auto engine = make_engine(cfg);
   core::Node node(workers, *engine, core::NodeOptions{cfg.history.max_request},
                   std::move(namespaces));
@@ -71,10 +82,36 @@ int serve(const config::Config& cfg, const ConfigSource& source) {
   };
 
   std::vector<std::unique_ptr<Worker>> pool;
+  // Server actions (POST /api/disconnect, /api/unsubscribe) run on every
+  // worker; the total goes back to the worker that received the request.
+  const UserActionBroadcast user_action = [&pool](http::UserAction action,
+                                                  boost::asio::any_io_executor reply_to,
+                                                  std::function<void(size_t)> done) {
+    struct Gather {
+      http::UserAction action;
+      std::function<void(size_t)> done;
+      boost::asio::any_io_executor reply_to;
+      std::atomic<size_t> total{0};
+      std::atomic<size_t> left{0};
+    };
+    auto gather = std::make_shared<Gather>();
+    gather->action = std::move(action);
+    gather->done = std::move(done);
+    gather->reply_to = std::move(reply_to);
+    gather->left = pool.size();
+    for (auto& w : pool) {
+      boost::asio::post(w->executor(), [gather, &worker = *w] {
+        gather->total += worker.apply(gather->action);
+        if (--gather->left == 0)
+          boost::asio::post(gather->reply_to, [gather] { gather->done(gather->total.load()); });
+      });
+    }
+  };
   boost::asio::ip::tcp::endpoint endpoint(boost::asio::ip::make_address(cfg.server.listen_host),
                                           cfg.server.listen_port);
   for (unsigned i = 0; i < workers; ++i) {
-    pool.push_back(std::make_unique<Worker>(i, cfg, node, connection_count, reload));
+    pool.push_back(std::make_unique<Worker>(i, cfg, node, connection_count, reload, authenticator,
+                                            user_action));
     // With port 0 the first bind picks the port; the others share it.
     endpoint.port(pool.back()->listen(endpoint));
   }
@@ -108,6 +145,7 @@ int serve(const config::Config& cfg, const ConfigSource& source) {
   if (auto* sqlite = dynamic_cast<engine::SqliteEngine*>(engine.get())) sqlite->stop();
   signals_io.stop();
   signal_thread.join();
+  authenticator.stop();
   pool.clear();
   spdlog::info("stopped");
   return 0;

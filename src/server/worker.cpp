@@ -41,13 +41,15 @@ ws::ConnectionLimits connection_limits(const config::Config& cfg) {
 }  // namespace
 
 Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
-               std::atomic<size_t>& connection_count, const ReloadFn& reload)
+               std::atomic<size_t>& connection_count, const ReloadFn& reload,
+               auth::Authenticator& auth, const UserActionBroadcast& user_action)
     : index_(index),
       cfg_(cfg),
       node_(node),
       connection_count_(connection_count),
       tick_interval_(pick_tick_interval(cfg.limits)),
       parser_(protocol::ParserLimits{cfg.limits.max_channel_length, cfg.limits.max_event_length}),
+      token_cache_(cfg.auth.token_cache),
       session_ctx_{
           node,
           index,
@@ -58,17 +60,24 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
               1,
               std::chrono::duration_cast<std::chrono::seconds>(cfg.limits.ping_interval).count())),
           &counters_,
-          cfg.limits.max_pending_requests},
+          cfg.limits.max_pending_requests,
+          &auth,
+          &token_cache_,
+          io_.get_executor()},
       http_limits_{cfg.limits.max_http_body_bytes, 16 * 1024, cfg.limits.handshake_timeout,
                    cfg.server.ws_path, cfg.server.allowed_origins},
       router_(node, index, parser_, counters_,
-              http::ApiOptions{cfg.server.static_dir, cfg.server.allow_remote_admin,
-                               [this, reload](http::ReloadDone done) {
-                                 reload(io_.get_executor(),
-                                        [done = std::move(done)](const ReloadOutcome& outcome) {
-                                          done(outcome.ok, to_json(outcome));
-                                        });
-                               }}),
+              http::ApiOptions{
+                  cfg.server.static_dir, cfg.server.allow_remote_admin,
+                  [this, reload](http::ReloadDone done) {
+                    reload(io_.get_executor(),
+                           [done = std::move(done)](const ReloadOutcome& outcome) {
+                             done(outcome.ok, to_json(outcome));
+                           });
+                  },
+                  [this, &user_action](http::UserAction action, std::function<void(size_t)> done) {
+                    user_action(std::move(action), io_.get_executor(), std::move(done));
+                  }}),
       read_buffer_(kReadBufferBytes),
       id_seed_(std::random_device{}() * 0x100000001ULL ^ std::random_device{}()) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -172,7 +181,8 @@ void Worker::on_accepted(boost::asio::ip::tcp::socket s) {
   session->start();
 }
 
-void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes) {
+void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes,
+                     std::string query_token) {
   if (shutting_down_) return;      // the socket closes as it goes out of scope
   connection_count_.fetch_add(1);  // the HTTP session's count was released by now
   boost::system::error_code ec;
@@ -186,6 +196,26 @@ void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_byte
   connections_.emplace(session.get(), session);
   counters_.ws_opened.add();
   session->start(early_bytes);
+  if (!query_token.empty() && cfg_.auth.query_token && session->is_open())
+    session->connect_with_token(std::move(query_token));
+}
+
+size_t Worker::apply(const http::UserAction& action) {
+  std::vector<std::shared_ptr<protocol::ClientSession>> matching;
+  for (const auto& [ptr, connection] : connections_) {
+    auto session = std::static_pointer_cast<protocol::ClientSession>(connection);
+    if (session->is_open() && session->user() == action.user) matching.push_back(session);
+  }
+  size_t count = 0;
+  for (auto& session : matching) {
+    if (action.channel.empty()) {
+      session->kick(action.reason);
+      ++count;
+    } else if (session->kick_from(action.channel)) {
+      ++count;
+    }
+  }
+  return count;
 }
 
 void Worker::http_session_closed(http::HttpSession& s) {

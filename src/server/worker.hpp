@@ -23,6 +23,7 @@
 #include <memory>
 #include <vector>
 
+#include "auth/authenticator.hpp"
 #include "config/config.hpp"
 #include "core/node.hpp"
 #include "http/api_router.hpp"
@@ -34,10 +35,16 @@
 
 namespace herald::server {
 
+// Runs a server action on every worker and posts the total to `reply_to`.
+using UserActionBroadcast =
+    std::function<void(http::UserAction action, boost::asio::any_io_executor reply_to,
+                       std::function<void(size_t)> done)>;
+
 class Worker final : public ws::ConnectionHost, public http::HttpHost {
  public:
   Worker(unsigned index, const config::Config& cfg, core::Node& node,
-         std::atomic<size_t>& connection_count, const ReloadFn& reload);
+         std::atomic<size_t>& connection_count, const ReloadFn& reload, auth::Authenticator& auth,
+         const UserActionBroadcast& user_action);
   ~Worker() override;
 
   // Binds the acceptor (on the calling thread, before run()); returns the
@@ -49,6 +56,11 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   // stop once they are gone or the shutdown timeout passes.
   void request_shutdown();
 
+  boost::asio::any_io_executor executor() { return io_.get_executor(); }
+  // On this worker's thread: applies a server action to its connections of
+  // `action.user`; returns how many connections (or subscriptions) it ended.
+  size_t apply(const http::UserAction& action);
+
   // ws::ConnectionHost
   std::span<char> read_buffer() override;
   int poll_fd() const override { return epoll_fd_; }
@@ -59,7 +71,8 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   // http::HttpHost
   http::Router& router() override { return router_; }
   const http::HttpLimits& http_limits() const override { return http_limits_; }
-  void upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes) override;
+  void upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes,
+               std::string query_token) override;
   void http_session_closed(http::HttpSession& s) override;
 
  private:
@@ -86,6 +99,7 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   boost::asio::steady_timer shutdown_timer_{io_};
   std::chrono::milliseconds tick_interval_;
   protocol::CommandParser parser_;
+  auth::TokenCache token_cache_;
   protocol::SessionContext session_ctx_;
   http::HttpLimits http_limits_;
   http::ApiRouter router_;

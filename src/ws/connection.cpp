@@ -225,6 +225,7 @@ void Connection::tick(Clock::time_point now) {
     last_ping_ = now;
     on_ping_due();
   }
+  on_tick(now);
 }
 
 void Connection::terminate() {

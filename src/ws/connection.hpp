@@ -17,7 +17,8 @@
 // protocol violations close right after the close frame is flushed.
 //
 // The protocol layer derives from Connection and implements on_text(),
-// on_tick_ping() and on_closed(). Everything here runs on one worker thread.
+// on_ping_due(), on_closed() and, if it needs it, on_tick(). Everything here runs on one worker
+// thread.
 #pragma once
 
 #include <chrono>
@@ -99,6 +100,8 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   virtual void on_text(std::string_view text) = 0;
   // Time to send an application-level ping.
   virtual void on_ping_due() = 0;
+  // Every worker tick while open, after the transport's own checks.
+  virtual void on_tick(Clock::time_point /*now*/) {}
   // The connection is finished; called exactly once, from the worker thread.
   virtual void on_closed() = 0;
 

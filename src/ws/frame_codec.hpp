@@ -42,6 +42,7 @@ inline constexpr uint16_t policy_violation = 1008;
 inline constexpr uint16_t message_too_big = 1009;
 inline constexpr uint16_t internal_error = 1011;
 inline constexpr uint16_t unauthorized = 4001;
+inline constexpr uint16_t kicked = 4003;  // disconnected by a server action
 inline constexpr uint16_t slow_consumer = 4008;
 inline constexpr uint16_t rate_limited = 4029;
 }  // namespace close_code

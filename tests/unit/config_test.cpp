@@ -52,12 +52,43 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"engine.queue_limit", "HERALD_ENGINE_QUEUE_LIMIT"},
     {"engine.hot_window", "HERALD_ENGINE_HOT_WINDOW"},
     {"engine.channel_cache", "HERALD_ENGINE_CHANNEL_CACHE"},
+    {"auth.jwks_url", "HERALD_AUTH_JWKS_URL"},
+    {"auth.jwks_file", "HERALD_AUTH_JWKS_FILE"},
+    {"auth.jwks_ca_file", "HERALD_AUTH_JWKS_CA_FILE"},
+    {"auth.jwks_algorithms", "HERALD_AUTH_JWKS_ALGORITHMS"},
+    {"auth.jwks_refresh_ms", "HERALD_AUTH_JWKS_REFRESH_MS"},
+    {"auth.jwks_min_refetch_ms", "HERALD_AUTH_JWKS_MIN_REFETCH_MS"},
+    {"auth.jwks_timeout_ms", "HERALD_AUTH_JWKS_TIMEOUT_MS"},
+    {"auth.issuer", "HERALD_AUTH_ISSUER"},
+    {"auth.audience", "HERALD_AUTH_AUDIENCE"},
+    {"auth.leeway_ms", "HERALD_AUTH_LEEWAY_MS"},
+    {"auth.max_token_bytes", "HERALD_AUTH_MAX_TOKEN_BYTES"},
+    {"auth.query_token", "HERALD_AUTH_QUERY_TOKEN"},
+    {"auth.token_cache", "HERALD_AUTH_TOKEN_CACHE"},
+    {"rate_limits.commands_per_second", "HERALD_RATE_LIMITS_COMMANDS_PER_SECOND"},
+    {"rate_limits.commands_burst", "HERALD_RATE_LIMITS_COMMANDS_BURST"},
+    {"rate_limits.publishes_per_second", "HERALD_RATE_LIMITS_PUBLISHES_PER_SECOND"},
+    {"rate_limits.publishes_burst", "HERALD_RATE_LIMITS_PUBLISHES_BURST"},
+    {"rate_limits.user_publishes_per_second", "HERALD_RATE_LIMITS_USER_PUBLISHES_PER_SECOND"},
+    {"rate_limits.user_publishes_burst", "HERALD_RATE_LIMITS_USER_PUBLISHES_BURST"},
+    {"rate_limits.violations_before_close", "HERALD_RATE_LIMITS_VIOLATIONS_BEFORE_CLOSE"},
+    {"rate_limits.connections_per_ip", "HERALD_RATE_LIMITS_CONNECTIONS_PER_IP"},
+    {"rate_limits.connections_per_user", "HERALD_RATE_LIMITS_CONNECTIONS_PER_USER"},
+    {"rate_limits.new_connections_per_ip_per_second",
+     "HERALD_RATE_LIMITS_NEW_CONNECTIONS_PER_IP_PER_SECOND"},
+    {"rate_limits.auth_failures_per_ip_per_minute",
+     "HERALD_RATE_LIMITS_AUTH_FAILURES_PER_IP_PER_MINUTE"},
+    {"rate_limits.max_tracked_keys", "HERALD_RATE_LIMITS_MAX_TRACKED_KEYS"},
+    {"api.protect_metrics", "HERALD_API_PROTECT_METRICS"},
 };
 
 // The options of [defaults] and [namespaces.<name>] (file only).
 const std::vector<std::string> kNamespaceKeys = {
-    "history_size", "history_ttl_ms",    "recover", "client_publish", "presence",
-    "join_leave",   "max_message_bytes", "schema",  "strict_events",
+    "history_size",    "history_ttl_ms",   "recover",           "client_publish",
+    "presence",        "join_leave",       "max_message_bytes", "schema",
+    "strict_events",   "subscribe_access", "publish_access",    "history_access",
+    "presence_access", "anonymous",        "user_channels",     "publishes_per_second",
+    "publishes_burst",
 };
 
 const char* kFullFile = R"(# every key, none at its default
@@ -353,7 +384,9 @@ TEST_F(ConfigTest, EveryNumericKeyHasARange) {
     if (key == "server.listen" || key == "server.ws_path" || key == "server.static_dir" ||
         key == "server.allowed_origins" || key == "server.log_level" || key == "engine.type" ||
         key == "engine.data_dir" || key == "engine.durability" ||
-        key == "server.allow_remote_admin")
+        key == "server.allow_remote_admin" ||
+        (key.starts_with("auth.jwks_") && !key.ends_with("_ms")) || key == "auth.issuer" ||
+        key == "auth.audience" || key == "auth.query_token" || key == "api.protect_metrics")
       continue;
     EXPECT_THAT(env_error({{var, "99999999999999"}}),
                 AllOf(StartsWith(key + ": must be between"), HasSubstr(var)));
@@ -394,7 +427,7 @@ TEST_F(ConfigTest, UnknownKeysAndSectionsAreErrors) {
   EXPECT_THAT(
       file_error("[servr]\nworkers = 2\n"),
       AllOf(StartsWith("servr: unknown section (did you mean [server]?)"), HasSubstr("line 1")));
-  EXPECT_THAT(file_error("[auth]\nsecret = \"x\"\n"), StartsWith("auth: unknown section"));
+  EXPECT_THAT(file_error("[auth]\nsecret = \"x\"\n"), StartsWith("auth.secret: unknown key"));
   EXPECT_THAT(file_error("listen = \":80\"\n"),
               AllOf(StartsWith("listen: unknown key"), HasSubstr("server.listen")));
   EXPECT_THAT(file_error("[server.tls]\ncert = \"x\"\n"), StartsWith("server.tls: unknown key"));
@@ -571,7 +604,7 @@ TEST_F(ConfigTest, NamespacesInheritWhatTheyLeaveOutFromDefaults) {
   EXPECT_EQ(c.defaults.options.history_size, 50u);  // from [history]
   EXPECT_EQ(c.defaults.options.history_ttl, 60000ms);
   EXPECT_FALSE(c.defaults.options.recover);
-  EXPECT_TRUE(c.defaults.options.client_publish);
+  EXPECT_EQ(c.defaults.options.publish_access, "public");
   EXPECT_EQ(c.defaults.options.max_message_bytes, 1000u);
   EXPECT_EQ(c.defaults.options.schema, (dir_ / "schemas" / "default.json").string());
   ASSERT_EQ(c.namespaces.size(), 3u);
@@ -580,7 +613,7 @@ TEST_F(ConfigTest, NamespacesInheritWhatTheyLeaveOutFromDefaults) {
   EXPECT_EQ(chat.history_size, 10u);
   EXPECT_EQ(chat.history_ttl, 60000ms);
   EXPECT_FALSE(chat.recover);
-  EXPECT_FALSE(chat.client_publish);
+  EXPECT_EQ(chat.publish_access, "none");
   EXPECT_EQ(chat.max_message_bytes, 1000u);
   EXPECT_EQ(chat.schema, "/abs/chat.json");
   EXPECT_FALSE(chat.strict_events);
@@ -736,6 +769,81 @@ TEST_F(ConfigTest, DocsDescribeEveryKey) {
   }
   EXPECT_THAT(*text, HasSubstr("`defaults.allow_unknown`"));
   for (const auto& name : kNamespaceKeys) EXPECT_THAT(*text, HasSubstr("`" + name + "`")) << name;
+}
+
+TEST_F(ConfigTest, AuthAndApiKeysAreReadAndChecked) {
+  const std::string path = write(R"([auth]
+issuer = "https://id.example"
+[[auth.keys]]
+name = "app"
+algorithms = ["HS256", "HS512"]
+secret_env = "APP_SECRET"
+[[auth.keys]]
+name = "idp"
+kid = "k1"
+algorithms = ["RS256"]
+public_key_file = "keys/idp.pem"
+use = "connection"
+[[api.keys]]
+name = "backend"
+sha256 = "AB0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd"
+scopes = ["publish", "history"]
+[namespaces.dm]
+user_channels = true
+anonymous = false
+subscribe_access = "capability"
+client_publish = false
+)");
+  const Config c = load(path, true, {}, {});
+  ASSERT_EQ(c.auth.keys.size(), 2u);
+  EXPECT_EQ(c.auth.keys[0].secret_env, "APP_SECRET");
+  EXPECT_EQ(c.auth.keys[0].use, "both");
+  EXPECT_EQ(c.auth.keys[1].public_key_file, (dir_ / "keys/idp.pem").lexically_normal().string());
+  EXPECT_EQ(c.auth.issuer, "https://id.example");
+  EXPECT_TRUE(c.auth.configured());
+  ASSERT_EQ(c.api.keys.size(), 1u);
+  EXPECT_EQ(c.api.keys[0].sha256.substr(0, 4), "ab01");  // lower-cased
+  const auto& dm = c.namespaces.at("dm");
+  EXPECT_TRUE(dm.user_channels);
+  EXPECT_EQ(dm.anonymous, std::optional<bool>(false));
+  EXPECT_EQ(dm.subscribe_access, "capability");
+  EXPECT_EQ(dm.publish_access, "none");  // client_publish = false
+  EXPECT_FALSE(c.defaults.options.anonymous.has_value());
+  EXPECT_EQ(load(write(to_toml(c), "out.toml"), true, {}, {}), c);
+}
+
+TEST_F(ConfigTest, BadAuthKeysAreRefusedByName) {
+  const auto key = [](std::string body) { return "[[auth.keys]]\nname = \"k\"\n" + body; };
+  EXPECT_THAT(file_error(key("algorithms = [\"HS256\"]\n")),
+              HasSubstr("needs exactly one of secret"));
+  EXPECT_THAT(file_error(key("algorithms = [\"none\"]\nsecret = \"x\"\n")),
+              HasSubstr("unknown algorithm 'none'"));
+  EXPECT_THAT(file_error(key("algorithms = [\"EdDSA\"]\nsecret = \"x\"\n")),
+              HasSubstr("EdDSA is not supported"));
+  EXPECT_THAT(file_error(key("algorithms = [\"HS256\", \"RS256\"]\nsecret = \"x\"\n")),
+              HasSubstr("cannot share a key"));
+  EXPECT_THAT(file_error(key("algorithms = [\"RS256\"]\nsecret = \"x\"\n")),
+              HasSubstr("need public_key_file"));
+  EXPECT_THAT(file_error(key("algorithms = [\"HS256\"]\nsecret = \"x\"\nuse = \"all\"\n")),
+              HasSubstr("unknown use 'all'"));
+  EXPECT_THAT(file_error(key("algorithms = [\"HS256\"]\nsecret = \"x\"\nsecrt = 1\n")),
+              HasSubstr("auth.keys[0].secrt: unknown key"));
+  EXPECT_THAT(file_error("[auth]\nkeys = 3\n"), HasSubstr("expected an array of tables"));
+  EXPECT_THAT(file_error("[[api.keys]]\nname = \"b\"\nkey = \"short\"\nscopes = [\"publish\"]\n"),
+              HasSubstr("too short"));
+  EXPECT_THAT(file_error("[[api.keys]]\nname = \"b\"\nkey = \"0123456789abcdef\"\n"),
+              HasSubstr("scopes: required"));
+  EXPECT_THAT(file_error("[[api.keys]]\nname = \"b\"\nkey = \"0123456789abcdef\"\n"
+                         "scopes = [\"root\"]\n"),
+              HasSubstr("unknown scope 'root'"));
+  EXPECT_THAT(file_error("[namespaces.x]\npublish_access = \"everyone\"\n"),
+              HasSubstr("unknown access level 'everyone'"));
+  EXPECT_THAT(file_error("[namespaces.x]\nsubscribe_access = \"none\"\n"),
+              HasSubstr("unknown access level 'none'"));
+  // Secrets never appear in messages.
+  EXPECT_THAT(file_error("[[auth.keys]]\nname = \"k\"\nalgorithms = [\"RS256\"]\n"
+                         "secret = \"hunter2-secret\"\n"),
+              ::testing::Not(HasSubstr("hunter2")));
 }
 
 }  // namespace

@@ -37,7 +37,7 @@ class NamespaceTableTest : public ::testing::Test {
 TEST_F(NamespaceTableTest, ChannelsFindTheirNamespace) {
   config::Config cfg;
   cfg.namespaces["chat"].recover = false;
-  cfg.namespaces["feed"].client_publish = false;
+  cfg.namespaces["feed"].publish_access = "none";
   cfg.defaults.options.max_message_bytes = 10;
   const auto table = NamespaceTable::build(cfg);
   ASSERT_NE(table->find("chat:lobby"), nullptr);

@@ -237,7 +237,7 @@ TEST(Messages, ErrorEchoesStringIdRaw) {
 
 TEST(Messages, ErrorCodesAreSnakeCase) {
   for (ErrorCode c : {ErrorCode::bad_request, ErrorCode::invalid_json, ErrorCode::unknown_type,
-                      ErrorCode::unauthorized, ErrorCode::forbidden, ErrorCode::unknown_channel,
+                      ErrorCode::unauthorized, ErrorCode::token_expired, ErrorCode::forbidden, ErrorCode::unknown_channel,
                       ErrorCode::not_subscribed, ErrorCode::validation_failed, ErrorCode::too_large,
                       ErrorCode::rate_limited, ErrorCode::internal}) {
     std::string out;
@@ -250,12 +250,30 @@ TEST(Messages, ErrorCodesAreSnakeCase) {
 
 TEST(Messages, Connected) {
   std::string out;
-  append_connected(out, "1", "c8f2", "ana", 25);
+  append_connected(out, "1", "c8f2", "ana", 0, 25);
   EXPECT_EQ(out,
             R"({"type":"connected","id":1,"client":"c8f2","user":"ana","ping":25,"version":"1"})");
   out.clear();
-  append_connected(out, "", "c8f2", "", 25);
+  append_connected(out, "", "c8f2", "", 0, 25);
   EXPECT_EQ(out, R"({"type":"connected","client":"c8f2","ping":25,"version":"1"})");
+  parse_back(out);
+}
+
+TEST(Messages, AuthReplies) {
+  std::string out;
+  append_connected(out, "1", "c8f2", "ana", 4102444800, 25);
+  EXPECT_EQ(out, R"({"type":"connected","id":1,"client":"c8f2","user":"ana","expires":4102444800,)"
+                 R"("ping":25,"version":"1"})");
+  out.clear();
+  append_refreshed(out, "2", 4102444801);
+  EXPECT_EQ(out, R"({"type":"refreshed","id":2,"expires":4102444801})");
+  out.clear();
+  append_sub_refreshed(out, "", "dm:#a,b", 0);
+  EXPECT_EQ(out, R"({"type":"sub_refreshed","channel":"dm:#a,b"})");
+  out.clear();
+  append_error(out, ErrorCode::rate_limited, "slow down", "3", {}, 250);
+  EXPECT_EQ(out,
+            R"({"type":"error","id":3,"code":"rate_limited","message":"slow down","retry_after_ms":250})");
   parse_back(out);
 }
 
