@@ -5,33 +5,15 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <future>
-#include <sstream>
 
 #include "auth/jwks_fetcher.hpp"
+#include "auth/secrets.hpp"
 
 namespace herald::auth {
 
 namespace {
-
-std::string read_file(const std::string& what, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw std::runtime_error(what + ": cannot read " + path + " (" + std::strerror(errno) + ")");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// A secret as systemd credentials and `echo` leave it: one trailing newline
-// is not part of it.
-std::string strip_newline(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  return s;
-}
 
 KeySpec to_spec(const config::AuthKeyConfig& k) {
   const std::string what = "auth.keys '" + k.name + "'";
@@ -43,19 +25,10 @@ KeySpec to_spec(const config::AuthKeyConfig& k) {
     if (!alg) throw std::runtime_error(what + ": unsupported algorithm " + name);
     spec.algorithms.push_back(*alg);
   }
-  if (!k.secret.empty()) {
-    spec.secret = k.secret;
-  } else if (!k.secret_env.empty()) {
-    const char* value = std::getenv(k.secret_env.c_str());
-    if (!value || !*value)
-      throw std::runtime_error(what + ": environment variable " + k.secret_env +
-                               " (secret_env) is not set");
-    spec.secret = strip_newline(value);
-  } else if (!k.secret_file.empty()) {
-    spec.secret = strip_newline(read_file(what + " secret_file", k.secret_file));
-  } else {
-    spec.public_key_pem = read_file(what + " public_key_file", k.public_key_file);
-  }
+  if (!k.public_key_file.empty())
+    spec.public_key_pem = read_key_file(what + " public_key_file", k.public_key_file);
+  else
+    spec.secret = read_secret(what, k.secret, k.secret_env, k.secret_file);
   return spec;
 }
 
@@ -139,7 +112,7 @@ Authenticator::Authenticator(const config::AuthConfig& config)
   }
   std::shared_ptr<const KeySet> jwks;
   if (!config.jwks_file.empty()) {
-    const std::string text = read_file("auth.jwks_file", config.jwks_file);
+    const std::string text = read_key_file("auth.jwks_file", config.jwks_file);
     std::vector<std::string> skipped;
     try {
       jwks = KeySet::from_jwks(text, jwks_algorithms_, config.jwks_file, &skipped);

@@ -25,7 +25,9 @@ inline constexpr OpSet kAllOps = 15;
 bool parse_op(std::string_view name, Op& out);
 std::string_view to_string(Op op);
 
-inline bool has(OpSet set, Op op) { return (set & static_cast<OpSet>(op)) != 0; }
+inline bool has(OpSet set, Op op) {
+  return (set & static_cast<OpSet>(op)) != 0;
+}
 
 class Capabilities {
  public:

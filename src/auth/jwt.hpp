@@ -29,7 +29,20 @@
 
 namespace herald::auth {
 
-enum class Alg { HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512 };
+enum class Alg {
+  HS256,
+  HS384,
+  HS512,
+  RS256,
+  RS384,
+  RS512,
+  PS256,
+  PS384,
+  PS512,
+  ES256,
+  ES384,
+  ES512
+};
 
 // "HS256" -> Alg::HS256; nullopt for anything else (including "none" and
 // algorithms libjose cannot verify, such as "EdDSA").
@@ -97,14 +110,14 @@ struct VerifyOptions {
 // What a verified token says. Connection tokens use sub, exp, info, caps and
 // channels; subscription tokens sub, exp, channel and caps.
 struct Claims {
-  std::string sub;                // user id; may be empty only if the token has none
-  std::optional<int64_t> exp;     // seconds since the Unix epoch
-  std::string info;               // raw JSON of `info` (any JSON value), "" when absent
-  Capabilities caps;              // `caps`; empty when absent
+  std::string sub;                    // user id; may be empty only if the token has none
+  std::optional<int64_t> exp;         // seconds since the Unix epoch
+  std::string info;                   // raw JSON of `info` (any JSON value), "" when absent
+  Capabilities caps;                  // `caps`; empty when absent
   std::vector<std::string> channels;  // `channels`
-  std::string channel;            // `channel` (subscription tokens)
-  std::string kid;                // the header's kid, "" when absent
-  std::string key_name;           // the name of the key that verified it
+  std::string channel;                // `channel` (subscription tokens)
+  std::string kid;                    // the header's kid, "" when absent
+  std::string key_name;               // the name of the key that verified it
 };
 
 enum class VerifyFailure {
@@ -117,7 +130,7 @@ enum class VerifyFailure {
   not_yet_valid,  // nbf - leeway > now
   bad_issuer,
   bad_audience,
-  bad_claims,     // a claim of the wrong type (e.g. `sub` not a string, bad caps pattern)
+  bad_claims,  // a claim of the wrong type (e.g. `sub` not a string, bad caps pattern)
 };
 
 struct VerifyError {

@@ -485,12 +485,12 @@ const std::vector<KeyDef>& keys() {
 
     // [rate_limits]
     const auto rate = [](std::string_view name, size_t RateLimitsConfig::*field, int64_t max,
-                         std::string_view help) {
+                         std::string_view help, int64_t min = 0) {
       return KeyDef{
           "rate_limits",
           name,
           Type::integer,
-          0,
+          min,
           max,
           help,
           [field](Config& c, const std::string&, const Value& v) {
@@ -527,7 +527,8 @@ const std::vector<KeyDef>& keys() {
                      "refused (rate_limited, 4029) until the minute passes; 0: no limit."));
     k.push_back(rate("max_tracked_keys", &R::max_tracked_keys, 100000000,
                      "IP addresses and users the limits above track at once (oldest forgotten "
-                     "first)."));
+                     "first).",
+                     1));
 
     // [api] (the keys themselves are [[api.keys]] tables: parse_api_keys)
     k.push_back({"api", "protect_metrics", Type::boolean, 0, 0,

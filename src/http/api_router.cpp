@@ -112,6 +112,7 @@ void ApiRouter::handle(Request&& req, const boost::asio::ip::address& peer, Resp
     return;
   }
   if (path == "/metrics") {
+    if (options_.protect_metrics && !authorized(req, std::nullopt, respond)) return;
     Response res{bhttp::status::ok, 11};
     res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
     res.body() = metrics::Registry::global().render();
@@ -126,6 +127,7 @@ void ApiRouter::handle(Request&& req, const boost::asio::ip::address& peer, Resp
       respond(std::move(res));
       return;
     }
+    if (!authorized(req, auth::Scope::publish, respond)) return;
     publish(req, std::move(respond));
     return;
   }
@@ -137,6 +139,7 @@ void ApiRouter::handle(Request&& req, const boost::asio::ip::address& peer, Resp
       respond(std::move(res));
       return;
     }
+    if (!authorized(req, auth::Scope::history, respond)) return;
     const std::string_view raw_channel = path.substr(
         kChannelsPrefix.size(), path.size() - kChannelsPrefix.size() - kHistorySuffix.size());
     const size_t q = target.find('?');
@@ -151,14 +154,17 @@ void ApiRouter::handle(Request&& req, const boost::asio::ip::address& peer, Resp
       respond(std::move(res));
       return;
     }
+    if (!authorized(req, auth::Scope::admin, respond)) return;
     user_action(req, path == "/api/unsubscribe", std::move(respond));
     return;
   }
   if (path == "/api/admin/reload") {
+    if (!authorized(req, auth::Scope::admin, respond)) return;
     admin_reload(req, peer, std::move(respond));
     return;
   }
   if (path.starts_with("/api/")) {
+    if (!authorized(req, std::nullopt, respond)) return;
     respond(error_response(11, 404, "bad_request", "no such API route"));
     return;
   }
@@ -168,6 +174,33 @@ void ApiRouter::handle(Request&& req, const boost::asio::ip::address& peer, Resp
     return;
   }
   respond(error_response(11, 404, "bad_request", "not found"));
+}
+
+bool ApiRouter::authorized(const Request& req, std::optional<auth::Scope> scope,
+                           Responder& respond) {
+  if (!options_.api_keys || options_.api_keys->empty()) return true;
+  const auto credential =
+      auth::ApiKeys::credential_from_headers(req[bhttp::field::authorization], req["X-API-Key"]);
+  if (credential.empty()) {
+    auto res = error(ErrorCode::unauthorized,
+                     "an API key is required (Authorization: Bearer <key> or X-API-Key)");
+    res.set(bhttp::field::www_authenticate, "Bearer");
+    respond(std::move(res));
+    return false;
+  }
+  const auth::ApiKey* key = options_.api_keys->authenticate(credential);
+  if (!key) {
+    auto res = error(ErrorCode::unauthorized, "unknown API key");
+    res.set(bhttp::field::www_authenticate, "Bearer error=\"invalid_token\"");
+    respond(std::move(res));
+    return false;
+  }
+  if (scope && !key->allows(*scope)) {
+    respond(error(ErrorCode::forbidden, "API key '" + key->name + "' lacks the " +
+                                            std::string(auth::to_string(*scope)) + " scope"));
+    return false;
+  }
+  return true;
 }
 
 void ApiRouter::publish(const Request& req, Responder respond) {
@@ -244,13 +277,15 @@ void ApiRouter::admin_reload(const Request& req, const boost::asio::ip::address&
     respond(std::move(res));
     return;
   }
-  // There is no authentication yet: by default only processes on this host
-  // may reload (an IPv4 peer on a dual-stack socket shows as ::ffff:127.x).
+  // With API keys, the admin scope was checked and any peer may reload.
+  // Without, only processes on this host may (an IPv4 peer on a dual-stack
+  // socket shows as ::ffff:127.x) unless allow_remote_admin.
+  const bool keyed = options_.api_keys && !options_.api_keys->empty();
   const bool loopback =
       peer.is_loopback() ||
       (peer.is_v6() && peer.to_v6().is_v4_mapped() &&
        boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, peer.to_v6()).is_loopback());
-  if (!loopback && !options_.allow_remote_admin) {
+  if (!keyed && !loopback && !options_.allow_remote_admin) {
     respond(error(ErrorCode::forbidden,
                   "the admin API answers loopback peers only (server.allow_remote_admin)"));
     return;

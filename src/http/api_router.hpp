@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 
+#include "auth/api_keys.hpp"
 #include "core/node.hpp"
 #include "http/http_session.hpp"
 #include "metrics/metrics.hpp"
@@ -35,7 +36,10 @@ using UserActionFn = std::function<void(UserAction action, std::function<void(si
 
 struct ApiOptions {
   std::string static_dir;           // empty: no static files
-  bool allow_remote_admin = false;  // /api/admin/* from peers other than loopback
+  bool allow_remote_admin = false;  // /api/admin/* from peers other than loopback (no keys)
+  // The API keys; null or empty: the API is open (as before keys existed).
+  std::shared_ptr<const auth::ApiKeys> api_keys;
+  bool protect_metrics = false;  // GET /metrics needs a key too
   // Starts a reload; `done` runs later on this worker's thread.
   std::function<void(ReloadDone done)> reload;
   UserActionFn user_action;
@@ -48,6 +52,9 @@ class ApiRouter final : public Router {
   void handle(Request&& req, const boost::asio::ip::address& peer, Responder respond) override;
 
  private:
+  // With API keys configured: whether the request carries a key with
+  // `scope` (any scope when null); else answers 401/403 and returns false.
+  bool authorized(const Request& req, std::optional<auth::Scope> scope, Responder& respond);
   void publish(const Request& req, Responder respond);
   // POST /api/admin/reload, from loopback peers unless allow_remote_admin.
   void admin_reload(const Request& req, const boost::asio::ip::address& peer, Responder respond);

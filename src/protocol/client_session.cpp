@@ -2,6 +2,8 @@
 // client_session.hpp. Runs on the worker thread that owns the connection.
 #include "protocol/client_session.hpp"
 
+#include <boost/asio/ip/address_v6.hpp>
+
 #include "protocol/messages.hpp"
 #include "ws/frame_codec.hpp"
 
@@ -19,9 +21,117 @@ constexpr auth::OpSet kPersonalChannel = kSubscriptionTokenDefault;
 
 }  // namespace
 
+struct ClientSession::Buckets {
+  auth::TokenBucket commands;
+  auth::TokenBucket publishes;
+  // Per namespace with its own publishes_per_second (few per connection).
+  std::vector<std::pair<std::string, auth::TokenBucket>> namespaces;
+};
+
 ClientSession::ClientSession(int fd, ws::ConnectionHost& host, SessionContext& ctx,
                              std::string client_id)
     : ws::Connection(fd, host, ctx.limits), ctx_(ctx), client_id_(std::move(client_id)) {}
+
+ClientSession::~ClientSession() = default;
+
+// --- abuse limits -------------------------------------------------------------------
+
+std::string ClientSession::peer_string() const {
+  const auto v6 = boost::asio::ip::address_v6(peer_);
+  if (v6.is_v4_mapped())
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).to_string();
+  return v6.to_string();
+}
+
+void ClientSession::admit_from(const std::array<unsigned char, 16>& peer) {
+  peer_ = peer;
+  auto* abuse = ctx_.abuse;
+  if (!abuse) return;
+  const auto& c = abuse->config;
+  if (!c.new_connections_per_ip_per_second && !c.connections_per_ip) return;
+  const std::string ip = peer_string();
+  if (const uint64_t wait = abuse->new_connections_per_ip.take(ip, ws::Clock::now())) {
+    reply_rate_limited("too many new connections from " + ip, wait, {}, true);
+    return;
+  }
+  if (c.connections_per_ip) {
+    if (!abuse->connections_per_ip.acquire(ip)) {
+      reply_rate_limited("too many connections from " + ip + " (rate_limits.connections_per_ip)",
+                         1000, {}, true);
+      return;
+    }
+    counted_ip_ = true;
+  }
+}
+
+void ClientSession::reply_rate_limited(std::string_view message, uint64_t retry_after_ms,
+                                       std::string_view id, bool close_now) {
+  std::string out;
+  append_error(out, ErrorCode::rate_limited, message, id, {}, retry_after_ms);
+  send_text(out);
+  ++violations_;
+  const size_t limit = ctx_.abuse ? ctx_.abuse->config.violations_before_close : 0;
+  if (close_now || (limit && violations_ >= limit))
+    close(ws::close_code::rate_limited, "rate limited");
+}
+
+bool ClientSession::within_command_rate(const Command& cmd) {
+  const auto& c = ctx_.abuse->config;
+  if (!c.commands_per_second && !c.publishes_per_second && !buckets_) return true;
+  if (!buckets_)
+    buckets_ = std::make_unique<Buckets>(
+        Buckets{auth::TokenBucket(static_cast<double>(c.commands_per_second),
+                                  auth::burst_or_rate(c.commands_burst, c.commands_per_second)),
+                auth::TokenBucket(static_cast<double>(c.publishes_per_second),
+                                  auth::burst_or_rate(c.publishes_burst, c.publishes_per_second)),
+                {}});
+  if (const uint64_t wait = buckets_->commands.take(ws::Clock::now())) {
+    reply_rate_limited("too many commands (rate_limits.commands_per_second)", wait, cmd.id);
+    return false;
+  }
+  return true;
+}
+
+bool ClientSession::within_publish_rate(const Command& cmd) {
+  const auto now = ws::Clock::now();
+  if (buckets_) {
+    if (const uint64_t wait = buckets_->publishes.take(now)) {
+      reply_rate_limited("too many publishes (rate_limits.publishes_per_second)", wait, cmd.id);
+      return false;
+    }
+  }
+  const core::Namespace* ns = ctx_.node.namespace_of(ctx_.worker, cmd.channel);
+  if (ns && ns->options.publishes_per_second) {
+    if (!buckets_)
+      buckets_ =
+          std::make_unique<Buckets>(Buckets{auth::TokenBucket(0, 0), auth::TokenBucket(0, 0), {}});
+    auto& list = buckets_->namespaces;
+    auto it = std::find_if(list.begin(), list.end(),
+                           [&](const auto& entry) { return entry.first == ns->name; });
+    if (it == list.end()) {
+      const auto& o = ns->options;
+      list.emplace_back(ns->name, auth::TokenBucket(static_cast<double>(o.publishes_per_second),
+                                                    auth::burst_or_rate(o.publishes_burst,
+                                                                        o.publishes_per_second)));
+      it = std::prev(list.end());
+    }
+    if (const uint64_t wait = it->second.take(now)) {
+      reply_rate_limited(
+          "too many publishes on namespace '" + ns->name + "' (publishes_per_second)", wait,
+          cmd.id);
+      return false;
+    }
+  }
+  if (identity_ && ctx_.abuse->config.user_publishes_per_second) {
+    if (const uint64_t wait = ctx_.abuse->user_publishes.take(identity_->user, now)) {
+      reply_rate_limited("too many publishes by user " + identity_->user +
+                             " (rate_limits.user_publishes_per_second)",
+                         wait, cmd.id);
+      return false;
+    }
+  }
+  return true;
+}
 
 std::weak_ptr<ClientSession> ClientSession::weak_self() {
   return std::static_pointer_cast<ClientSession>(shared_from_this());
@@ -57,6 +167,10 @@ void ClientSession::handle(Command& cmd) {
       return;
     }
     connected_ = true;  // open server: the first other command connects anonymously
+  }
+  if (cmd.type != CommandType::pong) {
+    if (!within_command_rate(cmd)) return;
+    violations_ = 0;
   }
   switch (cmd.type) {
     case CommandType::subscribe:
@@ -139,6 +253,14 @@ void ClientSession::handle_connect(Command& cmd) {
     send_text(out);
     return;
   }
+  if (ctx_.abuse->config.auth_failures_per_ip_per_minute) {
+    if (const uint64_t wait =
+            ctx_.abuse->auth_failures_per_ip.peek(peer_string(), ws::Clock::now())) {
+      reply_rate_limited("too many refused tokens from this address; try again later", wait, cmd.id,
+                         true);
+      return;
+    }
+  }
   connected_ = true;  // a second connect while verifying is "already connected"
   verify_token(auth::TokenKind::connection, std::move(cmd.token),
                [id = std::move(cmd.id)](ClientSession& s, auth::VerifyResult result) {
@@ -153,11 +275,22 @@ void ClientSession::on_connect_verified(const std::string& id, auth::VerifyResul
   else if (std::get<auth::Claims>(result).sub.empty())
     refusal = "token has no sub (the user id)";
   if (!refusal.empty()) {
+    if (ctx_.abuse->config.auth_failures_per_ip_per_minute)
+      ctx_.abuse->auth_failures_per_ip.take(peer_string(), ws::Clock::now());
     reply_error(ErrorCode::unauthorized, refusal, id);
     close(ws::close_code::unauthorized, "unauthorized");
     return;
   }
   auto& claims = std::get<auth::Claims>(result);
+  if (ctx_.abuse->config.connections_per_user) {
+    if (!ctx_.abuse->connections_per_user.acquire(claims.sub)) {
+      reply_rate_limited(
+          "too many connections for user " + claims.sub + " (rate_limits.connections_per_user)",
+          1000, id, true);
+      return;
+    }
+    counted_user_ = true;
+  }
   identity_ = std::make_unique<auth::Identity>();
   identity_->user = std::move(claims.sub);
   identity_->info = std::move(claims.info);
@@ -461,6 +594,7 @@ void ClientSession::finish_unsubscribe(const std::string& channel, const std::st
 void ClientSession::handle_publish(Command& cmd) {
   ctx_.counters->publishes.add();
   if (!allowed(auth::Op::publish, cmd.channel, cmd.id)) return;
+  if (!within_publish_rate(cmd)) return;
   core::PublishRequest req{std::move(cmd.channel),
                            std::move(cmd.event),
                            std::move(cmd.data),
@@ -520,6 +654,9 @@ void ClientSession::on_ping_due() {
 }
 
 void ClientSession::on_closed() {
+  if (counted_ip_) ctx_.abuse->connections_per_ip.release(peer_string());
+  if (counted_user_ && identity_) ctx_.abuse->connections_per_user.release(identity_->user);
+  counted_ip_ = counted_user_ = false;
   auto& local = ctx_.node.local(ctx_.worker);
   for (auto& sub : subscriptions_) {
     if (sub.active) local.remove(sub.channel, this);

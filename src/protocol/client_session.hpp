@@ -13,10 +13,12 @@
 // subscription token's) is checked on the worker's tick.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "auth/abuse_limits.hpp"
 #include "auth/access.hpp"
 #include "auth/authenticator.hpp"
 #include "core/node.hpp"
@@ -39,16 +41,24 @@ struct SessionContext {
   size_t max_pending_requests = 256;            // see limits.max_pending_requests
   auth::Authenticator* auth = nullptr;          // the process's; never null once serving
   auth::TokenCache* token_cache = nullptr;      // the worker's
+  auth::AbuseLimits* abuse = nullptr;           // the process's
   boost::asio::any_io_executor executor;        // the worker's
 };
 
 class ClientSession final : public ws::Connection, public core::Subscriber {
  public:
   ClientSession(int fd, ws::ConnectionHost& host, SessionContext& ctx, std::string client_id);
+  ~ClientSession() override;
 
   const std::string& client_id() const { return client_id_; }
   // The verified user, "" for anonymous connections.
   std::string_view user() const { return identity_ ? std::string_view(identity_->user) : ""; }
+
+  // The peer's address (IPv4 as IPv4-mapped IPv6), for the per-IP limits;
+  // counts the connection against rate_limits.connections_per_ip and
+  // new_connections_per_ip_per_second, closing it (rate_limited, 4029) when
+  // over. Call right after start().
+  void admit_from(const std::array<unsigned char, 16>& peer);
 
   // Connects with a token given on the upgrade URL (?token=), as a `connect`
   // without id would; call right after start().
@@ -115,6 +125,16 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
 
   void reply_error(ErrorCode code, std::string_view message, std::string_view id,
                    std::string_view details = {});
+  // rate_limited with retry_after_ms; closes with 4029 once the client has
+  // ignored rate_limits.violations_before_close of them in a row (`close_now`:
+  // at once).
+  void reply_rate_limited(std::string_view message, uint64_t retry_after_ms, std::string_view id,
+                          bool close_now = false);
+  // The per-connection buckets (commands, publishes, the namespace's
+  // publishes); false after replying rate_limited.
+  bool within_command_rate(const Command& cmd);
+  bool within_publish_rate(const Command& cmd);
+  std::string peer_string() const;
   void reply_failure(const core::Failure& failure, std::string_view id);
   std::weak_ptr<ClientSession> weak_self();
 
@@ -135,6 +155,13 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   // since the Unix epoch), 0: none; checked on every tick.
   int64_t next_expiry_ = 0;
   std::unique_ptr<auth::Identity> identity_;  // null: anonymous
+  std::array<unsigned char, 16> peer_{};
+  uint16_t violations_ = 0;    // rate_limited replies in a row
+  bool counted_ip_ = false;    // holds a rate_limits.connections_per_ip slot
+  bool counted_user_ = false;  // holds a rate_limits.connections_per_user slot
+  // Token buckets of this connection, made on first use when a limit is set.
+  struct Buckets;
+  std::unique_ptr<Buckets> buckets_;
   // Messages that arrived while verifying_, handled once it is over.
   std::unique_ptr<std::vector<std::string>> held_;
 };

@@ -11,7 +11,10 @@
 #include <boost/asio/signal_set.hpp>
 #include <thread>
 
+#include "auth/abuse_limits.hpp"
+#include "auth/api_keys.hpp"
 #include "auth/authenticator.hpp"
+#include "auth/secrets.hpp"
 #include "core/namespace_table.hpp"
 #include "core/node.hpp"
 #include "engine/engine.hpp"
@@ -21,6 +24,28 @@
 namespace herald::server {
 
 namespace {
+
+// The HTTP API keys of [[api.keys]], their secrets read; null when none.
+std::shared_ptr<const auth::ApiKeys> make_api_keys(const config::ApiConfig& api) {
+  if (api.keys.empty()) return nullptr;
+  std::vector<auth::ApiKeySpec> specs;
+  for (const auto& k : api.keys) {
+    auth::ApiKeySpec spec;
+    spec.name = k.name;
+    if (k.sha256.empty())
+      spec.key = auth::read_secret("api.keys '" + k.name + "'", k.key, k.key_env, k.key_file);
+    else
+      spec.sha256_hex = k.sha256;
+    for (const auto& scope : k.scopes)
+      if (auto s = auth::parse_scope(scope)) spec.scopes |= static_cast<auth::ScopeSet>(*s);
+    specs.push_back(std::move(spec));
+  }
+  try {
+    return std::make_shared<const auth::ApiKeys>(specs);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(std::string("api.keys: ") + e.what());
+  }
+}
 
 std::unique_ptr<engine::Engine> make_engine(const config::Config& cfg) {
   if (cfg.engine.type == "memory") {
@@ -58,7 +83,9 @@ int serve(const config::Config& cfg, const ConfigSource& source) {
     spdlog::warn(
         "no [[auth.keys]] and no JWKS configured: every connection is anonymous and may use "
         "every channel (see docs/security.md)");
-  if (cfg.api.keys.empty())
+  auto api_keys = make_api_keys(cfg.api);
+  auth::AbuseLimits abuse(cfg.rate_limits);
+  if (!api_keys)
     spdlog::warn(
         "no [[api.keys]] configured: the HTTP API (publish, history, disconnect) is open to "
         "anyone who can reach it (see docs/security.md)");
@@ -109,9 +136,9 @@ int serve(const config::Config& cfg, const ConfigSource& source) {
   };
   boost::asio::ip::tcp::endpoint endpoint(boost::asio::ip::make_address(cfg.server.listen_host),
                                           cfg.server.listen_port);
+  const WorkerShared shared{authenticator, abuse, api_keys, user_action};
   for (unsigned i = 0; i < workers; ++i) {
-    pool.push_back(std::make_unique<Worker>(i, cfg, node, connection_count, reload, authenticator,
-                                            user_action));
+    pool.push_back(std::make_unique<Worker>(i, cfg, node, connection_count, reload, shared));
     // With port 0 the first bind picks the port; the others share it.
     endpoint.port(pool.back()->listen(endpoint));
   }

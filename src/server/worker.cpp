@@ -42,7 +42,7 @@ ws::ConnectionLimits connection_limits(const config::Config& cfg) {
 
 Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
                std::atomic<size_t>& connection_count, const ReloadFn& reload,
-               auth::Authenticator& auth, const UserActionBroadcast& user_action)
+               const WorkerShared& shared)
     : index_(index),
       cfg_(cfg),
       node_(node),
@@ -61,23 +61,26 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
               std::chrono::duration_cast<std::chrono::seconds>(cfg.limits.ping_interval).count())),
           &counters_,
           cfg.limits.max_pending_requests,
-          &auth,
+          &shared.auth,
           &token_cache_,
+          &shared.abuse,
           io_.get_executor()},
       http_limits_{cfg.limits.max_http_body_bytes, 16 * 1024, cfg.limits.handshake_timeout,
                    cfg.server.ws_path, cfg.server.allowed_origins},
       router_(node, index, parser_, counters_,
-              http::ApiOptions{
-                  cfg.server.static_dir, cfg.server.allow_remote_admin,
-                  [this, reload](http::ReloadDone done) {
-                    reload(io_.get_executor(),
-                           [done = std::move(done)](const ReloadOutcome& outcome) {
-                             done(outcome.ok, to_json(outcome));
-                           });
-                  },
-                  [this, &user_action](http::UserAction action, std::function<void(size_t)> done) {
-                    user_action(std::move(action), io_.get_executor(), std::move(done));
-                  }}),
+              http::ApiOptions{cfg.server.static_dir, cfg.server.allow_remote_admin,
+                               shared.api_keys, cfg.api.protect_metrics,
+                               [this, reload](http::ReloadDone done) {
+                                 reload(io_.get_executor(),
+                                        [done = std::move(done)](const ReloadOutcome& outcome) {
+                                          done(outcome.ok, to_json(outcome));
+                                        });
+                               },
+                               [this, user_action = shared.user_action](
+                                   http::UserAction action, std::function<void(size_t)> done) {
+                                 user_action(std::move(action), io_.get_executor(),
+                                             std::move(done));
+                               }}),
       read_buffer_(kReadBufferBytes),
       id_seed_(std::random_device{}() * 0x100000001ULL ^ std::random_device{}()) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -186,6 +189,10 @@ void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_byte
   if (shutting_down_) return;      // the socket closes as it goes out of scope
   connection_count_.fetch_add(1);  // the HTTP session's count was released by now
   boost::system::error_code ec;
+  const auto remote = socket.remote_endpoint(ec).address();
+  const auto peer =
+      remote.is_v4() ? boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, remote.to_v4())
+                     : remote.to_v6();
   const int fd = socket.release(ec);  // from here on the connection owns the fd
   if (ec) {
     connection_count_.fetch_sub(1);
@@ -196,6 +203,7 @@ void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_byte
   connections_.emplace(session.get(), session);
   counters_.ws_opened.add();
   session->start(early_bytes);
+  session->admit_from(peer.to_bytes());
   if (!query_token.empty() && cfg_.auth.query_token && session->is_open())
     session->connect_with_token(std::move(query_token));
 }

@@ -23,6 +23,8 @@
 #include <memory>
 #include <vector>
 
+#include "auth/abuse_limits.hpp"
+#include "auth/api_keys.hpp"
 #include "auth/authenticator.hpp"
 #include "config/config.hpp"
 #include "core/node.hpp"
@@ -40,11 +42,19 @@ using UserActionBroadcast =
     std::function<void(http::UserAction action, boost::asio::any_io_executor reply_to,
                        std::function<void(size_t)> done)>;
 
+// What the workers of one process share besides the node: identity and
+// access (thread-safe objects owned by serve()).
+struct WorkerShared {
+  auth::Authenticator& auth;
+  auth::AbuseLimits& abuse;
+  std::shared_ptr<const auth::ApiKeys> api_keys;  // null: the HTTP API is open
+  UserActionBroadcast user_action;
+};
+
 class Worker final : public ws::ConnectionHost, public http::HttpHost {
  public:
   Worker(unsigned index, const config::Config& cfg, core::Node& node,
-         std::atomic<size_t>& connection_count, const ReloadFn& reload, auth::Authenticator& auth,
-         const UserActionBroadcast& user_action);
+         std::atomic<size_t>& connection_count, const ReloadFn& reload, const WorkerShared& shared);
   ~Worker() override;
 
   // Binds the acceptor (on the calling thread, before run()); returns the
