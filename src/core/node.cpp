@@ -24,7 +24,7 @@ ws::SharedFrame event_frame(const PublishRequest& req, std::optional<uint64_t> o
   ws::FrameWriter writer(req.data.size() + req.channel.size() + req.event.size() + 96);
   protocol::append_event(writer.payload(),
                          protocol::EventView{req.channel, req.event, req.data, offset, ts,
-                                             req.from_client, req.from_user});
+                                             req.from_client, req.from_user, req.from_info});
   return writer.finish();
 }
 
@@ -36,7 +36,7 @@ std::string events_to_json(const std::string& channel,
   for (const auto& e : events) {
     if (out.size() > 1) out += ',';
     protocol::append_event(out, protocol::EventView{channel, e.event, e.data, e.offset, e.ts_ms,
-                                                    e.from_client, e.from_user});
+                                                    e.from_client, e.from_user, e.from_info});
   }
   out += ']';
   return out;
@@ -171,7 +171,8 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
       post(from, [done = std::move(done)] { done(PublishResult{}); });
       return;
     }
-    engine::NewEvent ev{req.event, req.data, req.from_client, req.from_user, ts, keep};
+    engine::NewEvent ev{req.event, req.data, req.from_client, req.from_user,
+                        ts,        keep,     req.from_info};
     Shard& shard = *shards_[owner];
     const std::string channel = req.channel;
     shard.store->append(

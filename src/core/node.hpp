@@ -49,6 +49,7 @@ struct PublishRequest {
   std::string from_client;  // empty when published by the server API
   std::string from_user;
   bool ephemeral = false;
+  std::string from_info = {};  // raw JSON of the publisher's token `info`
 };
 
 struct PublishResult {

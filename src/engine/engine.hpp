@@ -38,6 +38,7 @@ struct NewEvent {
   // The channel's retention; unset: the engine's own limits. Engines apply
   // the latest one given for a channel (by an append or a read).
   std::optional<Retention> retention = std::nullopt;
+  std::string from_info = {};  // raw JSON of the publisher's token `info`, "" for none
 };
 
 struct StoredEvent {
@@ -47,6 +48,7 @@ struct StoredEvent {
   std::string data;
   std::string from_client;
   std::string from_user;
+  std::string from_info;
 };
 
 struct AppendResult {

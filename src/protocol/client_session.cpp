@@ -600,7 +600,8 @@ void ClientSession::handle_publish(Command& cmd) {
                            std::move(cmd.data),
                            client_id_,
                            identity_ ? identity_->user : std::string(),
-                           cmd.ephemeral};
+                           cmd.ephemeral,
+                           identity_ ? identity_->info : std::string()};
   request_sent();
   ctx_.node.publish(ctx_.worker, std::move(req),
                     [self = weak_self(), id = std::move(cmd.id)](const core::PublishResult& r) {

@@ -137,6 +137,10 @@ void append_event(std::string& out, const EventView& ev) {
     out += ",\"from\":{\"client\":";
     append_json_string(out, ev.from_client);
     if (!ev.from_user.empty()) append_string_field(out, "user", ev.from_user);
+    if (!ev.from_info.empty()) {
+      out += ",\"info\":";
+      out += ev.from_info;
+    }
     out += '}';
   }
   out += ",\"data\":";

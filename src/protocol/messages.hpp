@@ -28,6 +28,7 @@ struct EventView {
   int64_t ts_ms = 0;
   std::string_view from_client;  // empty: no `from`
   std::string_view from_user;    // empty: no `user` in `from`
+  std::string_view from_info;    // raw JSON; empty: no `info` in `from`
 };
 
 // {"type":"event","channel":…,"event":…,"offset":…,"ts":…,"from":{…},"data":…}

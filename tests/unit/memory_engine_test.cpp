@@ -33,7 +33,8 @@ class MemoryEngineTest : public ::testing::Test {
                       std::optional<Retention> retention = std::nullopt) {
     std::optional<AppendResult> out;
     store.append(channel,
-                 NewEvent{"e", std::move(data), "client-1", "user-1", ts.value_or(now_), retention},
+                 NewEvent{"e", std::move(data), "client-1", "user-1", ts.value_or(now_), retention,
+                          R"({"n":"Ana"})"},
                  [&](AppendResult r) { out = std::move(r); });
     EXPECT_TRUE(out.has_value()) << "append did not complete synchronously";
     return out.value_or(AppendResult{});
@@ -105,6 +106,7 @@ TEST_F(MemoryEngineTest, StoresEveryField) {
   EXPECT_EQ(e.data, R"({"text":"hi"})");
   EXPECT_EQ(e.from_client, "client-1");
   EXPECT_EQ(e.from_user, "user-1");
+  EXPECT_EQ(e.from_info, R"({"n":"Ana"})");
 }
 
 TEST_F(MemoryEngineTest, UnknownChannelReadsEmpty) {

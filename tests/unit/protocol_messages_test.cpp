@@ -236,10 +236,11 @@ TEST(Messages, ErrorEchoesStringIdRaw) {
 }
 
 TEST(Messages, ErrorCodesAreSnakeCase) {
-  for (ErrorCode c : {ErrorCode::bad_request, ErrorCode::invalid_json, ErrorCode::unknown_type,
-                      ErrorCode::unauthorized, ErrorCode::token_expired, ErrorCode::forbidden, ErrorCode::unknown_channel,
-                      ErrorCode::not_subscribed, ErrorCode::validation_failed, ErrorCode::too_large,
-                      ErrorCode::rate_limited, ErrorCode::internal}) {
+  for (ErrorCode c :
+       {ErrorCode::bad_request, ErrorCode::invalid_json, ErrorCode::unknown_type,
+        ErrorCode::unauthorized, ErrorCode::token_expired, ErrorCode::forbidden,
+        ErrorCode::unknown_channel, ErrorCode::not_subscribed, ErrorCode::validation_failed,
+        ErrorCode::too_large, ErrorCode::rate_limited, ErrorCode::internal}) {
     std::string out;
     append_error(out, c, "m");
     EXPECT_EQ(parse_back(out).at("code").as_string(), to_string(c));
@@ -259,6 +260,22 @@ TEST(Messages, Connected) {
   parse_back(out);
 }
 
+TEST(Messages, EventFromCarriesVerifiedInfo) {
+  std::string out;
+  EventView v;
+  v.channel = "c";
+  v.event = "e";
+  v.data = "1";
+  v.ts_ms = 5;
+  v.from_client = "k";
+  v.from_user = "ana";
+  v.from_info = R"({"name":"Ana"})";
+  append_event(out, v);
+  EXPECT_EQ(out, R"({"type":"event","channel":"c","event":"e","ts":5,)"
+                 R"("from":{"client":"k","user":"ana","info":{"name":"Ana"}},"data":1})");
+  parse_back(out);
+}
+
 TEST(Messages, AuthReplies) {
   std::string out;
   append_connected(out, "1", "c8f2", "ana", 4102444800, 25);
@@ -272,8 +289,9 @@ TEST(Messages, AuthReplies) {
   EXPECT_EQ(out, R"({"type":"sub_refreshed","channel":"dm:#a,b"})");
   out.clear();
   append_error(out, ErrorCode::rate_limited, "slow down", "3", {}, 250);
-  EXPECT_EQ(out,
-            R"({"type":"error","id":3,"code":"rate_limited","message":"slow down","retry_after_ms":250})");
+  EXPECT_EQ(
+      out,
+      R"({"type":"error","id":3,"code":"rate_limited","message":"slow down","retry_after_ms":250})");
   parse_back(out);
 }
 

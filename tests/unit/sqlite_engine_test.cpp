@@ -76,10 +76,10 @@ class SqliteEngineTest : public ::testing::Test {
                       std::optional<int64_t> ts = std::nullopt,
                       std::optional<Retention> retention = std::nullopt) {
     std::optional<AppendResult> out;
-    store.append(
-        channel,
-        NewEvent{"e", std::move(data), "client-1", "user-1", ts.value_or(now_.load()), retention},
-        [&](AppendResult r) { out = std::move(r); });
+    store.append(channel,
+                 NewEvent{"e", std::move(data), "client-1", "user-1", ts.value_or(now_.load()),
+                          retention, R"({"n":"Ana"})"},
+                 [&](AppendResult r) { out = std::move(r); });
     run_until([&] { return out.has_value(); });
     return out.value_or(AppendResult{});
   }
@@ -163,6 +163,7 @@ TEST_F(SqliteEngineTest, OffsetsAreContiguousFromOneWithOneEpoch) {
   EXPECT_EQ(h.events[41].data, "42");
   EXPECT_EQ(h.events[41].from_client, "client-1");
   EXPECT_EQ(h.events[41].from_user, "user-1");
+  EXPECT_EQ(h.events[41].from_info, R"({"n":"Ana"})");
   EXPECT_EQ(h.events[41].event, "e");
 }
 

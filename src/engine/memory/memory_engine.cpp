@@ -87,9 +87,10 @@ class MemoryShardStore final : public ShardStore {
     // A smaller retention (after a reload) may leave more than one event to drop.
     drop_beyond(ch, keep.max_events > 0 ? keep.max_events - 1 : 0);
     if (keep.max_events > 0) {
-      ch.events.push_back(StoredEvent{offset, ev.ts_ms, std::move(ev.event), std::move(ev.data),
-                                      std::move(ev.from_client), std::move(ev.from_user)},
-                          keep.max_events);
+      ch.events.push_back(
+          StoredEvent{offset, ev.ts_ms, std::move(ev.event), std::move(ev.data),
+                      std::move(ev.from_client), std::move(ev.from_user), std::move(ev.from_info)},
+          keep.max_events);
     }
     drop_expired(ch, keep.max_age_ms);
     done(AppendResult{true, {}, offset, epoch_});

@@ -255,6 +255,7 @@ CREATE TABLE IF NOT EXISTS events (
   data TEXT NOT NULL,
   from_client TEXT NOT NULL,
   from_user TEXT NOT NULL,
+  from_info TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (channel, "offset")
 ) WITHOUT ROWID;
 )sql";
@@ -263,7 +264,11 @@ constexpr const char* kSchemaVersion = "1";
 
 // Databases created before per-channel retention lack its two columns (both
 // nullable: NULL means the engine's limits); they are added on open.
-constexpr const char* kRetentionColumns[] = {"history_size", "history_ttl_ms"};
+// Columns added after the first release of schema version 1, added to older
+// databases on open (table, column, type).
+constexpr const char* kAddedColumns[][3] = {{"channels", "history_size", "INTEGER"},
+                                            {"channels", "history_ttl_ms", "INTEGER"},
+                                            {"events", "from_info", "TEXT NOT NULL DEFAULT ''"}};
 
 // --- operations between the shards and the storage thread --------------------
 
@@ -414,12 +419,13 @@ class Storage {
                       "history_ttl_ms = ?4 WHERE id = ?1"),
           insert_event(db,
                        "INSERT INTO events (channel, \"offset\", ts, event, data, from_client, "
-                       "from_user) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                       "from_user, from_info) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
           first_held(db,
                      "SELECT \"offset\" FROM events WHERE channel = ?1 AND \"offset\" >= ?2 AND "
                      "ts >= ?3 ORDER BY \"offset\" LIMIT 1"),
           read_range(db,
-                     "SELECT \"offset\", ts, event, data, from_client, from_user FROM events "
+                     "SELECT \"offset\", ts, event, data, from_client, from_user, from_info "
+                     "FROM events "
                      "WHERE channel = ?1 AND \"offset\" >= ?2 AND \"offset\" <= ?3 "
                      "ORDER BY \"offset\""),
           read_ts(db,
@@ -480,7 +486,7 @@ class Storage {
       if (options_.max_page_count > 0)
         exec(db_, ("PRAGMA max_page_count = " + std::to_string(options_.max_page_count)).c_str());
       exec(db_, kSchema);
-      add_retention_columns();
+      add_columns();
       exec(db_, "BEGIN IMMEDIATE");
       {
         Stmt put(db_, "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)");
@@ -531,13 +537,16 @@ class Storage {
     }
   }
 
-  void add_retention_columns() {
-    for (const char* column : kRetentionColumns) {
-      Stmt info(db_, "SELECT COUNT(*) FROM pragma_table_info('channels') WHERE name = ?1");
+  void add_columns() {
+    for (const auto& [table, column, type] : kAddedColumns) {
+      Stmt info(db_, (std::string("SELECT COUNT(*) FROM pragma_table_info('") + table +
+                      "') WHERE name = ?1")
+                         .c_str());
       Stmt::Use use(info);
       use.bind(1, std::string(column));
       if (use.step() && use.i64(0) == 0)
-        exec(db_, (std::string("ALTER TABLE channels ADD COLUMN ") + column + " INTEGER").c_str());
+        exec(db_,
+             (std::string("ALTER TABLE ") + table + " ADD COLUMN " + column + " " + type).c_str());
     }
   }
 
@@ -724,6 +733,7 @@ class Storage {
           .bind(5, op.event.data)
           .bind(6, op.event.from_client)
           .bind(7, op.event.from_user)
+          .bind(8, op.event.from_info)
           .run();
     }
     op.epoch = ch->epoch;
@@ -743,8 +753,8 @@ class Storage {
     Stmt::Use use(statements_->read_range);
     use.bind(1, id).bind(2, from).bind(3, to);
     while (use.step())
-      out.push_back(
-          StoredEvent{use.u64(0), use.i64(1), use.text(2), use.text(3), use.text(4), use.text(5)});
+      out.push_back(StoredEvent{use.u64(0), use.i64(1), use.text(2), use.text(3), use.text(4),
+                                use.text(5), use.text(6)});
   }
 
   void do_read(Op& op) {
@@ -962,7 +972,8 @@ class ShardState {
                            std::move(ev.event),
                            std::move(ev.data),
                            std::move(ev.from_client),
-                           std::move(ev.from_user)};
+                           std::move(ev.from_user),
+                           std::move(ev.from_info)};
     op.on_append = std::move(done);
     if (std::string why = storage_->enqueue(op); !why.empty()) {
       AppendResult r;
