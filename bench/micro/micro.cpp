@@ -2,25 +2,41 @@
 // codec and protocol paths, so regressions show without a network: the
 // WebSocket frame reader on a stream of masked client frames, the framing of
 // an outgoing event (encode_header, FrameWriter), the command parser on
-// typical publish and subscribe messages, and append_event. Inputs are shaped
-// like what herald-bench and real chat clients send. Built as `herald-micro`
+// typical publish and subscribe messages, append_event, and the verification
+// of a connection's JWT (HS256, RS256, ES256; auth::verify, which runs once
+// per connect). Inputs are shaped like what herald-bench and real chat
+// clients send; the JWT keys and tokens are made by libjose at startup.
+// Built as `herald-micro`
 // (see bench/micro/CMakeLists.txt); run e.g.
 //   build/release/herald-micro --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
+#include "auth/jwt.hpp"
 #include "protocol/command.hpp"
 #include "protocol/messages.hpp"
 #include "ws/frame_codec.hpp"
 #include "ws/shared_frame.hpp"
+
+// libjose's headers declare C functions without extern "C".
+extern "C" {
+#include <jose/b64.h>
+#include <jose/jwk.h>
+#include <jose/jws.h>
+#include <jose/openssl.h>
+}
 
 namespace {
 
@@ -286,6 +302,88 @@ void BM_parse_subscribe(benchmark::State& state) {
   parse_loop(state, {kSubscribe});
 }
 BENCHMARK(BM_parse_subscribe);
+
+// --- auth::verify (a connection's JWT) -----------------------------------------
+
+struct JwtCase {
+  std::shared_ptr<const herald::auth::KeySet> keys;
+  std::string token;
+};
+
+// The compact JWS of `payload` signed with `jwk` (which names its alg).
+std::string jose_sign(const json_t* jwk, const std::string& payload) {
+  const char* alg = json_string_value(json_object_get(jwk, "alg"));
+  json_t* jws = json_pack("{s:o}", "payload", jose_b64_enc(payload.data(), payload.size()));
+  json_t* sig = json_pack("{s:{s:s,s:s}}", "protected", "alg", alg, "typ", "JWT");
+  std::string token;
+  if (jose_jws_sig(nullptr, jws, sig, jwk)) {
+    token = std::string(json_string_value(json_object_get(jws, "protected"))) + "." +
+            json_string_value(json_object_get(jws, "payload")) + "." +
+            json_string_value(json_object_get(jws, "signature"));
+  }
+  json_decref(sig);
+  json_decref(jws);
+  return token;
+}
+
+std::string public_pem(const json_t* jwk) {
+  EVP_PKEY* key = jose_openssl_jwk_to_EVP_PKEY(nullptr, jwk);
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PUBKEY(bio, key);
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio, &data);
+  std::string pem(data, static_cast<size_t>(n));
+  BIO_free(bio);
+  EVP_PKEY_free(key);
+  return pem;
+}
+
+// A fresh key for `alg` (RSA 2048, P-256 or a 32-byte secret), the key set
+// Herald builds from its public PEM or secret, and a connection token with
+// sub, exp, info, caps and channels signed with it.
+JwtCase make_jwt_case(herald::auth::Alg alg) {
+  using herald::auth::KeySpec;
+  const std::string name(herald::auth::to_string(alg));
+  json_t* jwk = alg == herald::auth::Alg::RS256
+                    ? json_pack("{s:s,s:i,s:s}", "kty", "RSA", "bits", 2048, "alg", name.c_str())
+                    : json_pack("{s:s}", "alg", name.c_str());
+  jose_jwk_gen(nullptr, jwk);
+  KeySpec spec{"bench", "", {alg}, "", ""};
+  if (alg == herald::auth::Alg::HS256) {
+    const json_t* k = json_object_get(jwk, "k");
+    spec.secret.resize(jose_b64_dec(k, nullptr, 0));
+    jose_b64_dec(k, spec.secret.data(), spec.secret.size());
+  } else {
+    spec.public_key_pem = public_pem(jwk);
+  }
+  const std::string payload =
+      R"({"sub":"u_8f2a1c","exp":4102444800,"iat":1763770000,"info":{"name":"Ana","avatar":"a/8f2a1c.png"},)"
+      R"("caps":{"chat:*":["subscribe","publish","history"],"dm:u_8f2a1c":["subscribe"]},"channels":["chat:lobby"]})";
+  JwtCase c{herald::auth::KeySet::build({spec}), jose_sign(jwk, payload)};
+  json_decref(jwk);
+  return c;
+}
+
+void BM_Jwt_verify(benchmark::State& state, herald::auth::Alg alg) {
+  // Made once per algorithm: Google Benchmark calls this function several
+  // times, and generating an RSA key each time would only slow the run.
+  static std::map<herald::auth::Alg, JwtCase> cases;
+  if (!cases.contains(alg)) cases.emplace(alg, make_jwt_case(alg));
+  const JwtCase& c = cases.at(alg);
+  const herald::auth::VerifyOptions options;
+  for (auto _ : state) {
+    auto result = herald::auth::verify(*c.keys, c.token, options, 1'763'770'000);
+    if (!std::holds_alternative<herald::auth::Claims>(result)) {
+      state.SkipWithError(std::get<herald::auth::VerifyError>(result).reason.c_str());
+      return;
+    }
+    benchmark::DoNotOptimize(result);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK_CAPTURE(BM_Jwt_verify, HS256, herald::auth::Alg::HS256);
+BENCHMARK_CAPTURE(BM_Jwt_verify, RS256, herald::auth::Alg::RS256);
+BENCHMARK_CAPTURE(BM_Jwt_verify, ES256, herald::auth::Alg::ES256);
 
 }  // namespace
 

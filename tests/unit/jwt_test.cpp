@@ -559,13 +559,18 @@ TEST(JwtKeySet, BuildErrors) {
   expect_key_error(secret_key("short", "short.secret", {Alg::HS256}), "shorter than 32 bytes");
   expect_key_error(KeySpec{"31", "", {Alg::HS256}, std::string(31, 'k'), ""}, "32 bytes");
   expect_key_error(secret_key("hs512-on-32", "hs256.secret", {Alg::HS512}), "64 bytes");
+  expect_key_error(secret_key("hs384-on-32", "hs256.secret", {Alg::HS384}), "48 bytes");
+  expect_key_error(KeySpec{"huge", "", {Alg::HS256}, std::string(1025, 'k'), ""}, "1024 bytes");
   expect_key_error(pem_key("small-rsa", "rsa1024.pem", {Alg::RS256}), "2048");
   expect_key_error(pem_key("ed", "ed25519.pem", {Alg::ES256}), "EdDSA");
   expect_key_error(KeySpec{"both", "", {Alg::HS256}, fixture("hs256.secret"), fixture("rsa.pem")},
                    "both");
   expect_key_error(KeySpec{"neither", "", {Alg::HS256}, "", ""}, "neither");
   // Exactly 32 bytes is enough; an error in one key fails the whole set.
-  EXPECT_EQ(KeySet::build({KeySpec{"32", "", {Alg::HS256}, std::string(32, 'k'), ""}})->size(), 1u);
+  EXPECT_EQ(KeySet::build({KeySpec{"32", "", {Alg::HS256}, std::string(32, 'k'), ""},
+                           KeySpec{"1024", "", {Alg::HS512}, std::string(1024, 'k'), ""}})
+                ->size(),
+            2u);
   EXPECT_THROW(KeySet::build({secret_key("ok", "hs256.secret", {Alg::HS256}),
                               secret_key("short", "short.secret", {Alg::HS256})}),
                KeyError);
