@@ -14,7 +14,7 @@ import crypto from 'node:crypto';
 import { after, test } from 'node:test';
 import { Herald } from '@herald/client';
 import WebSocket from 'ws';
-import { createConnectionToken, HeraldError, HeraldServer } from '../dist/index.js';
+import { createConnectionToken, createSubscriptionToken, HeraldError, HeraldServer } from '../dist/index.js';
 import { Server } from '../../client/test/support/server.mjs';
 import { sleep, until, waitState } from '../../client/test/support/fake-socket.mjs';
 
@@ -163,6 +163,73 @@ test('a token about to expire is refreshed on the open connection', { skip }, as
   await sleep(2500); // past the first token's exp: still the same connection
   assert.equal(h.state, 'connected');
   assert.equal(n, 2);
+  h.close();
+});
+
+test('subscription tokens: getToken for subscribe and sub_refresh before exp; the subscription outlives its first token', { skip }, async () => {
+  const api = new HeraldServer({ url: server.url(''), apiKey: API_KEY });
+  const ch = unique('chat:dm');
+  const h = client({ token: () => tokenFor('user-dm') });
+  const calls = [];
+  const ended = [];
+  const errors = [];
+  const got = [];
+  h.on('unsubscribed', (i) => ended.push(i));
+  h.on('error', (e) => errors.push(e.code));
+  h.connect();
+  await h.subscribe(ch, {
+    onEvent: (e) => got.push(e.offset),
+    getToken: (channel) => {
+      calls.push(channel);
+      return createSubscriptionToken({ sub: 'user-dm', channel, expiresIn: 2 }, { secret: SECRET });
+    },
+  }).ready;
+  await sleep(3500); // past the first token's exp (refreshed at ~1 s, then every ~1 s)
+  await api.publish(ch, 'chat.message', { text: 'still here' });
+  await until(() => got.length === 1, 5000, 'an event after the first token lapsed');
+  assert.ok(calls.length >= 3, `getToken called ${calls.length} times`);
+  assert.deepEqual(ended, []);
+  assert.deepEqual(errors, []);
+  const wrong = client({ token: () => tokenFor('user-dm') });
+  wrong.connect();
+  const err = await wrong.subscribe(unique('chat:dm'), { onEvent() {}, getToken: () => createSubscriptionToken({ sub: 'someone-else', channel: ch }, { secret: SECRET }) }).ready.catch((e) => e);
+  assert.equal(err.code, 'forbidden');
+  assert.equal(wrong.state, 'connected');
+  h.close();
+  wrong.close();
+});
+
+test('a lapsed subscription token (refresh failing): unsubscribed token_expired, then subscribed again with a new token, nothing missed', { skip }, async () => {
+  const api = new HeraldServer({ url: server.url(''), apiKey: API_KEY });
+  const ch = unique('chat:dm');
+  const h = client({ token: () => tokenFor('user-lapse') });
+  let phase = 'short';
+  const ended = [];
+  const got = [];
+  const errors = [];
+  h.on('error', (e) => errors.push(e.code));
+  h.on('unsubscribed', (i) => {
+    ended.push(i);
+    phase = 'good'; // the backend works again
+  });
+  h.connect();
+  await h.subscribe(ch, {
+    onEvent: (e) => got.push(e.offset),
+    getToken: (channel) => {
+      if (phase === 'failing') throw new Error('backend down');
+      const expiresIn = phase === 'short' ? 2 : 3600;
+      if (phase === 'short') phase = 'failing';
+      return createSubscriptionToken({ sub: 'user-lapse', channel, expiresIn }, { secret: SECRET });
+    },
+  }).ready;
+  await until(() => ended.length === 1, 6000, 'the token to lapse');
+  assert.deepEqual(ended, [{ channel: ch, reason: 'token_expired' }]);
+  await api.publish(ch, 'chat.message', { n: 1 }); // maybe before the new subscribe: recovered
+  await until(() => got.length === 1, 5000, 'the event');
+  await api.publish(ch, 'chat.message', { n: 2 });
+  await until(() => got.length === 2, 5000, 'live again');
+  assert.deepEqual(got, [1, 2]);
+  assert.ok(errors.length >= 1 && errors.every((c) => c === 'token_failed'), JSON.stringify(errors));
   h.close();
 });
 
