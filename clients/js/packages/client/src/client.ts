@@ -1039,6 +1039,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   /** `unsubscribed` without id: the server ended a subscription on its own. */
   private onServerUnsubscribed(channel: string, reason: string): void {
     this.serverChannels.delete(channel);
+    this.expectedServerChannels.delete(channel);
     const sub = this.channels.get(channel);
     if (!sub || !sub.active || sub.subscribing) return;
     this.emit('unsubscribed', { channel, reason });
@@ -1122,7 +1123,9 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     sub.active = false;
     this.resetSubscription(sub);
     if (this.channels.get(sub.channel) === sub) this.channels.delete(sub.channel);
+    // The server drops its own subscription too: a later subscribe() sends `subscribe`.
     this.serverChannels.delete(sub.channel);
+    this.expectedServerChannels.delete(sub.channel);
     sub._rejectReady(new HeraldError('closed', 'unsubscribed'));
     if (this._state === 'connected') this.request({ type: 'unsubscribe', channel: sub.channel }).catch(() => {});
   }

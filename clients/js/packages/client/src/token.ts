@@ -34,17 +34,21 @@ export function tokenChannels(token: string): string[] {
   return Array.isArray(channels) ? channels.filter((c): c is string => typeof c === 'string') : [];
 }
 
+/** The longest delay setTimeout takes (a longer one fires at once). */
+const MAX_TIMER_MS = 2_147_483_647;
+
 /**
  * How long to wait before refreshing a token that expires in `remainingMs`:
  * at 85% of the remaining lifetime or 30 s before expiry, whichever is
  * sooner, but never before half of the remaining lifetime (so a short token
- * is not refreshed in a tight loop). A token already expired by the local
- * clock (a skewed clock, or a failed refresh) is retried after 1 s.
+ * is not refreshed in a tight loop), and at most ~24.8 days (the timer
+ * limit). A token already expired by the local clock (a skewed clock, or a
+ * failed refresh) is retried after 1 s.
  */
 export function refreshDelay(remainingMs: number): number {
   if (!(remainingMs > 0)) return 1000;
   const delay = Math.min(remainingMs * 0.85, remainingMs - 30_000);
-  return Math.round(Math.max(delay, remainingMs / 2));
+  return Math.min(Math.round(Math.max(delay, remainingMs / 2)), MAX_TIMER_MS);
 }
 
 function base64urlDecode(s: string): Uint8Array | null {

@@ -60,6 +60,7 @@ test('token.ts: payload decoding (no verification), exp, channels; refreshDelay'
   assert.equal(refreshDelay(10_000), 5000);
   assert.equal(refreshDelay(0), 1000);
   assert.equal(refreshDelay(-5000), 1000);
+  assert.equal(refreshDelay(30 * 86400_000), 2_147_483_647); // a 30-day token: the timer's limit, not an overflow
 });
 
 test('the token is sent in connect (never in the URL); connected.user and expires are exposed', async () => {
@@ -486,5 +487,27 @@ test('from.info of the publisher token is passed through', async () => {
   await answerSubscribe(WS.last, 'room', { epoch: 'E', offset: 0 });
   WS.last.serverSend({ ...ev('room', 1), from: { client: 'c9', user: 'ann', info: { name: 'Ann' } } });
   assert.deepEqual(got, [{ client: 'c9', user: 'ann', info: { name: 'Ann' } }]);
+  herald.close();
+});
+
+test('server-side subscriptions: a claimed channel whose subscribed never comes is subscribed after requestTimeoutMs; once unsubscribed, subscribe() sends subscribe', async () => {
+  const token = fakeJwt({ sub: 'ann', channels: ['news', 'lost'] });
+  const { WS, herald } = make({ token, requestTimeoutMs: 100 });
+  const lost = herald.subscribe('lost', { onEvent() {} });
+  const news = herald.subscribe('news', { onEvent() {} });
+  herald.connect();
+  await waitState(herald, 'connected');
+  const s = WS.last;
+  s.serverSend({ type: 'subscribed', channel: 'news', epoch: 'E', offset: 0, events: [] });
+  await news.ready;
+  assert.equal(s.sentOfType('subscribe').length, 0);
+  const req = await until(() => s.sentOfType('subscribe')[0], 2000, 'the fallback subscribe');
+  assert.equal(req.channel, 'lost');
+  s.serverSend({ type: 'subscribed', id: req.id, channel: 'lost', epoch: 'E', offset: 0, events: [] });
+  await lost.ready;
+  news.unsubscribe();
+  assert.equal(s.sentOfType('unsubscribe')[0].channel, 'news');
+  herald.subscribe('news', { onEvent() {} });
+  assert.equal(s.sentOfType('subscribe').at(-1).channel, 'news');
   herald.close();
 });
