@@ -162,8 +162,8 @@ const CATCH_UP_PAGE = 1000;
 /** the least delay before retrying a failed token refresh */
 const REFRESH_RETRY_MS = 1000;
 
-/** How a subscription is being brought up to date on the current connection. */
-type CatchUp = { kind: 'history' | 'recover'; buffer: HeraldEvent[] };
+/** A subscription being brought up to date with `history`: the live events held meanwhile. */
+type CatchUp = { buffer: HeraldEvent[] };
 
 /** One subscription to a channel; keeps the last seen `{epoch, offset}`. */
 export class Subscription<Ev = HeraldEvent> {
@@ -931,7 +931,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
 
   /** First attach with `history: n`: the last n events up to `target`, then the live ones held meanwhile. */
   private catchUpHistory(sub: Subscription<any>, run: number, target: number, n: number): void {
-    const catchUp: CatchUp = { kind: 'history', buffer: [] };
+    const catchUp: CatchUp = { buffer: [] };
     sub.catchUp = catchUp;
     const ws = this.ws;
     this.call({ type: 'history', channel: sub.channel, limit: n, before: target + 1 }, (err, reply) => {
@@ -958,7 +958,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
 
   /** After a reconnect: pages of `history` after the last offset seen, up to `target`, then the live ones held meanwhile. */
   private catchUpMissed(sub: Subscription<any>, run: number, target: number): void {
-    const catchUp: CatchUp = { kind: 'recover', buffer: [] };
+    const catchUp: CatchUp = { buffer: [] };
     sub.catchUp = catchUp;
     const previous: ChannelPosition = { epoch: sub.epoch as string, offset: sub.offset };
     const ws = this.ws;
