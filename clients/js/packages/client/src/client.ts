@@ -3,12 +3,20 @@
 // backoff, a liveness watchdog fed by the server's pings, requests matched by
 // id with timeouts, subscriptions that recover missed events exactly after
 // every reconnect, and an optional bounded queue for offline publishes.
+// Authentication: a connection token sent in `connect` (a function is called
+// again for every connect and for `refresh` before the token expires), one
+// fresh token and retry after 4001, then a terminal `closed` state with
+// `closeError`; subscription tokens (`getToken`) for `subscribe` and
+// `sub_refresh`; server-side subscriptions (the token's `channels` claim)
+// attached without `subscribe` and caught up with `history` after a
+// reconnect.
 // Generic over a typed-events schema (schema.ts): channel, event names and
 // payloads are checked at compile time; nothing of it exists at run time.
 
 import { backoffDelay, reconnectOptions, type ReconnectOptions } from './backoff.js';
 import { Emitter, reportListenerError } from './emitter.js';
 import { HeraldError } from './errors.js';
+import { refreshDelay, tokenChannels, tokenExpiry } from './token.js';
 import type {
   AnySchema,
   EventData,
@@ -20,6 +28,7 @@ import type {
   SchemaShape,
 } from './schema.js';
 import type {
+  ChannelPosition,
   HeraldEvent,
   HistoryOptions,
   HistoryResult,
@@ -31,6 +40,11 @@ import type {
   WebSocketLike,
 } from './types.js';
 
+/**
+ * `closed` is final until `connect()` is called again: after `close()`, or
+ * when the client stopped by itself (`closeError` says why: credentials
+ * refused, token expired, disconnected by the server).
+ */
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'closed';
 
 export interface SubscribedInfo {
@@ -40,12 +54,18 @@ export interface SubscribedInfo {
   offset: number;
 }
 
+/**
+ * The connection token (a JWT from the app's backend). A string is used as is
+ * (no refresh; refused or expired means the client stops). A function is
+ * called before every (re)connect and again to `refresh` the token before
+ * it expires.
+ */
 export type TokenSource = string | (() => string | Promise<string>);
 
 export interface HeraldOptions {
-  /** WebSocket URL of the server, e.g. `wss://example.com/ws` */
+  /** WebSocket URL of the server, e.g. `wss://example.com/ws` (never put the token in it) */
   url: string;
-  /** sent in `connect`; a function is called again before every (re)connect */
+  /** sent in `connect`; a function is called again before every (re)connect and before the token expires */
   token?: TokenSource;
   /** backoff between reconnect attempts; `false` disables reconnecting */
   reconnect?: Partial<ReconnectOptions> | false;
@@ -74,15 +94,45 @@ export interface SubscribeOptions<Ev = HeraldEvent, E extends string = string> {
   onRecovered?: (info: RecoveredInfo) => void;
   /** called after a reconnect when events may have been missed: refetch the state */
   onRecoveryFailed?: (info: RecoveryFailedInfo) => void;
-  /** called when the server refuses the subscription (which then ends) */
+  /**
+   * called when the subscription ends without `unsubscribe()`: the server
+   * refused it, a subscription token could not be fetched (`token_failed`),
+   * or the server ended it (`kicked`, `token_expired` without `getToken`)
+   */
   onError?: (error: HeraldError) => void;
+  /**
+   * returns a subscription token for the channel (a JWT from the app's
+   * backend); called for every `subscribe` (also after each reconnect), for
+   * `sub_refresh` before the token's `exp`, and to subscribe again when the
+   * server ended the subscription because its token lapsed
+   */
+  getToken?: (channel: string) => string | Promise<string>;
+}
+
+export interface ConnectedInfo {
+  client: string;
+  ping: number;
+  /** the token's `sub`, when the connection is authenticated */
+  user?: string;
+  /** the token's `exp` (seconds since the Unix epoch), when it has one */
+  expires?: number;
+}
+
+export interface UnsubscribedInfo {
+  channel: string;
+  /** `token_expired` (subscribed again when the subscription has `getToken`), `kicked`, or another server reason */
+  reason: string;
 }
 
 export interface HeraldEvents {
   state: (state: ConnectionState, previous: ConnectionState) => void;
-  connected: (info: { client: string; ping: number }) => void;
+  connected: (info: ConnectedInfo) => void;
   disconnected: (info: { code: number; reason: string }) => void;
+  /** the connection token was refreshed (`refresh`); `expires` is its new expiry */
+  refreshed: (info: { expires?: number }) => void;
   error: (error: HeraldError) => void;
+  /** the server ended a subscription on its own (`unsubscribed` without id) */
+  unsubscribed: (info: UnsubscribedInfo) => void;
   /** the server confirmed a subscription on the current connection (after its history/recovered events) */
   subscribed: (info: SubscribedInfo) => void;
   recovered: (info: RecoveredInfo) => void;
@@ -105,6 +155,15 @@ interface Queued {
 
 const WS_OPEN = 1;
 const CLOSE_UNAUTHORIZED = 4001;
+const CLOSE_DISCONNECTED = 4003;
+const CLOSE_RATE_LIMITED = 4029;
+/** `limit` of the history pages fetched to catch up a server-side subscription (the server caps it) */
+const CATCH_UP_PAGE = 1000;
+/** the least delay before retrying a failed token refresh */
+const REFRESH_RETRY_MS = 1000;
+
+/** A subscription being brought up to date with `history`: the live events held meanwhile. */
+type CatchUp = { buffer: HeraldEvent[] };
 
 /** One subscription to a channel; keeps the last seen `{epoch, offset}`. */
 export class Subscription<Ev = HeraldEvent> {
@@ -118,7 +177,11 @@ export class Subscription<Ev = HeraldEvent> {
   /** resolves once the first `subscribed` reply is processed; rejects if the server refuses */
   readonly ready: Promise<void>;
   /** @internal */ active = true;
-  /** @internal waiting for the `subscribed` reply */ subscribing = false;
+  /** @internal waiting for the `subscribed` reply (or a server-side one) */ subscribing = false;
+  /** @internal bumped whenever an async step of this subscription must be forgotten */ run = 0;
+  /** @internal the subscription token in force on this connection */ token: string | null = null;
+  /** @internal sub_refresh, or waiting for a server-side `subscribed` */ timer: ReturnType<typeof setTimeout> | null = null;
+  /** @internal fetching history before live events (server-side subscriptions) */ catchUp: CatchUp | null = null;
   /** @internal */ readonly options: SubscribeOptions<Ev>;
   /** @internal null: every event */ readonly only: ReadonlySet<string> | null;
   private readonly client: Herald<any>;
@@ -179,12 +242,37 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   private reconnectTimer: Timer | null = null;
   private connectTimer: Timer | null = null;
   private watchdog: Timer | null = null;
+  private refreshTimer: Timer | null = null;
   private readonly pending = new Map<number, Pending>();
   private readonly channels = new Map<string, Subscription<any>>();
   private queue: Queued[] = [];
+  /** the connection token sent on the current connection */
+  private tokenInUse: string | undefined = undefined;
+  /** a fresh token was fetched after a 4001 and not yet accepted */
+  private authRetried = false;
+  /** the `unauthorized` / `token_expired` error that precedes a 4001 close */
+  private authError: HeraldError | null = null;
+  /** consecutive 4029 closes, and the last `retry_after_ms` the server asked for */
+  private rateLimitCloses = 0;
+  private retryAfterMs = 0;
+  /** channels the token's `channels` claim makes the server subscribe at connect */
+  private expectedServerChannels = new Set<string>();
+  /** server-side subscriptions of the current connection: their epoch and the last offset seen */
+  private readonly serverChannels = new Map<string, { epoch: string; offset: number }>();
 
   /** the server's id of the current connection, while connected */
   clientId: string | null = null;
+  /** the authenticated user (the connection token's `sub`), while connected */
+  user: string | null = null;
+  /** when the connection's token expires (seconds since the Unix epoch), while connected */
+  expires: number | null = null;
+  /**
+   * why the client stopped by itself (state `closed`, no reconnect):
+   * `unauthorized` or `token_expired` (credentials refused twice, or once
+   * with a string token), `disconnected_by_server` (close 4003). null while
+   * running, and after `close()`.
+   */
+  closeError: HeraldError | null = null;
 
   constructor(options: HeraldOptions) {
     super();
@@ -213,6 +301,9 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     if (this._state === 'connecting' || this._state === 'connected') return;
     if (this.reconnectTimer !== null) return; // a retry is already scheduled
     this.attempt = 0;
+    this.authRetried = false;
+    this.rateLimitCloses = 0;
+    this.closeError = null;
     void this.open();
   }
 
@@ -230,7 +321,8 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
         // already closed
       }
     }
-    this.clientId = null;
+    this.forgetConnection();
+    this.closeError = null;
     this.failPending(new HeraldError('closed', 'the client was closed'));
     this.failQueue(new HeraldError('closed', 'the client was closed'));
     this.setState('closed');
@@ -247,7 +339,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     }
     const sub = new Subscription<ReceivedEvent<S, C, E>>(this, channel, options as SubscribeOptions<ReceivedEvent<S, C, E>>);
     this.channels.set(channel, sub);
-    if (this._state === 'connected') this.sendSubscribe(sub);
+    if (this._state === 'connected') this.startSubscription(sub);
     return sub;
   }
 
@@ -300,10 +392,12 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   private async open(): Promise<void> {
     this.reconnectTimer = null;
     const gen = this.generation;
+    this.authError = null;
     this.setState('connecting');
     let token: string | undefined;
     try {
       token = typeof this.token === 'function' ? await this.token() : this.token;
+      if (token !== undefined && typeof token !== 'string') throw new TypeError(`it returned ${typeof token}, not a string`);
     } catch (e) {
       if (gen !== this.generation) return;
       this.emitError(new HeraldError('token_failed', `token function failed: ${errorMessage(e)}`, { cause: e }));
@@ -311,6 +405,8 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
       return;
     }
     if (gen !== this.generation) return; // close() meanwhile
+    this.tokenInUse = token;
+    this.expectedServerChannels = new Set(token ? tokenChannels(token) : []);
     let ws: WebSocketLike;
     try {
       ws = new this.WS(this.url);
@@ -359,41 +455,157 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     this.afterDrop(1006, reason);
   }
 
+  /** Gives up on a socket the server is about to close with `code`, as if it had. */
+  private dropWith(ws: WebSocketLike, code: number, reason: string): void {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    detach(ws);
+    try {
+      ws.close(1000, 'client closed');
+    } catch {
+      // ignore
+    }
+    this.afterDrop(code, reason);
+  }
+
   private afterDrop(code: number, reason: string): void {
     this.clearTimers();
-    this.clientId = null;
+    this.forgetConnection();
     this.failPending(new HeraldError('disconnected', `connection lost (${code}${reason ? ` ${reason}` : ''})`));
     this.emit('disconnected', { code, reason });
     if (code === CLOSE_UNAUTHORIZED) {
-      const err = new HeraldError('unauthorized', `the server rejected the credentials (close ${code}${reason ? `: ${reason}` : ''})`);
-      this.failQueue(err);
-      this.setState('closed');
-      this.emitError(err);
+      const err =
+        this.authError ??
+        new HeraldError('unauthorized', `the server rejected the credentials (close ${code}${reason ? `: ${reason}` : ''})`);
+      this.authError = null;
+      // A function may give a newer token: one more try, at once. A string cannot change.
+      if (typeof this.token === 'function' && !this.authRetried && this.reconnect !== null) {
+        this.authRetried = true;
+        this.emitError(err);
+        this.setState('disconnected');
+        this.scheduleOpen(0);
+        return;
+      }
+      this.stop(err);
+      return;
+    }
+    if (code === CLOSE_DISCONNECTED) {
+      this.stop(
+        new HeraldError('disconnected_by_server', `the server disconnected this user (close ${code}${reason ? `: ${reason}` : ''})`, {
+          details: { code, reason },
+        }),
+      );
       return;
     }
     this.setState('disconnected');
     if (this.reconnect === null) return;
-    const delay = backoffDelay(this.attempt++, this.reconnect, this.random);
+    let delay: number;
+    if (code === CLOSE_RATE_LIMITED) {
+      // Rate limited: back off further at every such close, and at least as long as the server asked.
+      this.rateLimitCloses++;
+      delay = Math.max(backoffDelay(Math.max(this.attempt, this.rateLimitCloses), this.reconnect, this.random), this.retryAfterMs);
+      this.attempt++;
+    } else {
+      this.rateLimitCloses = 0;
+      delay = backoffDelay(this.attempt++, this.reconnect, this.random);
+    }
+    this.retryAfterMs = 0;
+    this.scheduleOpen(delay);
+  }
+
+  private scheduleOpen(delay: number): void {
     const gen = this.generation;
     this.reconnectTimer = setTimeout(() => {
       if (gen === this.generation) void this.open();
     }, delay);
   }
 
-  private onConnected(msg: { client?: string; ping?: number }): void {
+  /** The client stops by itself: state `closed`, `closeError` set, queued publishes rejected. */
+  private stop(err: HeraldError): void {
+    this.closeError = err;
+    this.failQueue(err);
+    this.setState('closed');
+    this.emitError(err);
+  }
+
+  /** Forgets what belongs to the connection that ended (subscriptions stay, to be resumed). */
+  private forgetConnection(): void {
+    this.clientId = null;
+    this.user = null;
+    this.expires = null;
+    this.serverChannels.clear();
+    for (const sub of this.channels.values()) this.resetSubscription(sub);
+  }
+
+  private onConnected(msg: { client?: unknown; ping?: unknown; user?: unknown; expires?: unknown }): void {
     if (this.connectTimer !== null) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     this.attempt = 0;
+    this.authRetried = false;
     this.clientId = typeof msg.client === 'string' ? msg.client : null;
-    this.pingMs = typeof msg.ping === 'number' && msg.ping > 0 ? msg.ping * 1000 : 0;
+    this.user = typeof msg.user === 'string' ? msg.user : null;
+    this.expires = typeof msg.expires === 'number' && Number.isFinite(msg.expires) ? msg.expires : null;
+    const ping = typeof msg.ping === 'number' && msg.ping > 0 ? msg.ping : 0;
+    this.pingMs = ping * 1000;
     this.armWatchdog();
+    this.scheduleRefresh(false);
     this.setState('connected');
-    this.emit('connected', { client: this.clientId ?? '', ping: msg.ping ?? 0 });
+    const info: ConnectedInfo = { client: this.clientId ?? '', ping };
+    if (this.user !== null) info.user = this.user;
+    if (this.expires !== null) info.expires = this.expires;
+    this.emit('connected', info);
     if (this._state !== 'connected') return; // a listener closed us
-    for (const sub of this.channels.values()) this.sendSubscribe(sub);
+    for (const sub of [...this.channels.values()]) this.startSubscription(sub);
     const queued = this.queue;
     this.queue = [];
     for (const q of queued) this.request(q.msg).then(q.resolve, q.reject);
+  }
+
+  /** Schedules `refresh` of the connection token before it expires (a token function only). */
+  private scheduleRefresh(failed: boolean): void {
+    if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+    const ws = this.ws;
+    if (this.expires === null || typeof this.token !== 'function' || !ws) return;
+    let delay = refreshDelay(this.expires * 1000 - Date.now());
+    if (failed) delay = Math.max(delay, REFRESH_RETRY_MS);
+    this.refreshTimer = setTimeout(() => void this.refreshToken(ws), delay);
+  }
+
+  private async refreshToken(ws: WebSocketLike): Promise<void> {
+    this.refreshTimer = null;
+    const tokenFn = this.token;
+    if (this.ws !== ws || this._state !== 'connected' || typeof tokenFn !== 'function') return;
+    let token: string;
+    try {
+      token = await tokenFn();
+      if (typeof token !== 'string') throw new TypeError(`it returned ${typeof token}, not a string`);
+    } catch (e) {
+      if (this.ws !== ws) return;
+      this.emitError(new HeraldError('token_failed', `token function failed (refresh): ${errorMessage(e)}`, { cause: e }));
+      this.scheduleRefresh(true);
+      return;
+    }
+    if (this.ws !== ws) return;
+    if (token === this.tokenInUse) {
+      // Nothing newer yet (e.g. a cached token): ask again later, before it lapses.
+      this.scheduleRefresh(true);
+      return;
+    }
+    this.call({ type: 'refresh', token }, (err, reply) => {
+      if (this.ws !== ws) return;
+      if (err) {
+        if (err.code === 'disconnected' || err.code === 'closed') return;
+        // The connection stays open with its old expiry: try again before it lapses.
+        this.emitError(err);
+        this.scheduleRefresh(true);
+        return;
+      }
+      this.tokenInUse = token;
+      this.expires = typeof reply.expires === 'number' && Number.isFinite(reply.expires) ? reply.expires : null;
+      this.scheduleRefresh(false);
+      this.emit('refreshed', this.expires === null ? {} : { expires: this.expires });
+    });
   }
 
   private armWatchdog(): void {
@@ -420,22 +632,49 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     if (!msg || typeof msg !== 'object') return;
     switch (msg.type) {
       case 'ping':
-        this.send({ type: 'pong' });
+        // Not before `connected`: a server with auth answers anything sent before it with an error.
+        if (this._state === 'connected') this.send({ type: 'pong' });
         return;
       case 'event': {
         const sub = this.channels.get(msg.channel);
-        if (sub && sub.active && !sub.subscribing && sub.epoch !== null) this.deliver(sub, msg);
+        if (sub && sub.active && !sub.subscribing && sub.epoch !== null) {
+          if (sub.catchUp !== null) sub.catchUp.buffer.push(msg);
+          else this.deliver(sub, msg);
+          return;
+        }
+        const server = this.serverChannels.get(msg.channel);
+        if (server && typeof msg.offset === 'number' && msg.offset > server.offset) server.offset = msg.offset;
         return;
       }
+    }
+    if (msg.type === 'error' && msg.code === 'rate_limited' && typeof msg.retry_after_ms === 'number') {
+      this.retryAfterMs = Math.max(0, msg.retry_after_ms);
     }
     if (msg.id !== undefined && msg.id === this.connectId && this._state === 'connecting') {
       if (msg.type === 'connected') {
         this.onConnected(msg);
-      } else {
-        this.emitError(HeraldError.fromReply(msg));
-        this.drop(ws, 'connect failed');
+        return;
       }
+      const err = HeraldError.fromReply(msg);
+      if (err.code === 'unauthorized' || err.code === 'token_expired') {
+        // The server closes with 4001 next; act now, whatever arrives.
+        this.authError = err;
+        this.dropWith(ws, CLOSE_UNAUTHORIZED, err.message);
+        return;
+      }
+      this.emitError(err);
+      this.drop(ws, 'connect failed');
       return;
+    }
+    if (msg.id === undefined && this._state === 'connected') {
+      if (msg.type === 'subscribed' && typeof msg.channel === 'string') {
+        this.onServerSubscribed(msg);
+        return;
+      }
+      if (msg.type === 'unsubscribed' && typeof msg.channel === 'string') {
+        this.onServerUnsubscribed(msg.channel, typeof msg.reason === 'string' ? msg.reason : '');
+        return;
+      }
     }
     if (msg.id !== undefined) {
       const p = this.pending.get(msg.id);
@@ -446,7 +685,12 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
       else p.resolve(msg);
       return;
     }
-    if (msg.type === 'error') this.emitError(HeraldError.fromReply(msg));
+    if (msg.type === 'error') {
+      const err = HeraldError.fromReply(msg);
+      // token_expired (or a refused connect) comes right before the 4001 close, and is reported with it.
+      if (err.code === 'token_expired' || (err.code === 'unauthorized' && this._state === 'connecting')) this.authError = err;
+      else this.emitError(err);
+    }
   }
 
   // ---------------------------------------------------------------------
@@ -512,18 +756,56 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   // ---------------------------------------------------------------------
   // Subscriptions
 
+  /** Brings a subscription up on the current connection: attached to a server-side one, or with `subscribe`. */
+  private startSubscription(sub: Subscription<any>): void {
+    const server = this.serverChannels.get(sub.channel);
+    if (server) {
+      this.attachServerSide(sub, server.epoch, server.offset);
+      return;
+    }
+    if (this.expectedServerChannels.has(sub.channel)) {
+      // In the token's `channels` claim: the server subscribes it by itself (a `subscribe` would be
+      // "already subscribed"). Should its `subscribed` never come, subscribe after all.
+      this.awaitServerSide(sub, () => this.sendSubscribe(sub));
+      return;
+    }
+    this.sendSubscribe(sub);
+  }
+
   private sendSubscribe(sub: Subscription<any>): void {
+    const run = ++sub.run;
+    this.clearSubTimer(sub);
+    sub.subscribing = true;
+    const getToken = sub.options.getToken;
+    if (!getToken) {
+      this.subscribeWith(sub, run, undefined);
+      return;
+    }
+    const ws = this.ws;
+    this.fetchSubToken(sub, getToken).then(
+      (token) => {
+        if (sub.run === run && sub.active && this.ws === ws) this.subscribeWith(sub, run, token);
+      },
+      (err: HeraldError) => {
+        if (sub.run === run && sub.active && this.ws === ws) this.endSubscription(sub, err);
+      },
+    );
+  }
+
+  private subscribeWith(sub: Subscription<any>, run: number, token: string | undefined): void {
     const msg: Record<string, unknown> = { type: 'subscribe', channel: sub.channel };
+    if (token !== undefined) msg.token = token;
     const recovering = sub.epoch !== null;
     if (recovering) msg.recover = { epoch: sub.epoch, offset: sub.offset };
     else if (sub.options.history !== undefined && sub.options.history > 0) msg.history = sub.options.history;
     const ws = this.ws;
-    sub.subscribing = true;
     this.call(msg, (err, reply) => {
+      if (sub.run !== run || !sub.active || this.channels.get(sub.channel) !== sub) return;
       sub.subscribing = false;
-      if (!sub.active || this.channels.get(sub.channel) !== sub) return;
       if (!err) {
+        sub.token = token ?? null;
         this.onSubscribed(sub, reply, recovering);
+        this.scheduleSubRefresh(sub, token === undefined ? null : tokenExpiry(token), false);
         return;
       }
       if (err.code === 'disconnected' || err.code === 'closed') return; // resubscribed on reconnect
@@ -532,25 +814,274 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
         if (ws) this.drop(ws, 'subscribe timeout');
         return;
       }
-      sub.active = false;
-      this.channels.delete(sub.channel);
-      sub._rejectReady(err);
-      this.callback(() => sub.options.onError?.(err));
-      this.emitError(err);
+      if (err.code === 'bad_request' && /already subscribed/.test(err.message)) {
+        // The server subscribed the channel by itself (a `channels` claim the client could not
+        // read): attach to that subscription; its `subscribed` may still be on its way.
+        const server = this.serverChannels.get(sub.channel);
+        if (server) this.attachServerSide(sub, server.epoch, server.offset);
+        else this.awaitServerSide(sub, () => this.endSubscription(sub, err));
+        return;
+      }
+      this.endSubscription(sub, err);
     });
+  }
+
+  /** Calls `getToken` for the channel; rejects with a `token_failed` HeraldError. */
+  private fetchSubToken(sub: Subscription<any>, getToken: (channel: string) => string | Promise<string>): Promise<string> {
+    return new Promise<string>((resolve) => resolve(getToken(sub.channel)))
+      .then((token) => {
+        if (typeof token !== 'string' || token === '') throw new TypeError(`it returned ${token === '' ? 'an empty string' : typeof token}`);
+        return token;
+      })
+      .catch((e: unknown) => {
+        throw new HeraldError('token_failed', `getToken(${sub.channel}) failed: ${errorMessage(e)}`, { cause: e });
+      });
+  }
+
+  /** Sends `sub_refresh` with a new token from `getToken` before the subscription token's `exp`. */
+  private scheduleSubRefresh(sub: Subscription<any>, exp: number | null, failed: boolean): void {
+    this.clearSubTimer(sub);
+    const getToken = sub.options.getToken;
+    if (exp === null || !getToken || !sub.active) return;
+    let delay = refreshDelay(exp * 1000 - Date.now());
+    if (failed) delay = Math.max(delay, REFRESH_RETRY_MS);
+    const run = sub.run;
+    const ws = this.ws;
+    const stale = () => sub.run !== run || !sub.active || this.ws !== ws;
+    const retry = (err: HeraldError | null) => {
+      if (err) this.emitError(err);
+      this.scheduleSubRefresh(sub, exp, true);
+    };
+    sub.timer = setTimeout(() => {
+      sub.timer = null;
+      if (stale()) return;
+      this.fetchSubToken(sub, getToken).then(
+        (token) => {
+          if (stale()) return;
+          if (token === sub.token) return retry(null); // nothing newer yet
+          this.call({ type: 'sub_refresh', channel: sub.channel, token }, (err, reply) => {
+            if (stale()) return;
+            if (err) {
+              if (err.code === 'disconnected' || err.code === 'closed') return;
+              retry(err); // the subscription stays, with its old expiry
+              return;
+            }
+            sub.token = token;
+            const expires = typeof reply.expires === 'number' && Number.isFinite(reply.expires) ? reply.expires : tokenExpiry(token);
+            this.scheduleSubRefresh(sub, expires, false);
+          });
+        },
+        (err: HeraldError) => {
+          if (!stale()) retry(err);
+        },
+      );
+    }, delay);
+  }
+
+  /** Waits for the server-side `subscribed` of the channel; `onTimeout` when none came within requestTimeoutMs. */
+  private awaitServerSide(sub: Subscription<any>, onTimeout: () => void): void {
+    const run = ++sub.run;
+    this.clearSubTimer(sub);
+    sub.subscribing = true;
+    sub.timer = setTimeout(() => {
+      sub.timer = null;
+      if (sub.run === run && sub.active) onTimeout();
+    }, this.requestTimeoutMs);
+  }
+
+  /** `subscribed` without id: the server subscribed this connection by itself (the token's `channels`). */
+  private onServerSubscribed(msg: { channel: string; epoch?: unknown; offset?: unknown }): void {
+    const epoch = typeof msg.epoch === 'string' ? msg.epoch : '';
+    const offset = typeof msg.offset === 'number' ? msg.offset : 0;
+    this.serverChannels.set(msg.channel, { epoch, offset });
+    const sub = this.channels.get(msg.channel);
+    if (sub && sub.active) this.attachServerSide(sub, epoch, offset);
+  }
+
+  /**
+   * Makes a server-side subscription the app's: no `subscribe` is sent. The
+   * first time, like a fresh subscribe (with its `history`, fetched); after a
+   * reconnect in the same epoch, the missed events are fetched with `history`
+   * and delivered before the live ones; in another epoch, recovery failed.
+   */
+  private attachServerSide(sub: Subscription<any>, epoch: string, offset: number): void {
+    const run = ++sub.run;
+    this.clearSubTimer(sub);
+    sub.subscribing = false;
+    sub.token = null;
+    sub.catchUp = null;
+    if (sub.epoch === null) {
+      sub.epoch = epoch;
+      const history = sub.options.history ?? 0;
+      if (history > 0 && offset > 0) {
+        sub.offset = 0;
+        this.catchUpHistory(sub, run, offset, history);
+        return;
+      }
+      sub.offset = offset;
+      this.confirm(sub);
+      return;
+    }
+    if (sub.epoch !== epoch) {
+      this.failRecovery(sub, epoch, offset, { epoch: sub.epoch, offset: sub.offset });
+      return;
+    }
+    this.catchUpMissed(sub, run, offset);
+  }
+
+  /** First attach with `history: n`: the last n events up to `target`, then the live ones held meanwhile. */
+  private catchUpHistory(sub: Subscription<any>, run: number, target: number, n: number): void {
+    const catchUp: CatchUp = { buffer: [] };
+    sub.catchUp = catchUp;
+    const ws = this.ws;
+    this.call({ type: 'history', channel: sub.channel, limit: n, before: target + 1 }, (err, reply) => {
+      if (sub.run !== run || !sub.active) return;
+      if (err) {
+        if (err.code === 'disconnected' || err.code === 'closed') return;
+        if (err.code === 'timeout') {
+          if (ws) this.drop(ws, 'history timeout');
+          return;
+        }
+        this.emitError(err); // subscribed all the same, without the history
+      } else {
+        for (const ev of sortedEvents(reply.events)) {
+          if (!sub.active) return;
+          this.deliver(sub, ev);
+        }
+      }
+      if (target > sub.offset) sub.offset = target;
+      sub.catchUp = null;
+      this.confirm(sub);
+      this.flushHeld(sub, catchUp.buffer);
+    });
+  }
+
+  /** After a reconnect: pages of `history` after the last offset seen, up to `target`, then the live ones held meanwhile. */
+  private catchUpMissed(sub: Subscription<any>, run: number, target: number): void {
+    const catchUp: CatchUp = { buffer: [] };
+    sub.catchUp = catchUp;
+    const previous: ChannelPosition = { epoch: sub.epoch as string, offset: sub.offset };
+    const ws = this.ws;
+    let missed = 0;
+    const failed = () => {
+      sub.catchUp = null;
+      this.failRecovery(sub, previous.epoch, Math.max(target, sub.offset), previous);
+      this.flushHeld(sub, catchUp.buffer);
+    };
+    const page = (): void => {
+      if (sub.offset >= target) {
+        sub.catchUp = null;
+        sub._resolveReady();
+        const info: RecoveredInfo = { channel: sub.channel, epoch: previous.epoch, offset: sub.offset, missed };
+        this.callback(() => sub.options.onRecovered?.(info));
+        this.emit('recovered', info);
+        if (sub.active) this.emit('subscribed', { channel: sub.channel, epoch: previous.epoch, offset: sub.offset });
+        this.flushHeld(sub, catchUp.buffer);
+        return;
+      }
+      this.call({ type: 'history', channel: sub.channel, after: sub.offset, limit: CATCH_UP_PAGE }, (err, reply) => {
+        if (sub.run !== run || !sub.active) return;
+        if (err) {
+          if (err.code === 'disconnected' || err.code === 'closed') return;
+          if (err.code === 'timeout') {
+            if (ws) this.drop(ws, 'history timeout');
+            return;
+          }
+          this.emitError(err); // e.g. no history capability: the missed events cannot be fetched
+          failed();
+          return;
+        }
+        const events = sortedEvents(reply.events);
+        if (reply.epoch !== previous.epoch || events.length === 0) {
+          failed(); // the epoch changed meanwhile, or the missed events are gone
+          return;
+        }
+        for (const ev of events) {
+          if ((ev.offset as number) <= sub.offset) continue;
+          if (ev.offset !== sub.offset + 1) {
+            failed(); // a gap: events dropped by retention
+            return;
+          }
+          this.deliver(sub, ev);
+          missed++;
+          if (sub.run !== run || !sub.active) return;
+        }
+        page();
+      });
+    };
+    page();
+  }
+
+  /** Live events that arrived while catching up, in order, without the ones already delivered. */
+  private flushHeld(sub: Subscription<any>, held: HeraldEvent[]): void {
+    for (const ev of held) {
+      if (!sub.active || sub.catchUp !== null) return;
+      this.deliver(sub, ev);
+    }
+  }
+
+  /** The subscription is live on this connection: `ready` resolves, `subscribed` is emitted. */
+  private confirm(sub: Subscription<any>): void {
+    sub._resolveReady();
+    if (sub.active) this.emit('subscribed', { channel: sub.channel, epoch: sub.epoch as string, offset: sub.offset });
+  }
+
+  /** Events may have been missed: the app must refetch; delivery goes on from `{epoch, offset}`. */
+  private failRecovery(sub: Subscription<any>, epoch: string, offset: number, previous: ChannelPosition): void {
+    sub.epoch = epoch;
+    sub.offset = offset;
+    const info: RecoveryFailedInfo = { channel: sub.channel, epoch, offset, previous };
+    this.callback(() => sub.options.onRecoveryFailed?.(info));
+    this.emit('recoveryFailed', info);
+    this.confirm(sub);
+  }
+
+  /** `unsubscribed` without id: the server ended a subscription on its own. */
+  private onServerUnsubscribed(channel: string, reason: string): void {
+    this.serverChannels.delete(channel);
+    this.expectedServerChannels.delete(channel);
+    const sub = this.channels.get(channel);
+    if (!sub || !sub.active || sub.subscribing) return;
+    this.emit('unsubscribed', { channel, reason });
+    if (!sub.active) return; // a listener unsubscribed it
+    if (reason === 'token_expired' && sub.options.getToken) {
+      // A new token, and `recover` from the last event delivered: nothing is missed.
+      this.sendSubscribe(sub);
+      return;
+    }
+    const code = reason === 'kicked' || reason === 'token_expired' ? reason : 'unsubscribed';
+    const why = reason === 'kicked' ? 'removed by the server' : reason === 'token_expired' ? 'its token expired' : reason || 'no reason given';
+    this.endSubscription(sub, new HeraldError(code, `the server ended the subscription to ${channel}: ${why}`, { details: { reason } }));
+  }
+
+  /** The subscription ends without unsubscribe(): `ready` rejects, onError and the `error` event. */
+  private endSubscription(sub: Subscription<any>, err: HeraldError): void {
+    sub.active = false;
+    this.resetSubscription(sub);
+    if (this.channels.get(sub.channel) === sub) this.channels.delete(sub.channel);
+    sub._rejectReady(err);
+    this.callback(() => sub.options.onError?.(err));
+    this.emitError(err);
+  }
+
+  /** Forgets the subscription's state on a connection that ended (keeps its epoch and offset). */
+  private resetSubscription(sub: Subscription<any>): void {
+    sub.run++;
+    this.clearSubTimer(sub);
+    sub.subscribing = false;
+    sub.catchUp = null;
+    sub.token = null;
+  }
+
+  private clearSubTimer(sub: Subscription<any>): void {
+    if (sub.timer !== null) clearTimeout(sub.timer);
+    sub.timer = null;
   }
 
   private onSubscribed(sub: Subscription<any>, reply: any, recovering: boolean): void {
     const events: HeraldEvent[] = Array.isArray(reply.events) ? reply.events : [];
     if (recovering && reply.recovered === false) {
-      const previous = { epoch: sub.epoch as string, offset: sub.offset };
-      sub.epoch = reply.epoch;
-      sub.offset = reply.offset;
-      const info: RecoveryFailedInfo = { channel: sub.channel, epoch: reply.epoch, offset: reply.offset, previous };
-      this.callback(() => sub.options.onRecoveryFailed?.(info));
-      this.emit('recoveryFailed', info);
-      sub._resolveReady();
-      if (sub.active) this.emit('subscribed', { channel: sub.channel, epoch: reply.epoch, offset: sub.offset });
+      this.failRecovery(sub, reply.epoch, reply.offset, { epoch: sub.epoch as string, offset: sub.offset });
       return;
     }
     if (!recovering) {
@@ -562,13 +1093,15 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
       this.deliver(sub, ev);
     }
     if (typeof reply.offset === 'number' && reply.offset > sub.offset) sub.offset = reply.offset;
-    sub._resolveReady();
     if (recovering) {
+      sub._resolveReady();
       const info: RecoveredInfo = { channel: sub.channel, epoch: reply.epoch, offset: sub.offset, missed: events.length };
       this.callback(() => sub.options.onRecovered?.(info));
       this.emit('recovered', info);
+      if (sub.active) this.emit('subscribed', { channel: sub.channel, epoch: reply.epoch, offset: sub.offset });
+      return;
     }
-    if (sub.active) this.emit('subscribed', { channel: sub.channel, epoch: reply.epoch, offset: sub.offset });
+    this.confirm(sub);
   }
 
   /** Delivers one event: in order, never an offset already delivered in this epoch. */
@@ -588,7 +1121,11 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   _unsubscribe(sub: Subscription<any>): void {
     if (!sub.active) return;
     sub.active = false;
+    this.resetSubscription(sub);
     if (this.channels.get(sub.channel) === sub) this.channels.delete(sub.channel);
+    // The server drops its own subscription too: a later subscribe() sends `subscribe`.
+    this.serverChannels.delete(sub.channel);
+    this.expectedServerChannels.delete(sub.channel);
     sub._rejectReady(new HeraldError('closed', 'unsubscribed'));
     if (this._state === 'connected') this.request({ type: 'unsubscribe', channel: sub.channel }).catch(() => {});
   }
@@ -616,9 +1153,15 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   }
 
   private clearTimers(): void {
-    for (const t of [this.reconnectTimer, this.connectTimer, this.watchdog]) if (t !== null) clearTimeout(t);
-    this.reconnectTimer = this.connectTimer = this.watchdog = null;
+    for (const t of [this.reconnectTimer, this.connectTimer, this.watchdog, this.refreshTimer]) if (t !== null) clearTimeout(t);
+    this.reconnectTimer = this.connectTimer = this.watchdog = this.refreshTimer = null;
   }
+}
+
+/** The events of a history reply with an offset, oldest first. */
+function sortedEvents(events: unknown): HeraldEvent[] {
+  if (!Array.isArray(events)) return [];
+  return (events as HeraldEvent[]).filter((e) => e && typeof e.offset === 'number').sort((a, b) => (a.offset as number) - (b.offset as number));
 }
 
 function detach(ws: WebSocketLike): void {

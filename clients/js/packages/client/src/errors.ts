@@ -1,7 +1,8 @@
 // HeraldError: the one error type the client rejects and emits, carrying a
 // machine-readable `code` (a server error code from docs/protocol.md section 8,
-// or one of the SDKs' own codes listed in ClientErrorCode) and, for the HTTP
-// API (@herald/server), the HTTP status.
+// or one of the SDKs' own codes listed in ClientErrorCode), for the HTTP
+// API (@herald/server) the HTTP status, and for `rate_limited` the time to
+// wait (`retryAfterMs`).
 
 /** Error codes the server sends (docs/protocol.md, section 8). */
 export type ServerErrorCode =
@@ -9,6 +10,7 @@ export type ServerErrorCode =
   | 'invalid_json'
   | 'unknown_type'
   | 'unauthorized'
+  | 'token_expired'
   | 'forbidden'
   | 'unknown_channel'
   | 'not_subscribed'
@@ -35,6 +37,12 @@ export type ClientErrorCode =
   | 'already_subscribed'
   /** an application callback (onEvent, ...) threw */
   | 'listener_failed'
+  /** the server closed the connection with 4003 (an admin disconnected this user): the client stops */
+  | 'disconnected_by_server'
+  /** the server ended a subscription: `unsubscribed` with reason `kicked` (an admin removed the user) */
+  | 'kicked'
+  /** the server ended a subscription for another reason (`details.reason`) */
+  | 'unsubscribed'
   /** HTTP API (@herald/server): the server could not be reached (refused, DNS, reset) */
   | 'unreachable'
   /** HTTP API (@herald/server): the reply was not the JSON the API documents */
@@ -48,24 +56,32 @@ export class HeraldError extends Error {
   readonly details?: unknown;
   /** the HTTP status, for errors of the HTTP API */
   readonly status?: number;
+  /** `rate_limited`: how long to wait before trying again, in ms (the server's `retry_after_ms`) */
+  readonly retryAfterMs?: number;
 
   constructor(
     code: HeraldErrorCode,
     message: string,
-    options: { details?: unknown; cause?: unknown; status?: number } = {},
+    options: { details?: unknown; cause?: unknown; status?: number; retryAfterMs?: number } = {},
   ) {
     super(message);
     this.name = 'HeraldError';
     this.code = code;
     if (options.details !== undefined) this.details = options.details;
     if (options.status !== undefined) this.status = options.status;
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
     if (options.cause !== undefined) (this as { cause?: unknown }).cause = options.cause;
   }
 
-  /** The error of a server `error` reply (WebSocket message or HTTP body) `{code, message, details?}`. */
-  static fromReply(reply: { code?: unknown; message?: unknown; details?: unknown }, status?: number): HeraldError {
+  /** The error of a server `error` reply (WebSocket message or HTTP body) `{code, message, details?, retry_after_ms?}`. */
+  static fromReply(
+    reply: { code?: unknown; message?: unknown; details?: unknown; retry_after_ms?: unknown },
+    status?: number,
+  ): HeraldError {
     const code = typeof reply.code === 'string' ? reply.code : 'internal';
     const message = typeof reply.message === 'string' ? reply.message : code;
-    return new HeraldError(code, message, { details: reply.details, status });
+    const retry = reply.retry_after_ms;
+    const retryAfterMs = typeof retry === 'number' && Number.isFinite(retry) && retry >= 0 ? retry : undefined;
+    return new HeraldError(code, message, { details: reply.details, status, retryAfterMs });
   }
 }

@@ -2,7 +2,16 @@
 // HeraldError, the backoff helper, the protocol types and the typed-events
 // schema types shared with @herald/react and @herald/server.
 export { Herald, Subscription } from './client.js';
-export type { ConnectionState, HeraldEvents, HeraldOptions, SubscribeOptions, SubscribedInfo, TokenSource } from './client.js';
+export type {
+  ConnectedInfo,
+  ConnectionState,
+  HeraldEvents,
+  HeraldOptions,
+  SubscribeOptions,
+  SubscribedInfo,
+  TokenSource,
+  UnsubscribedInfo,
+} from './client.js';
 export { HeraldError } from './errors.js';
 export type { ClientErrorCode, HeraldErrorCode, ServerErrorCode } from './errors.js';
 export { backoffDelay, reconnectOptions, DEFAULT_RECONNECT } from './backoff.js';

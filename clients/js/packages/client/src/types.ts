@@ -4,8 +4,12 @@
 
 /** `from` of an event: who published it (absent for HTTP publishes). */
 export interface EventOrigin {
+  /** the publisher's connection id */
   client: string;
+  /** the publisher's user (its connection token's `sub`); absent for anonymous publishers */
   user?: string;
+  /** the `info` claim of the publisher's connection token (any JSON), when it has one */
+  info?: unknown;
 }
 
 /**

@@ -15,6 +15,8 @@ export interface ListenerOptions {
   history: number;
   onEvent(event: HeraldEvent): void;
   onRecoveryFailed(info: RecoveryFailedInfo): void;
+  /** the subscription token of the channel (private channels); null: none */
+  getToken: ((channel: string) => string | Promise<string>) | null;
   /** the channel's subscribed/error state or the history loading changed */
   onChange(): void;
 }
@@ -114,6 +116,10 @@ class Attached implements Listener {
     this.options.onRecoveryFailed(info);
   }
 
+  get getToken(): ((channel: string) => string | Promise<string>) | null {
+    return this.options.getToken;
+  }
+
   changed(): void {
     this.options.onChange();
   }
@@ -156,7 +162,15 @@ export function attach(client: Herald<any>, channel: string, options: ListenerOp
   let entry = registry.get(channel);
   if (!entry || entry.error) {
     const fresh: Entry = { sub: null!, listeners: new Set(), live: false, error: null };
+    // The channel's token comes from the first of its listeners that has a getToken.
+    const getToken = options.getToken
+      ? (ch: string) => {
+          for (const l of fresh.listeners) if (l.getToken) return l.getToken(ch);
+          return options.getToken!(ch);
+        }
+      : undefined;
     fresh.sub = client.subscribe(channel, {
+      getToken,
       onEvent: (ev) => {
         for (const l of [...fresh.listeners]) l.receive(ev);
       },

@@ -1,8 +1,9 @@
 // useRealtime(): subscribes a component to channels of the provider's
 // client for as long as it is mounted, calling onData for every event (its
 // history first, if asked), resubscribing when `channels`, `events` or
-// `history` change, and reporting a status. Callbacks are read at call time,
-// so passing new functions on every render costs no resubscribe.
+// `history` change, and reporting a status. Callbacks (and `getToken`, the
+// subscription token of private channels) are read at call time, so passing
+// new functions on every render costs no resubscribe.
 
 import type { HeraldError, RecoveryFailedInfo } from '@herald/client';
 import { useEffect, useRef, useState } from 'react';
@@ -28,11 +29,22 @@ export interface UseRealtimeOptions<C extends string, E extends string> {
   history?: number;
   /** after a reconnect events may have been missed (e.g. history lost): refetch */
   onRecoveryFailed?: (info: RecoveryFailedInfo) => void;
+  /**
+   * subscription token of a private channel, from the app's backend (the
+   * client's `getToken` of `subscribe`: called for every subscribe and
+   * before the token expires); may be a new function on every render
+   */
+  getToken?: (channel: C) => string | Promise<string>;
 }
 
 export interface RealtimeResult {
   status: RealtimeStatus;
   error: HeraldError | null;
+}
+
+function readToken<C extends string>(getToken: ((channel: C) => string | Promise<string>) | undefined, channel: C): string | Promise<string> {
+  if (!getToken) throw new Error(`useRealtime: getToken was removed while subscribed to ${channel}`);
+  return getToken(channel);
 }
 
 export function useRealtime<
@@ -70,6 +82,7 @@ export function useRealtime<
         history,
         onEvent: (ev) => latest.current.onData(ev as RealtimeEvent<RegisteredSchema, C, E>),
         onRecoveryFailed: (info) => latest.current.onRecoveryFailed?.(info),
+        getToken: options.getToken ? (ch) => readToken(latest.current.getToken, ch as C) : null,
         onChange: update,
       }),
     );

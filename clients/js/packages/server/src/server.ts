@@ -1,8 +1,12 @@
 // HeraldServer: the typed client of Herald's HTTP API (docs/protocol.md
-// section 10) for application backends: publish and history, over the global
-// fetch (Node >= 18, Next.js route handlers, edge runtimes). Every failure is
-// a HeraldError: the server's code and HTTP status, or `timeout`,
-// `unreachable`, `bad_response`. No retries: a publish is not idempotent.
+// section 10) for application backends: publish and history, and the admin
+// actions disconnect (close a user's connections) and unsubscribe (remove a
+// user from a channel), over the global fetch (Node >= 18, Next.js route
+// handlers, edge runtimes), authenticated with an API key. Every failure is
+// a HeraldError: the server's code and HTTP status (401 `unauthorized` for a
+// missing or bad key, 403 `forbidden` for a key without the scope), or
+// `timeout`, `unreachable`, `bad_response`. No retries: a publish is not
+// idempotent.
 
 import {
   HeraldError,
@@ -21,7 +25,7 @@ import {
 export interface HeraldServerOptions {
   /** base URL of the server's HTTP API, e.g. `http://localhost:8080` */
   url: string;
-  /** sent as `Authorization: Bearer <apiKey>` (the server ignores it until authentication exists) */
+  /** an API key of the server's `[[api.keys]]`, sent as `Authorization: Bearer <apiKey>` on every request (none when undefined or empty) */
   apiKey?: string;
   /** how long one request may take, in ms (default 10000) */
   timeoutMs?: number;
@@ -43,7 +47,12 @@ export class HeraldServer<S extends SchemaShape = AnySchema> {
     if (!options || typeof options.url !== 'string') throw new TypeError('HeraldServer: options.url is required');
     this.base = options.url.replace(/\/+$/, '');
     this.headers = { accept: 'application/json' };
-    if (options.apiKey !== undefined) this.headers.authorization = `Bearer ${options.apiKey}`;
+    if (options.apiKey !== undefined && options.apiKey !== '') {
+      if (typeof options.apiKey !== 'string' || /\s/.test(options.apiKey)) {
+        throw new TypeError('HeraldServer: options.apiKey must be a string without spaces (check HERALD_API_KEY)');
+      }
+      this.headers.authorization = `Bearer ${options.apiKey}`;
+    }
     this.timeoutMs = options.timeoutMs ?? 10_000;
     const f = options.fetch ?? (globalThis as { fetch?: typeof fetch }).fetch;
     if (!f) throw new TypeError('HeraldServer: no global fetch (Node >= 18 has one); pass options.fetch');
@@ -71,6 +80,30 @@ export class HeraldServer<S extends SchemaShape = AnySchema> {
     const reply = await this.request('GET', `/api/channels/${encodeURIComponent(channel)}/history${qs}`);
     if (!Array.isArray(reply.events)) throw new HeraldError('bad_response', 'history: the reply has no events array');
     return { channel: reply.channel, epoch: reply.epoch, offset: reply.offset, events: reply.events };
+  }
+
+  /**
+   * Closes every connection of `user` with close code 4003 (`POST
+   * /api/disconnect`; the clients do not reconnect); resolves how many were
+   * closed. Needs a key with the `admin` scope.
+   */
+  async disconnect(user: string, reason?: string): Promise<{ disconnected: number }> {
+    const body: Record<string, unknown> = { user: requireString(user, 'disconnect: user') };
+    if (reason !== undefined) body.reason = reason;
+    const reply = await this.request('POST', '/api/disconnect', JSON.stringify(body));
+    return { disconnected: count(reply, 'disconnected') };
+  }
+
+  /**
+   * Removes `user` from `channel` on every connection (`POST
+   * /api/unsubscribe`; the clients get `unsubscribed` with reason `kicked` and
+   * do not subscribe again); resolves how many subscriptions ended. Needs a
+   * key with the `admin` scope.
+   */
+  async unsubscribe<C extends string>(user: string, channel: C): Promise<{ unsubscribed: number }> {
+    const body = { user: requireString(user, 'unsubscribe: user'), channel: requireString(channel, 'unsubscribe: channel') };
+    const reply = await this.request('POST', '/api/unsubscribe', JSON.stringify(body));
+    return { unsubscribed: count(reply, 'unsubscribed') };
   }
 
   private async request(method: string, path: string, body?: string): Promise<any> {
@@ -101,6 +134,19 @@ export class HeraldServer<S extends SchemaShape = AnySchema> {
       status: res.status,
     });
   }
+}
+
+function requireString(v: unknown, what: string): string {
+  if (typeof v !== 'string' || v === '') throw new TypeError(`HeraldServer.${what} must be a non-empty string`);
+  return v;
+}
+
+function count(reply: Record<string, unknown>, field: string): number {
+  const n = reply[field];
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
+    throw new HeraldError('bad_response', `the reply has no ${field} count`);
+  }
+  return n;
 }
 
 /** fetch's "fetch failed" hides the reason (ECONNREFUSED, ENOTFOUND, ...) in `cause`. */

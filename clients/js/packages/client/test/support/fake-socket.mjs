@@ -1,12 +1,17 @@
 // A fake WebSocket for the unit tests of @herald/client: records what the
 // client sends, lets the test play the server (messages, close codes), and
-// optionally answers `connect` by itself.
+// optionally answers `connect` by itself (with extra fields, or not at all,
+// as `onConnect` decides). fakeJwt() makes unsigned tokens whose claims the
+// client reads for scheduling.
 
 export function fakeSocketClass({ autoOpen = true, autoConnect = true, ping = 25 } = {}) {
   class FakeSocket {
     static instances = [];
     static autoConnect = autoConnect;
     static ping = ping;
+    // (connectMsg, socket) => extra fields of the automatic `connected` reply, or
+    // null to send nothing (the test answers, e.g. with an error and a close)
+    static onConnect = null;
 
     constructor(url) {
       this.url = url;
@@ -33,7 +38,9 @@ export function fakeSocketClass({ autoOpen = true, autoConnect = true, ping = 25
       const msg = JSON.parse(text);
       this.sent.push(msg);
       if (msg.type === 'connect' && FakeSocket.autoConnect) {
-        this.serverSend({ type: 'connected', id: msg.id, client: `c${FakeSocket.instances.length}`, ping: FakeSocket.ping, version: '1' });
+        const extra = FakeSocket.onConnect ? FakeSocket.onConnect(msg, this) : {};
+        if (extra === null) return;
+        this.serverSend({ type: 'connected', id: msg.id, client: `c${FakeSocket.instances.length}`, ping: FakeSocket.ping, version: '1', ...extra });
       }
     }
 
@@ -79,3 +86,12 @@ export async function until(pred, timeoutMs = 3000, what = 'condition') {
 export function waitState(herald, state, timeoutMs = 5000) {
   return until(() => herald.state === state, timeoutMs, `state ${state} (now ${herald.state})`);
 }
+
+// A token shaped like a JWT (header.payload.signature, base64url) with these
+// claims; the signature is junk: the client never verifies tokens.
+export function fakeJwt(claims) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}.c2lnbmF0dXJl`;
+}
+
+export const nowSeconds = () => Date.now() / 1000;

@@ -1,5 +1,5 @@
 // Must type-check: typed usage of @herald/client with the fixture schema.
-import { Herald, type HeraldEvent, type SchemaShape } from '@herald/client';
+import { Herald, HeraldError, type ConnectedInfo, type HeraldEvent, type SchemaShape } from '@herald/client';
 import type { HeraldSchema, StrictDefaultsSchema } from './schema.js';
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -74,5 +74,31 @@ function dynamic(room: string, channel: string): void {
 const strict = new Herald<StrictDefaultsSchema>({ url: 'ws://x/ws' });
 void strict.publish('chat:a', 'chat.message', { text: 'x' });
 
+// Authentication: token sources, getToken, the user, the terminal error, retryAfterMs.
+function auth(): void {
+  const a = new Herald({ url: 'ws://x/ws', token: () => fetch('/api/herald-token').then((r) => r.text()) });
+  const b = new Herald({ url: 'ws://x/ws', token: 'static' });
+  a.on('connected', (info: ConnectedInfo) => {
+    const user: string | undefined = info.user;
+    const expires: number | undefined = info.expires;
+    void [user, expires];
+  });
+  const user: string | null = a.user;
+  const why: string | undefined = a.closeError?.code;
+  h.subscribe(`chat:${user}`, {
+    getToken: (channel) => fetch(`/api/herald-token?channel=${channel}`).then((r) => r.text()),
+    onEvent: (e) => void e.from?.info,
+    onError: (e) => void (e.code === 'kicked' || e.code === 'token_failed'),
+  });
+  a.on('unsubscribed', ({ channel, reason }) => void [channel.length, reason.length]);
+  a.on('error', (e: HeraldError) => {
+    if (e.code === 'rate_limited') {
+      const wait: number | undefined = e.retryAfterMs;
+      void wait;
+    }
+  });
+  void [b, why];
+}
+
 const shape: SchemaShape = {} as HeraldSchema;
-void [publishing, subscribing, reading, dynamic, shape];
+void [publishing, subscribing, reading, dynamic, auth, shape];

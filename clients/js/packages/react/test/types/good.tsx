@@ -20,8 +20,14 @@ function Messages({ room }: { room: string }) {
       }
     },
     onRecoveryFailed: (info) => void info.previous,
+    getToken: (channel) => {
+      assertType<Equal<typeof channel, `chat:${string}`>>();
+      return fetch(`/api/herald-token?channel=${encodeURIComponent(channel)}`).then((r) => r.text());
+    },
   });
   const s: RealtimeStatus = status;
+  const user: string | null = herald.user;
+  void user;
   useRealtime({
     channels: ['chat:a', 'lobby'],
     events: ['chat.destroy'],
@@ -35,6 +41,14 @@ function Messages({ room }: { room: string }) {
     <button onClick={send} title={`${state} ${s} ${error?.code ?? ''}`}>
       send
     </button>
+  );
+}
+
+export function SignedIn() {
+  return (
+    <HeraldProvider url="ws://localhost:8080/ws" getToken={() => fetch('/api/herald-token').then((r) => r.text())}>
+      <Messages room="lobby" />
+    </HeraldProvider>
   );
 }
 

@@ -1,5 +1,6 @@
 // Must type-check: typed usage of @herald/server with the client's fixture schema.
-import { HeraldServer } from '@herald/server';
+import { createConnectionToken, createSubscriptionToken, HeraldServer, type SigningOptions } from '@herald/server';
+import { HeraldServer as EdgeServer } from '@herald/server/http';
 import type { HeraldSchema } from '../../../client/test/types/schema.js';
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -20,3 +21,15 @@ export async function handler(room: string): Promise<number | undefined> {
 
 const untyped = new HeraldServer({ url: 'http://localhost:8080' });
 void untyped.publish('x', 'y', { z: 1 });
+
+// Tokens and the admin methods.
+const key: SigningOptions = { secret: 'x'.repeat(32) };
+export async function tokens(user: { id: string; name: string }): Promise<string> {
+  const t: string = createConnectionToken({ sub: user.id, info: { name: user.name }, caps: { 'chat:*': ['subscribe', 'publish'] }, channels: [`dm:${user.id}`] }, key);
+  createConnectionToken({ sub: user.id }, { privateKey: '-----BEGIN PRIVATE KEY-----', algorithm: 'ES256', kid: 'k1' });
+  createSubscriptionToken({ sub: user.id, channel: `dm:${user.id}`, caps: ['subscribe', 'history'], expiresIn: 300 }, { secret: new Uint8Array(32), algorithm: 'HS512' });
+  const { disconnected } = await api.disconnect(user.id, 'banned');
+  const { unsubscribed } = await api.unsubscribe(user.id, 'chat:lobby');
+  void [disconnected + unsubscribed, new EdgeServer({ url: 'http://x' })];
+  return t;
+}
