@@ -13,10 +13,11 @@
 // that span connections and workers: new connections per IP, failed
 // authentications per IP, publishes per user. It is shared by the worker
 // threads, so its map is split into shards, each behind its own mutex, and
-// bounded: when a shard is full it first drops a bucket that has refilled
-// completely (forgetting it loses nothing: a new bucket starts full), and
-// otherwise the bucket used least recently. Under a flood of distinct keys
-// an evicted key thus regains its burst; memory stays bounded.
+// bounded: when a shard is full it drops, among its least recently used
+// buckets, one that has refilled completely (forgetting it loses nothing: a
+// new bucket starts full), and otherwise the least recently used one. Under
+// a flood of distinct keys an evicted key thus regains its burst; memory
+// stays bounded, and each new key costs O(1).
 //
 // ConcurrencyLimiter counts concurrent holders per key (connections per IP,
 // per user) against a maximum; a key is forgotten when its count returns to
