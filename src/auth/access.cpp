@@ -51,13 +51,13 @@ std::optional<Refusal> check(const config::NamespaceOptions& options, bool auth_
                              OpSet granted) {
   using protocol::ErrorCode;
   const std::string& level = level_of(options, op);
+  if (!identity && !admits_anonymous(options, auth_configured))
+    return Refusal{ErrorCode::unauthorized,
+                   what(op, channel) + " needs an authenticated connection (connect with a token)"};
   if (op == Op::publish && level == "none")
     return Refusal{ErrorCode::forbidden,
                    "clients may not publish on " + std::string(channel) +
                        " (publish_access is none: only the HTTP API publishes there)"};
-  if (!identity && !admits_anonymous(options, auth_configured))
-    return Refusal{ErrorCode::unauthorized,
-                   what(op, channel) + " needs an authenticated connection (connect with a token)"};
   const OpSet caps = identity ? identity->caps.ops_for(channel) : 0;
   const bool capable = has(static_cast<OpSet>(caps | granted), op);
   if (options.user_channels && !user_list(channel).empty()) {

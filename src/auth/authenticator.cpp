@@ -161,7 +161,9 @@ void Authenticator::verify(TokenKind kind, std::string token, int64_t now, Token
     if (const auto* claims = std::get_if<Claims>(&result)) cache->put(kind, token, *claims, now);
   }
   const auto* error = std::get_if<VerifyError>(&result);
-  if (!error || error->failure != VerifyFailure::unknown_kid || jwks_url_.empty() || !fetcher_) {
+  const bool kid_unknown =
+      error && (error->failure == VerifyFailure::unknown_kid || error->kid_unknown);
+  if (!kid_unknown || jwks_url_.empty() || !fetcher_) {
     done(std::move(result));
     return;
   }

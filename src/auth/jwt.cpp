@@ -696,7 +696,9 @@ std::variant<Claims, VerifyError> verify_token(const KeySet& keys, std::string_v
   if (usable.empty()) {
     std::string reason = "algorithm " + std::string(to_string(*alg)) + " is not allowed for ";
     reason += candidates.size() == 1 ? "key '" + candidates[0]->name + "'" : "any matching key";
-    return fail(VerifyFailure::bad_algorithm, std::move(reason));
+    VerifyError error = fail(VerifyFailure::bad_algorithm, std::move(reason));
+    error.kid_unknown = !claims.kid.empty() && !kid_matches;
+    return error;
   }
 
   // The flattened JWS JSON form is what libjose verifies.
@@ -713,7 +715,11 @@ std::variant<Claims, VerifyError> verify_token(const KeySet& keys, std::string_v
       break;
     }
   }
-  if (!verified) return fail(VerifyFailure::bad_signature, "signature does not verify");
+  if (!verified) {
+    VerifyError error = fail(VerifyFailure::bad_signature, "signature does not verify");
+    error.kid_unknown = !claims.kid.empty() && !kid_matches;
+    return error;
+  }
   claims.key_name = verified->name;
 
   const Json payload = parse_json(b64url_decode(payload_b64));

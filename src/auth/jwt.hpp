@@ -59,7 +59,8 @@ class KeyError : public std::runtime_error {
 // One configured key, as config gives it.
 struct KeySpec {
   std::string name;             // for logs and errors; never the key itself
-  std::string kid;              // "": tried for tokens with any or no `kid`
+  // "": tried for tokens without a kid, and for tokens whose kid no key has
+  std::string kid;
   std::vector<Alg> algorithms;  // the allow-list; non-empty
   std::string secret;           // HS*: the raw secret bytes
   std::string public_key_pem;   // RS*/PS*/ES*: PEM public key or certificate
@@ -136,6 +137,9 @@ enum class VerifyFailure {
 struct VerifyError {
   VerifyFailure failure = VerifyFailure::malformed;
   std::string reason;  // for the client and logs; never contains the token or a key
+  // The token names a kid no key has, and keys without a kid were tried in
+  // vain: a JWKS refetch may bring its key (as for unknown_kid).
+  bool kid_unknown = false;
 };
 
 // Verifies `token` against `keys` at time `now` (seconds since the Unix epoch).

@@ -170,7 +170,8 @@ void ClientSession::handle(Command& cmd) {
   }
   if (cmd.type != CommandType::pong) {
     if (!within_command_rate(cmd)) return;
-    violations_ = 0;
+    // A publish counts as accepted once its own buckets pass too.
+    if (cmd.type != CommandType::publish) violations_ = 0;
   }
   switch (cmd.type) {
     case CommandType::subscribe:
@@ -437,6 +438,7 @@ bool ClientSession::kick_from(const std::string& channel) {
   if (!sub->active) {
     // Its subscribe reply is on the way: end it as soon as it arrives.
     sub->unsubscribe_pending = true;
+    sub->kicked = true;
     sub->unsubscribe_id.clear();
     return true;
   }
@@ -526,7 +528,7 @@ void ClientSession::handle_subscribe(Command& cmd) {
 void ClientSession::subscribe_checked(Command& cmd, auth::OpSet granted, int64_t expires,
                                       bool notify) {
   const uint32_t seq = ++next_seq_;
-  subscriptions_.push_back(Subscription{cmd.channel, seq, false, false, granted, expires, {}});
+  subscriptions_.push_back(Subscription{cmd.channel, seq, false, false, false, granted, expires, {}});
   if (expires) update_next_expiry();
   core::SubscribeRequest req{cmd.channel, cmd.history, cmd.recover};
   request_sent();
@@ -560,7 +562,7 @@ void ClientSession::on_subscribed(const std::string& channel, uint32_t seq, cons
   }
   if (sub->unsubscribe_pending) {
     const std::string unsubscribe_id = std::move(sub->unsubscribe_id);
-    finish_unsubscribe(channel, unsubscribe_id, unsubscribe_id.empty() ? "kicked" : "");
+    finish_unsubscribe(channel, unsubscribe_id, sub->kicked ? "kicked" : "");
   }
 }
 
@@ -595,6 +597,7 @@ void ClientSession::handle_publish(Command& cmd) {
   ctx_.counters->publishes.add();
   if (!allowed(auth::Op::publish, cmd.channel, cmd.id)) return;
   if (!within_publish_rate(cmd)) return;
+  violations_ = 0;
   core::PublishRequest req{std::move(cmd.channel),
                            std::move(cmd.event),
                            std::move(cmd.data),

@@ -6,29 +6,62 @@
 // acknowledged publish, plus those stored although the publisher saw an
 // error, in order, no gap, no duplicate. Checked against the server's
 // history; it cannot pass vacuously (reconnections, and events received
-// after each restart, are asserted).
+// after each restart, are asserted). Authentication is on, as in production:
+// the subscriber connects with a token (a new one on every reconnect) whose
+// caps grant the channel, which is closed to anyone else, and the publisher
+// uses an API key.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Herald } from '@herald/client';
 import WebSocket from 'ws';
-import { HeraldServer } from '../dist/index.js';
+import { createConnectionToken, HeraldServer } from '../dist/index.js';
 import { Server } from '../../client/test/support/server.mjs';
 import { sleep, until } from '../../client/test/support/fake-socket.mjs';
+
+const SECRET = 'restart-test-secret-0123456789abcdef-0123';
+const API_KEY = 'restart-test-api-key-0123456789';
+const CONFIG = `
+[engine]
+type = "sqlite"
+data_dir = "data"
+
+[[auth.keys]]
+name = "app"
+algorithms = ["HS256"]
+secret = "${SECRET}"
+
+[[api.keys]]
+name = "backend"
+key = "${API_KEY}"
+scopes = ["publish", "history"]
+
+[namespaces.restart]
+subscribe_access = "capability"
+history_access = "capability"
+`;
 
 const KILLS = 4;
 const PER_ROUND = 40; // acknowledged publishes before each kill, and after the last restart
 
 test('SIGKILL and restart under continuous HTTP publishing: the subscriber gets exactly the stored stream', async () => {
-  const server = new Server({ config: '[engine]\ntype = "sqlite"\ndata_dir = "data"\n' });
+  const server = new Server({ config: CONFIG });
   await server.start();
-  const api = new HeraldServer({ url: `http://127.0.0.1:${server.port}`, timeoutMs: 2000 });
+  const api = new HeraldServer({ url: `http://127.0.0.1:${server.port}`, apiKey: API_KEY, timeoutMs: 2000 });
+  let tokens = 0;
   const client = new Herald({
     url: server.wsUrl,
     WebSocket,
+    token: () => {
+      tokens++;
+      return createConnectionToken(
+        { sub: 'restart-user', caps: { 'restart:*': ['subscribe', 'history'] }, expiresIn: 600 },
+        { secret: SECRET },
+      );
+    },
     reconnect: { initialDelayMs: 50, maxDelayMs: 250, factor: 2, jitter: 0.5 },
     requestTimeoutMs: 5000,
   });
-  const channel = 'restart-stream';
+  const channel = 'restart:stream';
   const got = []; // [offset, i] as received
   const recoveries = [];
   const failedRecoveries = [];
@@ -104,6 +137,8 @@ test('SIGKILL and restart under continuous HTTP publishing: the subscriber gets 
     assert.deepEqual(got, stored);
 
     assert.equal(connects, KILLS + 1);
+    // A fresh token for every connection attempt (also those made while the server was down).
+    assert.ok(tokens >= connects, `${tokens} tokens for ${connects} connections`);
     assert.equal(failedRecoveries.length, 0, 'the sqlite epoch survives kill -9');
     assert.ok(recoveries.length >= KILLS, JSON.stringify(recoveries));
     assert.ok(failed.length > 0, 'some publishes failed while the server was down');
