@@ -119,9 +119,11 @@ def now() -> int:
 
 def token(key, alg: str = "HS256", *, sub: str | None = "ana", ttl: int | None = 600,
           kid: str | None = None, **claims) -> str:
-    """A JWT signed by PyJWT: `sub`, `iat`, `exp` = now + ttl (None: no exp)
-    and any other claims given (a claim given as None is left out)."""
-    payload = {"iat": now()}
+    """A JWT signed by PyJWT: `sub`, `iat`, `exp` = now + ttl (None: no exp),
+    a random `jti` (so that no two tokens are equal and the server's token
+    cache never stands in for a verification) and any other claims given (a
+    claim given as None is left out)."""
+    payload = {"iat": now(), "jti": os.urandom(8).hex()}
     if sub is not None:
         payload["sub"] = sub
     if ttl is not None:
