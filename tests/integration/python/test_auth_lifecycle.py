@@ -100,6 +100,12 @@ async def test_connection_token_expiry_closes_with_4001_and_refresh_prevents_it(
     assert at <= exp + 2.5, f"closed {at - exp:.2f}s after exp (leeway applied?)"
     assert len(seen) == 1, seen
     assert_error(seen[0], "token_expired", has_id=False)
+    # A token that expired 2 s ago is still within the 5 s leeway at
+    # connect, but a connected client gets no leeway: token_expired at once.
+    late = await login(server, tok(exp=now() - 2))
+    seen, closed, _ = await closed_at(late, 3)
+    assert closed.code == 4001 and len(seen) == 1, (closed, seen)
+    assert_error(seen[0], "token_expired", has_id=False)
     # The refreshed one is still there and receives events.
     status, _ = await ahttp(server, "POST", "/api/publish",
                             {"channel": ch, "event": "msg", "data": "after"})
