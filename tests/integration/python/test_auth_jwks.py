@@ -116,7 +116,7 @@ def rotating(keys):
     try:
         srv.start()
         yield srv, jwks
-        srv.stop_checked()
+        await asyncio.to_thread(srv.stop_checked)  # the loop keeps answering closes
     finally:
         jwks.stop()
 
@@ -204,7 +204,7 @@ async def test_refetch_on_unknown_kid_is_rate_limited(keys):
             (first, second)
         if second["type"] != "connected":
             await expect_refused(c, second)
-        srv.stop_checked()
+        await asyncio.to_thread(srv.stop_checked)  # the loop keeps answering closes
     finally:
         srv.kill()
         jwks.stop()
@@ -230,7 +230,7 @@ async def test_periodic_refresh_drops_removed_keys(keys):
         c, reply = await connect(srv, rs(k_old, "old"))
         await expect_refused(c, reply)
         await login(srv, rs(keys.k1, "k1"))
-        srv.stop_checked()
+        await asyncio.to_thread(srv.stop_checked)  # the loop keeps answering closes
     finally:
         srv.kill()
         jwks.stop()

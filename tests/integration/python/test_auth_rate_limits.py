@@ -3,7 +3,8 @@
 # publish buckets, the per-user publish bucket shared by a user's
 # connections, a namespace's own publish rate, violations_before_close
 # (close 4029), connections per user (rate_limited on connect, 4029),
-# connections and new connections per IP (HTTP 429 at the upgrade), and
+# connections and new connections per IP (rate_limited right after the
+# upgrade, 4029), and
 # refused tokens per IP per minute. A refusal is `rate_limited` with a
 # top-level numeric `retry_after_ms`, and a refused publish is neither
 # delivered nor stored.
@@ -13,6 +14,7 @@ import os
 import time
 
 import pytest
+import websockets.exceptions
 
 from authkit import (ahttp, assert_quiet, auth_key, connect, datas, http_history, login,
                      marker_is_next, new_secret, next_event, now, publish, still_open,
@@ -99,50 +101,73 @@ async def test_command_bucket_per_connection(server):
     ch = unique("pub:cmds")
     c = await login(server)
     replies = []
-    for _ in range(COMMAND_BURST + 5):
+    for _ in range(COMMAND_BURST + 3):  # fewer refusals than violations_before_close
         replies.append(await c.call({"type": "history", "channel": ch}))
     kinds = [r["type"] for r in replies]
-    assert kinds.count("history") >= COMMAND_BURST - 2, kinds  # the login took one or two
+    assert kinds.count("history") >= COMMAND_BURST, kinds
     limited = [r for r in replies if r["type"] == "error"]
-    assert limited, kinds
+    assert 1 <= len(limited) <= 3, kinds
     for r in limited:
         assert_rate_limited(r, 1000 / COMMAND_RATE + 50)
+        assert r["id"] is not None
     # Another connection has its own bucket.
     other = await login(server)
     assert (await other.call({"type": "history", "channel": ch}))["type"] == "history"
 
 
+async def flood_until_closed(c: WSClient, msgs: list[dict]) -> tuple[list, Closed | None]:
+    """Sends every message (each with an id) at once; reads until the server
+    closes, or until everything was answered and a further second passed."""
+    for i, m in enumerate(msgs):
+        await c.send({**m, "id": i})
+    seen: list = []
+    deadline = time.monotonic() + 10
+    while True:
+        answered = sum(1 for m in seen if "id" in m)
+        left = deadline - time.monotonic() if answered < len(msgs) else 1.0
+        try:
+            seen.append(await c.recv(max(0.1, left)))
+        except Closed as e:
+            return seen, e
+        except AssertionError:
+            return seen, None
+
+
+def check_closed_after_violations(seen: list, closed: Closed | None) -> None:
+    limited = [m for m in seen if m.get("code") == "rate_limited"]
+    assert closed is not None and closed.code == 4029, \
+        f"not closed with 4029 after {len(limited)} rate_limited replies in a row: {closed}"
+    assert VIOLATIONS <= len(limited) <= VIOLATIONS + 1, seen
+    for m in limited:
+        assert_rate_limited(m)
+
+
 @runs_async
-async def test_ignoring_rate_limited_closes_with_4029(server):
+async def test_ignoring_command_rate_limited_closes_with_4029(server):
+    ch = unique("pub:cflood")
+    c = await login(server)
+    seen, closed = await flood_until_closed(
+        c, [{"type": "history", "channel": ch}] * (COMMAND_BURST + VIOLATIONS + 20))
+    check_closed_after_violations(seen, closed)
+
+
+@pytest.mark.xfail(reason="server bug: a command that passes the command bucket resets the "
+                          "violation count before the publish bucket refuses it, so refused "
+                          "publishes never add up to violations_before_close", strict=True)
+@runs_async
+async def test_ignoring_publish_rate_limited_closes_with_4029(server):
     ch = unique("pub:flood")
     w = await watcher_on(server, ch)
     c = await login(server)
     n = PUBLISH_BURST + VIOLATIONS + 10
-    for i in range(n):
-        await c.send({"type": "publish", "id": i, "channel": ch, "event": "msg", "data": i})
-    seen = []
-    closed = None
-    deadline = time.monotonic() + 10
-    while closed is None:
-        # Bounded: once every publish was answered, the close must follow soon.
-        answered = sum(1 for m in seen if "id" in m)
-        left = deadline - time.monotonic() if answered < n else 1.0
-        try:
-            seen.append(await c.recv(max(0.1, left)))
-        except Closed as e:
-            closed = e
-        except AssertionError:
-            break
-    assert closed is not None and closed.code == 4029, (closed, seen)
-    limited = [m for m in seen if m.get("code") == "rate_limited"]
-    assert VIOLATIONS <= len(limited) <= VIOLATIONS + 1, seen
-    for m in limited:
-        assert_rate_limited(m)
-    # Only the burst got through.
+    seen, closed = await flood_until_closed(
+        c, [{"type": "publish", "channel": ch, "event": "msg", "data": i} for i in range(n)])
+    # Only the burst got through, whatever happens to the connection.
     got = [(await next_event(w, ch))["data"] for _ in range(PUBLISH_BURST)]
     assert got == list(range(PUBLISH_BURST)), got
     await marker_is_next(server, w, ch)
     assert datas(http_history(server, ch))[:-1] == list(range(PUBLISH_BURST))
+    check_closed_after_violations(seen, closed)
 
 
 @runs_async
@@ -211,14 +236,6 @@ async def test_connections_per_user(server):
 
 # -- per IP ----------------------------------------------------------------------------------
 
-def upgrade_status(port: int) -> int:
-    key = base64.b64encode(os.urandom(16)).decode()
-    req = (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
-    status, _, _ = raw_http(port, req.encode(), timeout=5)
-    return status
-
-
 def small_server(name: str, **limits) -> HeraldServer:
     return HeraldServer("[engine]\ntype = \"memory\"\n\n"
                         + auth_key("app", ["HS256"], secret=SECRET)
@@ -227,23 +244,45 @@ def small_server(name: str, **limits) -> HeraldServer:
                         name=name, workers=2)
 
 
+async def refused_after_upgrade(server: HeraldServer) -> bool:
+    """Opens a WebSocket; True when the server answers it with `rate_limited`
+    (no id, retry_after_ms) and close 4029 right after the upgrade, False
+    when the connection is usable (it answers a command)."""
+    c = await WSClient.open(server)
+    try:
+        await c.send({"type": "connect", "id": "probe"})
+    except websockets.exceptions.ConnectionClosed:
+        pass
+    try:
+        msg = await c.recv()
+    except Closed as e:
+        raise AssertionError(f"closed ({e.code}) without a rate_limited error") from None
+    if msg.get("type") == "connected":
+        return False
+    assert_rate_limited(msg)
+    assert "id" not in msg, msg
+    closed = await c.expect_closed()
+    assert closed.code == 4029, closed
+    return True
+
+
 @runs_async
-async def test_connections_per_ip_refused_at_the_upgrade():
+async def test_connections_per_ip():
     srv = small_server("auth-conn-per-ip", connections_per_ip=3,
                        auth_failures_per_ip_per_minute=0)
     srv.start()
     try:
         open_ = [await login(srv) for _ in range(3)]
-        status = await asyncio.to_thread(upgrade_status, srv.port)
-        assert status == 429, status
+        assert await refused_after_upgrade(srv)
         for c in open_:
             await still_open(c)
+        # Open connections are counted, not connections ever made.
         await open_[0].close()
         deadline = time.monotonic() + 3
-        while (status := await asyncio.to_thread(upgrade_status, srv.port)) != 101:
-            assert time.monotonic() < deadline, f"upgrade still refused ({status}) after a close"
+        while await refused_after_upgrade(srv):
+            assert time.monotonic() < deadline, "still refused after a close"
             await asyncio.sleep(0.05)
-        srv.stop_checked()
+        await asyncio.to_thread(srv.stop_checked)  # the loop keeps answering closes
     finally:
         srv.kill()
 
@@ -255,12 +294,12 @@ async def test_new_connections_per_ip_per_second():
                        auth_failures_per_ip_per_minute=0)
     srv.start()
     try:
-        statuses = [await asyncio.to_thread(upgrade_status, srv.port) for _ in range(rate * 3)]
-        assert statuses[:rate] == [101] * rate, statuses
-        assert 429 in statuses, statuses
+        refused = [await refused_after_upgrade(srv) for _ in range(rate * 3)]
+        assert refused[:rate] == [False] * rate, refused
+        assert True in refused, refused
         await asyncio.sleep(1.1)
-        assert await asyncio.to_thread(upgrade_status, srv.port) == 101
-        srv.stop_checked()
+        assert not await refused_after_upgrade(srv)
+        await asyncio.to_thread(srv.stop_checked)  # the loop keeps answering closes
     finally:
         srv.kill()
 
@@ -284,6 +323,6 @@ async def test_auth_failures_per_ip_per_minute():
         msg = await c.recv()
         assert_rate_limited(msg, 60_000)
         assert (await c.expect_closed()).code == 4029
-        srv.stop_checked()
+        await asyncio.to_thread(srv.stop_checked)  # the loop keeps answering closes
     finally:
         srv.kill()
