@@ -334,6 +334,20 @@ async def test_leaked_or_bad_subscription_tokens_are_refused(server):
     await nothing_happened(server, watcher, ana, ch, [])
 
 
+@runs_async
+async def test_commands_after_a_subscription_token_wait_for_its_verification(server):
+    ch = unique("chat:order")
+    ana = await login(server, tok())
+    # Sent together: the publish must be judged with the subscription's grant.
+    await ana.send({"type": "subscribe", "id": "s", "channel": ch,
+                    "token": sub_tok("ana", ch, caps=["subscribe", "publish"])})
+    await ana.send({"type": "publish", "id": "p", "channel": ch, "event": "msg", "data": 1})
+    first = await ana.recv()
+    assert first["type"] == "subscribed" and first["id"] == "s", first
+    rest = [await ana.recv(), await ana.recv()]
+    assert sorted(m["type"] for m in rest) == ["ack", "event"], rest
+
+
 # -- from -----------------------------------------------------------------------------
 
 @runs_async
@@ -349,6 +363,11 @@ async def test_from_is_the_verified_identity(server):
     assert ev["from"] == {"client": ana.client_id, "user": "ana-from"}, ev
     stored = http_history(server, ch)
     assert stored[0]["from"] == {"client": ana.client_id, "user": "ana-from"}, stored
+    # Ephemeral events too.
+    reply = await publish(ana, ch, 2, ephemeral=True, **{"from": {"user": "admin"}})
+    assert reply["type"] == "ack", reply
+    ev = await next_event(ana, ch)
+    assert ev["from"] == {"client": ana.client_id, "user": "ana-from"}, ev
 
 
 @runs_async

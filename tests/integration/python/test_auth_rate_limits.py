@@ -28,7 +28,7 @@ PUBLISH_RATE, PUBLISH_BURST = 2, 3
 COMMAND_RATE, COMMAND_BURST = 10, 40
 USER_RATE, USER_BURST = 2, 5
 VIOLATIONS = 5
-PER_USER = 2
+PER_USER = 6  # > USER_BURST: the user bucket test needs that many connections
 
 CONFIG = (
     "[engine]\ntype = \"memory\"\n\n"
@@ -192,15 +192,15 @@ async def test_user_publish_bucket_is_shared_by_the_users_connections(server):
     ch = unique("room:user")
     w = await login(server, tok(sub=unique("w")))
     assert (await subscribe(w, ch))["type"] == "subscribed"
-    a = await login(server, tok(sub=user))
-    b = await login(server, tok(sub=user))
-    # Each connection stays within its own burst (3); together they reach
-    # the user's burst (5).
+    # USER_BURST + 1 connections of one user, spread over the 2 workers:
+    # one publish each stays far within each connection's own burst, but
+    # together they exceed the user's.
+    conns = [await login(server, tok(sub=user)) for _ in range(USER_BURST + 1)]
     sent = []
-    for i, c in enumerate((a, b, a, b, a)):
+    for i, c in enumerate(conns[:USER_BURST]):
         assert (await publish(c, ch, i))["type"] == "ack", i
         sent.append(i)
-    reply = await publish(b, ch, "over")
+    reply = await publish(conns[-1], ch, "over")
     assert_rate_limited(reply, 1000 / USER_RATE + 50)
     # Another user is not affected.
     other = await login(server, tok(sub=unique("o")))
@@ -214,17 +214,16 @@ async def test_user_publish_bucket_is_shared_by_the_users_connections(server):
 @runs_async
 async def test_connections_per_user(server):
     user = unique("cap")
-    first = await login(server, tok(sub=user))
-    second = await login(server, tok(sub=user))
-    third, reply = await connect(server, tok(sub=user))
+    mine = [await login(server, tok(sub=user)) for _ in range(PER_USER)]
+    extra, reply = await connect(server, tok(sub=user))
     assert_rate_limited(reply)
-    closed = await third.expect_closed()
+    closed = await extra.expect_closed()
     assert closed.code == 4029, closed
-    await still_open(first)
-    await still_open(second)
+    for c in mine:
+        await still_open(c)
     # Another user is not counted with them; after one leaves, one may come.
     await login(server, tok(sub=unique("other")))
-    await first.close()
+    await mine[0].close()
     deadline = time.monotonic() + 3
     while True:
         c, reply = await connect(server, tok(sub=user))
