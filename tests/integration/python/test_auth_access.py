@@ -6,6 +6,7 @@
 # user channels (dm:#ana,bob), subscription tokens, and `from` taken from the
 # verified identity. Every refusal also checks that nothing was delivered to
 # a subscriber that has the right, and nothing stored in history.
+import asyncio
 import json
 
 import pytest
@@ -370,13 +371,36 @@ async def test_from_is_the_verified_identity(server):
     assert ev["from"] == {"client": ana.client_id, "user": "ana-from"}, ev
 
 
-@runs_async
-async def test_info_claim_appears_as_from_info(server):
-    ch = unique("members:info")
-    info = {"name": "Ana", "avatar": "https://example.test/a.png"}
+async def check_info(server, ch: str) -> None:
+    info = {"name": "Ana", "avatar": "https://example.test/a.png", "n": [1, 2.5, None]}
     ana = await login(server, tok(sub="ana-info", info=info))
     assert (await subscribe(ana, ch))["type"] == "subscribed"
     assert (await publish(ana, ch, 1))["type"] == "ack"
     ev = await next_event(ana, ch)
-    assert ev["from"].get("info") == info, ev
-    assert ev["from"]["user"] == "ana-info", ev
+    assert ev["from"] == {"client": ana.client_id, "user": "ana-info", "info": info}, ev
+    # It is stored with the event: history over WebSocket and HTTP.
+    hist = await ana.call({"type": "history", "channel": ch})
+    assert hist["events"][0]["from"] == ev["from"], hist
+    assert http_history(server, ch)[0]["from"] == ev["from"]
+    # A connection whose token has no info publishes without it.
+    bob = await login(server, tok(sub="bob-info"))
+    assert (await publish(bob, ch, 2))["type"] == "ack"
+    ev = await next_event(ana, ch)
+    assert ev["from"] == {"client": bob.client_id, "user": "bob-info"}, ev
+
+
+@runs_async
+async def test_info_claim_appears_as_from_info(server):
+    await check_info(server, unique("members:info"))
+
+
+@runs_async
+async def test_info_claim_is_stored_by_the_sqlite_engine():
+    srv = HeraldServer(CONFIG.replace('type = "memory"', 'type = "sqlite"'),
+                       name="auth-access-sqlite", workers=2)
+    srv.start()
+    try:
+        await check_info(srv, unique("members:info"))
+        await asyncio.to_thread(srv.stop_checked)
+    finally:
+        srv.kill()
