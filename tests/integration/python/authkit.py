@@ -145,12 +145,14 @@ class _LaxHMAC(HMACAlgorithm):
         return key if isinstance(key, bytes) else key.encode()
 
 
-def confused_token(public_pem: bytes, **claims) -> str:
-    """HS256 token whose HMAC secret is the server's RSA public key PEM."""
+def confused_token(public_pem: bytes, kid: str | None = None, **claims) -> str:
+    """HS256 token whose HMAC secret is the server's RSA public key PEM (with
+    that key's kid in the header, when given)."""
     jws = jwt.PyJWS(algorithms=[])
     jws.register_algorithm("HS256", _LaxHMAC(HMACAlgorithm.SHA256))
     payload = {"sub": "ana", "iat": now(), "exp": now() + 600, **claims}
-    return jws.encode(json.dumps(payload).encode(), public_pem, algorithm="HS256")
+    return jws.encode(json.dumps(payload).encode(), public_pem, algorithm="HS256",
+                      headers={"kid": kid} if kid else None)
 
 
 def _b64url(data: bytes) -> str:

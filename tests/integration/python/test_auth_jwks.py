@@ -7,7 +7,9 @@
 # removed from the set, and after the JWKS server stops the last good set
 # keeps working.
 import asyncio
+import base64
 import json
+import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from authkit import (NO_AUTH_FAILURE_LIMIT, connect, expect_refused, jwk_of, login, next_event,
+from authkit import (NO_AUTH_FAILURE_LIMIT, confused_token, connect, expect_refused, jwk_of, login, next_event,
                      now, publish, rsa_key, subscribe, table, token)
 from harness import HeraldServer, runs_async, unique
 
@@ -26,6 +28,7 @@ class JwksServer:
 
     def __init__(self):
         self.keys: list[dict] = []
+        self.body: bytes | None = None  # served instead of the set when not None
         self.requests = 0
         self.lock = threading.Lock()
         self.httpd = None
@@ -46,7 +49,8 @@ class JwksServer:
             def do_GET(self):
                 with outer.lock:
                     outer.requests += 1
-                    body = json.dumps({"keys": outer.keys}).encode()
+                    body = outer.body if outer.body is not None else \
+                        json.dumps({"keys": outer.keys}).encode()
                 if self.path != "/jwks.json":
                     self.send_error(404)
                     return
@@ -93,11 +97,20 @@ class Keys:
         self.ec = ec.generate_private_key(ec.SECP256R1())
         self.enc = rsa_key()
         self.k2 = rsa_key()
+        self.private_key = rsa_key()
+        self.oct_secret = os.urandom(32)
 
     def initial(self) -> list[dict]:
         enc = jwk_of(self.enc, "enc-1", "RS256")
         enc["use"] = "enc"
-        return [jwk_of(self.k1, "k1", "RS256"), jwk_of(self.ec, "ec1", "ES256"), enc]
+        # A private JWK (with "d") and a symmetric one: both must be skipped.
+        from jwt.algorithms import RSAAlgorithm
+        private = json.loads(RSAAlgorithm.to_jwk(self.private_key))
+        private.update({"kid": "private-1", "alg": "RS256"})
+        oct_ = {"kty": "oct", "kid": "oct-1", "alg": "HS256",
+                "k": base64.urlsafe_b64encode(self.oct_secret).rstrip(b"=").decode()}
+        return [jwk_of(self.k1, "k1", "RS256"), jwk_of(self.ec, "ec1", "ES256"), enc,
+                private, oct_]
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +134,12 @@ def rotating(keys):
         jwks.stop()
 
 
+def pem_of(key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def rs(key, kid, sub="ana", **claims):
     return token(key, "RS256", kid=kid, sub=sub, **claims)
 
@@ -137,10 +156,13 @@ async def test_jwks_keys_verify_tokens(rotating, keys):
     assert (await next_event(c, ch))["from"]["user"] == "ana"
     c = await login(srv, token(keys.ec, "ES256", kid="ec1", sub="eve"))
     assert c.user == "eve"
-    # A key marked use "enc", a key impostor under a known kid, an HS256
-    # token: refused.
-    for bad in (rs(keys.enc, "enc-1"), rs(rsa_key(), "k1"),
-                token("x" * 40, "HS256", kid="k1", sub="ana")):
+    # A key marked use "enc", a private JWK, a symmetric JWK, a key impostor
+    # under a known kid, an HS256 token, an HS256 token whose secret is the
+    # RSA key's PEM (algorithm confusion): refused.
+    for bad in (rs(keys.enc, "enc-1"), rs(keys.private_key, "private-1"),
+                token(keys.oct_secret, "HS256", kid="oct-1", sub="ana"),
+                rs(rsa_key(), "k1"), token("x" * 40, "HS256", kid="k1", sub="ana"),
+                confused_token(pem_of(keys.k1), kid="k1")):
         c, reply = await connect(srv, bad)
         await expect_refused(c, reply)
 
@@ -169,6 +191,15 @@ async def test_last_good_set_stays_when_the_jwks_server_is_gone(rotating, keys):
     kid = unique("late")
     jwks.set_keys(keys.initial() + [jwk_of(k_late, kid, "RS256")])
     await login(srv, rs(k_late, kid))  # fetched now
+    # A set that does not parse, then an HTTP error: the last good set stays.
+    for body in (b"{not json", b'{"keys": "none"}'):
+        jwks.body = body
+        before = jwks.count()
+        c, reply = await connect(srv, rs(rsa_key(), unique("broken")))
+        await expect_refused(c, reply)
+        assert jwks.count() > before
+        await login(srv, rs(keys.k1, "k1"))
+    jwks.body = None
     port = jwks.port
     jwks.stop()
     try:
