@@ -226,3 +226,19 @@ def test_admin_key_answers_remote_peers(server):
     assert_http_error(status, body, 401, "unauthorized")
     status, body = post(bearer(Keys.admin))
     assert status == 200 and body.get("ok") is True, (status, body)
+
+
+def test_metrics_open_without_protect_metrics():
+    srv = HeraldServer("[engine]\ntype = \"memory\"\n\n"
+                       + table("[[api.keys]]", name="publisher", key=Keys.publish,
+                               scopes=["publish"]),
+                       name="auth-api-keys-open-metrics", workers=1)
+    srv.start()
+    try:
+        status, _ = http(srv, "POST", "/api/publish", {"channel": "x:y", "event": "e", "data": 1})
+        assert status == 401, status
+        with urllib.request.urlopen(srv.http_url("/metrics"), timeout=10) as r:
+            assert r.status == 200 and b"herald_ws_connections" in r.read()
+        srv.stop_checked()
+    finally:
+        srv.kill()

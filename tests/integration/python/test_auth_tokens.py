@@ -176,6 +176,17 @@ async def test_connected_carries_user_and_expiry_in_order(env):
 
 
 @runs_async
+async def test_second_connect_while_the_first_is_verified_is_refused(env):
+    c = await WSClient.open(env.server)
+    await c.send({"type": "connect", "id": 1, "token": tok(env.secret, sub="first")})
+    await c.send({"type": "connect", "id": 2, "token": tok(env.secret, sub="second")})
+    replies = {m["id"]: m for m in [await c.recv(), await c.recv()]}
+    assert replies[1]["type"] == "connected" and replies[1]["user"] == "first", replies
+    assert_error(replies[2], "bad_request", 2)
+    await assert_quiet(c)
+
+
+@runs_async
 async def test_commands_pipelined_after_connect_wait_for_its_verification(env):
     ch = unique("priv:pipe")
     c = await WSClient.open(env.server)
@@ -379,6 +390,14 @@ async def test_query_token_connects_at_upgrade(env):
     assert (await subscribe(c, ch))["type"] == "subscribed"
     reply = await c.call({"type": "connect"})
     assert_error(reply, "bad_request")
+    # With a channels claim, the subscriptions follow `connected`.
+    mine = unique("priv:mine")
+    c = await WSClient.open(env.server, path="/ws?token=" + tok(env.secret, sub="q2",
+                                                                channels=[mine]))
+    msg = await c.recv()
+    assert msg["type"] == "connected" and msg["user"] == "q2", msg
+    msg = await c.recv()
+    assert msg["type"] == "subscribed" and msg["channel"] == mine and "id" not in msg, msg
 
 
 @pytest.mark.parametrize("case", ["alg-none", "wrong-hmac-secret", "expired-beyond-leeway",
