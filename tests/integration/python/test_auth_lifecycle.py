@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from authkit import (NO_AUTH_FAILURE_LIMIT, ahttp, assert_quiet, auth_key, datas, http,
+from authkit import (NO_AUTH_FAILURE_LIMIT, ahttp, assert_quiet, auth_key, connect, datas, http,
                      http_history, login, marker_is_next, new_secret, next_event, now, publish,
                      still_open, subscribe, table, token)
 from harness import Closed, HeraldServer, WSClient, assert_error, runs_async, unique
@@ -169,10 +169,11 @@ async def test_http_disconnect_closes_every_connection_of_the_user(server):
     others = [await login(server, tok(sub=v)) for _ in range(2)] + [await login(server)]
     status, body = await ahttp(server, "POST", "/api/disconnect", {"user": u, "reason": "bye"})
     assert (status, body) == (200, {"disconnected": 8}), (status, body)
-    codes = []
+    closes = []
     for c in mine:
-        codes.append((await c.expect_closed()).code)
-    assert codes == [4003] * 8, codes
+        closed = await c.expect_closed()
+        closes.append((closed.code, closed.reason))
+    assert closes == [(4003, "bye")] * 8, closes
     for c in others:
         await still_open(c)
     status, body = await ahttp(server, "POST", "/api/disconnect", {"user": u})
@@ -204,3 +205,100 @@ async def test_http_unsubscribe_kicks_the_user_from_one_channel(server):
         assert (await next_event(c, other_ch))["data"] == "still"
         await assert_quiet(c, 0.05)
     await assert_quiet(idle, 0.05)
+    # The user may subscribe again while their token allows it.
+    assert (await subscribe(mine[0], ch))["type"] == "subscribed"
+    mark = await marker_is_next(server, watcher, ch)
+    assert (await next_event(mine[0], ch))["data"] == mark["data"]
+
+
+# -- refresh replaces grants (docs/protocol.md section 4, Expiry and refresh) --------
+
+@runs_async
+async def test_refresh_replaces_caps_info_and_channels(server):
+    ch, mine = unique("chat:grant"), unique("chat:mine")
+    c = await login(server, tok(sub="ref", caps={ch: ["history"]}, info={"v": 1}))
+    reply = await subscribe(c, ch)
+    assert_error(reply, "forbidden", reply["id"])
+    # refresh is verified before the commands after it: the subscribe sent
+    # right behind it is judged with the new caps.
+    await c.send({"type": "refresh", "id": "r", "token": tok(
+        sub="ref", caps={ch: ["subscribe", "publish"]}, info={"v": 2}, channels=[mine])})
+    await c.send({"type": "subscribe", "id": "s", "channel": ch})
+    first, second = await c.recv(), await c.recv()
+    assert first["type"] == "refreshed" and first["id"] == "r", first
+    assert second["type"] == "subscribed" and second["id"] == "s", second
+    assert (await publish(c, ch, "x"))["type"] == "ack"
+    ev = await next_event(c, ch)
+    assert ev["from"] == {"client": c.client_id, "user": "ref", "info": {"v": 2}}, ev
+    # The old grant (history) is gone; the channels claim grants history on
+    # its channel.
+    reply = await c.call({"type": "history", "channel": ch})
+    assert_error(reply, "forbidden", reply["id"])
+    assert (await c.call({"type": "history", "channel": mine}))["type"] == "history"
+
+
+@runs_async
+async def test_refresh_on_an_anonymous_connection_is_unauthorized(server):
+    c = await login(server)
+    reply = await c.call({"type": "refresh", "token": tok()})
+    assert_error(reply, "unauthorized", reply["id"])
+    await still_open(c)
+    ch = unique("room:anon")
+    reply = await subscribe(c, ch)  # still anonymous: room needs a user
+    assert_error(reply, "unauthorized", reply["id"])
+
+
+@runs_async
+async def test_sub_refresh_of_a_channel_not_subscribed(server):
+    ch = unique("chat:none")
+    c = await login(server, tok())
+    reply = await c.call({"type": "sub_refresh", "channel": ch, "token": sub_tok("ana", ch)})
+    assert_error(reply, "not_subscribed", reply["id"])
+    await still_open(c)
+
+
+# -- HTTP bodies -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/api/disconnect", "/api/unsubscribe"])
+def test_server_action_bodies_are_checked(server, path):
+    from authkit import http as http_
+    status, body = http_(server, "POST", path, raw_body=b"{not json")
+    assert status == 400 and body.get("code") == "invalid_json", (status, body)
+    status, body = http_(server, "POST", path, {"channel": "room:x"})
+    assert status == 400 and body.get("code") == "bad_request" and "user" in body["message"], \
+        (status, body)
+    status, body = http_(server, "POST", path, {"user": 7, "channel": "room:x"})
+    assert status == 400 and "user" in body.get("message", ""), (status, body)
+    if path == "/api/disconnect":
+        status, body = http_(server, "POST", path, {"user": "x", "reason": "r" * 101})
+        assert status == 400 and "reason" in body.get("message", ""), (status, body)
+    else:
+        status, body = http_(server, "POST", path, {"user": "x"})
+        assert status == 400 and "channel" in body.get("message", ""), (status, body)
+        status, body = http_(server, "POST", path, {"user": "x", "channel": "bad channel"})
+        assert status == 400 and "channel" in body.get("message", ""), (status, body)
+
+
+# -- reload ------------------------------------------------------------------------------
+
+@runs_async
+async def test_reload_reports_auth_keys_as_restart_required(server):
+    new_secret_ = new_secret()
+    with open(server.config_path) as f:
+        original = f.read()
+    try:
+        with open(server.config_path, "w") as f:
+            f.write(original + "\n" + auth_key("late", ["HS256"], kid="late", secret=new_secret_))
+        status, body = await ahttp(server, "POST", "/api/admin/reload", {})
+        assert status == 200 and body.get("ok") is True, (status, body)
+        assert "auth.keys" in body.get("restart_required", []), body
+        # Keys are read at start-up only: the new one is not trusted yet.
+        c, reply = await connect(server, token(new_secret_, kid="late", sub="late"))
+        assert_error(reply, "unauthorized")
+        assert (await c.expect_closed()).code == 4001
+        await login(server, tok())
+    finally:
+        with open(server.config_path, "w") as f:
+            f.write(original)
+        status, body = await ahttp(server, "POST", "/api/admin/reload", {})
+        assert status == 200, (status, body)
