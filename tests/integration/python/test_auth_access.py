@@ -7,13 +7,12 @@
 # verified identity. Every refusal also checks that nothing was delivered to
 # a subscriber that has the right, and nothing stored in history.
 import asyncio
-import json
 
 import pytest
 
-from authkit import (NO_AUTH_FAILURE_LIMIT, assert_quiet, auth_key, connect, datas, http_history,
-                     http_publish, login, marker_is_next, new_secret, next_event, now, publish,
-                     still_open, subscribe, table, token)
+from authkit import (NO_AUTH_FAILURE_LIMIT, assert_quiet, auth_key, connect, datas,
+                     http_history, http_publish, login, marker_is_next, new_secret, next_event,
+                     publish, still_open, subscribe, table, token)
 from harness import HeraldServer, WSClient, assert_error, runs_async, unique
 
 SECRET = new_secret()
@@ -253,6 +252,15 @@ async def test_user_channels_admit_only_the_listed_users(server):
     await marker_is_next(server, bob, ch)
     assert datas(http_history(server, ch))[:-1] == ["hi bob"]
     await assert_quiet(anon)
+    # A capability that grants the operation opens it to someone else too.
+    mod = await login(server, tok(sub=unique("mod"), caps={"dm:*": ["subscribe", "history"]}))
+    assert (await subscribe(mod, ch))["type"] == "subscribed"
+    hist = await mod.call({"type": "history", "channel": ch})
+    assert hist["type"] == "history", hist
+    await refused(mod, {"type": "publish", "channel": ch, "event": "msg", "data": "no"},
+                  "forbidden", "publish", ch)
+    mark = await marker_is_next(server, bob, ch)
+    assert (await next_event(mod, ch))["data"] == mark["data"]
 
 
 @runs_async
@@ -382,6 +390,13 @@ async def check_info(server, ch: str) -> None:
     hist = await ana.call({"type": "history", "channel": ch})
     assert hist["events"][0]["from"] == ev["from"], hist
     assert http_history(server, ch)[0]["from"] == ev["from"]
+    # And for recovery.
+    late = await login(server, tok(sub="late-info"))
+    first = await subscribe(late, ch, history=1)
+    assert first["events"][0]["from"] == ev["from"], first
+    await late.call({"type": "unsubscribe", "channel": ch})
+    rec = await subscribe(late, ch, recover={"epoch": first["epoch"], "offset": 0})
+    assert rec.get("recovered") is True and rec["events"][0]["from"] == ev["from"], rec
     # A connection whose token has no info publishes without it.
     bob = await login(server, tok(sub="bob-info"))
     assert (await publish(bob, ch, 2))["type"] == "ack"

@@ -17,8 +17,8 @@ import urllib.request
 
 import pytest
 
-from authkit import (ahttp, assert_quiet, auth_key, datas, http, login, marker_is_next,
-                     new_secret, next_event, still_open, subscribe, table, token)
+from authkit import (ahttp, auth_key, http, login, marker_is_next, new_secret, next_event,
+                     still_open, subscribe, table, token)
 from harness import HeraldServer, runs_async, unique
 
 SECRET = new_secret()
@@ -242,3 +242,45 @@ def test_metrics_open_without_protect_metrics():
         srv.stop_checked()
     finally:
         srv.kill()
+
+
+def test_401_says_how_to_authenticate(server):
+    req = urllib.request.Request(server.http_url("/api/publish"), data=b"{}", method="POST")
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        raise AssertionError("no 401")
+    except urllib.error.HTTPError as e:
+        assert e.code == 401
+        assert e.headers.get("WWW-Authenticate", "").startswith("Bearer"), dict(e.headers)
+
+
+@runs_async
+async def test_reload_reports_api_keys_as_restart_required(server):
+    added = "late-" + secrets.token_hex(16)
+    with open(server.config_path) as f:
+        original = f.read()
+    try:
+        with open(server.config_path, "w") as f:
+            f.write(original + "\n" + table("[[api.keys]]", name="late", key=added,
+                                            scopes=["publish", "history", "admin"]))
+        status, body = await ahttp(server, "POST", "/api/admin/reload", {},
+                                   headers=bearer(Keys.admin))
+        assert status == 200 and body.get("ok") is True, (status, body)
+        assert "api.keys" in body.get("restart_required", []), body
+        # Keys are read at start-up only.
+        status, body = await ahttp(server, "GET", history_path(unique("pub:late")),
+                                   headers=bearer(added))
+        assert_http_error(status, body, 401, "unauthorized")
+    finally:
+        with open(server.config_path, "w") as f:
+            f.write(original)
+        status, body = await ahttp(server, "POST", "/api/admin/reload", {},
+                                   headers=bearer(Keys.admin))
+        assert status == 200, (status, body)
+
+
+def test_the_log_holds_no_api_key(server):
+    """After the tests above (same module): key names only, never a key."""
+    text = server.log_text()
+    for key in (Keys.publish, Keys.history, Keys.admin, Keys.everything):
+        assert key not in text, "an API key is in the log"

@@ -5,14 +5,13 @@
 # and `sub_refresh`, and the server actions of the HTTP API:
 # POST /api/disconnect (every connection of a user, on every worker, closed
 # with 4003) and POST /api/unsubscribe (`unsubscribed` with reason kicked).
-import asyncio
 import time
 
 import pytest
 
-from authkit import (NO_AUTH_FAILURE_LIMIT, ahttp, assert_quiet, auth_key, connect, datas, http,
-                     http_history, login, marker_is_next, new_secret, next_event, now, publish,
-                     still_open, subscribe, table, token)
+from authkit import (NO_AUTH_FAILURE_LIMIT, ahttp, assert_quiet, auth_key, connect, http,
+                     login, marker_is_next, new_secret, next_event, now, publish, still_open,
+                     subscribe, table, token)
 from harness import Closed, HeraldServer, WSClient, assert_error, runs_async, unique
 
 SECRET = new_secret()
@@ -261,21 +260,20 @@ async def test_sub_refresh_of_a_channel_not_subscribed(server):
 
 @pytest.mark.parametrize("path", ["/api/disconnect", "/api/unsubscribe"])
 def test_server_action_bodies_are_checked(server, path):
-    from authkit import http as http_
-    status, body = http_(server, "POST", path, raw_body=b"{not json")
+    status, body = http(server, "POST", path, raw_body=b"{not json")
     assert status == 400 and body.get("code") == "invalid_json", (status, body)
-    status, body = http_(server, "POST", path, {"channel": "room:x"})
+    status, body = http(server, "POST", path, {"channel": "room:x"})
     assert status == 400 and body.get("code") == "bad_request" and "user" in body["message"], \
         (status, body)
-    status, body = http_(server, "POST", path, {"user": 7, "channel": "room:x"})
+    status, body = http(server, "POST", path, {"user": 7, "channel": "room:x"})
     assert status == 400 and "user" in body.get("message", ""), (status, body)
     if path == "/api/disconnect":
-        status, body = http_(server, "POST", path, {"user": "x", "reason": "r" * 101})
+        status, body = http(server, "POST", path, {"user": "x", "reason": "r" * 101})
         assert status == 400 and "reason" in body.get("message", ""), (status, body)
     else:
-        status, body = http_(server, "POST", path, {"user": "x"})
+        status, body = http(server, "POST", path, {"user": "x"})
         assert status == 400 and "channel" in body.get("message", ""), (status, body)
-        status, body = http_(server, "POST", path, {"user": "x", "channel": "bad channel"})
+        status, body = http(server, "POST", path, {"user": "x", "channel": "bad channel"})
         assert status == 400 and "channel" in body.get("message", ""), (status, body)
 
 

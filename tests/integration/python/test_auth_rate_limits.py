@@ -9,18 +9,14 @@
 # top-level numeric `retry_after_ms`, and a refused publish is neither
 # delivered nor stored.
 import asyncio
-import base64
-import os
 import time
 
 import pytest
 import websockets.exceptions
 
-from authkit import (ahttp, assert_quiet, auth_key, connect, datas, http_history, login,
-                     marker_is_next, new_secret, next_event, now, publish, still_open,
-                     subscribe, table, token)
-from harness import (Closed, HeraldServer, WSClient, assert_error, raw_http, runs_async,
-                     unique)
+from authkit import (auth_key, connect, datas, http_history, login, marker_is_next,
+                     new_secret, next_event, publish, still_open, subscribe, table, token)
+from harness import Closed, HeraldServer, WSClient, assert_error, runs_async, unique
 
 SECRET = new_secret()
 

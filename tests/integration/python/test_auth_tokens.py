@@ -9,7 +9,6 @@
 # after it. Also `?token=` on the WebSocket URL, anonymous connections, and a
 # server without keys, which stays open as before.
 # Every token is made by PyJWT from keys generated here.
-import asyncio
 import json
 import os
 
@@ -18,7 +17,7 @@ import websockets.exceptions
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from authkit import (NO_AUTH_FAILURE_LIMIT, KeyDir, assert_quiet, auth_key, confused_token,
-                     connect, datas, expect_refused, http_history, jwk_of, login, marker_is_next,
+                     connect, expect_refused, http_history, jwk_of, login, marker_is_next,
                      new_secret, next_event, now, publish, rsa_key, still_open, subscribe, table,
                      tampered, token)
 from harness import HeraldServer, WSClient, assert_error, runs_async, unique
