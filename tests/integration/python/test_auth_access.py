@@ -191,6 +191,20 @@ async def test_publish_access_none_leaves_publishing_to_http(server, ns):
     await assert_quiet(anon)
 
 
+@pytest.mark.xfail(reason="server bug: publish_access = none is checked before the anonymous "
+                          "rule, so an anonymous publish on a namespace that does not admit "
+                          "anonymous connections gets forbidden instead of unauthorized "
+                          "(docs/protocol.md section 4, Access rules, order 1 then 3)",
+                   strict=True)
+@runs_async
+async def test_anonymous_rule_comes_before_publish_none(server):
+    ch = unique("user:anon")  # anonymous = false, publish_access = none
+    anon = await login(server)
+    await refused(anon, {"type": "publish", "channel": ch, "event": "msg", "data": 1},
+                  "unauthorized", "publish", ch)
+    assert http_history(server, ch) == []
+
+
 # -- the channels claim -------------------------------------------------------------
 
 @runs_async
@@ -204,6 +218,7 @@ async def test_channels_claim_subscribes_at_connect(server):
     subs = [await c.recv(), await c.recv()]
     for s in subs:
         assert s["type"] == "subscribed" and "id" not in s, s
+        assert s["events"] == [] and "recovered" not in s, s
     assert sorted(s["channel"] for s in subs) == sorted([mine, also]), subs
     # Events published there reach it.
     status, _ = http_publish(server, mine, {"note": 1})

@@ -248,6 +248,25 @@ async def test_refresh_on_an_anonymous_connection_is_unauthorized(server):
 
 
 @runs_async
+async def test_sub_refresh_holds_the_commands_after_it(server):
+    ch = unique("chat:hold")
+    c = await login(server, tok())
+    reply = await subscribe(c, ch, token=sub_tok("ana", ch))  # subscribe, history
+    assert reply["type"] == "subscribed", reply
+    reply = await publish(c, ch, "refused")
+    assert_error(reply, "forbidden", reply["id"])
+    # The publish right behind the sub_refresh is judged with its new caps.
+    await c.send({"type": "sub_refresh", "id": "sr", "channel": ch,
+                  "token": sub_tok("ana", ch, caps=["subscribe", "publish"])})
+    await c.send({"type": "publish", "id": "p", "channel": ch, "event": "msg", "data": "ok"})
+    first = await c.recv()
+    assert first["type"] == "sub_refreshed" and first["id"] == "sr", first
+    rest = sorted([await c.recv(), await c.recv()], key=lambda m: m["type"])
+    assert [m["type"] for m in rest] == ["ack", "event"], rest
+    assert rest[1]["data"] == "ok", rest
+
+
+@runs_async
 async def test_sub_refresh_of_a_channel_not_subscribed(server):
     ch = unique("chat:none")
     c = await login(server, tok())
