@@ -9,6 +9,7 @@
 # after it. Also `?token=` on the WebSocket URL, anonymous connections, and a
 # server without keys, which stays open as before.
 # Every token is made by PyJWT from keys generated here.
+import asyncio
 import json
 import os
 
@@ -120,10 +121,16 @@ async def test_server_without_keys_stays_open(open_server):
     ev = await next_event(c, ch)
     assert ev["from"] == {"client": ev["from"]["client"]}, ev  # no user
     assert (await c.call({"type": "history", "channel": ch}))["type"] == "history"
-    # A plain connect without token still works too.
-    c2, reply = await connect(open_server)
-    assert reply["type"] == "connected" and "user" not in reply and "expires" not in reply, reply
-    assert (await subscribe(c2, ch))["type"] == "subscribed"
+    # A plain connect without token still works too, and a token is ignored
+    # (nothing could verify it): still anonymous.
+    for t in (None, "not.a.jwt", token(new_secret(), sub="someone")):
+        c2, reply = await connect(open_server, t)
+        assert reply["type"] == "connected", reply
+        assert "user" not in reply and "expires" not in reply, reply
+        assert (await subscribe(c2, ch))["type"] == "subscribed"
+        assert (await publish(c2, ch, "anon"))["type"] == "ack"
+        ev = await next_event(c2, ch)
+        assert "user" not in ev["from"], ev
 
 
 # -- connect first ----------------------------------------------------------------
@@ -492,3 +499,44 @@ def test_the_log_holds_no_secret_and_no_token(env, bad):
         for part in (t, t.split(".")[-1]):
             if len(part) >= 16:
                 assert part not in text, f"token {case} is in the log"
+
+
+@runs_async
+async def test_subscription_and_refresh_tokens_get_the_same_checks(env):
+    ch = unique("chat:checks")
+    c = await login(env.server, tok(env.secret, sub="ana"))
+    too_long = sized_token(env.secret, MAX_TOKEN_BYTES + 1)
+    for bad in (tok(env.secret, sub="ana", channel=ch, iss="https://evil.test"),
+                tok(env.secret, sub="ana", channel=ch, aud="someone-else"),
+                tok(env.secret, sub="ana", channel=ch, nbf=now() + 60),
+                tok(env.secret, sub="ana", channel=ch, pad="p" * MAX_TOKEN_BYTES)):
+        reply = await subscribe(c, ch, token=bad)
+        assert_error(reply, "unauthorized", reply["id"])
+        assert reply["message"].startswith("subscription token"), reply
+    for bad in (tok(env.secret, sub="ana", iss="https://evil.test"), too_long,
+                tok(env.keys.private["rsa"], "RS256", kid="rsa-1", sub="ana", aud="x")):
+        reply = await c.call({"type": "refresh", "token": bad})
+        assert_error(reply, "unauthorized", reply["id"])
+    await still_open(c)
+    await assert_quiet(c)
+
+
+@runs_async
+async def test_query_token_can_be_turned_off(env):
+    srv = HeraldServer("[engine]\ntype = \"memory\"\n\n"
+                       + auth_key("app", ["HS256"], secret=env.secret)
+                       + table("[auth]", query_token=False)
+                       + NO_AUTH_FAILURE_LIMIT,
+                       name="auth-no-query-token", workers=1)
+    srv.start()
+    try:
+        c = await WSClient.open(srv, path="/ws?token=" + token(env.secret, sub="q"))
+        await assert_quiet(c, 0.3)  # no connected
+        reply = await subscribe(c, unique("x:y"))
+        assert_error(reply, "unauthorized", reply["id"])
+        assert "connect first" in reply["message"], reply
+        reply = await c.call({"type": "connect", "token": token(env.secret, sub="q")})
+        assert reply["type"] == "connected" and reply["user"] == "q", reply
+        await asyncio.to_thread(srv.stop_checked)  # the loop keeps answering closes
+    finally:
+        srv.kill()
