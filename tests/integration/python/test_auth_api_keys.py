@@ -213,9 +213,9 @@ def test_admin_key_answers_remote_peers(server):
     if address is None:
         pytest.skip("no non-loopback IPv4 address on this host")
 
-    def post(headers):
-        req = urllib.request.Request(f"http://{address}:{server.port}/api/admin/reload",
-                                     data=b"{}", method="POST", headers=headers)
+    def post(headers, path="/api/admin/reload", body=b"{}"):
+        req = urllib.request.Request(f"http://{address}:{server.port}{path}",
+                                     data=body, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status, json.loads(r.read())
@@ -226,6 +226,12 @@ def test_admin_key_answers_remote_peers(server):
     assert_http_error(status, body, 401, "unauthorized")
     status, body = post(bearer(Keys.admin))
     assert status == 200 and body.get("ok") is True, (status, body)
+    # The other admin routes too, and the scope still matters.
+    nobody = json.dumps({"user": unique("nobody")}).encode()
+    status, body = post(xkey(Keys.admin), "/api/disconnect", nobody)
+    assert (status, body) == (200, {"disconnected": 0}), (status, body)
+    status, body = post(xkey(Keys.publish), "/api/disconnect", nobody)
+    assert_http_error(status, body, 403, "forbidden")
 
 
 def test_metrics_open_without_protect_metrics():

@@ -258,8 +258,16 @@ async def test_periodic_refresh_drops_removed_keys(keys):
         while jwks.count() < start + 1 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert jwks.count() > start, "no refresh within 5 s (jwks_refresh_ms = 1000)"
-        await asyncio.sleep(0.2)  # let the fetched set be installed
-        c, reply = await connect(srv, rs(k_old, "old"))
+        # Once the fetched set is installed (bounded wait), the removed key
+        # verifies no new token.
+        deadline = time.monotonic() + 3
+        while True:
+            c, reply = await connect(srv, rs(k_old, "old"))
+            if reply["type"] != "connected":
+                break
+            assert time.monotonic() < deadline, "the removed key still verifies new tokens"
+            await c.close()
+            await asyncio.sleep(0.05)
         await expect_refused(c, reply)
         await login(srv, rs(keys.k1, "k1"))
         await asyncio.to_thread(srv.stop_checked)  # the loop keeps answering closes
