@@ -58,7 +58,7 @@ class KeyError : public std::runtime_error {
 
 // One configured key, as config gives it.
 struct KeySpec {
-  std::string name;             // for logs and errors; never the key itself
+  std::string name;  // for logs and errors; never the key itself
   // "": tried for tokens without a kid, and for tokens whose kid no key has
   std::string kid;
   std::vector<Alg> algorithms;  // the allow-list; non-empty

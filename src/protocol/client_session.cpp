@@ -528,7 +528,8 @@ void ClientSession::handle_subscribe(Command& cmd) {
 void ClientSession::subscribe_checked(Command& cmd, auth::OpSet granted, int64_t expires,
                                       bool notify) {
   const uint32_t seq = ++next_seq_;
-  subscriptions_.push_back(Subscription{cmd.channel, seq, false, false, false, granted, expires, {}});
+  subscriptions_.push_back(
+      Subscription{cmd.channel, seq, false, false, false, granted, expires, {}});
   if (expires) update_next_expiry();
   core::SubscribeRequest req{cmd.channel, cmd.history, cmd.recover};
   request_sent();

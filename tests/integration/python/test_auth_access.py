@@ -191,11 +191,6 @@ async def test_publish_access_none_leaves_publishing_to_http(server, ns):
     await assert_quiet(anon)
 
 
-@pytest.mark.xfail(reason="server bug: publish_access = none is checked before the anonymous "
-                          "rule, so an anonymous publish on a namespace that does not admit "
-                          "anonymous connections gets forbidden instead of unauthorized "
-                          "(docs/protocol.md section 4, Access rules, order 1 then 3)",
-                   strict=True)
 @runs_async
 async def test_anonymous_rule_comes_before_publish_none(server):
     ch = unique("user:anon")  # anonymous = false, publish_access = none

@@ -276,11 +276,6 @@ async def test_periodic_refresh_drops_removed_keys(keys):
         jwks.stop()
 
 
-@pytest.mark.xfail(reason="server bug: with a [[auth.keys]] key without kid beside the JWKS, a "
-                          "token with a kid not fetched yet is tried with that key (RS256 not "
-                          "allowed for key 'app') instead of being an unknown kid, so no refetch "
-                          "happens and rotated keys are refused until the periodic refresh",
-                   strict=True)
 @runs_async
 async def test_rotation_works_beside_a_static_key_without_kid(keys):
     jwks = JwksServer()

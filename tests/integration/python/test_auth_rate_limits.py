@@ -152,9 +152,6 @@ async def test_ignoring_command_rate_limited_closes_with_4029(server):
     check_closed_after_violations(seen, closed)
 
 
-@pytest.mark.xfail(reason="server bug: a command that passes the command bucket resets the "
-                          "violation count before the publish bucket refuses it, so refused "
-                          "publishes never add up to violations_before_close", strict=True)
 @runs_async
 async def test_ignoring_publish_rate_limited_closes_with_4029(server):
     ch = unique("pub:flood")
