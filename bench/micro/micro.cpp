@@ -187,7 +187,7 @@ BENCHMARK(BM_MessageReader_feed)
 
 // The event a subscriber receives for herald-bench's 100-byte publish.
 EventView bench_event(const std::string& data) {
-  return EventView{"bench:fanout", "bench", data, 4242, 1'763'770'000'123, "c8f2a1", {}};
+  return EventView{"bench:fanout", "bench", data, 4242, 1'763'770'000'123, "c8f2a1", {}, {}};
 }
 
 void BM_encode_header(benchmark::State& state) {
@@ -251,7 +251,8 @@ void BM_append_event_chat(benchmark::State& state) {
                      1'234'567,
                      1'763'770'000'123,
                      "c8f2a1b7",
-                     "ana@example.org"};
+                     "ana@example.org",
+                     R"({"name":"Ana"})"};
   std::string out;
   out.reserve(512);
   for (auto _ : state) {
