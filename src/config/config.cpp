@@ -1403,6 +1403,13 @@ std::string describe_keys() {
     out += wrap(help, "      ", 80);
   }
   out +=
+      "\n[[auth.keys]] (config file only; one table per key): name, algorithms (allow-list:\n"
+      "  HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512), one of secret,\n"
+      "  secret_env, secret_file (HS*) or public_key_file (PEM), optional kid and use\n"
+      "  (connection, subscription or both). See docs/security.md.\n"
+      "[[api.keys]] (config file only): name, scopes (publish, history, admin, presence),\n"
+      "  one of key, key_env, key_file or sha256.\n";
+  out +=
       "\n[defaults] and [namespaces.<name>] (config file only; a channel's namespace is its\n"
       "name up to the first ':'; a [namespaces.<name>] table takes every key below but\n"
       "allow_unknown and inherits the keys it leaves out from [defaults]):\n";
