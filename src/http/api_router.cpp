@@ -34,6 +34,14 @@ Response error(ErrorCode code, std::string_view message, std::string_view detail
                         details);
 }
 
+// 405 with the methods the route takes ("POST", "GET, HEAD").
+Response method_not_allowed(std::string_view allow) {
+  auto res = error_response(11, 405, "bad_request",
+                            "use " + std::string(allow.substr(0, allow.find(','))));
+  res.set(bhttp::field::allow, allow);
+  return res;
+}
+
 // Same default as the WebSocket `history` command (docs/protocol.md, section 6).
 constexpr std::string_view kChannelsPrefix = "/api/channels/";
 constexpr std::string_view kHistorySuffix = "/history";
@@ -121,24 +129,15 @@ void ApiRouter::handle(Request&& req, const boost::asio::ip::address& peer, Resp
     return;
   }
   if (path == "/api/publish") {
-    if (req.method() != bhttp::verb::post) {
-      auto res = error_response(11, 405, "bad_request", "use POST");
-      res.set(bhttp::field::allow, "POST");
-      respond(std::move(res));
-      return;
-    }
+    if (req.method() != bhttp::verb::post) return respond(method_not_allowed("POST"));
     if (!authorized(req, auth::Scope::publish, respond)) return;
     publish(req, std::move(respond));
     return;
   }
   if (path.starts_with(kChannelsPrefix) && path.ends_with(kHistorySuffix) &&
       path.size() >= kChannelsPrefix.size() + kHistorySuffix.size()) {
-    if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
-      auto res = error_response(11, 405, "bad_request", "use GET");
-      res.set(bhttp::field::allow, "GET, HEAD");
-      respond(std::move(res));
-      return;
-    }
+    if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head)
+      return respond(method_not_allowed("GET, HEAD"));
     if (!authorized(req, auth::Scope::history, respond)) return;
     const std::string_view raw_channel = path.substr(
         kChannelsPrefix.size(), path.size() - kChannelsPrefix.size() - kHistorySuffix.size());
@@ -148,12 +147,7 @@ void ApiRouter::handle(Request&& req, const boost::asio::ip::address& peer, Resp
     return;
   }
   if (path == "/api/disconnect" || path == "/api/unsubscribe") {
-    if (req.method() != bhttp::verb::post) {
-      auto res = error_response(11, 405, "bad_request", "use POST");
-      res.set(bhttp::field::allow, "POST");
-      respond(std::move(res));
-      return;
-    }
+    if (req.method() != bhttp::verb::post) return respond(method_not_allowed("POST"));
     if (!authorized(req, auth::Scope::admin, respond)) return;
     user_action(req, path == "/api/unsubscribe", std::move(respond));
     return;
@@ -271,12 +265,7 @@ void ApiRouter::user_action(const Request& req, bool unsubscribe, Responder resp
 
 void ApiRouter::admin_reload(const Request& req, const boost::asio::ip::address& peer,
                              Responder respond) {
-  if (req.method() != bhttp::verb::post) {
-    auto res = error_response(11, 405, "bad_request", "use POST");
-    res.set(bhttp::field::allow, "POST");
-    respond(std::move(res));
-    return;
-  }
+  if (req.method() != bhttp::verb::post) return respond(method_not_allowed("POST"));
   // With API keys, the admin scope was checked and any peer may reload.
   // Without, only processes on this host may (an IPv4 peer on a dual-stack
   // socket shows as ::ffff:127.x) unless allow_remote_admin.
