@@ -82,7 +82,7 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
     uint32_t seq = 0;     // tells a reply for this subscription from an older one
     bool active = false;  // reply received, in the local subscriber table
     bool unsubscribe_pending = false;
-    bool kicked = false;  // the pending unsubscribe is a server action's
+    bool kicked = false;         // the pending unsubscribe is a server action's
     auth::OpSet granted = 0;     // operations its subscription token grants
     int64_t expires = 0;         // its subscription token's exp, 0: none
     std::string unsubscribe_id;  // raw id of an unsubscribe that arrived while pending
