@@ -48,7 +48,6 @@ struct SessionContext {
 class ClientSession final : public ws::Connection, public core::Subscriber {
  public:
   ClientSession(int fd, ws::ConnectionHost& host, SessionContext& ctx, std::string client_id);
-  ~ClientSession() override;
 
   const std::string& client_id() const { return client_id_; }
   // The verified user, "" for anonymous connections.
@@ -99,6 +98,7 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   void handle_refresh(Command& cmd);
   void handle_sub_refresh(Command& cmd);
   void handle_subscribe(Command& cmd);
+  void subscribe_with_token(Command& cmd);
   void subscribe_checked(Command& cmd, auth::OpSet granted, int64_t expires, bool notify);
   void handle_unsubscribe(const Command& cmd);
   void handle_publish(Command& cmd);
@@ -111,7 +111,10 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   // The access rules (auth::check) for `op` on `channel`; replies with the
   // refusal and returns false when refused. Channels of unknown namespaces
   // pass: their owner answers unknown_channel.
-  bool allowed(auth::Op op, const std::string& channel, std::string_view id);
+  // `granted`: the operations a subscription token grants (default: those
+  // of the connection's subscription to `channel`, if any).
+  bool allowed(auth::Op op, const std::string& channel, std::string_view id,
+               std::optional<auth::OpSet> granted = std::nullopt);
 
   // Verifies a token off the command path: later commands wait (see the
   // file comment) until `then` has run.
@@ -161,7 +164,12 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   bool counted_ip_ = false;    // holds a rate_limits.connections_per_ip slot
   bool counted_user_ = false;  // holds a rate_limits.connections_per_user slot
   // Token buckets of this connection, made on first use when a limit is set.
-  struct Buckets;
+  struct Buckets {
+    auth::TokenBucket commands;
+    auth::TokenBucket publishes;
+    // Per namespace with its own publishes_per_second (few per connection).
+    std::vector<std::pair<std::string, auth::TokenBucket>> namespaces;
+  };
   std::unique_ptr<Buckets> buckets_;
   // Messages that arrived while verifying_, handled once it is over.
   std::unique_ptr<std::vector<std::string>> held_;
