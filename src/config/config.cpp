@@ -5,7 +5,9 @@
 // its TOML name, type, range, help text and how it maps onto the Config
 // struct; loading, --help text and to_toml() are all driven by it, so they
 // cannot drift apart. A second table (namespace_keys()) does the same for
-// the options of [defaults] and [namespaces.<name>].
+// the options of [defaults] and [namespaces.<name>]. Reading values from
+// TOML is toml_values.cpp; the lists of key tables ([[auth.keys]],
+// [[api.keys]]) are key_lists.cpp.
 #include "config/config.hpp"
 
 #include <toml++/toml.h>
@@ -26,14 +28,15 @@
 #include <system_error>
 #include <variant>
 
+#include "config/key_lists.hpp"
+#include "config/toml_values.hpp"
+
 extern char** environ;
 
 namespace herald::config {
 namespace {
 
-using Value = std::variant<int64_t, std::string, std::vector<std::string>, bool>;
-
-enum class Type { integer, duration_ms, string, string_list, boolean };
+using namespace detail;
 
 struct KeyDef {
   std::string_view section;
@@ -55,11 +58,6 @@ constexpr std::string_view kSections[] = {"server", "limits",      "history", "e
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr std::string_view kEngines[] = {"memory", "sqlite"};
 constexpr std::string_view kDurabilities[] = {"normal", "full"};
-constexpr std::string_view kJwtAlgorithms[] = {"HS256", "HS384", "HS512", "RS256",
-                                               "RS384", "RS512", "PS256", "PS384",
-                                               "PS512", "ES256", "ES384", "ES512"};
-constexpr std::string_view kKeyUses[] = {"connection", "subscription", "both"};
-constexpr std::string_view kApiScopes[] = {"publish", "history", "admin", "presence"};
 constexpr std::string_view kAccessLevels[] = {"public", "authenticated", "capability"};
 constexpr std::string_view kPublishAccessLevels[] = {"public", "authenticated", "capability",
                                                      "none"};
@@ -69,21 +67,6 @@ constexpr int64_t kMinute = 60 * kSecond;
 constexpr int64_t kHour = 60 * kMinute;
 constexpr int64_t kDay = 24 * kHour;
 constexpr int64_t kMiB = 1024 * 1024;
-
-std::string join(const auto& items, std::string_view sep) {
-  std::string out;
-  for (const auto& item : items) {
-    if (!out.empty()) out += sep;
-    out += item;
-  }
-  return out;
-}
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string to_upper(std::string_view s) {
   std::string out(s);
@@ -105,100 +88,7 @@ bool has_space_or_control(std::string_view s) {
   });
 }
 
-// A TOML basic string literal for `s`.
-std::string quote(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", u);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-
-std::string render(const Value& v) {
-  if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
-  if (const auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
-  if (const auto* s = std::get_if<std::string>(&v)) return quote(*s);
-  std::string out = "[";
-  const auto& list = std::get<std::vector<std::string>>(v);
-  for (size_t i = 0; i < list.size(); ++i) out += (i ? ", " : "") + quote(list[i]);
-  return out + "]";
-}
-
-std::string type_name(Type t) {
-  switch (t) {
-    case Type::integer:
-      return "an integer";
-    case Type::duration_ms:
-      return "an integer number of milliseconds";
-    case Type::string:
-      return "a string";
-    case Type::string_list:
-      return "an array of strings";
-    case Type::boolean:
-      return "a boolean (true or false)";
-  }
-  return "?";
-}
-
-std::string toml_type_name(toml::node_type t) {
-  switch (t) {
-    case toml::node_type::table:
-      return "table";
-    case toml::node_type::array:
-      return "array";
-    case toml::node_type::string:
-      return "string";
-    case toml::node_type::integer:
-      return "integer";
-    case toml::node_type::floating_point:
-      return "float";
-    case toml::node_type::boolean:
-      return "boolean";
-    case toml::node_type::date:
-      return "date";
-    case toml::node_type::time:
-      return "time";
-    case toml::node_type::date_time:
-      return "date-time";
-    case toml::node_type::none:
-      break;
-  }
-  return "nothing";
-}
-
 // --- value checks used by the key table -------------------------------------
-
-void check_one_of(const std::string& key, const std::string& value, std::string_view what,
-                  const auto& allowed) {
-  if (std::find(std::begin(allowed), std::end(allowed), value) != std::end(allowed)) return;
-  throw ConfigError(key + ": unknown " + std::string(what) + " '" + value + "' (expected " +
-                    join(allowed, ", ") + ")");
-}
 
 void check_ws_path(const std::string& key, const std::string& value) {
   if (value.empty() || value.front() != '/')
@@ -823,44 +713,6 @@ std::string did_you_mean(std::string_view section, std::string_view name) {
 
 // --- TOML file ----------------------------------------------------------------
 
-std::string location(const std::string& file, const toml::source_region& where) {
-  if (where.begin.line == 0) return "(in " + file + ")";
-  return "(in " + file + ", line " + std::to_string(where.begin.line) + ")";
-}
-
-Value from_toml(const std::string& key, Type type, const toml::node& node,
-                const std::string& file) {
-  const auto wrong_type = [&](const std::string& name, const toml::node& n,
-                              const std::string& expected) {
-    return ConfigError(name + ": expected " + expected + " (got " + toml_type_name(n.type()) +
-                       ") " + location(file, n.source()));
-  };
-  switch (type) {
-    case Type::integer:
-    case Type::duration_ms:
-      if (const auto* i = node.as_integer()) return i->get();
-      break;
-    case Type::boolean:
-      if (const auto* b = node.as_boolean()) return b->get();
-      break;
-    case Type::string:
-      if (const auto* s = node.as_string()) return s->get();
-      break;
-    case Type::string_list:
-      if (const auto* arr = node.as_array()) {
-        std::vector<std::string> list;
-        for (size_t i = 0; i < arr->size(); ++i) {
-          const auto* s = (*arr)[i].as_string();
-          if (!s) throw wrong_type(key + "[" + std::to_string(i) + "]", (*arr)[i], "a string");
-          list.push_back(s->get());
-        }
-        return list;
-      }
-      break;
-  }
-  throw wrong_type(key, node, type_name(type));
-}
-
 // [namespaces.<name>] tables of the file, resolved once the other layers
 // have set the [defaults] they inherit from.
 struct FileNamespaces {
@@ -919,175 +771,6 @@ void apply_namespace_table(const std::string& section, const toml::table& table,
       k->set(options, key, v, base_dir);
     });
   }
-}
-
-// --- [[auth.keys]] and [[api.keys]] ---------------------------------------------
-
-// Reads the fields of one table of an array of tables (`key` is e.g.
-// "auth.keys[0]"), refusing fields it was not asked for.
-class EntryReader {
- public:
-  EntryReader(std::string key, const toml::table& table, const std::string& file,
-              std::vector<std::string_view> fields)
-      : key_(std::move(key)), table_(table), file_(file) {
-    for (const auto& [name_key, node] : table) {
-      const std::string name(name_key.str());
-      if (std::find(fields.begin(), fields.end(), name) != fields.end()) continue;
-      throw ConfigError(key_ + "." + name + ": unknown key (expected " + join(fields, ", ") + ") " +
-                        location(file, name_key.source()));
-    }
-  }
-  std::string str(std::string_view field) const {
-    const auto* node = table_.get(field);
-    return node ? std::get<std::string>(from_toml(name(field), Type::string, *node, file_)) : "";
-  }
-  std::vector<std::string> list(std::string_view field) const {
-    const auto* node = table_.get(field);
-    if (!node) return {};
-    return std::get<std::vector<std::string>>(
-        from_toml(name(field), Type::string_list, *node, file_));
-  }
-  std::string path(std::string_view field, const std::filesystem::path& base_dir) const {
-    const std::string p = str(field);
-    return p.empty() ? p : std::filesystem::absolute(base_dir / p).lexically_normal().string();
-  }
-  std::string name(std::string_view field) const { return key_ + "." + std::string(field); }
-  ConfigError error(std::string_view field, const std::string& why) const {
-    const auto* node = table_.get(field);
-    return ConfigError(name(field) + ": " + why + " " +
-                       location(file_, node ? node->source() : table_.source()));
-  }
-
- private:
-  std::string key_;
-  const toml::table& table_;
-  const std::string& file_;
-};
-
-const toml::array& expect_array_of_tables(const std::string& key, const toml::node& node,
-                                          const std::string& file) {
-  const auto* array = node.as_array();
-  if (!array || !array->is_array_of_tables())
-    throw ConfigError(key + ": expected an array of tables, i.e. [[" + key + "]] (got " +
-                      toml_type_name(node.type()) + ") " + location(file, node.source()));
-  return *array;
-}
-
-// How many of `values` are not empty.
-size_t count_set(std::initializer_list<std::string_view> values) {
-  return static_cast<size_t>(
-      std::count_if(values.begin(), values.end(), [](auto v) { return !v.empty(); }));
-}
-
-std::vector<AuthKeyConfig> parse_auth_keys(const toml::node& node, const std::string& file,
-                                           const std::filesystem::path& base_dir) {
-  std::vector<AuthKeyConfig> keys;
-  const auto& array = expect_array_of_tables("auth.keys", node, file);
-  for (size_t i = 0; i < array.size(); ++i) {
-    const EntryReader e("auth.keys[" + std::to_string(i) + "]", *array[i].as_table(), file,
-                        {"name", "kid", "algorithms", "secret", "secret_env", "secret_file",
-                         "public_key_file", "use"});
-    AuthKeyConfig k;
-    k.name = e.str("name");
-    k.kid = e.str("kid");
-    k.algorithms = e.list("algorithms");
-    k.secret = e.str("secret");
-    k.secret_env = e.str("secret_env");
-    k.secret_file = e.path("secret_file", base_dir);
-    k.public_key_file = e.path("public_key_file", base_dir);
-    if (const auto use = e.str("use"); !use.empty()) k.use = use;
-    if (k.name.empty()) throw e.error("name", "required: a name for logs (never the key)");
-    for (const auto& other : keys)
-      if (other.name == k.name) throw e.error("name", "duplicate key name '" + k.name + "'");
-    if (k.algorithms.empty())
-      throw e.error("algorithms", "required: the algorithms this key may verify, e.g. [\"HS256\"]");
-    bool hmac = false, asymmetric = false;
-    for (const auto& alg : k.algorithms) {
-      if (alg == "EdDSA")
-        throw e.error("algorithms", "EdDSA is not supported (libjose 11 cannot verify it)");
-      check_one_of(e.name("algorithms"), alg, "algorithm", kJwtAlgorithms);
-      (alg.starts_with("HS") ? hmac : asymmetric) = true;
-    }
-    if (hmac && asymmetric)
-      throw e.error("algorithms",
-                    "HMAC (HS*) and public-key algorithms cannot share a key; use two keys");
-    const size_t sources = count_set({k.secret, k.secret_env, k.secret_file, k.public_key_file});
-    if (sources != 1)
-      throw e.error("name", "key '" + k.name +
-                                "' needs exactly one of secret, secret_env, secret_file "
-                                "(HS*) or public_key_file (RS*, PS*, ES*)");
-    if (hmac && !k.public_key_file.empty())
-      throw e.error("public_key_file", "HS* algorithms verify with a secret, not a public key");
-    if (asymmetric && k.public_key_file.empty())
-      throw e.error("algorithms", "RS*, PS* and ES* algorithms need public_key_file");
-    check_one_of(e.name("use"), k.use, "use", kKeyUses);
-    keys.push_back(std::move(k));
-  }
-  return keys;
-}
-
-std::vector<ApiKeyConfig> parse_api_keys(const toml::node& node, const std::string& file,
-                                         const std::filesystem::path& base_dir) {
-  std::vector<ApiKeyConfig> keys;
-  const auto& array = expect_array_of_tables("api.keys", node, file);
-  for (size_t i = 0; i < array.size(); ++i) {
-    const EntryReader e("api.keys[" + std::to_string(i) + "]", *array[i].as_table(), file,
-                        {"name", "key", "key_env", "key_file", "sha256", "scopes"});
-    ApiKeyConfig k;
-    k.name = e.str("name");
-    k.key = e.str("key");
-    k.key_env = e.str("key_env");
-    k.key_file = e.path("key_file", base_dir);
-    k.sha256 = to_lower(e.str("sha256"));
-    k.scopes = e.list("scopes");
-    if (k.name.empty()) throw e.error("name", "required: a name for logs (never the key)");
-    for (const auto& other : keys)
-      if (other.name == k.name) throw e.error("name", "duplicate key name '" + k.name + "'");
-    if (count_set({k.key, k.key_env, k.key_file, k.sha256}) != 1)
-      throw e.error("name",
-                    "key '" + k.name + "' needs exactly one of key, key_env, key_file or sha256");
-    if (!k.key.empty() && k.key.size() < 16)
-      throw e.error("key", "too short (at least 16 characters)");
-    if (!k.sha256.empty() && (k.sha256.size() != 64 ||
-                              k.sha256.find_first_not_of("0123456789abcdef") != std::string::npos))
-      throw e.error("sha256", "must be 64 hex digits (the SHA-256 of the key)");
-    if (k.scopes.empty())
-      throw e.error("scopes", "required: some of publish, history, admin, presence");
-    for (const auto& scope : k.scopes) check_one_of(e.name("scopes"), scope, "scope", kApiScopes);
-    keys.push_back(std::move(k));
-  }
-  return keys;
-}
-
-std::string key_lists_to_toml(const Config& config) {
-  std::string out;
-  const auto field = [&](std::string_view name, const Value& v) {
-    const bool empty = std::holds_alternative<std::string>(v)
-                           ? std::get<std::string>(v).empty()
-                           : std::get<std::vector<std::string>>(v).empty();
-    if (!empty) out += std::string(name) + " = " + render(v) + "\n";
-  };
-  for (const auto& k : config.auth.keys) {
-    out += "\n[[auth.keys]]\n";
-    field("name", k.name);
-    field("kid", k.kid);
-    field("algorithms", k.algorithms);
-    field("secret", k.secret);
-    field("secret_env", k.secret_env);
-    field("secret_file", k.secret_file);
-    field("public_key_file", k.public_key_file);
-    field("use", k.use);
-  }
-  for (const auto& k : config.api.keys) {
-    out += "\n[[api.keys]]\n";
-    field("name", k.name);
-    field("key", k.key);
-    field("key_env", k.key_env);
-    field("key_file", k.key_file);
-    field("sha256", k.sha256);
-    field("scopes", k.scopes);
-  }
-  return out;
 }
 
 FileNamespaces apply_file(Config& cfg, const std::string& path) {
