@@ -123,9 +123,11 @@ async def test_sigkill_in_the_middle_of_publishing_loses_no_acknowledged_event(t
     srv = HeraldServer(config, name="sqlite-mid").start()
     acked = {}  # offset -> data
     killed = asyncio.Event()
+    ws_ready = []
 
     async def ws_publisher(tag: str):
         pub, _ = await WSClient.connected(srv)
+        ws_ready.append(tag)
         for i in range(2000):
             await pub.send({"type": "publish", "id": i, "channel": ch, "event": "e",
                             "data": {"tag": tag, "n": i}})
@@ -150,7 +152,10 @@ async def test_sigkill_in_the_middle_of_publishing_loses_no_acknowledged_event(t
             i += 1
 
     async def killer():
-        while len(acked) < 1000:
+        # Every WebSocket publisher must be connected first: on a slow
+        # (sanitized, busy) machine the HTTP publishers alone could reach the
+        # count before them.
+        while len(acked) < 1000 or len(ws_ready) < 3:
             await asyncio.sleep(0.005)
         srv.kill()
         killed.set()
