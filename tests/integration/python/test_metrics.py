@@ -5,6 +5,7 @@
 import asyncio
 import json
 import re
+import time
 import urllib.request
 
 import pytest
@@ -51,8 +52,17 @@ async def test_counters_follow_traffic(server):
         reply = await s.call({"type": "subscribe", "channel": channel})
         assert reply["type"] == "subscribed", reply
     pub = await WSClient.open(server)
-    during = scrape(server)
-    assert during["herald_ws_connections"] - before["herald_ws_connections"] == SUBSCRIBERS + 1
+    # The client sees the 101 before the server's worker has counted the
+    # connection (it does so once its write of the 101 completes): the
+    # publisher, which has sent nothing yet, may need a moment.
+    deadline = time.monotonic() + 5
+    while True:
+        during = scrape(server)
+        opened = during["herald_ws_connections"] - before["herald_ws_connections"]
+        if opened == SUBSCRIBERS + 1 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.01)
+    assert opened == SUBSCRIBERS + 1
 
     # A burst, so the corked writes can carry several frames each.
     for i in range(MESSAGES):
