@@ -168,9 +168,11 @@ void Client::on_open(Conn& c) {
       m += '"';
     }
     m += '}';
-    c.proto_state = kAwaitConnected;
     loop_.send_text(c, m);
-    return;
+    if (!pipeline_connect_) {
+      c.proto_state = kAwaitConnected;
+      return;
+    }
   }
   h_.on_ready(c, c.upgraded_ns);
 }

@@ -103,6 +103,10 @@ class Client final : public Handler, private NatsSink {
   Conn& connect(uint64_t user, const std::string* token = nullptr);
   // Every connection sends `connect` first, with or without a token.
   void set_connect_first(bool on) { connect_first_ = on; }
+  // With `connect`: the connection is ready at once, so what it sends next
+  // leaves in the same write as `connect` (the server holds commands until
+  // the token is verified); `connected` is then not waited for.
+  void set_pipeline_connect(bool on) { pipeline_connect_ = on; }
 
   // The name to pass to subscribe()/publish() for a channel: the channel
   // itself, or for nats its subject. Computed once per channel by scenarios.
@@ -142,6 +146,7 @@ class Client final : public Handler, private NatsSink {
   Loop loop_;
   ClientCounters counters_;
   bool connect_first_ = false;
+  bool pipeline_connect_ = false;
   std::string scratch_;
   Conn* cur_ = nullptr;  // connection whose bytes nats_parse is reading
   uint64_t cur_recv_ns_ = 0;

@@ -75,6 +75,7 @@ class Conns final : public ClientHandler {
   Conns(const Options& o, Endpoint ep, bool idle)
       : o_(o), idle_(idle), client_(o.target, std::move(ep), *this) {
     client_.set_connect_first(o.connect_first);
+    client_.set_pipeline_connect(o.pipeline_connect);
     // idle: the first o.warmup connections are opened before the baseline
     // RSS is read, so one-time costs (code pages touched for the first time,
     // lazily built tables) do not count as per-connection memory.
@@ -92,7 +93,8 @@ class Conns final : public ClientHandler {
     ++opened_;
     t_last_open_ = now;
     handshake_.record(now - c.started_ns);
-    if (o_.connect_first || !o_.tokens.empty()) auth_.record(now - c.upgraded_ns);
+    if ((o_.connect_first || !o_.tokens.empty()) && !o_.pipeline_connect)
+      auth_.record(now - c.upgraded_ns);
     client_.subscribe(c, prefix_ + std::to_string(c.user));
   }
   void on_subscribed(Conn& c, uint64_t recv_ns) override {
@@ -273,7 +275,8 @@ int Conns::report() {
   r.add("concurrency", o_.connect_concurrency, "handshakes in flight (max)");
   r.add("auth", std::string(o_.auth_mode()), "first message (none, connect, token)");
   if (!o_.tokens.empty()) r.add("tokens", uint64_t(o_.tokens.size()), "distinct tokens (lines)");
-  if (o_.connect_first || !o_.tokens.empty()) {
+  if (o_.pipeline_connect) r.add_bool("pipeline_connect", true, "subscribe sent with connect");
+  if ((o_.connect_first || !o_.tokens.empty()) && !o_.pipeline_connect) {
     r.add("auth_p50_us", us(auth_.quantile(0.5)), 1, "upgrade -> connected p50", "us");
     r.add("auth_p99_us", us(auth_.quantile(0.99)), 1, "upgrade -> connected p99", "us");
   }

@@ -37,16 +37,16 @@ constexpr ScenarioEntry kScenarios[] = {
     {"fanout", "S subscribers on one channel, P publishers publishing M messages to it",
      &run_fanout,
      " --subscribers --publishers --messages --size --window --rate --duration --channel "
-     "--drain-timeout --token-file --connect-first "},
+     "--drain-timeout --token-file --connect-first --pipeline-connect "},
     {"rooms", "K channels x S subscribers, a total publish rate spread over the channels",
      &run_rooms,
      " --rooms --subscribers-per-room --publishers --messages --size --window --rate --duration "
      "--spread "
-     "--drain-timeout --token-file --connect-first "},
+     "--drain-timeout --token-file --connect-first --pipeline-connect "},
     {"connect", "C connections opened as fast as possible, each subscribing to its own channel",
-     &run_connect, " --connections --token-file --connect-first "},
+     &run_connect, " --connections --token-file --connect-first --pipeline-connect "},
     {"idle", "C connections each subscribed to its own channel: server RSS per connection",
-     &run_idle, " --connections --settle --warmup --token-file --connect-first "},
+     &run_idle, " --connections --settle --warmup --token-file --connect-first --pipeline-connect "},
     {"history", "latency of `history` requests for the newest L of E stored events", &run_history,
      " --connections --requests --stored --limit --size --window --channel "},
     {"selftest", "checks the bench's own WebSocket client and NATS parser (no server needed)",
@@ -102,6 +102,8 @@ void usage(std::FILE* f) {
       "                            ready (subscribes, publishes) once `connected` arrived\n"
       "                            (fanout/rooms: subscribers 0..S-1, then publishers S..S+P-1)\n"
       "  --connect-first           the same `connect` without a token (anonymous)\n"
+      "  --pipeline-connect        with either: subscribe/publish right after `connect`, in the\n"
+      "                            same write, without waiting for `connected`\n"
       "history (Herald only):\n"
       "  --stored E                events published to a fresh channel <--channel>:<time> first "
       "[1000]\n"
@@ -315,6 +317,7 @@ int main_impl(int argc, char** argv) {
       {"--no-progress", {}, [&] { o.progress = false; }},
       {"--token-file", str(o.token_file), {}},
       {"--connect-first", {}, [&] { o.connect_first = true; }},
+      {"--pipeline-connect", {}, [&] { o.pipeline_connect = true; }},
       {"--smoke", {}, [] {}},
   };
   std::set<std::string> given;
@@ -399,6 +402,10 @@ int main_impl(int argc, char** argv) {
       std::fprintf(stderr, "herald-bench: --messages must be at least --publishers\n");
       return kExitUsage;
     }
+  }
+  if (o.pipeline_connect && o.token_file.empty() && !o.connect_first) {
+    std::fprintf(stderr, "herald-bench: --pipeline-connect needs --token-file or --connect-first\n");
+    return kExitUsage;
   }
   if (!o.token_file.empty() || o.connect_first) {
     if (o.target != Target::herald) {

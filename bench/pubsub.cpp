@@ -179,6 +179,7 @@ PubSub::PubSub(const Options& o, Endpoint ep, bool rooms_scenario)
       random_(o.spread_random),
       client_(o.target, std::move(ep), *this) {
   client_.set_connect_first(o.connect_first);
+  client_.set_pipeline_connect(o.pipeline_connect);
   subs_.resize(rooms_ * per_room_);
   for (uint64_t i = 0; i < subs_.size(); ++i) {
     subs_[i].room = static_cast<uint32_t>(i / per_room_);

@@ -58,6 +58,7 @@ struct Options {
   std::string token_file;
   std::vector<std::string> tokens;
   bool connect_first = false;
+  bool pipeline_connect = false;  // do not wait for `connected` before subscribing
 
   // The token of connection i, or null.
   const std::string* token_for(uint64_t i) const {

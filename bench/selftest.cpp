@@ -636,6 +636,25 @@ void test_herald_connect() {
   pump_until(anon.loop(), [&] { return !log2.log.empty(); });
   check(log2.log == "error 1 {\"type\":\"error\",\"id\":1,\"code\":\"unauthorized\"};",
         "a refused connect is an error, not ready (" + log2.log + ")");
+
+  // --pipeline-connect: ready at once, subscribe right behind connect.
+  Server s3;
+  ClientLog log3;
+  parse_ws_url("ws://127.0.0.1:" + std::to_string(s3.port) + "/ws", ep, err);
+  Client piped(Target::herald, ep, log3);
+  piped.set_pipeline_connect(true);
+  Conn& c3 = piped.connect(3, &token);
+  Peer peer3;
+  handshake(s3, piped.loop(), peer3, good_reply);
+  check(log3.log == "ready;", "pipelined: ready on open");
+  piped.subscribe(c3, "bench:conn:3");
+  piped.loop().flush_pending();
+  check(client_payloads(peer3, piped.loop(), 2) ==
+            "{\"type\":\"connect\",\"id\":1,\"token\":\"eyJh.eyJz.c2ln-_\"}"
+            "{\"type\":\"subscribe\",\"id\":2,\"channel\":\"bench:conn:3\"}",
+        "pipelined: connect then subscribe without waiting");
+  peer3.send_slowly(piped.loop(), frame(0x81, "{\"type\":\"connected\",\"id\":1}"), 1000);
+  check(log3.log == "ready;", "pipelined: connected changes nothing");
 }
 
 }  // namespace

@@ -57,6 +57,7 @@ connect connect
 idle idle
 history history
 connect-token connect --token-file $workdir/tokens
+connect-pipelined connect --token-file $workdir/tokens --pipeline-connect
 fanout-connect fanout --connect-first
 EOF2
 echo "bench smoke: $passed passed, $failed failed"
