@@ -11,6 +11,7 @@ namespace herald::bench {
 namespace {
 
 constexpr uint64_t kTagSubscribe = ~uint64_t{0};   // a PONG that confirms a SUB
+constexpr uint8_t kAwaitConnected = 1;             // herald: `connect` sent, no `connected` yet
 constexpr size_t kMaxNatsControlLine = 64 * 1024;  // INFO is the longest (~1 KB)
 
 bool starts_with_ci(std::string_view s, std::string_view upper_prefix) {
@@ -144,12 +145,36 @@ std::string Client::wire_channel(std::string_view channel) const {
   return target_ == Target::nats ? nats_subject(channel) : std::string(channel);
 }
 
+Conn& Client::connect(uint64_t user, const std::string* token) {
+  Conn& c = loop_.connect(user);
+  c.proto_token = token;  // on_open cannot run before this returns
+  return c;
+}
+
 void Client::on_open(Conn& c) {
+  c.upgraded_ns = now_ns();
   if (target_ == Target::nats) {
     c.proto_state = 0;  // waiting for INFO
     return;
   }
-  h_.on_ready(c, now_ns());
+  if (c.proto_token || connect_first_) {
+    std::string& m = scratch_;
+    m.clear();
+    m += "{\"type\":\"connect\",\"id\":";
+    append_uint(m, ++c.proto_next_id);
+    if (c.proto_token) {
+      m += ",\"token\":\"";
+      m += *c.proto_token;  // base64url and dots only (checked when read)
+      m += '"';
+    }
+    m += '}';
+    loop_.send_text(c, m);
+    if (!pipeline_connect_) {
+      c.proto_state = kAwaitConnected;
+      return;
+    }
+  }
+  h_.on_ready(c, c.upgraded_ns);
 }
 
 void Client::subscribe(Conn& c, std::string_view wire) {
@@ -257,6 +282,11 @@ void Client::on_herald(Conn& c, std::string_view msg, uint64_t recv_ns) {
     }
   } else if (type == "subscribed") {
     h_.on_subscribed(c, recv_ns);
+  } else if (type == "connected") {
+    if (c.proto_state == kAwaitConnected) {
+      c.proto_state = 0;
+      h_.on_ready(c, recv_ns);
+    }
   } else if (type == "history") {
     h_.on_history(c, msg, recv_ns);
   } else if (type == "error") {
@@ -268,7 +298,7 @@ void Client::on_herald(Conn& c, std::string_view msg, uint64_t recv_ns) {
   } else if (type.empty()) {
     ++counters_.protocol_errors;
   }
-  // Anything else (connected, unsubscribed, ...) is not used by the bench.
+  // Anything else (unsubscribed, ...) is not used by the bench.
 }
 
 void Client::on_nats(Conn& c, std::string_view bytes, uint64_t recv_ns) {

@@ -7,7 +7,9 @@
 //           {"type":"ack","id":N} to the publisher and {"type":"event",...,"data":D}
 //           to subscribers. Only `type`, `id` and `data` of replies are read
 //           (no offset, epoch, connected or ping is needed); app-level
-//           {"type":"ping"} is answered with {"type":"pong"}.
+//           {"type":"ping"} is answered with {"type":"pong"}. Optionally
+//           (--token-file, --connect-first) each connection first sends
+//           {"type":"connect","id":N,"token":T} and is ready on `connected`.
 //   raw     the same wire format, against herald-rawtcp-peer.
 //   nats    nats-server's WebSocket listener with the NATS text protocol
 //           inside binary frames: INFO -> CONNECT; SUB subject sid + PING,
@@ -93,7 +95,18 @@ class Client final : public Handler, private NatsSink {
 
   Target target() const { return target_; }
   Loop& loop() { return loop_; }
-  Conn& connect(uint64_t user) { return loop_.connect(user); }
+  // Starts a connection. Herald target: with a `token` (kept by the caller
+  // until the connection ends), or when connect_first() is set, the first
+  // message is {"type":"connect","id":N[,"token":T]} and the connection is
+  // ready only once `connected` arrived (an `error` and the server's close
+  // 4001 come through on_error/on_closed instead).
+  Conn& connect(uint64_t user, const std::string* token = nullptr);
+  // Every connection sends `connect` first, with or without a token.
+  void set_connect_first(bool on) { connect_first_ = on; }
+  // With `connect`: the connection is ready at once, so what it sends next
+  // leaves in the same write as `connect` (the server holds commands until
+  // the token is verified); `connected` is then not waited for.
+  void set_pipeline_connect(bool on) { pipeline_connect_ = on; }
 
   // The name to pass to subscribe()/publish() for a channel: the channel
   // itself, or for nats its subject. Computed once per channel by scenarios.
@@ -132,6 +145,8 @@ class Client final : public Handler, private NatsSink {
   ClientHandler& h_;
   Loop loop_;
   ClientCounters counters_;
+  bool connect_first_ = false;
+  bool pipeline_connect_ = false;
   std::string scratch_;
   Conn* cur_ = nullptr;  // connection whose bytes nats_parse is reading
   uint64_t cur_recv_ns_ = 0;

@@ -74,6 +74,8 @@ class Conns final : public ClientHandler {
  public:
   Conns(const Options& o, Endpoint ep, bool idle)
       : o_(o), idle_(idle), client_(o.target, std::move(ep), *this) {
+    client_.set_connect_first(o.connect_first);
+    client_.set_pipeline_connect(o.pipeline_connect);
     // idle: the first o.warmup connections are opened before the baseline
     // RSS is read, so one-time costs (code pages touched for the first time,
     // lazily built tables) do not count as per-connection memory.
@@ -91,6 +93,8 @@ class Conns final : public ClientHandler {
     ++opened_;
     t_last_open_ = now;
     handshake_.record(now - c.started_ns);
+    if ((o_.connect_first || !o_.tokens.empty()) && !o_.pipeline_connect)
+      auth_.record(now - c.upgraded_ns);
     client_.subscribe(c, prefix_ + std::to_string(c.user));
   }
   void on_subscribed(Conn& c, uint64_t recv_ns) override {
@@ -140,6 +144,9 @@ class Conns final : public ClientHandler {
   double cpu_0_ = 0, cpu_1_ = 0;
   uint64_t t_connected_ = 0;
   Histogram handshake_, subscribe_;  // from connect() to ready / to subscribed
+  Histogram auth_;                   // with `connect` first: upgrade done -> `connected`
+  double server_cpu_0_ = -1, server_cpu_1_ = -1;
+  HostCpu host_0_, host_1_;
   std::map<std::string, uint64_t> close_reasons_;
   std::string first_error_;
 };
@@ -159,6 +166,8 @@ int Conns::run() {
                static_cast<unsigned long long>(o_.connect_concurrency), o_.url.c_str());
   Loop& loop = client_.loop();
   cpu_0_ = process_cpu_seconds(0);
+  if (o_.server_pid) server_cpu_0_ = process_cpu_seconds(o_.server_pid);
+  host_0_ = host_cpu();
   t_start_ = now_ns();
   const uint64_t deadline = t_start_ + o_.duration_limit_ns;
   const uint64_t warmup = idle_ ? o_.warmup : 0;
@@ -172,6 +181,8 @@ int Conns::run() {
   if (idle_ && o_.server_pid) rss_before_ = vm_rss_bytes(o_.server_pid);
   connect_until(slots_.size(), deadline);
   cpu_1_ = process_cpu_seconds(0);
+  if (o_.server_pid) server_cpu_1_ = process_cpu_seconds(o_.server_pid);
+  host_1_ = host_cpu();
   t_connected_ = now_ns();
   if (idle_ && !timed_out_) {
     // Let the server settle with every connection open; keep answering.
@@ -203,7 +214,7 @@ void Conns::connect_until(uint64_t target, uint64_t deadline) {
       break;
     }
     while (next_ < target && inflight_ < o_.connect_concurrency) {
-      slots_[next_].conn = &client_.connect(next_);
+      slots_[next_].conn = &client_.connect(next_, o_.token_for(next_));
       ++next_;
       ++inflight_;
     }
@@ -262,10 +273,32 @@ int Conns::report() {
   r.add("handshake_p99_us", us(handshake_.quantile(0.99)), 1, "connect -> ready p99", "us");
   r.add("subscribe_p99_us", us(subscribe_.quantile(0.99)), 1, "connect -> subscribed p99", "us");
   r.add("concurrency", o_.connect_concurrency, "handshakes in flight (max)");
+  r.add("auth", std::string(o_.auth_mode()), "first message (none, connect, token)");
+  if (!o_.tokens.empty()) r.add("tokens", uint64_t(o_.tokens.size()), "distinct tokens (lines)");
+  if (o_.pipeline_connect) r.add_bool("pipeline_connect", true, "subscribe sent with connect");
+  if ((o_.connect_first || !o_.tokens.empty()) && !o_.pipeline_connect) {
+    r.add("auth_p50_us", us(auth_.quantile(0.5)), 1, "upgrade -> connected p50", "us");
+    r.add("auth_p99_us", us(auth_.quantile(0.99)), 1, "upgrade -> connected p99", "us");
+  }
   const double conn_s = double(t_connected_ - t_start_) / 1e9;
   if (conn_s >= 0.2) {
     r.add("bench_cpu_pct", 100.0 * (cpu_1_ - cpu_0_) / conn_s, 1,
           "bench CPU while connecting (100 = 1 core)", "%");
+  }
+  if (server_cpu_0_ >= 0 && server_cpu_1_ >= 0) {
+    // CPU ticks are 10 ms: over ~1 s of connecting, about 1% resolution.
+    const double cpu = server_cpu_1_ - server_cpu_0_;
+    r.add("server_cpu_s", cpu, 3, "server CPU while connecting", "s");
+    if (n) {
+      r.add("server_cpu_us_per_conn", 1e6 * cpu / double(n), 1, "server CPU per connection",
+            "us");
+    }
+    if (conn_s >= 0.2)
+      r.add("server_cpu_pct", 100.0 * cpu / conn_s, 1, "server CPU while connecting", "%");
+  }
+  if (conn_s >= 0.2 && host_1_.total > host_0_.total) {
+    r.add("host_cpu_pct", 100.0 * (host_1_.busy - host_0_.busy) / conn_s, 1,
+          "host CPU while connecting, all processes", "% (100 = 1 core)");
   }
   if (idle_) {
     if (rss_before_ >= 0 && rss_after_ >= 0) {

@@ -37,16 +37,16 @@ constexpr ScenarioEntry kScenarios[] = {
     {"fanout", "S subscribers on one channel, P publishers publishing M messages to it",
      &run_fanout,
      " --subscribers --publishers --messages --size --window --rate --duration --channel "
-     "--drain-timeout "},
+     "--drain-timeout --token-file --connect-first --pipeline-connect "},
     {"rooms", "K channels x S subscribers, a total publish rate spread over the channels",
      &run_rooms,
      " --rooms --subscribers-per-room --publishers --messages --size --window --rate --duration "
      "--spread "
-     "--drain-timeout "},
+     "--drain-timeout --token-file --connect-first --pipeline-connect "},
     {"connect", "C connections opened as fast as possible, each subscribing to its own channel",
-     &run_connect, " --connections "},
+     &run_connect, " --connections --token-file --connect-first --pipeline-connect "},
     {"idle", "C connections each subscribed to its own channel: server RSS per connection",
-     &run_idle, " --connections --settle --warmup "},
+     &run_idle, " --connections --settle --warmup --token-file --connect-first --pipeline-connect "},
     {"history", "latency of `history` requests for the newest L of E stored events", &run_history,
      " --connections --requests --stored --limit --size --window --channel "},
     {"selftest", "checks the bench's own WebSocket client and NATS parser (no server needed)",
@@ -96,6 +96,14 @@ void usage(std::FILE* f) {
       "  --settle T                idle: wait with all open before reading the RSS again [2s]\n"
       "  --warmup N                idle: connections opened before the baseline RSS is read, so\n"
       "                            one-time costs are not counted per connection [100]\n"
+      "connect, idle, fanout, rooms (Herald target only):\n"
+      "  --token-file FILE         JWTs, one a line: connection i first sends\n"
+      "                            {\"type\":\"connect\",\"id\":N,\"token\":<line i %% lines>} and is\n"
+      "                            ready (subscribes, publishes) once `connected` arrived\n"
+      "                            (fanout/rooms: subscribers 0..S-1, then publishers S..S+P-1)\n"
+      "  --connect-first           the same `connect` without a token (anonymous)\n"
+      "  --pipeline-connect        with either: subscribe/publish right after `connect`, in the\n"
+      "                            same write, without waiting for `connected`\n"
       "history (Herald only):\n"
       "  --stored E                events published to a fresh channel <--channel>:<time> first "
       "[1000]\n"
@@ -133,6 +141,54 @@ bool parse_duration(std::string_view s, uint64_t& ns) {
   const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
   if (r.ec != std::errc() || r.ptr != s.data() + s.size() || v < 0 || v > 1e7) return false;
   ns = static_cast<uint64_t>(v * mult);
+  return true;
+}
+
+// Reads one token a line (a trailing '\r' is dropped; an empty last line is
+// the file's final newline). Tokens go into JSON strings unescaped, so only
+// base64url characters and dots are accepted.
+bool read_tokens(const std::string& path, std::vector<std::string>& out, std::string& err) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    err = std::strerror(errno);
+    return false;
+  }
+  std::string text;
+  char buf[65536];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
+  const bool read_error = std::ferror(f) != 0;
+  std::fclose(f);
+  if (read_error) {
+    err = "read error";
+    return false;
+  }
+  out.clear();
+  size_t line = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    std::string_view t(text.data() + pos, nl - pos);
+    pos = nl + 1;
+    ++line;
+    if (!t.empty() && t.back() == '\r') t.remove_suffix(1);
+    if (t.empty() || t.size() > 65536) {
+      err = "line " + std::to_string(line) + ": empty or longer than 64 KiB";
+      return false;
+    }
+    for (const char ch : t) {
+      const bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.';
+      if (!ok) {
+        err = "line " + std::to_string(line) + ": not a compact JWS (base64url and '.' only)";
+        return false;
+      }
+    }
+    out.emplace_back(t);
+  }
+  if (out.empty()) {
+    err = "no token";
+    return false;
+  }
   return true;
 }
 
@@ -259,6 +315,9 @@ int main_impl(int argc, char** argv) {
       {"--handshake-timeout", dur(o.handshake_timeout_ns, 1'000'000), {}},
       {"--server-pid", num(o.server_pid, 1, 1u << 30), {}},
       {"--no-progress", {}, [&] { o.progress = false; }},
+      {"--token-file", str(o.token_file), {}},
+      {"--connect-first", {}, [&] { o.connect_first = true; }},
+      {"--pipeline-connect", {}, [&] { o.pipeline_connect = true; }},
       {"--smoke", {}, [] {}},
   };
   std::set<std::string> given;
@@ -341,6 +400,22 @@ int main_impl(int argc, char** argv) {
     }
     if (o.messages < o.publishers) {
       std::fprintf(stderr, "herald-bench: --messages must be at least --publishers\n");
+      return kExitUsage;
+    }
+  }
+  if (o.pipeline_connect && o.token_file.empty() && !o.connect_first) {
+    std::fprintf(stderr, "herald-bench: --pipeline-connect needs --token-file or --connect-first\n");
+    return kExitUsage;
+  }
+  if (!o.token_file.empty() || o.connect_first) {
+    if (o.target != Target::herald) {
+      std::fprintf(stderr, "herald-bench: --token-file and --connect-first need --target herald\n");
+      return kExitUsage;
+    }
+    std::string err;
+    if (!o.token_file.empty() && !read_tokens(o.token_file, o.tokens, err)) {
+      std::fprintf(stderr, "herald-bench: --token-file %s: %s\n", o.token_file.c_str(),
+                   err.c_str());
       return kExitUsage;
     }
   }

@@ -114,6 +114,12 @@ class PubSub final : public ClientHandler {
     if (random_) return static_cast<uint32_t>(splitmix64((pi << 40) ^ k ^ 0x5EEDULL) % rooms_);
     return static_cast<uint32_t>((k * pubs_.size() + pi) % rooms_);
   }
+  // The token of a subscriber (its index) or publisher (subscribers + its
+  // index), or null.
+  const std::string* token_of(uint64_t user) const {
+    const uint64_t i = user_index(user);
+    return o_.token_for(user_role(user) == kRoleSub ? i : subs_.size() + i);
+  }
   void start_connects();
   // Fails connections not set up (subscribed / ready) within
   // --handshake-timeout of their connect(); they are retried.
@@ -172,6 +178,8 @@ PubSub::PubSub(const Options& o, Endpoint ep, bool rooms_scenario)
       per_room_(rooms_scenario ? o.subscribers_per_room : o.subscribers),
       random_(o.spread_random),
       client_(o.target, std::move(ep), *this) {
+  client_.set_connect_first(o.connect_first);
+  client_.set_pipeline_connect(o.pipeline_connect);
   subs_.resize(rooms_ * per_room_);
   for (uint64_t i = 0; i < subs_.size(); ++i) {
     subs_[i].room = static_cast<uint32_t>(i / per_room_);
@@ -216,7 +224,7 @@ void PubSub::start_connects() {
          setting_up_ < o_.connect_concurrency) {
     Sub& s = subs_[next_sub_];
     ++s.attempts;
-    s.conn = &client_.connect(make_user(kRoleSub, next_sub_));
+    s.conn = &client_.connect(make_user(kRoleSub, next_sub_), token_of(make_user(kRoleSub, next_sub_)));
     ++next_sub_;
     ++setting_up_;
   }
@@ -224,7 +232,7 @@ void PubSub::start_connects() {
          setting_up_ < o_.connect_concurrency) {
     Pub& p = pubs_[next_pub_];
     ++p.attempts;
-    p.conn = &client_.connect(make_user(kRolePub, next_pub_));
+    p.conn = &client_.connect(make_user(kRolePub, next_pub_), token_of(make_user(kRolePub, next_pub_)));
     ++next_pub_;
     ++setting_up_;
   }
@@ -282,7 +290,7 @@ void PubSub::on_closed(Conn& c, const CloseInfo& info) {
     if (attempts < kMaxConnectAttempts) {
       ++attempts;
       ++connect_retries_;
-      Conn& n = client_.connect(c.user);
+      Conn& n = client_.connect(c.user, token_of(c.user));
       (sub ? subs_[idx].conn : pubs_[idx].conn) = &n;
       return;
     }
@@ -309,10 +317,14 @@ void PubSub::on_error(Conn& c, std::string_view msg, bool has_id, uint64_t, uint
     ++sub_errors_;
     if (first_error_.empty())
       first_error_ = "subscriber " + std::to_string(idx) + ": " + std::string(msg);
-    if (!subs_[idx].subscribed) fatal("subscribe refused: " + std::string(msg));
+    if (!subs_[idx].subscribed) fatal("connect or subscribe refused: " + std::string(msg));
     return;
   }
   Pub& p = pubs_[idx];
+  if (!p.open) {
+    fatal("publisher " + std::to_string(idx) + ": connect refused: " + std::string(msg));
+    return;
+  }
   ++p.errors;
   if (first_error_.empty()) first_error_ = "publisher: " + std::string(msg);
   // A Herald error reply answers one publish; NATS errors answer none (the
@@ -671,6 +683,8 @@ int PubSub::report() {
   r.add("unexpected_closes", unexpected_closes_);
   r.add("pings_answered", cc.pings_answered + client_.loop().counters().pings_answered);
   r.add("connect_s", double(t_connected_ - t_start_) / 1e9, 3, "connect time", "s");
+  r.add("auth", std::string(o_.auth_mode()), "first message (none, connect, token)");
+  if (!o_.tokens.empty()) r.add("tokens", uint64_t(o_.tokens.size()), "distinct tokens (lines)");
   r.add_bool("timed_out", timed_out_);
   if (approximate) r.add_bool("anomaly_counts_approximate", true);
   if (o_.rate) {
@@ -687,6 +701,8 @@ int PubSub::report() {
     if (cpu_server_0_ >= 0 && cpu_server_1_ >= 0) {
       r.add("server_cpu_pct", 100.0 * (cpu_server_1_ - cpu_server_0_) / meas_s, 1,
             "server CPU (100 = 1 core)", "%");
+      r.add("server_cpu_s", cpu_server_1_ - cpu_server_0_, 3,
+            "server CPU (first publish -> end)", "s");
     }
   }
   if (host_1_.total > host_0_.total && meas_s >= 0.2) {

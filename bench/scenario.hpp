@@ -52,6 +52,23 @@ struct Options {
   uint64_t server_pid = 0;  // when set, the server's CPU use is sampled from /proc
   bool progress = true;     // one progress line a second on stderr
   bool smoke = false;
+  // connect, idle, fanout, rooms (Herald target): each connection first
+  // sends `connect` and waits for `connected`, with token i % N of
+  // --token-file (N lines) or, with only --connect-first, without a token.
+  std::string token_file;
+  std::vector<std::string> tokens;
+  bool connect_first = false;
+  bool pipeline_connect = false;  // do not wait for `connected` before subscribing
+
+  // The token of connection i, or null.
+  const std::string* token_for(uint64_t i) const {
+    return tokens.empty() ? nullptr : &tokens[i % tokens.size()];
+  }
+  // How connections identify: "none" (no `connect`), "connect" (`connect`
+  // without a token), "token".
+  const char* auth_mode() const {
+    return !tokens.empty() ? "token" : connect_first ? "connect" : "none";
+  }
 };
 
 // CPU time of a process (user + system), from /proc/<pid>/stat; pid 0 is

@@ -581,6 +581,82 @@ void test_herald_client() {
         "app-level ping answered with pong");
 }
 
+void test_herald_connect() {
+  std::printf("Herald adapter: connect {token} first, ready on connected\n");
+  Server s;
+  ClientLog log;
+  Endpoint ep;
+  std::string err;
+  parse_ws_url("ws://127.0.0.1:" + std::to_string(s.port) + "/ws", ep, err);
+  Client client(Target::herald, ep, log);
+  Loop& loop = client.loop();
+  const std::string token = "eyJh.eyJz.c2ln-_";
+  Conn& c = client.connect(1, &token);
+  Peer peer;
+  handshake(s, loop, peer, good_reply);
+  check(log.log.empty(), "not ready on open");
+  check(client_payloads(peer, loop, 1) ==
+            "{\"type\":\"connect\",\"id\":1,\"token\":\"eyJh.eyJz.c2ln-_\"}",
+        "connect with the token is the first message");
+  // Other messages before `connected` do not make it ready.
+  peer.send_slowly(loop,
+                   frame(0x81, "{\"type\":\"ping\"}") +
+                       frame(0x81,
+                             "{\"type\":\"connected\",\"id\":1,\"client\":\"c1\",\"user\":"
+                             "\"user-1\",\"expires\":1,\"ping\":25,\"version\":\"1\"}"),
+                   1000);
+  pump_until(loop, [&] { return !log.log.empty(); });
+  check(log.log == "ready;", "ready on connected (" + log.log + ")");
+  check(c.upgraded_ns != 0 && c.upgraded_ns >= c.started_ns, "upgrade time recorded");
+  client.subscribe(c, "bench:conn:1");
+  loop.flush_pending();
+  check(client_payloads(peer, loop, 2) ==
+            "{\"type\":\"pong\"}{\"type\":\"subscribe\",\"id\":2,\"channel\":\"bench:conn:1\"}",
+        "then subscribe (id 2)");
+  // A second `connected` (without id, e.g. after ?token=) changes nothing.
+  log.log.clear();
+  peer.send_slowly(loop, frame(0x81, "{\"type\":\"connected\",\"client\":\"c1\"}"), 1000);
+  for (int k = 0; k < 20; ++k) loop.run_once(1'000'000);
+  check(log.log.empty(), "a later connected is ignored");
+
+  // Anonymous connect (--connect-first without a token).
+  Server s2;
+  ClientLog log2;
+  parse_ws_url("ws://127.0.0.1:" + std::to_string(s2.port) + "/ws", ep, err);
+  Client anon(Target::herald, ep, log2);
+  anon.set_connect_first(true);
+  anon.connect(2);
+  Peer peer2;
+  handshake(s2, anon.loop(), peer2, good_reply);
+  check(client_payloads(peer2, anon.loop(), 1) == "{\"type\":\"connect\",\"id\":1}",
+        "connect without a token");
+  peer2.send_slowly(anon.loop(),
+                    frame(0x81, "{\"type\":\"error\",\"id\":1,\"code\":\"unauthorized\"}"),
+                    1000);
+  pump_until(anon.loop(), [&] { return !log2.log.empty(); });
+  check(log2.log == "error 1 {\"type\":\"error\",\"id\":1,\"code\":\"unauthorized\"};",
+        "a refused connect is an error, not ready (" + log2.log + ")");
+
+  // --pipeline-connect: ready at once, subscribe right behind connect.
+  Server s3;
+  ClientLog log3;
+  parse_ws_url("ws://127.0.0.1:" + std::to_string(s3.port) + "/ws", ep, err);
+  Client piped(Target::herald, ep, log3);
+  piped.set_pipeline_connect(true);
+  Conn& c3 = piped.connect(3, &token);
+  Peer peer3;
+  handshake(s3, piped.loop(), peer3, good_reply);
+  check(log3.log == "ready;", "pipelined: ready on open");
+  piped.subscribe(c3, "bench:conn:3");
+  piped.loop().flush_pending();
+  check(client_payloads(peer3, piped.loop(), 2) ==
+            "{\"type\":\"connect\",\"id\":1,\"token\":\"eyJh.eyJz.c2ln-_\"}"
+            "{\"type\":\"subscribe\",\"id\":2,\"channel\":\"bench:conn:3\"}",
+        "pipelined: connect then subscribe without waiting");
+  peer3.send_slowly(piped.loop(), frame(0x81, "{\"type\":\"connected\",\"id\":1}"), 1000);
+  check(log3.log == "ready;", "pipelined: connected changes nothing");
+}
+
 }  // namespace
 
 int run_selftest(const Options&) {
@@ -592,6 +668,7 @@ int run_selftest(const Options&) {
   test_nats_parser();
   test_nats_client();
   test_herald_client();
+  test_herald_connect();
   std::printf(failures ? "selftest: %d FAILED\n" : "selftest: all passed\n", failures);
   return failures ? kExitFailed : kExitOk;
 }

@@ -75,6 +75,11 @@ struct Conn {
   size_t proto_pending_head = 0;
   uint32_t proto_next_id = 0;
   uint8_t proto_state = 0;
+  // Herald target: the token to send in a first `connect` (null: none; the
+  // string belongs to the scenario's Options), and when the upgrade
+  // completed (for the connect -> connected time).
+  const std::string* proto_token = nullptr;
+  uint64_t upgraded_ns = 0;
 };
 
 class Handler {
