@@ -43,36 +43,32 @@ std::vector<Alg> parse_algs(const std::vector<std::string>& names) {
 
 // --- TokenCache ------------------------------------------------------------------
 
-size_t TokenCache::DigestHash::operator()(const Digest& d) const {
+size_t TokenCache::KeyHash::operator()(const Key& k) const {
   size_t h;
-  std::memcpy(&h, d.data(), sizeof h);  // a SHA-256 is already well mixed
+  std::memcpy(&h, k.data(), sizeof h);  // a SHA-256 is already well mixed
   return h;
 }
 
-TokenCache::Digest TokenCache::digest(TokenKind kind, std::string_view token) {
-  Digest out{};
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  const auto k = static_cast<unsigned char>(kind);
-  if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
-      EVP_DigestUpdate(ctx, &k, 1) == 1 && EVP_DigestUpdate(ctx, token.data(), token.size()) == 1) {
-    unsigned len = 0;
-    EVP_DigestFinal_ex(ctx, out.data(), &len);
-  }
-  EVP_MD_CTX_free(ctx);
+TokenCache::Key TokenCache::key_of(TokenKind kind, std::string_view token) {
+  // The kind first, so a connection token never stands for a subscription one.
+  std::string input(1, static_cast<char>(kind));
+  input.append(token);
+  Key out{};
+  unsigned len = 0;
+  EVP_Digest(input.data(), input.size(), out.data(), &len, EVP_sha256(), nullptr);
   return out;
 }
 
-std::shared_ptr<const Claims> TokenCache::find(TokenKind kind, std::string_view token,
-                                               int64_t now) const {
-  if (capacity_ == 0 || entries_.empty()) return nullptr;
-  const auto it = entries_.find(digest(kind, token));
+std::shared_ptr<const Claims> TokenCache::find(const Key& key, int64_t now) const {
+  if (entries_.empty()) return nullptr;
+  const auto it = entries_.find(key);
   if (it == entries_.end()) return nullptr;
   const auto& claims = it->second;
   if (claims->exp && *claims->exp <= now) return nullptr;
   return claims;
 }
 
-void TokenCache::put(TokenKind kind, std::string_view token, const Claims& claims, int64_t now) {
+void TokenCache::put(const Key& key, const Claims& claims, int64_t now) {
   if (capacity_ == 0) return;
   if (entries_.size() >= capacity_) {
     boost::unordered::erase_if(entries_, [now](const auto& entry) {
@@ -80,7 +76,7 @@ void TokenCache::put(TokenKind kind, std::string_view token, const Claims& claim
     });
     if (entries_.size() >= capacity_) entries_.clear();
   }
-  entries_.insert_or_assign(digest(kind, token), std::make_shared<const Claims>(claims));
+  entries_.insert_or_assign(key, std::make_shared<const Claims>(claims));
 }
 
 // --- Authenticator ---------------------------------------------------------------
@@ -150,15 +146,17 @@ void Authenticator::set_jwks(std::shared_ptr<const KeySet> jwks) {
 void Authenticator::verify(TokenKind kind, std::string token, int64_t now, TokenCache* cache,
                            const boost::asio::any_io_executor& reply_to,
                            std::function<void(VerifyResult)> done) {
-  if (cache) {
-    if (auto hit = cache->find(kind, token, now - options_.leeway.count())) {
+  std::optional<TokenCache::Key> cache_key;
+  if (cache && cache->enabled()) {
+    cache_key = TokenCache::key_of(kind, token);
+    if (auto hit = cache->find(*cache_key, now - options_.leeway.count())) {
       done(*hit);
       return;
     }
   }
   auto result = auth::verify(*keys_for(kind), token, options_, now);
-  if (cache) {
-    if (const auto* claims = std::get_if<Claims>(&result)) cache->put(kind, token, *claims, now);
+  if (cache_key) {
+    if (const auto* claims = std::get_if<Claims>(&result)) cache->put(*cache_key, *claims, now);
   }
   const auto* error = std::get_if<VerifyError>(&result);
   const bool kid_unknown =

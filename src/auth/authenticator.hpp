@@ -43,20 +43,23 @@ using VerifyResult = std::variant<Claims, VerifyError>;
 // Use on one thread only.
 class TokenCache {
  public:
+  // A token's identity in the cache: the SHA-256 of its kind and bytes.
+  using Key = std::array<unsigned char, 32>;
+  static Key key_of(TokenKind kind, std::string_view token);
+
   explicit TokenCache(size_t capacity) : capacity_(capacity) {}
-  // The cached claims of `token`, if verified before and not expired at `now`
-  // (seconds since the Unix epoch, leeway included).
-  std::shared_ptr<const Claims> find(TokenKind kind, std::string_view token, int64_t now) const;
-  void put(TokenKind kind, std::string_view token, const Claims& claims, int64_t now);
+  bool enabled() const { return capacity_ > 0; }
+  // The cached claims of a token verified before and not expired at `now`
+  // (seconds since the Unix epoch, leeway included), or null.
+  std::shared_ptr<const Claims> find(const Key& key, int64_t now) const;
+  void put(const Key& key, const Claims& claims, int64_t now);
 
  private:
-  using Digest = std::array<unsigned char, 32>;
-  struct DigestHash {
-    size_t operator()(const Digest& d) const;
+  struct KeyHash {
+    size_t operator()(const Key& k) const;
   };
-  static Digest digest(TokenKind kind, std::string_view token);
   size_t capacity_;
-  boost::unordered_flat_map<Digest, std::shared_ptr<const Claims>, DigestHash> entries_;
+  boost::unordered_flat_map<Key, std::shared_ptr<const Claims>, KeyHash> entries_;
 };
 
 class Authenticator {
