@@ -290,8 +290,7 @@ int Conns::report() {
     const double cpu = server_cpu_1_ - server_cpu_0_;
     r.add("server_cpu_s", cpu, 3, "server CPU while connecting", "s");
     if (n) {
-      r.add("server_cpu_us_per_conn", 1e6 * cpu / double(n), 1, "server CPU per connection",
-            "us");
+      r.add("server_cpu_us_per_conn", 1e6 * cpu / double(n), 1, "server CPU per connection", "us");
     }
     if (conn_s >= 0.2)
       r.add("server_cpu_pct", 100.0 * cpu / conn_s, 1, "server CPU while connecting", "%");

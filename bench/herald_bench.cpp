@@ -46,7 +46,8 @@ constexpr ScenarioEntry kScenarios[] = {
     {"connect", "C connections opened as fast as possible, each subscribing to its own channel",
      &run_connect, " --connections --token-file --connect-first --pipeline-connect "},
     {"idle", "C connections each subscribed to its own channel: server RSS per connection",
-     &run_idle, " --connections --settle --warmup --token-file --connect-first --pipeline-connect "},
+     &run_idle,
+     " --connections --settle --warmup --token-file --connect-first --pipeline-connect "},
     {"history", "latency of `history` requests for the newest L of E stored events", &run_history,
      " --connections --requests --stored --limit --size --window --channel "},
     {"selftest", "checks the bench's own WebSocket client and NATS parser (no server needed)",
@@ -98,7 +99,8 @@ void usage(std::FILE* f) {
       "                            one-time costs are not counted per connection [100]\n"
       "connect, idle, fanout, rooms (Herald target only):\n"
       "  --token-file FILE         JWTs, one a line: connection i first sends\n"
-      "                            {\"type\":\"connect\",\"id\":N,\"token\":<line i %% lines>} and is\n"
+      "                            {\"type\":\"connect\",\"id\":N,\"token\":<line i %% lines>} and "
+      "is\n"
       "                            ready (subscribes, publishes) once `connected` arrived\n"
       "                            (fanout/rooms: subscribers 0..S-1, then publishers S..S+P-1)\n"
       "  --connect-first           the same `connect` without a token (anonymous)\n"
@@ -404,7 +406,8 @@ int main_impl(int argc, char** argv) {
     }
   }
   if (o.pipeline_connect && o.token_file.empty() && !o.connect_first) {
-    std::fprintf(stderr, "herald-bench: --pipeline-connect needs --token-file or --connect-first\n");
+    std::fprintf(stderr,
+                 "herald-bench: --pipeline-connect needs --token-file or --connect-first\n");
     return kExitUsage;
   }
   if (!o.token_file.empty() || o.connect_first) {

@@ -224,7 +224,8 @@ void PubSub::start_connects() {
          setting_up_ < o_.connect_concurrency) {
     Sub& s = subs_[next_sub_];
     ++s.attempts;
-    s.conn = &client_.connect(make_user(kRoleSub, next_sub_), token_of(make_user(kRoleSub, next_sub_)));
+    s.conn =
+        &client_.connect(make_user(kRoleSub, next_sub_), token_of(make_user(kRoleSub, next_sub_)));
     ++next_sub_;
     ++setting_up_;
   }
@@ -232,7 +233,8 @@ void PubSub::start_connects() {
          setting_up_ < o_.connect_concurrency) {
     Pub& p = pubs_[next_pub_];
     ++p.attempts;
-    p.conn = &client_.connect(make_user(kRolePub, next_pub_), token_of(make_user(kRolePub, next_pub_)));
+    p.conn =
+        &client_.connect(make_user(kRolePub, next_pub_), token_of(make_user(kRolePub, next_pub_)));
     ++next_pub_;
     ++setting_up_;
   }
@@ -701,8 +703,8 @@ int PubSub::report() {
     if (cpu_server_0_ >= 0 && cpu_server_1_ >= 0) {
       r.add("server_cpu_pct", 100.0 * (cpu_server_1_ - cpu_server_0_) / meas_s, 1,
             "server CPU (100 = 1 core)", "%");
-      r.add("server_cpu_s", cpu_server_1_ - cpu_server_0_, 3,
-            "server CPU (first publish -> end)", "s");
+      r.add("server_cpu_s", cpu_server_1_ - cpu_server_0_, 3, "server CPU (first publish -> end)",
+            "s");
     }
   }
   if (host_1_.total > host_0_.total && meas_s >= 0.2) {

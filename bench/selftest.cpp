@@ -631,8 +631,7 @@ void test_herald_connect() {
   check(client_payloads(peer2, anon.loop(), 1) == "{\"type\":\"connect\",\"id\":1}",
         "connect without a token");
   peer2.send_slowly(anon.loop(),
-                    frame(0x81, "{\"type\":\"error\",\"id\":1,\"code\":\"unauthorized\"}"),
-                    1000);
+                    frame(0x81, "{\"type\":\"error\",\"id\":1,\"code\":\"unauthorized\"}"), 1000);
   pump_until(anon.loop(), [&] { return !log2.log.empty(); });
   check(log2.log == "error 1 {\"type\":\"error\",\"id\":1,\"code\":\"unauthorized\"};",
         "a refused connect is an error, not ready (" + log2.log + ")");
