@@ -126,6 +126,17 @@ void check_command(const Command& cmd, const boost::json::value& doc, std::strin
         check_valid_json(out, input);
       }
       break;
+    case CommandType::refresh:
+      expect_string(doc, "token", cmd.token, input);
+      if (cmd.token.empty() && field(doc, "token") == nullptr) fail("refresh without token", input);
+      break;
+    case CommandType::sub_refresh:
+      expect_string(doc, "token", cmd.token, input);
+      expect_string(doc, "channel", cmd.channel, input);
+      if (!check_channel_name(cmd.channel, ParserLimits{}.max_channel_length).empty()) {
+        fail("bad channel accepted", input);
+      }
+      break;
     case CommandType::pong:
       break;
   }
