@@ -146,19 +146,23 @@ bool b64url_valid(std::string_view s) {
   return true;
 }
 
-// `s` must have passed b64url_valid.
+// `s` must have passed b64url_valid. Four characters make three bytes; the
+// last group's two or three characters make one or two.
 std::string b64url_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : s) {
-    acc = (acc << 6) | uint32_t(kB64url[static_cast<uint8_t>(c)]);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
+  std::string out(s.size() / 4 * 3 + (s.size() % 4 == 0 ? 0 : s.size() % 4 - 1), '\0');
+  auto value = [&](size_t i) { return uint32_t(kB64url[static_cast<uint8_t>(s[i])]); };
+  size_t i = 0, o = 0;
+  for (; i + 4 <= s.size(); i += 4, o += 3) {
+    const uint32_t v = value(i) << 18 | value(i + 1) << 12 | value(i + 2) << 6 | value(i + 3);
+    out[o] = static_cast<char>(v >> 16);
+    out[o + 1] = static_cast<char>(v >> 8);
+    out[o + 2] = static_cast<char>(v);
+  }
+  if (s.size() - i >= 2) {
+    uint32_t v = value(i) << 18 | value(i + 1) << 12;
+    if (s.size() - i == 3) v |= value(i + 2) << 6;
+    out[o++] = static_cast<char>(v >> 16);
+    if (s.size() - i == 3) out[o] = static_cast<char>(v >> 8);
   }
   return out;
 }
