@@ -276,6 +276,9 @@ Pkey prepared_public_key(const EVP_PKEY* pkey) {
   }
   OPENSSL_free(der);
   ERR_clear_error();
+  // The key must come back as what was checked (its type; its size follows
+  // from the same public numbers).
+  if (out && EVP_PKEY_get_base_id(out.get()) != EVP_PKEY_get_base_id(pkey)) out.reset();
   return out;
 }
 
