@@ -1,6 +1,9 @@
 // libFuzzer target for JWT verification (src/auth/jwt.cpp), which reads the
 // untrusted token of every connection before anything else is known about
-// the client. The key set holds an HS256 secret and an RS256 public key.
+// the client. The key set holds an HS256 secret, an RSA public key (RS256 and
+// PS256) and a P-256 public key (ES256), so every signature format reaches
+// OpenSSL: the HMAC, RSA (PKCS#1 v1.5 and PSS) and the JOSE r||s ECDSA
+// signature turned into DER.
 //
 // The first input byte picks what the rest is and the VerifyOptions:
 //  - mode 0: the rest is the token, as a client would send it. Besides "never
@@ -15,7 +18,8 @@
 //    picked by pairs of input bytes from claim names and typical values, so
 //    the claim checks are reached without seeds.
 //  - mode 3: the rest is a JWK Set document for KeySet::from_jwks, which must
-//    either throw KeyError or give a key set that verify() can use.
+//    either throw KeyError or give a key set that verify() can use (an HS256
+//    and an ES256 token with bogus signatures must be refused).
 // Build: bash scripts/build.sh fuzz
 // Run:   build/fuzz/jwt_verify_fuzz -max_total_time=20
 #include <jansson.h>
@@ -57,6 +61,12 @@ const char kRsaPublicPem[] =
     "PQIDAQAB\n"
     "-----END PUBLIC KEY-----\n";
 
+const char kEcPublicPem[] =
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEKzTJ9qngJurjBEg8x6vZrFRYaD42\n"
+    "VUqEx05vyJ4g9FvdIp5uejabUVKcrBMyg7BLTwz+ZyOTJtm8AtaVIH3cbg==\n"
+    "-----END PUBLIC KEY-----\n";
+
 [[noreturn]] void fail(const char* what, std::string_view input) {
   std::fprintf(stderr, "jwt_verify_fuzz: %s\ninput (%zu bytes): %.*s\n", what, input.size(),
                static_cast<int>(std::min<size_t>(input.size(), 2000)), input.data());
@@ -66,7 +76,8 @@ const char kRsaPublicPem[] =
 const KeySet& keys() {
   static const std::shared_ptr<const KeySet> set = KeySet::build({
       KeySpec{"hs", "", {Alg::HS256}, kSecret, ""},
-      KeySpec{"rsa", "", {Alg::RS256}, "", kRsaPublicPem},
+      KeySpec{"rsa", "", {Alg::RS256, Alg::PS256}, "", kRsaPublicPem},
+      KeySpec{"ec", "", {Alg::ES256}, "", kEcPublicPem},
   });
   return *set;
 }
@@ -200,8 +211,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     default: {
       try {
         const auto set = KeySet::from_jwks(rest, {Alg::RS256, Alg::ES256, Alg::HS256}, "fuzz");
-        const auto result = verify(*set, "eyJhbGciOiJIUzI1NiJ9.e30.AAAA", options, kNow);
-        if (std::holds_alternative<Claims>(result)) fail("a bogus token verified", rest);
+        for (const char* bogus : {"eyJhbGciOiJIUzI1NiJ9.e30.AAAA",
+                                  // ES256, r = s = 0
+                                  "eyJhbGciOiJFUzI1NiJ9.e30."
+                                  "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+                                  "AAAAAAAAAAAAAAAAAAAAAAAAA"}) {
+          const auto result = verify(*set, bogus, options, kNow);
+          if (std::holds_alternative<Claims>(result)) fail("a bogus token verified", rest);
+        }
       } catch (const KeyError&) {
       }
       break;

@@ -1,35 +1,48 @@
 // JSON Web Token verification (jwt.hpp): loading trusted keys into an
 // immutable KeySet, and verify(), which turns a compact JWS into Claims.
 //
-// verify() decides everything that is policy before libjose runs: the token
-// is size-checked, split and strictly base64url-checked, its header parsed
-// (duplicate members refused, so no two readers can see different `alg`s),
-// its `alg` looked up, and the candidate keys chosen by `kid`, allow-list and
-// key type. libjose (over OpenSSL 3) then only checks the signature with a
-// JWK that carries exactly the header's `alg`. libjose 11 compares the
-// header's and the JWK's `alg` with `strcmp(...) < 0`, which lets half of the
-// mismatches through, so this file never relies on that check: each key
-// holds one JWK per allowed algorithm and the one picked always equals the
-// header's `alg`. Keys named by the token itself (`jwk`, `jku`, `x5u`, ...)
-// are never used. The payload is parsed only once the signature verified.
+// Keys are prepared once, when the KeySet is built: a PEM public key or
+// certificate is read by OpenSSL into an EVP_PKEY; a key of a JWK Set is
+// read by libjose (jose_openssl_jwk_to_EVP_PKEY) into an EVP_PKEY; an HMAC
+// secret is kept as its bytes. Every EVP_PKEY is then re-read from its DER
+// SubjectPublicKeyInfo, so the KeySet holds only public, provider-native
+// keys (libjose builds legacy RSA/EC_KEY objects, which OpenSSL 3 would
+// export to its provider, behind a lock, on first use).
+//
+// verify() decides everything that is policy before any cryptography: the
+// token is size-checked, split and strictly base64url-checked, its header
+// parsed once (duplicate members refused, so no two readers can see
+// different `alg`s), its `alg` looked up, and the candidate keys chosen by
+// `kid`, allow-list and key type. OpenSSL 3's EVP API then checks the
+// signature over the signing input exactly as it is in the token
+// (base64url(header) "." base64url(payload)), with the parameters of the
+// header's `alg` (RFC 7518 3): RS* RSASSA-PKCS1-v1_5; PS* RSASSA-PSS with
+// MGF1 of the same hash and a salt as long as the hash; ES* the JOSE r||s
+// signature of fixed length, turned into DER for OpenSSL; HS* an HMAC
+// compared in constant time. This file does no cryptography of its own.
+// Keys named by the token itself (`jwk`, `jku`, `x5u`, ...) are never used.
+// The payload is parsed only once the signature verified.
 //
 // Threads: verify() runs concurrently on one KeySet. The KeySet is never
-// modified after it is built, and its JWKs (jansson objects) are only read
-// by libjose's verify path (json_unpack, json_object_get, jose_b64_dec on a
-// `const json_t*`). Should that path ever take a reference, jansson 2.14 as
-// built by Debian 12 has atomic reference counts (JSON_HAVE_ATOMIC_BUILTINS,
-// which jansson.h documents as "thread safe for all read-only functions plus
-// reference counting"); the #error below keeps a build without that from
-// compiling. Everything else a call touches (the parsed header and payload,
-// the JWS object, libjose's cfg) belongs to that call or thread. Sharing the
-// pre-built JWKs instead of copying them per call keeps verify cheap.
+// modified after it is built. Its EVP_PKEYs are only used read-only: OpenSSL
+// 3 allows one EVP_PKEY to be used by several threads at once for
+// verification as long as each operation has its own context, and each
+// verify() call creates (and frees) its own EVP_MD_CTX, whose EVP_PKEY_CTX
+// it owns; merge() shares a key between sets with EVP_PKEY_up_ref, which is
+// atomic. HMAC secrets are plain bytes, read only. Everything else a call
+// touches (the parsed header and payload, the decoded signature, OpenSSL
+// contexts and its per-thread error queue) belongs to that call or thread.
 #include "auth/jwt.hpp"
 
 #include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include <algorithm>
@@ -42,14 +55,8 @@
 extern "C" {
 #include <jose/b64.h>
 #include <jose/cfg.h>
-#include <jose/jwk.h>
-#include <jose/jws.h>
 #include <jose/openssl.h>
 }
-
-#if !defined(JANSSON_THREAD_SAFE_REFCOUNT)
-#error "jansson without atomic reference counts: KeySet's JWKs cannot be shared between threads"
-#endif
 
 namespace herald::auth {
 
@@ -74,8 +81,8 @@ size_t index_of(Alg alg) {
   return static_cast<size_t>(alg);
 }
 
-// The RFC 7518 minimum HMAC key length (the hash size); libjose refuses
-// shorter keys at verify time, so they are refused when the key is loaded.
+// The RFC 7518 3.2 minimum HMAC key length (the hash size), checked when the
+// key is loaded.
 size_t hmac_min_bytes(Alg alg) {
   switch (alg) {
     case Alg::HS384:
@@ -87,14 +94,15 @@ size_t hmac_min_bytes(Alg alg) {
   }
 }
 
-// libjose copies an HMAC key into a fixed buffer (KEYMAX) and refuses
-// longer ones: 1024 bytes sign and verify with libjose 11, 1025 do not.
+// The longest HMAC secret accepted. OpenSSL has no such limit; it is the one
+// libjose 11 had when it checked signatures (a fixed KEYMAX buffer), kept so
+// that the configurations Herald accepts did not change.
 constexpr size_t kMaxSecretBytes = 1024;
-// libjose refuses RSA keys below 2048 bits (RFC 7518 3.3).
+// RSA keys below 2048 bits are refused (RFC 7518 3.3).
 constexpr int kMinRsaBits = 2048;
 
 // libjose reports errors to its cfg; with a NULL cfg it prints them to
-// stderr, which bytes from a client must not be able to cause. A cfg's
+// stderr, which a fetched JWK Set must not be able to cause. A cfg's
 // reference count is not atomic, so each thread gets its own, silent one.
 void ignore_jose_error(void*, const char*, int, uint64_t, const char*, va_list) {}
 
@@ -138,19 +146,23 @@ bool b64url_valid(std::string_view s) {
   return true;
 }
 
-// `s` must have passed b64url_valid.
+// `s` must have passed b64url_valid. Four characters make three bytes; the
+// last group's two or three characters make one or two.
 std::string b64url_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : s) {
-    acc = (acc << 6) | uint32_t(kB64url[static_cast<uint8_t>(c)]);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
+  std::string out(s.size() / 4 * 3 + (s.size() % 4 == 0 ? 0 : s.size() % 4 - 1), '\0');
+  auto value = [&](size_t i) { return uint32_t(kB64url[static_cast<uint8_t>(s[i])]); };
+  size_t i = 0, o = 0;
+  for (; i + 4 <= s.size(); i += 4, o += 3) {
+    const uint32_t v = value(i) << 18 | value(i + 1) << 12 | value(i + 2) << 6 | value(i + 3);
+    out[o] = static_cast<char>(v >> 16);
+    out[o + 1] = static_cast<char>(v >> 8);
+    out[o + 2] = static_cast<char>(v);
+  }
+  if (s.size() - i >= 2) {
+    uint32_t v = value(i) << 18 | value(i + 1) << 12;
+    if (s.size() - i == 3) v |= value(i + 2) << 6;
+    out[o++] = static_cast<char>(v >> 16);
+    if (s.size() - i == 3) out[o] = static_cast<char>(v >> 8);
   }
   return out;
 }
@@ -229,34 +241,67 @@ struct KeySet::Key {
   std::string name;
   std::string kid;
   KeyType type = KeyType::oct;
-  // The key as a JWK once per allowed algorithm, each carrying that `alg`,
-  // so libjose uses exactly the algorithm checked here; null when the
-  // algorithm is not allowed. Never modified once built (see the top).
-  std::array<Json, kAlgCount> jwk_for;
+  std::array<bool, kAlgCount> allowed{};  // the allow-list, by index_of(Alg)
+  // RSA and EC keys: the public key, provider-native, prepared once and only
+  // read by verify() (see the top). Null for an HMAC secret.
+  Pkey pkey;
+  // RSA: the modulus in bytes; every RS*/PS* signature has exactly this
+  // length (RFC 8017 8.1.2 and 8.2.2, step 1).
+  size_t rsa_bytes = 0;
+  // HMAC: the secret's bytes.
+  std::string secret;
 
-  const json_t* jwk(Alg alg) const { return jwk_for[index_of(alg)].get(); }
+  Key() = default;
+  Key(const Key&) = delete;
+  Key& operator=(const Key&) = delete;
+  ~Key() { OPENSSL_cleanse(secret.data(), secret.size()); }
+
+  bool allows(Alg alg) const { return allowed[index_of(alg)]; }
 };
 
 namespace {
 
 using Key = KeySet::Key;
 
-// A key of `type` whose JWK is `base` (public members only), allowed `algs`
-// (all of which fit `type`).
+// `pkey` (RSA or EC) as a new public-only, provider-native key: written as
+// a DER SubjectPublicKeyInfo and read back by OpenSSL's decoders. Null when
+// OpenSSL cannot do either.
+Pkey prepared_public_key(const EVP_PKEY* pkey) {
+  unsigned char* der = nullptr;
+  const int n = i2d_PUBKEY(pkey, &der);
+  Pkey out;
+  if (n > 0) {
+    const unsigned char* p = der;
+    out.reset(d2i_PUBKEY_ex(nullptr, &p, n, nullptr, nullptr));
+  }
+  OPENSSL_free(der);
+  ERR_clear_error();
+  // The key must come back as what was checked (its type; its size follows
+  // from the same public numbers).
+  if (out && EVP_PKEY_get_base_id(out.get()) != EVP_PKEY_get_base_id(pkey)) out.reset();
+  return out;
+}
+
+// A key of `type` allowed `algs` (all of which fit `type`): `pkey` for RSA
+// and EC keys, `secret` for HMAC.
 std::unique_ptr<Key> make_key(std::string name, std::string kid, KeyType type,
-                              const std::vector<Alg>& algs, const json_t* base) {
+                              const std::vector<Alg>& algs, const EVP_PKEY* pkey,
+                              std::string_view secret) {
   auto key = std::make_unique<Key>();
   key->name = std::move(name);
   key->kid = std::move(kid);
   key->type = type;
-  for (Alg alg : algs) {
-    Json& slot = key->jwk_for[index_of(alg)];
-    if (slot) continue;
-    Json jwk(json_deep_copy(base));
-    if (!jwk || json_object_set_new(jwk.get(), "alg", json_string(to_string(alg).data())) != 0) {
-      throw std::bad_alloc();
-    }
-    slot = std::move(jwk);
+  for (Alg alg : algs) key->allowed[index_of(alg)] = true;
+  if (type == KeyType::oct) {
+    key->secret.assign(secret.data(), secret.size());
+    return key;
+  }
+  key->pkey = prepared_public_key(pkey);
+  if (!key->pkey) return nullptr;
+  if (type == KeyType::rsa) {
+    const int bytes = EVP_PKEY_get_size(key->pkey.get());
+    if (bytes <= 0) return nullptr;
+    key->rsa_bytes = static_cast<size_t>(bytes);
   }
   return key;
 }
@@ -290,7 +335,7 @@ std::unique_ptr<Key> key_from_spec(const KeySpec& spec) {
   }
 
   KeyType type;
-  Json base;
+  Pkey pkey;
   if (!spec.secret.empty()) {
     type = KeyType::oct;
     if (spec.secret.size() < 32) throw KeyError(what + "HMAC secret shorter than 32 bytes");
@@ -304,14 +349,8 @@ std::unique_ptr<Key> key_from_spec(const KeySpec& spec) {
                        std::to_string(hmac_min_bytes(alg)) + " bytes");
       }
     }
-    base.reset(json_object());
-    json_t* k = jose_b64_enc(spec.secret.data(), spec.secret.size());
-    if (!base || !k || json_object_set_new(base.get(), "k", k) != 0 ||
-        json_object_set_new(base.get(), "kty", json_string("oct")) != 0) {
-      throw KeyError(what + "cannot be converted to a JWK");
-    }
   } else if (!spec.public_key_pem.empty()) {
-    Pkey pkey = read_public_pem(spec.public_key_pem);
+    pkey = read_public_pem(spec.public_key_pem);
     if (!pkey) throw KeyError(what + "PEM does not parse as a public key or certificate");
     switch (EVP_PKEY_get_base_id(pkey.get())) {
       case EVP_PKEY_RSA:
@@ -340,16 +379,10 @@ std::unique_ptr<Key> key_from_spec(const KeySpec& spec) {
       }
       case EVP_PKEY_ED25519:
       case EVP_PKEY_ED448:
-        throw KeyError(what + "EdDSA keys are not supported (libjose 11 cannot verify EdDSA)");
+        throw KeyError(what + "EdDSA keys are not supported");
       default:
         throw KeyError(what + "unsupported key type");
     }
-    base.reset(jose_openssl_jwk_from_EVP_PKEY(quiet_cfg(), pkey.get()));
-    ERR_clear_error();
-    if (!base) throw KeyError(what + "cannot be converted to a JWK");
-    // A public key has no private members; stripping keeps it that way
-    // whatever the PEM held.
-    jose_jwk_pub(quiet_cfg(), base.get());
   } else {
     throw KeyError(what + "has neither a secret nor a public key");
   }
@@ -360,7 +393,9 @@ std::unique_ptr<Key> key_from_spec(const KeySpec& spec) {
                      std::string(type_name(type)));
     }
   }
-  return make_key(spec.name, spec.kid, type, spec.algorithms, base.get());
+  auto key = make_key(spec.name, spec.kid, type, spec.algorithms, pkey.get(), spec.secret);
+  if (!key) throw KeyError(what + "cannot be prepared for verification");
+  return key;
 }
 
 const char* string_member(const json_t* obj, const char* name) {
@@ -423,7 +458,7 @@ std::variant<std::unique_ptr<Key>, std::string> key_from_jwk(const json_t* jwk,
     type = KeyType::oct;
     members = {"kty", "k"};
   } else if (kty_s == "OKP") {
-    return std::string("OKP (EdDSA) keys are not supported by libjose 11");
+    return std::string("OKP (EdDSA) keys are not supported");
   } else {
     return std::string("unknown key type");
   }
@@ -435,25 +470,37 @@ std::variant<std::unique_ptr<Key>, std::string> key_from_jwk(const json_t* jwk,
     if (json_object_set(base.get(), m, v) != 0) throw std::bad_alloc();
   }
 
-  // The key material must load, so a bad key is reported now and not by
-  // every verify.
-  size_t secret_bytes = 0;
+  // The key material is converted now, once: a bad key is reported here and
+  // not by every verify, and verify() never touches the JWK.
+  std::string secret;
+  Pkey pkey;
   if (type == KeyType::oct) {
-    secret_bytes = jose_b64_dec(json_object_get(base.get(), "k"), nullptr, 0);
+    const json_t* k = json_object_get(base.get(), "k");
+    const size_t secret_bytes = jose_b64_dec(k, nullptr, 0);
     if (secret_bytes == SIZE_MAX) return std::string("k is not base64url");
     if (secret_bytes < 32) return std::string("HMAC secret shorter than 32 bytes");
     if (secret_bytes > kMaxSecretBytes) return std::string("HMAC secret too long");
+    secret.resize(secret_bytes);
+    if (jose_b64_dec(k, secret.data(), secret.size()) != secret_bytes) {
+      OPENSSL_cleanse(secret.data(), secret.size());
+      return std::string("k is not base64url");
+    }
   } else {
-    Pkey pkey(jose_openssl_jwk_to_EVP_PKEY(quiet_cfg(), base.get()));
+    pkey.reset(jose_openssl_jwk_to_EVP_PKEY(quiet_cfg(), base.get()));
     ERR_clear_error();
     if (!pkey) return std::string("key material is invalid");
     if (type == KeyType::rsa && EVP_PKEY_get_bits(pkey.get()) < kMinRsaBits) {
       return std::string("RSA key shorter than 2048 bits");
     }
   }
+  // Whatever happens below, the secret's copy here is wiped.
+  struct Wipe {
+    std::string& s;
+    ~Wipe() { OPENSSL_cleanse(s.data(), s.size()); }
+  } wipe{secret};
 
   auto usable = [&](Alg alg) {
-    return fits(alg, type) && (type != KeyType::oct || secret_bytes >= hmac_min_bytes(alg));
+    return fits(alg, type) && (type != KeyType::oct || secret.size() >= hmac_min_bytes(alg));
   };
   std::vector<Alg> algs;
   if (const json_t* alg_member = json_object_get(jwk, "alg")) {
@@ -472,20 +519,157 @@ std::variant<std::unique_ptr<Key>, std::string> key_from_jwk(const json_t* jwk,
     }
     if (algs.empty()) return std::string("no allowed algorithm fits the key");
   }
-  return make_key(name, kid, type, algs, base.get());
+  auto key = make_key(name, kid, type, algs, pkey.get(), secret);
+  if (!key) return std::string("key cannot be prepared for verification");
+  return key;
 }
 
+// A copy of `k` for another KeySet; the EVP_PKEY is shared (its reference
+// count is atomic, and no set modifies it).
 std::unique_ptr<Key> clone(const Key& k) {
   auto key = std::make_unique<Key>();
   key->name = k.name;
   key->kid = k.kid;
   key->type = k.type;
-  for (size_t i = 0; i < kAlgCount; ++i) {
-    if (!k.jwk_for[i]) continue;
-    key->jwk_for[i].reset(json_deep_copy(k.jwk_for[i].get()));
-    if (!key->jwk_for[i]) throw std::bad_alloc();
+  key->allowed = k.allowed;
+  key->rsa_bytes = k.rsa_bytes;
+  key->secret = k.secret;
+  if (k.pkey) {
+    if (EVP_PKEY_up_ref(k.pkey.get()) != 1) throw std::bad_alloc();
+    key->pkey.reset(k.pkey.get());
   }
   return key;
+}
+
+// --- signatures (OpenSSL 3) ------------------------------------------------
+
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
+
+struct EcdsaSigFree {
+  void operator()(ECDSA_SIG* s) const { ECDSA_SIG_free(s); }
+};
+using EcdsaSig = std::unique_ptr<ECDSA_SIG, EcdsaSigFree>;
+
+// The hash of `alg` as OpenSSL names it.
+const char* digest_name(Alg alg) {
+  switch (alg) {
+    case Alg::HS384:
+    case Alg::RS384:
+    case Alg::PS384:
+    case Alg::ES384:
+      return "SHA384";
+    case Alg::HS512:
+    case Alg::RS512:
+    case Alg::PS512:
+    case Alg::ES512:
+      return "SHA512";
+    default:
+      return "SHA256";
+  }
+}
+
+// HS*: HMAC over the signing input; the MAC must be the hash's full length
+// (RFC 7518 3.2) and is compared in constant time.
+bool hmac_ok(const Key& key, Alg alg, std::string_view input, std::string_view signature) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  size_t mac_len = 0;
+  if (!EVP_Q_mac(nullptr, "HMAC", nullptr, digest_name(alg), nullptr, key.secret.data(),
+                 key.secret.size(), reinterpret_cast<const unsigned char*>(input.data()),
+                 input.size(), mac, sizeof mac, &mac_len)) {
+    return false;
+  }
+  const bool ok = mac_len == signature.size() && mac_len != 0 &&
+                  CRYPTO_memcmp(mac, signature.data(), mac_len) == 0;
+  OPENSSL_cleanse(mac, sizeof mac);
+  return ok;
+}
+
+// The JOSE ECDSA signature (RFC 7518 3.4: r and s, each as a big-endian
+// integer of the curve's size, concatenated) as the DER ECDSA-Sig-Value
+// OpenSSL verifies; false when its length is not exactly 2 * `half`.
+bool ecdsa_der(std::string_view signature, size_t half, std::array<unsigned char, 160>& der,
+               size_t& der_len) {
+  if (signature.size() != 2 * half) return false;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(signature.data());
+  EcdsaSig sig(ECDSA_SIG_new());
+  if (!sig) return false;
+  BIGNUM* r = BN_bin2bn(bytes, static_cast<int>(half), nullptr);
+  BIGNUM* s = BN_bin2bn(bytes + half, static_cast<int>(half), nullptr);
+  if (!r || !s || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
+    BN_free(r);
+    BN_free(s);
+    return false;
+  }
+  const int n = i2d_ECDSA_SIG(sig.get(), nullptr);
+  if (n <= 0 || static_cast<size_t>(n) > der.size()) return false;
+  unsigned char* out = der.data();
+  if (i2d_ECDSA_SIG(sig.get(), &out) != n) return false;
+  der_len = static_cast<size_t>(n);
+  return true;
+}
+
+// RS*, PS* and ES*: EVP_DigestVerify with `key`'s EVP_PKEY in a context of
+// this call's own (see the top).
+bool pkey_ok(const Key& key, Alg alg, std::string_view input, std::string_view signature) {
+  const auto* sig = reinterpret_cast<const unsigned char*>(signature.data());
+  size_t sig_len = signature.size();
+  std::array<unsigned char, 160> der;
+  int padding = 0;
+  switch (alg) {
+    case Alg::RS256:
+    case Alg::RS384:
+    case Alg::RS512:
+      padding = RSA_PKCS1_PADDING;
+      break;
+    case Alg::PS256:
+    case Alg::PS384:
+    case Alg::PS512:
+      padding = RSA_PKCS1_PSS_PADDING;
+      break;
+    case Alg::ES256:
+    case Alg::ES384:
+    case Alg::ES512: {
+      const size_t half = alg == Alg::ES256 ? 32 : alg == Alg::ES384 ? 48 : 66;
+      if (!ecdsa_der(signature, half, der, sig_len)) return false;
+      sig = der.data();
+      break;
+    }
+    default:
+      return false;
+  }
+  if (padding != 0 && signature.size() != key.rsa_bytes) return false;
+
+  MdCtx ctx(EVP_MD_CTX_new());
+  if (!ctx) return false;
+  EVP_PKEY_CTX* pctx = nullptr;  // owned by ctx
+  const char* md = digest_name(alg);
+  if (EVP_DigestVerifyInit_ex(ctx.get(), &pctx, md, nullptr, nullptr, key.pkey.get(), nullptr) !=
+      1) {
+    return false;
+  }
+  if (padding != 0 && EVP_PKEY_CTX_set_rsa_padding(pctx, padding) <= 0) return false;
+  if (padding == RSA_PKCS1_PSS_PADDING &&
+      (EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, md, nullptr) <= 0 ||
+       // Exactly the hash's length: RSA_PSS_SALTLEN_DIGEST, not AUTO.
+       EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0)) {
+    return false;
+  }
+  return EVP_DigestVerify(ctx.get(), sig, sig_len,
+                          reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
+}
+
+// Whether `signature` (decoded) is `key`'s signature with `alg` of `input`,
+// the signing input. `alg` is on the key's allow-list and fits its type.
+bool signature_ok(const Key& key, Alg alg, std::string_view input, std::string_view signature) {
+  const bool ok = key.type == KeyType::oct ? hmac_ok(key, alg, input, signature)
+                                           : pkey_ok(key, alg, input, signature);
+  // A failed check leaves errors on this thread's queue; the next user of
+  // OpenSSL on the thread must not see them.
+  ERR_clear_error();
+  return ok;
 }
 
 // --- claims ----------------------------------------------------------------
@@ -677,41 +861,42 @@ std::variant<Claims, VerifyError> verify_token(const KeySet& keys, std::string_v
   if (kid_member) claims.kid.assign(json_string_value(kid_member), json_string_length(kid_member));
 
   // Keys with the token's kid when there are any, else the keys without one.
+  // Of those, the ones whose allow-list has the alg and whose type fits it
+  // are usable (both tests, whatever the allow-list was built from).
   const bool kid_matches = !claims.kid.empty() && keys.has_kid(claims.kid);
-  std::vector<const Key*> candidates;
+  auto is_candidate = [&](const Key& key) {
+    return kid_matches ? key.kid == claims.kid : key.kid.empty();
+  };
+  auto is_usable = [&](const Key& key) { return key.allows(*alg) && fits(*alg, key.type); };
+  const Key* first_candidate = nullptr;
+  size_t candidates = 0, usable = 0;
   for (const auto& key : keys.keys()) {
-    if (kid_matches ? key->kid == claims.kid : key->kid.empty()) candidates.push_back(key.get());
+    if (!is_candidate(*key)) continue;
+    if (candidates++ == 0) first_candidate = key.get();
+    if (is_usable(*key)) ++usable;
   }
-  if (candidates.empty()) {
+  if (candidates == 0) {
     if (!claims.kid.empty()) {
       return fail(VerifyFailure::unknown_kid, "no key has kid" + quoted(claims.kid));
     }
     return fail(VerifyFailure::bad_signature, "token has no kid and every key needs one");
   }
-  std::vector<const Key*> usable;
-  for (const Key* key : candidates) {
-    // Both tests: the allow-list (a JWK exists for the alg) and the key type.
-    if (key->jwk(*alg) && fits(*alg, key->type)) usable.push_back(key);
-  }
-  if (usable.empty()) {
+  if (usable == 0) {
     std::string reason = "algorithm " + std::string(to_string(*alg)) + " is not allowed for ";
-    reason += candidates.size() == 1 ? "key '" + candidates[0]->name + "'" : "any matching key";
+    reason += candidates == 1 ? "key '" + first_candidate->name + "'" : "any matching key";
     VerifyError error = fail(VerifyFailure::bad_algorithm, std::move(reason));
     error.kid_unknown = !claims.kid.empty() && !kid_matches;
     return error;
   }
 
-  // The flattened JWS JSON form is what libjose verifies.
-  const Json jws(json_pack("{s:s%,s:s%,s:s%}", "protected", header_b64.data(), header_b64.size(),
-                           "payload", payload_b64.data(), payload_b64.size(), "signature",
-                           signature_b64.data(), signature_b64.size()));
-  if (!jws) return fail(VerifyFailure::malformed, "token cannot be read");
+  // The signing input is the token's first two parts as sent (RFC 7515 5.2).
+  const std::string_view signing_input = token.substr(0, dot2);
+  const std::string signature = b64url_decode(signature_b64);
   const Key* verified = nullptr;
-  for (const Key* key : usable) {
-    const bool ok = jose_jws_ver(quiet_cfg(), jws.get(), nullptr, key->jwk(*alg), false);
-    ERR_clear_error();
-    if (ok) {
-      verified = key;
+  for (const auto& key : keys.keys()) {
+    if (is_candidate(*key) && is_usable(*key) &&
+        signature_ok(*key, *alg, signing_input, signature)) {
+      verified = key.get();
       break;
     }
   }

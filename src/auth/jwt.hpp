@@ -1,14 +1,16 @@
 // JSON Web Tokens: the keys Herald trusts and the verification of a compact
 // JWS (header.payload.signature) into the claims the server acts on.
 //
-// Signatures are checked by libjose (latchset, Debian libjose-dev 11) over
-// OpenSSL 3; this file never does cryptography itself. Before libjose runs,
-// the header's `alg` must be on the allow-list of the key that is tried, and
-// the key's type must fit the algorithm (HS* only with a secret, RS*/PS*
-// only with an RSA key, ES256 only with P-256, ...), so `alg: none` and
-// algorithm confusion (an HMAC token "signed" with a public key) cannot
-// pass whatever libjose would do. The claims are then checked against the
-// clock and the configured issuer and audience.
+// Every signature and MAC is checked by OpenSSL 3 (its EVP API), with keys
+// prepared once when the KeySet is built: PEM keys read by OpenSSL, keys of
+// a JWK Set read and converted to OpenSSL keys by libjose (latchset, Debian
+// libjose-dev 11), HMAC secrets kept as bytes. This file and jwt.cpp do no
+// cryptography themselves. Before any signature check, the header's `alg`
+// must be on the allow-list of the key that is tried, and the key's type
+// must fit the algorithm (HS* only with a secret, RS*/PS* only with an RSA
+// key, ES256 only with P-256, ...), so `alg: none` and algorithm confusion
+// (an HMAC token "signed" with a public key) cannot pass. The claims are
+// then checked against the clock and the configured issuer and audience.
 //
 // A KeySet is immutable once built and may be shared between threads; each
 // verify() call only reads it. JWKS sources build a new KeySet and swap it
@@ -45,7 +47,7 @@ enum class Alg {
 };
 
 // "HS256" -> Alg::HS256; nullopt for anything else (including "none" and
-// algorithms libjose cannot verify, such as "EdDSA").
+// algorithms Herald does not verify, such as "EdDSA").
 std::optional<Alg> parse_alg(std::string_view name);
 std::string_view to_string(Alg alg);
 

@@ -95,7 +95,7 @@ std::vector<AuthKeyConfig> parse_auth_keys(const toml::node& node, const std::st
     bool hmac = false, asymmetric = false;
     for (const auto& alg : k.algorithms) {
       if (alg == "EdDSA")
-        throw e.error("algorithms", "EdDSA is not supported (libjose 11 cannot verify it)");
+        throw e.error("algorithms", "EdDSA is not supported");
       check_one_of(e.name("algorithms"), alg, "algorithm", kJwtAlgorithms);
       (alg.starts_with("HS") ? hmac : asymmetric) = true;
     }

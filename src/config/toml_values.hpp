@@ -22,7 +22,7 @@ using Value = std::variant<int64_t, std::string, std::vector<std::string>, bool>
 
 enum class Type { integer, duration_ms, string, string_list, boolean };
 
-// The JWT algorithms a key may allow (those libjose verifies).
+// The JWT algorithms a key may allow (those auth/jwt.cpp verifies).
 inline constexpr std::string_view kJwtAlgorithms[] = {"HS256", "HS384", "HS512", "RS256",
                                                       "RS384", "RS512", "PS256", "PS384",
                                                       "PS512", "ES256", "ES384", "ES512"};

@@ -1,7 +1,7 @@
 // Tokens from a second independent issuer, the `jose` npm package (the
 // Python suite uses PyJWT), against a real herald server: HS256, RS256,
 // PS256 and ES256 accepted from PEM keys and their refusal with a wrong key;
-// EdDSA refused (libjose 11 cannot verify it); and a JWK Set served over
+// EdDSA refused (not supported); and a JWK Set served over
 // HTTPS by the test (a CA and certificate made with the openssl CLI, given
 // to herald as auth.jwks_ca_file): a key rotated in under a new kid works at
 // once, and once the JWKS server is gone the last good set keeps working.
