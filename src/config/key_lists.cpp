@@ -94,8 +94,7 @@ std::vector<AuthKeyConfig> parse_auth_keys(const toml::node& node, const std::st
       throw e.error("algorithms", "required: the algorithms this key may verify, e.g. [\"HS256\"]");
     bool hmac = false, asymmetric = false;
     for (const auto& alg : k.algorithms) {
-      if (alg == "EdDSA")
-        throw e.error("algorithms", "EdDSA is not supported");
+      if (alg == "EdDSA") throw e.error("algorithms", "EdDSA is not supported");
       check_one_of(e.name("algorithms"), alg, "algorithm", kJwtAlgorithms);
       (alg.starts_with("HS") ? hmac : asymmetric) = true;
     }
