@@ -56,6 +56,7 @@ struct AppendResult {
   std::string error;    // when !ok: why (logged; clients see `internal`)
   uint64_t offset = 0;  // offset given to the event
   std::string epoch;
+  int64_t created_ms = 0;
 };
 
 struct HistoryQuery {
@@ -73,6 +74,13 @@ struct HistoryResult {
   uint64_t last_offset = 0;         // last offset ever given in this epoch (0: none)
   uint64_t first_offset = 0;        // oldest offset still held (0: none held)
   std::vector<StoredEvent> events;  // oldest first
+  int64_t created_ms = 0;
+};
+
+struct RemoveResult {
+  bool ok = false;
+  std::string error;
+  std::string epoch;
 };
 
 // The ordering contract the core relies on (so that history-subscribe and
@@ -97,6 +105,8 @@ class ShardStore {
 
   // Reads events of a channel (see HistoryQuery), plus its epoch and offsets.
   virtual void read(const std::string& channel, const HistoryQuery& query, HistoryHandler done) = 0;
+  using RemoveHandler = std::function<void(RemoveResult)>;
+  virtual void remove(const std::string& channel, RemoveHandler done) = 0;
 };
 
 class Engine {

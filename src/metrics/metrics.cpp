@@ -72,4 +72,14 @@ std::string Registry::render() const {
   return out;
 }
 
+uint64_t Registry::open_connections() const {
+  std::lock_guard lock(mutex_);
+  uint64_t opened = 0, closed = 0;
+  for (const auto& w : workers_) {
+    opened += w.ws_opened.get();
+    closed += w.ws_closed.get();
+  }
+  return opened >= closed ? opened - closed : 0;
+}
+
 }  // namespace herald::metrics

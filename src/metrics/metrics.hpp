@@ -50,6 +50,8 @@ class Registry {
   WorkerCounters& add_worker();
   // Every counter summed over workers, in the Prometheus text format.
   std::string render() const;
+  // WebSocket connections open now (handshakes completed minus finished).
+  uint64_t open_connections() const;
 
  private:
   mutable std::mutex mutex_;  // guards registration, never the counters
