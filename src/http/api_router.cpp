@@ -149,6 +149,7 @@ void ApiRouter::publish(const Request& req, Responder respond) {
   }
   auto& cmd = std::get<protocol::Command>(parsed);
   counters_.publishes.add();
+  counters_.message_bytes.observe(static_cast<double>(cmd.data.size()));
   core::PublishRequest pub{
       std::move(cmd.channel), std::move(cmd.event), std::move(cmd.data), {}, {}, cmd.ephemeral};
   node_.publish(

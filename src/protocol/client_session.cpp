@@ -215,6 +215,7 @@ void ClientSession::finish_unsubscribe(const std::string& channel, const std::st
 
 void ClientSession::handle_publish(Command& cmd) {
   ctx_.counters->publishes.add();
+  ctx_.counters->message_bytes.observe(static_cast<double>(cmd.data.size()));
   if (!allowed(auth::Op::publish, cmd.channel, cmd.id)) return;
   if (!within_publish_rate(cmd)) return;
   violations_ = 0;
