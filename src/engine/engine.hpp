@@ -56,6 +56,7 @@ struct AppendResult {
   std::string error;    // when !ok: why (logged; clients see `internal`)
   uint64_t offset = 0;  // offset given to the event
   std::string epoch;
+  int64_t created_ms = 0;  // as HistoryResult::created_ms, this event included
 };
 
 struct HistoryQuery {
@@ -73,6 +74,10 @@ struct HistoryResult {
   uint64_t last_offset = 0;         // last offset ever given in this epoch (0: none)
   uint64_t first_offset = 0;        // oldest offset still held (0: none held)
   std::vector<StoredEvent> events;  // oldest first
+  // When the channel's current epoch began: the ts_ms of the event that got
+  // offset 1 in it, kept when retention drops that event; 0 while the epoch
+  // has no event.
+  int64_t created_ms = 0;
 };
 
 // The ordering contract the core relies on (so that history-subscribe and

@@ -1,5 +1,6 @@
 // Unit tests for the memory engine: offsets, count and age limits, every shape
-// of history query, epochs and shard independence.
+// of history query, epochs and shard independence, and a channel's creation
+// time.
 #include "engine/memory/memory_engine.hpp"
 
 #include <gtest/gtest.h>
@@ -347,6 +348,25 @@ TEST_F(MemoryEngineTest, CallbackMayCallBackIntoTheStore) {
   });
   EXPECT_EQ(seen, (Offsets{1, 2}));
   EXPECT_EQ(offsets(read(*store, "c", 10)), (Offsets{1, 2}));
+}
+
+TEST_F(MemoryEngineTest, CreatedIsTheFirstEventsTimeAndOutlivesItsRetention) {
+  auto engine = make(2, 1000);
+  auto store = open(*engine);
+  EXPECT_EQ(read(*store, "c", 10).created_ms, 0);  // never published
+  const AppendResult first = append(*store, "c", "1", kT0 - 100);
+  EXPECT_EQ(first.created_ms, kT0 - 100);
+  for (int i = 2; i <= 4; ++i) {
+    now_ += 10;
+    EXPECT_EQ(append(*store, "c", std::to_string(i)).created_ms, kT0 - 100);
+  }
+  HistoryResult r = read(*store, "c", 10);
+  EXPECT_EQ(offsets(r), (Offsets{3, 4}));  // the count limit dropped the first event
+  EXPECT_EQ(r.created_ms, kT0 - 100);
+  now_ += 5000;  // and the age limit all of them
+  r = read(*store, "c", 10);
+  EXPECT_TRUE(r.events.empty());
+  EXPECT_EQ(r.created_ms, kT0 - 100);
 }
 
 }  // namespace

@@ -2,8 +2,9 @@
 // that survive reopening, group commit from two shards on two threads, every
 // history query shape against the memory engine, retention by count and age,
 // the read/append ordering that keeps subscribe exact, the bounded channel
-// cache, new epochs for a restored older database, and clear start-up
-// errors for a corrupt database or an unusable data directory.
+// cache, new epochs for a restored older database, clear start-up errors
+// for a corrupt database or an unusable data directory, and a channel's
+// creation time.
 #include "engine/sqlite/sqlite_engine.hpp"
 
 #include <gtest/gtest.h>
@@ -760,6 +761,61 @@ TEST_F(SqliteEngineTest, SecondEngineOnTheSameDirectoryIsRefused) {
   auto engine = make();
   const std::string error = start_error(options());
   EXPECT_NE(error.find("in use by another herald process"), std::string::npos) << error;
+}
+
+TEST_F(SqliteEngineTest, CreatedIsTheFirstEventsTimeAndOutlivesItsRetentionAndRestarts) {
+  {
+    auto engine = make(2, 1000);
+    auto store = open(*engine);
+    EXPECT_EQ(read(*store, "c", 10).created_ms, 0);  // never published
+    const AppendResult first = append(*store, "c", "1", kT0 - 100);
+    EXPECT_EQ(first.created_ms, kT0 - 100);
+    for (int i = 2; i <= 4; ++i) {
+      now_ += 10;
+      EXPECT_EQ(append(*store, "c", std::to_string(i)).created_ms, kT0 - 100);
+    }
+    HistoryResult r = read(*store, "c", 10);
+    EXPECT_EQ(offsets(r), (std::vector<uint64_t>{3, 4}));  // the first event is gone
+    EXPECT_EQ(r.created_ms, kT0 - 100);
+    EXPECT_EQ(read(*open(*engine), "c", 10).created_ms, kT0 - 100);
+    now_ += 5000;  // and the age limit drops the others
+    r = read(*store, "c", 10);
+    EXPECT_TRUE(r.events.empty());
+    EXPECT_EQ(r.created_ms, kT0 - 100);
+  }
+  auto engine = make(2, 1000);
+  auto store = open(*engine);
+  EXPECT_EQ(read(*store, "c", 10).created_ms, kT0 - 100);  // cold, after a restart
+  EXPECT_EQ(read(*store, "c", 10).created_ms, kT0 - 100);  // from the loaded window
+  EXPECT_EQ(append(*store, "c").created_ms, kT0 - 100);
+}
+
+// Rows from before the created_ms column report their oldest held event
+// until their next append, which keeps that time.
+TEST_F(SqliteEngineTest, DatabaseWithoutTheCreatedColumnGetsIt) {
+  {
+    auto engine = make(3);
+    auto store = open(*engine);
+    for (int i = 1; i <= 5; ++i) append(*store, "c", std::to_string(i), kT0 + i);
+    append(*store, "empty", "x", kT0, Retention{0, 0});
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "data" / kSqliteFileName).c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(db, "ALTER TABLE channels DROP COLUMN created_ms;", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  sqlite3_close(db);
+  auto engine = make(3);
+  EXPECT_FALSE(engine->epoch_renewed());
+  EXPECT_EQ(read(*open(*engine), "c", 10).created_ms, kT0 + 3);  // cold: holds 3..5
+  auto store = open(*engine);
+  read(*store, "c", 10);                                 // loads the window
+  EXPECT_EQ(read(*store, "c", 10).created_ms, kT0 + 3);  // from the window
+  EXPECT_EQ(read(*store, "empty", 10, {}, {}, Retention{0, 0}).created_ms, 0);
+  EXPECT_EQ(append(*store, "c", "6", kT0 + 6).created_ms, kT0 + 3);
+  EXPECT_EQ(append(*store, "c", "7", kT0 + 7).created_ms, kT0 + 3);  // 3 is gone, kept
+  EXPECT_EQ(read(*open(*engine), "c", 10).created_ms, kT0 + 3);
+  EXPECT_EQ(append(*store, "empty", "y", kT0 + 9, Retention{0, 0}).created_ms, kT0 + 9);
 }
 
 }  // namespace

@@ -71,6 +71,7 @@ class EventRing {
 struct Channel {
   uint64_t last_offset = 0;  // last offset given; the events held are
   EventRing events;          // last_offset - size + 1 .. last_offset
+  int64_t created_ms = 0;    // ts_ms of offset 1 (0: none yet)
 };
 
 class MemoryShardStore final : public ShardStore {
@@ -84,6 +85,7 @@ class MemoryShardStore final : public ShardStore {
     const Retention keep = ev.retention.value_or(defaults_);
     Channel& ch = channels_[channel];
     const uint64_t offset = ++ch.last_offset;
+    if (offset == 1) ch.created_ms = ev.ts_ms;
     // A smaller retention (after a reload) may leave more than one event to drop.
     drop_beyond(ch, keep.max_events > 0 ? keep.max_events - 1 : 0);
     if (keep.max_events > 0) {
@@ -93,7 +95,7 @@ class MemoryShardStore final : public ShardStore {
           keep.max_events);
     }
     drop_expired(ch, keep.max_age_ms);
-    done(AppendResult{true, {}, offset, epoch_});
+    done(AppendResult{true, {}, offset, epoch_, ch.created_ms});
   }
 
   void read(const std::string& channel, const HistoryQuery& query, HistoryHandler done) override {
@@ -107,6 +109,7 @@ class MemoryShardStore final : public ShardStore {
     const Retention keep = query.retention.value_or(defaults_);
     drop_beyond(ch, keep.max_events);
     drop_expired(ch, keep.max_age_ms);
+    result.created_ms = ch.created_ms;
     result.last_offset = ch.last_offset;
     if (ch.events.empty()) return done(std::move(result));
 

@@ -17,12 +17,12 @@
 // visible to anyone).
 //
 // Hot window. Each ShardStore keeps, per active channel and on its worker's
-// thread only (no locks), the channel's epoch, last committed offset, the
-// timestamps of every event still held (for count and age limits) and the
-// newest `hot_window` committed events. A channel is loaded from the database
-// on first use; afterwards every committed append extends the window, so reads
-// whose answer lies in the window are answered synchronously and everything
-// else goes to the storage thread.
+// thread only (no locks), the channel's epoch, creation time, last committed
+// offset, the timestamps of every event still held (for count and age limits)
+// and the newest `hot_window` committed events. A channel is loaded from the
+// database on first use; afterwards every committed append extends the window,
+// so reads whose answer lies in the window are answered synchronously and
+// everything else goes to the storage thread.
 //
 // The subscribe race. Node::subscribe counts the new subscriber on the owner
 // (so events are posted to its worker from then on), then reads history, and
@@ -51,6 +51,14 @@
 // that subscribed before the first event can recover. Channel rows are never
 // deleted, so offsets are never reused; a deleted database gives a new epoch.
 //
+// Creation time. The channels table keeps created_ms, the ts of the event that
+// got offset 1 in the channel's current epoch (NULL while it has none), so
+// that it outlives the retention of that event and a restart. Rows written
+// before the column existed hold NULL with offsets already given: they report
+// the ts of their oldest held event (0 if none) until their next append,
+// which stores that value (or its own ts when nothing is held). A renewed
+// epoch (below) keeps created_ms.
+//
 // Restored backups. A database copied back from a backup (sqlite3 .backup)
 // may hold fewer offsets than the server already handed out; continuing its
 // channels under the same epoch would give those offsets again to other
@@ -74,7 +82,7 @@
 // channels that are no longer cached or were written before a restart.
 //
 // Cache. The storage thread keeps the rows of recently used channels (id,
-// epoch, last offset) so that appends need no lookup; beyond
+// epoch, last offset, creation time) so that appends need no lookup; beyond
 // options.channel_cache rows, the least recently used quarter is dropped
 // after a batch and read again from the database when needed.
 #include "engine/sqlite/sqlite_engine.hpp"
@@ -245,7 +253,8 @@ CREATE TABLE IF NOT EXISTS channels (
   epoch TEXT NOT NULL,
   last_offset INTEGER NOT NULL,
   history_size INTEGER,
-  history_ttl_ms INTEGER
+  history_ttl_ms INTEGER,
+  created_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS events (
   channel INTEGER NOT NULL,
@@ -265,16 +274,19 @@ constexpr const char* kSchemaVersion = "1";
 // Databases created before per-channel retention lack its two columns (both
 // nullable: NULL means the engine's limits); they are added on open.
 // Columns added after the first release of schema version 1, added to older
-// databases on open (table, column, type).
+// databases on open (table, column, type). created_ms is NULL in the rows
+// that existed before (see "Creation time").
 constexpr const char* kAddedColumns[][3] = {{"channels", "history_size", "INTEGER"},
                                             {"channels", "history_ttl_ms", "INTEGER"},
-                                            {"events", "from_info", "TEXT NOT NULL DEFAULT ''"}};
+                                            {"events", "from_info", "TEXT NOT NULL DEFAULT ''"},
+                                            {"channels", "created_ms", "INTEGER"}};
 
 // --- operations between the shards and the storage thread --------------------
 
 struct LoadResult {
   bool exists = false;
   std::string epoch;
+  std::optional<int64_t> created;  // unset: NULL in the row (see "Creation time")
   uint64_t last = 0;
   uint64_t first = 0;               // offset of ts.front()
   std::vector<int64_t> ts;          // timestamps of the held events first..last
@@ -298,6 +310,7 @@ struct Op {
   bool ok = false;
   std::string error;
   std::string epoch;      // append
+  int64_t created = 0;    // append
   HistoryResult history;  // read
   LoadResult load;        // load
 };
@@ -326,8 +339,9 @@ struct ChannelRow {
   int64_t id = 0;
   std::string epoch;
   uint64_t last = 0;
-  uint64_t used = 0;           // number of the last batch that used it (for the cache bound)
-  uint64_t trimmed_below = 0;  // count limit: rows below this offset are deleted
+  std::optional<int64_t> created;  // created_ms; unset: NULL
+  uint64_t used = 0;               // number of the last batch that used it (for the cache bound)
+  uint64_t trimmed_below = 0;      // count limit: rows below this offset are deleted
   std::optional<Retention> retention;  // as last given (unset: the engine's limits)
 };
 
@@ -412,17 +426,18 @@ class Storage {
     explicit Statements(sqlite3* db)
         : begin(db, "BEGIN IMMEDIATE"),
           commit(db, "COMMIT"),
-          find_channel(db, "SELECT id, epoch, last_offset FROM channels WHERE name = ?1"),
+          find_channel(db,
+                       "SELECT id, epoch, last_offset, created_ms FROM channels WHERE name = ?1"),
           insert_channel(db, "INSERT INTO channels (name, epoch, last_offset) VALUES (?1, ?2, 0)"),
-          update_last(db,
-                      "UPDATE channels SET last_offset = ?2, history_size = ?3, "
-                      "history_ttl_ms = ?4 WHERE id = ?1"),
+          update_row(db,
+                     "UPDATE channels SET epoch = ?2, last_offset = ?3, history_size = ?4, "
+                     "history_ttl_ms = ?5, created_ms = ?6 WHERE id = ?1"),
           insert_event(db,
                        "INSERT INTO events (channel, \"offset\", ts, event, data, from_client, "
                        "from_user, from_info) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
           first_held(db,
-                     "SELECT \"offset\" FROM events WHERE channel = ?1 AND \"offset\" >= ?2 AND "
-                     "ts >= ?3 ORDER BY \"offset\" LIMIT 1"),
+                     "SELECT \"offset\", ts FROM events WHERE channel = ?1 AND \"offset\" >= ?2 "
+                     "AND ts >= ?3 ORDER BY \"offset\" LIMIT 1"),
           read_range(db,
                      "SELECT \"offset\", ts, event, data, from_client, from_user, from_info "
                      "FROM events "
@@ -439,7 +454,7 @@ class Storage {
           sweep_channels(db,
                          "SELECT id, last_offset, history_size, history_ttl_ms FROM channels "
                          "WHERE id > ?1 ORDER BY id LIMIT ?2") {}
-    Stmt begin, commit, find_channel, insert_channel, update_last, insert_event, first_held,
+    Stmt begin, commit, find_channel, insert_channel, update_row, insert_event, first_held,
         read_range, read_ts, trim_count, trim_age, sweep_channels;
   };
 
@@ -662,6 +677,7 @@ class Storage {
         row.id = use.i64(0);
         row.epoch = use.text(1);
         row.last = use.u64(2);
+        if (!use.is_null(3)) row.created = use.i64(3);
         return &cache_.emplace(name, std::move(row)).first->second;
       }
     }
@@ -718,11 +734,21 @@ class Storage {
           .run();
   }
 
-  void do_append(Op& op, std::vector<std::string>& created,
-                 std::unordered_map<ChannelRow*, uint64_t>& saved_last) {
+  // The rows the operations of a batch changed, each as it was before them:
+  // written back at the end of the batch, restored when it fails.
+  using Touched = std::unordered_map<ChannelRow*, ChannelRow>;
+
+  void do_append(Op& op, std::vector<std::string>& created, Touched& touched) {
     ChannelRow* ch = channel(op.channel, true, &created);
-    saved_last.try_emplace(ch, ch->last);
+    touched.try_emplace(ch, *ch);
     remember(*ch, op.retention);
+    if (!ch->created) {
+      // Offset 1 of the epoch, or a row from before created_ms (see
+      // "Creation time"): its oldest held event, else this one.
+      std::optional<Held> held;
+      if (ch->last > 0) held = first_held(*ch);
+      ch->created = held ? held->ts : op.event.ts_ms;
+    }
     op.event.offset = ++ch->last;
     if (limits_of(ch->retention).max_events > 0) {
       Stmt::Use(statements_->insert_event)
@@ -737,16 +763,23 @@ class Storage {
           .run();
     }
     op.epoch = ch->epoch;
+    op.created = *ch->created;
     op.ok = true;
   }
 
-  // The oldest offset a channel holds under its retention (0: none).
-  uint64_t first_held(const ChannelRow& ch) {
+  struct Held {
+    uint64_t offset = 0;
+    int64_t ts = 0;
+  };
+
+  // The oldest event a channel holds under its retention (none: nullopt).
+  std::optional<Held> first_held(const ChannelRow& ch) {
     const Retention k = limits_of(ch.retention);
-    if (ch.last == 0 || k.max_events == 0) return 0;
+    if (ch.last == 0 || k.max_events == 0) return std::nullopt;
     Stmt::Use use(statements_->first_held);
     use.bind(1, ch.id).bind(2, count_floor(ch.last, k)).bind(3, age_cutoff(k));
-    return use.step() ? use.u64(0) : 0;
+    if (!use.step()) return std::nullopt;
+    return Held{use.u64(0), use.i64(1)};
   }
 
   void read_events(int64_t id, uint64_t from, uint64_t to, std::vector<StoredEvent>& out) {
@@ -767,10 +800,11 @@ class Storage {
     remember(*ch, op.retention);
     r.epoch = ch->epoch;
     r.last_offset = ch->last;
-    const uint64_t first = first_held(*ch);
-    if (first == 0) return;
-    r.first_offset = first;
-    const Range range = select_range(first, ch->last, op.query);
+    const std::optional<Held> first = first_held(*ch);
+    r.created_ms = ch->created ? *ch->created : first ? first->ts : 0;
+    if (!first) return;
+    r.first_offset = first->offset;
+    const Range range = select_range(first->offset, ch->last, op.query);
     if (range.count == 0) return;
     r.events.reserve(range.count);
     read_events(ch->id, range.from, range.from + range.count - 1, r.events);
@@ -785,6 +819,7 @@ class Storage {
       const Retention k = limits_of(ch->retention);
       l.exists = true;
       l.epoch = ch->epoch;
+      l.created = ch->created;
       l.last = ch->last;
       if (ch->last > 0 && k.max_events > 0) {
         // Held events are contiguous and end at `last`; keep the contiguous
@@ -847,13 +882,15 @@ class Storage {
   void process(std::vector<Op>& batch, bool sweep, bool& sweep_done) {
     ++batch_no_;
     std::vector<std::string> created;
-    std::unordered_map<ChannelRow*, uint64_t> saved_last;  // to undo on failure
+    Touched touched;
+    uint64_t appended = 0;
     try {
       Stmt::Use(statements_->begin).run();
       for (Op& op : batch) {
         switch (op.kind) {
           case Kind::append:
-            do_append(op, created, saved_last);
+            do_append(op, created, touched);
+            ++appended;
             break;
           case Kind::read:
             do_read(op);
@@ -863,20 +900,22 @@ class Storage {
             break;
         }
       }
-      for (const auto& [ch, before] : saved_last) {
-        Stmt::Use update(statements_->update_last);
-        update.bind(1, ch->id).bind(2, ch->last);
+      for (const auto& [ch, before] : touched) {
+        Stmt::Use update(statements_->update_row);
+        update.bind(1, ch->id).bind(2, ch->epoch).bind(3, ch->last);
         if (ch->retention)
-          update.bind(3, uint64_t{ch->retention->max_events}).bind(4, ch->retention->max_age_ms);
+          update.bind(4, uint64_t{ch->retention->max_events}).bind(5, ch->retention->max_age_ms);
         else
-          update.bind_null(3).bind_null(4);
+          update.bind_null(4).bind_null(5);
+        if (ch->created)
+          update.bind(6, *ch->created);
+        else
+          update.bind_null(6);
         update.run();
         trim_by_count(*ch);
       }
       if (sweep) sweep_done = sweep_step();
       Stmt::Use(statements_->commit).run();
-      uint64_t appended = 0;
-      for (const auto& [ch, before] : saved_last) appended += ch->last - before;
       if (appended > 0) {
         handed_out_ += appended;
         // Committed already, so the batch succeeds either way; a failed
@@ -885,7 +924,7 @@ class Storage {
       }
     } catch (const std::exception& e) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      for (const auto& [ch, before] : saved_last) ch->last = before;
+      for (auto& [ch, before] : touched) *ch = std::move(before);
       for (const auto& name : created) cache_.erase(name);
       const std::string why = std::string("sqlite: ") + e.what();
       for (Op& op : batch) {
@@ -942,6 +981,7 @@ struct HotChannel {
   enum class State : uint8_t { unloaded, loading, loaded };
   State state = State::unloaded;
   std::string epoch;
+  std::optional<int64_t> created;  // unset: NULL in the row (see "Creation time")
   uint64_t last = 0;
   uint64_t first = 0;              // offset of ts.front()
   std::deque<int64_t> ts;          // timestamps of the held events first..last
@@ -1015,6 +1055,7 @@ class ShardState {
           }
           ch.state = HotChannel::State::loaded;
           ch.epoch = std::move(op.load.epoch);
+          ch.created = op.load.created;
           ch.last = op.load.last;
           ch.first = op.load.first;
           ch.ts.assign(op.load.ts.begin(), op.load.ts.end());
@@ -1032,7 +1073,11 @@ class ShardState {
           if (op.ok) {
             r.offset = op.event.offset;
             r.epoch = op.epoch;
-            if (ch.state == HotChannel::State::loaded) add_committed(ch, std::move(op.event));
+            r.created_ms = op.created;
+            if (ch.state == HotChannel::State::loaded) {
+              ch.created = op.created;
+              add_committed(ch, std::move(op.event));
+            }
           }
           op.on_append(std::move(r));
           break;
@@ -1069,6 +1114,7 @@ class ShardState {
 
   static void reset(HotChannel& ch) {
     ch.state = HotChannel::State::unloaded;
+    ch.created.reset();
     ch.ts.clear();
     ch.window.clear();
   }
@@ -1133,6 +1179,7 @@ class ShardState {
     r.ok = true;
     r.epoch = ch.epoch;
     r.last_offset = ch.last;
+    r.created_ms = ch.created ? *ch.created : ch.ts.empty() ? 0 : ch.ts.front();
     if (ch.ts.empty()) {
       done(std::move(r));
       return true;
