@@ -6,10 +6,11 @@
 // Threads. One storage thread per engine owns the sqlite3 connection and an
 // in-memory cache of the channels table (id, epoch, last offset). Channel
 // owners (workers) never touch SQLite: their ShardStore enqueues operations
-// (append, read, load) on one FIFO queue, bounded by queue_limit. The storage
-// thread takes everything that arrived while its previous transaction ran and
-// handles it in ONE transaction (group commit): appends get the channel's next
-// offsets and are inserted, reads and loads see the state at their place in
+// (append, read, load, remove) on one FIFO queue, bounded by queue_limit. The
+// storage thread takes everything that arrived while its previous transaction
+// ran and handles it in ONE transaction (group commit): appends get the
+// channel's next offsets and are inserted, removes delete a channel's events
+// and give it a new epoch, reads and loads see the state at their place in
 // the queue, retention deletes old rows. After COMMIT the results go back to
 // each shard's executor in one posted handler per shard, in queue order; if
 // the transaction fails, every operation of the batch fails (appends are not
@@ -22,7 +23,10 @@
 // and the newest `hot_window` committed events. A channel is loaded from the
 // database on first use; afterwards every committed append extends the window,
 // so reads whose answer lies in the window are answered synchronously and
-// everything else goes to the storage thread.
+// everything else goes to the storage thread. While a remove of the channel is
+// queued, its reads go to the storage thread too (behind the remove, so they
+// see the new epoch and their callbacks run after remove's); remove's result
+// then replaces the window with the new, empty epoch.
 //
 // The subscribe race. Node::subscribe counts the new subscriber on the owner
 // (so events are posted to its worker from then on), then reads history, and
@@ -48,31 +52,40 @@
 // Epochs. The database gets a random epoch when it is created; a channel takes
 // it when its first event is stored (and keeps it in the channels table), and
 // a channel that has no row yet reads as that epoch with offset 0, so a client
-// that subscribed before the first event can recover. Channel rows are never
-// deleted, so offsets are never reused; a deleted database gives a new epoch.
+// that subscribed before the first event can recover. Removing a channel
+// deletes its events and gives its row a new random epoch of its own with
+// last_offset 0 (a channel that had no row gets one, so the epoch is
+// remembered); its offsets start again at 1 under that epoch. Channel rows are
+// never deleted, so offsets are never reused within an epoch; a deleted
+// database gives a new epoch.
 //
 // Creation time. The channels table keeps created_ms, the ts of the event that
-// got offset 1 in the channel's current epoch (NULL while it has none), so
-// that it outlives the retention of that event and a restart. Rows written
-// before the column existed hold NULL with offsets already given: they report
-// the ts of their oldest held event (0 if none) until their next append,
-// which stores that value (or its own ts when nothing is held). A renewed
-// epoch (below) keeps created_ms.
+// got offset 1 in the channel's current epoch (NULL while it has none, e.g.
+// after a remove), so that it outlives the retention of that event and a
+// restart. Rows written before the column existed hold NULL with offsets
+// already given: they report the ts of their oldest held event (0 if none)
+// until their next append, which stores that value (or its own ts when
+// nothing is held). A renewed epoch (below) keeps created_ms.
 //
 // Restored backups. A database copied back from a backup (sqlite3 .backup)
 // may hold fewer offsets than the server already handed out; continuing its
 // channels under the same epoch would give those offsets again to other
 // events, and a client recovering with the old epoch would silently get
-// them. Offsets only grow and channel rows are never deleted, so the sum of
-// all channels' last offsets grows with every committed append. The storage
-// thread writes that sum to `herald.offsets` beside the database after every
-// commit that appended, before any result of the batch is posted (one small
-// write, not flushed: it survives a crash of the process, not necessarily a
-// power loss). At start, a database whose sum is below the recorded one
-// (or, with a non-empty database, a missing or unreadable file) gets a new
-// epoch for every channel and for the database; offsets go on from the
-// database's own, and clients that recover with the old epoch get
-// `recovered: false`.
+// them. The number of offsets a database has handed out is the sum of all
+// channels' last offsets plus `removed_offsets` in table meta: a remove adds
+// the channel's last offset there in the same transaction that sets it to 0,
+// so the number never shrinks and grows with every committed append (a remove
+// alone leaves it as it was). The storage thread writes that number to
+// `herald.offsets` beside the database after every commit that appended,
+// before any result of the batch is posted (one small write, not flushed: it
+// survives a crash of the process, not necessarily a power loss). At start, a
+// database whose number is below the recorded one (or, with a non-empty
+// database, a missing or unreadable file) gets a new epoch for every channel
+// and for the database; offsets go on from the database's own, and clients
+// that recover with the old epoch get `recovered: false`. (A backup taken
+// before a remove and restored with nothing appended since holds the same
+// number: the channel comes back under its old epoch, whose offsets beyond
+// the backup's were never handed out.)
 //
 // Retention. Every append and read carries its channel's Retention (its
 // namespace's history_size and history_ttl_ms; unset: the engine's limits).
@@ -293,7 +306,7 @@ struct LoadResult {
   std::vector<StoredEvent> window;  // the newest held events
 };
 
-enum class Kind : uint8_t { append, read, load };
+enum class Kind : uint8_t { append, read, load, remove };
 
 // One operation: built by a shard, filled in by the storage thread, completed
 // back on the shard's executor.
@@ -306,10 +319,11 @@ struct Op {
   HistoryQuery query;                  // read
   ShardStore::AppendHandler on_append;
   ShardStore::HistoryHandler on_read;
+  ShardStore::RemoveHandler on_remove;
   // Results.
   bool ok = false;
   std::string error;
-  std::string epoch;      // append
+  std::string epoch;      // append; remove: the new one
   int64_t created = 0;    // append
   HistoryResult history;  // read
   LoadResult load;        // load
@@ -447,6 +461,10 @@ class Storage {
                   "SELECT \"offset\", ts FROM events WHERE channel = ?1 AND \"offset\" >= ?2 "
                   "ORDER BY \"offset\""),
           trim_count(db, "DELETE FROM events WHERE channel = ?1 AND \"offset\" <= ?2"),
+          delete_events(db, "DELETE FROM events WHERE channel = ?1"),
+          add_removed(db,
+                      "INSERT INTO meta (key, value) VALUES ('removed_offsets', ?1) "
+                      "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + ?1"),
           trim_age(db,
                    "DELETE FROM events WHERE channel = ?1 AND \"offset\" < COALESCE((SELECT "
                    "\"offset\" FROM events WHERE channel = ?1 AND ts >= ?2 ORDER BY \"offset\" "
@@ -455,7 +473,7 @@ class Storage {
                          "SELECT id, last_offset, history_size, history_ttl_ms FROM channels "
                          "WHERE id > ?1 ORDER BY id LIMIT ?2") {}
     Stmt begin, commit, find_channel, insert_channel, update_row, insert_event, first_held,
-        read_range, read_ts, trim_count, trim_age, sweep_channels;
+        read_range, read_ts, trim_count, delete_events, add_removed, trim_age, sweep_channels;
   };
 
   void open_database() {
@@ -525,7 +543,10 @@ class Storage {
           if (!use.step()) throw DbError("no epoch in table meta");
           db_epoch_ = use.text(0);
         }
-        Stmt sum(db_, "SELECT COALESCE(SUM(last_offset), 0) FROM channels");
+        // See "Restored backups".
+        Stmt sum(db_,
+                 "SELECT COALESCE(SUM(last_offset), 0) + COALESCE((SELECT CAST(value AS INTEGER) "
+                 "FROM meta WHERE key = 'removed_offsets'), 0) FROM channels");
         Stmt::Use use(sum);
         handed_out_ = use.step() ? use.u64(0) : 0;
       }
@@ -767,6 +788,25 @@ class Storage {
     op.ok = true;
   }
 
+  // Deletes the channel's events and starts its new epoch (see "Epochs"),
+  // keeping the number of offsets handed out (see "Restored backups").
+  void do_remove(Op& op, std::vector<std::string>& created, Touched& touched) {
+    ChannelRow* ch = channel(op.channel, true, &created);
+    touched.try_emplace(ch, *ch);
+    if (ch->last > 0) Stmt::Use(statements_->add_removed).bind(1, ch->last).run();
+    Stmt::Use(statements_->delete_events).bind(1, ch->id).run();
+    std::string epoch;
+    do {
+      epoch = random_epoch();
+    } while (epoch == ch->epoch);
+    ch->epoch = std::move(epoch);
+    ch->last = 0;
+    ch->created.reset();
+    ch->trimmed_below = 0;
+    op.epoch = ch->epoch;
+    op.ok = true;
+  }
+
   struct Held {
     uint64_t offset = 0;
     int64_t ts = 0;
@@ -898,6 +938,9 @@ class Storage {
           case Kind::load:
             do_load(op);
             break;
+          case Kind::remove:
+            do_remove(op, created, touched);
+            break;
         }
       }
       for (const auto& [ch, before] : touched) {
@@ -955,7 +998,7 @@ class Storage {
   const std::function<int64_t()> now_ms_;
   int lock_fd_ = -1;
   int offsets_fd_ = -1;      // herald.offsets
-  uint64_t handed_out_ = 0;  // sum of all channels' last offsets, as committed
+  uint64_t handed_out_ = 0;  // offsets handed out, as committed (see "Restored backups")
   bool epoch_renewed_ = false;
   uint64_t batch_no_ = 0;
   sqlite3* db_ = nullptr;
@@ -987,7 +1030,8 @@ struct HotChannel {
   std::deque<int64_t> ts;          // timestamps of the held events first..last
   std::deque<StoredEvent> window;  // the newest held events
   Retention keep;                  // as given by the latest append or read
-  uint32_t pending = 0;            // appends and loads not completed yet
+  uint32_t pending = 0;            // appends, loads and removes not completed yet
+  uint32_t removing = 0;           // removes not completed yet
   int64_t used_ms = 0;             // steady clock
 };
 
@@ -1026,7 +1070,11 @@ class ShardState {
   void read(const std::string& channel, const HistoryQuery& query,
             ShardStore::HistoryHandler done) {
     HotChannel& ch = touch(channel, query.retention);
-    if (ch.state == HotChannel::State::loaded && answer_from_window(ch, query, done)) return;
+    // While a remove is queued, the window is the state before it, which a
+    // read made now must not see (its callback would come before remove's).
+    if (ch.state == HotChannel::State::loaded && ch.removing == 0 &&
+        answer_from_window(ch, query, done))
+      return;
     ensure_loaded(channel, ch, query.retention);
     Op op;
     op.kind = Kind::read;
@@ -1040,6 +1088,22 @@ class ShardState {
       r.error = std::move(why);
       op.on_read(std::move(r));
     }
+  }
+
+  void remove(const std::string& channel, ShardStore::RemoveHandler done) {
+    HotChannel& ch = touch(channel);
+    Op op;
+    op.kind = Kind::remove;
+    op.shard = shard_;
+    op.channel = channel;
+    op.on_remove = std::move(done);
+    if (std::string why = storage_->enqueue(op); !why.empty()) {
+      RemoveResult r;
+      r.error = std::move(why);
+      return op.on_remove(std::move(r));
+    }
+    ++ch.pending;
+    ++ch.removing;
   }
 
   // Runs on the shard's executor: the results of one batch, in queue order.
@@ -1082,6 +1146,27 @@ class ShardState {
           op.on_append(std::move(r));
           break;
         }
+        case Kind::remove: {
+          HotChannel& ch = channels_[op.channel];
+          --ch.pending;
+          --ch.removing;
+          RemoveResult r;
+          r.ok = op.ok;
+          r.error = std::move(op.error);
+          if (op.ok) {
+            // Everything queued before the remove has completed, so the
+            // window is now the new epoch's, still empty. (On failure the
+            // old window is still the database's state.)
+            reset(ch);
+            ch.state = HotChannel::State::loaded;
+            ch.epoch = op.epoch;
+            ch.last = 0;
+            ch.first = 0;
+            r.epoch = std::move(op.epoch);
+          }
+          op.on_remove(std::move(r));
+          break;
+        }
         case Kind::read:
           op.history.ok = op.ok;
           if (!op.ok) op.history.error = op.error;
@@ -1093,12 +1178,19 @@ class ShardState {
 
  private:
   HotChannel& touch(const std::string& channel, const std::optional<Retention>& retention) {
-    const int64_t now = steady_ms();
-    if (++ops_ % 1024 == 0) evict_idle(now);
-    HotChannel& ch = channels_[channel];
-    ch.used_ms = now;
+    HotChannel& ch = touch(channel);
     ch.keep = retention.value_or(defaults_);
     return ch;
+  }
+
+  // As above, for an operation that carries no retention (remove).
+  HotChannel& touch(const std::string& channel) {
+    const int64_t now = steady_ms();
+    if (++ops_ % 1024 == 0) evict_idle(now);
+    const auto [it, added] = channels_.try_emplace(channel);
+    if (added) it->second.keep = defaults_;
+    it->second.used_ms = now;
+    return it->second;
   }
 
   // Forgets channels not used for a minute (they are loaded again on use).
@@ -1222,6 +1314,9 @@ class SqliteShardStore final : public ShardStore {
   }
   void read(const std::string& channel, const HistoryQuery& query, HistoryHandler done) override {
     state_->read(channel, query, std::move(done));
+  }
+  void remove(const std::string& channel, RemoveHandler done) override {
+    state_->remove(channel, std::move(done));
   }
 
  private:
