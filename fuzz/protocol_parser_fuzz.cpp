@@ -142,7 +142,8 @@ void check_command(const Command& cmd, const boost::json::value& doc, std::strin
       expect_string(doc, "channel", cmd.channel, input);
       if (!check_channel_name(cmd.channel, ParserLimits{}.max_channel_length).empty())
         fail("bad channel accepted", input);
-      if (!cmd.event.empty() && !check_event_name(cmd.event, ParserLimits{}.max_event_length).empty())
+      if (!cmd.event.empty() &&
+          !check_event_name(cmd.event, ParserLimits{}.max_event_length).empty())
         fail("bad final event name accepted", input);
       if (!cmd.data.empty()) {
         boost::json::value data;

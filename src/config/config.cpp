@@ -1160,7 +1160,8 @@ std::string describe_keys() {
       "  HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512), one of secret,\n"
       "  secret_env, secret_file (HS*) or public_key_file (PEM), optional kid and use\n"
       "  (connection, subscription or both). See docs/security.md.\n"
-      "[[api.keys]] (config file only): name, scopes (publish, history, admin, presence, destroy),\n"
+      "[[api.keys]] (config file only): name, scopes (publish, history, admin, presence, "
+      "destroy),\n"
       "  one of key, key_env, key_file or sha256.\n";
   out +=
       "\n[defaults] and [namespaces.<name>] (config file only; a channel's namespace is its\n"

@@ -10,8 +10,7 @@ namespace herald::config::detail {
 namespace {
 
 constexpr std::string_view kKeyUses[] = {"connection", "subscription", "both"};
-constexpr std::string_view kApiScopes[] = {"publish", "history", "admin", "presence",
-                                          "destroy"};
+constexpr std::string_view kApiScopes[] = {"publish", "history", "admin", "presence", "destroy"};
 
 // Reads the fields of one table of an array of tables (`key` is e.g.
 // "auth.keys[0]"), refusing fields it was not asked for.

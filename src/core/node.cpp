@@ -85,9 +85,16 @@ Node::Node(unsigned workers, engine::Engine& engine, NodeOptions options,
 
 Node::~Node() = default;
 
-void Node::attach_worker(unsigned index, boost::asio::io_context& io) {
+void Node::attach_worker(unsigned index, boost::asio::io_context& io,
+                         metrics::WorkerCounters* counters) {
   Shard& shard = *shards_.at(index);
   shard.io = &io;
+  if (counters) {
+    shard.counters = counters;
+  } else {
+    shard.own_counters = std::make_unique<metrics::WorkerCounters>();
+    shard.counters = shard.own_counters.get();
+  }
   shard.store = engine_.open_shard(index, io.get_executor());
   shard.expiry_timer = std::make_unique<boost::asio::steady_timer>(io);
 }
@@ -123,7 +130,6 @@ LocalSubscribers& Node::local(unsigned index) {
   return shards_[index]->local;
 }
 
-
 void Node::deliver_to_workers(Shard& owner, const std::string& channel,
                               const ws::SharedFrame& frame) {
   auto it = owner.channels.find(channel);
@@ -143,8 +149,8 @@ void Node::gather(unsigned from, std::function<T(unsigned)> f,
     size_t remaining;
     std::function<void(std::vector<T>)> done;
   };
-  auto state = std::make_shared<State>(State{std::vector<T>(shards_.size()), shards_.size(),
-                                             std::move(done)});
+  auto state = std::make_shared<State>(
+      State{std::vector<T>(shards_.size()), shards_.size(), std::move(done)});
   for (unsigned w = 0; w < shards_.size(); ++w) {
     post(w, [this, w, from, f, state] {
       T result = f(w);
@@ -168,28 +174,34 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
   const unsigned owner = owner_of(req.channel);
   post(owner, [this, owner, from, keep, req = std::move(req), done = std::move(done)]() mutable {
     const int64_t ts = engine::system_now_ms();
+    const auto arrived = std::chrono::steady_clock::now();
     if (req.ephemeral) {
       deliver_to_workers(*shards_[owner], req.channel, event_frame(req, std::nullopt, ts));
+      shards_[owner]->counters->publish_delivery_seconds.observe(seconds_since(arrived));
       post(from, [done = std::move(done)] { done(PublishResult{}); });
       return;
     }
     Shard& shard = *shards_[owner];
     const std::string channel = req.channel;
-    auto append = [this, owner, from, keep, ts, req = std::move(req),
+    auto append = [this, owner, from, keep, ts, arrived, req = std::move(req),
                    done = std::move(done)]() mutable {
       engine::NewEvent ev{req.event, req.data, req.from_client, req.from_user,
                           ts,        keep,     req.from_info};
       const std::string channel = req.channel;
+      const auto appending = std::chrono::steady_clock::now();
       shards_[owner]->store->append(
           channel, std::move(ev),
-          [this, owner, from, ts, req = std::move(req),
+          [this, owner, from, ts, arrived, appending, req = std::move(req),
            done = std::move(done)](engine::AppendResult r) mutable {
+            auto& counters = *shards_[owner]->counters;
+            counters.engine_append_seconds.observe(seconds_since(appending));
             PublishResult result;
             if (!r.ok) {
               result.failure = internal_failure(r.error);
             } else {
               result.offset = r.offset;
               deliver_to_workers(*shards_[owner], req.channel, event_frame(req, r.offset, ts));
+              counters.publish_delivery_seconds.observe(seconds_since(arrived));
               if (const Namespace* ns = shards_[owner]->namespaces->find(req.channel);
                   ns && ttl_ms(*ns) > 0)
                 note_created(owner, req.channel, *ns, r.created_ms);
@@ -212,7 +224,10 @@ void Node::subscribe(unsigned from, SubscribeRequest req,
   post(owner, [this, owner, from, req = std::move(req), done = std::move(done)]() mutable {
     Shard& shard = *shards_[owner];
     auto& counts = shard.channels[req.channel].counts;
-    if (counts.empty()) counts.resize(shards_.size());
+    if (counts.empty()) {
+      counts.resize(shards_.size());
+      shard.counters->channels.add();
+    }
     ++counts[from];  // matched by the unsubscribe() that follows a failure too
 
     std::optional<Failure> failure;
@@ -256,11 +271,13 @@ void Node::subscribe_read(unsigned owner, unsigned from, SubscribeRequest req,
     query.limit = std::min<uint64_t>(req.history.value_or(0), cap);
   }
   const std::string channel = req.channel;  // `req` moves into the callback below
+  const auto reading = std::chrono::steady_clock::now();
   shard.store->read(
       channel, query,
-      [this, owner, from, recovery_refused, req = std::move(req),
+      [this, owner, from, recovery_refused, reading, req = std::move(req),
        done = std::move(done)](engine::HistoryResult h) mutable {
         Shard& shard = *shards_[owner];
+        shard.counters->history_read_seconds.observe(seconds_since(reading));
         const Namespace* ns = shard.namespaces->find(req.channel);
         if (h.ok && ns && ttl_ms(*ns) > 0 && note_created(owner, req.channel, *ns, h.created_ms)) {
           // Expired: destroyed just now; read the channel's new life.
@@ -315,6 +332,7 @@ void Node::erase_if_idle(Shard& shard, const std::string& channel) {
   if (!std::all_of(counts.begin(), counts.end(), [](uint32_t c) { return c == 0; })) return;
   if (it->second.presence && !it->second.presence->idle()) return;
   shard.channels.erase(it);
+  shard.counters->channels.sub();
 }
 
 void Node::history(unsigned from, HistoryRequest req, std::function<void(HistoryResult)> done) {
@@ -336,10 +354,12 @@ void Node::history_read(unsigned owner, unsigned from, HistoryRequest req,
                         std::function<void(HistoryResult)> done) {
   const std::string channel = req.channel;
   const engine::HistoryQuery query = req.query;
+  const auto reading = std::chrono::steady_clock::now();
   shards_[owner]->store->read(
       channel, query,
-      [this, owner, from, req = std::move(req),
+      [this, owner, from, reading, req = std::move(req),
        done = std::move(done)](engine::HistoryResult h) mutable {
+        shards_[owner]->counters->history_read_seconds.observe(seconds_since(reading));
         const Namespace* ns = shards_[owner]->namespaces->find(req.channel);
         if (h.ok && ns && ttl_ms(*ns) > 0 && note_created(owner, req.channel, *ns, h.created_ms)) {
           history_read(owner, from, std::move(req), std::move(done));  // its new, empty life
@@ -413,8 +433,9 @@ void Node::channels(unsigned from, std::string prefix, size_t limit,
           all.total += p.total;
           for (auto& c : p.channels) all.channels.push_back(std::move(c));
         }
-        std::sort(all.channels.begin(), all.channels.end(),
-                  [](const ChannelCount& a, const ChannelCount& b) { return a.channel < b.channel; });
+        std::sort(
+            all.channels.begin(), all.channels.end(),
+            [](const ChannelCount& a, const ChannelCount& b) { return a.channel < b.channel; });
         if (all.channels.size() > limit) all.channels.resize(limit);
         done(std::move(all));
       });

@@ -39,6 +39,7 @@
 #include "core/namespace_table.hpp"
 #include "core/subscribers.hpp"
 #include "engine/engine.hpp"
+#include "metrics/metrics.hpp"
 #include "protocol/command.hpp"
 #include "protocol/errors.hpp"
 
@@ -146,7 +147,10 @@ class Node {
 
   // Called for every worker before any worker thread starts: a worker posts
   // to every shard as soon as it serves traffic.
-  void attach_worker(unsigned index, boost::asio::io_context& io);
+  // `counters`: the worker's metrics, for the owner-side gauges and
+  // histograms (null: none).
+  void attach_worker(unsigned index, boost::asio::io_context& io,
+                     metrics::WorkerCounters* counters = nullptr);
 
   // Thread-safe, once every worker is attached: each worker switches to
   // `namespaces` between two of its handlers; requests it already checked

@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/container/small_vector.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <queue>
@@ -33,6 +34,8 @@ struct Node::Shard {
   std::unique_ptr<engine::ShardStore> store;
   std::shared_ptr<const NamespaceTable> namespaces;
   LocalSubscribers local;
+  metrics::WorkerCounters* counters = nullptr;            // never null once attached
+  std::unique_ptr<metrics::WorkerCounters> own_counters;  // when attached without any
 
   // Owner side: the owned channels that have subscribers.
   boost::unordered_flat_map<std::string, OwnedChannel> channels;
@@ -69,6 +72,11 @@ engine::Retention retention_of(const Namespace& ns);
 // Whether the owner keeps presence for channels of `ns`.
 inline bool tracks_presence(const Namespace& ns) {
   return ns.options.presence || ns.options.join_leave || ns.options.max_users > 0;
+}
+
+// Seconds since `start`, for the latency histograms.
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 inline int64_t ttl_ms(const Namespace& ns) {

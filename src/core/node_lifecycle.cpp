@@ -46,18 +46,16 @@ void Node::destroy(unsigned from, DestroyRequest req, std::function<void(Destroy
   const unsigned owner = owner_of(req.channel);
   post(owner, [this, owner, from, channel = std::move(req.channel),
                final_event = std::move(final_event), done = std::move(done)]() mutable {
-    destroy_on_owner(owner, channel, std::move(final_event), "destroyed",
-                     [this, from, done = std::move(done)](DestroyResult r) mutable {
-                       post(from, [done = std::move(done), r = std::move(r)]() mutable {
-                         done(std::move(r));
-                       });
-                     });
+    destroy_on_owner(
+        owner, channel, std::move(final_event), "destroyed",
+        [this, from, done = std::move(done)](DestroyResult r) mutable {
+          post(from, [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+        });
   });
 }
 
-void Node::destroy_on_owner(unsigned owner, const std::string& channel,
-                            ws::SharedFrame final_event, std::string reason,
-                            std::function<void(DestroyResult)> done) {
+void Node::destroy_on_owner(unsigned owner, const std::string& channel, ws::SharedFrame final_event,
+                            std::string reason, std::function<void(DestroyResult)> done) {
   shards_[owner]->store->remove(
       channel, [this, owner, channel, final_event = std::move(final_event),
                 reason = std::move(reason), done = std::move(done)](engine::RemoveResult r) {
@@ -80,7 +78,10 @@ void Node::destroy_on_owner(unsigned owner, const std::string& channel,
           }
           // The members leave with their subscriptions, without `leave`;
           // subscribes still pending belong to the new life and stay.
-          if (it->second.presence) it->second.presence->clear_members();
+          if (auto& p = it->second.presence) {
+            shard.counters->presence_members.sub(static_cast<int64_t>(p->clients()));
+            p->clear_members();
+          }
         }
         done(DestroyResult{std::nullopt, r.epoch});
       });
@@ -90,7 +91,8 @@ void Node::expire(unsigned owner, const std::string& channel) {
   Shard& shard = *shards_[owner];
   shard.deadlines[channel] = kExpiring;
   ws::SharedFrame final_event;
-  if (const Namespace* ns = shard.namespaces->find(channel); ns && !ns->options.expire_event.empty()) {
+  if (const Namespace* ns = shard.namespaces->find(channel);
+      ns && !ns->options.expire_event.empty()) {
     PublishRequest ev{channel, ns->options.expire_event, ns->options.expire_data, {}, {}, true};
     final_event = event_frame(ev, std::nullopt, engine::system_now_ms());
   }

@@ -46,8 +46,10 @@ std::optional<Failure> Node::presence_admit(Shard& shard, const SubscribeRequest
     limits = {ns->options.presence_max_members, ns->options.max_users};
     announce = ns->options.join_leave;
   }
+  const size_t before = p.clients();
   const auto admission =
       p.admit(presence::Member{req.client, req.user, req.info}, limits, read_ok, announce);
+  shard.counters->presence_members.add(static_cast<int64_t>(p.clients() - before));
   if (p.has_announcements()) shard.announcing.push_back(req.channel);
   switch (admission) {
     case presence::Admission::full:
@@ -70,7 +72,10 @@ void Node::presence_unsubscribe(Shard& shard, const std::string& channel,
   auto it = shard.channels.find(channel);
   if (it == shard.channels.end() || !it->second.presence) return;
   const Namespace* ns = shard.namespaces->find(channel);
+  const size_t before = it->second.presence->clients();
   it->second.presence->remove(client, ns && ns->options.join_leave);
+  shard.counters->presence_members.sub(
+      static_cast<int64_t>(before - it->second.presence->clients()));
   if (it->second.presence->has_announcements()) shard.announcing.push_back(channel);
 }
 
@@ -96,10 +101,10 @@ void Node::presence(unsigned from, std::string channel, bool stats_only,
   std::optional<Failure> failure;
   const Namespace* ns = find_namespace(from, channel, failure);
   if (ns && !ns->options.presence)
-    failure = Failure{protocol::ErrorCode::forbidden,
-                      "presence is not enabled on " + channel +
-                          " (its namespace's presence option is false)",
-                      {}};
+    failure = Failure{
+        protocol::ErrorCode::forbidden,
+        "presence is not enabled on " + channel + " (its namespace's presence option is false)",
+        {}};
   if (failure) {
     PresenceResult r;
     r.failure = std::move(failure);

@@ -179,8 +179,8 @@ void ApiRouter::list_channels(std::string_view query, Responder respond) {
   if (auto text = query_param(query, "limit")) {
     const auto value = parse_u64(*text);
     if (!value || *value > kMaxChannelsLimit) {
-      respond(error(ErrorCode::bad_request, "limit: must be an integer from 0 to " +
-                                                std::to_string(kMaxChannelsLimit)));
+      respond(error(ErrorCode::bad_request,
+                    "limit: must be an integer from 0 to " + std::to_string(kMaxChannelsLimit)));
       return;
     }
     limit = static_cast<size_t>(*value);

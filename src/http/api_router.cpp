@@ -10,10 +10,10 @@
 #include <optional>
 #include <sstream>
 
+#include "http/api_util.hpp"
 #include "protocol/command.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/messages.hpp"
-#include "http/api_util.hpp"
 
 namespace herald::http {
 

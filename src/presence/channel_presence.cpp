@@ -23,8 +23,7 @@ void ChannelPresence::begin(const std::string& client) {
   pending_.push_back(Pending{client, PendingState::reading});
 }
 
-Admission ChannelPresence::admit(Member member, const Limits& limits, bool read_ok,
-                                 bool announce) {
+Admission ChannelPresence::admit(Member member, const Limits& limits, bool read_ok, bool announce) {
   Pending* p = find_pending(member.client);
   // No entry: presence was turned on by a reload after this subscribe
   // arrived; it is not tracked (its unsubscribe finds nothing either).
@@ -44,8 +43,7 @@ Admission ChannelPresence::admit(Member member, const Limits& limits, bool read_
     const bool new_person = anonymous || !users_.contains(member.user);
     if (limits.max_users) {
       // A capped channel never switches to counts only: it needs its users.
-      if ((new_person && persons() >= limits.max_users) ||
-          members_.size() >= limits.max_members) {
+      if ((new_person && persons() >= limits.max_users) || members_.size() >= limits.max_members) {
         p->state = PendingState::failed;
         return Admission::full;
       }
@@ -86,8 +84,9 @@ void ChannelPresence::remove(const std::string& client, bool announce) {
   if (it == members_.end()) return;  // gone with a destroy
   Record record = std::move(it->second);
   members_.erase(it);
+  const bool counted_only = counts_only_;
   if (members_.empty()) counts_only_ = false;  // an empty channel starts over
-  if (counts_only_) return;
+  if (counted_only) return;
   bool user_edge = true;
   if (record.user.empty()) {
     --anonymous_;
@@ -96,9 +95,8 @@ void ChannelPresence::remove(const std::string& client, bool announce) {
     if (user_edge) users_.erase(u);
   }
   if (announce)
-    announcements_.push_back(
-        Announcement{false, Member{client, std::move(record.user), std::move(record.info)},
-                     user_edge});
+    announcements_.push_back(Announcement{
+        false, Member{client, std::move(record.user), std::move(record.info)}, user_edge});
 }
 
 void ChannelPresence::clear_members() {

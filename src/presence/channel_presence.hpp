@@ -107,7 +107,7 @@ class ChannelPresence {
 
   boost::unordered_flat_map<std::string, Record> members_;
   boost::unordered_flat_map<std::string, uint32_t> users_;  // user -> members (full mode)
-  size_t anonymous_ = 0;                                     // anonymous members (full mode)
+  size_t anonymous_ = 0;                                    // anonymous members (full mode)
   std::vector<Pending> pending_;  // few: subscribes whose read is in flight
   std::vector<Announcement> announcements_;
   bool counts_only_ = false;

@@ -172,6 +172,7 @@ void ClientSession::on_subscribed(const std::string& channel, uint32_t seq, cons
     return;
   }
   sub->active = true;
+  ctx_.counters->subscriptions.add();
   ctx_.node.local(ctx_.worker).add(channel, this);
   if (!id.empty() || notify) {
     std::string out;
@@ -204,6 +205,7 @@ void ClientSession::handle_unsubscribe(const Command& cmd) {
 void ClientSession::finish_unsubscribe(const std::string& channel, const std::string& id,
                                        std::string_view reason) {
   ctx_.node.local(ctx_.worker).remove(channel, this);
+  ctx_.counters->subscriptions.sub();
   ctx_.node.unsubscribe(ctx_.worker, channel, client_id_);
   erase(channel);
   if (!id.empty() || !reason.empty()) {
@@ -335,7 +337,10 @@ void ClientSession::on_closed() {
   counted_ip_ = counted_user_ = false;
   auto& local = ctx_.node.local(ctx_.worker);
   for (auto& sub : subscriptions_) {
-    if (sub.active) local.remove(sub.channel, this);
+    if (sub.active) {
+      local.remove(sub.channel, this);
+      ctx_.counters->subscriptions.sub();
+    }
     ctx_.node.unsubscribe(ctx_.worker, sub.channel, client_id_);
   }
   std::vector<Subscription>().swap(subscriptions_);

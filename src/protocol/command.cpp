@@ -305,8 +305,8 @@ Field lookup_field(std::string_view key) {
 }
 
 constexpr std::array<std::string_view, 11> kTypeNames = {
-    "connect", "subscribe",   "unsubscribe",    "publish", "history", "presence",
-    "pong",    "refresh",     "sub_refresh",    "presence_stats", "destroy",
+    "connect", "subscribe", "unsubscribe", "publish",        "history", "presence",
+    "pong",    "refresh",   "sub_refresh", "presence_stats", "destroy",
 };
 
 bool lookup_type(std::string_view name, CommandType& out) {

@@ -44,7 +44,7 @@ struct Command {
   std::string id;
   std::string channel;  // every command but connect, refresh and pong
   std::string event;    // publish; destroy: "" for no final event
-  std::string data;  // publish: raw JSON value; connect, destroy: raw JSON or empty
+  std::string data;     // publish: raw JSON value; connect, destroy: raw JSON or empty
   std::string token;  // connect, subscribe (subscription token), refresh, sub_refresh; "" if absent
   bool ephemeral = false;                  // publish
   std::optional<uint64_t> history;         // subscribe: send the last N events

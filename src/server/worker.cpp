@@ -89,7 +89,7 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
   // worker accepts, its requests are posted to every shard, whose io_context
   // must be set by then (attaching in run() crashed a server restarted under
   // traffic).
-  node_.attach_worker(index_, io_);
+  node_.attach_worker(index_, io_, &counters_);
 }
 
 Worker::~Worker() {

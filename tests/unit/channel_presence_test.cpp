@@ -68,7 +68,7 @@ TEST(ChannelPresence, MaxUsersCountsDistinctUsersAndAnonymousEach) {
   EXPECT_EQ(join(p, m("c4", "bob"), two), Admission::full);
   EXPECT_EQ(join(p, m("c5"), two), Admission::full);
   EXPECT_EQ(join(p, m("c6", "ana"), two), Admission::admitted);  // ana is already in
-  p.remove("c4", true);                                           // the refused one's match
+  p.remove("c4", true);                                          // the refused one's match
   p.remove("c3", true);
   EXPECT_EQ(join(p, m("c7", "bob"), two), Admission::admitted);
   EXPECT_EQ(p.clients(), 4u);
