@@ -101,10 +101,7 @@ void Node::presence(unsigned from, std::string channel, bool stats_only,
   std::optional<Failure> failure;
   const Namespace* ns = find_namespace(from, channel, failure);
   if (ns && !ns->options.presence)
-    failure = Failure{
-        protocol::ErrorCode::forbidden,
-        "presence is not enabled on " + channel + " (its namespace's presence option is false)",
-        {}};
+    failure = Failure{protocol::ErrorCode::forbidden, "presence is not enabled on " + channel, {}};
   if (failure) {
     PresenceResult r;
     r.failure = std::move(failure);

@@ -59,9 +59,13 @@ bool ApiRouter::route_channels(const Request& req, std::string_view path, std::s
     return true;
   }
   std::string_view rest = path.substr(kChannelsPrefix.size());
-  if (method == bhttp::verb::delete_) {
+  // A channel whose name ends like a sub-resource is destroyed with its '/'
+  // written %2F (docs/protocol.md section 10).
+  const bool sub_resource =
+      rest.ends_with("/history") || rest.ends_with(kPresenceSuffix) || rest.ends_with(kStatsSuffix);
+  if (method == bhttp::verb::delete_ && !sub_resource) {
     // The whole rest is the channel (names may hold '/').
-    if (!authorized(req, auth::Scope::destroy, respond)) return true;
+    if (!authorized(req, auth::Scope::destroy, respond, auth::Scope::admin)) return true;
     auto channel = channel_from_path(rest, respond);
     if (channel) destroy(req, std::move(*channel), std::move(respond));
     return true;

@@ -113,8 +113,8 @@ void ApiRouter::handle(Request&& req, const boost::asio::ip::address& peer, Resp
   respond(error_response(11, 404, "bad_request", "not found"));
 }
 
-bool ApiRouter::authorized(const Request& req, std::optional<auth::Scope> scope,
-                           Responder& respond) {
+bool ApiRouter::authorized(const Request& req, std::optional<auth::Scope> scope, Responder& respond,
+                           std::optional<auth::Scope> or_scope) {
   if (!options_.api_keys || options_.api_keys->empty()) return true;
   const auto credential =
       auth::ApiKeys::credential_from_headers(req[bhttp::field::authorization], req["X-API-Key"]);
@@ -132,7 +132,7 @@ bool ApiRouter::authorized(const Request& req, std::optional<auth::Scope> scope,
     respond(std::move(res));
     return false;
   }
-  if (scope && !key->allows(*scope)) {
+  if (scope && !key->allows(*scope) && !(or_scope && key->allows(*or_scope))) {
     respond(error(ErrorCode::forbidden, "API key '" + key->name + "' lacks the " +
                                             std::string(auth::to_string(*scope)) + " scope"));
     return false;

@@ -56,7 +56,9 @@ class ApiRouter final : public Router {
  private:
   // With API keys configured: whether the request carries a key with
   // `scope` (any scope when null); else answers 401/403 and returns false.
-  bool authorized(const Request& req, std::optional<auth::Scope> scope, Responder& respond);
+  // `or_scope`: a second scope that also grants the route.
+  bool authorized(const Request& req, std::optional<auth::Scope> scope, Responder& respond,
+                  std::optional<auth::Scope> or_scope = std::nullopt);
   void publish(const Request& req, Responder respond);
   // POST /api/admin/reload, from loopback peers unless allow_remote_admin.
   void admin_reload(const Request& req, const boost::asio::ip::address& peer, Responder respond);

@@ -52,8 +52,7 @@ Admission ChannelPresence::admit(Member member, const Limits& limits, bool read_
       counts_only_ = true;
       for (auto& [client, record] : members_) record = Record{};
       users_.clear();
-      anonymous_ = 0;
-      announcements_.clear();
+      anonymous_ = 0;  // joins queued before the switch still go out
     }
   }
   erase_pending(p);
