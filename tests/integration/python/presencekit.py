@@ -161,13 +161,12 @@ async def check_presence(server, c: WSClient, ch: str, want: list, *,
         (stats, want)
     status, body = await http_presence(server, ch)
     assert status == 200, (status, body)
-    assert list(body) == ["channel", "members", "complete"], body
+    assert set(body) == {"channel", "members", "complete"}, body
     assert body["channel"] == ch and body["complete"] is complete, body
     assert_members(body["members"], want)
     status, body = await http_presence_stats(server, ch)
     assert status == 200, (status, body)
     assert body == {"channel": ch, **stats_of(want)}, (body, want)
-    assert list(body) == ["channel", "clients", "users"], body
 
 
 async def subscribed_then_own_join(c: WSClient, ch: str, user: str | None = None, info=None,
