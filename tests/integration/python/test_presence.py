@@ -71,7 +71,7 @@ async def marker_next(server, clients: list, ch: str) -> None:
 
 CHURN_SEED = 20251204
 CHURN_CONNECTIONS = 40
-CHURN_CHANNELS = 4
+CHURN_CHANNELS = 5
 CHURN_ROUNDS = 20
 USERS = [f"u{i}" for i in range(6)]
 INFO = {"u0": {"name": "U0"}, "u1": {"name": "U1", "tags": [1, 2]}, "u2": "plain"}
@@ -223,7 +223,7 @@ def by_client_ids(members: list) -> list:
 @runs_async
 async def test_churn_presence_is_exact_on_all_workers(server):
     """40 connections of 6 users and anonymous ones subscribe, unsubscribe
-    and close at random (fixed seed) on 4 channels at once; afterwards the
+    and close at random (fixed seed) on 5 channels at once; afterwards the
     presence of every channel (WebSocket and HTTP), its stats, the channel
     list, and a watcher's join/leave stream all equal the live
     subscriptions."""
