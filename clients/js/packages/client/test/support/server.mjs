@@ -25,14 +25,14 @@ process.on('exit', () => {
 });
 
 /**
- * Starts `server`; resolves `{server, skip: null}`, or `{server: null, skip:
+ * Starts `server`; resolves `{server, skip: false}`, or `{server: null, skip:
  * reason}` when the binary refuses the config because it does not know a key
  * (or an API key scope) of `feature` yet (a binary from before the feature).
  * Other failures throw.
  */
 export async function startIfSupported(server, feature) {
   try {
-    return { server: await server.start(), skip: null };
+    return { server: await server.start(), skip: false };
   } catch (e) {
     const unknown = /config error: (.*unknown (?:key\b|scope '|capability ).*)/.exec(server.log);
     if (!unknown) throw e;
