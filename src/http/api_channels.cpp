@@ -18,7 +18,6 @@ using protocol::ErrorCode;
 
 namespace {
 
-constexpr std::string_view kChannelsPrefix = "/api/channels/";
 constexpr std::string_view kPresenceSuffix = "/presence";
 constexpr std::string_view kStatsSuffix = "/presence-stats";
 constexpr size_t kDefaultChannelsLimit = 100;

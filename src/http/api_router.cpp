@@ -22,7 +22,6 @@ using protocol::ErrorCode;
 
 namespace {
 
-constexpr std::string_view kChannelsPrefix = "/api/channels/";
 constexpr std::string_view kHistorySuffix = "/history";
 
 std::string_view content_type(const std::filesystem::path& p) {

@@ -12,6 +12,9 @@
 
 namespace herald::http {
 
+// Where the per-channel routes start: /api/channels/{channel}/...
+inline constexpr std::string_view kChannelsPrefix = "/api/channels/";
+
 Response json_response(int status, std::string body);
 // The protocol's JSON error with the HTTP status of `code`.
 Response error(protocol::ErrorCode code, std::string_view message, std::string_view details = {});
