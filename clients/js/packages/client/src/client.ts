@@ -10,6 +10,10 @@
 // `sub_refresh`; server-side subscriptions (the token's `channels` claim)
 // attached without `subscribe` and caught up with `history` after a
 // reconnect.
+// Presence (protocol section 13): `presence`, `presence_stats` and `destroy`
+// requests, `join` / `leave` messages emitted by their Subscription, and the
+// server ending a subscription (`kicked`, `destroyed`, `expired`) without
+// subscribing again.
 // Generic over a typed-events schema (schema.ts): channel, event names and
 // payloads are checked at compile time; nothing of it exists at run time.
 
@@ -29,9 +33,16 @@ import type {
 } from './schema.js';
 import type {
   ChannelPosition,
+  DestroyOptions,
+  DestroyResult,
   HeraldEvent,
   HistoryOptions,
   HistoryResult,
+  JoinInfo,
+  LeaveInfo,
+  PresenceMember,
+  PresenceResult,
+  PresenceStats,
   PublishOptions,
   PublishResult,
   RecoveredInfo,
@@ -96,8 +107,9 @@ export interface SubscribeOptions<Ev = HeraldEvent, E extends string = string> {
   onRecoveryFailed?: (info: RecoveryFailedInfo) => void;
   /**
    * called when the subscription ends without `unsubscribe()`: the server
-   * refused it, a subscription token could not be fetched (`token_failed`),
-   * or the server ended it (`kicked`, `token_expired` without `getToken`)
+   * refused it (e.g. `forbidden`, `channel_full`), a subscription token
+   * could not be fetched (`token_failed`), or the server ended it
+   * (`kicked`, `destroyed`, `expired`, `token_expired` without `getToken`)
    */
   onError?: (error: HeraldError) => void;
   /**
@@ -120,8 +132,19 @@ export interface ConnectedInfo {
 
 export interface UnsubscribedInfo {
   channel: string;
-  /** `token_expired` (subscribed again when the subscription has `getToken`), `kicked`, or another server reason */
+  /**
+   * `token_expired` (subscribed again when the subscription has `getToken`),
+   * `kicked`, `destroyed`, `expired`, or another server reason
+   */
   reason: string;
+}
+
+/** Events of a Subscription (`sub.on(name, fn)`), from its channel's `join` / `leave` messages. */
+export interface SubscriptionEvents {
+  /** a member arrived (the subscriber's own connection too, right after subscribing) */
+  join: (member: JoinInfo) => void;
+  /** a member went away */
+  leave: (member: LeaveInfo) => void;
 }
 
 export interface HeraldEvents {
@@ -165,8 +188,12 @@ const REFRESH_RETRY_MS = 1000;
 /** A subscription being brought up to date with `history`: the live events held meanwhile. */
 type CatchUp = { buffer: HeraldEvent[] };
 
-/** One subscription to a channel; keeps the last seen `{epoch, offset}`. */
-export class Subscription<Ev = HeraldEvent> {
+/**
+ * One subscription to a channel; keeps the last seen `{epoch, offset}`.
+ * `sub.on('join' | 'leave', fn)` tells who comes and goes (namespaces with
+ * `join_leave = true`).
+ */
+export class Subscription<Ev = HeraldEvent> extends Emitter<SubscriptionEvents> {
   readonly channel: string;
   /** epoch of the channel, once subscribed */
   epoch: string | null = null;
@@ -189,6 +216,7 @@ export class Subscription<Ev = HeraldEvent> {
 
   /** @internal */
   constructor(client: Herald<any>, channel: string, options: SubscribeOptions<Ev>) {
+    super();
     this.client = client;
     this.channel = channel;
     this.options = options;
@@ -202,6 +230,11 @@ export class Subscription<Ev = HeraldEvent> {
   /** Stops the subscription: no event is delivered after this call. */
   unsubscribe(): void {
     this.client._unsubscribe(this);
+  }
+
+  /** @internal a `join` / `leave` of the channel */
+  _emitMember<K extends keyof SubscriptionEvents>(name: K, info: Parameters<SubscriptionEvents[K]>[0]): void {
+    this.emit(name, ...([info] as Parameters<SubscriptionEvents[K]>));
   }
 
   /** @internal */
@@ -376,9 +409,41 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     return this.requestNow(msg).then((r) => ({ channel: r.channel, epoch: r.epoch, offset: r.offset, events: r.events }));
   }
 
-  /** Who is on a channel. The server does not implement presence yet: rejects with `forbidden`. */
-  presence(channel: string): Promise<unknown> {
-    return this.requestNow({ type: 'presence', channel });
+  /**
+   * Who is subscribed to a channel now (protocol section 6, `presence`):
+   * one member per connection. Being subscribed is not required. Rejects
+   * with `forbidden` when the namespace has no `presence = true`.
+   */
+  presence<C extends string>(channel: C): Promise<PresenceResult> {
+    return this.requestNow({ type: 'presence', channel }).then((r) => ({
+      members: Array.isArray(r.members) ? r.members.map(presenceMember) : [],
+      complete: r.complete === true,
+    }));
+  }
+
+  /** How many connections (and distinct users) are subscribed to a channel (`presence_stats`). */
+  presenceStats<C extends string>(channel: C): Promise<PresenceStats> {
+    return this.requestNow({ type: 'presence_stats', channel }).then((r) => {
+      const stats: PresenceStats = { clients: typeof r.clients === 'number' ? r.clients : 0 };
+      if (typeof r.users === 'number') stats.users = r.users;
+      return stats;
+    });
+  }
+
+  /**
+   * Destroys a channel (`destroy`, where the namespace's `destroy_access`
+   * allows it): the final event (if given) reaches every subscriber, then
+   * their subscriptions end with reason `destroyed`; the history is deleted
+   * and the channel starts again in a new epoch. Resolves with that epoch.
+   */
+  destroy<C extends string, E extends EventName<PublishMap<S, C>> = EventName<PublishMap<S, C>>>(
+    channel: C,
+    options: DestroyOptions<E, EventData<PublishMap<S, C>, E>> = {},
+  ): Promise<DestroyResult> {
+    const msg: Record<string, unknown> = { type: 'destroy', channel };
+    if (options.event !== undefined) msg.event = options.event;
+    if (options.data !== undefined) msg.data = options.data;
+    return this.requestNow(msg).then((r) => ({ epoch: r.epoch }));
   }
 
   /** Number of publishes waiting in the offline queue. */
@@ -644,6 +709,16 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
         }
         const server = this.serverChannels.get(msg.channel);
         if (server && typeof msg.offset === 'number' && msg.offset > server.offset) server.offset = msg.offset;
+        return;
+      }
+      case 'join':
+      case 'leave': {
+        if (typeof msg.channel !== 'string' || typeof msg.client !== 'string') return;
+        const sub = this.channels.get(msg.channel);
+        if (!sub || !sub.active || sub.subscribing) return;
+        const member = { channel: msg.channel, ...presenceMember(msg) };
+        if (msg.type === 'join') sub._emitMember('join', { ...member, userJoined: msg.user_joined === true });
+        else sub._emitMember('leave', { ...member, userLeft: msg.user_left === true });
         return;
       }
     }
@@ -1049,8 +1124,10 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
       this.sendSubscribe(sub);
       return;
     }
-    const code = reason === 'kicked' || reason === 'token_expired' ? reason : 'unsubscribed';
-    const why = reason === 'kicked' ? 'removed by the server' : reason === 'token_expired' ? 'its token expired' : reason || 'no reason given';
+    // kicked, destroyed, expired: final; the app decides whether to subscribe again.
+    const known = ENDED_BY_SERVER.get(reason);
+    const code = known === undefined ? 'unsubscribed' : reason;
+    const why = known ?? (reason || 'no reason given');
     this.endSubscription(sub, new HeraldError(code, `the server ended the subscription to ${channel}: ${why}`, { details: { reason } }));
   }
 
@@ -1156,6 +1233,22 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     for (const t of [this.reconnectTimer, this.connectTimer, this.watchdog, this.refreshTimer]) if (t !== null) clearTimeout(t);
     this.reconnectTimer = this.connectTimer = this.watchdog = this.refreshTimer = null;
   }
+}
+
+/** `unsubscribed` reasons that are their own HeraldError code, and what they mean. */
+const ENDED_BY_SERVER: ReadonlyMap<string, string> = new Map([
+  ['kicked', 'removed by the server'],
+  ['token_expired', 'its token expired'],
+  ['destroyed', 'the channel was destroyed'],
+  ['expired', 'the channel expired'],
+]);
+
+/** A presence member from the wire (`presence` reply, `join`, `leave`): its fields that are present. */
+function presenceMember(m: { client?: unknown; user?: unknown; info?: unknown }): PresenceMember {
+  const member: PresenceMember = { client: typeof m.client === 'string' ? m.client : '' };
+  if (typeof m.user === 'string') member.user = m.user;
+  if (m.info !== undefined) member.info = m.info;
+  return member;
 }
 
 /** The events of a history reply with an offset, oldest first. */

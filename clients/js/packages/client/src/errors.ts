@@ -14,6 +14,7 @@ export type ServerErrorCode =
   | 'forbidden'
   | 'unknown_channel'
   | 'not_subscribed'
+  | 'channel_full'
   | 'validation_failed'
   | 'too_large'
   | 'rate_limited'
@@ -41,6 +42,10 @@ export type ClientErrorCode =
   | 'disconnected_by_server'
   /** the server ended a subscription: `unsubscribed` with reason `kicked` (an admin removed the user) */
   | 'kicked'
+  /** the server ended a subscription: `unsubscribed` with reason `destroyed` (the channel was destroyed) */
+  | 'destroyed'
+  /** the server ended a subscription: `unsubscribed` with reason `expired` (the channel reached its `channel_ttl_ms`) */
+  | 'expired'
   /** the server ended a subscription for another reason (`details.reason`) */
   | 'unsubscribed'
   /** HTTP API (@herald/server): the server could not be reached (refused, DNS, reset) */

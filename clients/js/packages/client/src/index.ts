@@ -9,6 +9,7 @@ export type {
   HeraldOptions,
   SubscribeOptions,
   SubscribedInfo,
+  SubscriptionEvents,
   TokenSource,
   UnsubscribedInfo,
 } from './client.js';
@@ -29,10 +30,17 @@ export type {
 } from './schema.js';
 export type {
   ChannelPosition,
+  DestroyOptions,
+  DestroyResult,
   EventOrigin,
   HeraldEvent,
   HistoryOptions,
   HistoryResult,
+  JoinInfo,
+  LeaveInfo,
+  PresenceMember,
+  PresenceResult,
+  PresenceStats,
   PublishOptions,
   PublishResult,
   RecoveredInfo,

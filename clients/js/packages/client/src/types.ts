@@ -51,6 +51,62 @@ export interface HistoryResult<Ev = HeraldEvent> {
   events: Ev[];
 }
 
+/**
+ * One member of a channel's presence: one subscribed connection (protocol
+ * section 13). A user with two tabs is two members with two `client`s.
+ */
+export interface PresenceMember {
+  /** the member's connection id */
+  client: string;
+  /** its user (the connection token's `sub`); absent for anonymous connections */
+  user?: string;
+  /** the `info` claim of its connection token (any JSON), when it has one */
+  info?: unknown;
+}
+
+/** The `presence` reply: who is subscribed to the channel now. */
+export interface PresenceResult {
+  /** one per subscribed connection; `[]` when `complete` is false */
+  members: PresenceMember[];
+  /** false when the channel has more members than its namespace's `presence_max_members` (only counts are kept) */
+  complete: boolean;
+}
+
+/** The `presence_stats` reply. */
+export interface PresenceStats {
+  /** subscribed connections */
+  clients: number;
+  /** distinct verified users among them; absent over `presence_max_members` */
+  users?: number;
+}
+
+/** A member arrived on a subscribed channel (`join`, namespaces with `join_leave = true`). */
+export interface JoinInfo extends PresenceMember {
+  channel: string;
+  /** this is the user's first connection in the channel (always true for anonymous members): show "Ana joined" */
+  userJoined: boolean;
+}
+
+/** A member went away (`leave`; not sent to the leaving member). */
+export interface LeaveInfo extends PresenceMember {
+  channel: string;
+  /** this was the user's last connection in the channel (always true for anonymous members): show "Ana left" */
+  userLeft: boolean;
+}
+
+/** `destroy` options: a final event delivered to every subscriber before they are unsubscribed. */
+export interface DestroyOptions<E extends string = string, T = unknown> {
+  /** the final event's name; none when absent */
+  event?: E;
+  /** its payload (default `null`), checked like a publish's */
+  data?: T;
+}
+
+export interface DestroyResult {
+  /** the channel's new epoch */
+  epoch: string;
+}
+
 /** The position of a channel the client has seen up to. */
 export interface ChannelPosition {
   epoch: string;

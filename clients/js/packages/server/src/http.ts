@@ -2,14 +2,19 @@
 // (which need node:crypto), for runtimes that only have fetch (edge
 // functions, workers).
 export { HeraldServer } from './server.js';
-export type { HeraldServerOptions } from './server.js';
+export type { ChannelsOptions, ChannelsResult, HeraldServerOptions, ServerInfo } from './server.js';
 export { HeraldError } from '@herald/client';
 export type {
   AnySchema,
+  DestroyOptions,
+  DestroyResult,
   HeraldErrorCode,
   HeraldEvent,
   HistoryOptions,
   HistoryResult,
+  PresenceMember,
+  PresenceResult,
+  PresenceStats,
   PublishOptions,
   PublishResult,
   SchemaShape,

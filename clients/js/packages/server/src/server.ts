@@ -1,7 +1,9 @@
 // HeraldServer: the typed client of Herald's HTTP API (docs/protocol.md
-// section 10) for application backends: publish and history, and the admin
-// actions disconnect (close a user's connections) and unsubscribe (remove a
-// user from a channel), over the global fetch (Node >= 18, Next.js route
+// section 10) for application backends: publish and history, presence and
+// its counts, destroying a channel (with a typed final event), and the admin
+// actions disconnect (close a user's connections), unsubscribe (remove a
+// user from a channel), the list of channels and the server's info, over
+// the global fetch (Node >= 18, Next.js route
 // handlers, edge runtimes), authenticated with an API key. Every failure is
 // a HeraldError: the server's code and HTTP status (401 `unauthorized` for a
 // missing or bad key, 403 `forbidden` for a key without the scope), or
@@ -11,10 +13,15 @@
 import {
   HeraldError,
   type AnySchema,
+  type DestroyOptions,
+  type DestroyResult,
   type EventData,
   type EventName,
   type HistoryOptions,
   type HistoryResult,
+  type PresenceMember,
+  type PresenceResult,
+  type PresenceStats,
   type PublishMap,
   type PublishOptions,
   type PublishResult,
@@ -31,6 +38,37 @@ export interface HeraldServerOptions {
   timeoutMs?: number;
   /** fetch implementation (default: the global one) */
   fetch?: typeof fetch;
+}
+
+export interface ChannelsOptions {
+  /** only channels whose name starts with this (e.g. `chat:`) */
+  prefix?: string;
+  /** at most this many channels (the server's default 100, at most 10000) */
+  limit?: number;
+}
+
+export interface ChannelsResult {
+  /** channels with subscribers now, sorted by name; `subscribers` counts connections */
+  channels: { channel: string; subscribers: number }[];
+  /** how many channels matched before `limit` */
+  total: number;
+}
+
+/** `GET /api/info` */
+export interface ServerInfo {
+  version: string;
+  /** seconds since the server started (`uptime_s`) */
+  uptimeS: number;
+  /** worker threads */
+  workers: number;
+  /** open WebSocket connections */
+  connections: number;
+  /** active subscriptions */
+  subscriptions: number;
+  /** channels with subscribers */
+  channels: number;
+  /** the storage engine (`engine.type`), e.g. `sqlite` */
+  engine: string;
 }
 
 /**
@@ -77,9 +115,84 @@ export class HeraldServer<S extends SchemaShape = AnySchema> {
     const query = new URLSearchParams();
     for (const k of ['limit', 'before', 'after'] as const) if (options[k] !== undefined) query.set(k, String(options[k]));
     const qs = query.toString() ? `?${query}` : '';
-    const reply = await this.request('GET', `/api/channels/${encodeURIComponent(channel)}/history${qs}`);
+    const reply = await this.request('GET', `${channelPath(channel)}/history${qs}`);
     if (!Array.isArray(reply.events)) throw new HeraldError('bad_response', 'history: the reply has no events array');
     return { channel: reply.channel, epoch: reply.epoch, offset: reply.offset, events: reply.events };
+  }
+
+  /**
+   * Who is subscribed to a channel now (`GET
+   * /api/channels/{channel}/presence`): one member per connection;
+   * `complete: false` and no members over the namespace's
+   * `presence_max_members`. Needs the `presence` scope; `forbidden` when the
+   * namespace has no `presence = true`.
+   */
+  async presence<C extends string>(channel: C): Promise<PresenceResult> {
+    const reply = await this.request('GET', `${channelPath(channel)}/presence`);
+    if (!Array.isArray(reply.members) || typeof reply.complete !== 'boolean') {
+      throw new HeraldError('bad_response', 'presence: the reply has no members array or complete flag');
+    }
+    return { members: reply.members.map(presenceMember), complete: reply.complete };
+  }
+
+  /** How many connections and distinct users are subscribed (`GET /api/channels/{channel}/presence-stats`); scope `presence`. */
+  async presenceStats<C extends string>(channel: C): Promise<PresenceStats> {
+    const reply = await this.request('GET', `${channelPath(channel)}/presence-stats`);
+    const stats: PresenceStats = { clients: count(reply, 'clients') };
+    if (reply.users !== undefined) stats.users = count(reply, 'users');
+    return stats;
+  }
+
+  /**
+   * Destroys a channel (`DELETE /api/channels/{channel}`): the final event,
+   * if given (typed like a publish; not stored, no offset), reaches every
+   * subscriber, then their subscriptions end (`unsubscribed` reason
+   * `destroyed`); the history is deleted and the channel starts again in a
+   * new epoch, which this resolves with. Scope `destroy` or `admin`.
+   */
+  async destroy<C extends string, E extends EventName<PublishMap<S, C>> = EventName<PublishMap<S, C>>>(
+    channel: C,
+    options: DestroyOptions<E, EventData<PublishMap<S, C>, E>> = {},
+  ): Promise<DestroyResult> {
+    const body: Record<string, unknown> = {};
+    if (options.event !== undefined) body.event = options.event;
+    if (options.data !== undefined) body.data = options.data;
+    const path = channelPath(requireString(channel, 'destroy: channel'));
+    const reply = await this.request('DELETE', path, Object.keys(body).length > 0 ? JSON.stringify(body) : undefined);
+    if (typeof reply.epoch !== 'string') throw new HeraldError('bad_response', 'destroy: the reply has no epoch');
+    return { epoch: reply.epoch };
+  }
+
+  /** Channels with subscribers now, across every worker, sorted by name (`GET /api/channels`); scope `admin`. */
+  async channels(options: ChannelsOptions = {}): Promise<ChannelsResult> {
+    const query = new URLSearchParams();
+    if (options.prefix !== undefined) query.set('prefix', options.prefix);
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    const qs = query.toString() ? `?${query}` : '';
+    const reply = await this.request('GET', `/api/channels${qs}`);
+    if (!Array.isArray(reply.channels)) throw new HeraldError('bad_response', 'channels: the reply has no channels array');
+    return {
+      channels: reply.channels.map((c: { channel?: unknown; subscribers?: unknown }) => ({
+        channel: String(c.channel),
+        subscribers: count(c, 'subscribers'),
+      })),
+      total: count(reply, 'total'),
+    };
+  }
+
+  /** The server's version, uptime and counts (`GET /api/info`); scope `admin`. */
+  async info(): Promise<ServerInfo> {
+    const reply = await this.request('GET', '/api/info');
+    if (typeof reply.version !== 'string') throw new HeraldError('bad_response', 'info: the reply has no version');
+    return {
+      version: reply.version,
+      uptimeS: typeof reply.uptime_s === 'number' ? reply.uptime_s : count(reply, 'uptime_s'),
+      workers: count(reply, 'workers'),
+      connections: count(reply, 'connections'),
+      subscriptions: count(reply, 'subscriptions'),
+      channels: count(reply, 'channels'),
+      engine: String(reply.engine),
+    };
   }
 
   /**
@@ -134,6 +247,18 @@ export class HeraldServer<S extends SchemaShape = AnySchema> {
       status: res.status,
     });
   }
+}
+
+/** `/api/channels/{channel}`, the name percent-encoded (`chat%3Aroom`). */
+function channelPath(channel: string): string {
+  return `/api/channels/${encodeURIComponent(channel)}`;
+}
+
+function presenceMember(m: { client?: unknown; user?: unknown; info?: unknown }): PresenceMember {
+  const member: PresenceMember = { client: String(m.client) };
+  if (typeof m.user === 'string') member.user = m.user;
+  if (m.info !== undefined) member.info = m.info;
+  return member;
 }
 
 function requireString(v: unknown, what: string): string {

@@ -12,7 +12,7 @@
 import { constants, createHmac, createPrivateKey, KeyObject, sign } from 'node:crypto';
 
 /** Operations a token may grant on a channel (the server's capabilities). */
-export type TokenOperation = 'subscribe' | 'publish' | 'history' | 'presence';
+export type TokenOperation = 'subscribe' | 'publish' | 'history' | 'presence' | 'destroy';
 
 export type HmacAlgorithm = 'HS256' | 'HS384' | 'HS512';
 export type AsymmetricAlgorithm = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512';
@@ -69,7 +69,7 @@ export interface SubscriptionTokenClaims {
 const DEFAULT_EXPIRES_IN = 3600;
 const MIN_SECRET_BYTES = 32;
 const MIN_RSA_BITS = 2048;
-const OPERATIONS: ReadonlySet<string> = new Set<TokenOperation>(['subscribe', 'publish', 'history', 'presence']);
+const OPERATIONS: ReadonlySet<string> = new Set<TokenOperation>(['subscribe', 'publish', 'history', 'presence', 'destroy']);
 const HASH = { '256': 'sha256', '384': 'sha384', '512': 'sha512' } as const;
 const CURVE: Record<string, string> = { ES256: 'prime256v1', ES384: 'secp384r1', ES512: 'secp521r1' };
 
@@ -186,7 +186,7 @@ function operations(ops: unknown, what: string): TokenOperation[] {
   if (!Array.isArray(ops)) throw new TypeError(`token: ${what} must be an array of operations`);
   for (const op of ops) {
     if (typeof op !== 'string' || !OPERATIONS.has(op)) {
-      throw new TypeError(`token: ${what}: unknown operation ${JSON.stringify(op)} (subscribe, publish, history, presence)`);
+      throw new TypeError(`token: ${what}: unknown operation ${JSON.stringify(op)} (subscribe, publish, history, presence, destroy)`);
     }
   }
   return [...ops] as TokenOperation[];

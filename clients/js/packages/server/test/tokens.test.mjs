@@ -3,8 +3,9 @@
 // RS256, PS256, ES256/384/512), with its claims and header; bad inputs
 // (short secret, wrong key type for the algorithm, public key, unknown
 // operation) throw without echoing key material. And the admin methods
-// disconnect/unsubscribe against a fake HTTP server: method, path, body,
-// API key, results, 401/403 as HeraldError.
+// disconnect/unsubscribe, and presence, presenceStats, destroy, channels
+// and info, against a fake HTTP server: method, path, body, API key,
+// results, 401/403 as HeraldError.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -174,4 +175,65 @@ test('401 and 403 of the API are HeraldError unauthorized / forbidden with their
     api.close();
   }
   assert.throws(() => new HeraldServer({ url: 'http://x', apiKey: 'has space' }), TypeError);
+});
+
+test('presence, presenceStats, destroy, channels, info: method, path (channel percent-encoded), body; replies as documented', async () => {
+  const api = await fakeApi((req) => {
+    if (req.url.endsWith('/presence')) return [200, { channel: 'chat:room 1', members: [{ client: 'c1', user: 'ana', info: { name: 'Ana' } }, { client: 'c2' }], complete: true }];
+    if (req.url.endsWith('/presence-stats')) return [200, { channel: 'chat:room 1', clients: 2, users: 1 }];
+    if (req.method === 'DELETE') return [200, { epoch: 'new-epoch' }];
+    if (req.url.startsWith('/api/channels')) return [200, { channels: [{ channel: 'chat:a', subscribers: 2 }], total: 7 }];
+    return [200, { version: '0.9.0', uptime_s: 12, workers: 2, connections: 3, subscriptions: 4, channels: 1, engine: 'sqlite' }];
+  });
+  try {
+    const herald = new HeraldServer({ url: api.url, apiKey: 'k' });
+    assert.deepEqual(await herald.presence('chat:room 1'), {
+      members: [{ client: 'c1', user: 'ana', info: { name: 'Ana' } }, { client: 'c2' }],
+      complete: true,
+    });
+    assert.deepEqual(await herald.presenceStats('chat:room 1'), { clients: 2, users: 1 });
+    assert.deepEqual(await herald.destroy('chat:room/1'), { epoch: 'new-epoch' });
+    assert.deepEqual(await herald.destroy('chat:x', { event: 'chat.destroy', data: { by: 'admin' } }), { epoch: 'new-epoch' });
+    assert.deepEqual(await herald.destroy('chat:y', { event: 'bye', data: null }), { epoch: 'new-epoch' });
+    assert.deepEqual(await herald.channels(), { channels: [{ channel: 'chat:a', subscribers: 2 }], total: 7 });
+    await herald.channels({ prefix: 'chat:', limit: 10 });
+    assert.deepEqual(await herald.info(), { version: '0.9.0', uptimeS: 12, workers: 2, connections: 3, subscriptions: 4, channels: 1, engine: 'sqlite' });
+    const seen = api.seen.map(({ method, url, type, body }) => [method, url, type ?? null, body]);
+    assert.deepEqual(seen, [
+      ['GET', '/api/channels/chat%3Aroom%201/presence', null, null],
+      ['GET', '/api/channels/chat%3Aroom%201/presence-stats', null, null],
+      ['DELETE', '/api/channels/chat%3Aroom%2F1', null, null],
+      ['DELETE', '/api/channels/chat%3Ax', 'application/json', { event: 'chat.destroy', data: { by: 'admin' } }],
+      ['DELETE', '/api/channels/chat%3Ay', 'application/json', { event: 'bye', data: null }],
+      ['GET', '/api/channels', null, null],
+      ['GET', '/api/channels?prefix=chat%3A&limit=10', null, null],
+      ['GET', '/api/info', null, null],
+    ]);
+    assert.ok(api.seen.every((r) => r.auth === 'Bearer k'));
+    await assert.rejects(herald.destroy(''), TypeError);
+  } finally {
+    api.close();
+  }
+});
+
+test('presence, channels and info replies that are not the documented JSON are bad_response; an error reply keeps its code and status', async () => {
+  const api = await fakeApi((req) => {
+    if (req.url.endsWith('/presence')) return [200, { channel: 'c', members: 'nobody' }];
+    if (req.url.endsWith('/presence-stats')) return [200, { channel: 'c' }];
+    if (req.method === 'DELETE') return [403, { type: 'error', code: 'forbidden', message: 'the key has no destroy scope' }];
+    return [200, {}];
+  });
+  try {
+    const herald = new HeraldServer({ url: api.url });
+    for (const p of [herald.presence('c'), herald.presenceStats('c'), herald.channels(), herald.info()]) {
+      const err = await p.catch((e) => e);
+      assert.ok(err instanceof HeraldError);
+      assert.equal(err.code, 'bad_response');
+    }
+    const err = await herald.destroy('c').catch((e) => e);
+    assert.equal(err.code, 'forbidden');
+    assert.equal(err.status, 403);
+  } finally {
+    api.close();
+  }
 });

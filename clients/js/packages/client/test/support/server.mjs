@@ -3,7 +3,9 @@
 // 127.0.0.1 only, on a free port or on a given one (to restart in place),
 // optionally with a config file (written to its own temporary directory,
 // which is also the working directory, so a relative engine.data_dir
-// survives restarts).
+// survives restarts). startIfSupported() tells a binary that does not know a
+// feature's config keys yet (a test then skips, saying so) from one that
+// fails.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,6 +23,22 @@ const RUNNING = new Set();
 process.on('exit', () => {
   for (const p of RUNNING) p.kill('SIGKILL');
 });
+
+/**
+ * Starts `server`; resolves `{server, skip: null}`, or `{server: null, skip:
+ * reason}` when the binary refuses the config because it does not know a key
+ * (or an API key scope) of `feature` yet (a binary from before the feature).
+ * Other failures throw.
+ */
+export async function startIfSupported(server, feature) {
+  try {
+    return { server: await server.start(), skip: null };
+  } catch (e) {
+    const unknown = /config error: (.*unknown (?:key\b|scope '|capability ).*)/.exec(server.log);
+    if (!unknown) throw e;
+    return { server: null, skip: `${feature}: this herald binary (${heraldBin()}) does not know its config yet: ${unknown[1]}` };
+  }
+}
 
 export class Server {
   constructor({ env = {}, workers = 2, config = null } = {}) {

@@ -1,5 +1,14 @@
 // Must type-check: typed usage of @herald/client with the fixture schema.
-import { Herald, HeraldError, type ConnectedInfo, type HeraldEvent, type SchemaShape } from '@herald/client';
+import {
+  Herald,
+  HeraldError,
+  type ConnectedInfo,
+  type HeraldEvent,
+  type JoinInfo,
+  type PresenceMember,
+  type PresenceStats,
+  type SchemaShape,
+} from '@herald/client';
 import type { HeraldSchema, StrictDefaultsSchema } from './schema.js';
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -100,5 +109,24 @@ function auth(): void {
   void [b, why];
 }
 
+// Presence: members, stats, join/leave of a subscription, destroy with a typed final event.
+async function presence(room: string): Promise<void> {
+  const { members, complete } = await h.presence(`chat:${room}`);
+  const m: PresenceMember | undefined = members[0];
+  const who: string | undefined = m?.user ?? m?.client;
+  const stats: PresenceStats = await h.presenceStats('chat:lobby');
+  const users: number | undefined = stats.users;
+  void [complete, who, users, stats.clients];
+  const sub = h.subscribe('chat:lobby', { onEvent() {}, onError: (e) => void (e.code === 'destroyed' || e.code === 'channel_full') });
+  const off = sub.on('join', (j: JoinInfo) => void (j.userJoined && j.info));
+  sub.on('leave', ({ client, user, userLeft }) => void [client.length, user?.length, userLeft]);
+  off();
+  const { epoch } = await h.destroy('chat:lobby', { event: 'chat.destroy', data: { reason: 'closed' } });
+  await h.destroy(`chat:${room}`);
+  await h.destroy('lobby', { event: 'anything', data: [1] });
+  await h.destroy('locked:x'); // no final event: allowed on every namespace
+  void epoch.length;
+}
+
 const shape: SchemaShape = {} as HeraldSchema;
-void [publishing, subscribing, reading, dynamic, auth, shape];
+void [publishing, subscribing, reading, dynamic, auth, presence, shape];

@@ -1,5 +1,5 @@
 // Must type-check: typed usage of @herald/server with the client's fixture schema.
-import { createConnectionToken, createSubscriptionToken, HeraldServer, type SigningOptions } from '@herald/server';
+import { createConnectionToken, createSubscriptionToken, HeraldServer, type ServerInfo, type SigningOptions } from '@herald/server';
 import { HeraldServer as EdgeServer } from '@herald/server/http';
 import type { HeraldSchema } from '../../../client/test/types/schema.js';
 
@@ -33,3 +33,18 @@ export async function tokens(user: { id: string; name: string }): Promise<string
   void [disconnected + unsubscribed, new EdgeServer({ url: 'http://x' })];
   return t;
 }
+
+// Presence, lifecycle and the admin reads.
+export async function lifecycle(room: string): Promise<string> {
+  const { members, complete } = await api.presence(`chat:${room}`);
+  const first: string | undefined = members[0]?.user;
+  const { clients, users } = await api.presenceStats(`chat:${room}`);
+  const { epoch } = await api.destroy(`chat:${room}`, { event: 'chat.destroy', data: { reason: 'closed' } });
+  await api.destroy('lobby');
+  const { channels, total } = await api.channels({ prefix: 'chat:', limit: 10 });
+  const info: ServerInfo = await api.info();
+  createConnectionToken({ sub: 'mod', caps: { 'chat:*': ['subscribe', 'presence', 'destroy'] } }, key);
+  void [complete, first, clients, users, channels[0]?.subscribers, total, info.uptimeS];
+  return epoch;
+}
+
