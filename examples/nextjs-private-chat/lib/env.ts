@@ -24,9 +24,9 @@ export function jwtSecret(): string {
   return required('HERALD_JWT_SECRET');
 }
 
-/** A key of Herald's [[api.keys]] (key_env = "HERALD_API_KEY") with the scopes publish, history, presence, destroy. */
+/** A key of Herald's [[api.keys]] (key_env = "HERALD_BACKEND_KEY") with the scopes publish, history, presence, destroy. */
 export function apiKey(): string {
-  return required('HERALD_API_KEY');
+  return required('HERALD_BACKEND_KEY');
 }
 
 /** How long a room lives: must equal channel_ttl_ms of [namespaces.room] in herald.toml. */

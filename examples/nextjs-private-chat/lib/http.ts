@@ -25,7 +25,13 @@ export function text(body: string, status = 200): Response {
   return new Response(body, { status, headers: { ...NO_STORE, 'content-type': 'text/plain; charset=utf-8' } });
 }
 
-/** 303 See Other: after a form post, the browser GETs `location` (relative to the request's URL). */
-export function seeOther(request: Request, location: string): Response {
-  return new Response(null, { status: 303, headers: { ...NO_STORE, location: new URL(location, request.url).toString() } });
+/**
+ * 303 See Other: after a form post, the browser GETs `path` on the same
+ * origin. A relative Location (RFC 9110): `request.url` names the host
+ * Next.js listens on (e.g. localhost), not necessarily the one the browser
+ * used, whose cookies would then not be sent.
+ */
+export function seeOther(path: string): Response {
+  if (!path.startsWith('/') || path.startsWith('//')) throw new Error(`seeOther: not a path of this site: ${path}`);
+  return new Response(null, { status: 303, headers: { ...NO_STORE, location: path } });
 }

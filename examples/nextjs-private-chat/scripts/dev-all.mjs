@@ -1,6 +1,6 @@
 // npm run dev:all: Herald (herald serve --config herald.toml, in this folder)
 // and the Next.js app side by side, sharing HERALD_JWT_SECRET and
-// HERALD_API_KEY. When they are not set, random ones are made once and kept
+// HERALD_BACKEND_KEY. When they are not set, random ones are made once and kept
 // in data/dev-secrets.json (next to Herald's history), so restarts keep
 // working with the rooms and cookies of earlier runs.
 // `npm run dev:all -- --prod` runs `next start` (after `npm run build`)
@@ -15,19 +15,19 @@ const prod = process.argv.includes('--prod');
 const env = { ...process.env, NEXT_TELEMETRY_DISABLED: '1' };
 delete env.HERALD_CONFIG;
 
-if (!env.HERALD_JWT_SECRET || !env.HERALD_API_KEY) {
+if (!env.HERALD_JWT_SECRET || !env.HERALD_BACKEND_KEY) {
   const file = path.join(EXAMPLE, 'data', 'dev-secrets.json');
   let saved = {};
   try {
     saved = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch {
-    saved = { HERALD_JWT_SECRET: crypto.randomBytes(48).toString('base64url'), HERALD_API_KEY: crypto.randomBytes(24).toString('base64url') };
+    saved = { HERALD_JWT_SECRET: crypto.randomBytes(48).toString('base64url'), HERALD_BACKEND_KEY: crypto.randomBytes(24).toString('base64url') };
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, JSON.stringify(saved, null, 2), { mode: 0o600 });
     console.log(`dev:all: made a secret and an API key for development in ${path.relative(process.cwd(), file)}`);
   }
   env.HERALD_JWT_SECRET ||= saved.HERALD_JWT_SECRET;
-  env.HERALD_API_KEY ||= saved.HERALD_API_KEY;
+  env.HERALD_BACKEND_KEY ||= saved.HERALD_BACKEND_KEY;
 }
 
 const children = [];

@@ -17,7 +17,7 @@ export const ARTIFACTS = path.join(EXAMPLE, 'test', 'artifacts');
 /** What both herald and the app read (the example's README, "Environment"). */
 export const SECRETS = {
   HERALD_JWT_SECRET: crypto.randomBytes(48).toString('base64url'),
-  HERALD_API_KEY: crypto.randomBytes(24).toString('base64url'),
+  HERALD_BACKEND_KEY: crypto.randomBytes(24).toString('base64url'),
 };
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -136,7 +136,7 @@ export class Herald extends Proc {
 
   /** GET of the HTTP API with the example's API key. */
   async api(p) {
-    const res = await fetch(this.url(p), { headers: { authorization: `Bearer ${SECRETS.HERALD_API_KEY}` } });
+    const res = await fetch(this.url(p), { headers: { authorization: `Bearer ${SECRETS.HERALD_BACKEND_KEY}` } });
     if (!res.ok) throw new Error(`GET ${p}: ${res.status} ${await res.text()}`);
     return res.json();
   }

@@ -9,7 +9,7 @@ export async function POST(request: Request) {
   const { fields, form } = await readFields(request);
   const name = cleanName(fields.name);
   const back = typeof fields.returnTo === 'string' && /^\/room\/[a-z0-9]+$/.test(fields.returnTo) ? fields.returnTo : '/';
-  if (name === null) return form ? seeOther(request, `${back}?error=name`) : json({ error: 'name: 1 to 32 characters' }, 400);
+  if (name === null) return form ? seeOther(`${back}?error=name`) : json({ error: 'name: 1 to 32 characters' }, 400);
   await rememberName(name);
-  return form ? seeOther(request, back) : json({ name });
+  return form ? seeOther(back) : json({ name });
 }

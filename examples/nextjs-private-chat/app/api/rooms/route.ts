@@ -18,7 +18,7 @@ export async function POST(request: Request) {
   if (!visitor) return json({ error: 'no visitor cookie' }, 401);
   const typed = fields.name === undefined || fields.name === '' ? null : cleanName(fields.name);
   if (fields.name !== undefined && fields.name !== '' && typed === null) {
-    return form ? seeOther(request, '/?error=name') : json({ error: 'name: 1 to 32 characters' }, 400);
+    return form ? seeOther('/?error=name') : json({ error: 'name: 1 to 32 characters' }, 400);
   }
   const name = typed ?? visitor.name ?? friendlyName();
   await rememberName(name);
@@ -28,7 +28,7 @@ export async function POST(request: Request) {
   } catch (e) {
     if (!(e instanceof HeraldError)) throw e;
     console.error(`POST /api/rooms: publishing room.created failed: ${e.code} ${e.message}`);
-    return form ? seeOther(request, '/?error=herald') : json({ error: e.code }, 502);
+    return form ? seeOther('/?error=herald') : json({ error: e.code }, 502);
   }
-  return form ? seeOther(request, `/room/${id}`) : json({ id, url: `/room/${id}` }, 201);
+  return form ? seeOther(`/room/${id}`) : json({ id, url: `/room/${id}` }, 201);
 }
