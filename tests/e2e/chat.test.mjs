@@ -1,12 +1,13 @@
 // Browser end-to-end tests of the chat demo with two users: history on
 // joining, live messages both ways, typing indicators (shown to the other
 // user only, gone when the message arrives or after a few seconds), one
-// user on a phone-sized screen; and the reason shown when the server
+// user on a phone-sized screen; who is online (each page sees the other,
+// then sees it leave when it closes); and the reason shown when the server
 // refuses the room. The real server, the built page, Chromium.
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 import { serverTest } from '../integration/node/lib/harness.mjs';
-import { PHONE, chatServer, dataDir, launchBrowser, openChat, roomName, screenshot, send, waitMessages } from './lib/chat.mjs';
+import { PHONE, chatServer, dataDir, launchBrowser, onlineBar, openChat, roomName, screenshot, send, waitMessages, waitOnline } from './lib/chat.mjs';
 
 describe('chat demo: two users in one room', () => {
   let server;
@@ -54,6 +55,43 @@ describe('chat demo: two users in one room', () => {
     assert.deepEqual([...alice.errors, ...bob.errors], [], 'no script errors on the pages');
     await alice.context().close();
     await bob.context().close();
+  });
+});
+
+describe('chat demo: who is online', () => {
+  let server;
+  let browser;
+  before(async () => {
+    server = await chatServer({ name: 'e2e-online' }).start();
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stopChecked();
+  });
+
+  serverTest(() => server, 'two pages in one room see each other online; when one closes, the other sees it leave', { timeout: 90_000 }, async () => {
+    const room = roomName();
+    const alice = await openChat(browser, server, { name: 'Alice', room });
+    // The demo has no sign-in: every tab is an anonymous "guest" for presence.
+    await waitOnline(alice, ['guest (you)']);
+    const bob = await openChat(browser, server, { name: 'Bob', room, device: PHONE });
+    await waitOnline(bob, ['guest (you)', 'guest']);
+    await waitOnline(alice, ['guest (you)', 'guest']);
+    const notices = onlineBar(alice).getByRole('list', { name: 'Arrivals and departures' });
+    await notices.getByText('guest joined').waitFor();
+    assert.equal(await onlineBar(alice).getByRole('heading').textContent(), 'Online (2)');
+    // Bob sees no notice about himself.
+    assert.equal(await onlineBar(bob).getByText('joined').count(), 0);
+    await screenshot(alice, 'online-two');
+
+    await bob.context().close();
+    await waitOnline(alice, ['guest (you)']);
+    await notices.getByText('guest left').waitFor();
+    assert.equal(await onlineBar(alice).getByRole('heading').textContent(), 'Online (1)');
+    await screenshot(alice, 'online-left');
+    assert.deepEqual(alice.errors, [], 'no script errors on the page');
+    await alice.context().close();
   });
 });
 

@@ -1,5 +1,6 @@
 // One room: its history on joining, live messages and typing indicators
-// over one subscription (or why the server refused it), the notice after a
+// over one subscription (or why the server refused it), who is online with
+// join/leave notices (sharing that subscription), the notice after a
 // reconnect (how many missed messages were recovered, or a reload of the
 // history when they could not be), and the message box. App mounts one per
 // room (keyed by it), so nothing carries over from the previous room.
@@ -7,6 +8,7 @@ import type { HeraldEvent, RecoveredInfo } from '@herald/client';
 import { useHerald, useRealtime } from '@herald/react';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { Composer } from './Composer';
+import { Online } from './Online';
 import { TAB_ID } from './identity';
 import {
   HISTORY_LIMIT,
@@ -105,6 +107,7 @@ export function Room({ room, name }: { room: string; name: string }) {
           </button>
         </p>
       )}
+      <Online channel={channel} />
       <ol
         ref={listRef}
         className="messages"

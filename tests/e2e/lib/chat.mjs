@@ -35,13 +35,13 @@ export function dataDir() {
 }
 
 /**
- * The demo's server: the built page, the demo's schemas for chat:*, the
- * sqlite engine in `data` (the memory engine without), and `extra` config
- * sections.
+ * The demo's server: the built page, the demo's schemas for chat:*, presence
+ * and join/leave on chat:* (as in examples/chat/herald.toml), the sqlite
+ * engine in `data` (the memory engine without), and `extra` config sections.
  */
 export function chatServer({ name, data = null, extra = {} }) {
   const engine = data === null ? { type: 'memory' } : { type: 'sqlite', data_dir: data };
-  const chat = { schema: SCHEMA, strict_events: true };
+  const chat = { schema: SCHEMA, strict_events: true, presence: true, join_leave: true };
   return new HeraldServer({ name, staticDir: DIST, config: tomlConfig({ engine, 'namespaces.chat': chat, ...extra }) });
 }
 
@@ -93,6 +93,23 @@ export async function waitMessages(page, texts) {
     await page.waitForTimeout(100);
   }
   throw new Error(`messages shown: ${JSON.stringify(shown)}, expected: ${JSON.stringify(texts)}`);
+}
+
+/** The "Who is online" bar of the room. */
+export function onlineBar(page) {
+  return page.getByRole('region', { name: 'Who is online' });
+}
+
+/** Waits until the online bar lists exactly `names` (sorted, as shown: this tab first, marked "(you)"). */
+export async function waitOnline(page, names) {
+  const deadline = Date.now() + UI_TIMEOUT_MS;
+  let shown = [];
+  while (Date.now() < deadline) {
+    shown = (await onlineBar(page).getByRole('list').first().getByRole('listitem').allTextContents()).map((t) => t.trim());
+    if (JSON.stringify(shown) === JSON.stringify(names)) return;
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`online: ${JSON.stringify(shown)}, expected: ${JSON.stringify(names)}`);
 }
 
 export async function screenshot(page, name) {

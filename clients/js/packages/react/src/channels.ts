@@ -3,10 +3,11 @@
 // what it asked for on its own: its event names only, and its own last-N
 // history, fetched once the channel is subscribed and merged with the live
 // events that arrive meanwhile (in order, no duplicate by offset). Tracks
-// whether each channel is subscribed on the current connection. No React
-// here, so the merge logic stays plain.
+// whether each channel is subscribed on the current connection, tells each
+// listener when it is (again), and passes on the channel's join/leave. No
+// React here, so the merge logic stays plain.
 
-import type { Herald, HeraldError, HeraldEvent, RecoveryFailedInfo, Subscription } from '@herald/client';
+import type { Herald, HeraldError, HeraldEvent, JoinInfo, LeaveInfo, RecoveryFailedInfo, Subscription } from '@herald/client';
 
 export interface ListenerOptions {
   /** deliver only these event names; null: all */
@@ -19,6 +20,11 @@ export interface ListenerOptions {
   getToken: ((channel: string) => string | Promise<string>) | null;
   /** the channel's subscribed/error state or the history loading changed */
   onChange(): void;
+  /** the channel was (re)subscribed on the current connection (after a reconnect too) */
+  onSubscribed?(): void;
+  /** `join` / `leave` of the channel */
+  onJoin?(member: JoinInfo): void;
+  onLeave?(member: LeaveInfo): void;
 }
 
 /** One hook's hold on a channel. */
@@ -124,6 +130,18 @@ class Attached implements Listener {
     this.options.onChange();
   }
 
+  subscribed(): void {
+    this.options.onSubscribed?.();
+  }
+
+  joined(member: JoinInfo): void {
+    this.options.onJoin?.(member);
+  }
+
+  left(member: LeaveInfo): void {
+    this.options.onLeave?.(member);
+  }
+
   detach(): void {
     if (!this.entry.listeners.delete(this)) return;
     if (this.entry.listeners.size > 0) return;
@@ -143,6 +161,7 @@ function registryOf(client: Herald<any>): Registry {
     entry.live = true;
     for (const l of [...entry.listeners]) {
       l.loadHistory();
+      l.subscribed();
       l.changed();
     }
   });
@@ -181,6 +200,12 @@ export function attach(client: Herald<any>, channel: string, options: ListenerOp
         fresh.error = err;
         for (const l of [...fresh.listeners]) l.changed();
       },
+    });
+    fresh.sub.on('join', (member) => {
+      for (const l of [...fresh.listeners]) l.joined(member);
+    });
+    fresh.sub.on('leave', (member) => {
+      for (const l of [...fresh.listeners]) l.left(member);
     });
     entry = fresh;
     registry.set(channel, entry);

@@ -5,4 +5,6 @@ export type { HeraldProviderProps } from './provider.js';
 export { useRealtime } from './use-realtime.js';
 export type { RealtimeResult, RealtimeStatus, UseRealtimeOptions } from './use-realtime.js';
 export { useConnectionState } from './use-connection-state.js';
+export { usePresence } from './use-presence.js';
+export type { PresenceState, UsePresenceOptions } from './use-presence.js';
 export type { ForbiddenChannel, Register, RegisteredSchema, RealtimeEvent, RealtimeEventName } from './register.js';

@@ -1,5 +1,5 @@
 // Must type-check: typed usage of @herald/react with the registered fixture schema.
-import { HeraldProvider, useConnectionState, useHerald, useRealtime, type RealtimeStatus } from '@herald/react';
+import { HeraldProvider, useConnectionState, useHerald, usePresence, useRealtime, type RealtimeStatus } from '@herald/react';
 import type { ConnectionState } from '@herald/client';
 import './register.js';
 
@@ -58,4 +58,12 @@ export function App() {
       <Messages room="lobby" />
     </HeraldProvider>
   );
+}
+
+export function Online({ room }: { room: string }) {
+  const { members, users, complete, error, loading } = usePresence(`chat:${room}`, { getToken: async (ch) => `token-for-${ch}` });
+  const names: string[] = members.map((m) => (m.info as { name?: string } | undefined)?.name ?? m.user ?? 'guest');
+  const n: number = users.length;
+  const why: string | undefined = error?.code;
+  return <p title={`${complete} ${loading} ${why}`}>{names.join(', ') || n}</p>;
 }
