@@ -103,15 +103,15 @@ function RoomView({ room, name, expiresAt, serverNow }: RoomProps) {
     },
   });
 
-  // The end of the room: Herald unsubscribes every member with the reason.
-  useEffect(
-    () =>
-      herald.on('unsubscribed', ({ channel: ch, reason }) => {
-        if (ch !== channel || (reason !== 'destroyed' && reason !== 'expired')) return;
-        setEnded({ reason, by: reason === 'destroyed' ? finalBy.current : null });
-      }),
-    [herald, channel],
-  );
+  // The end of the room: after the final event, Herald unsubscribes every
+  // member with the reason, which the SDK reports as the subscription's
+  // error `destroyed` or `expired` (not subscribed again).
+  const code = status === 'error' ? error?.code : undefined;
+  const endReason = code === 'destroyed' ? 'destroyed' : code === 'expired' ? 'expired' : null;
+  useEffect(() => {
+    if (!endReason) return;
+    setEnded({ reason: endReason, by: endReason === 'destroyed' ? finalBy.current : null });
+  }, [endReason]);
   useEffect(() => {
     if (!ended) return undefined;
     herald.close();
