@@ -8,6 +8,7 @@
 // home. A third person gets channel_full: "This room is full".
 import type { HeraldError } from '@herald/client';
 import { HeraldProvider, useConnectionState, useHerald, useRealtime } from '@herald/react';
+import Link from 'next/link';
 import { useRouter } from 'next/navigation';
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import { roomChannel, type RoomChannel } from '@/lib/rooms';
@@ -144,7 +145,7 @@ function RoomView({ room, name, expiresAt, serverNow }: RoomProps) {
       <div className="panel alert" role="alert" data-testid="room-ended">
         {ended.reason === 'destroyed'
           ? `Room destroyed${ended.by ? ` by ${ended.by}` : ''}.`
-          : 'Room expired: its ten minutes are over.'}{' '}
+          : 'Room expired: its time is up.'}{' '}
         Taking you home…
       </div>
     );
@@ -152,7 +153,7 @@ function RoomView({ room, name, expiresAt, serverNow }: RoomProps) {
   if (status === 'error' && error?.code === 'channel_full') {
     return (
       <div className="panel alert" role="alert" data-testid="room-full">
-        This room is full: it already has two people. <a href="/">Create your own room</a>.
+        This room is full: it already has two people. <Link href="/">Create your own room</Link>.
       </div>
     );
   }
