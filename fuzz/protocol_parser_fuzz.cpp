@@ -115,6 +115,7 @@ void check_command(const Command& cmd, const boost::json::value& doc, std::strin
     case CommandType::unsubscribe:
     case CommandType::history:
     case CommandType::presence:
+    case CommandType::presence_stats:
       expect_string(doc, "channel", cmd.channel, input);
       if (!check_channel_name(cmd.channel, ParserLimits{}.max_channel_length).empty()) {
         fail("bad channel accepted", input);
@@ -135,6 +136,19 @@ void check_command(const Command& cmd, const boost::json::value& doc, std::strin
       expect_string(doc, "channel", cmd.channel, input);
       if (!check_channel_name(cmd.channel, ParserLimits{}.max_channel_length).empty()) {
         fail("bad channel accepted", input);
+      }
+      break;
+    case CommandType::destroy:
+      expect_string(doc, "channel", cmd.channel, input);
+      if (!check_channel_name(cmd.channel, ParserLimits{}.max_channel_length).empty())
+        fail("bad channel accepted", input);
+      if (!cmd.event.empty() &&
+          !check_event_name(cmd.event, ParserLimits{}.max_event_length).empty())
+        fail("bad final event name accepted", input);
+      if (!cmd.data.empty()) {
+        boost::json::value data;
+        if (!boost_parse(cmd.data, data)) fail("destroy data is not valid JSON", input);
+        if (cmd.event.empty()) fail("destroy data without event accepted", input);
       }
       break;
     case CommandType::pong:

@@ -14,6 +14,7 @@ DEBIAN_PACKAGES=(
   clang libclang-rt-14-dev
   python3 python3-websockets python3-pytest python3-jwt python3-cryptography nodejs npm curl
   chromium sqlite3
+  prometheus
 )
 
 missing=()
@@ -36,7 +37,30 @@ if ((${#missing[@]})); then
   SUDO=""
   [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq
+  # prometheus is here for promtool (tests/integration/python/test_metrics.py
+  # checks GET /metrics with it); its postinst would also start the Prometheus
+  # server, and without systemd (a container) that start can fail and fail
+  # the install. Unless the machine has its own policy, forbid service starts
+  # for the install (policy-rc.d exiting 101; invoke-rc.d and
+  # deb-systemd-invoke honour it), and leave the service disabled afterwards.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [[ " ${missing[*]} " == *" prometheus "* && ! -e $policy ]]; then
+    trap '$SUDO rm -f "$policy"' EXIT
+    printf '#!/bin/sh\n# install-deps.sh: no service starts during its apt-get install\nexit 101\n' |
+      $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+    own_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if ((own_policy)); then
+    $SUDO rm -f "$policy"
+    trap - EXIT
+  fi
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+    $SUDO deb-systemd-helper disable prometheus.service >/dev/null 2>&1 || true
+  fi
 fi
 
 # npm dependencies of the integration tests, the JS SDKs, the chat demo and

@@ -13,6 +13,8 @@ const std::string& level_of(const config::NamespaceOptions& o, Op op) {
       return o.publish_access;
     case Op::history:
       return o.history_access;
+    case Op::destroy:
+      return o.destroy_access;
     case Op::presence:
       break;
   }
@@ -58,6 +60,10 @@ std::optional<Refusal> check(const config::NamespaceOptions& options, bool auth_
     return Refusal{ErrorCode::forbidden,
                    "clients may not publish on " + std::string(channel) +
                        " (publish_access is none: only the HTTP API publishes there)"};
+  if (op == Op::destroy && level == "none")
+    return Refusal{ErrorCode::forbidden,
+                   "clients may not destroy " + std::string(channel) +
+                       " (destroy_access is none: only the HTTP API destroys channels)"};
   const OpSet caps = identity ? identity->caps.ops_for(channel) : 0;
   const bool capable = has(static_cast<OpSet>(caps | granted), op);
   if (options.user_channels && !user_list(channel).empty()) {

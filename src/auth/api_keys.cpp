@@ -10,7 +10,7 @@
 namespace herald::auth {
 namespace {
 
-constexpr std::string_view kScopeNames[] = {"publish", "history", "admin", "presence"};
+constexpr std::string_view kScopeNames[] = {"publish", "history", "admin", "presence", "destroy"};
 
 // SHA-256 through OpenSSL's one-shot EVP interface. It can only fail on an
 // allocation failure or a broken OpenSSL; neither is a bad key, so it throws

@@ -22,11 +22,11 @@
 
 namespace herald::auth {
 
-enum class Scope : uint8_t { publish = 1, history = 2, admin = 4, presence = 8 };
+enum class Scope : uint8_t { publish = 1, history = 2, admin = 4, presence = 8, destroy = 16 };
 
 using ScopeSet = uint8_t;  // bits of Scope
 
-inline constexpr ScopeSet kAllScopes = 15;
+inline constexpr ScopeSet kAllScopes = 31;
 
 // "publish" -> Scope::publish; nullopt for any other name.
 std::optional<Scope> parse_scope(std::string_view name);

@@ -14,11 +14,12 @@ namespace herald::auth {
 
 namespace {
 
-constexpr std::array<std::pair<std::string_view, Op>, 4> kOpNames{{
+constexpr std::array<std::pair<std::string_view, Op>, 5> kOpNames{{
     {"subscribe", Op::subscribe},
     {"publish", Op::publish},
     {"history", Op::history},
     {"presence", Op::presence},
+    {"destroy", Op::destroy},
 }};
 
 }  // namespace

@@ -15,11 +15,11 @@
 
 namespace herald::auth {
 
-enum class Op : uint8_t { subscribe = 1, publish = 2, history = 4, presence = 8 };
+enum class Op : uint8_t { subscribe = 1, publish = 2, history = 4, presence = 8, destroy = 16 };
 
 using OpSet = uint8_t;  // bits of Op
 
-inline constexpr OpSet kAllOps = 15;
+inline constexpr OpSet kAllOps = 31;
 
 // "subscribe" -> Op::subscribe; false for unknown names.
 bool parse_op(std::string_view name, Op& out);

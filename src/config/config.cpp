@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
+#include <boost/json.hpp>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -504,7 +505,8 @@ NamespaceKeyDef ns_access(std::string_view name, std::string_view help) {
           [](NamespaceOptions& o, const std::string& key, const Value& v,
              const std::filesystem::path&) {
             const auto& level = std::get<std::string>(v);
-            if (Field == &NamespaceOptions::publish_access)
+            if (Field == &NamespaceOptions::publish_access ||
+                Field == &NamespaceOptions::destroy_access)
               check_one_of(key, level, "access level", kPublishAccessLevels);
             else
               check_one_of(key, level, "access level", kAccessLevels);
@@ -539,6 +541,17 @@ NamespaceKeyDef ns_bool(std::string_view name, std::string_view help) {
           [](NamespaceOptions& o, const std::string&, const Value& v,
              const std::filesystem::path&) { o.*Field = std::get<bool>(v); },
           [](const NamespaceOptions& o) { return Value(o.*Field); }};
+}
+
+// Why `name` is not a valid event name (docs/protocol.md, "Names"), or "".
+std::string event_name_problem(std::string_view name) {
+  if (name.size() > 128) return "an event name has at most 128 bytes";
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.' &&
+        c != ':')
+      return "an event name may hold only letters, digits and _-.:";
+  }
+  return {};
 }
 
 constexpr std::string_view kAllowUnknown = "allow_unknown";
@@ -610,9 +623,55 @@ const std::vector<NamespaceKeyDef>& namespace_keys() {
     k.push_back(ns_size<&NamespaceOptions::publishes_burst>(
         "publishes_burst", 10000000, "Publishes one connection may make at once; 0: the rate."));
     k.push_back(ns_bool<&NamespaceOptions::presence>(
-        "presence", "Reserved for presence: whether members may be listed."));
+        "presence",
+        "Whether presence and presence_stats (WebSocket and HTTP) list who is subscribed."));
     k.push_back(ns_bool<&NamespaceOptions::join_leave>(
-        "join_leave", "Reserved for presence: whether join and leave messages are sent."));
+        "join_leave", "Whether subscribers get join and leave messages."));
+    k.push_back(ns_size<&NamespaceOptions::presence_max_members>(
+        "presence_max_members", 1000000,
+        "Members a channel's presence lists; a channel with more keeps counts only (no "
+        "member list, no users count, no join/leave) until it is empty again."));
+    k.push_back(ns_size<&NamespaceOptions::max_users>(
+        "max_users", 1000000,
+        "Distinct users a channel admits (another tab of a present user always is); 0: "
+        "unlimited. Others get channel_full."));
+    k.push_back(
+        {"channel_ttl_ms", Type::duration_ms, 0, 365 * kDay, Scope::anywhere,
+         "A channel is destroyed (reason expired) this long after its first stored event; 0: "
+         "never.",
+         [](NamespaceOptions& o, const std::string&, const Value& v, const std::filesystem::path&) {
+           o.channel_ttl = std::chrono::milliseconds(std::get<int64_t>(v));
+         },
+         [](const NamespaceOptions& o) {
+           return Value(static_cast<int64_t>(o.channel_ttl.count()));
+         }});
+    k.push_back({"expire_event", Type::string, 0, 0, Scope::anywhere,
+                 "Name of the final event subscribers get when a channel expires; \"\": none.",
+                 [](NamespaceOptions& o, const std::string& key, const Value& v,
+                    const std::filesystem::path&) {
+                   const auto& name = std::get<std::string>(v);
+                   if (!name.empty()) {
+                     if (auto why = event_name_problem(name); !why.empty())
+                       throw ConfigError(key + ": " + why);
+                   }
+                   o.expire_event = name;
+                 },
+                 [](const NamespaceOptions& o) { return Value(o.expire_event); }});
+    k.push_back({"expire_data", Type::string, 0, 0, Scope::anywhere,
+                 "The expire_event's data, as JSON text (e.g. '{\"reason\":\"expired\"}').",
+                 [](NamespaceOptions& o, const std::string& key, const Value& v,
+                    const std::filesystem::path&) {
+                   const auto& text = std::get<std::string>(v);
+                   boost::system::error_code ec;
+                   boost::json::parse(text, ec);
+                   if (ec) throw ConfigError(key + ": not valid JSON (" + ec.message() + ")");
+                   o.expire_data = text;
+                 },
+                 [](const NamespaceOptions& o) { return Value(o.expire_data); }});
+    k.push_back(ns_access<&NamespaceOptions::destroy_access>(
+        "destroy_access",
+        "Who may destroy a channel over WebSocket (destroy): none (only the HTTP API), "
+        "public, authenticated or capability (caps must grant destroy)."));
     k.push_back(
         {"max_message_bytes", Type::integer, 2, 64 * kMiB, Scope::anywhere,
          "Largest `data` of one publish, in bytes; larger publishes get too_large.",
@@ -858,6 +917,17 @@ void resolve_namespaces(Config& cfg, const FileNamespaces& file) {
                           nullptr);
     cfg.namespaces.emplace(name, std::move(options));
   }
+  // Capacity counts distinct users, which a channel over its member limit
+  // no longer knows.
+  auto check_capacity = [](const std::string& where, const NamespaceOptions& o) {
+    if (o.max_users > o.presence_max_members)
+      throw ConfigError(where + ".max_users: must not exceed presence_max_members (" +
+                        std::to_string(o.max_users) + " > " +
+                        std::to_string(o.presence_max_members) + ")");
+  };
+  check_capacity("defaults", cfg.defaults.options);
+  for (const auto& [name, options] : cfg.namespaces)
+    check_capacity("namespaces." + toml_key(name), options);
 }
 
 // --- environment --------------------------------------------------------------
@@ -1090,7 +1160,8 @@ std::string describe_keys() {
       "  HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512), one of secret,\n"
       "  secret_env, secret_file (HS*) or public_key_file (PEM), optional kid and use\n"
       "  (connection, subscription or both). See docs/security.md.\n"
-      "[[api.keys]] (config file only): name, scopes (publish, history, admin, presence),\n"
+      "[[api.keys]] (config file only): name, scopes (publish, history, admin, presence, "
+      "destroy),\n"
       "  one of key, key_env, key_file or sha256.\n";
   out +=
       "\n[defaults] and [namespaces.<name>] (config file only; a channel's namespace is its\n"

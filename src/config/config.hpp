@@ -93,9 +93,16 @@ struct NamespaceOptions {
   // (0: only the global rate_limits apply); burst 0 means the rate.
   size_t publishes_per_second = 0;
   size_t publishes_burst = 0;
-  bool presence = false;                 // reserved for the presence feature
-  bool join_leave = false;               // reserved for the presence feature
-  size_t max_message_bytes = 64 * 1024;  // bytes of one publish's `data`
+  // Presence and channel lifecycle (docs/protocol.md section 13).
+  bool presence = false;               // presence / presence_stats answered
+  bool join_leave = false;             // subscribers get join / leave messages
+  size_t presence_max_members = 1000;  // beyond: counts only
+  size_t max_users = 0;                // distinct users per channel (0: unlimited) -> channel_full
+  std::chrono::milliseconds channel_ttl{0};  // destroyed that long after its first event (0: never)
+  std::string expire_event;                  // final event on expiry ("": none)
+  std::string expire_data = "null";          // its data (JSON text, checked at load)
+  std::string destroy_access = "none";       // who may `destroy` over WebSocket
+  size_t max_message_bytes = 64 * 1024;      // bytes of one publish's `data`
   // JSON file mapping event names to JSON Schemas; "" for none. Made absolute
   // at load (a relative path is relative to the config file's directory).
   std::string schema;

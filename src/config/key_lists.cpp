@@ -10,7 +10,7 @@ namespace herald::config::detail {
 namespace {
 
 constexpr std::string_view kKeyUses[] = {"connection", "subscription", "both"};
-constexpr std::string_view kApiScopes[] = {"publish", "history", "admin", "presence"};
+constexpr std::string_view kApiScopes[] = {"publish", "history", "admin", "presence", "destroy"};
 
 // Reads the fields of one table of an array of tables (`key` is e.g.
 // "auth.keys[0]"), refusing fields it was not asked for.
@@ -142,7 +142,7 @@ std::vector<ApiKeyConfig> parse_api_keys(const toml::node& node, const std::stri
                               k.sha256.find_first_not_of("0123456789abcdef") != std::string::npos))
       throw e.error("sha256", "must be 64 hex digits (the SHA-256 of the key)");
     if (k.scopes.empty())
-      throw e.error("scopes", "required: some of publish, history, admin, presence");
+      throw e.error("scopes", "required: some of publish, history, admin, presence, destroy");
     for (const auto& scope : k.scopes) check_one_of(e.name("scopes"), scope, "scope", kApiScopes);
     keys.push_back(std::move(k));
   }

@@ -4,22 +4,18 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
-#include <boost/container/small_vector.hpp>
-#include <boost/unordered/unordered_flat_map.hpp>
 #include <chrono>
 
+#include "core/node_internal.hpp"
 #include "engine/clock_and_epoch.hpp"
 #include "protocol/messages.hpp"
 
 namespace herald::core {
 
-namespace {
-
 Failure internal_failure(const std::string& why) {
   return Failure{protocol::ErrorCode::internal, "storage error: " + why, {}};
 }
 
-// The event as a WebSocket frame, built once for every subscriber.
 ws::SharedFrame event_frame(const PublishRequest& req, std::optional<uint64_t> offset, int64_t ts) {
   ws::FrameWriter writer(req.data.size() + req.channel.size() + req.event.size() + 96);
   protocol::append_event(writer.payload(),
@@ -27,6 +23,8 @@ ws::SharedFrame event_frame(const PublishRequest& req, std::optional<uint64_t> o
                                              req.from_client, req.from_user, req.from_info});
   return writer.finish();
 }
+
+namespace {
 
 // Serializes stored events as the JSON array of `event` messages used by
 // `subscribed.events` and `history.events`.
@@ -42,10 +40,8 @@ std::string events_to_json(const std::string& channel,
   return out;
 }
 
-// Whether `req` may be published on its namespace `ns`: how big, and what
-// its event's schema says (who may publish was checked by the session,
-// auth::check). A payload with write-only
-// properties leaves here without them.
+}  // namespace
+
 std::optional<Failure> admit(const Namespace& ns, PublishRequest& req) {
   using protocol::ErrorCode;
   const auto& options = ns.options;
@@ -77,18 +73,6 @@ engine::Retention retention_of(const Namespace& ns) {
   return {ns.options.history_size, static_cast<int64_t>(ns.options.history_ttl.count())};
 }
 
-}  // namespace
-
-struct Node::Shard {
-  boost::asio::io_context* io = nullptr;
-  std::unique_ptr<engine::ShardStore> store;
-  std::shared_ptr<const NamespaceTable> namespaces;
-  LocalSubscribers local;
-  // Owner side: for each owned channel with subscribers, how many
-  // subscriptions each worker holds on it (inline for up to 4 workers).
-  boost::unordered_flat_map<std::string, boost::container::small_vector<uint32_t, 4>> channels;
-};
-
 Node::Node(unsigned workers, engine::Engine& engine, NodeOptions options,
            std::shared_ptr<const NamespaceTable> namespaces)
     : engine_(engine), options_(options) {
@@ -101,10 +85,18 @@ Node::Node(unsigned workers, engine::Engine& engine, NodeOptions options,
 
 Node::~Node() = default;
 
-void Node::attach_worker(unsigned index, boost::asio::io_context& io) {
+void Node::attach_worker(unsigned index, boost::asio::io_context& io,
+                         metrics::WorkerCounters* counters) {
   Shard& shard = *shards_.at(index);
   shard.io = &io;
+  if (counters) {
+    shard.counters = counters;
+  } else {
+    shard.own_counters = std::make_unique<metrics::WorkerCounters>();
+    shard.counters = shard.own_counters.get();
+  }
   shard.store = engine_.open_shard(index, io.get_executor());
+  shard.expiry_timer = std::make_unique<boost::asio::steady_timer>(io);
 }
 
 void Node::set_namespaces(std::shared_ptr<const NamespaceTable> namespaces) {
@@ -138,19 +130,35 @@ LocalSubscribers& Node::local(unsigned index) {
   return shards_[index]->local;
 }
 
-template <class F>
-void Node::post(unsigned worker, F&& f) {
-  boost::asio::post(*shards_[worker]->io, std::forward<F>(f));
-}
-
 void Node::deliver_to_workers(Shard& owner, const std::string& channel,
                               const ws::SharedFrame& frame) {
   auto it = owner.channels.find(channel);
   if (it == owner.channels.end()) return;
-  const auto& counts = it->second;
+  const auto& counts = it->second.counts;
   for (unsigned w = 0; w < counts.size(); ++w) {
     if (counts[w] == 0) continue;
     post(w, [this, w, channel, frame] { shards_[w]->local.deliver(channel, frame); });
+  }
+}
+
+template <class T>
+void Node::gather(unsigned from, std::function<T(unsigned)> f,
+                  std::function<void(std::vector<T>)> done) {
+  struct State {
+    std::vector<T> results;
+    size_t remaining;
+    std::function<void(std::vector<T>)> done;
+  };
+  auto state = std::make_shared<State>(
+      State{std::vector<T>(shards_.size()), shards_.size(), std::move(done)});
+  for (unsigned w = 0; w < shards_.size(); ++w) {
+    post(w, [this, w, from, f, state] {
+      T result = f(w);
+      post(from, [w, state, result = std::move(result)]() mutable {
+        state->results[w] = std::move(result);
+        if (--state->remaining == 0) state->done(std::move(state->results));
+      });
+    });
   }
 }
 
@@ -166,28 +174,47 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
   const unsigned owner = owner_of(req.channel);
   post(owner, [this, owner, from, keep, req = std::move(req), done = std::move(done)]() mutable {
     const int64_t ts = engine::system_now_ms();
+    const auto arrived = std::chrono::steady_clock::now();
     if (req.ephemeral) {
       deliver_to_workers(*shards_[owner], req.channel, event_frame(req, std::nullopt, ts));
+      shards_[owner]->counters->publish_delivery_seconds.observe(seconds_since(arrived));
       post(from, [done = std::move(done)] { done(PublishResult{}); });
       return;
     }
-    engine::NewEvent ev{req.event, req.data, req.from_client, req.from_user,
-                        ts,        keep,     req.from_info};
     Shard& shard = *shards_[owner];
     const std::string channel = req.channel;
-    shard.store->append(
-        channel, std::move(ev),
-        [this, owner, from, ts, req = std::move(req),
-         done = std::move(done)](engine::AppendResult r) mutable {
-          PublishResult result;
-          if (!r.ok) {
-            result.failure = internal_failure(r.error);
-          } else {
-            result.offset = r.offset;
-            deliver_to_workers(*shards_[owner], req.channel, event_frame(req, r.offset, ts));
-          }
-          post(from, [done = std::move(done), result = std::move(result)] { done(result); });
-        });
+    auto append = [this, owner, from, keep, ts, arrived, req = std::move(req),
+                   done = std::move(done)]() mutable {
+      engine::NewEvent ev{req.event, req.data, req.from_client, req.from_user,
+                          ts,        keep,     req.from_info};
+      const std::string channel = req.channel;
+      const auto appending = std::chrono::steady_clock::now();
+      shards_[owner]->store->append(
+          channel, std::move(ev),
+          [this, owner, from, ts, arrived, appending, req = std::move(req),
+           done = std::move(done)](engine::AppendResult r) mutable {
+            auto& counters = *shards_[owner]->counters;
+            counters.engine_append_seconds.observe(seconds_since(appending));
+            PublishResult result;
+            if (!r.ok) {
+              result.failure = internal_failure(r.error);
+            } else {
+              result.offset = r.offset;
+              deliver_to_workers(*shards_[owner], req.channel, event_frame(req, r.offset, ts));
+              counters.publish_delivery_seconds.observe(seconds_since(arrived));
+              if (const Namespace* ns = shards_[owner]->namespaces->find(req.channel);
+                  ns && ttl_ms(*ns) > 0)
+                note_created(owner, req.channel, *ns, r.created_ms);
+            }
+            post(from, [done = std::move(done), result = std::move(result)] { done(result); });
+          });
+    };
+    // A channel with a TTL may have expired while nobody used it (e.g. while
+    // the server was down): find out before storing into its old epoch.
+    if (const Namespace* ns = shard.namespaces->find(channel); ns && ttl_ms(*ns) > 0)
+      with_fresh_channel(owner, channel, *ns, std::move(append));
+    else
+      append();
   });
 }
 
@@ -196,8 +223,11 @@ void Node::subscribe(unsigned from, SubscribeRequest req,
   const unsigned owner = owner_of(req.channel);
   post(owner, [this, owner, from, req = std::move(req), done = std::move(done)]() mutable {
     Shard& shard = *shards_[owner];
-    auto& counts = shard.channels[req.channel];
-    if (counts.empty()) counts.resize(shards_.size());
+    auto& counts = shard.channels[req.channel].counts;
+    if (counts.empty()) {
+      counts.resize(shards_.size());
+      shard.counters->channels.add();
+    }
     ++counts[from];  // matched by the unsubscribe() that follows a failure too
 
     std::optional<Failure> failure;
@@ -208,66 +238,101 @@ void Node::subscribe(unsigned from, SubscribeRequest req,
       });
       return;
     }
-    // Recovery the namespace does not allow is answered like recovery of
-    // events that are gone: recovered false, no events.
-    const bool recovery_refused = req.recover && !ns->options.recover;
-
-    const size_t cap = options_.max_history_request;
-    engine::HistoryQuery query;
-    query.retention = retention_of(*ns);
-    if (recovery_refused) {
-      query.limit = 0;
-    } else if (req.recover) {
-      query.after = req.recover->offset;
-      query.limit = cap + 1;  // one more than allowed tells "too many to recover"
-    } else {
-      query.limit = std::min<uint64_t>(req.history.value_or(0), cap);
-    }
-    const std::string channel = req.channel;  // `req` moves into the callback below
-    shard.store->read(
-        channel, query,
-        [this, from, recovery_refused, req = std::move(req),
-         done = std::move(done)](engine::HistoryResult h) mutable {
-          SubscribeResult result;
-          if (!h.ok) {
-            result.failure = internal_failure(h.error);
-          } else {
-            result.epoch = h.epoch;
-            result.offset = h.last_offset;
-            bool include_events = !req.recover;
-            if (recovery_refused) {
-              result.recovered = false;
-            } else if (req.recover) {
-              const auto& want = *req.recover;
-              const bool same_epoch = want.epoch == h.epoch && want.offset <= h.last_offset;
-              const bool nothing_missed = want.offset == h.last_offset;
-              const bool all_held = !h.events.empty() &&
-                                    h.events.front().offset == want.offset + 1 &&
-                                    h.events.back().offset == h.last_offset &&
-                                    h.events.size() <= options_.max_history_request;
-              result.recovered = same_epoch && (nothing_missed || all_held);
-              include_events = *result.recovered;
-            }
-            result.events_json =
-                include_events ? events_to_json(req.channel, h.events) : std::string("[]");
-          }
-          post(from, [done = std::move(done), result = std::move(result)] { done(result); });
-        });
+    if (tracks_presence(*ns)) presence_subscribe_begin(shard, req.channel, req, *ns);
+    subscribe_read(owner, from, std::move(req), std::move(done));
   });
 }
 
-void Node::unsubscribe(unsigned from, std::string channel) {
+void Node::subscribe_read(unsigned owner, unsigned from, SubscribeRequest req,
+                          std::function<void(SubscribeResult)> done) {
+  Shard& shard = *shards_[owner];
+  std::optional<Failure> failure;
+  const Namespace* ns = find_namespace(owner, req.channel, failure);
+  if (!ns) {  // a reload removed its namespace since the subscribe arrived
+    presence_admit(shard, req, nullptr, false);
+    post(from, [done = std::move(done), failure = std::move(failure)] {
+      done(SubscribeResult{failure, {}, 0, std::nullopt, {}});
+    });
+    return;
+  }
+  // Recovery the namespace does not allow is answered like recovery of
+  // events that are gone: recovered false, no events.
+  const bool recovery_refused = req.recover && !ns->options.recover;
+
+  const size_t cap = options_.max_history_request;
+  engine::HistoryQuery query;
+  query.retention = retention_of(*ns);
+  if (recovery_refused) {
+    query.limit = 0;
+  } else if (req.recover) {
+    query.after = req.recover->offset;
+    query.limit = cap + 1;  // one more than allowed tells "too many to recover"
+  } else {
+    query.limit = std::min<uint64_t>(req.history.value_or(0), cap);
+  }
+  const std::string channel = req.channel;  // `req` moves into the callback below
+  const auto reading = std::chrono::steady_clock::now();
+  shard.store->read(
+      channel, query,
+      [this, owner, from, recovery_refused, reading, req = std::move(req),
+       done = std::move(done)](engine::HistoryResult h) mutable {
+        Shard& shard = *shards_[owner];
+        shard.counters->history_read_seconds.observe(seconds_since(reading));
+        const Namespace* ns = shard.namespaces->find(req.channel);
+        if (h.ok && ns && ttl_ms(*ns) > 0 && note_created(owner, req.channel, *ns, h.created_ms)) {
+          // Expired: destroyed just now; read the channel's new life.
+          subscribe_read(owner, from, std::move(req), std::move(done));
+          return;
+        }
+        SubscribeResult result;
+        if (auto refused = presence_admit(shard, req, ns, h.ok)) {
+          result.failure = std::move(refused);
+        } else if (!h.ok) {
+          result.failure = internal_failure(h.error);
+        } else {
+          result.epoch = h.epoch;
+          result.offset = h.last_offset;
+          bool include_events = !req.recover;
+          if (recovery_refused) {
+            result.recovered = false;
+          } else if (req.recover) {
+            const auto& want = *req.recover;
+            const bool same_epoch = want.epoch == h.epoch && want.offset <= h.last_offset;
+            const bool nothing_missed = want.offset == h.last_offset;
+            const bool all_held = !h.events.empty() && h.events.front().offset == want.offset + 1 &&
+                                  h.events.back().offset == h.last_offset &&
+                                  h.events.size() <= options_.max_history_request;
+            result.recovered = same_epoch && (nothing_missed || all_held);
+            include_events = *result.recovered;
+          }
+          result.events_json =
+              include_events ? events_to_json(req.channel, h.events) : std::string("[]");
+        }
+        post(from, [done = std::move(done), result = std::move(result)] { done(result); });
+      });
+}
+
+void Node::unsubscribe(unsigned from, std::string channel, std::string client) {
   const unsigned owner = owner_of(channel);
-  post(owner, [this, owner, from, channel = std::move(channel)] {
+  post(owner, [this, owner, from, channel = std::move(channel), client = std::move(client)] {
     Shard& shard = *shards_[owner];
     auto it = shard.channels.find(channel);
     if (it == shard.channels.end()) return;
-    auto& counts = it->second;
+    auto& counts = it->second.counts;
     if (counts[from] > 0) --counts[from];
-    if (std::all_of(counts.begin(), counts.end(), [](uint32_t c) { return c == 0; })) {
-      shard.channels.erase(it);
-    }
+    presence_unsubscribe(shard, channel, client);
+    erase_if_idle(shard, channel);
   });
+}
+
+void Node::erase_if_idle(Shard& shard, const std::string& channel) {
+  auto it = shard.channels.find(channel);
+  if (it == shard.channels.end()) return;
+  const auto& counts = it->second.counts;
+  if (!std::all_of(counts.begin(), counts.end(), [](uint32_t c) { return c == 0; })) return;
+  if (it->second.presence && !it->second.presence->idle()) return;
+  shard.channels.erase(it);
+  shard.counters->channels.sub();
 }
 
 void Node::history(unsigned from, HistoryRequest req, std::function<void(HistoryResult)> done) {
@@ -281,22 +346,99 @@ void Node::history(unsigned from, HistoryRequest req, std::function<void(History
   const unsigned owner = owner_of(req.channel);
   req.query.limit = std::min(req.query.limit, options_.max_history_request);
   post(owner, [this, owner, from, req = std::move(req), done = std::move(done)]() mutable {
-    Shard& shard = *shards_[owner];
-    shard.store->read(
-        req.channel, req.query,
-        [this, from, channel = req.channel,
-         done = std::move(done)](engine::HistoryResult h) mutable {
-          HistoryResult result;
-          if (!h.ok) {
-            result.failure = internal_failure(h.error);
-          } else {
-            result.epoch = h.epoch;
-            result.offset = h.last_offset;
-            result.events_json = events_to_json(channel, h.events);
-          }
-          post(from, [done = std::move(done), result = std::move(result)] { done(result); });
-        });
+    history_read(owner, from, std::move(req), std::move(done));
   });
+}
+
+void Node::history_read(unsigned owner, unsigned from, HistoryRequest req,
+                        std::function<void(HistoryResult)> done) {
+  const std::string channel = req.channel;
+  const engine::HistoryQuery query = req.query;
+  const auto reading = std::chrono::steady_clock::now();
+  shards_[owner]->store->read(
+      channel, query,
+      [this, owner, from, reading, req = std::move(req),
+       done = std::move(done)](engine::HistoryResult h) mutable {
+        shards_[owner]->counters->history_read_seconds.observe(seconds_since(reading));
+        const Namespace* ns = shards_[owner]->namespaces->find(req.channel);
+        if (h.ok && ns && ttl_ms(*ns) > 0 && note_created(owner, req.channel, *ns, h.created_ms)) {
+          history_read(owner, from, std::move(req), std::move(done));  // its new, empty life
+          return;
+        }
+        HistoryResult result;
+        if (!h.ok) {
+          result.failure = internal_failure(h.error);
+        } else {
+          result.epoch = h.epoch;
+          result.offset = h.last_offset;
+          result.events_json = events_to_json(req.channel, h.events);
+        }
+        post(from, [done = std::move(done), result = std::move(result)] { done(result); });
+      });
+}
+
+void Node::stats(unsigned from, std::function<void(NodeStats)> done) {
+  gather<NodeStats>(
+      from,
+      [this](unsigned w) {
+        NodeStats s;
+        for (const auto& [name, ch] : shards_[w]->channels) {
+          uint64_t subs = 0;
+          for (uint32_t c : ch.counts) subs += c;
+          if (subs == 0) continue;
+          ++s.channels;
+          s.subscriptions += subs;
+        }
+        return s;
+      },
+      [done = std::move(done)](std::vector<NodeStats> parts) {
+        NodeStats total;
+        for (const auto& p : parts) {
+          total.channels += p.channels;
+          total.subscriptions += p.subscriptions;
+        }
+        done(total);
+      });
+}
+
+void Node::channels(unsigned from, std::string prefix, size_t limit,
+                    std::function<void(ChannelsResult)> done) {
+  gather<ChannelsResult>(
+      from,
+      [this, prefix, limit](unsigned w) {
+        ChannelsResult r;
+        for (const auto& [name, ch] : shards_[w]->channels) {
+          if (!name.starts_with(prefix)) continue;
+          uint64_t subs = 0;
+          for (uint32_t c : ch.counts) subs += c;
+          if (subs == 0) continue;
+          ++r.total;
+          r.channels.push_back(ChannelCount{name, subs});
+        }
+        // Each owner sends at most `limit`: the first `limit` by name overall
+        // are among them.
+        auto by_name = [](const ChannelCount& a, const ChannelCount& b) {
+          return a.channel < b.channel;
+        };
+        if (r.channels.size() > limit) {
+          std::partial_sort(r.channels.begin(), r.channels.begin() + limit, r.channels.end(),
+                            by_name);
+          r.channels.resize(limit);
+        }
+        return r;
+      },
+      [limit, done = std::move(done)](std::vector<ChannelsResult> parts) {
+        ChannelsResult all;
+        for (auto& p : parts) {
+          all.total += p.total;
+          for (auto& c : p.channels) all.channels.push_back(std::move(c));
+        }
+        std::sort(
+            all.channels.begin(), all.channels.end(),
+            [](const ChannelCount& a, const ChannelCount& b) { return a.channel < b.channel; });
+        if (all.channels.size() > limit) all.channels.resize(limit);
+        done(std::move(all));
+      });
 }
 
 }  // namespace herald::core

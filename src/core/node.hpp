@@ -15,9 +15,17 @@
 // the JSON Schema of its event, so validation runs in parallel on every
 // worker and a rejected publish never reaches the owner.
 //
+// Presence and channel lifecycle (docs/protocol.md section 13) live with the
+// owner too: node_presence.cpp keeps each channel's presence::ChannelPresence
+// from the same subscribe/unsubscribe stream and sends join/leave once per
+// loop turn; node_lifecycle.cpp destroys channels (on request, or when their
+// namespace's channel_ttl_ms runs out) through the engine's ordered
+// ShardStore::remove, then tells every worker with subscribers to end them.
+//
 // Every call below is made on worker `from`'s thread; `done` runs there too.
 // Each subscribe() sent to an owner must be matched by exactly one
-// unsubscribe() for the same worker (on unsubscribe, on error, on close).
+// unsubscribe() for the same worker and client (on unsubscribe, on error, on
+// close).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -31,6 +39,7 @@
 #include "core/namespace_table.hpp"
 #include "core/subscribers.hpp"
 #include "engine/engine.hpp"
+#include "metrics/metrics.hpp"
 #include "protocol/command.hpp"
 #include "protocol/errors.hpp"
 
@@ -61,6 +70,9 @@ struct SubscribeRequest {
   std::string channel;
   std::optional<uint64_t> history;
   std::optional<protocol::RecoverPosition> recover;
+  std::string client;  // the subscriber, as a presence member
+  std::string user;    // "" for anonymous
+  std::string info;    // raw JSON of its token's info, "" for none
 };
 
 struct SubscribeResult {
@@ -87,6 +99,40 @@ struct HistoryResult {
   std::string events_json;  // "[...]"
 };
 
+struct PresenceResult {
+  std::optional<Failure> failure;
+  std::string members_json;  // "[...]" of {"client","user","info"}
+  bool complete = true;
+  uint64_t clients = 0;
+  std::optional<uint64_t> users;  // unknown over the member limit
+};
+
+struct DestroyRequest {
+  std::string channel;
+  std::string event;  // final event, "" for none
+  std::string data;   // its raw JSON ("" is null)
+};
+
+struct DestroyResult {
+  std::optional<Failure> failure;
+  std::string epoch;  // the channel's new epoch
+};
+
+struct ChannelCount {
+  std::string channel;
+  uint64_t subscribers = 0;
+};
+
+struct ChannelsResult {
+  std::vector<ChannelCount> channels;  // sorted by name, at most the limit
+  uint64_t total = 0;                  // matching channels before the limit
+};
+
+struct NodeStats {
+  uint64_t channels = 0;       // channels with subscribers
+  uint64_t subscriptions = 0;  // over every channel
+};
+
 struct NodeOptions {
   size_t max_history_request = 1000;  // cap on history N, limit and recovery size
 };
@@ -101,7 +147,10 @@ class Node {
 
   // Called for every worker before any worker thread starts: a worker posts
   // to every shard as soon as it serves traffic.
-  void attach_worker(unsigned index, boost::asio::io_context& io);
+  // `counters`: the worker's metrics, for the owner-side gauges and
+  // histograms (null: none).
+  void attach_worker(unsigned index, boost::asio::io_context& io,
+                     metrics::WorkerCounters* counters = nullptr);
 
   // Thread-safe, once every worker is attached: each worker switches to
   // `namespaces` between two of its handlers; requests it already checked
@@ -121,14 +170,72 @@ class Node {
 
   void publish(unsigned from, PublishRequest req, std::function<void(PublishResult)> done);
   void subscribe(unsigned from, SubscribeRequest req, std::function<void(SubscribeResult)> done);
-  void unsubscribe(unsigned from, std::string channel);
+  void unsubscribe(unsigned from, std::string channel, std::string client);
   void history(unsigned from, HistoryRequest req, std::function<void(HistoryResult)> done);
+
+  // Presence of a channel whose namespace has `presence = true` (checked
+  // here: forbidden otherwise); `stats_only` skips the member list.
+  void presence(unsigned from, std::string channel, bool stats_only,
+                std::function<void(PresenceResult)> done);
+  // Destroys a channel (reason "destroyed"); the final event is checked like
+  // a publish first.
+  void destroy(unsigned from, DestroyRequest req, std::function<void(DestroyResult)> done);
+  // Channels with subscribers whose name starts with `prefix`, from every
+  // owner.
+  void channels(unsigned from, std::string prefix, size_t limit,
+                std::function<void(ChannelsResult)> done);
+  void stats(unsigned from, std::function<void(NodeStats)> done);
+
+  // Called by worker `index` at the end of each loop turn: sends the join
+  // and leave messages its channels produced during the turn.
+  void end_of_turn(unsigned index);
 
  private:
   struct Shard;
+  struct OwnedChannel;
   template <class F>
   void post(unsigned worker, F&& f);
   void deliver_to_workers(Shard& owner, const std::string& channel, const ws::SharedFrame& frame);
+  // Runs `f(shard_index)` on every shard and `done(results)` back on `from`.
+  template <class T>
+  void gather(unsigned from, std::function<T(unsigned)> f,
+              std::function<void(std::vector<T>)> done);
+
+  // The history read of a subscribe (again after an expiry), on `owner`.
+  void subscribe_read(unsigned owner, unsigned from, SubscribeRequest req,
+                      std::function<void(SubscribeResult)> done);
+  void history_read(unsigned owner, unsigned from, HistoryRequest req,
+                    std::function<void(HistoryResult)> done);
+
+  // node_presence.cpp (owner side)
+  void presence_subscribe_begin(Shard& shard, const std::string& channel,
+                                const SubscribeRequest& req, const Namespace& ns);
+  // Admits the subscriber once its read completed; returns the failure to
+  // answer with (channel_full), if any.
+  std::optional<Failure> presence_admit(Shard& shard, const SubscribeRequest& req,
+                                        const Namespace* ns, bool read_ok);
+  void presence_unsubscribe(Shard& shard, const std::string& channel, const std::string& client);
+  void flush_announcements(Shard& shard, const std::string& channel);
+  void erase_if_idle(Shard& shard, const std::string& channel);
+
+  // node_lifecycle.cpp (owner side)
+  // Destroys `channel` on its owner `owner`: engine removal, then the final
+  // event and `unsubscribed {reason}` to its subscribers; `done` gets the new
+  // epoch (or the engine's failure) on the owner's thread.
+  void destroy_on_owner(unsigned owner, const std::string& channel, ws::SharedFrame final_event,
+                        std::string reason, std::function<void(DestroyResult)> done);
+  // Destroys `channel` with reason "expired" and its namespace's expire_event.
+  void expire(unsigned owner, const std::string& channel);
+  // TTL bookkeeping after an append or a read told the channel's creation
+  // time; returns true when the channel is past its TTL (then destroyed).
+  bool note_created(unsigned owner, const std::string& channel, const Namespace& ns,
+                    int64_t created_ms);
+  // Runs `then` once the owner knows whether `channel` (of a namespace with a
+  // TTL) has expired, expiring it first if so; in call order.
+  void with_fresh_channel(unsigned owner, const std::string& channel, const Namespace& ns,
+                          std::function<void()> then);
+  void arm_expiry_timer(unsigned owner);
+  void expire_due(unsigned owner);
   // The namespace of `channel` as worker `index` sees it, or the failure
   // (unknown_channel) to answer with.
   const Namespace* find_namespace(unsigned index, const std::string& channel,

@@ -29,4 +29,12 @@ void LocalSubscribers::deliver(std::string_view channel, const ws::SharedFrame& 
   for (Subscriber* s : it->second) s->deliver(frame);
 }
 
+void LocalSubscribers::end(const std::string& channel, std::string_view reason) {
+  auto it = channels_.find(channel);
+  if (it == channels_.end()) return;
+  // Each end() removes its subscriber from the list: walk a copy.
+  const List ending = it->second;
+  for (Subscriber* s : ending) s->end(channel, reason);
+}
+
 }  // namespace herald::core

@@ -18,6 +18,9 @@ class Subscriber {
  public:
   virtual ~Subscriber() = default;
   virtual void deliver(const ws::SharedFrame& frame) = 0;
+  // The server ended the subscription to `channel` (destroyed, expired):
+  // the subscriber sends `unsubscribed {reason}` and unsubscribes.
+  virtual void end(const std::string& channel, std::string_view reason) = 0;
 };
 
 class LocalSubscribers {
@@ -26,6 +29,8 @@ class LocalSubscribers {
   void remove(const std::string& channel, Subscriber* s);
   // Queues `frame` on every local subscriber of `channel`.
   void deliver(std::string_view channel, const ws::SharedFrame& frame);
+  // Ends every local subscription to `channel` (Subscriber::end).
+  void end(const std::string& channel, std::string_view reason);
 
  private:
   struct Hash {

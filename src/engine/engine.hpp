@@ -4,8 +4,8 @@
 // The core never knows which engine runs. Each worker thread owns a shard of
 // the channels and talks to the engine only through its own ShardStore,
 // created for that worker's executor; every callback of a ShardStore runs on
-// that executor, and append callbacks for one channel run in the order the
-// calls were made (reads follow the contract on ShardStore below). So
+// that executor, and append and remove callbacks for one channel run in the
+// order the calls were made (reads follow the contract on ShardStore below). So
 // engines may complete synchronously (memory), on a storage thread with
 // group commit (sqlite), or on a network reply (redis), and the channel
 // owner still sees appends complete in offset order.
@@ -56,6 +56,7 @@ struct AppendResult {
   std::string error;    // when !ok: why (logged; clients see `internal`)
   uint64_t offset = 0;  // offset given to the event
   std::string epoch;
+  int64_t created_ms = 0;  // as HistoryResult::created_ms, this event included
 };
 
 struct HistoryQuery {
@@ -73,6 +74,16 @@ struct HistoryResult {
   uint64_t last_offset = 0;         // last offset ever given in this epoch (0: none)
   uint64_t first_offset = 0;        // oldest offset still held (0: none held)
   std::vector<StoredEvent> events;  // oldest first
+  // When the channel's current epoch began: the ts_ms of the event that got
+  // offset 1 in it, kept when retention drops that event; 0 while the epoch
+  // has no event (never published, or removed since).
+  int64_t created_ms = 0;
+};
+
+struct RemoveResult {
+  bool ok = false;
+  std::string error;  // when !ok
+  std::string epoch;  // the channel's new epoch
 };
 
 // The ordering contract the core relies on (so that history-subscribe and
@@ -85,11 +96,14 @@ struct HistoryResult {
 // behind the appends still pending for that channel, answer it from the state
 // after them, and run its callback after theirs; an engine that answers
 // synchronously must answer from the appends already completed only.
+// A remove counts as an append here: a read sees it exactly when remove's
+// callback already ran.
 class ShardStore {
  public:
   virtual ~ShardStore() = default;
   using AppendHandler = std::function<void(AppendResult)>;
   using HistoryHandler = std::function<void(HistoryResult)>;
+  using RemoveHandler = std::function<void(RemoveResult)>;
 
   // Stores `ev` as the channel's next event. `done` runs once the event is
   // stored (durably, for engines that persist).
@@ -97,6 +111,16 @@ class ShardStore {
 
   // Reads events of a channel (see HistoryQuery), plus its epoch and offsets.
   virtual void read(const std::string& channel, const HistoryQuery& query, HistoryHandler done) = 0;
+
+  // Deletes every event of `channel` and starts a new epoch for it: a fresh
+  // random epoch (random_epoch()), offsets start again at 1 with the next
+  // append, created_ms is 0 until then. Ordered with the channel's appends and
+  // reads exactly like an append (see the ordering contract): a read whose
+  // callback runs before remove's callback sees the old state, one whose
+  // callback runs after sees the new epoch with last_offset 0 and no events;
+  // appends made before remove() complete (and their callbacks run) before
+  // remove's callback; appends made after get offsets 1, 2, ... of the new epoch.
+  virtual void remove(const std::string& channel, RemoveHandler done) = 0;
 };
 
 class Engine {
@@ -113,8 +137,9 @@ struct MemoryLimits {
   int64_t max_age_ms = 0;  // 0: no age limit
 };
 
-// History in RAM, bounded by count and age; a new random epoch per process.
-// Each shard keeps its own channels, so no locks are taken.
+// History in RAM, bounded by count and age; a new random epoch per process
+// (and a channel's own new one when it is removed). Each shard keeps its own
+// channels, so no locks are taken.
 std::unique_ptr<Engine> make_memory_engine(const MemoryLimits& limits);
 
 }  // namespace herald::engine

@@ -10,6 +10,7 @@
 #include <optional>
 #include <sstream>
 
+#include "http/api_util.hpp"
 #include "protocol/command.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/messages.hpp"
@@ -21,71 +22,8 @@ using protocol::ErrorCode;
 
 namespace {
 
-Response json_response(int status, std::string body) {
-  Response res{static_cast<bhttp::status>(status), 11};
-  res.set(bhttp::field::content_type, "application/json");
-  res.body() = std::move(body);
-  res.prepare_payload();
-  return res;
-}
-
-Response error(ErrorCode code, std::string_view message, std::string_view details = {}) {
-  return error_response(11, protocol::http_status(code), protocol::to_string(code), message,
-                        details);
-}
-
-// 405 with the methods the route takes ("POST", "GET, HEAD").
-Response method_not_allowed(std::string_view allow) {
-  auto res = error_response(11, 405, "bad_request",
-                            "use " + std::string(allow.substr(0, allow.find(','))));
-  res.set(bhttp::field::allow, allow);
-  return res;
-}
-
-// Same default as the WebSocket `history` command (docs/protocol.md, section 6).
 constexpr std::string_view kChannelsPrefix = "/api/channels/";
 constexpr std::string_view kHistorySuffix = "/history";
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes a URL path segment or query component ('+' stays '+').
-// Empty optional when a '%' is not followed by two hex digits.
-std::optional<std::string> percent_decode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out += in[i];
-      continue;
-    }
-    if (i + 2 >= in.size()) return std::nullopt;
-    const int hi = hex_value(in[i + 1]);
-    const int lo = hex_value(in[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
-}
-
-// A non-negative integer from 0 to 2^64-1 in decimal digits only, as the
-// protocol's integer fields.
-std::optional<uint64_t> parse_u64(std::string_view s) {
-  if (s.empty()) return std::nullopt;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    const auto d = static_cast<uint64_t>(c - '0');
-    if (v > (std::numeric_limits<uint64_t>::max() - d) / 10) return std::nullopt;
-    v = v * 10 + d;
-  }
-  return v;
-}
 
 std::string_view content_type(const std::filesystem::path& p) {
   const std::string ext = p.extension().string();
@@ -134,6 +72,11 @@ void ApiRouter::handle(Request&& req, const boost::asio::ip::address& peer, Resp
     publish(req, std::move(respond));
     return;
   }
+  if (path == "/api/channels" || path == "/api/info" || path.starts_with(kChannelsPrefix)) {
+    const size_t q = target.find('?');
+    if (route_channels(req, path, q == std::string_view::npos ? "" : target.substr(q + 1), respond))
+      return;
+  }
   if (path.starts_with(kChannelsPrefix) && path.ends_with(kHistorySuffix) &&
       path.size() >= kChannelsPrefix.size() + kHistorySuffix.size()) {
     if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head)
@@ -170,8 +113,8 @@ void ApiRouter::handle(Request&& req, const boost::asio::ip::address& peer, Resp
   respond(error_response(11, 404, "bad_request", "not found"));
 }
 
-bool ApiRouter::authorized(const Request& req, std::optional<auth::Scope> scope,
-                           Responder& respond) {
+bool ApiRouter::authorized(const Request& req, std::optional<auth::Scope> scope, Responder& respond,
+                           std::optional<auth::Scope> or_scope) {
   if (!options_.api_keys || options_.api_keys->empty()) return true;
   const auto credential =
       auth::ApiKeys::credential_from_headers(req[bhttp::field::authorization], req["X-API-Key"]);
@@ -189,7 +132,7 @@ bool ApiRouter::authorized(const Request& req, std::optional<auth::Scope> scope,
     respond(std::move(res));
     return false;
   }
-  if (scope && !key->allows(*scope)) {
+  if (scope && !key->allows(*scope) && !(or_scope && key->allows(*or_scope))) {
     respond(error(ErrorCode::forbidden, "API key '" + key->name + "' lacks the " +
                                             std::string(auth::to_string(*scope)) + " scope"));
     return false;
@@ -206,6 +149,7 @@ void ApiRouter::publish(const Request& req, Responder respond) {
   }
   auto& cmd = std::get<protocol::Command>(parsed);
   counters_.publishes.add();
+  counters_.message_bytes.observe(static_cast<double>(cmd.data.size()));
   core::PublishRequest pub{
       std::move(cmd.channel), std::move(cmd.event), std::move(cmd.data), {}, {}, cmd.ephemeral};
   node_.publish(
@@ -286,27 +230,8 @@ void ApiRouter::admin_reload(const Request& req, const boost::asio::ip::address&
 
 void ApiRouter::history(const Request& req, std::string_view raw_channel, std::string_view query,
                         Responder respond) {
-  auto decoded = percent_decode(raw_channel);
-  if (!decoded) {
-    respond(error(ErrorCode::bad_request, "channel: bad percent-encoding"));
-    return;
-  }
-  // The characters are checked here, on the exact bytes sent; the length
-  // limit (limits.max_channel_length) by the command parser below, which
-  // knows the configured value.
-  if (std::string why = protocol::check_channel_name(*decoded, std::numeric_limits<size_t>::max());
-      !why.empty()) {
-    respond(error(ErrorCode::bad_request, why));
-    return;
-  }
-  std::string body = "{\"channel\":";
-  protocol::append_json_string(body, *decoded);
-  body += '}';
-  auto parsed = parser_.parse_as(protocol::CommandType::history, body);
-  if (auto* err = std::get_if<protocol::CommandError>(&parsed)) {
-    respond(error(err->code, err->message));
-    return;
-  }
+  auto channel_name = channel_from_path(raw_channel, respond);
+  if (!channel_name) return;
 
   // limit, before and after; other parameters are ignored.
   std::optional<uint64_t> values[3];
@@ -336,7 +261,7 @@ void ApiRouter::history(const Request& req, std::string_view raw_channel, std::s
   }
 
   core::HistoryRequest hreq;
-  hreq.channel = std::move(std::get<protocol::Command>(parsed).channel);
+  hreq.channel = std::move(*channel_name);
   // Node::history caps the limit at history.max_request.
   hreq.query.limit =
       values[0]

@@ -1,6 +1,7 @@
 // The HTTP routes of one worker: the server API (POST /api/publish,
 // GET /api/channels/{channel}/history, POST /api/disconnect and
-// /api/unsubscribe), the admin API (POST /api/admin/reload), GET /healthz,
+// /api/unsubscribe; presence, destroy, the channel list and node info in
+// api_channels.cpp), the admin API (POST /api/admin/reload), GET /healthz,
 // GET /metrics
 // (Prometheus text) and static files from the configured folder. Errors
 // answer in the protocol's JSON error shape with the status from
@@ -43,6 +44,7 @@ struct ApiOptions {
   // Starts a reload; `done` runs later on this worker's thread.
   std::function<void(ReloadDone done)> reload;
   UserActionFn user_action;
+  std::string engine_name;  // engine.type, for GET /api/info
 };
 
 class ApiRouter final : public Router {
@@ -54,7 +56,9 @@ class ApiRouter final : public Router {
  private:
   // With API keys configured: whether the request carries a key with
   // `scope` (any scope when null); else answers 401/403 and returns false.
-  bool authorized(const Request& req, std::optional<auth::Scope> scope, Responder& respond);
+  // `or_scope`: a second scope that also grants the route.
+  bool authorized(const Request& req, std::optional<auth::Scope> scope, Responder& respond,
+                  std::optional<auth::Scope> or_scope = std::nullopt);
   void publish(const Request& req, Responder respond);
   // POST /api/admin/reload, from loopback peers unless allow_remote_admin.
   void admin_reload(const Request& req, const boost::asio::ip::address& peer, Responder respond);
@@ -66,6 +70,19 @@ class ApiRouter final : public Router {
   // POST /api/disconnect {user, reason?} and POST /api/unsubscribe {user, channel}.
   void user_action(const Request& req, bool unsubscribe, Responder respond);
   void serve_static(const Request& req, std::string_view path, Responder respond);
+
+  // api_channels.cpp: the channel routes besides history.
+  // Routes /api/channels, /api/channels/{channel}[/presence|/presence-stats]
+  // and /api/info; false when `path` is none of them.
+  bool route_channels(const Request& req, std::string_view path, std::string_view query,
+                      Responder& respond);
+  // The channel named by a path segment (percent-decoded and checked like
+  // any channel name), or nullopt after answering 400.
+  std::optional<std::string> channel_from_path(std::string_view raw, Responder& respond);
+  void presence(const Request& req, std::string channel, bool stats_only, Responder respond);
+  void destroy(const Request& req, std::string channel, Responder respond);
+  void list_channels(std::string_view query, Responder respond);
+  void info(Responder respond);
 
   core::Node& node_;
   unsigned worker_;

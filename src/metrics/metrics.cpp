@@ -3,7 +3,67 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <stdexcept>
+
 namespace herald::metrics {
+
+namespace {
+
+constexpr std::array<double, 19> kLatencySeconds = {
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,   0.05,     0.1,     0.25,   0.5,     1,      2.5,   5,      10};
+constexpr std::array<double, 8> kSizeBytes = {64, 256, 1024, 4096, 16384, 65536, 262144, 1048576};
+
+// A sample value or an `le` bound as Prometheus (Go's strconv 'g', -1)
+// writes it: the shortest form that reads back the same double.
+std::string number(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (std::isnan(v)) return "NaN";
+  return fmt::format("{}", v);
+}
+
+}  // namespace
+
+std::span<const double> Histogram::latency_seconds() {
+  return kLatencySeconds;
+}
+std::span<const double> Histogram::size_bytes() {
+  return kSizeBytes;
+}
+
+Histogram::Histogram(std::span<const double> upper_bounds)
+    : bounds_(upper_bounds.begin(), upper_bounds.end()),
+      counts_(std::make_unique<std::atomic<uint64_t>[]>(bounds_.size() + 1)) {
+  for (size_t i = 0; i < bounds_.size(); ++i) {
+    if (!std::isfinite(bounds_[i]) || (i > 0 && !(bounds_[i - 1] < bounds_[i]))) {
+      throw std::invalid_argument("histogram bounds must be finite and strictly increasing");
+    }
+  }
+}
+
+void Histogram::observe(double v) {
+  if (std::isnan(v)) return;
+  // The first bound >= v; past the end is the +Inf bucket.
+  const size_t i =
+      static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
+  auto& bucket = counts_[i];
+  bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  sum_.store(sum_.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+}
+
+Histogram::Snapshot Histogram::snapshot() const {
+  Snapshot s;
+  s.buckets.reserve(bounds_.size() + 1);
+  for (size_t i = 0; i <= bounds_.size(); ++i) {
+    s.buckets.push_back(counts_[i].load(std::memory_order_relaxed));
+    s.count += s.buckets.back();
+  }
+  s.sum = sum_.load(std::memory_order_relaxed);
+  return s;
+}
 
 Registry& Registry::global() {
   static Registry registry;
@@ -13,6 +73,11 @@ Registry& Registry::global() {
 WorkerCounters& Registry::add_worker() {
   std::lock_guard lock(mutex_);
   return workers_.emplace_back();
+}
+
+WorkerCounters& Registry::worker(size_t index) {
+  std::lock_guard lock(mutex_);
+  return workers_.at(index);
 }
 
 std::string Registry::render() const {
@@ -50,6 +115,39 @@ std::string Registry::render() const {
        "Times a connection stopped being read at limits.max_pending_requests",
        &WorkerCounters::read_pauses},
   };
+  struct GaugeRow {
+    const char* name;
+    const char* help;
+    Gauge WorkerCounters::*gauge;
+  };
+  static constexpr GaugeRow kGauges[] = {
+      {"herald_subscriptions", "Active subscriptions held by the worker's connections",
+       &WorkerCounters::subscriptions},
+      {"herald_channels", "Channels owned by the worker that have subscribers",
+       &WorkerCounters::channels},
+      {"herald_presence_members", "Presence members kept by the worker as channel owner",
+       &WorkerCounters::presence_members},
+  };
+  struct HistogramRow {
+    const char* name;
+    const char* help;
+    Histogram WorkerCounters::*histogram;
+  };
+  static constexpr HistogramRow kHistograms[] = {
+      {"herald_publish_delivery_seconds",
+       "Seconds from a publish reaching the channel's owner to its event being handed to the "
+       "workers with subscribers",
+       &WorkerCounters::publish_delivery_seconds},
+      {"herald_engine_append_seconds",
+       "Seconds from a history engine append being called to its callback",
+       &WorkerCounters::engine_append_seconds},
+      {"herald_history_read_seconds",
+       "Seconds from a history engine read being called to its callback",
+       &WorkerCounters::history_read_seconds},
+      {"herald_message_bytes", "Size in bytes of the data of publish requests",
+       &WorkerCounters::message_bytes},
+  };
+
   std::lock_guard lock(mutex_);
   std::string out;
   uint64_t opened = 0, closed = 0;
@@ -69,7 +167,46 @@ std::string Registry::render() const {
       "# HELP herald_workers Worker threads\n# TYPE herald_workers gauge\n"
       "herald_workers {}\n",
       workers_.size());
+
+  for (const auto& row : kGauges) {
+    out += fmt::format("# HELP {0} {1}\n# TYPE {0} gauge\n", row.name, row.help);
+    size_t index = 0;
+    for (const auto& w : workers_) {
+      out += fmt::format("{}{{worker=\"{}\"}} {}\n", row.name, index++, (w.*row.gauge).get());
+    }
+  }
+  for (const auto& row : kHistograms) {
+    out += fmt::format("# HELP {0} {1}\n# TYPE {0} histogram\n", row.name, row.help);
+    size_t index = 0;
+    for (const auto& w : workers_) {
+      const Histogram& h = w.*row.histogram;
+      const auto bounds = h.bounds();
+      const auto snap = h.snapshot();
+      uint64_t cumulative = 0;
+      for (size_t i = 0; i < bounds.size(); ++i) {
+        cumulative += snap.buckets[i];
+        out += fmt::format("{}_bucket{{worker=\"{}\",le=\"{}\"}} {}\n", row.name, index,
+                           number(bounds[i]), cumulative);
+      }
+      out += fmt::format(
+          "{0}_bucket{{worker=\"{1}\",le=\"+Inf\"}} {2}\n"
+          "{0}_sum{{worker=\"{1}\"}} {3}\n"
+          "{0}_count{{worker=\"{1}\"}} {2}\n",
+          row.name, index, snap.count, number(snap.sum));
+      ++index;
+    }
+  }
   return out;
+}
+
+uint64_t Registry::open_connections() const {
+  std::lock_guard lock(mutex_);
+  uint64_t opened = 0, closed = 0;
+  for (const auto& w : workers_) {
+    opened += w.ws_opened.get();
+    closed += w.ws_closed.get();
+  }
+  return opened >= closed ? opened - closed : 0;
 }
 
 }  // namespace herald::metrics

@@ -1,18 +1,24 @@
-// Process metrics: counters kept per worker thread and summed when
-// GET /metrics renders them in the Prometheus text format.
+// Process metrics: counters, gauges and histograms kept per worker thread.
+// GET /metrics renders the counters summed over workers and the gauges and
+// histograms labelled by worker, in the Prometheus text format.
 //
-// Each worker writes only its own WorkerCounters, so a counter is bumped
-// with a relaxed load and store (a plain add, no locked instruction on the
-// hot path); readers on other threads see a recent value. The registry is
-// process-wide, like a Prometheus client's default registry, so any layer
-// can reach its worker's counters without plumbing.
+// Each worker writes only its own WorkerCounters, so a counter, gauge or
+// histogram bucket is updated with a relaxed load and store (a plain add, no
+// locked instruction on the hot path); readers on other threads see a recent
+// value. The registry is process-wide, like a Prometheus client's default
+// registry, so any layer can reach its worker's counters without plumbing.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
+#include <memory>
 #include <mutex>
+#include <span>
 #include <string>
+#include <vector>
 
 namespace herald::metrics {
 
@@ -28,6 +34,63 @@ class Counter {
   std::atomic<uint64_t> value_{0};
 };
 
+// A value that goes up and down. Only the owning worker's thread may call
+// add(), sub() and set().
+class Gauge {
+ public:
+  void add(int64_t n = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void sub(int64_t n = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
+  void set(int64_t n) { value_.store(n, std::memory_order_relaxed); }
+  int64_t get() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> value_{0};
+};
+
+// A distribution over fixed buckets, as a Prometheus histogram: a value v
+// falls into the first bucket whose upper bound is >= v (the `le` bound),
+// else into the implicit +Inf bucket. Only the owning worker's thread may
+// call observe(); the bounds never change after construction.
+class Histogram {
+ public:
+  // Durations in seconds: 10 µs to 10 s in steps of 1, 2.5, 5 (19 bounds).
+  static std::span<const double> latency_seconds();
+  // Sizes in bytes: 64 B to 1 MiB, each 4 times the previous (8 bounds).
+  static std::span<const double> size_bytes();
+
+  // `upper_bounds`: finite and strictly increasing (checked; throws
+  // std::invalid_argument otherwise), without +Inf, which is implicit.
+  explicit Histogram(std::span<const double> upper_bounds);
+  Histogram(std::initializer_list<double> upper_bounds)
+      : Histogram(std::span<const double>(upper_bounds.begin(), upper_bounds.size())) {}
+
+  // NaN is ignored (it would make the sum NaN for good).
+  void observe(double v);
+
+  std::span<const double> bounds() const { return bounds_; }
+
+  // What a reader sees: per-bucket counts (not cumulative; the last one is
+  // the +Inf bucket), their total and the sum of the values observed.
+  // `count` is the total of the buckets as read, so that it always equals
+  // the rendered +Inf bucket; `sum` may be a few observations ahead or
+  // behind since nothing synchronizes with the writer.
+  struct Snapshot {
+    std::vector<uint64_t> buckets;  // bounds().size() + 1 entries
+    uint64_t count = 0;
+    double sum = 0;
+  };
+  Snapshot snapshot() const;
+
+ private:
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // bounds_.size() + 1
+  std::atomic<double> sum_{0};
+};
+
 struct WorkerCounters {
   Counter ws_opened;          // WebSocket handshakes completed
   Counter ws_closed;          // WebSocket connections finished
@@ -41,15 +104,37 @@ struct WorkerCounters {
   Counter protocol_closes;       // closed with 1002, 1003, 1007 or 1009
   Counter http_requests;
   Counter read_pauses;  // connections paused at limits.max_pending_requests
+
+  // Gauges, rendered per worker.
+  Gauge subscriptions;     // active subscriptions held by this worker's connections
+  Gauge channels;          // channels this worker owns that have subscribers
+  Gauge presence_members;  // presence members this worker keeps as channel owner
+
+  // Histograms, rendered per worker.
+  // At the channel's owner: from a publish reaching the owner to its event
+  // frame being handed to the workers with subscribers.
+  Histogram publish_delivery_seconds{Histogram::latency_seconds()};
+  Histogram engine_append_seconds{Histogram::latency_seconds()};  // ShardStore::append to callback
+  Histogram history_read_seconds{Histogram::latency_seconds()};   // ShardStore::read to callback
+  Histogram message_bytes{Histogram::size_bytes()};               // size of a publish's `data`
 };
 
 class Registry {
  public:
   static Registry& global();
-  // A new worker's counters; they live as long as the process.
+  // A new worker's counters; they live as long as the process. The server
+  // registers its workers in index order, so the n-th registered is worker n
+  // (the `worker` label of the rendered gauges and histograms).
   WorkerCounters& add_worker();
-  // Every counter summed over workers, in the Prometheus text format.
+  // The counters of worker `index` (registered index-th); throws
+  // std::out_of_range when there is no such worker. Thread-safe; the
+  // reference stays valid, so callers may keep it.
+  WorkerCounters& worker(size_t index);
+  // Counters summed over workers, gauges and histograms labelled by worker,
+  // in the Prometheus text format (version 0.0.4).
   std::string render() const;
+  // WebSocket connections open now (handshakes completed minus finished).
+  uint64_t open_connections() const;
 
  private:
   mutable std::mutex mutex_;  // guards registration, never the counters

@@ -67,7 +67,11 @@ void ClientSession::handle(Command& cmd) {
       handle_history(cmd);
       break;
     case CommandType::presence:
-      reply_error(ErrorCode::forbidden, "presence is not enabled", cmd.id);
+    case CommandType::presence_stats:
+      handle_presence(cmd);
+      break;
+    case CommandType::destroy:
+      handle_destroy(cmd);
       break;
     case CommandType::refresh:
       handle_refresh(cmd);
@@ -141,7 +145,12 @@ void ClientSession::subscribe_checked(Command& cmd, auth::OpSet granted, int64_t
   subscriptions_.push_back(
       Subscription{cmd.channel, seq, false, false, false, granted, expires, {}});
   if (expires) update_next_expiry();
-  core::SubscribeRequest req{cmd.channel, cmd.history, cmd.recover};
+  core::SubscribeRequest req{cmd.channel,
+                             cmd.history,
+                             cmd.recover,
+                             client_id_,
+                             identity_ ? identity_->user : std::string(),
+                             identity_ ? identity_->info : std::string()};
   request_sent();
   ctx_.node.subscribe(ctx_.worker, std::move(req),
                       [self = weak_self(), channel = cmd.channel, seq, notify,
@@ -158,11 +167,12 @@ void ClientSession::on_subscribed(const std::string& channel, uint32_t seq, cons
   if (!sub || sub->seq != seq || !is_open()) return;
   if (result.failure) {
     erase(channel);
-    ctx_.node.unsubscribe(ctx_.worker, channel);
+    ctx_.node.unsubscribe(ctx_.worker, channel, client_id_);
     reply_failure(*result.failure, id);
     return;
   }
   sub->active = true;
+  ctx_.counters->subscriptions.add();
   ctx_.node.local(ctx_.worker).add(channel, this);
   if (!id.empty() || notify) {
     std::string out;
@@ -195,7 +205,8 @@ void ClientSession::handle_unsubscribe(const Command& cmd) {
 void ClientSession::finish_unsubscribe(const std::string& channel, const std::string& id,
                                        std::string_view reason) {
   ctx_.node.local(ctx_.worker).remove(channel, this);
-  ctx_.node.unsubscribe(ctx_.worker, channel);
+  ctx_.counters->subscriptions.sub();
+  ctx_.node.unsubscribe(ctx_.worker, channel, client_id_);
   erase(channel);
   if (!id.empty() || !reason.empty()) {
     std::string out;
@@ -206,6 +217,7 @@ void ClientSession::finish_unsubscribe(const std::string& channel, const std::st
 
 void ClientSession::handle_publish(Command& cmd) {
   ctx_.counters->publishes.add();
+  ctx_.counters->message_bytes.observe(static_cast<double>(cmd.data.size()));
   if (!allowed(auth::Op::publish, cmd.channel, cmd.id)) return;
   if (!within_publish_rate(cmd)) return;
   violations_ = 0;
@@ -259,6 +271,57 @@ void ClientSession::handle_history(const Command& cmd) {
       });
 }
 
+void ClientSession::handle_presence(const Command& cmd) {
+  if (!allowed(auth::Op::presence, cmd.channel, cmd.id)) return;
+  const bool stats_only = cmd.type == CommandType::presence_stats;
+  request_sent();
+  ctx_.node.presence(ctx_.worker, cmd.channel, stats_only,
+                     [self = weak_self(), channel = cmd.channel, id = cmd.id,
+                      stats_only](const core::PresenceResult& r) {
+                       auto s = self.lock();
+                       if (!s) return;
+                       s->reply_received();
+                       if (!s->is_open()) return;
+                       if (r.failure) {
+                         s->reply_failure(*r.failure, id);
+                         return;
+                       }
+                       if (id.empty()) return;
+                       std::string out;
+                       if (stats_only)
+                         append_presence_stats(out, id, channel, r.clients, r.users);
+                       else
+                         append_presence(out, id, channel, r.members_json, r.complete);
+                       s->send_text(out);
+                     });
+}
+
+void ClientSession::handle_destroy(Command& cmd) {
+  if (!allowed(auth::Op::destroy, cmd.channel, cmd.id)) return;
+  request_sent();
+  ctx_.node.destroy(
+      ctx_.worker, core::DestroyRequest{cmd.channel, std::move(cmd.event), std::move(cmd.data)},
+      [self = weak_self(), channel = cmd.channel, id = cmd.id](const core::DestroyResult& r) {
+        auto s = self.lock();
+        if (!s) return;
+        s->reply_received();
+        if (!s->is_open()) return;
+        if (r.failure) {
+          s->reply_failure(*r.failure, id);
+        } else if (!id.empty()) {
+          std::string out;
+          append_destroyed(out, id, channel, r.epoch);
+          s->send_text(out);
+        }
+      });
+}
+
+void ClientSession::end(const std::string& channel, std::string_view reason) {
+  Subscription* sub = find(channel);
+  if (!sub || !sub->active || sub->unsubscribe_pending) return;
+  finish_unsubscribe(channel, {}, reason);
+}
+
 void ClientSession::on_ping_due() {
   static const ws::SharedFrame ping = [] {
     std::string json;
@@ -274,8 +337,11 @@ void ClientSession::on_closed() {
   counted_ip_ = counted_user_ = false;
   auto& local = ctx_.node.local(ctx_.worker);
   for (auto& sub : subscriptions_) {
-    if (sub.active) local.remove(sub.channel, this);
-    ctx_.node.unsubscribe(ctx_.worker, sub.channel);
+    if (sub.active) {
+      local.remove(sub.channel, this);
+      ctx_.counters->subscriptions.sub();
+    }
+    ctx_.node.unsubscribe(ctx_.worker, sub.channel, client_id_);
   }
   std::vector<Subscription>().swap(subscriptions_);
 }

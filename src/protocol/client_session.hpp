@@ -74,6 +74,8 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
     ctx_.counters->deliveries.add();
     send(frame);
   }
+  // core::Subscriber: the channel was destroyed or expired.
+  void end(const std::string& channel, std::string_view reason) override;
 
  private:
   struct Subscription {
@@ -103,6 +105,8 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   void handle_unsubscribe(const Command& cmd);
   void handle_publish(Command& cmd);
   void handle_history(const Command& cmd);
+  void handle_presence(const Command& cmd);
+  void handle_destroy(Command& cmd);
   void on_subscribed(const std::string& channel, uint32_t seq, const std::string& id, bool notify,
                      const core::SubscribeResult& result);
   void finish_unsubscribe(const std::string& channel, const std::string& id,

@@ -304,9 +304,9 @@ Field lookup_field(std::string_view key) {
   return f_unknown;
 }
 
-constexpr std::array<std::string_view, 9> kTypeNames = {
-    "connect",  "subscribe", "unsubscribe", "publish",     "history",
-    "presence", "pong",      "refresh",     "sub_refresh",
+constexpr std::array<std::string_view, 11> kTypeNames = {
+    "connect", "subscribe", "unsubscribe", "publish",        "history", "presence",
+    "pong",    "refresh",   "sub_refresh", "presence_stats", "destroy",
 };
 
 bool lookup_type(std::string_view name, CommandType& out) {
@@ -769,8 +769,8 @@ std::variant<Command, CommandError> CommandParser::Impl::parse(std::string_view 
       err.message = "unknown type '";
       append_truncated(err.message, pass.type, 64);
       err.message +=
-          "'; expected connect, subscribe, unsubscribe, publish, history, presence, pong, "
-          "refresh or sub_refresh";
+          "'; expected connect, subscribe, unsubscribe, publish, history, presence, "
+          "presence_stats, destroy, pong, refresh or sub_refresh";
       return err;
     }
   }
@@ -817,8 +817,25 @@ std::variant<Command, CommandError> CommandParser::Impl::parse(std::string_view 
       break;
     case CommandType::unsubscribe:
     case CommandType::presence:
+    case CommandType::presence_stats:
       ok = channel();
       break;
+    case CommandType::destroy: {
+      ok = channel() && check.optional_string(f_event, pass.event, cmd.event);
+      if (!ok) break;
+      if (pass.got[f_event] == Got::ok) {
+        std::string why = check_event_name(cmd.event, limits.max_event_length);
+        if (!why.empty()) {
+          ok = check.fail(std::move(why));
+          break;
+        }
+      }
+      ok = check.not_duplicated(f_data);
+      if (ok && pass.got[f_data] == Got::ok) cmd.data.assign(pass.data);
+      if (ok && !cmd.data.empty() && cmd.event.empty())
+        ok = check.fail("data: needs an event (the final event's name)");
+      break;
+    }
     case CommandType::publish: {
       ok = channel() && check.required_string(f_event, pass.event, cmd.event);
       if (!ok) break;

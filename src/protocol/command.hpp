@@ -28,6 +28,8 @@ enum class CommandType {
   pong,
   refresh,
   sub_refresh,
+  presence_stats,
+  destroy,
 };
 
 struct RecoverPosition {
@@ -40,9 +42,9 @@ struct Command {
   // Raw JSON of the request id (a number or a string, e.g. `7` or `"a"`),
   // empty when the request had none. Replies echo it byte for byte.
   std::string id;
-  std::string channel;  // subscribe, unsubscribe, publish, history, presence
-  std::string event;    // publish
-  std::string data;     // publish: raw JSON value; connect: raw JSON or empty
+  std::string channel;  // every command but connect, refresh and pong
+  std::string event;    // publish; destroy: "" for no final event
+  std::string data;     // publish: raw JSON value; connect, destroy: raw JSON or empty
   std::string token;  // connect, subscribe (subscription token), refresh, sub_refresh; "" if absent
   bool ephemeral = false;                  // publish
   std::optional<uint64_t> history;         // subscribe: send the last N events

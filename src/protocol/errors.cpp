@@ -23,6 +23,8 @@ std::string_view to_string(ErrorCode code) {
       return "unknown_channel";
     case ErrorCode::not_subscribed:
       return "not_subscribed";
+    case ErrorCode::channel_full:
+      return "channel_full";
     case ErrorCode::validation_failed:
       return "validation_failed";
     case ErrorCode::too_large:
@@ -51,6 +53,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::unknown_channel:
       return 404;
     case ErrorCode::not_subscribed:
+    case ErrorCode::channel_full:
       return 409;
     case ErrorCode::too_large:
       return 413;

@@ -15,6 +15,7 @@ enum class ErrorCode {
   forbidden,
   unknown_channel,
   not_subscribed,
+  channel_full,
   validation_failed,
   too_large,
   rate_limited,

@@ -244,4 +244,64 @@ void append_ping(std::string& out) {
   out += "{\"type\":\"ping\"}";
 }
 
+void append_member(std::string& out, std::string_view client, std::string_view user,
+                   std::string_view info) {
+  out += "{\"client\":";
+  append_json_string(out, client);
+  if (!user.empty()) append_string_field(out, "user", user);
+  if (!info.empty()) {
+    out += ",\"info\":";
+    out += info;
+  }
+  out += '}';
+}
+
+void append_presence(std::string& out, std::string_view id, std::string_view channel,
+                     std::string_view members_json, bool complete) {
+  out += "{\"type\":\"presence\"";
+  append_id(out, id);
+  append_string_field(out, "channel", channel);
+  out += ",\"members\":";
+  out += members_json.empty() ? std::string_view("[]") : members_json;
+  out += complete ? ",\"complete\":true}" : ",\"complete\":false}";
+}
+
+void append_presence_stats(std::string& out, std::string_view id, std::string_view channel,
+                           uint64_t clients, std::optional<uint64_t> users) {
+  out += "{\"type\":\"presence_stats\"";
+  append_id(out, id);
+  append_string_field(out, "channel", channel);
+  out += ",\"clients\":";
+  append_int(out, clients);
+  if (users) {
+    out += ",\"users\":";
+    append_int(out, *users);
+  }
+  out += '}';
+}
+
+void append_destroyed(std::string& out, std::string_view id, std::string_view channel,
+                      std::string_view epoch) {
+  out += "{\"type\":\"destroyed\"";
+  append_id(out, id);
+  append_string_field(out, "channel", channel);
+  append_string_field(out, "epoch", epoch);
+  out += '}';
+}
+
+void append_join_leave(std::string& out, bool join, std::string_view channel,
+                       std::string_view client, std::string_view user, std::string_view info,
+                       bool user_edge) {
+  out += join ? "{\"type\":\"join\"" : "{\"type\":\"leave\"";
+  append_string_field(out, "channel", channel);
+  append_string_field(out, "client", client);
+  if (!user.empty()) append_string_field(out, "user", user);
+  if (!info.empty()) {
+    out += ",\"info\":";
+    out += info;
+  }
+  out += join ? ",\"user_joined\":" : ",\"user_left\":";
+  out += user_edge ? "true}" : "false}";
+}
+
 }  // namespace herald::protocol

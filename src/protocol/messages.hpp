@@ -77,4 +77,30 @@ void append_history(std::string& out, std::string_view id, std::string_view chan
 // {"type":"ping"}
 void append_ping(std::string& out);
 
+// A presence member: {"client":…,"user":…,"info":…}; `user` omitted when
+// empty (anonymous), `info` (raw JSON) when empty.
+void append_member(std::string& out, std::string_view client, std::string_view user,
+                   std::string_view info);
+
+// {"type":"presence","id":…,"channel":…,"members":[…],"complete":…}
+// `members_json` is the raw array text of append_member objects.
+void append_presence(std::string& out, std::string_view id, std::string_view channel,
+                     std::string_view members_json, bool complete);
+
+// {"type":"presence_stats","id":…,"channel":…,"clients":…,"users":…}
+// `users` omitted when unknown (a channel over its member limit).
+void append_presence_stats(std::string& out, std::string_view id, std::string_view channel,
+                           uint64_t clients, std::optional<uint64_t> users);
+
+// {"type":"destroyed","id":…,"channel":…,"epoch":…}
+void append_destroyed(std::string& out, std::string_view id, std::string_view channel,
+                      std::string_view epoch);
+
+// {"type":"join","channel":…,"client":…,"user":…,"info":…,"user_joined":…}, or
+// with `join` false {"type":"leave",…,"user_left":…}; `user_edge`: the
+// user's first (join) or last (leave) connection in the channel.
+void append_join_leave(std::string& out, bool join, std::string_view channel,
+                       std::string_view client, std::string_view user, std::string_view info,
+                       bool user_edge);
+
 }  // namespace herald::protocol

@@ -80,7 +80,8 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
                                    http::UserAction action, std::function<void(size_t)> done) {
                                  user_action(std::move(action), io_.get_executor(),
                                              std::move(done));
-                               }}),
+                               },
+                               cfg.engine.type}),
       read_buffer_(kReadBufferBytes),
       id_seed_(std::random_device{}() * 0x100000001ULL ^ std::random_device{}()) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -88,7 +89,7 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
   // worker accepts, its requests are posted to every shard, whose io_context
   // must be set by then (attaching in run() crashed a server restarted under
   // traffic).
-  node_.attach_worker(index_, io_);
+  node_.attach_worker(index_, io_, &counters_);
 }
 
 Worker::~Worker() {
@@ -128,6 +129,7 @@ void Worker::run() {
       // A bug in one handler must not take the whole server down.
       spdlog::error("worker {}: unhandled exception: {}", index_, e.what());
     }
+    node_.end_of_turn(index_);  // join/leave of this turn, one hand-over per channel
     flush_dirty();
     graveyard_.clear();
   }

@@ -160,8 +160,9 @@ TEST(ApiKeys, ScopeNames) {
   EXPECT_FALSE(parse_scope("Publish").has_value());
   EXPECT_FALSE(parse_scope("").has_value());
   EXPECT_FALSE(parse_scope("subscribe").has_value());
-  EXPECT_EQ(kAllScopes,
-            Scope::publish | Scope::history | bits(Scope::admin) | bits(Scope::presence));
+  EXPECT_EQ(to_string(Scope::destroy), "destroy");
+  EXPECT_EQ(kAllScopes, Scope::publish | Scope::history | bits(Scope::admin) |
+                            bits(Scope::presence) | bits(Scope::destroy));
 }
 
 TEST(ApiKeys, CredentialFromHeaders) {

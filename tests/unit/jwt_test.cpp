@@ -692,7 +692,7 @@ TEST(Capabilities, PatternValidity) {
   for (const char* bad : {"*", "chat*", "ch*at:x", "chat:**", "*:x", "chat:*x", ""}) {
     EXPECT_NE(caps.add(bad, kAllOps), "") << bad;
   }
-  EXPECT_NE(caps.add("chat:x", 16), "");
+  EXPECT_NE(caps.add("chat:x", 32), "");
 }
 
 TEST(Capabilities, OpsForOrsEveryMatch) {
@@ -703,6 +703,7 @@ TEST(Capabilities, OpsForOrsEveryMatch) {
   ASSERT_EQ(caps.add("chat:team-*", OpSet(Op::publish)), "");
   ASSERT_EQ(caps.add("chat:team-red", OpSet(Op::history)), "");
   ASSERT_EQ(caps.add("chat:team-red", OpSet(Op::presence)), "");
+  ASSERT_EQ(caps.add("chat:team-red", OpSet(Op::destroy)), "");
   EXPECT_FALSE(caps.empty());
   EXPECT_EQ(caps.ops_for("chat:lobby"), OpSet(Op::subscribe));
   EXPECT_EQ(caps.ops_for("chat:team-blue"), OpSet(Op::subscribe) | OpSet(Op::publish));

@@ -1,5 +1,6 @@
 // Unit tests for the memory engine: offsets, count and age limits, every shape
-// of history query, epochs and shard independence.
+// of history query, epochs and shard independence, removing a channel and its
+// creation time.
 #include "engine/memory/memory_engine.hpp"
 
 #include <gtest/gtest.h>
@@ -53,6 +54,13 @@ class MemoryEngineTest : public ::testing::Test {
     store.read(channel, q, [&](HistoryResult r) { out = std::move(r); });
     EXPECT_TRUE(out.has_value()) << "read did not complete synchronously";
     return out.value_or(HistoryResult{});
+  }
+
+  RemoveResult remove(ShardStore& store, const std::string& channel) {
+    std::optional<RemoveResult> out;
+    store.remove(channel, [&](RemoveResult r) { out = std::move(r); });
+    EXPECT_TRUE(out.has_value()) << "remove did not complete synchronously";
+    return out.value_or(RemoveResult{});
   }
 
   static std::vector<uint64_t> offsets(const HistoryResult& r) {
@@ -347,6 +355,129 @@ TEST_F(MemoryEngineTest, CallbackMayCallBackIntoTheStore) {
   });
   EXPECT_EQ(seen, (Offsets{1, 2}));
   EXPECT_EQ(offsets(read(*store, "c", 10)), (Offsets{1, 2}));
+}
+
+// remove() -------------------------------------------------------------------
+
+TEST_F(MemoryEngineTest, RemoveEmptiesTheChannelAndStartsANewEpoch) {
+  auto engine = make(100);
+  auto store = filled(*engine, 3);
+  append(*store, "other");
+  const std::string old_epoch = read(*store, "c", 10).epoch;
+  const RemoveResult removed = remove(*store, "c");
+  ASSERT_TRUE(removed.ok) << removed.error;
+  EXPECT_EQ(removed.epoch.size(), 8u);
+  EXPECT_NE(removed.epoch, old_epoch);
+  HistoryResult r = read(*store, "c", 10, 0);
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(r.epoch, removed.epoch);
+  EXPECT_EQ(r.last_offset, 0u);
+  EXPECT_EQ(r.first_offset, 0u);
+  EXPECT_EQ(r.created_ms, 0);
+  EXPECT_TRUE(r.events.empty());
+  // Offsets start again at 1, under the new epoch.
+  const AppendResult next = append(*store, "c", "new");
+  EXPECT_EQ(next.offset, 1u);
+  EXPECT_EQ(next.epoch, removed.epoch);
+  r = read(*store, "c", 10);
+  EXPECT_EQ(offsets(r), (Offsets{1}));
+  EXPECT_EQ(r.events[0].data, "new");
+  EXPECT_EQ(r.epoch, removed.epoch);
+  // Other channels keep their events and the process's epoch.
+  const HistoryResult other = read(*store, "other", 10);
+  EXPECT_EQ(other.epoch, old_epoch);
+  EXPECT_EQ(offsets(other), (Offsets{1}));
+  EXPECT_EQ(append(*store, "other").epoch, old_epoch);
+  // Each removal gives another epoch.
+  const RemoveResult again = remove(*store, "c");
+  EXPECT_NE(again.epoch, removed.epoch);
+  EXPECT_NE(again.epoch, old_epoch);
+  EXPECT_EQ(append(*store, "c").epoch, again.epoch);
+}
+
+TEST_F(MemoryEngineTest, RemovingAChannelNeverUsedGivesItItsOwnEpoch) {
+  auto engine = make(10);
+  auto store = open(*engine);
+  const std::string process_epoch = read(*store, "never", 10).epoch;
+  const RemoveResult removed = remove(*store, "never");
+  ASSERT_TRUE(removed.ok);
+  EXPECT_NE(removed.epoch, process_epoch);
+  const HistoryResult r = read(*store, "never", 10);
+  EXPECT_EQ(r.epoch, removed.epoch);
+  EXPECT_EQ(r.last_offset, 0u);
+  const AppendResult a = append(*store, "never");
+  EXPECT_EQ(a.offset, 1u);
+  EXPECT_EQ(a.epoch, removed.epoch);
+}
+
+TEST_F(MemoryEngineTest, CreatedIsTheFirstEventsTimeAndOutlivesItsRetention) {
+  auto engine = make(2, 1000);
+  auto store = open(*engine);
+  EXPECT_EQ(read(*store, "c", 10).created_ms, 0);  // never published
+  const AppendResult first = append(*store, "c", "1", kT0 - 100);
+  EXPECT_EQ(first.created_ms, kT0 - 100);
+  for (int i = 2; i <= 4; ++i) {
+    now_ += 10;
+    EXPECT_EQ(append(*store, "c", std::to_string(i)).created_ms, kT0 - 100);
+  }
+  HistoryResult r = read(*store, "c", 10);
+  EXPECT_EQ(offsets(r), (Offsets{3, 4}));  // the count limit dropped the first event
+  EXPECT_EQ(r.created_ms, kT0 - 100);
+  now_ += 5000;  // and the age limit all of them
+  r = read(*store, "c", 10);
+  EXPECT_TRUE(r.events.empty());
+  EXPECT_EQ(r.created_ms, kT0 - 100);
+
+  ASSERT_TRUE(remove(*store, "c").ok);
+  EXPECT_EQ(read(*store, "c", 10).created_ms, 0);
+  EXPECT_EQ(append(*store, "c", "x", now_).created_ms, now_);
+  EXPECT_EQ(append(*store, "c", "y", now_ + 5).created_ms, now_);
+  EXPECT_EQ(read(*store, "c", 10).created_ms, now_);
+}
+
+// The ordering contract with remove: the memory engine completes each call
+// before it returns, so a read made before remove() sees the old events and
+// one made after it the new, empty epoch.
+TEST_F(MemoryEngineTest, RemoveIsOrderedWithAppendsAndReads) {
+  auto engine = make(100);
+  auto store = filled(*engine, 2);
+  std::vector<std::string> order;
+  std::optional<HistoryResult> before;
+  std::optional<HistoryResult> after;
+  std::optional<RemoveResult> removed;
+  std::optional<AppendResult> next;
+  HistoryQuery q;
+  q.after = 0;
+  store->append("c", NewEvent{"e", "3", "", "", now_},
+                [&](AppendResult) { order.push_back("append 3"); });
+  store->append("c", NewEvent{"e", "4", "", "", now_},
+                [&](AppendResult) { order.push_back("append 4"); });
+  store->read("c", q, [&](HistoryResult r) {
+    order.push_back("read before");
+    before = std::move(r);
+  });
+  store->remove("c", [&](RemoveResult r) {
+    order.push_back("remove");
+    removed = std::move(r);
+  });
+  store->read("c", q, [&](HistoryResult r) {
+    order.push_back("read after");
+    after = std::move(r);
+  });
+  store->append("c", NewEvent{"e", "new", "", "", now_}, [&](AppendResult r) {
+    order.push_back("append new");
+    next = std::move(r);
+  });
+  EXPECT_EQ(order, (std::vector<std::string>{"append 3", "append 4", "read before", "remove",
+                                             "read after", "append new"}));
+  ASSERT_TRUE(before && after && removed && next);
+  EXPECT_EQ(offsets(*before), (Offsets{1, 2, 3, 4}));
+  EXPECT_NE(before->epoch, removed->epoch);
+  EXPECT_EQ(after->epoch, removed->epoch);
+  EXPECT_EQ(after->last_offset, 0u);
+  EXPECT_TRUE(after->events.empty());
+  EXPECT_EQ(next->offset, 1u);
+  EXPECT_EQ(next->epoch, removed->epoch);
 }
 
 }  // namespace

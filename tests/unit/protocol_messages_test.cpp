@@ -120,6 +120,37 @@ TEST(Messages, EventWithEverything) {
   parse_back(out);
 }
 
+TEST(Messages, PresenceRepliesAndJoinLeave) {
+  std::string out;
+  std::string members = "[";
+  append_member(members, "c1", "ana", R"({"name":"Ana"})");
+  members += ',';
+  append_member(members, "c2", "", "");
+  members += ']';
+  append_presence(out, "3", "room:x", members, true);
+  EXPECT_EQ(out, R"({"type":"presence","id":3,"channel":"room:x","members":[)"
+                 R"({"client":"c1","user":"ana","info":{"name":"Ana"}},{"client":"c2"}],)"
+                 R"("complete":true})");
+  parse_back(out);
+  out.clear();
+  append_presence_stats(out, "4", "room:x", 3, std::nullopt);
+  EXPECT_EQ(out, R"({"type":"presence_stats","id":4,"channel":"room:x","clients":3})");
+  out.clear();
+  append_presence_stats(out, "", "room:x", 3, 2);
+  EXPECT_EQ(out, R"({"type":"presence_stats","channel":"room:x","clients":3,"users":2})");
+  out.clear();
+  append_join_leave(out, true, "room:x", "c1", "ana", R"({"name":"Ana"})", true);
+  EXPECT_EQ(out, R"({"type":"join","channel":"room:x","client":"c1","user":"ana",)"
+                 R"("info":{"name":"Ana"},"user_joined":true})");
+  parse_back(out);
+  out.clear();
+  append_join_leave(out, false, "room:x", "c2", "", "", false);
+  EXPECT_EQ(out, R"({"type":"leave","channel":"room:x","client":"c2","user_left":false})");
+  out.clear();
+  append_destroyed(out, "5", "room:x", "k2p9");
+  EXPECT_EQ(out, R"({"type":"destroyed","id":5,"channel":"room:x","epoch":"k2p9"})");
+}
+
 TEST(Messages, EphemeralEventHasNoOffset) {
   std::string out;
   append_event(out, ev([](EventView& v) {

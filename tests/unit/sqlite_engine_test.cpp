@@ -2,14 +2,17 @@
 // that survive reopening, group commit from two shards on two threads, every
 // history query shape against the memory engine, retention by count and age,
 // the read/append ordering that keeps subscribe exact, the bounded channel
-// cache, new epochs for a restored older database, and clear start-up
-// errors for a corrupt database or an unusable data directory.
+// cache, new epochs for a restored older database, clear start-up errors
+// for a corrupt database or an unusable data directory, and removing a
+// channel (ordered with its appends and reads, kept across a restart) and its
+// creation time.
 #include "engine/sqlite/sqlite_engine.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -97,6 +100,13 @@ class SqliteEngineTest : public ::testing::Test {
     store.read(channel, q, [&](HistoryResult r) { out = std::move(r); });
     run_until([&] { return out.has_value(); });
     return out.value_or(HistoryResult{});
+  }
+
+  RemoveResult remove(ShardStore& store, const std::string& channel) {
+    std::optional<RemoveResult> out;
+    store.remove(channel, [&](RemoveResult r) { out = std::move(r); });
+    run_until([&] { return out.has_value(); });
+    return out.value_or(RemoveResult{});
   }
 
   static std::vector<uint64_t> offsets(const HistoryResult& r) {
@@ -760,6 +770,306 @@ TEST_F(SqliteEngineTest, SecondEngineOnTheSameDirectoryIsRefused) {
   auto engine = make();
   const std::string error = start_error(options());
   EXPECT_NE(error.find("in use by another herald process"), std::string::npos) << error;
+}
+
+// remove() -------------------------------------------------------------------
+
+TEST_F(SqliteEngineTest, RemoveEmptiesTheChannelAndStartsANewEpoch) {
+  using Offsets = std::vector<uint64_t>;
+  auto engine = make();
+  auto store = open(*engine);
+  std::string old_epoch;
+  for (int i = 1; i <= 3; ++i) old_epoch = append(*store, "c", std::to_string(i)).epoch;
+  append(*store, "other");
+  const RemoveResult removed = remove(*store, "c");
+  ASSERT_TRUE(removed.ok) << removed.error;
+  EXPECT_EQ(removed.epoch.size(), 8u);
+  EXPECT_NE(removed.epoch, old_epoch);
+  EXPECT_EQ(rows_in_db("c"), 0);
+  for (const bool cold : {false, true}) {  // the window, then the database
+    SCOPED_TRACE(cold ? "cold" : "hot");
+    auto fresh = open(*engine);
+    const HistoryResult r = read(cold ? *fresh : *store, "c", 10, 0);
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.epoch, removed.epoch);
+    EXPECT_EQ(r.last_offset, 0u);
+    EXPECT_EQ(r.first_offset, 0u);
+    EXPECT_EQ(r.created_ms, 0);
+    EXPECT_TRUE(r.events.empty());
+  }
+  const AppendResult next = append(*store, "c", "new");
+  ASSERT_TRUE(next.ok) << next.error;
+  EXPECT_EQ(next.offset, 1u);
+  EXPECT_EQ(next.epoch, removed.epoch);
+  EXPECT_EQ(append(*store, "c", "newer").offset, 2u);
+  HistoryResult r = read(*store, "c", 10);
+  EXPECT_EQ(offsets(r), (Offsets{1, 2}));
+  EXPECT_EQ(r.events[0].data, "new");
+  r = read(*open(*engine), "c", 10);
+  EXPECT_EQ(offsets(r), (Offsets{1, 2}));
+  EXPECT_EQ(r.epoch, removed.epoch);
+  // Other channels keep their events and the database's epoch.
+  const HistoryResult other = read(*open(*engine), "other", 10);
+  EXPECT_EQ(other.epoch, old_epoch);
+  EXPECT_EQ(offsets(other), (Offsets{1}));
+  // A channel never used gets a row with its own epoch.
+  const RemoveResult never = remove(*store, "never");
+  ASSERT_TRUE(never.ok) << never.error;
+  EXPECT_NE(never.epoch, old_epoch);
+  EXPECT_EQ(read(*open(*engine), "never", 10).epoch, never.epoch);
+  EXPECT_EQ(append(*store, "never").epoch, never.epoch);
+}
+
+TEST_F(SqliteEngineTest, CreatedIsTheFirstEventsTimeAndOutlivesItsRetentionAndRestarts) {
+  {
+    auto engine = make(2, 1000);
+    auto store = open(*engine);
+    EXPECT_EQ(read(*store, "c", 10).created_ms, 0);  // never published
+    const AppendResult first = append(*store, "c", "1", kT0 - 100);
+    EXPECT_EQ(first.created_ms, kT0 - 100);
+    for (int i = 2; i <= 4; ++i) {
+      now_ += 10;
+      EXPECT_EQ(append(*store, "c", std::to_string(i)).created_ms, kT0 - 100);
+    }
+    HistoryResult r = read(*store, "c", 10);
+    EXPECT_EQ(offsets(r), (std::vector<uint64_t>{3, 4}));  // the first event is gone
+    EXPECT_EQ(r.created_ms, kT0 - 100);
+    EXPECT_EQ(read(*open(*engine), "c", 10).created_ms, kT0 - 100);
+    now_ += 5000;  // and the age limit drops the others
+    r = read(*store, "c", 10);
+    EXPECT_TRUE(r.events.empty());
+    EXPECT_EQ(r.created_ms, kT0 - 100);
+  }
+  auto engine = make(2, 1000);
+  auto store = open(*engine);
+  EXPECT_EQ(read(*store, "c", 10).created_ms, kT0 - 100);  // cold, after a restart
+  EXPECT_EQ(read(*store, "c", 10).created_ms, kT0 - 100);  // from the loaded window
+  EXPECT_EQ(append(*store, "c").created_ms, kT0 - 100);
+
+  ASSERT_TRUE(remove(*store, "c").ok);
+  EXPECT_EQ(read(*store, "c", 10).created_ms, 0);
+  EXPECT_EQ(read(*open(*engine), "c", 10).created_ms, 0);
+  const int64_t t = now_.load();
+  EXPECT_EQ(append(*store, "c", "x", t).created_ms, t);
+  EXPECT_EQ(append(*store, "c", "y", t + 5).created_ms, t);
+  EXPECT_EQ(read(*store, "c", 10).created_ms, t);
+  EXPECT_EQ(read(*open(*engine), "c", 10).created_ms, t);
+}
+
+// The ordering contract with remove (see engine.hpp), with the channel's
+// window loaded, not loaded yet, and with no window at all: nothing is awaited
+// between the calls.
+TEST_F(SqliteEngineTest, RemoveIsOrderedWithAppendsAndReads) {
+  for (const size_t window : {size_t{256}, size_t{0}}) {
+    for (const bool cold : {false, true}) {
+      const std::string channel = "c" + std::to_string(window) + (cold ? "cold" : "hot");
+      SCOPED_TRACE(channel);
+      auto engine = make(1000, 0, window);
+      {
+        auto writer = open(*engine);
+        for (int i = 1; i <= 2; ++i) append(*writer, channel);
+      }
+      auto store = open(*engine);
+      if (!cold) read(*store, channel, 10);  // loads the window
+      std::vector<std::string> order;
+      std::optional<HistoryResult> before;
+      std::optional<HistoryResult> after;
+      std::optional<RemoveResult> removed;
+      std::optional<AppendResult> next;
+      HistoryQuery q;
+      q.after = 0;
+      store->append(channel, NewEvent{"e", "3", "", "", now_},
+                    [&](AppendResult r) { order.push_back("append " + std::to_string(r.offset)); });
+      store->append(channel, NewEvent{"e", "4", "", "", now_},
+                    [&](AppendResult r) { order.push_back("append " + std::to_string(r.offset)); });
+      store->read(channel, q, [&](HistoryResult r) {
+        order.push_back("read before");
+        before = std::move(r);
+      });
+      store->remove(channel, [&](RemoveResult r) {
+        order.push_back("remove");
+        removed = std::move(r);
+      });
+      store->read(channel, q, [&](HistoryResult r) {
+        order.push_back("read after");
+        after = std::move(r);
+      });
+      store->append(channel, NewEvent{"e", "new", "", "", now_}, [&](AppendResult r) {
+        order.push_back("append new");
+        next = std::move(r);
+      });
+      run_until([&] { return next.has_value(); });
+      ASSERT_TRUE(before && after && removed && next);
+      ASSERT_TRUE(removed->ok) << removed->error;
+      // The read made before remove() sees the old epoch (with or without
+      // the appends made before it, as their callbacks ran or not).
+      const auto read_before = std::find(order.begin(), order.end(), "read before");
+      const size_t appends_seen =
+          static_cast<size_t>(std::count_if(order.begin(), read_before, [](const std::string& s) {
+            return s.starts_with("append ");
+          }));
+      EXPECT_EQ(before->last_offset, 2u + appends_seen);
+      EXPECT_EQ(before->events.size(), 2u + appends_seen);
+      EXPECT_NE(before->epoch, removed->epoch);
+      // Then remove, after both appends made before it; the read made after
+      // it sees the new epoch, empty; the append made after it gets offset 1.
+      const auto tail = std::find(order.begin(), order.end(), "remove");
+      EXPECT_EQ(std::vector<std::string>(tail, order.end()),
+                (std::vector<std::string>{"remove", "read after", "append new"}));
+      EXPECT_EQ(std::count(order.begin(), tail, "append 3"), 1);
+      EXPECT_EQ(std::count(order.begin(), tail, "append 4"), 1);
+      EXPECT_EQ(after->epoch, removed->epoch);
+      EXPECT_EQ(after->last_offset, 0u);
+      EXPECT_EQ(after->first_offset, 0u);
+      EXPECT_TRUE(after->events.empty());
+      EXPECT_EQ(next->offset, 1u);
+      EXPECT_EQ(next->epoch, removed->epoch);
+      EXPECT_EQ(offsets(read(*store, channel, 10)), (std::vector<uint64_t>{1}));
+    }
+  }
+}
+
+// A read made while a remove is queued must not be answered from the window
+// of the old epoch; once remove's callback ran, the window answers again,
+// from the new epoch.
+TEST_F(SqliteEngineTest, ReadsFromTheHotWindowAfterRemoveShowNoOldEvents) {
+  auto engine = make(1000, 0, 8);
+  auto store = open(*engine);
+  for (int i = 1; i <= 5; ++i) append(*store, "c");
+  const auto sync_read = [&](std::optional<HistoryResult>& out) {
+    store->read("c", HistoryQuery{}, [&](HistoryResult r) { out = std::move(r); });
+    return out.has_value();
+  };
+  std::optional<HistoryResult> warm;
+  ASSERT_TRUE(sync_read(warm));  // the window answers
+  EXPECT_EQ(warm->events.size(), 5u);
+
+  std::optional<RemoveResult> removed;
+  std::optional<HistoryResult> after;
+  bool removed_first = false;
+  store->remove("c", [&](RemoveResult r) { removed = std::move(r); });
+  store->read("c", HistoryQuery{}, [&](HistoryResult r) {
+    removed_first = removed.has_value();
+    after = std::move(r);
+  });
+  EXPECT_FALSE(after.has_value());  // not from the window: queued behind the remove
+  run_until([&] { return after.has_value(); });
+  ASSERT_TRUE(removed.has_value());
+  EXPECT_TRUE(removed_first);
+  EXPECT_EQ(after->epoch, removed->epoch);
+  EXPECT_EQ(after->last_offset, 0u);
+  EXPECT_TRUE(after->events.empty());
+
+  std::optional<HistoryResult> later;
+  EXPECT_TRUE(sync_read(later));  // the window again, now the new epoch's
+  EXPECT_EQ(later->epoch, removed->epoch);
+  EXPECT_EQ(later->last_offset, 0u);
+  EXPECT_TRUE(later->events.empty());
+  EXPECT_EQ(append(*store, "c", "new").offset, 1u);
+  std::optional<HistoryResult> newest;
+  EXPECT_TRUE(sync_read(newest));
+  EXPECT_EQ(offsets(*newest), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(newest->events[0].data, "new");
+}
+
+// A remove lowers the channel's last offset, which must not make the next
+// start take the database for a restored backup (see "Restored backups").
+TEST_F(SqliteEngineTest, RemoveSurvivesReopeningWithoutRenewingTheEpoch) {
+  std::string db_epoch;
+  std::string a_epoch;
+  std::string c_epoch;
+  {
+    auto engine = make();
+    auto store = open(*engine);
+    for (int i = 0; i < 5; ++i) db_epoch = append(*store, "a").epoch;
+    for (int i = 0; i < 3; ++i) append(*store, "b");
+    for (int i = 0; i < 4; ++i) append(*store, "c");
+    a_epoch = remove(*store, "a").epoch;
+    EXPECT_EQ(append(*store, "a", "1", kT0 + 1).offset, 1u);
+    EXPECT_EQ(append(*store, "a", "2", kT0 + 2).offset, 2u);
+    c_epoch = remove(*store, "c").epoch;  // the last thing done before stopping
+  }
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round);
+    auto engine = make();
+    EXPECT_FALSE(engine->epoch_renewed());
+    auto store = open(*engine);
+    HistoryResult h = read(*store, "a", 10);
+    EXPECT_EQ(h.epoch, a_epoch);
+    EXPECT_EQ(h.last_offset, 2u + round);
+    EXPECT_EQ(h.created_ms, kT0 + 1);
+    EXPECT_EQ(h.events.front().data, "1");
+    const AppendResult r = append(*store, "a");
+    EXPECT_EQ(r.offset, 3u + round);
+    EXPECT_EQ(r.epoch, a_epoch);
+    EXPECT_EQ(r.created_ms, kT0 + 1);
+    h = read(*store, "c", 10);
+    EXPECT_EQ(h.epoch, c_epoch);
+    EXPECT_EQ(h.last_offset, 0u);
+    EXPECT_TRUE(h.events.empty());
+    EXPECT_EQ(h.created_ms, 0);
+    h = read(*store, "b", 10);
+    EXPECT_EQ(h.epoch, db_epoch);
+    EXPECT_EQ(h.last_offset, 3u);
+  }
+}
+
+// Removes count as offsets handed out: a backup from before a remove and
+// the appends after it is still recognised when restored.
+TEST_F(SqliteEngineTest, RestoredBackupFromBeforeARemoveGetsANewEpoch) {
+  const fs::path db = dir_ / "data" / kSqliteFileName;
+  std::string old_epoch;
+  std::string removed_epoch;
+  {
+    auto engine = make();
+    auto store = open(*engine);
+    for (int i = 0; i < 5; ++i) old_epoch = append(*store, "a").epoch;
+  }
+  fs::copy_file(db, dir_ / "backup.db");
+  {
+    auto engine = make();
+    auto store = open(*engine);
+    removed_epoch = remove(*store, "a").epoch;
+    append(*store, "a");
+  }
+  fs::remove(db.string() + "-wal");
+  fs::remove(db.string() + "-shm");
+  fs::copy_file(dir_ / "backup.db", db, fs::copy_options::overwrite_existing);
+  auto engine = make();
+  EXPECT_TRUE(engine->epoch_renewed());
+  auto store = open(*engine);
+  const HistoryResult h = read(*store, "a", 10);
+  EXPECT_NE(h.epoch, old_epoch);
+  EXPECT_NE(h.epoch, removed_epoch);
+  EXPECT_EQ(h.last_offset, 5u);
+}
+
+// Rows from before the created_ms column report their oldest held event
+// until their next append, which keeps that time.
+TEST_F(SqliteEngineTest, DatabaseWithoutTheCreatedColumnGetsIt) {
+  {
+    auto engine = make(3);
+    auto store = open(*engine);
+    for (int i = 1; i <= 5; ++i) append(*store, "c", std::to_string(i), kT0 + i);
+    append(*store, "empty", "x", kT0, Retention{0, 0});
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "data" / kSqliteFileName).c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(db, "ALTER TABLE channels DROP COLUMN created_ms;", nullptr, nullptr, nullptr),
+      SQLITE_OK);
+  sqlite3_close(db);
+  auto engine = make(3);
+  EXPECT_FALSE(engine->epoch_renewed());
+  EXPECT_EQ(read(*open(*engine), "c", 10).created_ms, kT0 + 3);  // cold: holds 3..5
+  auto store = open(*engine);
+  read(*store, "c", 10);                                 // loads the window
+  EXPECT_EQ(read(*store, "c", 10).created_ms, kT0 + 3);  // from the window
+  EXPECT_EQ(read(*store, "empty", 10, {}, {}, Retention{0, 0}).created_ms, 0);
+  EXPECT_EQ(append(*store, "c", "6", kT0 + 6).created_ms, kT0 + 3);
+  EXPECT_EQ(append(*store, "c", "7", kT0 + 7).created_ms, kT0 + 3);  // 3 is gone, kept
+  EXPECT_EQ(read(*open(*engine), "c", 10).created_ms, kT0 + 3);
+  EXPECT_EQ(append(*store, "empty", "y", kT0 + 9, Retention{0, 0}).created_ms, kT0 + 9);
 }
 
 }  // namespace

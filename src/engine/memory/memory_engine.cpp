@@ -1,11 +1,14 @@
 // The memory engine: each channel's recent events in RAM, bounded by count and
 // age (the channel's Retention when given, else the engine's limits), with offsets that count up
 // from 1 and are never reused while the process lives. A restart starts a new random epoch, which
-// tells clients that offsets from before it mean nothing now.
+// tells clients that offsets from before it mean nothing now. Every channel takes the process's
+// epoch until it is removed: remove() drops its events and gives it an epoch of its own (a new
+// random one at each removal), under which offsets start again at 1, so an offset is never given
+// twice within one epoch.
 //
 // Each worker's ShardStore keeps its own channels and is only ever used from
 // that worker's thread, so nothing here takes a lock. Calls complete
-// synchronously: `done` runs before append()/read() returns, on the caller's
+// synchronously: `done` runs before append()/read()/remove() returns, on the caller's
 // thread (which is the shard's executor), so callbacks for a channel come in
 // call order as the interface requires.
 #include "engine/memory/memory_engine.hpp"
@@ -71,6 +74,8 @@ class EventRing {
 struct Channel {
   uint64_t last_offset = 0;  // last offset given; the events held are
   EventRing events;          // last_offset - size + 1 .. last_offset
+  int64_t created_ms = 0;    // ts_ms of offset 1 in this epoch (0: none yet)
+  std::string epoch;         // empty: the process's (never removed)
 };
 
 class MemoryShardStore final : public ShardStore {
@@ -84,6 +89,7 @@ class MemoryShardStore final : public ShardStore {
     const Retention keep = ev.retention.value_or(defaults_);
     Channel& ch = channels_[channel];
     const uint64_t offset = ++ch.last_offset;
+    if (offset == 1) ch.created_ms = ev.ts_ms;
     // A smaller retention (after a reload) may leave more than one event to drop.
     drop_beyond(ch, keep.max_events > 0 ? keep.max_events - 1 : 0);
     if (keep.max_events > 0) {
@@ -93,7 +99,7 @@ class MemoryShardStore final : public ShardStore {
           keep.max_events);
     }
     drop_expired(ch, keep.max_age_ms);
-    done(AppendResult{true, {}, offset, epoch_});
+    done(AppendResult{true, {}, offset, epoch_of(ch), ch.created_ms});
   }
 
   void read(const std::string& channel, const HistoryQuery& query, HistoryHandler done) override {
@@ -107,6 +113,8 @@ class MemoryShardStore final : public ShardStore {
     const Retention keep = query.retention.value_or(defaults_);
     drop_beyond(ch, keep.max_events);
     drop_expired(ch, keep.max_age_ms);
+    result.epoch = epoch_of(ch);
+    result.created_ms = ch.created_ms;
     result.last_offset = ch.last_offset;
     if (ch.events.empty()) return done(std::move(result));
 
@@ -133,7 +141,22 @@ class MemoryShardStore final : public ShardStore {
     done(std::move(result));
   }
 
+  void remove(const std::string& channel, RemoveHandler done) override {
+    Channel& ch = channels_[channel];  // kept, so that its new epoch is remembered
+    std::string epoch;
+    do {
+      epoch = random_epoch();
+    } while (epoch == epoch_of(ch));
+    ch = Channel{};
+    ch.epoch = epoch;
+    done(RemoveResult{true, {}, std::move(epoch)});
+  }
+
  private:
+  const std::string& epoch_of(const Channel& ch) const {
+    return ch.epoch.empty() ? epoch_ : ch.epoch;
+  }
+
   // Drops events older than max_age_ms from the oldest end. Timestamps are
   // given by the channel's owner in offset order, so the oldest end is where
   // expired events are.

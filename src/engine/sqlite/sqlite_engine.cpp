@@ -6,10 +6,11 @@
 // Threads. One storage thread per engine owns the sqlite3 connection and an
 // in-memory cache of the channels table (id, epoch, last offset). Channel
 // owners (workers) never touch SQLite: their ShardStore enqueues operations
-// (append, read, load) on one FIFO queue, bounded by queue_limit. The storage
-// thread takes everything that arrived while its previous transaction ran and
-// handles it in ONE transaction (group commit): appends get the channel's next
-// offsets and are inserted, reads and loads see the state at their place in
+// (append, read, load, remove) on one FIFO queue, bounded by queue_limit. The
+// storage thread takes everything that arrived while its previous transaction
+// ran and handles it in ONE transaction (group commit): appends get the
+// channel's next offsets and are inserted, removes delete a channel's events
+// and give it a new epoch, reads and loads see the state at their place in
 // the queue, retention deletes old rows. After COMMIT the results go back to
 // each shard's executor in one posted handler per shard, in queue order; if
 // the transaction fails, every operation of the batch fails (appends are not
@@ -17,12 +18,15 @@
 // visible to anyone).
 //
 // Hot window. Each ShardStore keeps, per active channel and on its worker's
-// thread only (no locks), the channel's epoch, last committed offset, the
-// timestamps of every event still held (for count and age limits) and the
-// newest `hot_window` committed events. A channel is loaded from the database
-// on first use; afterwards every committed append extends the window, so reads
-// whose answer lies in the window are answered synchronously and everything
-// else goes to the storage thread.
+// thread only (no locks), the channel's epoch, creation time, last committed
+// offset, the timestamps of every event still held (for count and age limits)
+// and the newest `hot_window` committed events. A channel is loaded from the
+// database on first use; afterwards every committed append extends the window,
+// so reads whose answer lies in the window are answered synchronously and
+// everything else goes to the storage thread. While a remove of the channel is
+// queued, its reads go to the storage thread too (behind the remove, so they
+// see the new epoch and their callbacks run after remove's); remove's result
+// then replaces the window with the new, empty epoch.
 //
 // The subscribe race. Node::subscribe counts the new subscriber on the owner
 // (so events are posted to its worker from then on), then reads history, and
@@ -48,23 +52,40 @@
 // Epochs. The database gets a random epoch when it is created; a channel takes
 // it when its first event is stored (and keeps it in the channels table), and
 // a channel that has no row yet reads as that epoch with offset 0, so a client
-// that subscribed before the first event can recover. Channel rows are never
-// deleted, so offsets are never reused; a deleted database gives a new epoch.
+// that subscribed before the first event can recover. Removing a channel
+// deletes its events and gives its row a new random epoch of its own with
+// last_offset 0 (a channel that had no row gets one, so the epoch is
+// remembered); its offsets start again at 1 under that epoch. Channel rows are
+// never deleted, so offsets are never reused within an epoch; a deleted
+// database gives a new epoch.
+//
+// Creation time. The channels table keeps created_ms, the ts of the event that
+// got offset 1 in the channel's current epoch (NULL while it has none, e.g.
+// after a remove), so that it outlives the retention of that event and a
+// restart. Rows written before the column existed hold NULL with offsets
+// already given: they report the ts of their oldest held event (0 if none)
+// until their next append, which stores that value (or its own ts when
+// nothing is held). A renewed epoch (below) keeps created_ms.
 //
 // Restored backups. A database copied back from a backup (sqlite3 .backup)
 // may hold fewer offsets than the server already handed out; continuing its
 // channels under the same epoch would give those offsets again to other
 // events, and a client recovering with the old epoch would silently get
-// them. Offsets only grow and channel rows are never deleted, so the sum of
-// all channels' last offsets grows with every committed append. The storage
-// thread writes that sum to `herald.offsets` beside the database after every
-// commit that appended, before any result of the batch is posted (one small
-// write, not flushed: it survives a crash of the process, not necessarily a
-// power loss). At start, a database whose sum is below the recorded one
-// (or, with a non-empty database, a missing or unreadable file) gets a new
-// epoch for every channel and for the database; offsets go on from the
-// database's own, and clients that recover with the old epoch get
-// `recovered: false`.
+// them. The number of offsets a database has handed out is the sum of all
+// channels' last offsets plus `removed_offsets` in table meta: a remove adds
+// the channel's last offset there in the same transaction that sets it to 0,
+// so the number never shrinks and grows with every committed append (a remove
+// alone leaves it as it was). The storage thread writes that number to
+// `herald.offsets` beside the database after every commit that appended,
+// before any result of the batch is posted (one small write, not flushed: it
+// survives a crash of the process, not necessarily a power loss). At start, a
+// database whose number is below the recorded one (or, with a non-empty
+// database, a missing or unreadable file) gets a new epoch for every channel
+// and for the database; offsets go on from the database's own, and clients
+// that recover with the old epoch get `recovered: false`. (A backup taken
+// before a remove and restored with nothing appended since holds the same
+// number: the channel comes back under its old epoch, whose offsets beyond
+// the backup's were never handed out.)
 //
 // Retention. Every append and read carries its channel's Retention (its
 // namespace's history_size and history_ttl_ms; unset: the engine's limits).
@@ -74,7 +95,7 @@
 // channels that are no longer cached or were written before a restart.
 //
 // Cache. The storage thread keeps the rows of recently used channels (id,
-// epoch, last offset) so that appends need no lookup; beyond
+// epoch, last offset, creation time) so that appends need no lookup; beyond
 // options.channel_cache rows, the least recently used quarter is dropped
 // after a batch and read again from the database when needed.
 #include "engine/sqlite/sqlite_engine.hpp"
@@ -245,7 +266,8 @@ CREATE TABLE IF NOT EXISTS channels (
   epoch TEXT NOT NULL,
   last_offset INTEGER NOT NULL,
   history_size INTEGER,
-  history_ttl_ms INTEGER
+  history_ttl_ms INTEGER,
+  created_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS events (
   channel INTEGER NOT NULL,
@@ -265,23 +287,26 @@ constexpr const char* kSchemaVersion = "1";
 // Databases created before per-channel retention lack its two columns (both
 // nullable: NULL means the engine's limits); they are added on open.
 // Columns added after the first release of schema version 1, added to older
-// databases on open (table, column, type).
+// databases on open (table, column, type). created_ms is NULL in the rows
+// that existed before (see "Creation time").
 constexpr const char* kAddedColumns[][3] = {{"channels", "history_size", "INTEGER"},
                                             {"channels", "history_ttl_ms", "INTEGER"},
-                                            {"events", "from_info", "TEXT NOT NULL DEFAULT ''"}};
+                                            {"events", "from_info", "TEXT NOT NULL DEFAULT ''"},
+                                            {"channels", "created_ms", "INTEGER"}};
 
 // --- operations between the shards and the storage thread --------------------
 
 struct LoadResult {
   bool exists = false;
   std::string epoch;
+  std::optional<int64_t> created;  // unset: NULL in the row (see "Creation time")
   uint64_t last = 0;
   uint64_t first = 0;               // offset of ts.front()
   std::vector<int64_t> ts;          // timestamps of the held events first..last
   std::vector<StoredEvent> window;  // the newest held events
 };
 
-enum class Kind : uint8_t { append, read, load };
+enum class Kind : uint8_t { append, read, load, remove };
 
 // One operation: built by a shard, filled in by the storage thread, completed
 // back on the shard's executor.
@@ -294,10 +319,12 @@ struct Op {
   HistoryQuery query;                  // read
   ShardStore::AppendHandler on_append;
   ShardStore::HistoryHandler on_read;
+  ShardStore::RemoveHandler on_remove;
   // Results.
   bool ok = false;
   std::string error;
-  std::string epoch;      // append
+  std::string epoch;      // append; remove: the new one
+  int64_t created = 0;    // append
   HistoryResult history;  // read
   LoadResult load;        // load
 };
@@ -326,8 +353,9 @@ struct ChannelRow {
   int64_t id = 0;
   std::string epoch;
   uint64_t last = 0;
-  uint64_t used = 0;           // number of the last batch that used it (for the cache bound)
-  uint64_t trimmed_below = 0;  // count limit: rows below this offset are deleted
+  std::optional<int64_t> created;  // created_ms; unset: NULL
+  uint64_t used = 0;               // number of the last batch that used it (for the cache bound)
+  uint64_t trimmed_below = 0;      // count limit: rows below this offset are deleted
   std::optional<Retention> retention;  // as last given (unset: the engine's limits)
 };
 
@@ -412,17 +440,18 @@ class Storage {
     explicit Statements(sqlite3* db)
         : begin(db, "BEGIN IMMEDIATE"),
           commit(db, "COMMIT"),
-          find_channel(db, "SELECT id, epoch, last_offset FROM channels WHERE name = ?1"),
+          find_channel(db,
+                       "SELECT id, epoch, last_offset, created_ms FROM channels WHERE name = ?1"),
           insert_channel(db, "INSERT INTO channels (name, epoch, last_offset) VALUES (?1, ?2, 0)"),
-          update_last(db,
-                      "UPDATE channels SET last_offset = ?2, history_size = ?3, "
-                      "history_ttl_ms = ?4 WHERE id = ?1"),
+          update_row(db,
+                     "UPDATE channels SET epoch = ?2, last_offset = ?3, history_size = ?4, "
+                     "history_ttl_ms = ?5, created_ms = ?6 WHERE id = ?1"),
           insert_event(db,
                        "INSERT INTO events (channel, \"offset\", ts, event, data, from_client, "
                        "from_user, from_info) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
           first_held(db,
-                     "SELECT \"offset\" FROM events WHERE channel = ?1 AND \"offset\" >= ?2 AND "
-                     "ts >= ?3 ORDER BY \"offset\" LIMIT 1"),
+                     "SELECT \"offset\", ts FROM events WHERE channel = ?1 AND \"offset\" >= ?2 "
+                     "AND ts >= ?3 ORDER BY \"offset\" LIMIT 1"),
           read_range(db,
                      "SELECT \"offset\", ts, event, data, from_client, from_user, from_info "
                      "FROM events "
@@ -432,6 +461,10 @@ class Storage {
                   "SELECT \"offset\", ts FROM events WHERE channel = ?1 AND \"offset\" >= ?2 "
                   "ORDER BY \"offset\""),
           trim_count(db, "DELETE FROM events WHERE channel = ?1 AND \"offset\" <= ?2"),
+          delete_events(db, "DELETE FROM events WHERE channel = ?1"),
+          add_removed(db,
+                      "INSERT INTO meta (key, value) VALUES ('removed_offsets', ?1) "
+                      "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + ?1"),
           trim_age(db,
                    "DELETE FROM events WHERE channel = ?1 AND \"offset\" < COALESCE((SELECT "
                    "\"offset\" FROM events WHERE channel = ?1 AND ts >= ?2 ORDER BY \"offset\" "
@@ -439,8 +472,8 @@ class Storage {
           sweep_channels(db,
                          "SELECT id, last_offset, history_size, history_ttl_ms FROM channels "
                          "WHERE id > ?1 ORDER BY id LIMIT ?2") {}
-    Stmt begin, commit, find_channel, insert_channel, update_last, insert_event, first_held,
-        read_range, read_ts, trim_count, trim_age, sweep_channels;
+    Stmt begin, commit, find_channel, insert_channel, update_row, insert_event, first_held,
+        read_range, read_ts, trim_count, delete_events, add_removed, trim_age, sweep_channels;
   };
 
   void open_database() {
@@ -510,7 +543,10 @@ class Storage {
           if (!use.step()) throw DbError("no epoch in table meta");
           db_epoch_ = use.text(0);
         }
-        Stmt sum(db_, "SELECT COALESCE(SUM(last_offset), 0) FROM channels");
+        // See "Restored backups".
+        Stmt sum(db_,
+                 "SELECT COALESCE(SUM(last_offset), 0) + COALESCE((SELECT CAST(value AS INTEGER) "
+                 "FROM meta WHERE key = 'removed_offsets'), 0) FROM channels");
         Stmt::Use use(sum);
         handed_out_ = use.step() ? use.u64(0) : 0;
       }
@@ -662,6 +698,7 @@ class Storage {
         row.id = use.i64(0);
         row.epoch = use.text(1);
         row.last = use.u64(2);
+        if (!use.is_null(3)) row.created = use.i64(3);
         return &cache_.emplace(name, std::move(row)).first->second;
       }
     }
@@ -718,11 +755,21 @@ class Storage {
           .run();
   }
 
-  void do_append(Op& op, std::vector<std::string>& created,
-                 std::unordered_map<ChannelRow*, uint64_t>& saved_last) {
+  // The rows the operations of a batch changed, each as it was before them:
+  // written back at the end of the batch, restored when it fails.
+  using Touched = std::unordered_map<ChannelRow*, ChannelRow>;
+
+  void do_append(Op& op, std::vector<std::string>& created, Touched& touched) {
     ChannelRow* ch = channel(op.channel, true, &created);
-    saved_last.try_emplace(ch, ch->last);
+    touched.try_emplace(ch, *ch);
     remember(*ch, op.retention);
+    if (!ch->created) {
+      // Offset 1 of the epoch, or a row from before created_ms (see
+      // "Creation time"): its oldest held event, else this one.
+      std::optional<Held> held;
+      if (ch->last > 0) held = first_held(*ch);
+      ch->created = held ? held->ts : op.event.ts_ms;
+    }
     op.event.offset = ++ch->last;
     if (limits_of(ch->retention).max_events > 0) {
       Stmt::Use(statements_->insert_event)
@@ -737,16 +784,42 @@ class Storage {
           .run();
     }
     op.epoch = ch->epoch;
+    op.created = *ch->created;
     op.ok = true;
   }
 
-  // The oldest offset a channel holds under its retention (0: none).
-  uint64_t first_held(const ChannelRow& ch) {
+  // Deletes the channel's events and starts its new epoch (see "Epochs"),
+  // keeping the number of offsets handed out (see "Restored backups").
+  void do_remove(Op& op, std::vector<std::string>& created, Touched& touched) {
+    ChannelRow* ch = channel(op.channel, true, &created);
+    touched.try_emplace(ch, *ch);
+    if (ch->last > 0) Stmt::Use(statements_->add_removed).bind(1, ch->last).run();
+    Stmt::Use(statements_->delete_events).bind(1, ch->id).run();
+    std::string epoch;
+    do {
+      epoch = random_epoch();
+    } while (epoch == ch->epoch);
+    ch->epoch = std::move(epoch);
+    ch->last = 0;
+    ch->created.reset();
+    ch->trimmed_below = 0;
+    op.epoch = ch->epoch;
+    op.ok = true;
+  }
+
+  struct Held {
+    uint64_t offset = 0;
+    int64_t ts = 0;
+  };
+
+  // The oldest event a channel holds under its retention (none: nullopt).
+  std::optional<Held> first_held(const ChannelRow& ch) {
     const Retention k = limits_of(ch.retention);
-    if (ch.last == 0 || k.max_events == 0) return 0;
+    if (ch.last == 0 || k.max_events == 0) return std::nullopt;
     Stmt::Use use(statements_->first_held);
     use.bind(1, ch.id).bind(2, count_floor(ch.last, k)).bind(3, age_cutoff(k));
-    return use.step() ? use.u64(0) : 0;
+    if (!use.step()) return std::nullopt;
+    return Held{use.u64(0), use.i64(1)};
   }
 
   void read_events(int64_t id, uint64_t from, uint64_t to, std::vector<StoredEvent>& out) {
@@ -767,10 +840,11 @@ class Storage {
     remember(*ch, op.retention);
     r.epoch = ch->epoch;
     r.last_offset = ch->last;
-    const uint64_t first = first_held(*ch);
-    if (first == 0) return;
-    r.first_offset = first;
-    const Range range = select_range(first, ch->last, op.query);
+    const std::optional<Held> first = first_held(*ch);
+    r.created_ms = ch->created ? *ch->created : first ? first->ts : 0;
+    if (!first) return;
+    r.first_offset = first->offset;
+    const Range range = select_range(first->offset, ch->last, op.query);
     if (range.count == 0) return;
     r.events.reserve(range.count);
     read_events(ch->id, range.from, range.from + range.count - 1, r.events);
@@ -785,6 +859,7 @@ class Storage {
       const Retention k = limits_of(ch->retention);
       l.exists = true;
       l.epoch = ch->epoch;
+      l.created = ch->created;
       l.last = ch->last;
       if (ch->last > 0 && k.max_events > 0) {
         // Held events are contiguous and end at `last`; keep the contiguous
@@ -847,13 +922,15 @@ class Storage {
   void process(std::vector<Op>& batch, bool sweep, bool& sweep_done) {
     ++batch_no_;
     std::vector<std::string> created;
-    std::unordered_map<ChannelRow*, uint64_t> saved_last;  // to undo on failure
+    Touched touched;
+    uint64_t appended = 0;
     try {
       Stmt::Use(statements_->begin).run();
       for (Op& op : batch) {
         switch (op.kind) {
           case Kind::append:
-            do_append(op, created, saved_last);
+            do_append(op, created, touched);
+            ++appended;
             break;
           case Kind::read:
             do_read(op);
@@ -861,22 +938,27 @@ class Storage {
           case Kind::load:
             do_load(op);
             break;
+          case Kind::remove:
+            do_remove(op, created, touched);
+            break;
         }
       }
-      for (const auto& [ch, before] : saved_last) {
-        Stmt::Use update(statements_->update_last);
-        update.bind(1, ch->id).bind(2, ch->last);
+      for (const auto& [ch, before] : touched) {
+        Stmt::Use update(statements_->update_row);
+        update.bind(1, ch->id).bind(2, ch->epoch).bind(3, ch->last);
         if (ch->retention)
-          update.bind(3, uint64_t{ch->retention->max_events}).bind(4, ch->retention->max_age_ms);
+          update.bind(4, uint64_t{ch->retention->max_events}).bind(5, ch->retention->max_age_ms);
         else
-          update.bind_null(3).bind_null(4);
+          update.bind_null(4).bind_null(5);
+        if (ch->created)
+          update.bind(6, *ch->created);
+        else
+          update.bind_null(6);
         update.run();
         trim_by_count(*ch);
       }
       if (sweep) sweep_done = sweep_step();
       Stmt::Use(statements_->commit).run();
-      uint64_t appended = 0;
-      for (const auto& [ch, before] : saved_last) appended += ch->last - before;
       if (appended > 0) {
         handed_out_ += appended;
         // Committed already, so the batch succeeds either way; a failed
@@ -885,7 +967,7 @@ class Storage {
       }
     } catch (const std::exception& e) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      for (const auto& [ch, before] : saved_last) ch->last = before;
+      for (auto& [ch, before] : touched) *ch = std::move(before);
       for (const auto& name : created) cache_.erase(name);
       const std::string why = std::string("sqlite: ") + e.what();
       for (Op& op : batch) {
@@ -916,7 +998,7 @@ class Storage {
   const std::function<int64_t()> now_ms_;
   int lock_fd_ = -1;
   int offsets_fd_ = -1;      // herald.offsets
-  uint64_t handed_out_ = 0;  // sum of all channels' last offsets, as committed
+  uint64_t handed_out_ = 0;  // offsets handed out, as committed (see "Restored backups")
   bool epoch_renewed_ = false;
   uint64_t batch_no_ = 0;
   sqlite3* db_ = nullptr;
@@ -942,12 +1024,14 @@ struct HotChannel {
   enum class State : uint8_t { unloaded, loading, loaded };
   State state = State::unloaded;
   std::string epoch;
+  std::optional<int64_t> created;  // unset: NULL in the row (see "Creation time")
   uint64_t last = 0;
   uint64_t first = 0;              // offset of ts.front()
   std::deque<int64_t> ts;          // timestamps of the held events first..last
   std::deque<StoredEvent> window;  // the newest held events
   Retention keep;                  // as given by the latest append or read
-  uint32_t pending = 0;            // appends and loads not completed yet
+  uint32_t pending = 0;            // appends, loads and removes not completed yet
+  uint32_t removing = 0;           // removes not completed yet
   int64_t used_ms = 0;             // steady clock
 };
 
@@ -986,7 +1070,11 @@ class ShardState {
   void read(const std::string& channel, const HistoryQuery& query,
             ShardStore::HistoryHandler done) {
     HotChannel& ch = touch(channel, query.retention);
-    if (ch.state == HotChannel::State::loaded && answer_from_window(ch, query, done)) return;
+    // While a remove is queued, the window is the state before it, which a
+    // read made now must not see (its callback would come before remove's).
+    if (ch.state == HotChannel::State::loaded && ch.removing == 0 &&
+        answer_from_window(ch, query, done))
+      return;
     ensure_loaded(channel, ch, query.retention);
     Op op;
     op.kind = Kind::read;
@@ -1002,6 +1090,22 @@ class ShardState {
     }
   }
 
+  void remove(const std::string& channel, ShardStore::RemoveHandler done) {
+    HotChannel& ch = touch(channel);
+    Op op;
+    op.kind = Kind::remove;
+    op.shard = shard_;
+    op.channel = channel;
+    op.on_remove = std::move(done);
+    if (std::string why = storage_->enqueue(op); !why.empty()) {
+      RemoveResult r;
+      r.error = std::move(why);
+      return op.on_remove(std::move(r));
+    }
+    ++ch.pending;
+    ++ch.removing;
+  }
+
   // Runs on the shard's executor: the results of one batch, in queue order.
   void complete(std::vector<Op>& ops) {
     for (Op& op : ops) {
@@ -1015,6 +1119,7 @@ class ShardState {
           }
           ch.state = HotChannel::State::loaded;
           ch.epoch = std::move(op.load.epoch);
+          ch.created = op.load.created;
           ch.last = op.load.last;
           ch.first = op.load.first;
           ch.ts.assign(op.load.ts.begin(), op.load.ts.end());
@@ -1032,9 +1137,34 @@ class ShardState {
           if (op.ok) {
             r.offset = op.event.offset;
             r.epoch = op.epoch;
-            if (ch.state == HotChannel::State::loaded) add_committed(ch, std::move(op.event));
+            r.created_ms = op.created;
+            if (ch.state == HotChannel::State::loaded) {
+              ch.created = op.created;
+              add_committed(ch, std::move(op.event));
+            }
           }
           op.on_append(std::move(r));
+          break;
+        }
+        case Kind::remove: {
+          HotChannel& ch = channels_[op.channel];
+          --ch.pending;
+          --ch.removing;
+          RemoveResult r;
+          r.ok = op.ok;
+          r.error = std::move(op.error);
+          if (op.ok) {
+            // Everything queued before the remove has completed, so the
+            // window is now the new epoch's, still empty. (On failure the
+            // old window is still the database's state.)
+            reset(ch);
+            ch.state = HotChannel::State::loaded;
+            ch.epoch = op.epoch;
+            ch.last = 0;
+            ch.first = 0;
+            r.epoch = std::move(op.epoch);
+          }
+          op.on_remove(std::move(r));
           break;
         }
         case Kind::read:
@@ -1048,12 +1178,19 @@ class ShardState {
 
  private:
   HotChannel& touch(const std::string& channel, const std::optional<Retention>& retention) {
-    const int64_t now = steady_ms();
-    if (++ops_ % 1024 == 0) evict_idle(now);
-    HotChannel& ch = channels_[channel];
-    ch.used_ms = now;
+    HotChannel& ch = touch(channel);
     ch.keep = retention.value_or(defaults_);
     return ch;
+  }
+
+  // As above, for an operation that carries no retention (remove).
+  HotChannel& touch(const std::string& channel) {
+    const int64_t now = steady_ms();
+    if (++ops_ % 1024 == 0) evict_idle(now);
+    const auto [it, added] = channels_.try_emplace(channel);
+    if (added) it->second.keep = defaults_;
+    it->second.used_ms = now;
+    return it->second;
   }
 
   // Forgets channels not used for a minute (they are loaded again on use).
@@ -1069,6 +1206,7 @@ class ShardState {
 
   static void reset(HotChannel& ch) {
     ch.state = HotChannel::State::unloaded;
+    ch.created.reset();
     ch.ts.clear();
     ch.window.clear();
   }
@@ -1133,6 +1271,7 @@ class ShardState {
     r.ok = true;
     r.epoch = ch.epoch;
     r.last_offset = ch.last;
+    r.created_ms = ch.created ? *ch.created : ch.ts.empty() ? 0 : ch.ts.front();
     if (ch.ts.empty()) {
       done(std::move(r));
       return true;
@@ -1175,6 +1314,9 @@ class SqliteShardStore final : public ShardStore {
   }
   void read(const std::string& channel, const HistoryQuery& query, HistoryHandler done) override {
     state_->read(channel, query, std::move(done));
+  }
+  void remove(const std::string& channel, RemoveHandler done) override {
+    state_->remove(channel, std::move(done));
   }
 
  private:
