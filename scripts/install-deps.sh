@@ -64,8 +64,9 @@ if ((${#missing[@]})); then
 fi
 
 # npm dependencies of the integration tests, the JS SDKs, the chat demo and
-# its browser tests.
-for dir in tests/integration/node clients/js examples/chat tests/e2e; do
+# its browser tests, and the Next.js example (after clients/js: it links the
+# SDK packages).
+for dir in tests/integration/node clients/js examples/chat tests/e2e examples/nextjs-private-chat; do
   if [[ -f "$dir/package-lock.json" ]]; then
     if [[ ! -d "$dir/node_modules" || "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
       (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules)

@@ -2,8 +2,9 @@
 # The README's second command: install what is missing, build, and run the
 # whole test suite: unit tests and integration tests (real binary, real
 # clients) on the release build and again on the ASan+UBSan build, the JS
-# SDK tests and the chat demo's browser tests (Chromium) on the release
-# build, plus a short run of each fuzzer. Set HERALD_SKIP_ASAN=1 or HERALD_SKIP_FUZZ=1 to
+# SDK tests, the chat demo's browser tests (Chromium) and the Next.js
+# example's (examples/nextjs-private-chat) on the release build, plus a
+# short run of each fuzzer. Set HERALD_SKIP_ASAN=1 or HERALD_SKIP_FUZZ=1 to
 # skip those stages locally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,18 @@ HERALD_BIN="$PWD/build/release/herald" node --test tests/typegen/
 stage "browser e2e tests (release)"
 (cd examples/chat && npm run build)
 (export HERALD_BIN="$PWD/build/release/herald" && cd tests/e2e && timeout -k 10 300 npm test)
+stage "Next.js example: typegen check, next build, browser e2e (release)"
+# npm ci of the example ran in install-deps.sh (only when its lockfile
+# changed); the SDKs it links were built by the JS SDK stage above.
+(
+  export HERALD_BIN="$PWD/build/release/herald" NEXT_TELEMETRY_DISABLED=1
+  cd examples/nextjs-private-chat
+  start=$SECONDS
+  timeout -k 10 300 npm run build
+  built=$SECONDS
+  timeout -k 10 300 npm test
+  echo "next build $((built - start)) s, tests $((SECONDS - built)) s"
+)
 stage "benchmark smoke runs (release)"
 bash tests/bench_smoke.sh build/release
 
