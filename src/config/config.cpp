@@ -970,8 +970,14 @@ Value from_env(const KeyDef& k, const std::string& var, const std::string& text)
 }
 
 void apply_env(Config& cfg, const std::map<std::string, std::string>& env) {
+  // Variables the file names as holding a secret (key_env, secret_env) are
+  // not settings, whatever their name (HERALD_API_KEY is the usual one).
+  std::vector<std::string_view> secrets;
+  for (const auto& k : cfg.api.keys) secrets.push_back(k.key_env);
+  for (const auto& k : cfg.auth.keys) secrets.push_back(k.secret_env);
   // Catch misspelt variables in the namespaces that map onto keys.
   for (const auto& [var, value] : env) {
+    if (std::find(secrets.begin(), secrets.end(), var) != secrets.end()) continue;
     if (var.starts_with("HERALD_DEFAULTS_") || var.starts_with("HERALD_NAMESPACES_"))
       throw ConfigError(var + ": [defaults] and [namespaces.*] are set in the config file only");
     for (const auto section : kSections) {

@@ -443,6 +443,20 @@ TEST_F(ConfigTest, UnknownEnvironmentVariablesInKeyNamespacesAreErrors) {
   EXPECT_EQ(load("", false, {{"HERALD_CONFIG", "x"}, {"HERALD_TOKEN", "y"}}, {}), Config{});
 }
 
+TEST_F(ConfigTest, SecretVariablesTheFileNamesAreNotSettings) {
+  // The docs' own example: key_env = "HERALD_API_KEY" looks like a setting
+  // of [api] but holds a key.
+  const std::string path = write(
+      "[[api.keys]]\nname = \"backend\"\nkey_env = \"HERALD_API_KEY\"\nscopes = [\"publish\"]\n"
+      "[[auth.keys]]\nname = \"app\"\nalgorithms = [\"HS256\"]\nsecret_env = "
+      "\"HERALD_AUTH_SECRET\"\n");
+  const Config c = load(path, true, {{"HERALD_API_KEY", "k"}, {"HERALD_AUTH_SECRET", "s"}}, {});
+  ASSERT_EQ(c.api.keys.size(), 1u);
+  EXPECT_EQ(c.api.keys[0].key_env, "HERALD_API_KEY");
+  // Without the file naming it, the same variable is a misspelt setting.
+  EXPECT_THROW(load("", false, {{"HERALD_API_KEY", "k"}}, {}), ConfigError);
+}
+
 TEST_F(ConfigTest, EnvironmentValuesThatAreNotNumbersNameTheVariable) {
   for (const char* bad : {"abc", "", "12abc", "1.5", "0x10", "25s", "--1"}) {
     EXPECT_THAT(env_error({{"HERALD_LIMITS_PING_INTERVAL_MS", bad}}),
