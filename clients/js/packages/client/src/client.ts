@@ -263,7 +263,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   private readonly connectTimeoutMs: number;
   private readonly pingTimeoutMs: number;
   private readonly queueMax: number;
-  private readonly WS: WebSocketConstructor;
+  private WS: WebSocketConstructor | null;
   private readonly random: () => number;
 
   private ws: WebSocketLike | null = null;
@@ -318,11 +318,9 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     this.pingTimeoutMs = options.pingTimeoutMs ?? 10_000;
     this.queueMax = Math.max(0, options.offlineQueue?.max ?? 0);
     this.random = options.random ?? Math.random;
-    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (!WS) {
-      throw new TypeError('Herald: no global WebSocket; pass one, e.g. new Herald({url, WebSocket: (await import("ws")).default})');
-    }
-    this.WS = WS;
+    // Looked up when connecting, not here: a client made during server-side
+    // rendering (Node 20 has no global WebSocket) never connects there.
+    this.WS = options.WebSocket ?? null;
   }
 
   get state(): ConnectionState {
@@ -332,6 +330,10 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   /** Opens the connection (and keeps it open until close()). Idempotent. */
   connect(): void {
     if (this._state === 'connecting' || this._state === 'connected') return;
+    if (!this.WS) this.WS = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null;
+    if (!this.WS) {
+      throw new TypeError('Herald: no global WebSocket; pass one, e.g. new Herald({url, WebSocket: (await import("ws")).default})');
+    }
     if (this.reconnectTimer !== null) return; // a retry is already scheduled
     this.attempt = 0;
     this.authRetried = false;
@@ -474,7 +476,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     this.expectedServerChannels = new Set(token ? tokenChannels(token) : []);
     let ws: WebSocketLike;
     try {
-      ws = new this.WS(this.url);
+      ws = new this.WS!(this.url);
     } catch (e) {
       this.emitError(new HeraldError('socket_failed', `cannot open a WebSocket to ${this.url}: ${errorMessage(e)}`, { cause: e }));
       this.afterDrop(1006, 'socket failed');

@@ -427,11 +427,13 @@ test('a throwing onEvent is reported as an error event and delivery goes on', as
   herald.close();
 });
 
-test('without a WebSocket implementation the constructor says what to pass', () => {
+test('without a WebSocket implementation connect() says what to pass; making the client does not throw (server-side rendering)', () => {
   const saved = globalThis.WebSocket;
   try {
     delete globalThis.WebSocket;
-    assert.throws(() => new Herald({ url: 'ws://x/ws' }), /WebSocket/);
+    const herald = new Herald({ url: 'ws://x/ws' });
+    assert.equal(herald.state, 'disconnected');
+    assert.throws(() => herald.connect(), /no global WebSocket; pass one/);
   } finally {
     if (saved) globalThis.WebSocket = saved;
   }
