@@ -229,20 +229,15 @@ void ClientSession::handle_publish(Command& cmd) {
                            cmd.ephemeral,
                            identity_ ? identity_->info : std::string()};
   request_sent();
-  ctx_.node.publish(ctx_.worker, std::move(req),
-                    [self = weak_self(), id = std::move(cmd.id)](const core::PublishResult& r) {
-                      auto s = self.lock();
-                      if (!s) return;
-                      s->reply_received();
-                      if (!s->is_open()) return;
-                      if (r.failure) {
-                        s->reply_failure(*r.failure, id);
-                      } else if (!id.empty()) {
-                        std::string out;
-                        append_ack(out, id, r.offset);
-                        s->send_text(out);
-                      }
-                    });
+  ctx_.node.publish(
+      ctx_.worker, std::move(req),
+      on_reply<core::PublishResult>(std::move(cmd.id), [](ClientSession& s, const std::string& id,
+                                                          const core::PublishResult& r) {
+        if (id.empty()) return;
+        std::string out;
+        append_ack(out, id, r.offset);
+        s.send_text(out);
+      }));
 }
 
 void ClientSession::handle_history(const Command& cmd) {
@@ -253,67 +248,49 @@ void ClientSession::handle_history(const Command& cmd) {
   req.query.before = cmd.before;
   req.query.after = cmd.after;
   request_sent();
-  ctx_.node.history(
-      ctx_.worker, std::move(req),
-      [self = weak_self(), channel = cmd.channel, id = cmd.id](const core::HistoryResult& r) {
-        auto s = self.lock();
-        if (!s) return;
-        s->reply_received();
-        if (!s->is_open()) return;
-        if (r.failure) {
-          s->reply_failure(*r.failure, id);
-          return;
-        }
-        std::string out;
-        out.reserve(128 + r.events_json.size());
-        append_history(out, id, channel, r.epoch, r.offset, r.events_json);
-        s->send_text(out);
-      });
+  ctx_.node.history(ctx_.worker, std::move(req),
+                    on_reply<core::HistoryResult>(
+                        cmd.id, [channel = cmd.channel](ClientSession& s, const std::string& id,
+                                                        const core::HistoryResult& r) {
+                          std::string out;
+                          out.reserve(128 + r.events_json.size());
+                          append_history(out, id, channel, r.epoch, r.offset, r.events_json);
+                          s.send_text(out);
+                        }));
 }
 
 void ClientSession::handle_presence(const Command& cmd) {
   if (!allowed(auth::Op::presence, cmd.channel, cmd.id)) return;
   const bool stats_only = cmd.type == CommandType::presence_stats;
   request_sent();
-  ctx_.node.presence(ctx_.worker, cmd.channel, stats_only,
-                     [self = weak_self(), channel = cmd.channel, id = cmd.id,
-                      stats_only](const core::PresenceResult& r) {
-                       auto s = self.lock();
-                       if (!s) return;
-                       s->reply_received();
-                       if (!s->is_open()) return;
-                       if (r.failure) {
-                         s->reply_failure(*r.failure, id);
-                         return;
-                       }
-                       if (id.empty()) return;
-                       std::string out;
-                       if (stats_only)
-                         append_presence_stats(out, id, channel, r.clients, r.users);
-                       else
-                         append_presence(out, id, channel, r.members_json, r.complete);
-                       s->send_text(out);
-                     });
+  ctx_.node.presence(
+      ctx_.worker, cmd.channel, stats_only,
+      on_reply<core::PresenceResult>(
+          cmd.id, [channel = cmd.channel, stats_only](ClientSession& s, const std::string& id,
+                                                      const core::PresenceResult& r) {
+            if (id.empty()) return;
+            std::string out;
+            if (stats_only)
+              append_presence_stats(out, id, channel, r.clients, r.users);
+            else
+              append_presence(out, id, channel, r.members_json, r.complete);
+            s.send_text(out);
+          }));
 }
 
 void ClientSession::handle_destroy(Command& cmd) {
   if (!allowed(auth::Op::destroy, cmd.channel, cmd.id)) return;
   request_sent();
-  ctx_.node.destroy(
-      ctx_.worker, core::DestroyRequest{cmd.channel, std::move(cmd.event), std::move(cmd.data)},
-      [self = weak_self(), channel = cmd.channel, id = cmd.id](const core::DestroyResult& r) {
-        auto s = self.lock();
-        if (!s) return;
-        s->reply_received();
-        if (!s->is_open()) return;
-        if (r.failure) {
-          s->reply_failure(*r.failure, id);
-        } else if (!id.empty()) {
-          std::string out;
-          append_destroyed(out, id, channel, r.epoch);
-          s->send_text(out);
-        }
-      });
+  ctx_.node.destroy(ctx_.worker,
+                    core::DestroyRequest{cmd.channel, std::move(cmd.event), std::move(cmd.data)},
+                    on_reply<core::DestroyResult>(
+                        cmd.id, [channel = cmd.channel](ClientSession& s, const std::string& id,
+                                                        const core::DestroyResult& r) {
+                          if (id.empty()) return;
+                          std::string out;
+                          append_destroyed(out, id, channel, r.epoch);
+                          s.send_text(out);
+                        }));
 }
 
 void ClientSession::end(const std::string& channel, std::string_view reason) {

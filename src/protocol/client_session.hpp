@@ -144,6 +144,22 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   bool within_publish_rate(const Command& cmd);
   std::string peer_string() const;
   void reply_failure(const core::Failure& failure, std::string_view id);
+  // The callback of a request sent to a channel owner (after request_sent):
+  // counts the reply, answers a failure with its error, else calls
+  // `reply(session, id, result)`; nothing once the connection is gone.
+  template <class Result, class Reply>
+  auto on_reply(std::string id, Reply reply) {
+    return [self = weak_self(), id = std::move(id), reply = std::move(reply)](const Result& r) {
+      auto s = self.lock();
+      if (!s) return;
+      s->reply_received();
+      if (!s->is_open()) return;
+      if (r.failure)
+        s->reply_failure(*r.failure, id);
+      else
+        reply(*s, id, r);
+    };
+  }
   std::weak_ptr<ClientSession> weak_self();
 
   SessionContext& ctx_;
