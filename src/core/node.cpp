@@ -99,6 +99,12 @@ void Node::attach_worker(unsigned index, boost::asio::io_context& io,
   shard.expiry_timer = std::make_unique<boost::asio::steady_timer>(io);
 }
 
+void Node::detach_worker(unsigned index) {
+  Shard& shard = *shards_.at(index);
+  shard.expiry_timer.reset();
+  shard.probing.clear();
+}
+
 void Node::set_namespaces(std::shared_ptr<const NamespaceTable> namespaces) {
   for (unsigned w = 0; w < shards_.size(); ++w)
     post(w, [this, w, namespaces] { shards_[w]->namespaces = namespaces; });

@@ -152,6 +152,10 @@ class Node {
   void attach_worker(unsigned index, boost::asio::io_context& io,
                      metrics::WorkerCounters* counters = nullptr);
 
+  // Called by worker `index` as it is destroyed (its thread stopped), before
+  // its io_context goes: drops what of its shard lives on that io_context.
+  void detach_worker(unsigned index);
+
   // Thread-safe, once every worker is attached: each worker switches to
   // `namespaces` between two of its handlers; requests it already checked
   // keep the verdict of the table they were checked with.

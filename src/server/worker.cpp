@@ -99,6 +99,7 @@ Worker::~Worker() {
   dirty_.clear();
   if (poller_.is_open()) poller_.release();
   ::close(epoll_fd_);
+  node_.detach_worker(index_);  // its timers belong to io_, which goes next
 }
 
 uint16_t Worker::listen(const boost::asio::ip::tcp::endpoint& endpoint) {
