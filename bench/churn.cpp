@@ -53,6 +53,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <string>
 #include <string_view>
@@ -402,6 +403,10 @@ struct RunResult {
   bool timed_out = false, drained = false;
   // final presence check
   uint64_t channels_checked = 0, mismatches = 0, members_bench = 0, members_server = 0;
+  uint64_t list_mismatches = 0;
+  uint64_t bad_channels =
+      0;  // channels with either mismatch  // `presence` member lists that differ from the bench's
+  double subscriptions_gauge_end = -1;
   uint64_t users_server = 0;
   int presence_stats_status = 0;  // of the first request (403 expected with presence off)
   std::string first_mismatch, first_error;
@@ -942,6 +947,7 @@ void ChurnRun::final_check() {
     p = h.body.data();
     if (parsed && find_uint(p, end, "\"users\"", users)) r_.users_server += users;
     if (parsed) r_.members_server += clients;
+    const uint64_t bad_before = r_.mismatches + r_.list_mismatches;
     if (!parsed || clients != bench) {
       ++r_.mismatches;
       if (r_.first_mismatch.empty()) {
@@ -950,6 +956,43 @@ void ChurnRun::final_check() {
             (h.status ? std::to_string(h.status) + " " + h.body.substr(0, 200) : h.error);
       }
     }
+    // The member list too: exactly the client ids of the bench's members.
+    const HttpReply l = http_get(
+        ep_, "/api/channels/" + o_.channel + "%3A" + std::to_string(c) + "/presence", o_.api_key);
+    std::vector<std::string> want, got;
+    for (const Member& m : members_) {
+      if (m.channel == c && (m.state == MState::subscribed) && m.conn)
+        want.push_back(m.conn->proto_client);
+    }
+    const bool complete = l.body.find("\"complete\":true") != std::string::npos;
+    for (size_t at = l.body.find("\"client\":\""); at != std::string::npos;
+         at = l.body.find("\"client\":\"", at + 1)) {
+      const size_t b = at + 10, e = l.body.find('"', b);
+      if (e == std::string::npos) break;
+      got.push_back(l.body.substr(b, e - b));
+    }
+    std::sort(want.begin(), want.end());
+    std::sort(got.begin(), got.end());
+    if (l.status != 200 || !complete || got != want) {
+      ++r_.list_mismatches;
+      if (r_.first_mismatch.empty()) {
+        std::string diff;
+        std::vector<std::string> extra, missing;
+        std::set_difference(got.begin(), got.end(), want.begin(), want.end(),
+                            std::back_inserter(extra));
+        std::set_difference(want.begin(), want.end(), got.begin(), got.end(),
+                            std::back_inserter(missing));
+        r_.first_mismatch = wire_[c] + ": presence answered " + std::to_string(l.status) +
+                            (complete ? "" : " (not complete)") + " with " +
+                            std::to_string(got.size()) + " members, the bench has " +
+                            std::to_string(want.size()) +
+                            "; not members: " + std::to_string(extra.size()) +
+                            (extra.empty() ? "" : " (" + extra[0] + ")") +
+                            ", missing: " + std::to_string(missing.size()) +
+                            (missing.empty() ? "" : " (" + missing[0] + ")");
+      }
+    }
+    if (r_.mismatches + r_.list_mismatches != bad_before) ++r_.bad_channels;
   }
 }
 
@@ -1079,8 +1122,10 @@ RunResult ChurnRun::run() {
   final_check();
   {
     const HttpReply mh = http_get(ep_, "/metrics", o_.api_key);
-    if (mh.status == 200)
+    if (mh.status == 200) {
       r_.members_gauge_end = prometheus_value(mh.body, "herald_presence_members");
+      r_.subscriptions_gauge_end = prometheus_value(mh.body, "herald_subscriptions");
+    }
   }
   phase_ = Phase::done;
   loop.close_all_now();
@@ -1115,7 +1160,7 @@ RunResult ChurnRun::run() {
   r_.ok = !r_.timed_out && r_.drained && r_.violations() == 0 && r_.errors == 0 &&
           r_.unexpected_closes == 0 && r_.protocol_errors == 0 && r_.malformed == 0 &&
           r_.stable_lost == 0 && r_.reordered == 0 && r_.mismatches == 0 &&
-          r_.published == r_.acked;
+          r_.list_mismatches == 0 && r_.published == r_.acked;
   return std::move(r_);
 }
 
@@ -1146,7 +1191,7 @@ void print_run(const RunResult& r, uint64_t round, std::FILE* f) {
       r.rss_subscribed >= 0 && r.rss_before >= 0
           ? (std::to_string((r.rss_subscribed - r.rss_before) / 1024) + " KiB growth").c_str()
           : "-",
-      static_cast<unsigned long long>(r.channels_checked - r.mismatches),
+      static_cast<unsigned long long>(r.channels_checked - r.bad_channels),
       static_cast<unsigned long long>(r.channels_checked), r.presence ? "" : " (off)",
       r.server_cpu_pct, r.server_runq_pct, r.host_cpu_pct,
       r.setup_failed ? ("SETUP FAILED: " + r.setup_error).c_str()
@@ -1324,6 +1369,15 @@ int run_churn(const Options& o) {
             l + "channels checked (presence-stats)");
     rep.add(k + "presence_mismatches", sum([](const RunResult& r) { return r.mismatches; }),
             l + "presence-stats mismatches");
+    rep.add(k + "presence_list_mismatches",
+            sum([](const RunResult& r) { return r.list_mismatches; }),
+            l + "presence member lists unlike the bench's");
+    rep.add(k + "presence_members_gauge_end",
+            med([](const RunResult& r) { return r.members_gauge_end; }), 0,
+            l + "herald_presence_members at the end (-1: absent)");
+    rep.add(k + "subscriptions_gauge_end",
+            med([](const RunResult& r) { return r.subscriptions_gauge_end; }), 0,
+            l + "herald_subscriptions at the end (-1: absent)");
     rep.add(k + "members_bench", sum([](const RunResult& r) { return r.members_bench; }),
             l + "live subscriptions at the end (bench)");
     rep.add(k + "members_server", sum([](const RunResult& r) { return r.members_server; }),
