@@ -57,6 +57,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "client.hpp"
@@ -359,6 +360,16 @@ struct Member {
   bool churner = false;
   bool own_join_pending = false;  // subscribed, own `join` not seen yet
   uint64_t op_sent_ns = 0;
+  // For the stale join/leave count: when this member's current subscribe
+  // was sent and answered, and its last unsubscribe answered (from where).
+  uint64_t sub_sent_ns = 0, sub_reply_ns = 0, unsub_reply_ns = 0;
+  int64_t left_channel = -1;
+};
+
+// Client id -> member index, looked up with string_views.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
 struct Pub {
@@ -378,7 +389,7 @@ struct RunResult {
   double connect_s = 0;
   int64_t rss_before = -1, rss_subscribed = -1;
   double members_gauge_subscribed = -1, members_gauge_end = -1;
-  uint64_t setup_joins = 0;  // join messages received before the churn
+  uint64_t setup_joins = 0;  // join/leave messages received before the churn
   // fan-out
   Histogram latency, ack_latency;
   uint64_t published = 0, acked = 0, deliveries = 0, stable_lost = 0, reordered = 0;
@@ -390,11 +401,15 @@ struct RunResult {
   uint64_t subscribes = 0, unsubscribes = 0, ops_skipped = 0;
   Histogram subscribe_latency, unsubscribe_latency;
   double churn_ops_per_sec = 0;
-  uint64_t joins = 0, leaves = 0;  // received from the start of the churn
+  uint64_t joins = 0, leaves = 0;  // received, the whole run
   uint64_t join_leave_in_window = 0;
   double join_leave_per_sec = 0;
-  uint64_t join_leave_expected = 0;  // estimate from the bench's member counts
+  uint64_t join_leave_expected = 0;  // the whole run, from the bench's member counts
   uint64_t own_joins = 0;
+  // join/leave of a member X received by a member that subscribed after X's
+  // change (reported, not a failure: see bench/README.md)
+  uint64_t stale_joins = 0, stale_leaves = 0;
+  std::string first_stale;
   // contract violations (each fails the run)
   uint64_t events_before_subscribed = 0, events_not_subscribed = 0;
   uint64_t jl_before_subscribed = 0, jl_not_subscribed = 0, jl_unexpected = 0;
@@ -492,6 +507,7 @@ class ChurnRun final : public ClientHandler {
   RunResult r_;
   Phase phase_ = Phase::connect_members;
   std::vector<Member> members_;
+  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> by_client_;
   std::vector<uint32_t> churners_;
   std::vector<Pub> pubs_;
   std::vector<std::string> wire_;
@@ -550,8 +566,9 @@ void ChurnRun::on_ready(Conn& c, uint64_t now) {
     return;
   }
   Member& m = members_[idx];
+  if (!c.proto_client.empty()) by_client_.emplace(c.proto_client, static_cast<uint32_t>(idx));
   m.state = MState::subscribing;
-  m.op_sent_ns = now;
+  m.op_sent_ns = m.sub_sent_ns = now;
   client_.subscribe(c, wire_[m.channel]);
 }
 
@@ -563,6 +580,7 @@ void ChurnRun::on_subscribed(Conn& c, uint64_t recv_ns) {
     return;
   }
   m.state = MState::subscribed;
+  m.sub_reply_ns = recv_ns;
   const int64_t n = ++members_count_[m.channel];
   if (r_.join_leave) {
     m.own_join_pending = true;
@@ -572,12 +590,12 @@ void ChurnRun::on_subscribed(Conn& c, uint64_t recv_ns) {
     --pending_ops_;
     ++r_.subscribes;
     r_.subscribe_latency.record(recv_ns - m.op_sent_ns);
-    // Everyone in the channel, the new member included, gets its join.
-    if (r_.join_leave) r_.join_leave_expected += static_cast<uint64_t>(n);
   } else {
     ++subscribed_;
     --setting_up_;
   }
+  // Everyone in the channel, the new member included, gets its join.
+  if (r_.join_leave) r_.join_leave_expected += static_cast<uint64_t>(n);
 }
 
 void ChurnRun::on_unsubscribed(Conn& c, std::string_view msg, bool has_id, uint64_t,
@@ -600,6 +618,8 @@ void ChurnRun::on_unsubscribed(Conn& c, std::string_view msg, bool has_id, uint6
     return;
   }
   m.state = MState::idle;
+  m.unsub_reply_ns = recv_ns;
+  m.left_channel = m.channel;
   const int64_t n = --members_count_[m.channel];
   --pending_ops_;
   ++r_.unsubscribes;
@@ -614,23 +634,25 @@ void ChurnRun::on_unsubscribed(Conn& c, std::string_view msg, bool has_id, uint6
   }
 }
 
-void ChurnRun::on_join_leave(Conn& c, bool join, std::string_view msg, uint64_t recv_ns) {
+void ChurnRun::on_join_leave(Conn& c, bool join, std::string_view msg, uint64_t) {
   if (user_role(c.user) != kRoleMember) {
     violation(r_.jl_not_subscribed, "a publisher (subscribed to nothing) got " + std::string(msg));
     return;
   }
   const uint64_t idx = user_index(c.user);
   Member& m = members_[idx];
-  if (phase_ == Phase::churn || phase_ == Phase::drain) {
-    ++(join ? r_.joins : r_.leaves);
-    if (recv_ns < t_churn_end_ || phase_ == Phase::churn) ++r_.join_leave_in_window;
-  } else if (join) {
+  ++(join ? r_.joins : r_.leaves);
+  if (phase_ == Phase::churn) {
+    ++r_.join_leave_in_window;
+  } else if (phase_ != Phase::drain) {
     ++r_.setup_joins;
   }
-  const std::string what = "member " + std::to_string(idx) + " (" + c.proto_client + ") got " +
-                           std::string(msg.substr(0, 200));
+  auto what = [&] {
+    return "member " + std::to_string(idx) + " (" + c.proto_client + ") got " +
+           std::string(msg.substr(0, 200));
+  };
   if (!r_.join_leave) {
-    violation(r_.jl_unexpected, what + " with join_leave off");
+    violation(r_.jl_unexpected, what() + " with join_leave off");
     return;
   }
   const char* const end = msg.data() + msg.size();
@@ -647,32 +669,57 @@ void ChurnRun::on_join_leave(Conn& c, bool join, std::string_view msg, uint64_t 
       msg.find(join ? "\"user_joined\":true" : "\"user_left\":true") != std::string_view::npos;
   if (ch < 0 || client.empty() || !flag) {
     violation(r_.jl_malformed,
-              what + (flag ? " (channel or client missing)"
-                           : " (anonymous member without user_joined/user_left true)"));
+              what() + (flag ? " (channel or client missing)"
+                             : " (anonymous member without user_joined/user_left true)"));
     return;
   }
   const bool mine = ch == m.channel;
   if (mine && m.state == MState::subscribing) {
-    violation(r_.jl_before_subscribed, what + " before its subscribed reply");
+    violation(r_.jl_before_subscribed, what() + " before its subscribed reply");
     return;
   }
   if (!mine || (m.state != MState::subscribed && m.state != MState::unsubscribing)) {
-    violation(r_.jl_not_subscribed, what + " while not subscribed to that channel");
+    violation(r_.jl_not_subscribed, what() + " while not subscribed to that channel");
     return;
   }
   const bool self = !c.proto_client.empty() && client == c.proto_client;
-  if (!self) return;
-  if (!join) {
-    violation(r_.own_leave, what + ": its own leave");
+  if (self) {
+    if (!join) {
+      violation(r_.own_leave, what() + ": its own leave");
+      return;
+    }
+    if (!m.own_join_pending) {
+      violation(r_.own_join_unexpected, what() + ": own join again");
+      return;
+    }
+    m.own_join_pending = false;
+    --own_joins_pending_;
+    ++r_.own_joins;
     return;
   }
-  if (!m.own_join_pending) {
-    violation(r_.own_join_unexpected, what + ": own join again");
-    return;
+  // Another member X. Stale: X's change happened at the owner before this
+  // member's subscribe was even sent (the bench had X's reply by then), so
+  // this member was not in the channel when X came or went.
+  const auto it = by_client_.find(client);
+  if (it == by_client_.end()) return;  // not one of ours
+  const Member& x = members_[it->second];
+  if (join) {
+    if (x.channel == ch && (x.state == MState::subscribed || x.state == MState::unsubscribing) &&
+        x.sub_reply_ns && x.sub_reply_ns < m.sub_sent_ns) {
+      ++r_.stale_joins;
+      if (r_.first_stale.empty())
+        r_.first_stale = what() + ": " + std::string(client) + " was subscribed " +
+                         std::to_string((m.sub_sent_ns - x.sub_reply_ns) / 1000) +
+                         " us before this member sent its subscribe";
+    }
+  } else if (x.left_channel == ch && x.unsub_reply_ns && x.unsub_reply_ns < m.sub_sent_ns &&
+             !(x.channel == ch && x.state == MState::unsubscribing)) {
+    ++r_.stale_leaves;
+    if (r_.first_stale.empty())
+      r_.first_stale = what() + ": " + std::string(client) + " had left " +
+                       std::to_string((m.sub_sent_ns - x.unsub_reply_ns) / 1000) +
+                       " us before this member sent its subscribe";
   }
-  m.own_join_pending = false;
-  --own_joins_pending_;
-  ++r_.own_joins;
 }
 
 void ChurnRun::on_event(Conn& c, std::string_view msg, uint64_t recv_ns) {
@@ -881,7 +928,7 @@ uint64_t ChurnRun::pump_churn(uint64_t now) {
           m.channel = static_cast<uint32_t>((m.channel + step) % channels_);
         }
         m.state = MState::subscribing;
-        m.op_sent_ns = now;
+        m.op_sent_ns = m.sub_sent_ns = now;
         client_.subscribe(*m.conn, wire_[m.channel]);
         ++pending_ops_;
         done = true;
@@ -903,7 +950,7 @@ void ChurnRun::progress(uint64_t now) {
   const double dt = double(now - last_progress_) / 1e9;
   uint64_t sent = 0;
   for (const Pub& p : pubs_) sent += p.sent;
-  const uint64_t jl = r_.joins + r_.leaves + r_.setup_joins;
+  const uint64_t jl = r_.joins + r_.leaves;
   const uint64_t ops = r_.subscribes + r_.unsubscribes;
   std::fprintf(
       stderr,
@@ -1344,13 +1391,20 @@ int run_churn(const Options& o) {
             l + "churn ops skipped (every churner busy)");
     rep.add(k + "join_leave_per_sec", med([](const RunResult& r) { return r.join_leave_per_sec; }),
             0, l + "join/leave received/s (churn)");
-    rep.add(k + "joins", sum([](const RunResult& r) { return r.joins; }), l + "joins received");
+    rep.add(k + "joins", sum([](const RunResult& r) { return r.joins; }),
+            l + "joins received (setup included)");
     rep.add(k + "leaves", sum([](const RunResult& r) { return r.leaves; }), l + "leaves received");
     rep.add(k + "join_leave_expected",
             sum([](const RunResult& r) { return r.join_leave_expected; }),
-            l + "join/leave expected (estimate)");
+            l + "join + leave expected (bench's estimate)");
+    rep.add(k + "setup_join_leave", sum([](const RunResult& r) { return r.setup_joins; }),
+            l + "join/leave received before the churn");
     rep.add(k + "own_joins", sum([](const RunResult& r) { return r.own_joins; }),
             l + "own joins received");
+    rep.add(k + "stale_joins", sum([](const RunResult& r) { return r.stale_joins; }),
+            l + "joins of members already there before one subscribed");
+    rep.add(k + "stale_leaves", sum([](const RunResult& r) { return r.stale_leaves; }),
+            l + "leaves of members gone before one subscribed");
     rep.add(k + "connect_s", med([](const RunResult& r) { return r.connect_s; }), 2,
             l + "connect + subscribe all", "s");
     if (rs[0].rss_subscribed >= 0 && rs[0].rss_before >= 0) {
@@ -1412,6 +1466,12 @@ int run_churn(const Options& o) {
     for (const auto& r : rs) {
       if (!r.first_error.empty()) {
         rep.add(k + "first_error", r.first_error);
+        break;
+      }
+    }
+    for (const auto& r : rs) {
+      if (!r.first_stale.empty()) {
+        rep.add(k + "first_stale", r.first_stale);
         break;
       }
     }

@@ -31,7 +31,7 @@ struct Options {
   uint64_t publishers = 1;
   uint64_t messages = 200000;  // in total, split evenly between publishers
   uint64_t size = 100;         // bytes of each publish's `data` object
-  uint64_t window = 64;        // unacknowledged publishes per publisher
+  uint64_t window = 64;        // unacknowledged publishes per publisher (churn 1024)
   uint64_t rate = 0;           // publishes per second over all publishers, 0 = max
   uint64_t duration_ns = 0;    // with rate: messages = rate x duration (rooms default 5 s)
   bool timed_publish = false;  // max rate (--rate 0) with --duration: publish for duration_ns,
