@@ -1497,6 +1497,15 @@ int run_churn(const Options& o) {
     rep.add("p99_ratio", r99, 3, "p99 presence on / off (target <= 1.2)");
     rep.add("p999_ratio", ratio(0.999), 3, "p99.9 presence on / off");
     rep.add_bool("p99_target_met", r99 <= 1.2, "p99 ratio <= 1.2");
+    {
+      // CPU moves less than latency on a shared machine.
+      std::vector<double> v;
+      for (size_t i = 0; i < n; ++i) {
+        if (results[0][i].server_cpu_pct > 0 && results[1][i].server_cpu_pct > 0)
+          v.push_back(results[0][i].server_cpu_pct / results[1][i].server_cpu_pct);
+      }
+      if (!v.empty()) rep.add("server_cpu_ratio", median(v), 3, "server CPU presence on / off");
+    }
     std::vector<double> per_member;
     for (size_t i = 0; i < n; ++i) {
       const RunResult& on = results[0][i];
