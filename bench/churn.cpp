@@ -406,6 +406,7 @@ struct RunResult {
   double join_leave_per_sec = 0;
   uint64_t join_leave_expected = 0;  // the whole run, from the bench's member counts
   uint64_t own_joins = 0;
+  Histogram own_join_delay;  // subscribed reply -> own join, both at the bench
   // join/leave of a member X received by a member that subscribed after X's
   // change (reported, not a failure: see bench/README.md)
   uint64_t stale_joins = 0, stale_leaves = 0;
@@ -634,7 +635,7 @@ void ChurnRun::on_unsubscribed(Conn& c, std::string_view msg, bool has_id, uint6
   }
 }
 
-void ChurnRun::on_join_leave(Conn& c, bool join, std::string_view msg, uint64_t) {
+void ChurnRun::on_join_leave(Conn& c, bool join, std::string_view msg, uint64_t recv_ns) {
   if (user_role(c.user) != kRoleMember) {
     violation(r_.jl_not_subscribed, "a publisher (subscribed to nothing) got " + std::string(msg));
     return;
@@ -695,6 +696,7 @@ void ChurnRun::on_join_leave(Conn& c, bool join, std::string_view msg, uint64_t)
     m.own_join_pending = false;
     --own_joins_pending_;
     ++r_.own_joins;
+    r_.own_join_delay.record(recv_ns > m.sub_reply_ns ? recv_ns - m.sub_reply_ns : 0);
     return;
   }
   // Another member X. Stale: X's change happened at the owner before this
@@ -916,7 +918,10 @@ uint64_t ChurnRun::pump_churn(uint64_t now) {
       const uint32_t mi = churners_[churn_cursor_++ % churners_.size()];
       Member& m = members_[mi];
       if (!m.churner || !m.conn || m.conn->state != ConnState::open) continue;
-      if (m.state == MState::subscribed) {
+      // Not before its own join arrived: a member that joins and leaves
+      // within one turn of the owner is not announced at all (section 13),
+      // and under load a turn can outlast the K/R between a churner's ops.
+      if (m.state == MState::subscribed && !m.own_join_pending) {
         m.state = MState::unsubscribing;
         m.op_sent_ns = now;
         client_.unsubscribe(*m.conn, wire_[m.channel]);
@@ -1401,6 +1406,15 @@ int run_churn(const Options& o) {
             l + "join/leave received before the churn");
     rep.add(k + "own_joins", sum([](const RunResult& r) { return r.own_joins; }),
             l + "own joins received");
+    rep.add(k + "own_join_p50_us",
+            med([](const RunResult& r) { return us(r.own_join_delay.quantile(0.5)); }), 1,
+            l + "subscribed -> own join p50", "us");
+    rep.add(k + "own_join_p99_us",
+            med([](const RunResult& r) { return us(r.own_join_delay.quantile(0.99)); }), 1,
+            l + "subscribed -> own join p99", "us");
+    rep.add(k + "own_join_max_us",
+            med([](const RunResult& r) { return us(r.own_join_delay.max()); }), 1,
+            l + "subscribed -> own join max", "us");
     rep.add(k + "stale_joins", sum([](const RunResult& r) { return r.stale_joins; }),
             l + "joins of members already there before one subscribed");
     rep.add(k + "stale_leaves", sum([](const RunResult& r) { return r.stale_leaves; }),
