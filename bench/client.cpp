@@ -199,6 +199,19 @@ void Client::subscribe(Conn& c, std::string_view wire) {
   loop_.send_text(c, m);
 }
 
+uint64_t Client::unsubscribe(Conn& c, std::string_view wire) {
+  std::string& m = scratch_;
+  m.clear();
+  const uint32_t id = ++c.proto_next_id;
+  m += "{\"type\":\"unsubscribe\",\"id\":";
+  append_uint(m, id);
+  m += ",\"channel\":\"";
+  m += wire;
+  m += "\"}";
+  loop_.send_text(c, m);
+  return id;
+}
+
 void Client::history(Conn& c, uint64_t id, std::string_view wire, uint64_t limit) {
   std::string& m = scratch_;
   m.clear();
@@ -282,9 +295,18 @@ void Client::on_herald(Conn& c, std::string_view msg, uint64_t recv_ns) {
     }
   } else if (type == "subscribed") {
     h_.on_subscribed(c, recv_ns);
+  } else if (type == "join" || type == "leave") {
+    h_.on_join_leave(c, type == "join", msg, recv_ns);
+  } else if (type == "unsubscribed") {
+    const bool has_id = find_uint(p, end, "\"id\"", id);
+    h_.on_unsubscribed(c, msg, has_id, id, recv_ns);
   } else if (type == "connected") {
     if (c.proto_state == kAwaitConnected) {
       c.proto_state = 0;
+      if (const char* q = find_key(p, end, "\"client\""); q && q < end && *q == '"') {
+        const void* e = std::memchr(q + 1, '"', static_cast<size_t>(end - q - 1));
+        if (e) c.proto_client.assign(q + 1, static_cast<const char*>(e));
+      }
       h_.on_ready(c, recv_ns);
     }
   } else if (type == "history") {
@@ -298,7 +320,7 @@ void Client::on_herald(Conn& c, std::string_view msg, uint64_t recv_ns) {
   } else if (type.empty()) {
     ++counters_.protocol_errors;
   }
-  // Anything else (unsubscribed, ...) is not used by the bench.
+  // Anything else (presence replies, ...) is not used by the bench.
 }
 
 void Client::on_nats(Conn& c, std::string_view bytes, uint64_t recv_ns) {

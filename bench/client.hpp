@@ -9,7 +9,10 @@
 //           (no offset, epoch, connected or ping is needed); app-level
 //           {"type":"ping"} is answered with {"type":"pong"}. Optionally
 //           (--token-file, --connect-first) each connection first sends
-//           {"type":"connect","id":N,"token":T} and is ready on `connected`.
+//           {"type":"connect","id":N,"token":T} and is ready on `connected`
+//           (whose `client` is kept in Conn::proto_client). `unsubscribe` /
+//           `unsubscribed` and the `join` / `leave` messages of presence are
+//           passed on for the churn scenario.
 //   raw     the same wire format, against herald-rawtcp-peer.
 //   nats    nats-server's WebSocket listener with the NATS text protocol
 //           inside binary frames: INFO -> CONNECT; SUB subject sid + PING,
@@ -58,6 +61,15 @@ class ClientHandler {
   // A `history` reply (herald only), the whole message; only the history
   // scenario asks for them.
   virtual void on_history(Conn&, std::string_view /*msg*/, uint64_t /*recv_ns*/) {}
+  // An `unsubscribed` (herald only), the whole message; `has_id`: the reply
+  // to unsubscribe request `id`, else the server ended a subscription. Only
+  // the churn scenario unsubscribes.
+  virtual void on_unsubscribed(Conn&, std::string_view /*msg*/, bool /*has_id*/, uint64_t /*id*/,
+                               uint64_t /*recv_ns*/) {}
+  // A `join` (join = true) or `leave` message (herald only), the whole
+  // message. Never passed to on_event.
+  virtual void on_join_leave(Conn&, bool /*join*/, std::string_view /*msg*/, uint64_t /*recv_ns*/) {
+  }
 };
 
 // Incremental parser of the NATS server-to-client protocol (the part a
@@ -117,6 +129,9 @@ class Client final : public Handler, private NatsSink {
   // with `id` follows.
   void publish(Conn& c, uint64_t id, std::string_view wire, std::string_view event,
                std::string_view data);
+  // Ends the subscription of `c` to `wire` (herald only); on_unsubscribed
+  // with the returned id follows.
+  uint64_t unsubscribe(Conn& c, std::string_view wire);
   // Asks for the newest `limit` events of `wire` (herald only); on_history
   // follows.
   void history(Conn& c, uint64_t id, std::string_view wire, uint64_t limit);

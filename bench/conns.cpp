@@ -30,20 +30,6 @@
 namespace herald::bench {
 namespace {
 
-// VmRSS of a process in bytes, -1 when unreadable.
-int64_t vm_rss_bytes(uint64_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      long long kb = -1;
-      if (std::sscanf(line.c_str() + 6, "%lld", &kb) == 1 && kb >= 0) return kb * 1024;
-      return -1;
-    }
-  }
-  return -1;
-}
-
 // Seconds since the process started (/proc/PID/stat field 22 against
 // /proc/uptime), -1 when unreadable.
 double process_age_s(uint64_t pid) {

@@ -4,6 +4,7 @@
 // rooms in pubsub.cpp, connect and idle in conns.cpp, selftest). Usage and
 // the command-line contract: bench/README.md.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -50,6 +51,12 @@ constexpr ScenarioEntry kScenarios[] = {
      " --connections --settle --warmup --token-file --connect-first --pipeline-connect "},
     {"history", "latency of `history` requests for the newest L of E stored events", &run_history,
      " --connections --requests --stored --limit --size --window --channel "},
+    {"churn",
+     "N connections on C channels, a churning set (un)subscribing, a fan-out: presence cost",
+     &run_churn,
+     " --connections --channels --churners --churn-rate --rate --publishers --size --window "
+     "--duration --settle --drain-timeout --channel --presence --join-leave --herald "
+     "--server-workers --api-key --rounds "},
     {"selftest", "checks the bench's own WebSocket client and NATS parser (no server needed)",
      &run_selftest, " "},
 };
@@ -114,6 +121,25 @@ void usage(std::FILE* f) {
       "  --connections C           connections, one request outstanding each [4]\n"
       "  --size, --window          of the stored events, as for fanout [100, 64]\n"
       "  --channel NAME            channel prefix [bench:history]\n"
+      "churn (Herald only; see bench/README.md):\n"
+      "  --connections N           members, each subscribed to <channel>:<i mod C> [10000]\n"
+      "  --channels C              channels <channel>:0..C-1 [100]\n"
+      "  --churners K              members 0..K-1 unsubscribe / resubscribe elsewhere [1000]\n"
+      "  --churn-rate R            subscribes + unsubscribes per second in total [2000]\n"
+      "  --rate N                  publishes/s in total, round-robin over the channels; 0 = no\n"
+      "                            fan-out [2000]\n"
+      "  --publishers, --size, --window  as for fanout [1, 100, 1024]\n"
+      "  --duration T              churn + fan-out for T [30s]\n"
+      "  --settle T                wait with all subscribed before the RSS and the churn [2s]\n"
+      "  --channel NAME            namespace of the channels [churn]\n"
+      "  --herald BIN              start BIN serve per run (free port, temporary config, memory\n"
+      "                            engine) instead of --url; its pid gives RSS and CPU\n"
+      "  --presence on|off|both    how the namespace is set [both with --herald, else on]\n"
+      "  --join-leave on|off       join_leave together with presence [on]\n"
+      "  --server-workers N        --workers of the started herald [2]\n"
+      "  --rounds N                runs of each mode, in alternating order [1]\n"
+      "  --api-key KEY             for the presence-stats requests to a --url server\n"
+      "  --duration-limit T        applies to each run [duration + 90s]\n"
       "\nOutput: one JSON line on stdout, then a table. Exit code 0 when every\n"
       "message arrived once and in order (connect/idle: every connection\n"
       "subscribed), 1 when not (or on errors/timeouts), 2 on bad arguments or\n"
@@ -211,6 +237,14 @@ void scenario_defaults(Options& o, bool smoke) {
   } else if (o.scenario == "history") {
     o.connections = 4;
     o.channel = "bench:history";
+  } else if (o.scenario == "churn") {
+    o.connect_concurrency = 256;
+    // 0.5 s of publishes at 2,000/s: the rate holds through latency spikes,
+    // so both modes get the same offered load.
+    o.window = 1024;
+    o.rate = 2000;
+    o.duration_ns = 30'000'000'000;
+    o.channel = "churn";
   }
   if (!smoke) return;
   o.smoke = true;
@@ -237,6 +271,15 @@ void scenario_defaults(Options& o, bool smoke) {
     o.connections = 2;
     o.stored = 150;
     o.requests = 200;
+  } else if (o.scenario == "churn") {
+    o.connections = 200;
+    o.channels = 4;
+    o.churners = 40;
+    o.churn_rate = 200;
+    o.rate = 200;
+    o.duration_ns = 2'000'000'000;
+    o.settle_ns = 300'000'000;
+    o.window = 16;
   }
 }
 
@@ -320,6 +363,27 @@ int main_impl(int argc, char** argv) {
       {"--token-file", str(o.token_file), {}},
       {"--connect-first", {}, [&] { o.connect_first = true; }},
       {"--pipeline-connect", {}, [&] { o.pipeline_connect = true; }},
+      {"--channels", num(o.channels, 1, 1'000'000), {}},
+      {"--churners", num(o.churners, 0, 1'000'000), {}},
+      {"--churn-rate", num(o.churn_rate, 0, 10'000'000), {}},
+      {"--presence",
+       [&](std::string_view v) {
+         if (v != "on" && v != "off" && v != "both") return false;
+         o.presence = std::string(v);
+         return true;
+       },
+       {}},
+      {"--join-leave",
+       [&](std::string_view v) {
+         if (v != "on" && v != "off") return false;
+         o.join_leave = v == "on";
+         return true;
+       },
+       {}},
+      {"--herald", str(o.herald), {}},
+      {"--server-workers", num(o.server_workers, 1, 256), {}},
+      {"--api-key", str(o.api_key), {}},
+      {"--rounds", num(o.rounds, 1, 100), {}},
       {"--smoke", {}, [] {}},
   };
   std::set<std::string> given;
@@ -422,6 +486,39 @@ int main_impl(int argc, char** argv) {
       return kExitUsage;
     }
   }
+  if (o.scenario == "churn") {
+    for (const char ch : o.channel) {
+      const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+      if (!ok) {
+        std::fprintf(stderr,
+                     "herald-bench: churn: --channel is a namespace name (letters, digits, _ -)\n");
+        return kExitUsage;
+      }
+    }
+    if (o.presence.empty()) o.presence = o.herald.empty() ? "on" : "both";
+    if (!o.herald.empty() && given.count("--url")) {
+      std::fprintf(stderr, "herald-bench: give --url or --herald, not both\n");
+      return kExitUsage;
+    }
+    if (!o.herald.empty() && given.count("--server-pid")) {
+      std::fprintf(stderr, "herald-bench: --server-pid comes with --url (--herald knows it)\n");
+      return kExitUsage;
+    }
+    if (!o.herald.empty() && ::access(o.herald.c_str(), X_OK) != 0) {
+      std::fprintf(stderr, "herald-bench: --herald %s: not an executable\n", o.herald.c_str());
+      return kExitUsage;
+    }
+    for (const char ch : o.api_key) {
+      if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f) {
+        std::fprintf(stderr, "herald-bench: --api-key must not contain spaces or controls\n");
+        return kExitUsage;
+      }
+    }
+    // Per run: the connections, the churn and the drain.
+    if (!given.count("--duration-limit"))
+      o.duration_limit_ns = o.duration_ns + (o.smoke ? 20'000'000'000ull : 90'000'000'000ull);
+  }
   if (o.scenario == "idle" && !o.server_pid && !o.smoke) {
     std::fprintf(stderr, "herald-bench: idle needs --server-pid (the server whose RSS to read)\n");
     return kExitUsage;
@@ -433,6 +530,9 @@ int main_impl(int argc, char** argv) {
   if (o.scenario == "connect") conns = o.connections;
   if (o.scenario == "idle") conns = o.connections + o.warmup;
   if (o.scenario == "history") conns = o.connections + 1;
+  // churn: a started herald inherits the limit, and needs one descriptor per
+  // connection too, plus its own (epoll, eventfds, engine).
+  if (o.scenario == "churn") conns = o.connections + o.publishers + (o.herald.empty() ? 0 : 1024);
   if (conns > 2'000'000) {
     std::fprintf(stderr, "herald-bench: too many connections (%llu)\n",
                  static_cast<unsigned long long>(conns));

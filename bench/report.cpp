@@ -79,6 +79,19 @@ SchedTime sched_time(uint64_t pid) {
   return t;
 }
 
+int64_t vm_rss_bytes(uint64_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      long long kb = -1;
+      if (std::sscanf(line.c_str() + 6, "%lld", &kb) == 1 && kb >= 0) return kb * 1024;
+      return -1;
+    }
+  }
+  return -1;
+}
+
 HostCpu host_cpu() {
   std::ifstream f("/proc/stat");
   std::string cpu;

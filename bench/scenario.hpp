@@ -31,7 +31,7 @@ struct Options {
   uint64_t publishers = 1;
   uint64_t messages = 200000;  // in total, split evenly between publishers
   uint64_t size = 100;         // bytes of each publish's `data` object
-  uint64_t window = 64;        // unacknowledged publishes per publisher
+  uint64_t window = 64;        // unacknowledged publishes per publisher (churn 1024)
   uint64_t rate = 0;           // publishes per second over all publishers, 0 = max
   uint64_t duration_ns = 0;    // with rate: messages = rate x duration (rooms default 5 s)
   bool timed_publish = false;  // max rate (--rate 0) with --duration: publish for duration_ns,
@@ -59,6 +59,18 @@ struct Options {
   std::vector<std::string> tokens;
   bool connect_first = false;
   bool pipeline_connect = false;  // do not wait for `connected` before subscribing
+  // churn: --connections members on --channels channels <--channel>:<i>,
+  // the first --churners of them (un)subscribing at --churn-rate ops/s while
+  // --rate publishes/s go round-robin to the channels.
+  uint64_t channels = 100;
+  uint64_t churners = 1000;
+  uint64_t churn_rate = 2000;
+  std::string presence;         // on, off (--url: how the server is set), both (--herald)
+  bool join_leave = true;       // with presence on: join_leave too
+  std::string herald;           // start this herald binary per run (temporary config)
+  uint64_t server_workers = 2;  // --workers of the started herald
+  std::string api_key;          // for the HTTP API of a --url server with [[api.keys]]
+  uint64_t rounds = 1;          // churn: runs of each mode, alternating order
 
   // The token of connection i, or null.
   const std::string* token_for(uint64_t i) const {
@@ -80,6 +92,9 @@ struct HostCpu {
   double busy = 0, total = 0;
 };
 HostCpu host_cpu();
+
+// VmRSS of a process in bytes (/proc/PID/status), -1 when unreadable.
+int64_t vm_rss_bytes(uint64_t pid);
 
 // Scheduler time of a process, summed over its threads (/proc/PID/task/*/
 // schedstat): on a CPU, and runnable but waiting for one. pid 0 is this
@@ -116,6 +131,7 @@ int run_rooms(const Options& o);
 int run_connect(const Options& o);
 int run_idle(const Options& o);
 int run_history(const Options& o);
+int run_churn(const Options& o);
 int run_selftest(const Options& o);
 
 }  // namespace herald::bench

@@ -464,6 +464,12 @@ struct ClientLog final : ClientHandler {
     log += "error " + (has_id ? std::to_string(id) + " " : std::string()) + std::string(m) + ";";
   }
   void on_closed(Conn&, const CloseInfo&) override { log += "closed;"; }
+  void on_unsubscribed(Conn&, std::string_view, bool has_id, uint64_t id, uint64_t) override {
+    log += "unsubscribed " + (has_id ? std::to_string(id) : std::string("server")) + ";";
+  }
+  void on_join_leave(Conn&, bool join, std::string_view m, uint64_t) override {
+    log += (join ? "join " : "leave ") + std::string(m) + ";";
+  }
 };
 
 // Runs the client loop until `pred` or 2 s pass.
@@ -579,6 +585,28 @@ void test_herald_client() {
         "subscribed, events (type first or not), ack, error with id (" + log.log + ")");
   check(client_payloads(peer, loop, 1) == "{\"type\":\"pong\"}",
         "app-level ping answered with pong");
+  // churn: unsubscribe, its reply, a server-side unsubscribe, join/leave
+  // (never events).
+  check(client.unsubscribe(c, "bench:room:3") == 2, "unsubscribe takes the next id");
+  loop.flush_pending();
+  check(client_payloads(peer, loop, 1) ==
+            "{\"type\":\"unsubscribe\",\"id\":2,\"channel\":\"bench:room:3\"}",
+        "unsubscribe request");
+  log.log.clear();
+  const std::string join =
+      "{\"type\":\"join\",\"channel\":\"c\",\"client\":\"c2\",\"user_joined\":true}";
+  const std::string leave =
+      "{\"type\":\"leave\",\"channel\":\"c\",\"client\":\"c2\",\"user_left\":true}";
+  peer.send_slowly(loop,
+                   frame(0x81, join) + frame(0x81, leave) +
+                       frame(0x81, "{\"type\":\"unsubscribed\",\"id\":2,\"channel\":\"c\"}") +
+                       frame(0x81,
+                             "{\"type\":\"unsubscribed\",\"channel\":\"c\",\"reason\":"
+                             "\"destroyed\"}"),
+                   1000);
+  pump_until(loop, [&] { return log.log.find("server") != std::string::npos; });
+  check(log.log == "join " + join + ";leave " + leave + ";unsubscribed 2;unsubscribed server;",
+        "join, leave, unsubscribed reply and server unsubscribe (" + log.log + ")");
 }
 
 void test_herald_connect() {
@@ -607,6 +635,7 @@ void test_herald_connect() {
                    1000);
   pump_until(loop, [&] { return !log.log.empty(); });
   check(log.log == "ready;", "ready on connected (" + log.log + ")");
+  check(c.proto_client == "c1", "client id from connected (" + c.proto_client + ")");
   check(c.upgraded_ns != 0 && c.upgraded_ns >= c.started_ns, "upgrade time recorded");
   client.subscribe(c, "bench:conn:1");
   loop.flush_pending();

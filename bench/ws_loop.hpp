@@ -80,6 +80,9 @@ struct Conn {
   // completed (for the connect -> connected time).
   const std::string* proto_token = nullptr;
   uint64_t upgraded_ns = 0;
+  // Herald target: the connection's id from `connected` (`client`), empty
+  // when no `connect` was sent or it had none.
+  std::string proto_client;
 };
 
 class Handler {

@@ -59,6 +59,18 @@ history history
 connect-token connect --token-file $workdir/tokens
 connect-pipelined connect --token-file $workdir/tokens --pipeline-connect
 fanout-connect fanout --connect-first
+churn-off churn --presence off
 EOF2
+# churn with servers of its own (a fresh one with presence and join_leave on,
+# then one with both off): join/leave, the own-join checks and the final
+# presence-stats check.
+if "$bench" churn --smoke --no-progress --herald "$server" >"$workdir/churn-both.out" 2>&1; then
+  echo "bench smoke churn-both: ok ($(grep -m1 '^{' "$workdir/churn-both.out" | cut -c1-120)...)"
+  passed=$((passed + 1))
+else
+  echo "bench smoke churn-both: FAILED"
+  cat "$workdir/churn-both.out"
+  failed=$((failed + 1))
+fi
 echo "bench smoke: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
