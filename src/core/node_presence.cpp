@@ -46,6 +46,9 @@ std::optional<Failure> Node::presence_admit(Shard& shard, const SubscribeRequest
     limits = {ns->options.presence_max_members, ns->options.max_users};
     announce = ns->options.join_leave;
   }
+  // Changes queued before this member arrived go out before its `subscribed`
+  // reply: a member is told only of changes after it (its own join first).
+  if (read_ok) flush_announcements(shard, req.channel);
   const size_t before = p.clients();
   const auto admission =
       p.admit(presence::Member{req.client, req.user, req.info}, limits, read_ok, announce);
