@@ -918,9 +918,9 @@ uint64_t ChurnRun::pump_churn(uint64_t now) {
       const uint32_t mi = churners_[churn_cursor_++ % churners_.size()];
       Member& m = members_[mi];
       if (!m.churner || !m.conn || m.conn->state != ConnState::open) continue;
-      // Not before its own join arrived: a member that joins and leaves
-      // within one turn of the owner is not announced at all (section 13),
-      // and under load a turn can outlast the K/R between a churner's ops.
+      // Not before its own join arrived: under load an owner's turn can
+      // outlast the K/R between a churner's ops, and the own-join delay is
+      // one of the figures.
       if (m.state == MState::subscribed && !m.own_join_pending) {
         m.state = MState::unsubscribing;
         m.op_sent_ns = now;
