@@ -255,6 +255,15 @@ TEST(JwtVerify, RefusesAlgorithmNotOnTheAllowList) {
   EXPECT_EQ(failure_of(*two, token("rs256")), VerifyFailure::bad_algorithm);
 }
 
+TEST(JwtVerify, AllowListHoldsWhereLibjoseWouldNot) {
+  // libjose 11 verifies an HS384 token with a JWK that says HS256 (its alg
+  // check is strcmp(header, key) < 0); Herald's allow-list must refuse it.
+  const auto keys = KeySet::build({secret_key("hs", "hs384.secret", {Alg::HS256})});
+  const VerifyError e = refused(verify(*keys, token("hs384"), {}, kNow));
+  EXPECT_EQ(e.failure, VerifyFailure::bad_algorithm);
+  EXPECT_EQ(e.reason, "algorithm HS384 is not allowed for key 'hs'");
+}
+
 TEST(JwtVerify, RefusesWrongKeys) {
   const auto keys = all_keys();
   EXPECT_EQ(failure_of(*keys, token("rs256_wrong_key")), VerifyFailure::bad_signature);
