@@ -39,6 +39,17 @@ struct NewEvent {
   // the latest one given for a channel (by an append or a read).
   std::optional<Retention> retention = std::nullopt;
   std::string from_info = {};  // raw JSON of the publisher's token `info`, "" for none
+  // Exactly-once publish (docs/protocol.md, idempotency_key): with a key,
+  // the engine remembers (channel, key) -> (offset, fingerprint) until
+  // ts_ms + idempotency_window_ms, at most idempotency_max_keys per channel
+  // (the oldest forgotten first), written in the same transaction (state)
+  // as the event. A later append with a remembered key stores nothing: it
+  // answers `replayed` with the original offset when its fingerprint is the
+  // same, else `conflict`. remove() forgets the channel's keys.
+  std::string idempotency_key = {};  // "" for none
+  uint64_t fingerprint = 0;          // of the publisher, event and data (core::fingerprint)
+  int64_t idempotency_window_ms = 120000;
+  size_t idempotency_max_keys = 10000;
 };
 
 struct StoredEvent {
@@ -57,6 +68,11 @@ struct AppendResult {
   uint64_t offset = 0;  // offset given to the event
   std::string epoch;
   int64_t created_ms = 0;  // as HistoryResult::created_ms, this event included
+  // With an idempotency key already remembered: `replayed` (ok, `offset` is
+  // the original one, nothing was stored) or `conflict` (not ok, `offset` is
+  // the original one; another event or data used the key).
+  bool replayed = false;
+  bool conflict = false;
 };
 
 struct HistoryQuery {
