@@ -668,6 +668,19 @@ const std::vector<NamespaceKeyDef>& namespace_keys() {
                    o.expire_data = text;
                  },
                  [](const NamespaceOptions& o) { return Value(o.expire_data); }});
+    k.push_back(
+        {"idempotency_window_ms", Type::duration_ms, 1000, kDay, Scope::anywhere,
+         "How long a publish's idempotency_key is remembered: a retry within it gets the "
+         "original ack instead of a second event.",
+         [](NamespaceOptions& o, const std::string&, const Value& v, const std::filesystem::path&) {
+           o.idempotency_window = std::chrono::milliseconds(std::get<int64_t>(v));
+         },
+         [](const NamespaceOptions& o) {
+           return Value(static_cast<int64_t>(o.idempotency_window.count()));
+         }});
+    k.push_back(ns_size<&NamespaceOptions::idempotency_max_keys>(
+        "idempotency_max_keys", 1000000,
+        "Idempotency keys remembered per channel; beyond, the oldest are forgotten first."));
     k.push_back(ns_access<&NamespaceOptions::destroy_access>(
         "destroy_access",
         "Who may destroy a channel over WebSocket (destroy): none (only the HTTP API), "

@@ -102,7 +102,11 @@ struct NamespaceOptions {
   std::string expire_event;                  // final event on expiry ("": none)
   std::string expire_data = "null";          // its data (JSON text, checked at load)
   std::string destroy_access = "none";       // who may `destroy` over WebSocket
-  size_t max_message_bytes = 64 * 1024;      // bytes of one publish's `data`
+  // Exactly-once publish: how long, and how many per channel, idempotency
+  // keys are remembered.
+  std::chrono::milliseconds idempotency_window{120000};
+  size_t idempotency_max_keys = 10000;
+  size_t max_message_bytes = 64 * 1024;  // bytes of one publish's `data`
   // JSON file mapping event names to JSON Schemas; "" for none. Made absolute
   // at load (a relative path is relative to the config file's directory).
   std::string schema;

@@ -69,6 +69,22 @@ std::optional<Failure> admit(const Namespace& ns, PublishRequest& req) {
   return std::nullopt;
 }
 
+uint64_t fingerprint(std::string_view user, std::string_view event, std::string_view data) {
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&h](std::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+    h ^= 0xff;  // a separator no UTF-8 text contains
+    h *= 1099511628211ull;
+  };
+  mix(user);
+  mix(event);
+  mix(data);
+  return h;
+}
+
 engine::Retention retention_of(const Namespace& ns) {
   return {ns.options.history_size, static_cast<int64_t>(ns.options.history_ttl.count())};
 }
@@ -177,8 +193,11 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
     return;
   }
   const engine::Retention keep = retention_of(*ns);
+  const int64_t key_window = ns->options.idempotency_window.count();
+  const size_t max_keys = ns->options.idempotency_max_keys;
   const unsigned owner = owner_of(req.channel);
-  post(owner, [this, owner, from, keep, req = std::move(req), done = std::move(done)]() mutable {
+  post(owner, [this, owner, from, keep, key_window, max_keys, req = std::move(req),
+               done = std::move(done)]() mutable {
     const int64_t ts = engine::system_now_ms();
     const auto arrived = std::chrono::steady_clock::now();
     if (req.ephemeral) {
@@ -189,10 +208,16 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
     }
     Shard& shard = *shards_[owner];
     const std::string channel = req.channel;
-    auto append = [this, owner, from, keep, ts, arrived, req = std::move(req),
+    auto append = [this, owner, from, keep, key_window, max_keys, ts, arrived, req = std::move(req),
                    done = std::move(done)]() mutable {
       engine::NewEvent ev{req.event, req.data, req.from_client, req.from_user,
                           ts,        keep,     req.from_info};
+      if (!req.idempotency_key.empty()) {
+        ev.idempotency_key = req.idempotency_key;
+        ev.fingerprint = fingerprint(req.from_user, req.event, req.data);
+        ev.idempotency_window_ms = key_window;
+        ev.idempotency_max_keys = max_keys;
+      }
       const std::string channel = req.channel;
       const auto appending = std::chrono::steady_clock::now();
       shards_[owner]->store->append(
@@ -202,8 +227,17 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
             auto& counters = *shards_[owner]->counters;
             counters.engine_append_seconds.observe(seconds_since(appending));
             PublishResult result;
-            if (!r.ok) {
+            if (r.conflict) {
+              result.failure = Failure{
+                  protocol::ErrorCode::idempotency_conflict,
+                  "idempotency_key " + req.idempotency_key + " was already used on " + req.channel +
+                      " for another event or data (offset " + std::to_string(r.offset) + ")",
+                  {}};
+            } else if (!r.ok) {
               result.failure = internal_failure(r.error);
+            } else if (r.replayed) {
+              result.offset = r.offset;  // stored before: nothing to deliver again
+              result.replayed = true;
             } else {
               result.offset = r.offset;
               deliver_to_workers(*shards_[owner], req.channel, event_frame(req, r.offset, ts));

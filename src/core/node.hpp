@@ -58,13 +58,19 @@ struct PublishRequest {
   std::string from_client;  // empty when published by the server API
   std::string from_user;
   bool ephemeral = false;
-  std::string from_info = {};  // raw JSON of the publisher's token `info`
+  std::string from_info = {};        // raw JSON of the publisher's token `info`
+  std::string idempotency_key = {};  // "" for none (never with ephemeral)
 };
 
 struct PublishResult {
   std::optional<Failure> failure;
   std::optional<uint64_t> offset;  // absent for ephemeral events
+  bool replayed = false;           // the key's original offset; nothing stored or delivered
 };
+
+// What an idempotency key is bound to: the publisher's user, the event and
+// its data (FNV-1a 64, stable across builds: sqlite keeps it on disk).
+uint64_t fingerprint(std::string_view user, std::string_view event, std::string_view data);
 
 struct SubscribeRequest {
   std::string channel;

@@ -147,19 +147,44 @@ void ApiRouter::publish(const Request& req, Responder respond) {
     return;
   }
   auto& cmd = std::get<protocol::Command>(parsed);
+  // The key may also come as the Idempotency-Key header (as payment APIs
+  // take it); checked like the body field.
+  if (const auto header = req["Idempotency-Key"]; !header.empty()) {
+    if (!cmd.idempotency_key.empty() && cmd.idempotency_key != header) {
+      respond(error(ErrorCode::bad_request, "Idempotency-Key header and idempotency_key differ"));
+      return;
+    }
+    std::string why = protocol::check_idempotency_key(header);
+    if (why.empty() && cmd.ephemeral)
+      why = "idempotency_key: not allowed on ephemeral events (they are never stored)";
+    if (!why.empty()) {
+      respond(error(ErrorCode::bad_request, why));
+      return;
+    }
+    cmd.idempotency_key = std::string(header);
+  }
   counters_.publishes.add();
   counters_.message_bytes.observe(static_cast<double>(cmd.data.size()));
-  core::PublishRequest pub{
-      std::move(cmd.channel), std::move(cmd.event), std::move(cmd.data), {}, {}, cmd.ephemeral};
-  node_.publish(
-      worker_, std::move(pub), [respond = std::move(respond)](const core::PublishResult& r) {
-        if (r.failure) {
-          respond(error(r.failure->code, r.failure->message, r.failure->details));
-          return;
-        }
-        respond(json_response(
-            200, r.offset ? "{\"offset\":" + std::to_string(*r.offset) + "}" : std::string("{}")));
-      });
+  core::PublishRequest pub{std::move(cmd.channel),
+                           std::move(cmd.event),
+                           std::move(cmd.data),
+                           {},
+                           {},
+                           cmd.ephemeral,
+                           {},
+                           std::move(cmd.idempotency_key)};
+  node_.publish(worker_, std::move(pub),
+                [respond = std::move(respond)](const core::PublishResult& r) {
+                  if (r.failure) {
+                    respond(error(r.failure->code, r.failure->message, r.failure->details));
+                    return;
+                  }
+                  std::string body = "{";
+                  if (r.offset) body += "\"offset\":" + std::to_string(*r.offset);
+                  if (r.replayed) body += ",\"replayed\":true";
+                  body += '}';
+                  respond(json_response(200, std::move(body)));
+                });
 }
 
 void ApiRouter::user_action(const Request& req, bool unsubscribe, Responder respond) {

@@ -227,7 +227,8 @@ void ClientSession::handle_publish(Command& cmd) {
                            client_id_,
                            identity_ ? identity_->user : std::string(),
                            cmd.ephemeral,
-                           identity_ ? identity_->info : std::string()};
+                           identity_ ? identity_->info : std::string(),
+                           std::move(cmd.idempotency_key)};
   request_sent();
   ctx_.node.publish(
       ctx_.worker, std::move(req),
@@ -235,7 +236,7 @@ void ClientSession::handle_publish(Command& cmd) {
                                                           const core::PublishResult& r) {
         if (id.empty()) return;
         std::string out;
-        append_ack(out, id, r.offset);
+        append_ack(out, id, r.offset, r.replayed);
         s.send_text(out);
       }));
 }

@@ -263,13 +263,14 @@ enum Field : unsigned {
   f_before,
   f_after,
   f_ephemeral,
+  f_idempotency_key,
   f_count,
   f_unknown = f_count,
 };
 
 constexpr std::array<std::string_view, f_count> kFieldNames = {
-    "id",      "type",    "channel", "event",  "data",  "token",
-    "history", "recover", "limit",   "before", "after", "ephemeral",
+    "id",      "type",  "channel", "event", "data",      "token",           "history",
+    "recover", "limit", "before",  "after", "ephemeral", "idempotency_key",
 };
 
 Field lookup_field(std::string_view key) {
@@ -297,6 +298,9 @@ Field lookup_field(std::string_view key) {
       break;
     case 9:
       if (key == "ephemeral") return f_ephemeral;
+      break;
+    case 15:
+      if (key == "idempotency_key") return f_idempotency_key;
       break;
     default:
       break;
@@ -335,7 +339,7 @@ enum class RecoverState : uint8_t {
 struct Pass {
   std::array<Got, f_count> got{};
   std::bitset<f_count> dup;
-  std::string_view id_raw, type, channel, event, data, token, epoch;
+  std::string_view id_raw, type, channel, event, data, token, epoch, idempotency_key;
   uint64_t history = 0, limit = 0, before = 0, after = 0, offset = 0;
   bool ephemeral = false;
   RecoverState recover = RecoverState::ok;
@@ -484,6 +488,8 @@ Read read_field(Field f, od::value& v, size_t depth_left, Pass& pass) {
       return read_string(v, depth_left, pass.event);
     case f_token:
       return read_string(v, depth_left, pass.token);
+    case f_idempotency_key:
+      return read_string(v, depth_left, pass.idempotency_key);
     case f_data:
       return raw_value(v, depth_left, pass.data);
     case f_history:
@@ -634,6 +640,10 @@ std::string check_channel_name(std::string_view name, size_t max_length) {
 
 std::string check_event_name(std::string_view name, size_t max_length) {
   return check_name("event", name, max_length, kEventChars, "_-.:");
+}
+
+std::string check_idempotency_key(std::string_view key) {
+  return check_name("idempotency_key", key, kMaxIdempotencyKeyLength, kEventChars, "_-.:");
 }
 
 struct CommandParser::Impl {
@@ -855,6 +865,14 @@ std::variant<Command, CommandError> CommandParser::Impl::parse(std::string_view 
       if (ok && pass.got[f_ephemeral] == Got::wrong)
         ok = check.fail("ephemeral: must be a boolean");
       if (ok) cmd.ephemeral = pass.got[f_ephemeral] == Got::ok && pass.ephemeral;
+      ok =
+          ok && check.optional_string(f_idempotency_key, pass.idempotency_key, cmd.idempotency_key);
+      if (ok && pass.got[f_idempotency_key] == Got::ok) {
+        std::string why = check_idempotency_key(cmd.idempotency_key);
+        if (why.empty() && cmd.ephemeral)
+          why = "idempotency_key: not allowed on ephemeral events (they are never stored)";
+        if (!why.empty()) ok = check.fail(std::move(why));
+      }
       break;
     }
     case CommandType::history:

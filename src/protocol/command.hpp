@@ -47,6 +47,7 @@ struct Command {
   std::string data;     // publish: raw JSON value; connect, destroy: raw JSON or empty
   std::string token;  // connect, subscribe (subscription token), refresh, sub_refresh; "" if absent
   bool ephemeral = false;                  // publish
+  std::string idempotency_key;             // publish; "" if absent
   std::optional<uint64_t> history;         // subscribe: send the last N events
   std::optional<RecoverPosition> recover;  // subscribe
   std::optional<uint64_t> limit;           // history
@@ -108,5 +109,9 @@ std::string check_channel_name(std::string_view name, size_t max_length);
 // Event names: 1..max_length bytes of [A-Za-z0-9_-.:]. Empty when valid, else
 // a message like check_channel_name's, naming the field `event`.
 std::string check_event_name(std::string_view name, size_t max_length);
+
+// Idempotency keys of publish: 1..128 bytes of [A-Za-z0-9_-.:] (a UUID fits).
+inline constexpr size_t kMaxIdempotencyKeyLength = 128;
+std::string check_idempotency_key(std::string_view key);
 
 }  // namespace herald::protocol

@@ -25,6 +25,8 @@ std::string_view to_string(ErrorCode code) {
       return "not_subscribed";
     case ErrorCode::channel_full:
       return "channel_full";
+    case ErrorCode::idempotency_conflict:
+      return "idempotency_conflict";
     case ErrorCode::validation_failed:
       return "validation_failed";
     case ErrorCode::too_large:
@@ -54,6 +56,7 @@ int http_status(ErrorCode code) {
       return 404;
     case ErrorCode::not_subscribed:
     case ErrorCode::channel_full:
+    case ErrorCode::idempotency_conflict:
       return 409;
     case ErrorCode::too_large:
       return 413;

@@ -16,6 +16,7 @@ enum class ErrorCode {
   unknown_channel,
   not_subscribed,
   channel_full,
+  idempotency_conflict,
   validation_failed,
   too_large,
   rate_limited,

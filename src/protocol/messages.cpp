@@ -218,13 +218,15 @@ void append_unsubscribed(std::string& out, std::string_view id, std::string_view
   out += '}';
 }
 
-void append_ack(std::string& out, std::string_view id, std::optional<uint64_t> offset) {
+void append_ack(std::string& out, std::string_view id, std::optional<uint64_t> offset,
+                bool replayed) {
   out += "{\"type\":\"ack\"";
   append_id(out, id);
   if (offset) {
     out += ",\"offset\":";
     append_int(out, *offset);
   }
+  if (replayed) out += ",\"replayed\":true";
   out += '}';
 }
 

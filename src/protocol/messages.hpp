@@ -66,8 +66,10 @@ void append_subscribed(std::string& out, std::string_view id, std::string_view c
 void append_unsubscribed(std::string& out, std::string_view id, std::string_view channel,
                          std::string_view reason = {});
 
-// {"type":"ack","id":…,"offset":…}
-void append_ack(std::string& out, std::string_view id, std::optional<uint64_t> offset);
+// {"type":"ack","id":…,"offset":…,"replayed":true}; `replayed` only for a
+// publish whose idempotency key was already stored (the original offset).
+void append_ack(std::string& out, std::string_view id, std::optional<uint64_t> offset,
+                bool replayed = false);
 
 // {"type":"history","id":…,"channel":…,"epoch":…,"offset":…,"events":[…]}
 // `events_json` as for append_subscribed.

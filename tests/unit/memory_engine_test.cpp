@@ -480,5 +480,57 @@ TEST_F(MemoryEngineTest, RemoveIsOrderedWithAppendsAndReads) {
   EXPECT_EQ(next->epoch, removed->epoch);
 }
 
+// Appends with an idempotency key (window 1 s, at most `max_keys` per channel).
+AppendResult keyed(ShardStore& store, const std::string& channel, const std::string& key,
+                   uint64_t fingerprint, int64_t ts, size_t max_keys = 100) {
+  std::optional<AppendResult> out;
+  NewEvent ev{"e", "1", "client-1", "user-1", ts};
+  ev.idempotency_key = key;
+  ev.fingerprint = fingerprint;
+  ev.idempotency_window_ms = 1000;
+  ev.idempotency_max_keys = max_keys;
+  store.append(channel, std::move(ev), [&](AppendResult r) { out = std::move(r); });
+  return out.value_or(AppendResult{});
+}
+
+TEST_F(MemoryEngineTest, IdempotencyKeyReplaysTheOriginalOffsetAndStoresNothing) {
+  auto engine = make(100);
+  auto store = open(*engine);
+  const AppendResult first = keyed(*store, "c", "k1", 7, kT0);
+  ASSERT_TRUE(first.ok);
+  EXPECT_FALSE(first.replayed);
+  EXPECT_EQ(first.offset, 1u);
+  const AppendResult again = keyed(*store, "c", "k1", 7, kT0 + 10);
+  EXPECT_TRUE(again.ok);
+  EXPECT_TRUE(again.replayed);
+  EXPECT_EQ(again.offset, 1u);
+  EXPECT_EQ(again.epoch, first.epoch);
+  EXPECT_EQ(read(*store, "c", 10).events.size(), 1u);
+  EXPECT_EQ(append(*store, "c").offset, 2u);  // no offset was consumed by the replay
+  const AppendResult other = keyed(*store, "c", "k1", 8, kT0 + 20);  // other event or data
+  EXPECT_FALSE(other.ok);
+  EXPECT_TRUE(other.conflict);
+  EXPECT_EQ(other.offset, 1u);
+  EXPECT_EQ(keyed(*store, "d", "k1", 8, kT0 + 20).offset, 1u);  // keys are per channel
+  // After the window the key is new again.
+  const AppendResult later = keyed(*store, "c", "k1", 7, kT0 + 1000);
+  EXPECT_TRUE(later.ok);
+  EXPECT_FALSE(later.replayed);
+  EXPECT_EQ(later.offset, 3u);
+}
+
+TEST_F(MemoryEngineTest, IdempotencyKeysAreBoundedAndForgottenByRemove) {
+  auto engine = make(100);
+  auto store = open(*engine);
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(keyed(*store, "c", "k" + std::to_string(i), 1, kT0, 3).ok);
+  EXPECT_FALSE(keyed(*store, "c", "k0", 1, kT0, 3).replayed);  // the oldest were forgotten
+  EXPECT_TRUE(keyed(*store, "c", "k4", 1, kT0, 3).replayed);
+  remove(*store, "c");
+  const AppendResult after = keyed(*store, "c", "k4", 1, kT0);
+  EXPECT_FALSE(after.replayed);
+  EXPECT_EQ(after.offset, 1u);
+}
+
 }  // namespace
 }  // namespace herald::engine

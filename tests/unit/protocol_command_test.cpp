@@ -131,6 +131,31 @@ TEST_F(CommandParserTest, PublishWithAllFields) {
   EXPECT_TRUE(c.ephemeral);
 }
 
+TEST_F(CommandParserTest, PublishIdempotencyKey) {
+  Command c = ok(R"({"type":"publish","channel":"a","event":"e","data":1,)"
+                 R"("idempotency_key":"3f2b8c1e-7d4a-4b0e-9c51-0a1b2c3d4e5f"})");
+  EXPECT_EQ(c.idempotency_key, "3f2b8c1e-7d4a-4b0e-9c51-0a1b2c3d4e5f");
+  EXPECT_EQ(ok(R"({"type":"publish","channel":"a","event":"e","data":1})").idempotency_key, "");
+  expect_error(
+      R"({"type":"publish","id":1,"channel":"a","event":"e","data":1,"idempotency_key":""})",
+      ErrorCode::bad_request, "idempotency_key: must not be empty", "1");
+  expect_error(
+      R"({"type":"publish","id":2,"channel":"a","event":"e","data":1,"idempotency_key":"a b"})",
+      ErrorCode::bad_request,
+      "idempotency_key: invalid character ' ' at 1; allowed: letters, digits and _-.:", "2");
+  expect_error(
+      R"({"type":"publish","id":3,"channel":"a","event":"e","data":1,"idempotency_key":7})",
+      ErrorCode::bad_request, "idempotency_key: must be a string", "3");
+  expect_error(R"({"type":"publish","id":4,"channel":"a","event":"e","data":1,)"
+               R"("idempotency_key":")" +
+                   std::string(129, 'k') + R"("})",
+               ErrorCode::bad_request, "idempotency_key: too long (max 128 bytes)", "4");
+  expect_error(R"({"type":"publish","id":5,"channel":"a","event":"e","data":1,"ephemeral":true,)"
+               R"("idempotency_key":"k"})",
+               ErrorCode::bad_request,
+               "idempotency_key: not allowed on ephemeral events (they are never stored)", "5");
+}
+
 TEST_F(CommandParserTest, PublishEphemeralDefaultsToFalse) {
   EXPECT_FALSE(ok(R"({"type":"publish","channel":"a","event":"e","data":1})").ephemeral);
   EXPECT_FALSE(

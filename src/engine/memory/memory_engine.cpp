@@ -6,6 +6,11 @@
 // random one at each removal), under which offsets start again at 1, so an offset is never given
 // twice within one epoch.
 //
+// Idempotency keys: a channel that was published to with a key gets a small
+// table (key -> offset, fingerprint, expiry) and a FIFO of keys by expiry,
+// pruned on every keyed append; channels never given a key pay one null
+// pointer.
+//
 // Each worker's ShardStore keeps its own channels and is only ever used from
 // that worker's thread, so nothing here takes a lock. Calls complete
 // synchronously: `done` runs before append()/read()/remove() returns, on the caller's
@@ -15,6 +20,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
+#include <memory>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -71,11 +78,33 @@ class EventRing {
   size_t size_ = 0;
 };
 
+struct KeyRecord {
+  uint64_t offset = 0;
+  uint64_t fingerprint = 0;
+  int64_t expires_ms = 0;
+};
+
+struct Keys {
+  std::unordered_map<std::string, KeyRecord> records;
+  std::deque<std::pair<int64_t, std::string>> by_expiry;  // oldest first
+
+  // Forgets keys expired at `now_ms`, then the oldest beyond `keep`.
+  void prune(int64_t now_ms, size_t keep) {
+    while (!by_expiry.empty() && (by_expiry.front().first <= now_ms || records.size() > keep)) {
+      auto it = records.find(by_expiry.front().second);
+      if (it != records.end() && it->second.expires_ms == by_expiry.front().first)
+        records.erase(it);
+      by_expiry.pop_front();
+    }
+  }
+};
+
 struct Channel {
-  uint64_t last_offset = 0;  // last offset given; the events held are
-  EventRing events;          // last_offset - size + 1 .. last_offset
-  int64_t created_ms = 0;    // ts_ms of offset 1 in this epoch (0: none yet)
-  std::string epoch;         // empty: the process's (never removed)
+  uint64_t last_offset = 0;    // last offset given; the events held are
+  EventRing events;            // last_offset - size + 1 .. last_offset
+  int64_t created_ms = 0;      // ts_ms of offset 1 in this epoch (0: none yet)
+  std::string epoch;           // empty: the process's (never removed)
+  std::unique_ptr<Keys> keys;  // made by the first keyed append
 };
 
 class MemoryShardStore final : public ShardStore {
@@ -88,7 +117,28 @@ class MemoryShardStore final : public ShardStore {
   void append(const std::string& channel, NewEvent ev, AppendHandler done) override {
     const Retention keep = ev.retention.value_or(defaults_);
     Channel& ch = channels_[channel];
+    if (!ev.idempotency_key.empty()) {
+      if (!ch.keys) ch.keys = std::make_unique<Keys>();
+      ch.keys->prune(ev.ts_ms, ev.idempotency_max_keys);
+      if (auto it = ch.keys->records.find(ev.idempotency_key); it != ch.keys->records.end()) {
+        AppendResult r{it->second.fingerprint == ev.fingerprint,
+                       {},
+                       it->second.offset,
+                       epoch_of(ch),
+                       ch.created_ms};
+        r.replayed = r.ok;
+        r.conflict = !r.ok;
+        if (r.conflict) r.error = "idempotency key conflict";
+        return done(std::move(r));
+      }
+    }
     const uint64_t offset = ++ch.last_offset;
+    if (!ev.idempotency_key.empty() && ev.idempotency_max_keys > 0) {
+      const int64_t expires = ev.ts_ms + ev.idempotency_window_ms;
+      ch.keys->records[ev.idempotency_key] = KeyRecord{offset, ev.fingerprint, expires};
+      ch.keys->by_expiry.emplace_back(expires, ev.idempotency_key);
+      ch.keys->prune(ev.ts_ms, ev.idempotency_max_keys);
+    }
     if (offset == 1) ch.created_ms = ev.ts_ms;
     // A smaller retention (after a reload) may leave more than one event to drop.
     drop_beyond(ch, keep.max_events > 0 ? keep.max_events - 1 : 0);
