@@ -91,6 +91,9 @@ void check_command(const Command& cmd, const boost::json::value& doc, std::strin
           !check_event_name(cmd.event, ParserLimits{}.max_event_length).empty()) {
         fail("bad name accepted", input);
       }
+      if (!cmd.idempotency_key.empty() &&
+          (!check_idempotency_key(cmd.idempotency_key).empty() || cmd.ephemeral))
+        fail("bad idempotency_key accepted", input);
       std::string out;
       EventView ev;
       ev.channel = cmd.channel;
