@@ -5,7 +5,8 @@
 // cache, new epochs for a restored older database, clear start-up errors
 // for a corrupt database or an unusable data directory, and removing a
 // channel (ordered with its appends and reads, kept across a restart) and its
-// creation time.
+// creation time, and idempotency keys (replay, conflict, window, one batch,
+// restarts, remove, the per-channel bound, the sweep and a failed commit).
 #include "engine/sqlite/sqlite_engine.hpp"
 
 #include <gtest/gtest.h>
@@ -107,6 +108,48 @@ class SqliteEngineTest : public ::testing::Test {
     store.remove(channel, [&](RemoveResult r) { out = std::move(r); });
     run_until([&] { return out.has_value(); });
     return out.value_or(RemoveResult{});
+  }
+
+  // An append with an idempotency key (see NewEvent).
+  AppendResult keyed(ShardStore& store, const std::string& channel, const std::string& key,
+                     uint64_t fingerprint, std::optional<int64_t> ts = std::nullopt,
+                     int64_t window_ms = 120000, size_t max_keys = 10000, std::string data = "k") {
+    std::optional<AppendResult> out;
+    store.append(channel, keyed_event(key, fingerprint, ts, window_ms, max_keys, std::move(data)),
+                 [&](AppendResult r) { out = std::move(r); });
+    run_until([&] { return out.has_value(); });
+    return out.value_or(AppendResult{});
+  }
+
+  NewEvent keyed_event(const std::string& key, uint64_t fingerprint,
+                       std::optional<int64_t> ts = std::nullopt, int64_t window_ms = 120000,
+                       size_t max_keys = 10000, std::string data = "k") {
+    NewEvent ev{"e", std::move(data), "client-1", "user-1", ts.value_or(now_.load())};
+    ev.idempotency_key = key;
+    ev.fingerprint = fingerprint;
+    ev.idempotency_window_ms = window_ms;
+    ev.idempotency_max_keys = max_keys;
+    return ev;
+  }
+
+  // Rows of table idempotency for `channel`, counted with a separate connection.
+  int64_t keys_in_db(const std::string& channel) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2((dir_ / "data" / kSqliteFileName).c_str(), &db, SQLITE_OPEN_READONLY,
+                              nullptr),
+              SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db,
+                                 "SELECT COUNT(*) FROM idempotency JOIN channels ON channels.id = "
+                                 "idempotency.channel WHERE channels.name = ?1",
+                                 -1, &st, nullptr),
+              SQLITE_OK);
+    sqlite3_bind_text(st, 1, channel.c_str(), -1, SQLITE_TRANSIENT);
+    int64_t n = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
   }
 
   static std::vector<uint64_t> offsets(const HistoryResult& r) {
@@ -1070,6 +1113,242 @@ TEST_F(SqliteEngineTest, DatabaseWithoutTheCreatedColumnGetsIt) {
   EXPECT_EQ(append(*store, "c", "7", kT0 + 7).created_ms, kT0 + 3);  // 3 is gone, kept
   EXPECT_EQ(read(*open(*engine), "c", 10).created_ms, kT0 + 3);
   EXPECT_EQ(append(*store, "empty", "y", kT0 + 9, Retention{0, 0}).created_ms, kT0 + 9);
+}
+
+}  // namespace
+}  // namespace herald::engine
+
+namespace herald::engine {
+namespace {
+
+using Offsets = std::vector<uint64_t>;
+
+TEST_F(SqliteEngineTest, IdempotentReplayReturnsTheOriginalOffsetAndStoresNothing) {
+  auto engine = make();
+  auto store = open(*engine);
+  append(*store, "c");
+  const AppendResult first = keyed(*store, "c", "key-1", 42);
+  ASSERT_TRUE(first.ok) << first.error;
+  EXPECT_EQ(first.offset, 2u);
+  EXPECT_FALSE(first.replayed);
+  now_ += 1000;
+  const AppendResult again = keyed(*store, "c", "key-1", 42);
+  ASSERT_TRUE(again.ok) << again.error;
+  EXPECT_TRUE(again.replayed);
+  EXPECT_FALSE(again.conflict);
+  EXPECT_EQ(again.offset, 2u);
+  EXPECT_EQ(again.epoch, first.epoch);
+  EXPECT_EQ(again.created_ms, first.created_ms);
+  // Nothing stored: the window, the database and the next offset agree.
+  EXPECT_EQ(rows_in_db("c"), 2);
+  EXPECT_EQ(keys_in_db("c"), 1);
+  HistoryResult h = read(*store, "c", 10);
+  EXPECT_EQ(h.last_offset, 2u);
+  EXPECT_EQ(offsets(h), (Offsets{1, 2}));
+  EXPECT_EQ(append(*store, "c").offset, 3u);
+  // The same key on another channel is another key.
+  const AppendResult other = keyed(*store, "d", "key-1", 42);
+  EXPECT_FALSE(other.replayed);
+  EXPECT_EQ(other.offset, 1u);
+  // A cold store sees the same.
+  auto cold = open(*engine);
+  EXPECT_EQ(keyed(*cold, "c", "key-1", 42).offset, 2u);
+  h = read(*cold, "c", 10);
+  EXPECT_EQ(offsets(h), (Offsets{1, 2, 3}));
+}
+
+TEST_F(SqliteEngineTest, IdempotencyKeyWithAnotherFingerprintIsAConflict) {
+  auto engine = make();
+  auto store = open(*engine);
+  ASSERT_EQ(keyed(*store, "c", "k", 1).offset, 1u);
+  const AppendResult r = keyed(*store, "c", "k", 2);
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(r.conflict);
+  EXPECT_FALSE(r.replayed);
+  EXPECT_EQ(r.offset, 1u);
+  EXPECT_NE(r.error.find("idempotency key conflict"), std::string::npos) << r.error;
+  EXPECT_EQ(rows_in_db("c"), 1);
+  EXPECT_EQ(append(*store, "c").offset, 2u);
+  // The key still holds the first fingerprint.
+  EXPECT_TRUE(keyed(*store, "c", "k", 1).replayed);
+}
+
+TEST_F(SqliteEngineTest, IdempotencyKeyIsNewAgainAfterItsWindow) {
+  auto engine = make();
+  auto store = open(*engine);
+  ASSERT_EQ(keyed(*store, "c", "k", 1, now_.load(), 1000).offset, 1u);
+  EXPECT_TRUE(keyed(*store, "c", "k", 1, now_ + 999, 1000).replayed);
+  const AppendResult later = keyed(*store, "c", "k", 2, now_ + 1000, 1000);
+  ASSERT_TRUE(later.ok) << later.error;
+  EXPECT_FALSE(later.replayed);
+  EXPECT_EQ(later.offset, 2u);
+  // The key now points at the new event, for a new window.
+  const AppendResult replay = keyed(*store, "c", "k", 2, now_ + 1500, 1000);
+  EXPECT_TRUE(replay.replayed);
+  EXPECT_EQ(replay.offset, 2u);
+  EXPECT_EQ(keys_in_db("c"), 1);
+}
+
+// Appends queued while the storage thread waits for a write lock held by
+// another connection are all handled in its next batch.
+TEST_F(SqliteEngineTest, IdempotentReplayWithinOneBatch) {
+  auto engine = make();
+  auto store = open(*engine);
+  append(*store, "c");  // loads the window
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2((dir_ / "data" / kSqliteFileName).c_str(), &db, SQLITE_OPEN_READWRITE,
+                            nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::vector<std::string> order;
+  std::vector<AppendResult> results;
+  const auto record = [&](std::string what) {
+    return [&, what](AppendResult r) {
+      order.push_back(what);
+      results.push_back(std::move(r));
+    };
+  };
+  store->append("c", NewEvent{"e", "blocker", "", "", now_}, record("blocker"));
+  std::this_thread::sleep_for(100ms);  // the storage thread waits in BEGIN
+  store->append("c", keyed_event("k", 7), record("first"));
+  store->append("c", keyed_event("k", 7), record("replay"));
+  store->append("c", keyed_event("k", 8), record("conflict"));
+  store->append("c", NewEvent{"e", "plain", "", "", now_}, record("plain"));
+  store->append("c", keyed_event("k", 7), record("replay again"));
+  std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  run_until([&] { return results.size() == 6; });
+  EXPECT_EQ(order, (std::vector<std::string>{"blocker", "first", "replay", "conflict", "plain",
+                                             "replay again"}));
+  ASSERT_EQ(results.size(), 6u);
+  EXPECT_EQ(results[0].offset, 2u);
+  EXPECT_EQ(results[1].offset, 3u);
+  EXPECT_FALSE(results[1].replayed);
+  EXPECT_TRUE(results[2].ok && results[2].replayed);
+  EXPECT_EQ(results[2].offset, 3u);
+  EXPECT_TRUE(results[3].conflict);
+  EXPECT_EQ(results[3].offset, 3u);
+  EXPECT_EQ(results[4].offset, 4u);
+  EXPECT_TRUE(results[5].replayed);
+  EXPECT_EQ(results[5].offset, 3u);
+  const HistoryResult h = read(*store, "c", 10);  // from the window
+  EXPECT_EQ(h.last_offset, 4u);
+  EXPECT_EQ(offsets(h), (Offsets{1, 2, 3, 4}));
+  EXPECT_EQ(rows_in_db("c"), 4);
+  EXPECT_EQ(append(*store, "c").offset, 5u);
+}
+
+TEST_F(SqliteEngineTest, IdempotencyKeysSurviveReopening) {
+  std::string epoch;
+  {
+    auto engine = make();
+    auto store = open(*engine);
+    epoch = keyed(*store, "c", "k", 5).epoch;
+    append(*store, "c");
+  }
+  auto engine = make();
+  auto store = open(*engine);
+  const AppendResult r = keyed(*store, "c", "k", 5);
+  EXPECT_TRUE(r.replayed);
+  EXPECT_EQ(r.offset, 1u);
+  EXPECT_EQ(r.epoch, epoch);
+  EXPECT_TRUE(keyed(*store, "c", "k", 6).conflict);
+  EXPECT_EQ(append(*store, "c").offset, 3u);
+}
+
+TEST_F(SqliteEngineTest, RemoveForgetsIdempotencyKeys) {
+  auto engine = make();
+  auto store = open(*engine);
+  ASSERT_EQ(keyed(*store, "c", "k", 1).offset, 1u);
+  ASSERT_EQ(keyed(*store, "c", "j", 1).offset, 2u);
+  ASSERT_TRUE(remove(*store, "c").ok);
+  EXPECT_EQ(keys_in_db("c"), 0);
+  const AppendResult r = keyed(*store, "c", "k", 2);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_FALSE(r.replayed);
+  EXPECT_FALSE(r.conflict);
+  EXPECT_EQ(r.offset, 1u);
+}
+
+TEST_F(SqliteEngineTest, IdempotencyKeysBeyondTheMaxDropTheOldest) {
+  auto engine = make();
+  auto store = open(*engine);
+  for (int i = 1; i <= 5; ++i) {
+    const AppendResult r = keyed(*store, "c", "k" + std::to_string(i), 1, now_ + i, 120000, 3);
+    ASSERT_EQ(r.offset, static_cast<uint64_t>(i));
+  }
+  EXPECT_EQ(keys_in_db("c"), 3);
+  // k1 and k2 are forgotten, k3..k5 remembered.
+  EXPECT_TRUE(keyed(*store, "c", "k5", 1, now_ + 10, 120000, 3).replayed);
+  EXPECT_TRUE(keyed(*store, "c", "k3", 1, now_ + 10, 120000, 3).replayed);
+  const AppendResult k1 = keyed(*store, "c", "k1", 1, now_ + 10, 120000, 3);
+  EXPECT_FALSE(k1.replayed);
+  EXPECT_EQ(k1.offset, 6u);  // and now k3 is the oldest: forgotten
+  EXPECT_EQ(keys_in_db("c"), 3);
+  EXPECT_FALSE(keyed(*store, "c", "k3", 1, now_ + 11, 120000, 3).replayed);
+  // The bound holds after a restart too (the count is read again).
+  store.reset();
+  engine.reset();
+  engine = make();
+  store = open(*engine);
+  keyed(*store, "c", "k9", 1, now_ + 20, 120000, 3);
+  EXPECT_EQ(keys_in_db("c"), 3);
+}
+
+TEST_F(SqliteEngineTest, TheSweepDeletesExpiredIdempotencyKeys) {
+  {
+    auto engine = make();
+    auto store = open(*engine);
+    keyed(*store, "c", "old", 1, now_.load(), 1000);
+    keyed(*store, "c", "new", 1, now_.load(), 60000);
+  }
+  now_ += 2000;
+  auto engine = make();  // sweeps at start: the table holds keys
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (keys_in_db("c") != 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(keys_in_db("c"), 1);
+  auto store = open(*engine);
+  EXPECT_TRUE(keyed(*store, "c", "new", 1).replayed);
+}
+
+TEST_F(SqliteEngineTest, FailedCommitKeepsNeitherTheEventNorItsKey) {
+  SqliteOptions o = options();
+  o.max_page_count = 24;
+  auto engine = make_sqlite_engine(o);
+  auto store = open(*engine);
+  const std::string big(3000, 'x');
+  uint64_t stored = 0;
+  std::string error;
+  std::string failed_key;
+  for (int i = 0; i < 100 && error.empty(); ++i) {
+    const std::string key = "k" + std::to_string(i);
+    const AppendResult r = keyed(*store, "c", key, 1, std::nullopt, 120000, 10000, big);
+    if (r.ok) {
+      EXPECT_EQ(r.offset, ++stored);
+    } else {
+      EXPECT_FALSE(r.conflict);
+      error = r.error;
+      failed_key = key;
+    }
+  }
+  ASSERT_FALSE(error.empty()) << "the database never filled up";
+  EXPECT_NE(error.find("full"), std::string::npos) << error;
+  EXPECT_EQ(keys_in_db("c"), static_cast<int64_t>(stored));
+  EXPECT_EQ(rows_in_db("c"), static_cast<int64_t>(stored));
+  // The failed key was not kept: another event with it is no conflict
+  // (and, when it fits, gets the next offset).
+  const AppendResult small = keyed(*store, "c", failed_key, 2);
+  EXPECT_FALSE(small.conflict);
+  EXPECT_FALSE(small.replayed);
+  if (small.ok) {
+    EXPECT_EQ(small.offset, stored + 1);
+  }
+  // Keys stored before still replay.
+  const AppendResult replay = keyed(*store, "c", "k0", 1, std::nullopt, 120000, 10000, big);
+  EXPECT_TRUE(replay.replayed);
+  EXPECT_EQ(replay.offset, 1u);
 }
 
 }  // namespace

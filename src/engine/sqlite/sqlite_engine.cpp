@@ -94,6 +94,27 @@
 // channel's row (NULL: the engine's limits), so the age sweep applies it to
 // channels that are no longer cached or were written before a restart.
 //
+// Idempotency keys. An append with NewEvent::idempotency_key is decided on
+// the storage thread at its place in the batch: table idempotency holds
+// (channel id, key) -> (offset, fingerprint as int64, expires_ms = ts +
+// window). A row whose expires_ms is beyond the append's ts counts: the same
+// fingerprint answers `replayed` with the row's offset, another one
+// `conflict`; either way nothing is inserted and no offset is used, and the
+// result goes back in queue order like any append's (the owner's window and
+// last offset stay as they are). Otherwise the event is stored and the key
+// row inserted (replacing an expired one) in the same transaction, so a
+// failed batch keeps neither, and a later append of the same batch finds it
+// (the transaction sees its own writes: no separate map per batch). At most
+// idempotency_max_keys rows per channel: the storage thread counts a
+// channel's rows once (then keeps the count in its cached row) and deletes
+// the oldest by expires_ms as soon as an insert goes beyond. remove()
+// deletes the channel's rows in its transaction; the age sweep deletes the
+// rows past expires_ms (and runs, a tenth of the shortest window apart,
+// once a keyed append was seen or the table holds rows at start). Cost per
+// key: about 100-150 bytes on disk (the row plus its entry in the (channel,
+// expires_ms) index, with a 36-byte UUID key), one lookup per keyed append
+// and nothing in RAM beyond a count per cached channel.
+//
 // Cache. The storage thread keeps the rows of recently used channels (id,
 // epoch, last offset, creation time) so that appends need no lookup; beyond
 // options.channel_cache rows, the least recently used quarter is dropped
@@ -280,6 +301,15 @@ CREATE TABLE IF NOT EXISTS events (
   from_info TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (channel, "offset")
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+  channel INTEGER NOT NULL,
+  key TEXT NOT NULL,
+  "offset" INTEGER NOT NULL,
+  fingerprint INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL,
+  PRIMARY KEY (channel, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (channel, expires_ms);
 )sql";
 
 constexpr const char* kSchemaVersion = "1";
@@ -316,6 +346,10 @@ struct Op {
   std::string channel;
   std::optional<Retention> retention;  // all kinds: the channel's, as last given
   StoredEvent event;                   // append; the storage thread sets the offset
+  std::string key;                     // append: the idempotency key ("" none)
+  uint64_t fingerprint = 0;            // append, with a key
+  int64_t key_window_ms = 0;           // append, with a key
+  size_t max_keys = 0;                 // append, with a key
   HistoryQuery query;                  // read
   ShardStore::AppendHandler on_append;
   ShardStore::HistoryHandler on_read;
@@ -325,6 +359,8 @@ struct Op {
   std::string error;
   std::string epoch;      // append; remove: the new one
   int64_t created = 0;    // append
+  bool replayed = false;  // append: the key was remembered with this fingerprint
+  bool conflict = false;  // append: the key was remembered with another one
   HistoryResult history;  // read
   LoadResult load;        // load
 };
@@ -357,6 +393,10 @@ struct ChannelRow {
   uint64_t used = 0;               // number of the last batch that used it (for the cache bound)
   uint64_t trimmed_below = 0;      // count limit: rows below this offset are deleted
   std::optional<Retention> retention;  // as last given (unset: the engine's limits)
+  // Rows in table idempotency, when counted since the last sweep that
+  // deleted keys (keys_gen, see Storage::keys_gen_).
+  std::optional<uint64_t> keys;
+  uint64_t keys_gen = 0;
 };
 
 class Storage {
@@ -471,9 +511,22 @@ class Storage {
                    "LIMIT 1), ?3)"),
           sweep_channels(db,
                          "SELECT id, last_offset, history_size, history_ttl_ms FROM channels "
-                         "WHERE id > ?1 ORDER BY id LIMIT ?2") {}
+                         "WHERE id > ?1 ORDER BY id LIMIT ?2"),
+          find_key(db,
+                   "SELECT \"offset\", fingerprint, expires_ms FROM idempotency "
+                   "WHERE channel = ?1 AND key = ?2"),
+          put_key(db,
+                  "INSERT OR REPLACE INTO idempotency (channel, key, \"offset\", fingerprint, "
+                  "expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)"),
+          count_keys(db, "SELECT COUNT(*) FROM idempotency WHERE channel = ?1"),
+          drop_oldest_keys(db,
+                           "DELETE FROM idempotency WHERE channel = ?1 AND key IN (SELECT key "
+                           "FROM idempotency WHERE channel = ?1 ORDER BY expires_ms LIMIT ?2)"),
+          delete_keys(db, "DELETE FROM idempotency WHERE channel = ?1"),
+          sweep_keys(db, "DELETE FROM idempotency WHERE channel = ?1 AND expires_ms < ?2") {}
     Stmt begin, commit, find_channel, insert_channel, update_row, insert_event, first_held,
-        read_range, read_ts, trim_count, delete_events, add_removed, trim_age, sweep_channels;
+        read_range, read_ts, trim_count, delete_events, add_removed, trim_age, sweep_channels,
+        find_key, put_key, count_keys, drop_oldest_keys, delete_keys, sweep_keys;
   };
 
   void open_database() {
@@ -556,6 +609,13 @@ class Storage {
         if (use.step() && !use.is_null(0)) note_ttl(use.i64(0));
       }
       note_ttl(options_.max_age_ms);
+      {
+        // Keys left by an earlier run: swept (once a minute) even if no
+        // keyed append comes to give the window.
+        Stmt any_key(db_, "SELECT 1 FROM idempotency LIMIT 1");
+        Stmt::Use use(any_key);
+        if (use.step()) note_ttl(kKeysSweepTtlMs);
+      }
       const std::optional<uint64_t> recorded = open_offsets_file(dir);
       if (recorded ? *recorded > handed_out_ : handed_out_ > 0) renew_epoch();
       exec(db_, "COMMIT");
@@ -642,8 +702,10 @@ class Storage {
     for (const auto& name : names) cache_.erase(name);
   }
 
-  // The age sweep runs once some channel has an age limit; it comes round
-  // a tenth of the shortest one after (within 1 s .. 1 min).
+  // The age sweep runs once some channel has an age limit or an append
+  // came with an idempotency key; it comes round a tenth of the shortest
+  // age limit or key window after (within 1 s .. 1 min).
+  static constexpr int64_t kKeysSweepTtlMs = 600000;
   void note_ttl(int64_t ttl_ms) {
     if (ttl_ms > 0 && (min_ttl_ms_ == 0 || ttl_ms < min_ttl_ms_)) min_ttl_ms_ = ttl_ms;
   }
@@ -759,10 +821,37 @@ class Storage {
   // written back at the end of the batch, restored when it fails.
   using Touched = std::unordered_map<ChannelRow*, ChannelRow>;
 
-  void do_append(Op& op, std::vector<std::string>& created, Touched& touched) {
+  // Returns whether the event was stored (not a replay or a conflict).
+  bool do_append(Op& op, std::vector<std::string>& created, Touched& touched) {
     ChannelRow* ch = channel(op.channel, true, &created);
     touched.try_emplace(ch, *ch);
     remember(*ch, op.retention);
+    bool key_row = false;  // the key has a row, expired (replaced below)
+    if (!op.key.empty()) {
+      note_ttl(op.key_window_ms);
+      // The transaction sees its own writes, so a key appended earlier in
+      // this batch (and not forgotten by a remove since) is found here too.
+      Stmt::Use use(statements_->find_key);
+      use.bind(1, ch->id).bind(2, op.key);
+      if (use.step()) {
+        key_row = true;
+        if (use.i64(2) > op.event.ts_ms) {
+          op.event.offset = use.u64(0);
+          op.epoch = ch->epoch;
+          if (use.u64(1) == op.fingerprint) {
+            std::optional<Held> held;
+            if (!ch->created) held = first_held(*ch);
+            op.created = ch->created ? *ch->created : held ? held->ts : 0;
+            op.replayed = true;
+            op.ok = true;
+          } else {
+            op.conflict = true;
+            op.error = "idempotency key conflict";
+          }
+          return false;
+        }
+      }
+    }
     if (!ch->created) {
       // Offset 1 of the epoch, or a row from before created_ms (see
       // "Creation time"): its oldest held event, else this one.
@@ -783,9 +872,41 @@ class Storage {
           .bind(8, op.event.from_info)
           .run();
     }
+    if (!op.key.empty() && op.max_keys > 0) remember_key(*ch, op, key_row);
     op.epoch = ch->epoch;
     op.created = *ch->created;
     op.ok = true;
+    return true;
+  }
+
+  // Stores the key of an append just stored (see "Idempotency keys"),
+  // forgetting the channel's oldest keys beyond op.max_keys.
+  void remember_key(ChannelRow& ch, const Op& op, bool replacing) {
+    const int64_t expires = op.event.ts_ms > std::numeric_limits<int64_t>::max() - op.key_window_ms
+                                ? std::numeric_limits<int64_t>::max()
+                                : op.event.ts_ms + op.key_window_ms;
+    Stmt::Use(statements_->put_key)
+        .bind(1, ch.id)
+        .bind(2, op.key)
+        .bind(3, op.event.offset)
+        .bind(4, op.fingerprint)
+        .bind(5, expires)
+        .run();
+    if (!ch.keys || ch.keys_gen != keys_gen_) {
+      Stmt::Use use(statements_->count_keys);
+      use.bind(1, ch.id);
+      ch.keys = use.step() ? use.u64(0) : 0;
+      ch.keys_gen = keys_gen_;
+    } else if (!replacing) {
+      ++*ch.keys;
+    }
+    if (*ch.keys > op.max_keys) {
+      Stmt::Use(statements_->drop_oldest_keys)
+          .bind(1, ch.id)
+          .bind(2, uint64_t{*ch.keys - op.max_keys})
+          .run();
+      ch.keys = op.max_keys;
+    }
   }
 
   // Deletes the channel's events and starts its new epoch (see "Epochs"),
@@ -795,6 +916,9 @@ class Storage {
     touched.try_emplace(ch, *ch);
     if (ch->last > 0) Stmt::Use(statements_->add_removed).bind(1, ch->last).run();
     Stmt::Use(statements_->delete_events).bind(1, ch->id).run();
+    Stmt::Use(statements_->delete_keys).bind(1, ch->id).run();
+    ch->keys = 0;
+    ch->keys_gen = keys_gen_;
     std::string epoch;
     do {
       epoch = random_epoch();
@@ -910,7 +1034,12 @@ class Storage {
         rows.push_back(SweepRow{use.i64(0), use.u64(1), limits_of(stored)});
       }
     }
-    for (const SweepRow& row : rows) trim(row.id, row.last, row.keep);
+    const int64_t now = now_ms_();
+    for (const SweepRow& row : rows) {
+      trim(row.id, row.last, row.keep);
+      Stmt::Use(statements_->sweep_keys).bind(1, row.id).bind(2, now).run();
+      if (sqlite3_changes(db_) > 0) ++keys_gen_;  // cached key counts are stale
+    }
     if (static_cast<int64_t>(rows.size()) < kSweepBatch) {
       sweep_cursor_ = 0;
       return true;
@@ -929,8 +1058,7 @@ class Storage {
       for (Op& op : batch) {
         switch (op.kind) {
           case Kind::append:
-            do_append(op, created, touched);
-            ++appended;
+            if (do_append(op, created, touched)) ++appended;
             break;
           case Kind::read:
             do_read(op);
@@ -972,6 +1100,8 @@ class Storage {
       const std::string why = std::string("sqlite: ") + e.what();
       for (Op& op : batch) {
         op.ok = false;
+        op.replayed = false;
+        op.conflict = false;
         op.error = why;
         op.history = HistoryResult{};
         op.history.error = why;
@@ -1006,7 +1136,8 @@ class Storage {
   std::string db_epoch_;
   std::unordered_map<std::string, ChannelRow> cache_;  // storage thread only
   int64_t sweep_cursor_ = 0;
-  int64_t min_ttl_ms_ = 0;  // the shortest age limit of any channel seen (0: none)
+  int64_t min_ttl_ms_ = 0;  // the shortest age limit or key window seen (0: none)
+  uint64_t keys_gen_ = 0;   // sweeps that deleted idempotency keys
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -1058,6 +1189,10 @@ class ShardState {
                            std::move(ev.from_client),
                            std::move(ev.from_user),
                            std::move(ev.from_info)};
+    op.key = std::move(ev.idempotency_key);
+    op.fingerprint = ev.fingerprint;
+    op.key_window_ms = std::max<int64_t>(ev.idempotency_window_ms, 0);
+    op.max_keys = ev.idempotency_max_keys;
     op.on_append = std::move(done);
     if (std::string why = storage_->enqueue(op); !why.empty()) {
       AppendResult r;
@@ -1134,7 +1269,14 @@ class ShardState {
           AppendResult r;
           r.ok = op.ok;
           r.error = std::move(op.error);
-          if (op.ok) {
+          r.replayed = op.replayed;
+          r.conflict = op.conflict;
+          if (op.replayed || op.conflict) {
+            // Nothing was stored: the window and last offset stay as they are.
+            r.offset = op.event.offset;
+            r.epoch = std::move(op.epoch);
+            r.created_ms = op.created;
+          } else if (op.ok) {
             r.offset = op.event.offset;
             r.epoch = op.epoch;
             r.created_ms = op.created;
