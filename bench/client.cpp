@@ -226,7 +226,7 @@ void Client::history(Conn& c, uint64_t id, std::string_view wire, uint64_t limit
 }
 
 void Client::publish(Conn& c, uint64_t id, std::string_view wire, std::string_view event,
-                     std::string_view data) {
+                     std::string_view data, std::string_view idempotency_key) {
   std::string& m = scratch_;
   m.clear();
   if (target_ == Target::nats) {
@@ -247,6 +247,10 @@ void Client::publish(Conn& c, uint64_t id, std::string_view wire, std::string_vi
   m += wire;
   m += "\",\"event\":\"";
   m += event;
+  if (!idempotency_key.empty()) {
+    m += "\",\"idempotency_key\":\"";
+    m += idempotency_key;
+  }
   m += "\",\"data\":";
   m += data;
   m += '}';
@@ -289,6 +293,11 @@ void Client::on_herald(Conn& c, std::string_view msg, uint64_t recv_ns) {
     h_.on_event(c, msg, recv_ns);
   } else if (type == "ack") {
     if (find_uint(p, end, "\"id\"", id)) {
+      // A replay (Herald's idempotency keys) answers with the original
+      // offset and "replayed":true; acks are short, the search is cheap.
+      constexpr std::string_view kReplayed = "\"replayed\":true";
+      if (memmem(msg.data(), msg.size(), kReplayed.data(), kReplayed.size()))
+        ++counters_.replayed_acks;
       h_.on_ack(c, id, recv_ns);
     } else {
       ++counters_.protocol_errors;

@@ -99,6 +99,7 @@ std::string nats_subject(std::string_view channel);
 struct ClientCounters {
   uint64_t pings_answered = 0;   // app-level (herald ping, NATS PING)
   uint64_t protocol_errors = 0;  // unparsable server messages
+  uint64_t replayed_acks = 0;    // herald: acks with "replayed":true (idempotency_key seen before)
 };
 
 class Client final : public Handler, private NatsSink {
@@ -126,9 +127,12 @@ class Client final : public Handler, private NatsSink {
   // Subscribes `c` (ready) to `wire` (from wire_channel); on_subscribed follows.
   void subscribe(Conn& c, std::string_view wire);
   // Publishes `data` (a JSON object) as event `event` on `wire`; on_ack
-  // with `id` follows.
+  // with `id` follows. Herald target: a non-empty `idempotency_key` (1..128
+  // bytes of [A-Za-z0-9_.:-], not escaped) is sent as the publish's
+  // `idempotency_key`; acks saying `"replayed":true` are counted
+  // (counters().replayed_acks).
   void publish(Conn& c, uint64_t id, std::string_view wire, std::string_view event,
-               std::string_view data);
+               std::string_view data, std::string_view idempotency_key = {});
   // Ends the subscription of `c` to `wire` (herald only); on_unsubscribed
   // with the returned id follows.
   uint64_t unsubscribe(Conn& c, std::string_view wire);

@@ -38,12 +38,12 @@ constexpr ScenarioEntry kScenarios[] = {
     {"fanout", "S subscribers on one channel, P publishers publishing M messages to it",
      &run_fanout,
      " --subscribers --publishers --messages --size --window --rate --duration --channel "
-     "--drain-timeout --token-file --connect-first --pipeline-connect "},
+     "--drain-timeout --token-file --connect-first --pipeline-connect --idempotency-keys "},
     {"rooms", "K channels x S subscribers, a total publish rate spread over the channels",
      &run_rooms,
      " --rooms --subscribers-per-room --publishers --messages --size --window --rate --duration "
      "--spread "
-     "--drain-timeout --token-file --connect-first --pipeline-connect "},
+     "--drain-timeout --token-file --connect-first --pipeline-connect --idempotency-keys "},
     {"connect", "C connections opened as fast as possible, each subscribing to its own channel",
      &run_connect, " --connections --token-file --connect-first --pipeline-connect "},
     {"idle", "C connections each subscribed to its own channel: server RSS per connection",
@@ -113,6 +113,10 @@ void usage(std::FILE* f) {
       "  --connect-first           the same `connect` without a token (anonymous)\n"
       "  --pipeline-connect        with either: subscribe/publish right after `connect`, in the\n"
       "                            same write, without waiting for `connected`\n"
+      "fanout, rooms (Herald target only):\n"
+      "  --idempotency-keys        every publish carries a unique idempotency_key\n"
+      "                            (<run prefix>-<publisher>-<id>); a `replayed` ack fails the "
+      "run\n"
       "history (Herald only):\n"
       "  --stored E                events published to a fresh channel <--channel>:<time> first "
       "[1000]\n"
@@ -363,6 +367,7 @@ int main_impl(int argc, char** argv) {
       {"--token-file", str(o.token_file), {}},
       {"--connect-first", {}, [&] { o.connect_first = true; }},
       {"--pipeline-connect", {}, [&] { o.pipeline_connect = true; }},
+      {"--idempotency-keys", {}, [&] { o.idempotency_keys = true; }},
       {"--channels", num(o.channels, 1, 1'000'000), {}},
       {"--churners", num(o.churners, 0, 1'000'000), {}},
       {"--churn-rate", num(o.churn_rate, 0, 10'000'000), {}},
@@ -485,6 +490,10 @@ int main_impl(int argc, char** argv) {
                    err.c_str());
       return kExitUsage;
     }
+  }
+  if (o.idempotency_keys && o.target != Target::herald) {
+    std::fprintf(stderr, "herald-bench: --idempotency-keys needs --target herald\n");
+    return kExitUsage;
   }
   if (o.scenario == "churn") {
     for (const char ch : o.channel) {

@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -169,6 +170,10 @@ class PubSub final : public ClientHandler {
 
   size_t seq_at_ = 0;  // where "seq": was in the last event (fast path)
   std::string pad_, data_;
+  // --idempotency-keys: "<key_prefix_><publisher>-<id>", unique per run (the
+  // prefix is random), so runs against the same server never replay.
+  std::string key_prefix_, key_;
+  uint64_t replayed_seen_ = 0;
 };
 
 PubSub::PubSub(const Options& o, Endpoint ep, bool rooms_scenario)
@@ -180,6 +185,14 @@ PubSub::PubSub(const Options& o, Endpoint ep, bool rooms_scenario)
       client_(o.target, std::move(ep), *this) {
   client_.set_connect_first(o.connect_first);
   client_.set_pipeline_connect(o.pipeline_connect);
+  if (o.idempotency_keys) {
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx",
+                  static_cast<unsigned long long>(splitmix64(
+                      now_ns() ^ (uint64_t(::getpid()) << 32) ^
+                      uint64_t(std::chrono::system_clock::now().time_since_epoch().count()))));
+    key_prefix_ = std::string("hb") + hex + "-";
+  }
   subs_.resize(rooms_ * per_room_);
   for (uint64_t i = 0; i < subs_.size(); ++i) {
     subs_[i].room = static_cast<uint32_t>(i / per_room_);
@@ -339,6 +352,13 @@ void PubSub::on_ack(Conn& c, uint64_t id, uint64_t recv_ns) {
   if (user_role(c.user) != kRolePub) return;
   Pub& p = pubs_[user_index(c.user)];
   ++p.acked;
+  if (client_.counters().replayed_acks != replayed_seen_) {
+    replayed_seen_ = client_.counters().replayed_acks;
+    if (first_error_.empty()) {
+      first_error_ = "publisher " + std::to_string(user_index(c.user)) + ": publish " +
+                     std::to_string(id) + " acked as replayed (its idempotency_key was new)";
+    }
+  }
   const auto& slot = p.sent_at[id & (p.sent_at.size() - 1)];
   if (slot.first == id) ack_latency_.record(recv_ns > slot.second ? recv_ns - slot.second : 0);
   if (p.inflight) --p.inflight;
@@ -441,6 +461,15 @@ void PubSub::send_publish(Pub& p, uint64_t pi, uint64_t now) {
   m += ",\"pad\":\"";
   m.append(pad_.data(), pad);
   m += "\"}";
+  if (o_.idempotency_keys) {
+    std::string& key = key_;
+    key.assign(key_prefix_);
+    append_uint(key, pi);
+    key += '-';
+    append_uint(key, id);
+    client_.publish(*p.conn, id, wire_[room], "bench", m, key);
+    return;
+  }
   client_.publish(*p.conn, id, wire_[room], "bench", m);
 }
 
@@ -638,7 +667,7 @@ int PubSub::report() {
   const bool ok = lost == 0 && duplicated_ == 0 && out_of_order_ == 0 && malformed == 0 &&
                   misrouted_ == 0 && pub_errors == 0 && sub_errors_ == 0 &&
                   unexpected_closes_ == 0 && cc.protocol_errors == 0 && !timed_out_ &&
-                  sent == planned;
+                  cc.replayed_acks == 0 && sent == planned;
 
   Report r;
   r.add("scenario", std::string(rooms_scenario_ ? "rooms" : "fanout"));
@@ -674,6 +703,9 @@ int PubSub::report() {
   r.add("acked", acked);
   r.add("ack_p50_us", us(ack_latency_.quantile(0.50)), 1, "publish -> ack p50", "us");
   r.add("ack_p99_us", us(ack_latency_.quantile(0.99)), 1, "publish -> ack p99", "us");
+  r.add_bool("idempotency_keys", o_.idempotency_keys,
+             "every publish with a unique idempotency_key");
+  r.add("replayed", cc.replayed_acks, "acks marked replayed (must be 0)");
   if (rooms_scenario_) {
     r.add("spread", std::string(random_ ? "random" : "roundrobin"));
     r.add("misrouted", misrouted_, "misrouted (event of another room)");

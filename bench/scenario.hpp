@@ -59,6 +59,9 @@ struct Options {
   std::vector<std::string> tokens;
   bool connect_first = false;
   bool pipeline_connect = false;  // do not wait for `connected` before subscribing
+  // fanout, rooms (Herald target): every publish carries a unique
+  // `idempotency_key` (<run prefix>-<publisher>-<id>); a `replayed` ack fails the run.
+  bool idempotency_keys = false;
   // churn: --connections members on --channels channels <--channel>:<i>,
   // the first --churners of them (un)subscribing at --churn-rate ops/s while
   // --rate publishes/s go round-robin to the channels.

@@ -585,6 +585,21 @@ void test_herald_client() {
         "subscribed, events (type first or not), ack, error with id (" + log.log + ")");
   check(client_payloads(peer, loop, 1) == "{\"type\":\"pong\"}",
         "app-level ping answered with pong");
+  // --idempotency-keys: the key goes before data; a replayed ack is counted.
+  client.publish(c, 11, "bench:room:3", "bench", "{\"seq\":2}", "hb0f-3-11");
+  loop.flush_pending();
+  check(client_payloads(peer, loop, 1) ==
+            "{\"type\":\"publish\",\"id\":11,\"channel\":\"bench:room:3\",\"event\":\"bench\","
+            "\"idempotency_key\":\"hb0f-3-11\",\"data\":{\"seq\":2}}",
+        "publish with idempotency_key");
+  log.log.clear();
+  peer.send_slowly(loop,
+                   frame(0x81, "{\"type\":\"ack\",\"id\":11,\"offset\":5}") +
+                       frame(0x81, "{\"type\":\"ack\",\"id\":12,\"offset\":5,\"replayed\":true}"),
+                   1000);
+  pump_until(loop, [&] { return log.log.find("ack 12") != std::string::npos; });
+  check(log.log == "ack 11;ack 12;" && client.counters().replayed_acks == 1,
+        "acks with and without replayed:true, one counted (" + log.log + ")");
   // churn: unsubscribe, its reply, a server-side unsubscribe, join/leave
   // (never events).
   check(client.unsubscribe(c, "bench:room:3") == 2, "unsubscribe takes the next id");

@@ -52,6 +52,8 @@ while read -r name scenario args; do
 done <<EOF2
 fanout fanout
 publishers16 fanout --publishers 16 --subscribers 1 --messages 1600
+publishers16-keys fanout --publishers 16 --subscribers 1 --messages 1600 --idempotency-keys
+rooms-keys rooms --idempotency-keys
 rooms rooms
 connect connect
 idle idle
