@@ -19,6 +19,7 @@
 #include "engine/memory/memory_engine.hpp"
 
 #include <algorithm>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -85,11 +86,13 @@ struct KeyRecord {
 };
 
 struct Keys {
-  std::unordered_map<std::string, KeyRecord> records;
+  boost::unordered_flat_map<std::string, KeyRecord> records;
   std::deque<std::pair<int64_t, std::string>> by_expiry;  // oldest first
 
-  // Forgets keys expired at `now_ms`, then the oldest beyond `keep`.
+  // Forgets keys expired at `now_ms`, then, once over `keep`, the oldest
+  // down to `keep` less a step (as the sqlite engine does).
   void prune(int64_t now_ms, size_t keep) {
+    if (records.size() > keep) keep -= std::min(keep, std::clamp<size_t>(keep / 16, 1, 256) - 1);
     while (!by_expiry.empty() && (by_expiry.front().first <= now_ms || records.size() > keep)) {
       auto it = records.find(by_expiry.front().second);
       if (it != records.end() && it->second.expires_ms == by_expiry.front().first)
@@ -117,10 +120,12 @@ class MemoryShardStore final : public ShardStore {
   void append(const std::string& channel, NewEvent ev, AppendHandler done) override {
     const Retention keep = ev.retention.value_or(defaults_);
     Channel& ch = channels_[channel];
-    if (!ev.idempotency_key.empty()) {
+    KeyRecord* key = nullptr;  // this append's record, given its offset below
+    if (!ev.idempotency_key.empty() && ev.idempotency_max_keys > 0) {
       if (!ch.keys) ch.keys = std::make_unique<Keys>();
-      ch.keys->prune(ev.ts_ms, ev.idempotency_max_keys);
-      if (auto it = ch.keys->records.find(ev.idempotency_key); it != ch.keys->records.end()) {
+      ch.keys->prune(ev.ts_ms, ev.idempotency_max_keys - 1);  // room for this one
+      auto [it, fresh] = ch.keys->records.try_emplace(ev.idempotency_key);
+      if (!fresh) {
         AppendResult r{it->second.fingerprint == ev.fingerprint,
                        {},
                        it->second.offset,
@@ -131,14 +136,13 @@ class MemoryShardStore final : public ShardStore {
         if (r.conflict) r.error = "idempotency key conflict";
         return done(std::move(r));
       }
+      const int64_t expires = ev.ts_ms + ev.idempotency_window_ms;
+      ch.keys->by_expiry.emplace_back(expires, std::move(ev.idempotency_key));
+      key = &it->second;
+      *key = KeyRecord{0, ev.fingerprint, expires};
     }
     const uint64_t offset = ++ch.last_offset;
-    if (!ev.idempotency_key.empty() && ev.idempotency_max_keys > 0) {
-      const int64_t expires = ev.ts_ms + ev.idempotency_window_ms;
-      ch.keys->records[ev.idempotency_key] = KeyRecord{offset, ev.fingerprint, expires};
-      ch.keys->by_expiry.emplace_back(expires, ev.idempotency_key);
-      ch.keys->prune(ev.ts_ms, ev.idempotency_max_keys);
-    }
+    if (key) key->offset = offset;
     if (offset == 1) ch.created_ms = ev.ts_ms;
     // A smaller retention (after a reload) may leave more than one event to drop.
     drop_beyond(ch, keep.max_events > 0 ? keep.max_events - 1 : 0);

@@ -107,7 +107,9 @@
 // (the transaction sees its own writes: no separate map per batch). At most
 // idempotency_max_keys rows per channel: the storage thread counts a
 // channel's rows once (then keeps the count in its cached row) and deletes
-// the oldest by expires_ms as soon as an insert goes beyond. remove()
+// the oldest by expires_ms as soon as an insert goes beyond, in steps of
+// max/16 (1 to 256) so that a busy channel at its bound does not delete on
+// every publish. remove()
 // deletes the channel's rows in its transaction; the age sweep deletes the
 // rows past expires_ms (and runs, a tenth of the shortest window apart,
 // once a keyed append was seen or the table holds rows at start). Cost per
@@ -901,11 +903,12 @@ class Storage {
       ++*ch.keys;
     }
     if (*ch.keys > op.max_keys) {
-      Stmt::Use(statements_->drop_oldest_keys)
-          .bind(1, ch.id)
-          .bind(2, uint64_t{*ch.keys - op.max_keys})
-          .run();
-      ch.keys = op.max_keys;
+      // In steps, as the event trim: a busy channel at its bound deletes
+      // once per step instead of once per publish.
+      const uint64_t step = std::clamp<uint64_t>(op.max_keys / 16, 1, 256);
+      const uint64_t drop = std::min<uint64_t>(*ch.keys, *ch.keys - op.max_keys + step - 1);
+      Stmt::Use(statements_->drop_oldest_keys).bind(1, ch.id).bind(2, drop).run();
+      *ch.keys -= drop;
     }
   }
 
