@@ -1,14 +1,11 @@
-// The message box: sends a chat.message, announces typing, and keeps the
-// draft when the server rejects it, with the reason right under the box.
-import { useHerald } from '@herald/react';
+// The message box: sends a chat.message (through the room, which shows it
+// as "sending…" until acknowledged), announces typing, and keeps the draft
+// when the server rejects it, with the reason right under the box.
 import { useId, useState, type FormEvent } from 'react';
 import { publishErrorText } from './errors';
-import { TAB_ID } from './identity';
-import { MESSAGE_EVENT } from './messages';
 import { useAnnounceTyping } from './typing';
 
-export function Composer({ channel, name }: { channel: string; name: string }) {
-  const herald = useHerald();
+export function Composer({ channel, name, send: publish }: { channel: string; name: string; send: (text: string) => Promise<void> }) {
   const typing = useAnnounceTyping(channel, name);
   const [draft, setDraft] = useState('');
   const [error, setError] = useState('');
@@ -23,7 +20,7 @@ export function Composer({ channel, name }: { channel: string; name: string }) {
     try {
       // No length check here on purpose: the server's schema is the one
       // authority, and its answer is shown as it comes.
-      await herald.publish(channel, MESSAGE_EVENT, { name, text, sender: TAB_ID });
+      await publish(text);
       setDraft('');
       setError('');
       typing.sent();

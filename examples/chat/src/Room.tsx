@@ -4,7 +4,7 @@
 // reconnect (how many missed messages were recovered, or a reload of the
 // history when they could not be), and the message box. App mounts one per
 // room (keyed by it), so nothing carries over from the previous room.
-import type { HeraldEvent, RecoveredInfo } from '@herald/client';
+import { newIdempotencyKey, type HeraldEvent, type RecoveredInfo } from '@herald/client';
 import { useHerald, useRealtime } from '@herald/react';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { Composer } from './Composer';
@@ -16,9 +16,11 @@ import {
   TYPING_EVENT,
   historyMessages,
   mergeMessages,
+  shownMessages,
   toMessage,
   toTyping,
   type ChatMessage,
+  type PendingMessage,
 } from './messages';
 import { channelOf } from './route';
 import { typingText, useTypers } from './typing';
@@ -35,6 +37,8 @@ export function Room({ room, name }: { room: string; name: string }) {
   const channel = channelOf(room);
   const [messages, setMessages] = useState<ChatMessage[]>([]);
   const [notice, setNotice] = useState('');
+  // This tab's messages not yet seen as events: "sending…" until acknowledged.
+  const [pending, setPending] = useState<PendingMessage[]>([]);
   const { typers, seen, done } = useTypers();
 
   const onData = useCallback(
@@ -81,13 +85,43 @@ export function Room({ room, name }: { room: string; name: string }) {
     [herald, channel],
   );
 
+  // Sends a message: shown at once as "sending…" (the client queues it while
+  // reconnecting and sends it again with the same key after a drop, so the
+  // server stores it once), replaced by its event once acknowledged (matched
+  // by the ack's offset). Rejected: removed, and the error goes to the box.
+  const send = useCallback(
+    async (text: string) => {
+      const key = newIdempotencyKey();
+      setPending((p) => [...p, { key, name, text, ts: Date.now() }]);
+      try {
+        const { offset } = await herald.publish(channel, MESSAGE_EVENT, { name, text, sender: TAB_ID }, { idempotencyKey: key });
+        setPending((p) => p.map((m) => (m.key === key ? { ...m, offset } : m)));
+      } catch (err) {
+        setPending((p) => p.filter((m) => m.key !== key));
+        throw err;
+      }
+    },
+    [herald, channel, name],
+  );
+
+  // Pending messages whose event arrived are done.
+  useEffect(() => {
+    const offsets = new Set(messages.map((m) => m.offset));
+    setPending((p) => {
+      const left = p.filter((m) => m.offset === undefined || !offsets.has(m.offset));
+      return left.length === p.length ? p : left;
+    });
+  }, [messages]);
+
+  const shown = shownMessages(messages, pending, TAB_ID);
+
   // Follow new messages, unless the reader scrolled up to read older ones.
   const listRef = useRef<HTMLOListElement>(null);
   const atBottom = useRef(true);
   useEffect(() => {
     const el = listRef.current;
     if (el && atBottom.current) el.scrollTop = el.scrollHeight;
-  }, [messages]);
+  }, [shown.length]);
 
   return (
     <section className="room" aria-labelledby="room-title">
@@ -119,12 +153,20 @@ export function Room({ room, name }: { room: string; name: string }) {
           atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
         }}
       >
-        {messages.length === 0 && <li className="empty">No messages yet. Say hello!</li>}
-        {messages.map((m) => (
-          <li key={m.offset} className={m.sender === TAB_ID ? 'message mine' : 'message'}>
+        {shown.length === 0 && <li className="empty">No messages yet. Say hello!</li>}
+        {shown.map((m) => (
+          <li
+            key={m.pending ? m.key : m.offset}
+            className={m.sender === TAB_ID ? 'message mine' : 'message'}
+            data-pending={m.pending && m.offset === undefined ? 'true' : undefined}
+          >
             <span className="message-meta">
               <strong className="message-name">{m.name}</strong>{' '}
-              <time dateTime={new Date(m.ts).toISOString()}>{timeFormat.format(m.ts)}</time>
+              {m.pending && m.offset === undefined ? (
+                <span className="message-sending">sending…</span>
+              ) : (
+                <time dateTime={new Date(m.ts).toISOString()}>{timeFormat.format(m.ts)}</time>
+              )}
             </span>
             <span className="message-text" data-testid="message-text">
               {m.text}
@@ -135,7 +177,7 @@ export function Room({ room, name }: { room: string; name: string }) {
       <p className="typing" aria-live="polite">
         {typingText(typers)}
       </p>
-      <Composer channel={channel} name={name} />
+      <Composer channel={channel} name={name} send={send} />
     </section>
   );
 }

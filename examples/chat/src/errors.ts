@@ -27,8 +27,11 @@ export function publishErrorText(err: unknown): string {
     case 'disconnected':
     case 'closed':
       return 'Not sent: not connected. Your message is kept; send it again once reconnected.';
+    case 'queue_full':
+      return 'Not sent: too many messages are waiting for the connection. Send it again once reconnected.';
     case 'timeout':
-      return 'Not sent: the server did not answer in time. Try again.';
+      // publishTimeoutMs passed: it may have been stored (it would then show up in the room).
+      return 'Not confirmed: the server did not answer in time; the message may still appear. Check before sending it again.';
     default:
       return `Rejected by the server (${err.code}): ${err.message}`;
   }

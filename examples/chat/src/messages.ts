@@ -56,3 +56,37 @@ export function mergeMessages(list: ChatMessage[], more: ChatMessage[]): ChatMes
 export function historyMessages(events: HeraldEvent[]): ChatMessage[] {
   return events.map(toMessage).filter((m): m is ChatMessage => m !== null);
 }
+
+/** A message this tab sent: shown as "sending…" until acknowledged, then until its event arrives. */
+export interface PendingMessage {
+  /** the publish's idempotency key (React key too) */
+  key: string;
+  name: string;
+  text: string;
+  ts: number;
+  /** the ack's offset, once acknowledged */
+  offset?: number;
+}
+
+export type ShownMessage = (ChatMessage & { pending?: undefined }) | (PendingMessage & { pending: true; sender: string });
+
+/**
+ * The list on screen: the channel's messages, then this tab's pending ones,
+ * each message once. The event of a publish carries no key, so it is
+ * matched by the ack's offset: a pending message whose offset arrived as an
+ * event is dropped, and an event from this tab (`sender`) is held back while
+ * the tab has unacknowledged messages and its offset is none of theirs yet
+ * (the publisher gets its own event just before the ack, and the screen
+ * must not show it twice in between).
+ */
+export function shownMessages(list: ChatMessage[], pending: PendingMessage[], tab: string): ShownMessage[] {
+  const offsets = new Set(list.map((m) => m.offset));
+  const acked = new Set(pending.flatMap((p) => (p.offset === undefined ? [] : [p.offset])));
+  const waiting = pending.some((p) => p.offset === undefined);
+  const shown: ShownMessage[] = list.filter((m) => !(waiting && m.sender === tab && !acked.has(m.offset)));
+  for (const p of pending) {
+    if (p.offset !== undefined && offsets.has(p.offset)) continue;
+    shown.push({ ...p, pending: true, sender: tab });
+  }
+  return shown;
+}

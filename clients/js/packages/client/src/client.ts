@@ -2,7 +2,10 @@
 // docs/protocol.md), connection states with events, automatic reconnect with
 // backoff, a liveness watchdog fed by the server's pings, requests matched by
 // id with timeouts, subscriptions that recover missed events exactly after
-// every reconnect, and an optional bounded queue for offline publishes.
+// every reconnect, and publishes that are not lost nor doubled by a drop:
+// each carries an idempotency key, is queued (bounded) while not connected,
+// and is sent again with the same key after a reconnect until the server
+// acknowledges or refuses it, or its deadline passes.
 // Authentication: a connection token sent in `connect` (a function is called
 // again for every connect and for `refresh` before the token expires), one
 // fresh token and retry after 4001, then a terminal `closed` state with
@@ -86,8 +89,19 @@ export interface HeraldOptions {
   connectTimeoutMs?: number;
   /** margin added to the server's ping interval before the connection is declared dead (default 10000 ms) */
   pingTimeoutMs?: number;
-  /** queue publishes issued while not connected, up to `max` (default 0: reject at once) */
-  offlineQueue?: { max: number };
+  /**
+   * publishes issued while not connected wait for the connection, up to
+   * `max` publishes and `maxBytes` bytes of JSON (default `{max: 1000,
+   * maxBytes: 1048576}`); over either bound a publish rejects with
+   * `queue_full`. `false` (or `max: 0`): reject at once with `disconnected`.
+   */
+  offlineQueue?: { max?: number; maxBytes?: number } | false;
+  /**
+   * how long a publish may wait for its ack, from the publish call, across
+   * reconnects (default 30000 ms); then it rejects with `timeout`: its
+   * outcome is unknown
+   */
+  publishTimeoutMs?: number;
   /** WebSocket implementation; default `globalThis.WebSocket` (pass the `ws` package on Node < 22) */
   WebSocket?: WebSocketConstructor;
   /** random source in [0, 1) for the backoff jitter (tests) */
@@ -170,11 +184,24 @@ interface Pending {
   timer: Timer;
 }
 
-interface Queued {
-  msg: Record<string, unknown>;
-  resolve: (msg: any) => void;
+/** A keyed publish until its ack, its refusal or its deadline: queued, or in flight with request `id`. */
+interface Outgoing {
+  seq: number;
+  channel: string;
+  key: string;
+  /** the request without its id, serialized once: every attempt sends the same bytes */
+  json: string;
+  bytes: number;
+  /** the request id on the current connection; null while queued */
+  id: number | null;
+  deadline: Timer | null;
+  resolve: (r: PublishResult) => void;
   reject: (err: HeraldError) => void;
 }
+
+/** Default bounds of the offline queue. */
+export const DEFAULT_OFFLINE_QUEUE = { max: 1000, maxBytes: 1 << 20 };
+export const DEFAULT_PUBLISH_TIMEOUT_MS = 30_000;
 
 const WS_OPEN = 1;
 const CLOSE_UNAUTHORIZED = 4001;
@@ -263,6 +290,8 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   private readonly connectTimeoutMs: number;
   private readonly pingTimeoutMs: number;
   private readonly queueMax: number;
+  private readonly queueMaxBytes: number;
+  private readonly publishTimeoutMs: number;
   private WS: WebSocketConstructor | null;
   private readonly random: () => number;
 
@@ -278,7 +307,12 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   private refreshTimer: Timer | null = null;
   private readonly pending = new Map<number, Pending>();
   private readonly channels = new Map<string, Subscription<any>>();
-  private queue: Queued[] = [];
+  /** keyed publishes waiting for a connection, oldest first */
+  private queue: Outgoing[] = [];
+  private queueBytes = 0;
+  /** keyed publishes sent on the current connection, by request id */
+  private readonly inflight = new Map<number, Outgoing>();
+  private publishSeq = 0;
   /** the connection token sent on the current connection */
   private tokenInUse: string | undefined = undefined;
   /** a fresh token was fetched after a 4001 and not yet accepted */
@@ -316,7 +350,10 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.pingTimeoutMs = options.pingTimeoutMs ?? 10_000;
-    this.queueMax = Math.max(0, options.offlineQueue?.max ?? 0);
+    const q = options.offlineQueue === false ? { max: 0, maxBytes: 0 } : { ...DEFAULT_OFFLINE_QUEUE, ...options.offlineQueue };
+    this.queueMax = Math.max(0, q.max);
+    this.queueMaxBytes = Math.max(0, q.maxBytes);
+    this.publishTimeoutMs = options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS;
     this.random = options.random ?? Math.random;
     // Looked up when connecting, not here: a client made during server-side
     // rendering (Node 20 has no global WebSocket) never connects there.
@@ -378,7 +415,16 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     return sub;
   }
 
-  /** Publishes an event; resolves with its offset (none for ephemeral events). */
+  /**
+   * Publishes an event; resolves with `{offset, replayed}` once the server
+   * stored it (`{}` for ephemeral events). Every stored publish carries an
+   * idempotency key (`options.idempotencyKey`, or a random one): queued
+   * while not connected, and sent again with the same key after a drop,
+   * until the server acknowledges it (the server stores it at most once),
+   * refuses it (rejects with its error), or `publishTimeoutMs` passes
+   * (rejects with `timeout`: the outcome is unknown). Ephemeral publishes
+   * are sent only while connected, once.
+   */
   publish<C extends string, E extends EventName<PublishMap<S, C>>>(
     channel: C,
     /** `never` (so nothing type-checks) on a channel whose namespace allows no event */
@@ -387,18 +433,45 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     options: PublishOptions = {},
   ): Promise<PublishResult> {
     const msg: Record<string, unknown> = { type: 'publish', channel, event, data: data === undefined ? null : data };
-    if (options.ephemeral) msg.ephemeral = true;
-    const toResult = (reply: { offset?: number }): PublishResult =>
-      typeof reply.offset === 'number' ? { offset: reply.offset } : {};
-    if (this._state === 'connected') return this.request(msg).then(toResult);
     if (this._state === 'closed') return Promise.reject(new HeraldError('closed', 'the client was closed'));
-    if (this.queueMax === 0) return Promise.reject(new HeraldError('disconnected', 'not connected'));
-    if (this.queue.length >= this.queueMax) {
-      return Promise.reject(new HeraldError('queue_full', `offline queue full (${this.queueMax} publishes)`));
+    if (options.ephemeral) {
+      if (options.idempotencyKey !== undefined) {
+        return Promise.reject(new HeraldError('bad_request', 'idempotency_key: not allowed on ephemeral events'));
+      }
+      msg.ephemeral = true;
+      if (this._state !== 'connected') return Promise.reject(new HeraldError('disconnected', 'not connected (ephemeral publishes are not queued)'));
+      return this.request(msg).then(() => ({}));
     }
-    return new Promise<any>((resolve, reject) => {
-      this.queue.push({ msg, resolve, reject });
-    }).then(toResult);
+    const key = options.idempotencyKey ?? newIdempotencyKey();
+    const bad = idempotencyKeyError(key);
+    if (bad) return Promise.reject(new HeraldError('bad_request', `idempotency_key: ${bad}`));
+    msg.idempotency_key = key;
+    let json: string;
+    try {
+      json = JSON.stringify(msg);
+    } catch (e) {
+      return Promise.reject(new HeraldError('bad_request', `data cannot be sent as JSON: ${errorMessage(e)}`, { cause: e }));
+    }
+    const bytes = utf8Length(json);
+    if (this._state !== 'connected') {
+      if (this.queueMax === 0) return Promise.reject(new HeraldError('disconnected', 'not connected (the offline queue is off)'));
+      if (this.queue.length + 1 > this.queueMax || this.queueBytes + bytes > this.queueMaxBytes) {
+        return Promise.reject(
+          new HeraldError(
+            'queue_full',
+            `offline queue full: ${this.queue.length} publishes, ${this.queueBytes} bytes waiting (offlineQueue: max ${this.queueMax}, maxBytes ${this.queueMaxBytes}); this one (${bytes} bytes) was not queued`,
+          ),
+        );
+      }
+    }
+    return new Promise<PublishResult>((resolve, reject) => {
+      const out: Outgoing = { seq: ++this.publishSeq, channel, key, json, bytes, id: null, deadline: null, resolve, reject };
+      if (this.publishTimeoutMs > 0 && Number.isFinite(this.publishTimeoutMs)) {
+        out.deadline = setTimeout(() => this.publishExpired(out), this.publishTimeoutMs);
+      }
+      if (this._state === 'connected') this.sendPublish(out);
+      else this.enqueue(out);
+    });
   }
 
   /** Reads stored events of a channel (protocol section 6, `history`). */
@@ -448,9 +521,14 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     return this.requestNow(msg).then((r) => ({ epoch: r.epoch }));
   }
 
-  /** Number of publishes waiting in the offline queue. */
+  /** Number of publishes waiting for a connection (offline queue, and those to send again after a drop). */
   get queuedPublishes(): number {
     return this.queue.length;
+  }
+
+  /** Number of publishes not yet acknowledged nor refused: queued or in flight. */
+  get pendingPublishes(): number {
+    return this.queue.length + this.inflight.size;
   }
 
   // ---------------------------------------------------------------------
@@ -539,6 +617,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     this.clearTimers();
     this.forgetConnection();
     this.failPending(new HeraldError('disconnected', `connection lost (${code}${reason ? ` ${reason}` : ''})`));
+    this.requeueInflight();
     this.emit('disconnected', { code, reason });
     if (code === CLOSE_UNAUTHORIZED) {
       const err =
@@ -623,9 +702,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     this.emit('connected', info);
     if (this._state !== 'connected') return; // a listener closed us
     for (const sub of [...this.channels.values()]) this.startSubscription(sub);
-    const queued = this.queue;
-    this.queue = [];
-    for (const q of queued) this.request(q.msg).then(q.resolve, q.reject);
+    this.flushQueue();
   }
 
   /** Schedules `refresh` of the connection token before it expires (a token function only). */
@@ -753,6 +830,14 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
         return;
       }
     }
+    if (msg.id !== undefined && (msg.type === 'ack' || msg.type === 'error')) {
+      const out = this.inflight.get(msg.id);
+      if (out) {
+        this.inflight.delete(msg.id);
+        this.settlePublish(out, msg);
+        return;
+      }
+    }
     if (msg.id !== undefined) {
       const p = this.pending.get(msg.id);
       if (!p) return; // timed out already
@@ -824,10 +909,97 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     }
   }
 
+  /** Rejects every keyed publish, queued or in flight. */
   private failQueue(err: HeraldError): void {
+    const all = [...this.queue, ...this.inflight.values()].sort((a, b) => a.seq - b.seq);
+    this.queue = [];
+    this.queueBytes = 0;
+    this.inflight.clear();
+    for (const out of all) {
+      if (out.deadline !== null) clearTimeout(out.deadline);
+      out.reject(err);
+    }
+  }
+
+  private enqueue(out: Outgoing): void {
+    out.id = null;
+    this.queue.push(out);
+    this.queueBytes += out.bytes;
+  }
+
+  /** Sends a keyed publish on the current connection; back to the queue when the socket cannot take it. */
+  private sendPublish(out: Outgoing): void {
+    const id = this.nextId++;
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WS_OPEN || this._state !== 'connected') {
+      this.enqueue(out);
+      return;
+    }
+    try {
+      ws.send(`${out.json.slice(0, -1)},"id":${id}}`);
+    } catch {
+      this.enqueue(out);
+      return;
+    }
+    out.id = id;
+    this.inflight.set(id, out);
+  }
+
+  /** The connection dropped: publishes in flight are sent again, with their keys, after the reconnect. */
+  private requeueInflight(): void {
+    if (this.inflight.size === 0) return;
+    const back = [...this.inflight.values()];
+    this.inflight.clear();
+    for (const out of back) {
+      out.id = null;
+      this.queueBytes += out.bytes;
+    }
+    this.queue = [...back, ...this.queue].sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Connected (subscriptions requested): the queued publishes go out in the order they were made. */
+  private flushQueue(): void {
     const all = this.queue;
     this.queue = [];
-    for (const q of all) q.reject(err);
+    this.queueBytes = 0;
+    for (const out of all) this.sendPublish(out);
+  }
+
+  /** The ack or error of a keyed publish. */
+  private settlePublish(out: Outgoing, msg: any): void {
+    if (out.deadline !== null) clearTimeout(out.deadline);
+    out.deadline = null;
+    if (msg.type === 'error') {
+      const err = HeraldError.fromReply(msg);
+      out.reject(err);
+      return;
+    }
+    const result: PublishResult = {};
+    if (typeof msg.offset === 'number') result.offset = msg.offset;
+    result.replayed = msg.replayed === true;
+    out.resolve(result);
+  }
+
+  /** `publishTimeoutMs` passed without an ack nor a refusal. */
+  private publishExpired(out: Outgoing): void {
+    out.deadline = null;
+    const i = this.queue.indexOf(out);
+    const sent = out.id !== null && this.inflight.get(out.id) === out;
+    if (i >= 0) {
+      this.queue.splice(i, 1);
+      this.queueBytes -= out.bytes;
+    } else if (sent) {
+      this.inflight.delete(out.id as number);
+    } else {
+      return;
+    }
+    out.reject(
+      new HeraldError(
+        'timeout',
+        `publish on ${out.channel} not acknowledged within ${this.publishTimeoutMs} ms (${sent ? 'sent, no reply yet' : 'never sent: not connected'}): the outcome is unknown, it may or may not have been stored; publishing it again with the same idempotencyKey (details.idempotencyKey) within the server's idempotency window cannot store it twice`,
+        { details: { idempotencyKey: out.key, channel: out.channel } },
+      ),
+    );
   }
 
   // ---------------------------------------------------------------------
@@ -1257,6 +1429,52 @@ function presenceMember(m: { client?: unknown; user?: unknown; info?: unknown })
 function sortedEvents(events: unknown): HeraldEvent[] {
   if (!Array.isArray(events)) return [];
   return (events as HeraldEvent[]).filter((e) => e && typeof e.offset === 'number').sort((a, b) => (a.offset as number) - (b.offset as number));
+}
+
+/** A random idempotency key: a UUID where the platform has one, else 25 random base36 characters. */
+export function newIdempotencyKey(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string; getRandomValues?: (a: Uint8Array) => Uint8Array } }).crypto;
+  if (c && typeof c.randomUUID === 'function') {
+    try {
+      return c.randomUUID(); // absent (or throwing) outside secure contexts in browsers
+    } catch {
+      // fall through
+    }
+  }
+  const bytes = new Uint8Array(25);
+  if (c && typeof c.getRandomValues === 'function') c.getRandomValues(bytes);
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  let s = '';
+  for (const b of bytes) s += (b % 36).toString(36);
+  return s;
+}
+
+const KEY_CHARS = /^[A-Za-z0-9_\-.:]*$/;
+
+/** Why `key` is not a valid idempotency key (the server's rule), or null. */
+export function idempotencyKeyError(key: unknown): string | null {
+  if (typeof key !== 'string') return 'must be a string';
+  if (key.length === 0) return 'must not be empty';
+  if (key.length > 128) return 'too long (max 128 bytes)';
+  if (!KEY_CHARS.test(key)) {
+    const i = [...key].findIndex((ch) => !KEY_CHARS.test(ch));
+    return `invalid character '${[...key][i]}' at ${i}; allowed: letters, digits and _-.:`;
+  }
+  return null;
+}
+
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
 }
 
 function detach(ws: WebSocketLike): void {

@@ -18,15 +18,21 @@ export type ServerErrorCode =
   | 'validation_failed'
   | 'too_large'
   | 'rate_limited'
+  /** an idempotency key reused on the channel for another event or data (HTTP 409) */
+  | 'idempotency_conflict'
   | 'internal';
 
 /** Error codes produced by the client itself. */
 export type ClientErrorCode =
-  /** no reply within `requestTimeoutMs` */
+  /**
+   * no reply within `requestTimeoutMs`; for a publish: no ack within
+   * `publishTimeoutMs` (the outcome is unknown: it may have been stored;
+   * `details.idempotencyKey` is its key, safe to publish again with)
+   */
   | 'timeout'
-  /** not connected (and no offline queue), or the connection dropped before the reply */
+  /** not connected (and no offline queue, or an ephemeral publish), or the connection dropped before the reply */
   | 'disconnected'
-  /** the offline queue is full */
+  /** the offline queue is full (`offlineQueue.max` publishes or `maxBytes` bytes) */
   | 'queue_full'
   /** `close()` was called */
   | 'closed'

@@ -1,7 +1,7 @@
 // Public entry point of @herald/client: the Herald client, Subscription,
 // HeraldError, the backoff helper, the protocol types and the typed-events
 // schema types shared with @herald/react and @herald/server.
-export { Herald, Subscription } from './client.js';
+export { Herald, Subscription, newIdempotencyKey, idempotencyKeyError, DEFAULT_OFFLINE_QUEUE, DEFAULT_PUBLISH_TIMEOUT_MS } from './client.js';
 export type {
   ConnectedInfo,
   ConnectionState,

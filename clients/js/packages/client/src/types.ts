@@ -29,13 +29,28 @@ export interface HeraldEvent<T = unknown, E extends string = string, C extends s
 }
 
 export interface PublishOptions {
-  /** not stored, no offset; delivered only to current subscribers */
+  /** not stored, no offset; delivered only to current subscribers (never has an idempotency key, never retried) */
   ephemeral?: boolean;
+  /**
+   * the publish's idempotency key: 1..128 characters of `A-Z a-z 0-9 _ - . :`
+   * (a UUID fits). Default: a random one per publish call. Publishing again
+   * with the same key, event and data on the same channel within the
+   * server's `idempotency_window_ms` stores nothing and resolves with the
+   * original offset (`replayed: true`); with other event or data it is
+   * refused with `idempotency_conflict`.
+   */
+  idempotencyKey?: string;
 }
 
 export interface PublishResult {
   /** the event's offset; absent for ephemeral events */
   offset?: number;
+  /**
+   * true when the server had already stored this publish (same idempotency
+   * key): nothing was stored again, `offset` is the original one. false for
+   * a first publish; absent for ephemeral events.
+   */
+  replayed?: boolean;
 }
 
 export interface HistoryOptions {

@@ -75,8 +75,8 @@ test('replies are matched by id, whatever their order', async () => {
   WS.last.serverSend({ type: 'ack', id: m2.id, offset: 8 });
   WS.last.serverSend({ type: 'ack', id: 12345, offset: 1 }); // unknown id: ignored
   WS.last.serverSend({ type: 'ack', id: m1.id, offset: 7 });
-  assert.deepEqual(await p1, { offset: 7 });
-  assert.deepEqual(await p2, { offset: 8 });
+  assert.deepEqual(await p1, { offset: 7, replayed: false });
+  assert.deepEqual(await p2, { offset: 8, replayed: false });
   assert.deepEqual(await p3, { channel: 'a', epoch: 'E', offset: 9, events: [] });
   herald.close();
 });
@@ -94,7 +94,7 @@ test('ephemeral publish sends ephemeral: true and resolves without offset', asyn
 test('a request without reply rejects with code timeout; its late reply is ignored', async () => {
   const { WS, herald } = await connected({ requestTimeoutMs: 50 });
   const t0 = Date.now();
-  const err = await herald.publish('a', 'e', 1).catch((e) => e);
+  const err = await herald.history('a').catch((e) => e);
   assert.ok(err instanceof HeraldError);
   assert.equal(err.code, 'timeout');
   assert.ok(Date.now() - t0 >= 45);
@@ -126,7 +126,7 @@ test('pending requests reject with disconnected when the socket drops', async ()
 });
 
 test('history, presence and publish reject at once with disconnected when not connected (no queue)', async () => {
-  const { herald } = make();
+  const { herald } = make({ offlineQueue: false });
   for (const p of [herald.publish('a', 'e', 1), herald.history('a'), herald.presence('a')]) {
     const err = await p.catch((e) => e);
     assert.equal(err.code, 'disconnected');
@@ -383,7 +383,7 @@ test('a connect that never opens times out and is retried', async () => {
   herald.close();
 });
 
-test('offline queue: off by default; bounded; flushed in order after resubscribing', async () => {
+test('offline queue: bounded; flushed in order after resubscribing', async () => {
   const { WS, herald } = make({ offlineQueue: { max: 2 }, requestTimeoutMs: 2000 });
   herald.subscribe('room', { onEvent() {} });
   const p1 = herald.publish('room', 'e', 1);
@@ -396,7 +396,7 @@ test('offline queue: off by default; bounded; flushed in order after resubscribi
   const sent = WS.last.sent.map((m) => m.type + (m.data !== undefined ? m.data : ''));
   assert.deepEqual(sent, ['connect', 'subscribe', 'publish1', 'publish2']);
   for (const m of WS.last.sentOfType('publish')) WS.last.serverSend({ type: 'ack', id: m.id, offset: m.data * 10 });
-  assert.deepEqual(await Promise.all([p1, p2]), [{ offset: 10 }, { offset: 20 }]);
+  assert.deepEqual(await Promise.all([p1, p2]), [{ offset: 10, replayed: false }, { offset: 20, replayed: false }]);
   assert.equal(herald.queuedPublishes, 0);
   herald.close();
 });

@@ -247,7 +247,7 @@ test('destroy over the WebSocket: the final event, then destroyed (error and uns
   assert.equal(hist.epoch, epoch);
   const again = await join(bob, ch);
   assert.equal(again.sub.epoch, epoch);
-  assert.deepEqual(await bob.publish(ch, 'chat.message', { text: 'new' }), { offset: 1 });
+  assert.deepEqual(await bob.publish(ch, 'chat.message', { text: 'new' }), { offset: 1, replayed: false });
   ana.close();
   bob.close();
 });

@@ -1,8 +1,8 @@
 // `@herald/server/http`: HeraldServer alone, without the token functions
 // (which need node:crypto), for runtimes that only have fetch (edge
 // functions, workers).
-export { HeraldServer } from './server.js';
-export type { ChannelsOptions, ChannelsResult, HeraldServerOptions, ServerInfo } from './server.js';
+export { HeraldServer, DEFAULT_PUBLISH_RETRY } from './server.js';
+export type { ChannelsOptions, ChannelsResult, HeraldServerOptions, PublishRetryOptions, ServerInfo } from './server.js';
 export { HeraldError } from '@herald/client';
 export type {
   AnySchema,

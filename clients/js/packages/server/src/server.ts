@@ -7,11 +7,17 @@
 // handlers, edge runtimes), authenticated with an API key. Every failure is
 // a HeraldError: the server's code and HTTP status (401 `unauthorized` for a
 // missing or bad key, 403 `forbidden` for a key without the scope), or
-// `timeout`, `unreachable`, `bad_response`. No retries: a publish is not
-// idempotent.
+// `timeout`, `unreachable`, `bad_response`. A publish carries an
+// idempotency key (the caller's or a random one, in the body and as the
+// `Idempotency-Key` header) and is retried with that same key after a
+// network error, a timeout or a 5xx (bounded attempts, backoff): the server
+// stores it at most once and answers a repeat with the original offset
+// (`replayed: true`). Ephemeral publishes have no key and are not retried.
 
 import {
   HeraldError,
+  idempotencyKeyError,
+  newIdempotencyKey,
   type AnySchema,
   type DestroyOptions,
   type DestroyResult,
@@ -38,7 +44,22 @@ export interface HeraldServerOptions {
   timeoutMs?: number;
   /** fetch implementation (default: the global one) */
   fetch?: typeof fetch;
+  /**
+   * retries of a publish (same idempotency key) after a network error, a
+   * timeout or a 5xx: `attempts` in all (default 4), waiting
+   * `initialDelayMs` (200) doubling up to `maxDelayMs` (2000), with jitter;
+   * `false`: one attempt
+   */
+  retry?: Partial<PublishRetryOptions> | false;
 }
+
+export interface PublishRetryOptions {
+  attempts: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_PUBLISH_RETRY: PublishRetryOptions = { attempts: 4, initialDelayMs: 200, maxDelayMs: 2000 };
 
 export interface ChannelsOptions {
   /** only channels whose name starts with this (e.g. `chat:`) */
@@ -80,6 +101,7 @@ export class HeraldServer<S extends SchemaShape = AnySchema> {
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
   private readonly fetch: typeof fetch;
+  private readonly retry: PublishRetryOptions;
 
   constructor(options: HeraldServerOptions) {
     if (!options || typeof options.url !== 'string') throw new TypeError('HeraldServer: options.url is required');
@@ -95,9 +117,21 @@ export class HeraldServer<S extends SchemaShape = AnySchema> {
     const f = options.fetch ?? (globalThis as { fetch?: typeof fetch }).fetch;
     if (!f) throw new TypeError('HeraldServer: no global fetch (Node >= 18 has one); pass options.fetch');
     this.fetch = f;
+    this.retry = options.retry === false ? { ...DEFAULT_PUBLISH_RETRY, attempts: 1 } : { ...DEFAULT_PUBLISH_RETRY, ...options.retry };
+    if (!(this.retry.attempts >= 1)) throw new RangeError('HeraldServer: retry.attempts must be >= 1');
   }
 
-  /** Publishes an event (`POST /api/publish`); resolves once it is stored, with its offset (none if ephemeral). */
+  /**
+   * Publishes an event (`POST /api/publish`); resolves once it is stored,
+   * with `{offset, replayed}` (`{}` if ephemeral). The idempotency key
+   * (`options.idempotencyKey`, or a random one) is sent in the body and as
+   * the `Idempotency-Key` header; after a network error, a timeout or a 5xx
+   * the same request is sent again (see `retry`), so it is stored at most
+   * once; `replayed: true` says an earlier attempt (or an earlier call with
+   * this key) had stored it. When every attempt failed, the last error is
+   * thrown with `details.idempotencyKey`: publishing again with that key
+   * within the server's idempotency window is safe.
+   */
   async publish<C extends string, E extends EventName<PublishMap<S, C>>>(
     channel: C,
     event: E,
@@ -105,9 +139,36 @@ export class HeraldServer<S extends SchemaShape = AnySchema> {
     options: PublishOptions = {},
   ): Promise<PublishResult> {
     const body: Record<string, unknown> = { channel, event, data: data === undefined ? null : data };
-    if (options.ephemeral) body.ephemeral = true;
-    const reply = await this.request('POST', '/api/publish', JSON.stringify(body));
-    return typeof reply.offset === 'number' ? { offset: reply.offset } : {};
+    if (options.ephemeral) {
+      if (options.idempotencyKey !== undefined) throw new HeraldError('bad_request', 'idempotency_key: not allowed on ephemeral events');
+      body.ephemeral = true;
+      await this.request('POST', '/api/publish', JSON.stringify(body));
+      return {};
+    }
+    const key = options.idempotencyKey ?? newIdempotencyKey();
+    const bad = idempotencyKeyError(key);
+    if (bad) throw new HeraldError('bad_request', `idempotency_key: ${bad}`);
+    body.idempotency_key = key;
+    const json = JSON.stringify(body);
+    const headers = { 'idempotency-key': key };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const reply = await this.request('POST', '/api/publish', json, headers);
+        if (typeof reply.offset !== 'number') throw new HeraldError('bad_response', 'publish: the reply has no offset');
+        return { offset: reply.offset, replayed: reply.replayed === true };
+      } catch (e) {
+        if (!(e instanceof HeraldError) || !retriable(e)) throw e;
+        if (attempt >= this.retry.attempts) {
+          throw new HeraldError(
+            e.code,
+            `${e.message} (publish gave up after ${attempt} attempt${attempt === 1 ? '' : 's'} with idempotency key ${key}: the outcome is unknown; publishing again with this key cannot store it twice)`,
+            { status: e.status, cause: e, details: { idempotencyKey: key, channel } },
+          );
+        }
+        const base = Math.min(this.retry.maxDelayMs, this.retry.initialDelayMs * 2 ** (attempt - 1));
+        await new Promise((r) => setTimeout(r, Math.round(base * (0.5 + Math.random() / 2))));
+      }
+    }
   }
 
   /** Reads stored events of a channel (`GET /api/channels/{channel}/history`), oldest first. */
@@ -219,8 +280,9 @@ export class HeraldServer<S extends SchemaShape = AnySchema> {
     return { unsubscribed: count(reply, 'unsubscribed') };
   }
 
-  private async request(method: string, path: string, body?: string): Promise<any> {
-    const headers = body === undefined ? this.headers : { ...this.headers, 'content-type': 'application/json' };
+  private async request(method: string, path: string, body?: string, extra?: Record<string, string>): Promise<any> {
+    let headers = body === undefined ? this.headers : { ...this.headers, 'content-type': 'application/json' };
+    if (extra) headers = { ...headers, ...extra };
     const what = `${method} ${path}`;
     let res: Response;
     let text: string;
@@ -247,6 +309,11 @@ export class HeraldServer<S extends SchemaShape = AnySchema> {
       status: res.status,
     });
   }
+}
+
+/** A failure after which the publish may or may not have been stored: send it again with its key. */
+function retriable(e: HeraldError): boolean {
+  return e.code === 'timeout' || e.code === 'unreachable' || (e.status !== undefined && e.status >= 500);
 }
 
 /** `/api/channels/{channel}`, the name percent-encoded (`chat%3Aroom`). */

@@ -190,7 +190,7 @@ test('a lapsed subscription token (refresh failing): unsubscribed token_expired,
 test('@herald/server with the API key publishes; without it: 401 unauthorized', async () => {
   const ch = unique('chat:room');
   const api = new HeraldServer({ url: server.url(''), apiKey: API_KEY });
-  assert.deepEqual(await api.publish(ch, 'chat.message', { text: 'from the backend' }), { offset: 1 });
+  assert.deepEqual(await api.publish(ch, 'chat.message', { text: 'from the backend' }), { offset: 1, replayed: false });
   assert.equal((await api.history(ch)).events.length, 1);
   for (const bad of [new HeraldServer({ url: server.url('') }), new HeraldServer({ url: server.url(''), apiKey: 'not-the-key' })]) {
     const err = await bad.publish(ch, 'chat.message', {}).catch((e) => e);

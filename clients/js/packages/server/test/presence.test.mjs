@@ -134,7 +134,7 @@ test('destroy: the subscribers get the final event then destroyed; history delet
   );
   const hist = await api().history(ch);
   assert.deepEqual([hist.epoch, hist.offset, hist.events], [epoch, 0, []]);
-  assert.deepEqual(await api().publish(ch, 'chat.message', { text: 'again' }), { offset: 1 });
+  assert.deepEqual(await api().publish(ch, 'chat.message', { text: 'again' }), { offset: 1, replayed: false });
   // Without a final event, on a channel nobody uses: a new epoch all the same.
   const second = await api().destroy(ch);
   assert.notEqual(second.epoch, epoch);

@@ -31,10 +31,10 @@ test('publish then history: offsets, data, paging; a WebSocket subscriber receiv
   const got = [];
   ws.connect();
   await ws.subscribe(ch, { onEvent: (e) => got.push([e.offset, e.event, e.data]) }).ready;
-  assert.deepEqual(await api.publish(ch, 'chat.message', { text: 'one' }), { offset: 1 });
-  assert.deepEqual(await api.publish(ch, 'chat.message', { text: 'two' }), { offset: 2 });
+  assert.deepEqual(await api.publish(ch, 'chat.message', { text: 'one' }), { offset: 1, replayed: false });
+  assert.deepEqual(await api.publish(ch, 'chat.message', { text: 'two' }), { offset: 2, replayed: false });
   assert.deepEqual(await api.publish(ch, 'typing', { on: true }, { ephemeral: true }), {});
-  assert.deepEqual(await api.publish(ch, 'chat.destroy', undefined), { offset: 3 });
+  assert.deepEqual(await api.publish(ch, 'chat.destroy', undefined), { offset: 3, replayed: false });
   await until(() => got.length === 4);
   assert.deepEqual(got, [
     [1, 'chat.message', { text: 'one' }],
