@@ -3,8 +3,9 @@
 // recovery when it is back on the same port; messages published over HTTP
 // while the page was disconnected appear after the recovery, in order, once
 // each, with a notice saying how many were recovered; a message written
-// while disconnected is refused with a reason and kept for sending later. When the server lost
-// the history (memory engine), the page says so and reloads the room.
+// while disconnected shows as "sending…" (the client queues it) and goes out
+// once, after the recovered ones. When the server lost the history (memory
+// engine), the page says so and reloads the room.
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 import { httpPublish, serverTest } from '../integration/node/lib/harness.mjs';
@@ -45,10 +46,11 @@ describe('chat demo: reconnection', () => {
     server.kill();
     assert.notEqual(await server.waitExit(10_000), null, 'the server exited on SIGKILL');
     await waitStatus(page, 'Reconnecting…');
-    // A message written meanwhile is refused with a reason, and kept.
+    // A message written meanwhile waits, shown as sending…
     await send(page, 'written offline');
-    await page.getByRole('alert').filter({ hasText: 'Not sent: not connected' }).waitFor();
-    assert.equal(await page.getByLabel('Message', { exact: true }).inputValue(), 'written offline');
+    const log = page.getByRole('log', { name: 'Messages' });
+    await log.getByRole('listitem').filter({ hasText: 'written offline' }).getByText('sending…').waitFor();
+    await waitMessages(page, ['before the crash', 'written offline']);
     await screenshot(page, 'reconnect-lost');
 
     // While the page is cut off, a backend publishes over HTTP. The page's
@@ -69,15 +71,15 @@ describe('chat demo: reconnection', () => {
     assert.equal(server.port, port);
     await waitStatus(page, 'Connected');
     await page.getByText('Reconnected, 3 missed messages recovered.').waitFor();
-    await waitMessages(page, ['before the crash', 'missed 1', 'missed 2', 'missed 3']);
+    // The waiting message went out once connected, after the recovered ones.
+    await log.getByText('sending…').waitFor({ state: 'detached' });
+    await waitMessages(page, ['before the crash', 'missed 1', 'missed 2', 'missed 3', 'written offline']);
+    assert.equal(await page.getByLabel('Message', { exact: true }).inputValue(), '', 'the box emptied once sent');
 
-    // Live again: the next message arrives once, after the recovered ones.
+    // Live again: the next message arrives once, after the others.
     const r = await httpPublish(server, { channel, event: 'chat.message', data: { name: 'Backend', text: 'after' } });
-    assert.equal(r.json.offset, 5);
-    await waitMessages(page, ['before the crash', 'missed 1', 'missed 2', 'missed 3', 'after']);
-    // The kept draft goes out once connected.
-    await page.getByRole('button', { name: 'Send' }).click();
-    await waitMessages(page, ['before the crash', 'missed 1', 'missed 2', 'missed 3', 'after', 'written offline']);
+    assert.equal(r.json.offset, 6);
+    await waitMessages(page, ['before the crash', 'missed 1', 'missed 2', 'missed 3', 'written offline', 'after']);
     await screenshot(page, 'reconnect-recovered');
 
     assert.deepEqual(page.errors, [], 'no script errors on the page');

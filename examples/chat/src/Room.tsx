@@ -15,6 +15,7 @@ import {
   MESSAGE_EVENT,
   TYPING_EVENT,
   historyMessages,
+  lastOffset,
   mergeMessages,
   shownMessages,
   toMessage,
@@ -39,6 +40,9 @@ export function Room({ room, name }: { room: string; name: string }) {
   const [notice, setNotice] = useState('');
   // This tab's messages not yet seen as events: "sending…" until acknowledged.
   const [pending, setPending] = useState<PendingMessage[]>([]);
+  // The messages as last rendered, read when sending.
+  const messagesRef = useRef(messages);
+  messagesRef.current = messages;
   const { typers, seen, done } = useTypers();
 
   const onData = useCallback(
@@ -64,6 +68,9 @@ export function Room({ room, name }: { room: string; name: string }) {
       .history(channel, { limit: HISTORY_LIMIT })
       .then((h) => {
         setMessages(historyMessages(h.events));
+        // The offsets may have started again (a new epoch): hold back any
+        // event of this tab until the pending messages are acknowledged.
+        setPending((p) => p.map((m) => (m.offset === undefined ? { ...m, after: 0 } : m)));
         setNotice('Reconnected; the room was reloaded from its history.');
       })
       .catch(() => setNotice('Reconnected, but the room could not be reloaded: refresh the page.'));
@@ -92,7 +99,7 @@ export function Room({ room, name }: { room: string; name: string }) {
   const send = useCallback(
     async (text: string) => {
       const key = newIdempotencyKey();
-      setPending((p) => [...p, { key, name, text, ts: Date.now() }]);
+      setPending((p) => [...p, { key, name, text, ts: Date.now(), after: lastOffset(messagesRef.current) }]);
       try {
         const { offset } = await herald.publish(channel, MESSAGE_EVENT, { name, text, sender: TAB_ID }, { idempotencyKey: key });
         setPending((p) => p.map((m) => (m.key === key ? { ...m, offset } : m)));
@@ -104,14 +111,15 @@ export function Room({ room, name }: { room: string; name: string }) {
     [herald, channel, name],
   );
 
-  // Pending messages whose event arrived are done.
+  // Pending messages acknowledged and whose event arrived are done (the
+  // event usually comes first, so this runs on acks too).
   useEffect(() => {
     const offsets = new Set(messages.map((m) => m.offset));
     setPending((p) => {
       const left = p.filter((m) => m.offset === undefined || !offsets.has(m.offset));
       return left.length === p.length ? p : left;
     });
-  }, [messages]);
+  }, [messages, pending]);
 
   const shown = shownMessages(messages, pending, TAB_ID);
 

@@ -64,26 +64,41 @@ export interface PendingMessage {
   name: string;
   text: string;
   ts: number;
+  /**
+   * The highest offset on screen when it was sent: its event is stored
+   * after the call, so its offset is higher (0 after a reload of the room
+   * from its history, whose offsets may have started again).
+   */
+  after: number;
   /** the ack's offset, once acknowledged */
   offset?: number;
 }
 
 export type ShownMessage = (ChatMessage & { pending?: undefined }) | (PendingMessage & { pending: true; sender: string });
 
+/** The highest offset in `list` (0 when empty). */
+export function lastOffset(list: ChatMessage[]): number {
+  return list.length ? list[list.length - 1].offset : 0;
+}
+
 /**
  * The list on screen: the channel's messages, then this tab's pending ones,
  * each message once. The event of a publish carries no key, so it is
  * matched by the ack's offset: a pending message whose offset arrived as an
- * event is dropped, and an event from this tab (`sender`) is held back while
- * the tab has unacknowledged messages and its offset is none of theirs yet
- * (the publisher gets its own event just before the ack, and the screen
- * must not show it twice in between).
+ * event is dropped, and an event from this tab (`sender`) that may be the
+ * event of an unacknowledged message (its offset is higher than the last
+ * one on screen when that message was sent, and none of the acks' offsets)
+ * is held back until the ack says whose it is (the publisher gets its own
+ * event just before the ack, or before the ack of a publish sent again
+ * after a reconnect, and the screen must not show it twice in between).
+ * This tab's older messages stay on screen meanwhile.
  */
 export function shownMessages(list: ChatMessage[], pending: PendingMessage[], tab: string): ShownMessage[] {
   const offsets = new Set(list.map((m) => m.offset));
   const acked = new Set(pending.flatMap((p) => (p.offset === undefined ? [] : [p.offset])));
-  const waiting = pending.some((p) => p.offset === undefined);
-  const shown: ShownMessage[] = list.filter((m) => !(waiting && m.sender === tab && !acked.has(m.offset)));
+  let heldAfter = Infinity;
+  for (const p of pending) if (p.offset === undefined) heldAfter = Math.min(heldAfter, p.after);
+  const shown: ShownMessage[] = list.filter((m) => !(m.sender === tab && m.offset > heldAfter && !acked.has(m.offset)));
   for (const p of pending) {
     if (p.offset !== undefined && offsets.has(p.offset)) continue;
     shown.push({ ...p, pending: true, sender: tab });

@@ -49,10 +49,15 @@ export function roomName() {
   return unique('e2e');
 }
 
-/** A new browser context (its own storage: another user) with the room open and a name picked. */
-export async function openChat(browser, server, { name, room, device = DESKTOP }) {
+/**
+ * A new browser context (its own storage: another user) with the room open
+ * and a name picked; `routeWebSocket`: a playwright WebSocketRoute handler
+ * for the page's connections to /ws (to watch or drop frames).
+ */
+export async function openChat(browser, server, { name, room, device = DESKTOP, routeWebSocket = null }) {
   const context = await browser.newContext(device);
   context.setDefaultTimeout(UI_TIMEOUT_MS);
+  if (routeWebSocket) await context.routeWebSocket(/\/ws$/, routeWebSocket);
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
