@@ -554,6 +554,23 @@ std::string event_name_problem(std::string_view name) {
   return {};
 }
 
+// A duration in milliseconds ("<name>_ms"), from `min` to `max`.
+template <auto Field>
+NamespaceKeyDef ns_duration(std::string_view name, int64_t min, int64_t max, Scope scope,
+                            std::string_view help) {
+  return {
+      name,
+      Type::duration_ms,
+      min,
+      max,
+      scope,
+      help,
+      [](NamespaceOptions& o, const std::string&, const Value& v, const std::filesystem::path&) {
+        o.*Field = std::chrono::milliseconds(std::get<int64_t>(v));
+      },
+      [](const NamespaceOptions& o) { return Value(static_cast<int64_t>((o.*Field).count())); }};
+}
+
 constexpr std::string_view kAllowUnknown = "allow_unknown";
 constexpr std::string_view kAllowUnknownHelp =
     "[defaults] only: whether channels of a namespace that has no [namespaces.<name>] table "
@@ -570,16 +587,10 @@ const std::vector<NamespaceKeyDef>& namespace_keys() {
            o.history_size = static_cast<size_t>(std::get<int64_t>(v));
          },
          [](const NamespaceOptions& o) { return Value(static_cast<int64_t>(o.history_size)); }});
-    k.push_back(
-        {"history_ttl_ms", Type::duration_ms, 0, 365 * kDay, Scope::namespaces_only,
-         "Age after which the namespace's events leave history (0: no limit); default: "
-         "history.ttl_ms.",
-         [](NamespaceOptions& o, const std::string&, const Value& v, const std::filesystem::path&) {
-           o.history_ttl = std::chrono::milliseconds(std::get<int64_t>(v));
-         },
-         [](const NamespaceOptions& o) {
-           return Value(static_cast<int64_t>(o.history_ttl.count()));
-         }});
+    k.push_back(ns_duration<&NamespaceOptions::history_ttl>(
+        "history_ttl_ms", 0, 365 * kDay, Scope::namespaces_only,
+        "Age after which the namespace's events leave history (0: no limit); default: "
+        "history.ttl_ms."));
     k.push_back(ns_bool<&NamespaceOptions::recover>(
         "recover",
         "Whether subscribers may recover missed events; false answers recovery with "
@@ -635,16 +646,10 @@ const std::vector<NamespaceKeyDef>& namespace_keys() {
         "max_users", 1000000,
         "Distinct users a channel admits (another tab of a present user always is); 0: "
         "unlimited. Others get channel_full."));
-    k.push_back(
-        {"channel_ttl_ms", Type::duration_ms, 0, 365 * kDay, Scope::anywhere,
-         "A channel is destroyed (reason expired) this long after its first stored event; 0: "
-         "never.",
-         [](NamespaceOptions& o, const std::string&, const Value& v, const std::filesystem::path&) {
-           o.channel_ttl = std::chrono::milliseconds(std::get<int64_t>(v));
-         },
-         [](const NamespaceOptions& o) {
-           return Value(static_cast<int64_t>(o.channel_ttl.count()));
-         }});
+    k.push_back(ns_duration<&NamespaceOptions::channel_ttl>(
+        "channel_ttl_ms", 0, 365 * kDay, Scope::anywhere,
+        "A channel is destroyed (reason expired) this long after its first stored event; 0: "
+        "never."));
     k.push_back({"expire_event", Type::string, 0, 0, Scope::anywhere,
                  "Name of the final event subscribers get when a channel expires; \"\": none.",
                  [](NamespaceOptions& o, const std::string& key, const Value& v,
@@ -668,16 +673,10 @@ const std::vector<NamespaceKeyDef>& namespace_keys() {
                    o.expire_data = text;
                  },
                  [](const NamespaceOptions& o) { return Value(o.expire_data); }});
-    k.push_back(
-        {"idempotency_window_ms", Type::duration_ms, 1000, kDay, Scope::anywhere,
-         "How long a publish's idempotency_key is remembered: a retry within it gets the "
-         "original ack instead of a second event.",
-         [](NamespaceOptions& o, const std::string&, const Value& v, const std::filesystem::path&) {
-           o.idempotency_window = std::chrono::milliseconds(std::get<int64_t>(v));
-         },
-         [](const NamespaceOptions& o) {
-           return Value(static_cast<int64_t>(o.idempotency_window.count()));
-         }});
+    k.push_back(ns_duration<&NamespaceOptions::idempotency_window>(
+        "idempotency_window_ms", 1000, kDay, Scope::anywhere,
+        "How long a publish's idempotency_key is remembered: a retry within it gets the "
+        "original ack instead of a second event."));
     k.push_back(ns_size<&NamespaceOptions::idempotency_max_keys>(
         "idempotency_max_keys", 1000000,
         "Idempotency keys remembered per channel; beyond, the oldest are forgotten first."));
