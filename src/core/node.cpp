@@ -195,8 +195,12 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
   const engine::Retention keep = retention_of(*ns);
   const int64_t key_window = ns->options.idempotency_window.count();
   const size_t max_keys = ns->options.idempotency_max_keys;
+  // Only channels with a TTL need the owner's expiry bookkeeping (decided
+  // here, where the namespace was already looked up, not twice per publish
+  // at the owner).
+  const bool has_ttl = ttl_ms(*ns) > 0;
   const unsigned owner = owner_of(req.channel);
-  post(owner, [this, owner, from, keep, key_window, max_keys, req = std::move(req),
+  post(owner, [this, owner, from, keep, key_window, max_keys, has_ttl, req = std::move(req),
                done = std::move(done)]() mutable {
     const int64_t ts = engine::system_now_ms();
     const auto arrived = std::chrono::steady_clock::now();
@@ -208,8 +212,8 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
     }
     Shard& shard = *shards_[owner];
     const std::string channel = req.channel;
-    auto append = [this, owner, from, keep, key_window, max_keys, ts, arrived, req = std::move(req),
-                   done = std::move(done)]() mutable {
+    auto append = [this, owner, from, keep, key_window, max_keys, has_ttl, ts, arrived,
+                   req = std::move(req), done = std::move(done)]() mutable {
       engine::NewEvent ev{req.event, req.data, req.from_client, req.from_user,
                           ts,        keep,     req.from_info};
       if (!req.idempotency_key.empty()) {
@@ -222,7 +226,7 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
       const auto appending = std::chrono::steady_clock::now();
       shards_[owner]->store->append(
           channel, std::move(ev),
-          [this, owner, from, ts, arrived, appending, req = std::move(req),
+          [this, owner, from, ts, arrived, appending, has_ttl, req = std::move(req),
            done = std::move(done)](engine::AppendResult r) mutable {
             auto& counters = *shards_[owner]->counters;
             counters.engine_append_seconds.observe(seconds_since(appending));
@@ -242,16 +246,19 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
               result.offset = r.offset;
               deliver_to_workers(*shards_[owner], req.channel, event_frame(req, r.offset, ts));
               counters.publish_delivery_seconds.observe(seconds_since(arrived));
-              if (const Namespace* ns = shards_[owner]->namespaces->find(req.channel);
-                  ns && ttl_ms(*ns) > 0)
-                note_created(owner, req.channel, *ns, r.created_ms);
+              if (has_ttl) {
+                if (const Namespace* ns = shards_[owner]->namespaces->find(req.channel);
+                    ns && ttl_ms(*ns) > 0)
+                  note_created(owner, req.channel, *ns, r.created_ms);
+              }
             }
             post(from, [done = std::move(done), result = std::move(result)] { done(result); });
           });
     };
     // A channel with a TTL may have expired while nobody used it (e.g. while
     // the server was down): find out before storing into its old epoch.
-    if (const Namespace* ns = shard.namespaces->find(channel); ns && ttl_ms(*ns) > 0)
+    const Namespace* ns = has_ttl ? shard.namespaces->find(channel) : nullptr;
+    if (ns && ttl_ms(*ns) > 0)
       with_fresh_channel(owner, channel, *ns, std::move(append));
     else
       append();
@@ -278,7 +285,7 @@ void Node::subscribe(unsigned from, SubscribeRequest req,
       });
       return;
     }
-    if (tracks_presence(*ns)) presence_subscribe_begin(shard, req.channel, req, *ns);
+    if (tracks_presence(*ns)) presence_subscribe_begin(shard, req);
     subscribe_read(owner, from, std::move(req), std::move(done));
   });
 }

@@ -218,8 +218,9 @@ class Node {
                     std::function<void(HistoryResult)> done);
 
   // node_presence.cpp (owner side)
-  void presence_subscribe_begin(Shard& shard, const std::string& channel,
-                                const SubscribeRequest& req, const Namespace& ns);
+  // A subscribe of a channel whose namespace keeps presence reached its
+  // owner: its member is pending until presence_admit().
+  void presence_subscribe_begin(Shard& shard, const SubscribeRequest& req);
   // Admits the subscriber once its read completed; returns the failure to
   // answer with (channel_full), if any.
   std::optional<Failure> presence_admit(Shard& shard, const SubscribeRequest& req,

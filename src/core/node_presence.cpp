@@ -28,9 +28,8 @@ ws::SharedFrame announcement_frames(const std::string& channel,
 
 }  // namespace
 
-void Node::presence_subscribe_begin(Shard& shard, const std::string& channel,
-                                    const SubscribeRequest& req, const Namespace&) {
-  auto& record = shard.channels[channel];
+void Node::presence_subscribe_begin(Shard& shard, const SubscribeRequest& req) {
+  auto& record = shard.channels[req.channel];
   if (!record.presence) record.presence = std::make_unique<presence::ChannelPresence>();
   record.presence->begin(req.client);
 }
