@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-format
   libboost1.81-all-dev libboost-json1.81-dev
-  libsimdjson-dev libvalijson-dev libsqlite3-dev libhiredis-dev libjose-dev
+  libsimdjson-dev libvalijson-dev libsqlite3-dev libhiredis-dev libjose-dev libxxhash-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libbenchmark-dev
   clang libclang-rt-14-dev

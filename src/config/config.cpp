@@ -679,7 +679,8 @@ const std::vector<NamespaceKeyDef>& namespace_keys() {
         "original ack instead of a second event."));
     k.push_back(ns_size<&NamespaceOptions::idempotency_max_keys>(
         "idempotency_max_keys", 1000000,
-        "Idempotency keys remembered per channel; beyond, the oldest are forgotten first."));
+        "Idempotency keys are remembered for the channel's last this many events at most "
+        "(older ones are forgotten first)."));
     k.push_back(ns_access<&NamespaceOptions::destroy_access>(
         "destroy_access",
         "Who may destroy a channel over WebSocket (destroy): none (only the HTTP API), "

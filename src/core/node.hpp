@@ -69,7 +69,8 @@ struct PublishResult {
 };
 
 // What an idempotency key is bound to: the publisher's user, the event and
-// its data (FNV-1a 64, stable across builds: sqlite keeps it on disk).
+// its data (XXH3-64 of each, chained through the seed: stable across builds
+// and versions of libxxhash, as sqlite keeps it on disk).
 uint64_t fingerprint(std::string_view user, std::string_view event, std::string_view data);
 
 struct SubscribeRequest {

@@ -41,11 +41,11 @@ struct NewEvent {
   std::string from_info = {};  // raw JSON of the publisher's token `info`, "" for none
   // Exactly-once publish (docs/protocol.md, idempotency_key): with a key,
   // the engine remembers (channel, key) -> (offset, fingerprint) until
-  // ts_ms + idempotency_window_ms, at most idempotency_max_keys per channel
-  // (the oldest forgotten first), written in the same transaction (state)
-  // as the event. A later append with a remembered key stores nothing: it
-  // answers `replayed` with the original offset when its fingerprint is the
-  // same, else `conflict`. remove() forgets the channel's keys.
+  // ts_ms + idempotency_window_ms, and while the event is one of the
+  // channel's last idempotency_max_keys (engine/key_index.hpp), written in
+  // the same transaction (state) as the event. A later append with a remembered key stores nothing:
+  // it answers `replayed` with the original offset when its fingerprint is the same, else
+  // `conflict`. remove() forgets the channel's keys.
   std::string idempotency_key = {};  // "" for none
   uint64_t fingerprint = 0;          // of the publisher, event and data (core::fingerprint)
   int64_t idempotency_window_ms = 120000;

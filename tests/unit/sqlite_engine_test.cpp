@@ -132,7 +132,8 @@ class SqliteEngineTest : public ::testing::Test {
     return ev;
   }
 
-  // Rows of table idempotency for `channel`, counted with a separate connection.
+  // Keys the database remembers for `channel` (rows with a key that has not
+  // expired, from the channel's keys_from on), counted with a separate connection.
   int64_t keys_in_db(const std::string& channel) {
     sqlite3* db = nullptr;
     EXPECT_EQ(sqlite3_open_v2((dir_ / "data" / kSqliteFileName).c_str(), &db, SQLITE_OPEN_READONLY,
@@ -140,11 +141,14 @@ class SqliteEngineTest : public ::testing::Test {
               SQLITE_OK);
     sqlite3_stmt* st = nullptr;
     EXPECT_EQ(sqlite3_prepare_v2(db,
-                                 "SELECT COUNT(*) FROM idempotency JOIN channels ON channels.id = "
-                                 "idempotency.channel WHERE channels.name = ?1",
+                                 "SELECT COUNT(*) FROM events JOIN channels ON channels.id = "
+                                 "events.channel WHERE channels.name = ?1 AND "
+                                 "events.idempotency_key IS NOT NULL AND events.\"offset\" >= "
+                                 "channels.keys_from AND events.key_expires_ms > ?2",
                                  -1, &st, nullptr),
               SQLITE_OK);
     sqlite3_bind_text(st, 1, channel.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, now_.load());
     int64_t n = -1;
     if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -1296,7 +1300,7 @@ TEST_F(SqliteEngineTest, IdempotencyKeysBeyondTheMaxDropTheOldest) {
   EXPECT_EQ(keys_in_db("c"), 3);
 }
 
-TEST_F(SqliteEngineTest, TheSweepDeletesExpiredIdempotencyKeys) {
+TEST_F(SqliteEngineTest, ExpiredIdempotencyKeysAreNotReadBackAtStart) {
   {
     auto engine = make();
     auto store = open(*engine);
@@ -1304,13 +1308,58 @@ TEST_F(SqliteEngineTest, TheSweepDeletesExpiredIdempotencyKeys) {
     keyed(*store, "c", "new", 1, now_.load(), 60000);
   }
   now_ += 2000;
-  auto engine = make();  // sweeps at start: the table holds keys
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (keys_in_db("c") != 1 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(50ms);
+  auto engine = make();
   EXPECT_EQ(keys_in_db("c"), 1);
   auto store = open(*engine);
   EXPECT_TRUE(keyed(*store, "c", "new", 1).replayed);
+  const AppendResult old = keyed(*store, "c", "old", 2);
+  EXPECT_FALSE(old.replayed);
+  EXPECT_FALSE(old.conflict);
+  EXPECT_EQ(old.offset, 3u);
+}
+
+// Keys live in their events' rows: retention keeps the rows of remembered
+// keys (invisible to reads), so a retry after a restart is still a replay;
+// once the keys expire, the sweep lets retention delete them.
+TEST_F(SqliteEngineTest, RowsOfRememberedKeysOutliveHistoryUntilTheKeysExpire) {
+  const Retention one{1, 0};
+  const auto keyed_one = [&](ShardStore& store, const std::string& key, uint64_t fp) {
+    NewEvent ev = keyed_event(key, fp, std::nullopt, 1000);
+    ev.retention = one;
+    std::optional<AppendResult> out;
+    store.append("c", std::move(ev), [&](AppendResult r) { out = std::move(r); });
+    run_until([&] { return out.has_value(); });
+    return out.value_or(AppendResult{});
+  };
+  {
+    auto engine = make();
+    auto store = open(*engine);
+    for (int i = 1; i <= 3; ++i) ASSERT_EQ(keyed_one(*store, "k" + std::to_string(i), 7).offset, i);
+    EXPECT_EQ(offsets(read(*store, "c", 10, {}, {}, one)), (Offsets{3}));
+    EXPECT_EQ(rows_in_db("c"), 3);
+    EXPECT_EQ(keys_in_db("c"), 3);
+  }
+  auto engine = make();  // the keys are read back from the rows
+  auto store = open(*engine);
+  for (int i = 1; i <= 3; ++i) {
+    const AppendResult r = keyed_one(*store, "k" + std::to_string(i), 7);
+    EXPECT_TRUE(r.replayed) << i;
+    EXPECT_EQ(r.offset, static_cast<uint64_t>(i));
+  }
+  EXPECT_TRUE(keyed_one(*store, "k1", 8).conflict);
+  EXPECT_EQ(offsets(read(*open(*engine), "c", 10, {}, {}, one)), (Offsets{3}));  // cold
+  // Expired: the sweep (a second apart with a 1 s window) forgets the keys
+  // and the rows go; the last event stays as history.
+  now_ += 1500;
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (rows_in_db("c") != 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(rows_in_db("c"), 1);
+  EXPECT_EQ(keys_in_db("c"), 0);
+  EXPECT_EQ(offsets(read(*open(*engine), "c", 10, {}, {}, one)), (Offsets{3}));
+  const AppendResult again = keyed_one(*store, "k1", 7);
+  EXPECT_FALSE(again.replayed);
+  EXPECT_EQ(again.offset, 4u);
 }
 
 TEST_F(SqliteEngineTest, FailedCommitKeepsNeitherTheEventNorItsKey) {

@@ -6,10 +6,9 @@
 // random one at each removal), under which offsets start again at 1, so an offset is never given
 // twice within one epoch.
 //
-// Idempotency keys: a channel that was published to with a key gets a small
-// table (key -> offset, fingerprint, expiry) and a FIFO of keys by expiry,
-// pruned on every keyed append; channels never given a key pay one null
-// pointer.
+// Idempotency keys: a channel that was published to with a key gets a
+// KeyIndex (engine/key_index.hpp), pruned on every keyed append; channels
+// never given a key pay one null pointer.
 //
 // Each worker's ShardStore keeps its own channels and is only ever used from
 // that worker's thread, so nothing here takes a lock. Calls complete
@@ -19,9 +18,7 @@
 #include "engine/memory/memory_engine.hpp"
 
 #include <algorithm>
-#include <boost/unordered/unordered_flat_map.hpp>
 #include <chrono>
-#include <deque>
 #include <memory>
 #include <random>
 #include <string>
@@ -30,6 +27,7 @@
 #include <vector>
 
 #include "engine/clock_and_epoch.hpp"
+#include "engine/key_index.hpp"
 
 namespace herald::engine {
 namespace {
@@ -79,35 +77,12 @@ class EventRing {
   size_t size_ = 0;
 };
 
-struct KeyRecord {
-  uint64_t offset = 0;
-  uint64_t fingerprint = 0;
-  int64_t expires_ms = 0;
-};
-
-struct Keys {
-  boost::unordered_flat_map<std::string, KeyRecord> records;
-  std::deque<std::pair<int64_t, std::string>> by_expiry;  // oldest first
-
-  // Forgets keys expired at `now_ms`, then, once over `keep`, the oldest
-  // down to `keep` less a step (as the sqlite engine does).
-  void prune(int64_t now_ms, size_t keep) {
-    if (records.size() > keep) keep -= std::min(keep, std::clamp<size_t>(keep / 16, 1, 256) - 1);
-    while (!by_expiry.empty() && (by_expiry.front().first <= now_ms || records.size() > keep)) {
-      auto it = records.find(by_expiry.front().second);
-      if (it != records.end() && it->second.expires_ms == by_expiry.front().first)
-        records.erase(it);
-      by_expiry.pop_front();
-    }
-  }
-};
-
 struct Channel {
-  uint64_t last_offset = 0;    // last offset given; the events held are
-  EventRing events;            // last_offset - size + 1 .. last_offset
-  int64_t created_ms = 0;      // ts_ms of offset 1 in this epoch (0: none yet)
-  std::string epoch;           // empty: the process's (never removed)
-  std::unique_ptr<Keys> keys;  // made by the first keyed append
+  uint64_t last_offset = 0;        // last offset given; the events held are
+  EventRing events;                // last_offset - size + 1 .. last_offset
+  int64_t created_ms = 0;          // ts_ms of offset 1 in this epoch (0: none yet)
+  std::string epoch;               // empty: the process's (never removed)
+  std::unique_ptr<KeyIndex> keys;  // made by the first keyed append
 };
 
 class MemoryShardStore final : public ShardStore {
@@ -120,29 +95,25 @@ class MemoryShardStore final : public ShardStore {
   void append(const std::string& channel, NewEvent ev, AppendHandler done) override {
     const Retention keep = ev.retention.value_or(defaults_);
     Channel& ch = channels_[channel];
-    KeyRecord* key = nullptr;  // this append's record, given its offset below
-    if (!ev.idempotency_key.empty() && ev.idempotency_max_keys > 0) {
-      if (!ch.keys) ch.keys = std::make_unique<Keys>();
-      ch.keys->prune(ev.ts_ms, ev.idempotency_max_keys - 1);  // room for this one
-      auto [it, fresh] = ch.keys->records.try_emplace(ev.idempotency_key);
-      if (!fresh) {
-        AppendResult r{it->second.fingerprint == ev.fingerprint,
-                       {},
-                       it->second.offset,
-                       epoch_of(ch),
-                       ch.created_ms};
+    const bool keyed = !ev.idempotency_key.empty() && ev.idempotency_max_keys > 0;
+    if (keyed) {
+      if (!ch.keys) ch.keys = std::make_unique<KeyIndex>();
+      ch.keys->prune(ev.ts_ms, ch.last_offset, ev.idempotency_max_keys);
+      if (const KeyIndex::Record* known = ch.keys->find(ev.idempotency_key, ev.ts_ms)) {
+        AppendResult r{
+            known->fingerprint == ev.fingerprint, {}, known->offset, epoch_of(ch), ch.created_ms};
         r.replayed = r.ok;
         r.conflict = !r.ok;
         if (r.conflict) r.error = "idempotency key conflict";
         return done(std::move(r));
       }
-      const int64_t expires = ev.ts_ms + ev.idempotency_window_ms;
-      ch.keys->by_expiry.emplace_back(expires, std::move(ev.idempotency_key));
-      key = &it->second;
-      *key = KeyRecord{0, ev.fingerprint, expires};
     }
     const uint64_t offset = ++ch.last_offset;
-    if (key) key->offset = offset;
+    if (keyed) {
+      ch.keys->prune(ev.ts_ms, offset, ev.idempotency_max_keys);
+      ch.keys->add(ev.idempotency_key,
+                   {offset, ev.fingerprint, KeyIndex::expiry(ev.ts_ms, ev.idempotency_window_ms)});
+    }
     if (offset == 1) ch.created_ms = ev.ts_ms;
     // A smaller retention (after a reload) may leave more than one event to drop.
     drop_beyond(ch, keep.max_events > 0 ? keep.max_events - 1 : 0);

@@ -94,28 +94,32 @@
 // channel's row (NULL: the engine's limits), so the age sweep applies it to
 // channels that are no longer cached or were written before a restart.
 //
-// Idempotency keys. An append with NewEvent::idempotency_key is decided on
-// the storage thread at its place in the batch: table idempotency holds
-// (channel id, key) -> (offset, fingerprint as int64, expires_ms = ts +
-// window). A row whose expires_ms is beyond the append's ts counts: the same
-// fingerprint answers `replayed` with the row's offset, another one
-// `conflict`; either way nothing is inserted and no offset is used, and the
-// result goes back in queue order like any append's (the owner's window and
-// last offset stay as they are). Otherwise the event is stored and the key
-// row inserted (replacing an expired one) in the same transaction, so a
-// failed batch keeps neither, and a later append of the same batch finds it
-// (the transaction sees its own writes: no separate map per batch). At most
-// idempotency_max_keys rows per channel: the storage thread counts a
-// channel's rows once (then keeps the count in its cached row) and deletes
-// the oldest by expires_ms as soon as an insert goes beyond, in steps of
-// max/16 (1 to 256) so that a busy channel at its bound does not delete on
-// every publish. remove()
-// deletes the channel's rows in its transaction; the age sweep deletes the
-// rows past expires_ms (and runs, a tenth of the shortest window apart,
-// once a keyed append was seen or the table holds rows at start). Cost per
-// key: about 100-150 bytes on disk (the row plus its entry in the (channel,
-// expires_ms) index, with a 36-byte UUID key), one lookup per keyed append
-// and nothing in RAM beyond a count per cached channel.
+// Idempotency keys. A keyed append is decided on the storage thread at its
+// place in the batch, from a KeyIndex per channel (engine/key_index.hpp: key
+// -> offset, fingerprint, expiry, in RAM): a key it holds answers `replayed`
+// with its offset when the fingerprint is the same, `conflict` otherwise;
+// either way nothing is inserted and no offset is used, and the result goes
+// back in queue order like any append's. A new key is stored in the event's
+// own row (columns idempotency_key, fingerprint, key_expires_ms), so the key
+// and its event are one write: a failed batch keeps neither, and a keyed
+// publish costs no second row or index. The index follows the rows:
+//  - it holds the keys of the channel's last idempotency_max_keys events
+//    that have not expired, and channels.keys_from records the oldest
+//    offset it holds at each commit (keys_expire_ms the latest expiry);
+//  - retention never deletes a row from keys_from on (trim and sweep stop
+//    at the oldest held key), so rows outlive the history limits while
+//    their keys are remembered; reads never see them (they start at the
+//    count and age limits);
+//  - at start, every channel whose keys_expire_ms lies ahead gets its index
+//    back from its rows from keys_from on; after a failed batch, the
+//    channels it touched get theirs back from the database the same way;
+//  - remove() deletes the rows and forgets the index; the age sweep forgets
+//    expired keys (and then trims the rows they held), a tenth of the
+//    shortest window apart.
+// Cost per key remembered: its bytes in the event row on disk (about 60
+// with a 36-byte UUID key), and 100-150 bytes of RAM while remembered.
+// (Development builds before this kept keys in a table `idempotency`,
+// dropped on open: their keys are forgotten once.)
 //
 // Cache. The storage thread keeps the rows of recently used channels (id,
 // epoch, last offset, creation time) so that appends need no lookup; beyond
@@ -151,6 +155,7 @@
 #include <vector>
 
 #include "engine/clock_and_epoch.hpp"
+#include "engine/key_index.hpp"
 
 namespace herald::engine {
 namespace {
@@ -290,7 +295,9 @@ CREATE TABLE IF NOT EXISTS channels (
   last_offset INTEGER NOT NULL,
   history_size INTEGER,
   history_ttl_ms INTEGER,
-  created_ms INTEGER
+  created_ms INTEGER,
+  keys_expire_ms INTEGER,
+  keys_from INTEGER
 );
 CREATE TABLE IF NOT EXISTS events (
   channel INTEGER NOT NULL,
@@ -301,17 +308,12 @@ CREATE TABLE IF NOT EXISTS events (
   from_client TEXT NOT NULL,
   from_user TEXT NOT NULL,
   from_info TEXT NOT NULL DEFAULT '',
+  idempotency_key TEXT,
+  fingerprint INTEGER,
+  key_expires_ms INTEGER,
   PRIMARY KEY (channel, "offset")
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS idempotency (
-  channel INTEGER NOT NULL,
-  key TEXT NOT NULL,
-  "offset" INTEGER NOT NULL,
-  fingerprint INTEGER NOT NULL,
-  expires_ms INTEGER NOT NULL,
-  PRIMARY KEY (channel, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (channel, expires_ms);
+DROP TABLE IF EXISTS idempotency;
 )sql";
 
 constexpr const char* kSchemaVersion = "1";
@@ -324,7 +326,12 @@ constexpr const char* kSchemaVersion = "1";
 constexpr const char* kAddedColumns[][3] = {{"channels", "history_size", "INTEGER"},
                                             {"channels", "history_ttl_ms", "INTEGER"},
                                             {"events", "from_info", "TEXT NOT NULL DEFAULT ''"},
-                                            {"channels", "created_ms", "INTEGER"}};
+                                            {"channels", "created_ms", "INTEGER"},
+                                            {"events", "idempotency_key", "TEXT"},
+                                            {"events", "fingerprint", "INTEGER"},
+                                            {"events", "key_expires_ms", "INTEGER"},
+                                            {"channels", "keys_expire_ms", "INTEGER"},
+                                            {"channels", "keys_from", "INTEGER"}};
 
 // --- operations between the shards and the storage thread --------------------
 
@@ -395,10 +402,14 @@ struct ChannelRow {
   uint64_t used = 0;               // number of the last batch that used it (for the cache bound)
   uint64_t trimmed_below = 0;      // count limit: rows below this offset are deleted
   std::optional<Retention> retention;  // as last given (unset: the engine's limits)
-  // Rows in table idempotency, when counted since the last sweep that
-  // deleted keys (keys_gen, see Storage::keys_gen_).
-  std::optional<uint64_t> keys;
-  uint64_t keys_gen = 0;
+  int64_t keys_expire = 0;             // the latest expiry of a key given (0: none)
+  uint64_t keys_from = 0;              // the oldest offset whose key is held (0: none)
+};
+
+// A channel's idempotency keys on the storage thread (see "Idempotency keys").
+struct ChannelKeys {
+  KeyIndex index;
+  size_t max_keys = std::numeric_limits<size_t>::max();  // as the last keyed append gave
 };
 
 class Storage {
@@ -483,14 +494,17 @@ class Storage {
         : begin(db, "BEGIN IMMEDIATE"),
           commit(db, "COMMIT"),
           find_channel(db,
-                       "SELECT id, epoch, last_offset, created_ms FROM channels WHERE name = ?1"),
+                       "SELECT id, epoch, last_offset, created_ms, keys_expire_ms, keys_from "
+                       "FROM channels WHERE name = ?1"),
           insert_channel(db, "INSERT INTO channels (name, epoch, last_offset) VALUES (?1, ?2, 0)"),
           update_row(db,
                      "UPDATE channels SET epoch = ?2, last_offset = ?3, history_size = ?4, "
-                     "history_ttl_ms = ?5, created_ms = ?6 WHERE id = ?1"),
+                     "history_ttl_ms = ?5, created_ms = ?6, keys_expire_ms = ?7, keys_from = ?8 "
+                     "WHERE id = ?1"),
           insert_event(db,
                        "INSERT INTO events (channel, \"offset\", ts, event, data, from_client, "
-                       "from_user, from_info) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                       "from_user, from_info, idempotency_key, fingerprint, key_expires_ms) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
           first_held(db,
                      "SELECT \"offset\", ts FROM events WHERE channel = ?1 AND \"offset\" >= ?2 "
                      "AND ts >= ?3 ORDER BY \"offset\" LIMIT 1"),
@@ -508,27 +522,19 @@ class Storage {
                       "INSERT INTO meta (key, value) VALUES ('removed_offsets', ?1) "
                       "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + ?1"),
           trim_age(db,
-                   "DELETE FROM events WHERE channel = ?1 AND \"offset\" < COALESCE((SELECT "
+                   "DELETE FROM events WHERE channel = ?1 AND \"offset\" < MIN(COALESCE((SELECT "
                    "\"offset\" FROM events WHERE channel = ?1 AND ts >= ?2 ORDER BY \"offset\" "
-                   "LIMIT 1), ?3)"),
+                   "LIMIT 1), ?3), ?4)"),
           sweep_channels(db,
                          "SELECT id, last_offset, history_size, history_ttl_ms FROM channels "
                          "WHERE id > ?1 ORDER BY id LIMIT ?2"),
-          find_key(db,
-                   "SELECT \"offset\", fingerprint, expires_ms FROM idempotency "
-                   "WHERE channel = ?1 AND key = ?2"),
-          put_key(db,
-                  "INSERT OR REPLACE INTO idempotency (channel, key, \"offset\", fingerprint, "
-                  "expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)"),
-          count_keys(db, "SELECT COUNT(*) FROM idempotency WHERE channel = ?1"),
-          drop_oldest_keys(db,
-                           "DELETE FROM idempotency WHERE channel = ?1 AND key IN (SELECT key "
-                           "FROM idempotency WHERE channel = ?1 ORDER BY expires_ms LIMIT ?2)"),
-          delete_keys(db, "DELETE FROM idempotency WHERE channel = ?1"),
-          sweep_keys(db, "DELETE FROM idempotency WHERE channel = ?1 AND expires_ms < ?2") {}
+          load_keys(db,
+                    "SELECT \"offset\", idempotency_key, fingerprint, key_expires_ms FROM events "
+                    "WHERE channel = ?1 AND \"offset\" >= ?2 AND key_expires_ms > ?3 "
+                    "ORDER BY \"offset\"") {}
     Stmt begin, commit, find_channel, insert_channel, update_row, insert_event, first_held,
         read_range, read_ts, trim_count, delete_events, add_removed, trim_age, sweep_channels,
-        find_key, put_key, count_keys, drop_oldest_keys, delete_keys, sweep_keys;
+        load_keys;
   };
 
   void open_database() {
@@ -611,13 +617,6 @@ class Storage {
         if (use.step() && !use.is_null(0)) note_ttl(use.i64(0));
       }
       note_ttl(options_.max_age_ms);
-      {
-        // Keys left by an earlier run: swept (once a minute) even if no
-        // keyed append comes to give the window.
-        Stmt any_key(db_, "SELECT 1 FROM idempotency LIMIT 1");
-        Stmt::Use use(any_key);
-        if (use.step()) note_ttl(kKeysSweepTtlMs);
-      }
       const std::optional<uint64_t> recorded = open_offsets_file(dir);
       if (recorded ? *recorded > handed_out_ : handed_out_ > 0) renew_epoch();
       exec(db_, "COMMIT");
@@ -626,6 +625,7 @@ class Storage {
                                  (dir / kSqliteOffsetsName).string() +
                                  "': " + std::strerror(errno));
       statements_ = std::make_unique<Statements>(db_);
+      load_all_keys();
     } catch (const DbError& e) {
       statements_.reset();
       sqlite3_close_v2(db_);
@@ -633,6 +633,53 @@ class Storage {
       throw std::runtime_error(where + e.what() +
                                " (if the file is damaged, move it away to start afresh)");
     }
+  }
+
+  // Gives every channel with keys that have not expired its index back
+  // (see "Idempotency keys"); they are swept (once a minute) even if no
+  // keyed append comes to give the window.
+  void load_all_keys() {
+    std::vector<std::pair<int64_t, uint64_t>> channels;
+    {
+      Stmt with_keys(db_, "SELECT id, keys_from FROM channels WHERE keys_expire_ms > ?1");
+      Stmt::Use use(with_keys);
+      use.bind(1, now_ms_());
+      while (use.step()) channels.emplace_back(use.i64(0), use.is_null(1) ? 0 : use.u64(1));
+    }
+    for (const auto& [id, from] : channels) load_keys(id, from);
+    if (!keys_.empty()) note_ttl(kKeysSweepTtlMs);
+  }
+
+  // (Re)reads a channel's index from its rows from offset `from` on.
+  void load_keys(int64_t id, uint64_t from) {
+    keys_.erase(id);
+    if (from == 0) return;
+    Stmt::Use use(statements_->load_keys);
+    use.bind(1, id).bind(2, from).bind(3, now_ms_());
+    ChannelKeys* keys = nullptr;
+    while (use.step()) {
+      if (!keys) keys = &keys_[id];
+      keys->index.add(use.text(1), {use.u64(0), use.u64(2), use.i64(3)});
+    }
+  }
+
+  // The channel's keys, if it has any.
+  ChannelKeys* keys_of(int64_t id) {
+    const auto it = keys_.find(id);
+    return it == keys_.end() ? nullptr : &it->second;
+  }
+
+  // Forgets the channel's keys that expired or are more than its max_keys
+  // events old; returns the oldest offset still held (0: none).
+  uint64_t prune_keys(int64_t id, uint64_t last) {
+    ChannelKeys* keys = keys_of(id);
+    if (!keys) return 0;
+    keys->index.prune(now_ms_(), last, keys->max_keys);
+    if (keys->index.empty()) {
+      keys_.erase(id);
+      return 0;
+    }
+    return keys->index.oldest_offset();
   }
 
   void add_columns() {
@@ -716,8 +763,12 @@ class Storage {
 
   void run() {
     std::vector<Op> batch;
-    auto next_sweep = std::chrono::steady_clock::now();
+    std::optional<std::chrono::steady_clock::time_point> last_sweep;  // none yet: due at once
     for (;;) {
+      // From the latest interval: an append may have brought a shorter one.
+      const auto next_sweep = last_sweep
+                                  ? *last_sweep + std::chrono::milliseconds(sweep_interval_ms())
+                                  : std::chrono::steady_clock::time_point{};
       {
         std::unique_lock lock(mu_);
         const auto ready = [&] { return stopping_ || !queue_.empty(); };
@@ -733,9 +784,7 @@ class Storage {
       if (batch.empty() && !sweep) continue;
       bool sweep_done = true;
       process(batch, sweep, sweep_done);
-      if (sweep && sweep_done)
-        next_sweep =
-            std::chrono::steady_clock::now() + std::chrono::milliseconds(sweep_interval_ms());
+      if (sweep && sweep_done) last_sweep = std::chrono::steady_clock::now();
       deliver(batch);
       batch.clear();
       {
@@ -763,6 +812,8 @@ class Storage {
         row.epoch = use.text(1);
         row.last = use.u64(2);
         if (!use.is_null(3)) row.created = use.i64(3);
+        if (!use.is_null(4)) row.keys_expire = use.i64(4);
+        if (!use.is_null(5)) row.keys_from = use.u64(5);
         return &cache_.emplace(name, std::move(row)).first->second;
       }
     }
@@ -794,6 +845,12 @@ class Storage {
     return last >= size ? last - size + 1 : 1;
   }
 
+  // The oldest offset that retention may not delete: the channel's oldest
+  // held key's (see "Idempotency keys"), else last + 1.
+  static uint64_t keep_from(uint64_t last, uint64_t keys_from) {
+    return keys_from > 0 ? std::min(keys_from, last + 1) : last + 1;
+  }
+
   // After appends: deletes the rows beyond the channel's count limit in
   // steps of a sixteenth of it (1 .. 256 rows), so that most commits do not
   // also rewrite the page that holds a channel's oldest rows. Reads never
@@ -801,21 +858,24 @@ class Storage {
   // left to the sweep, which reads skip as well.
   void trim_by_count(ChannelRow& ch) {
     const Retention k = limits_of(ch.retention);
-    const uint64_t floor = count_floor(ch.last, k);
+    const uint64_t floor = std::min(count_floor(ch.last, k), keep_from(ch.last, ch.keys_from));
     if (floor < ch.trimmed_below + std::clamp<uint64_t>(k.max_events / 16, 1, 256)) return;
     Stmt::Use(statements_->trim_count).bind(1, ch.id).bind(2, floor - 1).run();
     ch.trimmed_below = floor;
   }
 
-  // Deletes a channel's events beyond the count and age limits.
-  void trim(int64_t id, uint64_t last, const Retention& keep) {
-    const uint64_t floor = count_floor(last, keep);
+  // Deletes a channel's events beyond the count and age limits, keeping
+  // those from `keys_from` on.
+  void trim(int64_t id, uint64_t last, const Retention& keep, uint64_t keys_from) {
+    const uint64_t held = keep_from(last, keys_from);
+    const uint64_t floor = std::min(count_floor(last, keep), held);
     if (floor > 1) Stmt::Use(statements_->trim_count).bind(1, id).bind(2, floor - 1).run();
     if (keep.max_age_ms > 0)
       Stmt::Use(statements_->trim_age)
           .bind(1, id)
           .bind(2, age_cutoff(keep))
           .bind(3, last + 1)
+          .bind(4, held)
           .run();
   }
 
@@ -828,30 +888,29 @@ class Storage {
     ChannelRow* ch = channel(op.channel, true, &created);
     touched.try_emplace(ch, *ch);
     remember(*ch, op.retention);
-    bool key_row = false;  // the key has a row, expired (replaced below)
-    if (!op.key.empty()) {
+    ChannelKeys* keys = nullptr;
+    const bool keyed = !op.key.empty() && op.max_keys > 0;
+    if (keyed) {
       note_ttl(op.key_window_ms);
-      // The transaction sees its own writes, so a key appended earlier in
-      // this batch (and not forgotten by a remove since) is found here too.
-      Stmt::Use use(statements_->find_key);
-      use.bind(1, ch->id).bind(2, op.key);
-      if (use.step()) {
-        key_row = true;
-        if (use.i64(2) > op.event.ts_ms) {
-          op.event.offset = use.u64(0);
-          op.epoch = ch->epoch;
-          if (use.u64(1) == op.fingerprint) {
-            std::optional<Held> held;
-            if (!ch->created) held = first_held(*ch);
-            op.created = ch->created ? *ch->created : held ? held->ts : 0;
-            op.replayed = true;
-            op.ok = true;
-          } else {
-            op.conflict = true;
-            op.error = "idempotency key conflict";
-          }
-          return false;
+      keys = &keys_[ch->id];
+      keys->max_keys = op.max_keys;
+      // A key appended earlier in this batch (and not forgotten by a
+      // remove since) is found here too.
+      keys->index.prune(op.event.ts_ms, ch->last, op.max_keys);
+      if (const KeyIndex::Record* known = keys->index.find(op.key, op.event.ts_ms)) {
+        op.event.offset = known->offset;
+        op.epoch = ch->epoch;
+        if (known->fingerprint == op.fingerprint) {
+          std::optional<Held> held;
+          if (!ch->created) held = first_held(*ch);
+          op.created = ch->created ? *ch->created : held ? held->ts : 0;
+          op.replayed = true;
+          op.ok = true;
+        } else {
+          op.conflict = true;
+          op.error = "idempotency key conflict";
         }
+        return false;
       }
     }
     if (!ch->created) {
@@ -862,54 +921,31 @@ class Storage {
       ch->created = held ? held->ts : op.event.ts_ms;
     }
     op.event.offset = ++ch->last;
-    if (limits_of(ch->retention).max_events > 0) {
-      Stmt::Use(statements_->insert_event)
-          .bind(1, ch->id)
+    // A keyed event gets its row even without history: the row keeps the key.
+    if (keyed || limits_of(ch->retention).max_events > 0) {
+      Stmt::Use insert(statements_->insert_event);
+      insert.bind(1, ch->id)
           .bind(2, op.event.offset)
           .bind(3, op.event.ts_ms)
           .bind(4, op.event.event)
           .bind(5, op.event.data)
           .bind(6, op.event.from_client)
           .bind(7, op.event.from_user)
-          .bind(8, op.event.from_info)
-          .run();
+          .bind(8, op.event.from_info);
+      if (keyed) {
+        const int64_t expires = KeyIndex::expiry(op.event.ts_ms, op.key_window_ms);
+        insert.bind(9, op.key).bind(10, op.fingerprint).bind(11, expires).run();
+        keys->index.prune(op.event.ts_ms, op.event.offset, op.max_keys);
+        keys->index.add(op.key, {op.event.offset, op.fingerprint, expires});
+        ch->keys_expire = std::max(ch->keys_expire, expires);
+      } else {
+        insert.bind_null(9).bind_null(10).bind_null(11).run();
+      }
     }
-    if (!op.key.empty() && op.max_keys > 0) remember_key(*ch, op, key_row);
     op.epoch = ch->epoch;
     op.created = *ch->created;
     op.ok = true;
     return true;
-  }
-
-  // Stores the key of an append just stored (see "Idempotency keys"),
-  // forgetting the channel's oldest keys beyond op.max_keys.
-  void remember_key(ChannelRow& ch, const Op& op, bool replacing) {
-    const int64_t expires = op.event.ts_ms > std::numeric_limits<int64_t>::max() - op.key_window_ms
-                                ? std::numeric_limits<int64_t>::max()
-                                : op.event.ts_ms + op.key_window_ms;
-    Stmt::Use(statements_->put_key)
-        .bind(1, ch.id)
-        .bind(2, op.key)
-        .bind(3, op.event.offset)
-        .bind(4, op.fingerprint)
-        .bind(5, expires)
-        .run();
-    if (!ch.keys || ch.keys_gen != keys_gen_) {
-      Stmt::Use use(statements_->count_keys);
-      use.bind(1, ch.id);
-      ch.keys = use.step() ? use.u64(0) : 0;
-      ch.keys_gen = keys_gen_;
-    } else if (!replacing) {
-      ++*ch.keys;
-    }
-    if (*ch.keys > op.max_keys) {
-      // In steps, as the event trim: a busy channel at its bound deletes
-      // once per step instead of once per publish.
-      const uint64_t step = std::clamp<uint64_t>(op.max_keys / 16, 1, 256);
-      const uint64_t drop = std::min<uint64_t>(*ch.keys, *ch.keys - op.max_keys + step - 1);
-      Stmt::Use(statements_->drop_oldest_keys).bind(1, ch.id).bind(2, drop).run();
-      *ch.keys -= drop;
-    }
   }
 
   // Deletes the channel's events and starts its new epoch (see "Epochs"),
@@ -919,9 +955,9 @@ class Storage {
     touched.try_emplace(ch, *ch);
     if (ch->last > 0) Stmt::Use(statements_->add_removed).bind(1, ch->last).run();
     Stmt::Use(statements_->delete_events).bind(1, ch->id).run();
-    Stmt::Use(statements_->delete_keys).bind(1, ch->id).run();
-    ch->keys = 0;
-    ch->keys_gen = keys_gen_;
+    keys_.erase(ch->id);
+    ch->keys_expire = 0;
+    ch->keys_from = 0;
     std::string epoch;
     do {
       epoch = random_epoch();
@@ -1037,12 +1073,7 @@ class Storage {
         rows.push_back(SweepRow{use.i64(0), use.u64(1), limits_of(stored)});
       }
     }
-    const int64_t now = now_ms_();
-    for (const SweepRow& row : rows) {
-      trim(row.id, row.last, row.keep);
-      Stmt::Use(statements_->sweep_keys).bind(1, row.id).bind(2, now).run();
-      if (sqlite3_changes(db_) > 0) ++keys_gen_;  // cached key counts are stale
-    }
+    for (const SweepRow& row : rows) trim(row.id, row.last, row.keep, prune_keys(row.id, row.last));
     if (static_cast<int64_t>(rows.size()) < kSweepBatch) {
       sweep_cursor_ = 0;
       return true;
@@ -1075,6 +1106,7 @@ class Storage {
         }
       }
       for (const auto& [ch, before] : touched) {
+        if (ch->keys_from > 0 || keys_of(ch->id)) ch->keys_from = prune_keys(ch->id, ch->last);
         Stmt::Use update(statements_->update_row);
         update.bind(1, ch->id).bind(2, ch->epoch).bind(3, ch->last);
         if (ch->retention)
@@ -1085,6 +1117,10 @@ class Storage {
           update.bind(6, *ch->created);
         else
           update.bind_null(6);
+        if (ch->keys_from > 0)
+          update.bind(7, ch->keys_expire).bind(8, ch->keys_from);
+        else
+          update.bind_null(7).bind_null(8);
         update.run();
         trim_by_count(*ch);
       }
@@ -1098,7 +1134,17 @@ class Storage {
       }
     } catch (const std::exception& e) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      for (auto& [ch, before] : touched) *ch = std::move(before);
+      // Every channel whose keys changed was touched: its index is read
+      // again as committed (see "Idempotency keys"). Should that fail, the
+      // index stays empty, which forgets keys but never invents one.
+      for (auto& [ch, before] : touched) {
+        *ch = std::move(before);
+        try {
+          load_keys(ch->id, ch->keys_from);
+        } catch (const std::exception&) {
+          keys_.erase(ch->id);
+        }
+      }
       for (const auto& name : created) cache_.erase(name);
       const std::string why = std::string("sqlite: ") + e.what();
       for (Op& op : batch) {
@@ -1140,7 +1186,7 @@ class Storage {
   std::unordered_map<std::string, ChannelRow> cache_;  // storage thread only
   int64_t sweep_cursor_ = 0;
   int64_t min_ttl_ms_ = 0;  // the shortest age limit or key window seen (0: none)
-  uint64_t keys_gen_ = 0;   // sweeps that deleted idempotency keys
+  std::unordered_map<int64_t, ChannelKeys> keys_;  // by channel id (see "Idempotency keys")
 
   std::mutex mu_;
   std::condition_variable cv_;
