@@ -10,17 +10,16 @@
 // oldest first, so the cost is constant per keyed append (one hash insert,
 // on average at most one erase).
 //
-// Layout, for speed at max rate (issue 12: a keyed publish within 10% of an
-// unkeyed one). A channel at its bound holds 10,000 keys, so what a publish
-// touches at random must stay small enough for the CPU's cache: the hash map
-// holds only a 64-bit hash of each key (XXH3 with a random per-process seed,
-// so clients cannot aim at collisions) and a pointer to its entry, 16 bytes;
-// entries sit in a deque and the keys' bytes in one ring buffer, both
-// first-in first-out, so they are touched at their ends only (no allocation
-// per key). A hash hit is confirmed against the key's bytes. Two different
-// keys with the same hash (odds about n^2 / 2^65 for n keys) do not both
-// stay: the newer one replaces the older in the map, which is forgotten
-// early, so the worst case is a retry stored twice, never a wrong replay.
+// Keys are known by a 64-bit hash (hash(): XXH3 with the engine's random
+// seed, which clients never see, so they cannot aim at collisions): the
+// hash map holds 16 bytes per key, small enough to stay in the CPU's cache
+// for a channel at its bound of 10,000 keys (issue 12: a keyed publish
+// within 10% of an unkeyed one), and the sqlite engine stores 8 bytes per
+// key instead of the key. Two different keys with the same hash in one
+// channel within a window (odds about n^2 / 2^65 for n keys) count as the
+// same key: the second publish gets `idempotency_conflict` (a clear error,
+// nothing stored), or, only when the user, event and data are the same
+// too, a replay of that identical event.
 //
 // Not thread-safe: each engine uses an index from one thread only.
 #pragma once
@@ -30,7 +29,6 @@
 #include <cstdint>
 #include <deque>
 #include <string_view>
-#include <vector>
 
 namespace herald::engine {
 
@@ -45,16 +43,23 @@ class KeyIndex {
   // ts_ms + window_ms (a negative window counts as 0), saturated.
   static int64_t expiry(int64_t ts_ms, int64_t window_ms);
 
+  // What the index knows a key by (see above); `seed` is the engine's.
+  static uint64_t hash(std::string_view key, uint64_t seed);
+
+  // A random seed for hash().
+  static uint64_t random_seed();
+
   KeyIndex() = default;
   KeyIndex(const KeyIndex&) = delete;  // the map points into the entries
   KeyIndex& operator=(const KeyIndex&) = delete;
 
-  // The record of `key` if it has not expired at `now_ms`, else nullptr.
-  const Record* find(std::string_view key, int64_t now_ms) const;
+  // The record of the key with hash `key` if it has not expired at
+  // `now_ms`, else nullptr.
+  const Record* find(uint64_t key, int64_t now_ms) const;
 
-  // Remembers `key` (which find() does not know at this time) for the event
-  // just given record.offset, the channel's newest.
-  void add(std::string_view key, const Record& record);
+  // Remembers the key with hash `key` (which find() does not know at this
+  // time) for the event just given record.offset, the channel's newest.
+  void add(uint64_t key, const Record& record);
 
   // Forgets the keys expired at `now_ms` and those whose event lies `max_keys`
   // or more events behind `last_offset`, oldest first; returns how many.
@@ -69,26 +74,9 @@ class KeyIndex {
   void clear();
 
  private:
-  // Key bytes, first in first out, in one growable ring: positions count up
-  // forever, a byte lives at position % capacity.
-  class Bytes {
-   public:
-    uint64_t push(std::string_view s);
-    void pop(size_t n) { head_ += n; }
-    bool equals(uint64_t pos, std::string_view s) const;
-    void clear();
-
-   private:
-    void grow(size_t need);
-    std::vector<char> ring_;  // capacity: a power of two, or empty
-    uint64_t head_ = 0, tail_ = 0;
-  };
-
   struct Entry {
     Record record;
-    uint64_t hash = 0;
-    uint64_t key_pos = 0;  // in bytes_
-    uint32_t key_size = 0;
+    uint64_t key = 0;
   };
 
   // The hash is XXH3 already: the map must not mix it again.
@@ -97,11 +85,8 @@ class KeyIndex {
     size_t operator()(uint64_t h) const noexcept { return static_cast<size_t>(h); }
   };
 
-  static uint64_t hash(std::string_view key);
-
   std::deque<Entry> entries_;  // in order of add(), so by offset
-  boost::unordered_flat_map<uint64_t, const Entry*, Same> by_hash_;
-  Bytes bytes_;
+  boost::unordered_flat_map<uint64_t, const Entry*, Same> by_key_;
 };
 
 }  // namespace herald::engine

@@ -10,12 +10,16 @@
 namespace herald::engine {
 namespace {
 
-// Keys of many lengths (1..128), so that the byte ring wraps and grows.
-std::string key_of(uint64_t i) {
-  return "k" + std::to_string(i) + std::string(static_cast<size_t>(i * 7 % 120), 'x');
+constexpr uint64_t kSeed = 12345;
+
+uint64_t key_of(uint64_t i) {
+  return KeyIndex::hash("k" + std::to_string(i), kSeed);
+}
+uint64_t key_of(const char* key) {
+  return KeyIndex::hash(key, kSeed);
 }
 
-TEST(KeyIndex, RemembersTheLastMaxKeysEventsAcrossWrapsAndGrowth) {
+TEST(KeyIndex, RemembersTheKeysOfTheLastMaxKeysEvents) {
   KeyIndex index;
   constexpr size_t kMax = 50;
   for (uint64_t offset = 1; offset <= 2000; ++offset) {
@@ -39,44 +43,50 @@ TEST(KeyIndex, RemembersTheLastMaxKeysEventsAcrossWrapsAndGrowth) {
       EXPECT_EQ(index.oldest_offset(), offset >= kMax ? offset - kMax + 1 : 1);
     }
   }
-  // A key that differs only in its last byte, or is a prefix, is another key.
-  EXPECT_EQ(index.find(key_of(2000) + "x", 0), nullptr);
-  EXPECT_EQ(index.find(key_of(2000).substr(1), 0), nullptr);
+}
+
+TEST(KeyIndex, HashDependsOnEveryByteAndTheSeed) {
+  EXPECT_EQ(KeyIndex::hash("msg-1", 1), KeyIndex::hash("msg-1", 1));
+  EXPECT_NE(KeyIndex::hash("msg-1", 1), KeyIndex::hash("msg-2", 1));
+  EXPECT_NE(KeyIndex::hash("msg-1", 1), KeyIndex::hash("msg-1x", 1));
+  EXPECT_NE(KeyIndex::hash("msg-1", 1), KeyIndex::hash("sg-1", 1));
+  EXPECT_NE(KeyIndex::hash("msg-1", 1), KeyIndex::hash("msg-1", 2));
+  EXPECT_NE(KeyIndex::random_seed(), KeyIndex::random_seed());
 }
 
 TEST(KeyIndex, ExpiredKeysAreNotFoundAndArePruned) {
   KeyIndex index;
-  index.add("a", {1, 7, 100});
-  index.add("b", {2, 7, 200});
-  EXPECT_NE(index.find("a", 99), nullptr);
-  EXPECT_EQ(index.find("a", 100), nullptr);  // expires at 100
-  EXPECT_NE(index.find("b", 100), nullptr);
+  index.add(key_of("a"), {1, 7, 100});
+  index.add(key_of("b"), {2, 7, 200});
+  EXPECT_NE(index.find(key_of("a"), 99), nullptr);
+  EXPECT_EQ(index.find(key_of("a"), 100), nullptr);  // expires at 100
+  EXPECT_NE(index.find(key_of("b"), 100), nullptr);
   EXPECT_EQ(index.prune(150, 2, 1000), 1u);
   EXPECT_EQ(index.oldest_offset(), 2u);
   // The same key again after its expiry: the new record counts.
-  index.add("a", {3, 8, 400});
-  ASSERT_NE(index.find("a", 300), nullptr);
-  EXPECT_EQ(index.find("a", 300)->offset, 3u);
+  index.add(key_of("a"), {3, 8, 400});
+  ASSERT_NE(index.find(key_of("a"), 300), nullptr);
+  EXPECT_EQ(index.find(key_of("a"), 300)->offset, 3u);
   EXPECT_EQ(index.prune(500, 3, 1000), 2u);
   EXPECT_TRUE(index.empty());
   EXPECT_EQ(index.oldest_offset(), 0u);
-  EXPECT_EQ(index.find("a", 0), nullptr);
-  index.add("c", {4, 1, 600});  // usable again after emptying
-  EXPECT_NE(index.find("c", 0), nullptr);
+  EXPECT_EQ(index.find(key_of("a"), 0), nullptr);
+  index.add(key_of("c"), {4, 1, 600});  // usable again after emptying
+  EXPECT_NE(index.find(key_of("c"), 0), nullptr);
 }
 
 // An expired entry still held (windows may differ after a reload) must not
 // take the newer entry of its key with it when it is pruned.
 TEST(KeyIndex, PruningAnOldEntryKeepsTheNewerOneOfItsKey) {
   KeyIndex index;
-  index.add("k", {1, 1, 1000});  // long window
-  index.add("j", {2, 1, 50});    // short window, expires first
-  index.add("j", {3, 2, 5000});  // "j" again, after its expiry at 50
+  index.add(key_of("k"), {1, 1, 1000});     // long window
+  index.add(key_of("j"), {2, 1, 50});       // short window, expires first
+  index.add(key_of("j"), {3, 2, 5000});     // "j" again, after its expiry at 50
   EXPECT_EQ(index.prune(60, 3, 1000), 0u);  // "k" at the front holds the rest
-  EXPECT_EQ(index.find("j", 60)->offset, 3u);
+  EXPECT_EQ(index.find(key_of("j"), 60)->offset, 3u);
   EXPECT_EQ(index.prune(1000, 3, 1000), 2u);  // "k" expired, then the old "j"
-  ASSERT_NE(index.find("j", 1000), nullptr);
-  EXPECT_EQ(index.find("j", 1000)->offset, 3u);
+  ASSERT_NE(index.find(key_of("j"), 1000), nullptr);
+  EXPECT_EQ(index.find(key_of("j"), 1000)->offset, 3u);
 }
 
 TEST(KeyIndex, ExpiryIsSaturated) {

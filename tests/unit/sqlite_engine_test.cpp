@@ -143,7 +143,7 @@ class SqliteEngineTest : public ::testing::Test {
     EXPECT_EQ(sqlite3_prepare_v2(db,
                                  "SELECT COUNT(*) FROM events JOIN channels ON channels.id = "
                                  "events.channel WHERE channels.name = ?1 AND "
-                                 "events.idempotency_key IS NOT NULL AND events.\"offset\" >= "
+                                 "events.key_hash IS NOT NULL AND events.\"offset\" >= "
                                  "channels.keys_from AND events.key_expires_ms > ?2",
                                  -1, &st, nullptr),
               SQLITE_OK);

@@ -87,19 +87,21 @@ struct Channel {
 
 class MemoryShardStore final : public ShardStore {
  public:
-  MemoryShardStore(const MemoryLimits& limits, std::string epoch, Clock now_ms)
+  MemoryShardStore(const MemoryLimits& limits, std::string epoch, uint64_t key_seed, Clock now_ms)
       : defaults_{limits.max_events_per_channel, limits.max_age_ms},
         epoch_(std::move(epoch)),
+        key_seed_(key_seed),
         now_ms_(std::move(now_ms)) {}
 
   void append(const std::string& channel, NewEvent ev, AppendHandler done) override {
     const Retention keep = ev.retention.value_or(defaults_);
     Channel& ch = channels_[channel];
     const bool keyed = !ev.idempotency_key.empty() && ev.idempotency_max_keys > 0;
+    const uint64_t key = keyed ? KeyIndex::hash(ev.idempotency_key, key_seed_) : 0;
     if (keyed) {
       if (!ch.keys) ch.keys = std::make_unique<KeyIndex>();
       ch.keys->prune(ev.ts_ms, ch.last_offset, ev.idempotency_max_keys);
-      if (const KeyIndex::Record* known = ch.keys->find(ev.idempotency_key, ev.ts_ms)) {
+      if (const KeyIndex::Record* known = ch.keys->find(key, ev.ts_ms)) {
         AppendResult r{
             known->fingerprint == ev.fingerprint, {}, known->offset, epoch_of(ch), ch.created_ms};
         r.replayed = r.ok;
@@ -111,7 +113,7 @@ class MemoryShardStore final : public ShardStore {
     const uint64_t offset = ++ch.last_offset;
     if (keyed) {
       ch.keys->prune(ev.ts_ms, offset, ev.idempotency_max_keys);
-      ch.keys->add(ev.idempotency_key,
+      ch.keys->add(key,
                    {offset, ev.fingerprint, KeyIndex::expiry(ev.ts_ms, ev.idempotency_window_ms)});
     }
     if (offset == 1) ch.created_ms = ev.ts_ms;
@@ -198,6 +200,7 @@ class MemoryShardStore final : public ShardStore {
 
   const Retention defaults_;
   const std::string epoch_;
+  const uint64_t key_seed_;  // for KeyIndex::hash
   const Clock now_ms_;
   std::unordered_map<std::string, Channel> channels_;
 };
@@ -213,12 +216,13 @@ class MemoryEngine final : public Engine {
   // executor, so the executor itself is not needed.
   std::unique_ptr<ShardStore> open_shard(unsigned /*shard*/,
                                          boost::asio::any_io_executor /*executor*/) override {
-    return std::make_unique<MemoryShardStore>(limits_, epoch_, now_ms_);
+    return std::make_unique<MemoryShardStore>(limits_, epoch_, key_seed_, now_ms_);
   }
 
  private:
   const MemoryLimits limits_;
   const std::string epoch_;  // one per engine, i.e. per process start
+  const uint64_t key_seed_ = KeyIndex::random_seed();
   const Clock now_ms_;
 };
 

@@ -100,7 +100,8 @@
 // with its offset when the fingerprint is the same, `conflict` otherwise;
 // either way nothing is inserted and no offset is used, and the result goes
 // back in queue order like any append's. A new key is stored in the event's
-// own row (columns idempotency_key, fingerprint, key_expires_ms), so the key
+// own row (columns key_hash, fingerprint, key_expires_ms: the key's 64-bit
+// hash under the database's key_seed in table meta, see key_index.hpp), so the key
 // and its event are one write: a failed batch keeps neither, and a keyed
 // publish costs no second row or index. The index follows the rows:
 //  - it holds the keys of the channel's last idempotency_max_keys events
@@ -116,8 +117,8 @@
 //  - remove() deletes the rows and forgets the index; the age sweep forgets
 //    expired keys (and then trims the rows they held), a tenth of the
 //    shortest window apart.
-// Cost per key remembered: its bytes in the event row on disk (about 60
-// with a 36-byte UUID key), and 100-150 bytes of RAM while remembered.
+// Cost per key remembered: about 25 bytes in its event's row on disk, and
+// about 50 bytes of RAM while remembered, whatever the key's length.
 // (Development builds before this kept keys in a table `idempotency`,
 // dropped on open: their keys are forgotten once.)
 //
@@ -308,7 +309,7 @@ CREATE TABLE IF NOT EXISTS events (
   from_client TEXT NOT NULL,
   from_user TEXT NOT NULL,
   from_info TEXT NOT NULL DEFAULT '',
-  idempotency_key TEXT,
+  key_hash INTEGER,
   fingerprint INTEGER,
   key_expires_ms INTEGER,
   PRIMARY KEY (channel, "offset")
@@ -327,7 +328,7 @@ constexpr const char* kAddedColumns[][3] = {{"channels", "history_size", "INTEGE
                                             {"channels", "history_ttl_ms", "INTEGER"},
                                             {"events", "from_info", "TEXT NOT NULL DEFAULT ''"},
                                             {"channels", "created_ms", "INTEGER"},
-                                            {"events", "idempotency_key", "TEXT"},
+                                            {"events", "key_hash", "INTEGER"},
                                             {"events", "fingerprint", "INTEGER"},
                                             {"events", "key_expires_ms", "INTEGER"},
                                             {"channels", "keys_expire_ms", "INTEGER"},
@@ -355,7 +356,8 @@ struct Op {
   std::string channel;
   std::optional<Retention> retention;  // all kinds: the channel's, as last given
   StoredEvent event;                   // append; the storage thread sets the offset
-  std::string key;                     // append: the idempotency key ("" none)
+  bool keyed = false;                  // append: with an idempotency key
+  uint64_t key_hash = 0;               // append, keyed: KeyIndex::hash of the key
   uint64_t fingerprint = 0;            // append, with a key
   int64_t key_window_ms = 0;           // append, with a key
   size_t max_keys = 0;                 // append, with a key
@@ -442,6 +444,7 @@ class Storage {
 
   const SqliteOptions& options() const { return options_; }
   bool epoch_renewed() const { return epoch_renewed_; }
+  uint64_t key_seed() const { return key_seed_; }
   int64_t now_ms() const { return now_ms_(); }
 
   unsigned add_shard(std::shared_ptr<ShardSink> sink) {
@@ -503,7 +506,7 @@ class Storage {
                      "WHERE id = ?1"),
           insert_event(db,
                        "INSERT INTO events (channel, \"offset\", ts, event, data, from_client, "
-                       "from_user, from_info, idempotency_key, fingerprint, key_expires_ms) "
+                       "from_user, from_info, key_hash, fingerprint, key_expires_ms) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
           first_held(db,
                      "SELECT \"offset\", ts FROM events WHERE channel = ?1 AND \"offset\" >= ?2 "
@@ -529,7 +532,7 @@ class Storage {
                          "SELECT id, last_offset, history_size, history_ttl_ms FROM channels "
                          "WHERE id > ?1 ORDER BY id LIMIT ?2"),
           load_keys(db,
-                    "SELECT \"offset\", idempotency_key, fingerprint, key_expires_ms FROM events "
+                    "SELECT \"offset\", key_hash, fingerprint, key_expires_ms FROM events "
                     "WHERE channel = ?1 AND \"offset\" >= ?2 AND key_expires_ms > ?3 "
                     "ORDER BY \"offset\"") {}
     Stmt begin, commit, find_channel, insert_channel, update_row, insert_event, first_held,
@@ -577,6 +580,7 @@ class Storage {
       }
       exec(db_, options_.full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
       exec(db_, "PRAGMA journal_size_limit = 67108864");
+      exec(db_, "PRAGMA cache_size = -32768");
       if (options_.max_page_count > 0)
         exec(db_, ("PRAGMA max_page_count = " + std::to_string(options_.max_page_count)).c_str());
       exec(db_, kSchema);
@@ -589,6 +593,10 @@ class Storage {
             .bind(2, std::string(kSchemaVersion))
             .run();
         Stmt::Use(put).bind(1, std::string("epoch")).bind(2, random_epoch()).run();
+        Stmt::Use(put)
+            .bind(1, std::string("key_seed"))
+            .bind(2, std::to_string(KeyIndex::random_seed()))
+            .run();
         Stmt get(db_, "SELECT value FROM meta WHERE key = ?1");
         {
           Stmt::Use use(get);
@@ -603,6 +611,14 @@ class Storage {
           use.bind(1, std::string("epoch"));
           if (!use.step()) throw DbError("no epoch in table meta");
           db_epoch_ = use.text(0);
+        }
+        {
+          Stmt::Use use(get);
+          use.bind(1, std::string("key_seed"));
+          const std::string seed = use.step() ? use.text(0) : "";
+          const auto [end, ec] = std::from_chars(seed.data(), seed.data() + seed.size(), key_seed_);
+          if (ec != std::errc() || end != seed.data() + seed.size())
+            throw DbError("bad key_seed in table meta");
         }
         // See "Restored backups".
         Stmt sum(db_,
@@ -659,7 +675,7 @@ class Storage {
     ChannelKeys* keys = nullptr;
     while (use.step()) {
       if (!keys) keys = &keys_[id];
-      keys->index.add(use.text(1), {use.u64(0), use.u64(2), use.i64(3)});
+      keys->index.add(use.u64(1), {use.u64(0), use.u64(2), use.i64(3)});
     }
   }
 
@@ -889,7 +905,7 @@ class Storage {
     touched.try_emplace(ch, *ch);
     remember(*ch, op.retention);
     ChannelKeys* keys = nullptr;
-    const bool keyed = !op.key.empty() && op.max_keys > 0;
+    const bool keyed = op.keyed;
     if (keyed) {
       note_ttl(op.key_window_ms);
       keys = &keys_[ch->id];
@@ -897,7 +913,7 @@ class Storage {
       // A key appended earlier in this batch (and not forgotten by a
       // remove since) is found here too.
       keys->index.prune(op.event.ts_ms, ch->last, op.max_keys);
-      if (const KeyIndex::Record* known = keys->index.find(op.key, op.event.ts_ms)) {
+      if (const KeyIndex::Record* known = keys->index.find(op.key_hash, op.event.ts_ms)) {
         op.event.offset = known->offset;
         op.epoch = ch->epoch;
         if (known->fingerprint == op.fingerprint) {
@@ -934,9 +950,9 @@ class Storage {
           .bind(8, op.event.from_info);
       if (keyed) {
         const int64_t expires = KeyIndex::expiry(op.event.ts_ms, op.key_window_ms);
-        insert.bind(9, op.key).bind(10, op.fingerprint).bind(11, expires).run();
+        insert.bind(9, op.key_hash).bind(10, op.fingerprint).bind(11, expires).run();
         keys->index.prune(op.event.ts_ms, op.event.offset, op.max_keys);
-        keys->index.add(op.key, {op.event.offset, op.fingerprint, expires});
+        keys->index.add(op.key_hash, {op.event.offset, op.fingerprint, expires});
         ch->keys_expire = std::max(ch->keys_expire, expires);
       } else {
         insert.bind_null(9).bind_null(10).bind_null(11).run();
@@ -1179,6 +1195,7 @@ class Storage {
   int offsets_fd_ = -1;      // herald.offsets
   uint64_t handed_out_ = 0;  // offsets handed out, as committed (see "Restored backups")
   bool epoch_renewed_ = false;
+  uint64_t key_seed_ = 0;  // for KeyIndex::hash, kept in table meta
   uint64_t batch_no_ = 0;
   sqlite3* db_ = nullptr;
   std::unique_ptr<Statements> statements_;
@@ -1238,7 +1255,8 @@ class ShardState {
                            std::move(ev.from_client),
                            std::move(ev.from_user),
                            std::move(ev.from_info)};
-    op.key = std::move(ev.idempotency_key);
+    op.keyed = !ev.idempotency_key.empty() && ev.idempotency_max_keys > 0;
+    if (op.keyed) op.key_hash = KeyIndex::hash(ev.idempotency_key, storage_->key_seed());
     op.fingerprint = ev.fingerprint;
     op.key_window_ms = std::max<int64_t>(ev.idempotency_window_ms, 0);
     op.max_keys = ev.idempotency_max_keys;
