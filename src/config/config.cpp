@@ -297,6 +297,10 @@ const std::vector<KeyDef>& keys() {
         "engine", "channel_cache", 16, 100000000,
         "sqlite: channels (id, epoch, last offset) the storage thread keeps in RAM; the least "
         "recently used beyond it are read from the database again when needed."));
+    k.push_back(size_key<&Config::engine, &EngineConfig::page_cache_mb>(
+        "engine", "page_cache_mb", 1, 65536,
+        "sqlite: MiB of database pages SQLite keeps in RAM (recent history, the rows retention "
+        "is about to delete, idempotency keys)."));
 
     // [auth] (the keys themselves are [[auth.keys]] tables: parse_auth_keys)
     k.push_back({"auth", "jwks_url", Type::string, 0, 0,

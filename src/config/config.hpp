@@ -61,6 +61,7 @@ struct EngineConfig {
   size_t queue_limit = 100000;        // sqlite: operations waiting for the storage thread
   size_t hot_window = 256;            // sqlite: newest events per active channel kept in RAM
   size_t channel_cache = 100000;      // sqlite: channel rows the storage thread keeps in RAM
+  size_t page_cache_mb = 32;          // sqlite: SQLite's page cache
 
   bool operator==(const EngineConfig&) const = default;
 };

@@ -213,7 +213,7 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
                           ts,        keep,     req.from_info};
       if (!req.idempotency_key.empty()) {
         ev.fingerprint = fingerprint(req.from_user, req.event, req.data);
-        ev.idempotency_key = req.idempotency_key;  // req's is kept for a conflict's message
+        ev.idempotency_key = std::move(req.idempotency_key);
         ev.idempotency_window_ms = key_window;
         ev.idempotency_max_keys = max_keys;
       }
@@ -227,11 +227,12 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
             counters.engine_append_seconds.observe(seconds_since(appending));
             PublishResult result;
             if (r.conflict) {
-              result.failure = Failure{
-                  protocol::ErrorCode::idempotency_conflict,
-                  "idempotency_key " + req.idempotency_key + " was already used on " + req.channel +
-                      " for another event or data (offset " + std::to_string(r.offset) + ")",
-                  {}};
+              // (The key itself was moved into the engine: the client knows it.)
+              result.failure = Failure{protocol::ErrorCode::idempotency_conflict,
+                                       "this idempotency_key was already used on " + req.channel +
+                                           " for another event or data (offset " +
+                                           std::to_string(r.offset) + ")",
+                                       {}};
             } else if (!r.ok) {
               result.failure = internal_failure(r.error);
             } else if (r.replayed) {

@@ -61,6 +61,7 @@ std::unique_ptr<engine::Engine> make_engine(const config::Config& cfg) {
     o.max_age_ms = static_cast<int64_t>(cfg.history.ttl.count());
     o.hot_window = cfg.engine.hot_window;
     o.channel_cache = cfg.engine.channel_cache;
+    o.page_cache_kib = cfg.engine.page_cache_mb * 1024;
     auto sqlite = engine::make_sqlite_engine(o);  // throws naming the path on a bad data dir
     if (sqlite->epoch_renewed())
       spdlog::warn(

@@ -52,6 +52,7 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"engine.queue_limit", "HERALD_ENGINE_QUEUE_LIMIT"},
     {"engine.hot_window", "HERALD_ENGINE_HOT_WINDOW"},
     {"engine.channel_cache", "HERALD_ENGINE_CHANNEL_CACHE"},
+    {"engine.page_cache_mb", "HERALD_ENGINE_PAGE_CACHE_MB"},
     {"auth.jwks_url", "HERALD_AUTH_JWKS_URL"},
     {"auth.jwks_file", "HERALD_AUTH_JWKS_FILE"},
     {"auth.jwks_ca_file", "HERALD_AUTH_JWKS_CA_FILE"},
@@ -126,6 +127,7 @@ durability = "full"
 queue_limit = 5000
 hot_window = 64
 channel_cache = 300
+page_cache_mb = 7
 )";
 
 class ConfigTest : public ::testing::Test {
@@ -232,6 +234,7 @@ TEST_F(ConfigTest, FileValues) {
   EXPECT_EQ(c.engine.queue_limit, 5000u);
   EXPECT_EQ(c.engine.hot_window, 64u);
   EXPECT_EQ(c.engine.channel_cache, 300u);
+  EXPECT_EQ(c.engine.page_cache_mb, 7u);
 }
 
 TEST_F(ConfigTest, PartialFileKeepsOtherDefaults) {

@@ -580,7 +580,9 @@ class Storage {
       }
       exec(db_, options_.full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
       exec(db_, "PRAGMA journal_size_limit = 67108864");
-      exec(db_, "PRAGMA cache_size = -32768");
+      exec(db_,
+           ("PRAGMA cache_size = -" + std::to_string(std::max<size_t>(options_.page_cache_kib, 1)))
+               .c_str());
       if (options_.max_page_count > 0)
         exec(db_, ("PRAGMA max_page_count = " + std::to_string(options_.max_page_count)).c_str());
       exec(db_, kSchema);

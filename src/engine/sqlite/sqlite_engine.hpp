@@ -28,6 +28,7 @@ struct SqliteOptions {
   int64_t max_age_ms = 0;           // 0: no age limit
   size_t hot_window = 256;          // newest events per active channel kept in RAM
   size_t channel_cache = 100000;    // channel rows cached by the storage thread (LRU beyond)
+  size_t page_cache_kib = 32768;    // SQLite's page cache (PRAGMA cache_size)
   std::function<int64_t()> now_ms;  // empty: the system clock (tests inject one)
   size_t max_page_count = 0;        // tests: a small cap simulates a full disk (0: none)
 };
