@@ -117,7 +117,7 @@ TEST_F(RedisConnectionTest, AuthWithPasswordAndSelect) {
       parse_redis_url("redis://:p%40ss%2Fw%3Ard@127.0.0.1:" + std::to_string(server.port()) + "/5");
   RedisConnection c(io.get_executor(), url, fast());
   EXPECT_EQ(to_string(call(io, c, {"SET", "k", "in-db-5"})), "+OK");
-  EXPECT_EQ(to_string(call(io, c, {"CLIENT", "INFO"})).find("db=5") != std::string::npos, true);
+  EXPECT_THAT(call(io, c, {"CLIENT", "INFO"}).str, HasSubstr(" db=5 "));
   EXPECT_TRUE(server.call({"GET", "k"}).is_nil());  // db 0
 }
 

@@ -225,6 +225,9 @@ void Link::write_now() {
                     [this, self = shared_from_this(), gen](boost::system::error_code ec, size_t) {
                       if (!current(gen)) return;
                       writing_now_ = false;
+                      // A burst's buffer is not kept for ever (it cycles between
+                      // out_ and writing_ otherwise).
+                      if (writing_.capacity() > (4u << 20)) std::string().swap(writing_);
                       if (ec) {
                         fail("write: " + ec.message());
                         return;
