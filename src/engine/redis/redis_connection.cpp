@@ -84,7 +84,8 @@ void RedisConnection::link_up() {
 
 void RedisConnection::link_reply(Reply&& reply) {
   if (pending_.empty()) {
-    link_->fail("a reply to no command");
+    // E.g. "-ERR max number of clients reached" sent before closing.
+    link_->fail("unexpected reply " + to_string(reply));
     return;
   }
   Callback done = std::move(pending_.front());
