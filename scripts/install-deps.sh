@@ -14,6 +14,7 @@ DEBIAN_PACKAGES=(
   clang libclang-rt-14-dev
   python3 python3-websockets python3-pytest python3-jwt python3-cryptography nodejs npm curl
   chromium sqlite3
+  redis-server redis-tools python3-redis
   prometheus
 )
 

@@ -1,0 +1,305 @@
+// The socket, handshake, timeouts and reconnects of one Redis link
+// (redis_link.hpp). Every asynchronous completion carries the generation it
+// was started in; after a break (gen_ bumped) old completions only return,
+// so a late read or timer of a dead socket can never touch the new one.
+#include "engine/redis/redis_link.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <stdexcept>
+
+namespace herald::engine::redis {
+
+namespace asio = boost::asio;
+using generic_endpoint = asio::generic::stream_protocol::endpoint;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string ms_text(std::chrono::milliseconds d) {
+  return std::to_string(d.count()) + " ms";
+}
+
+// Servers do not echo passwords, but an AUTH error text is logged, so make
+// sure of it.
+std::string scrub(std::string text, const std::optional<std::string>& password) {
+  if (!password || password->empty()) return text;
+  for (size_t at; (at = text.find(*password)) != std::string::npos;) {
+    text.replace(at, password->size(), "***");
+  }
+  return text;
+}
+
+}  // namespace
+
+Link::Link(asio::any_io_executor executor, RedisUrl url, LinkOptions options, LinkHandler& handler)
+    : executor_(executor),
+      url_(std::move(url)),
+      options_(options),
+      handler_(&handler),
+      socket_(executor),
+      resolver_(executor),
+      connect_timer_(executor),
+      command_timer_(executor),
+      reconnect_timer_(executor),
+      read_buf_(64 * 1024),
+      rng_(std::random_device{}()) {
+  // Kept in RedisUrl so that TLS can be added here later (asio::ssl::stream).
+  if (url_.tls) throw std::invalid_argument("rediss:// needs TLS support, not built yet");
+}
+
+void Link::start() {
+  if (state_ == State::idle) connect();
+}
+
+void Link::connect() {
+  state_ = State::connecting;
+  reader_ = std::make_unique<ReplyReader>();
+  handshake_left_ = 0;
+  uint64_t gen = gen_;
+  auto self = shared_from_this();
+  connect_timer_.expires_after(options_.connect_timeout);
+  connect_timer_.async_wait([this, self, gen](boost::system::error_code ec) {
+    if (ec || !current(gen) || state_ != State::connecting) return;
+    fail("connect timed out after " + ms_text(options_.connect_timeout));
+  });
+  if (url_.unix_socket) {
+    connect_endpoints({generic_endpoint(asio::local::stream_protocol::endpoint(url_.path))});
+    return;
+  }
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(url_.host, ec);
+  if (!ec) {
+    connect_endpoints({generic_endpoint(asio::ip::tcp::endpoint(address, url_.port))});
+    return;
+  }
+  resolver_.async_resolve(url_.host, std::to_string(url_.port),
+                          [this, self, gen](boost::system::error_code ec,
+                                            asio::ip::tcp::resolver::results_type results) {
+                            if (!current(gen)) return;
+                            if (ec) {
+                              fail("resolve " + url_.host + ": " + ec.message());
+                              return;
+                            }
+                            std::vector<generic_endpoint> endpoints;
+                            for (const auto& entry : results)
+                              endpoints.emplace_back(entry.endpoint());
+                            connect_endpoints(std::move(endpoints));
+                          });
+}
+
+void Link::connect_endpoints(std::vector<generic_endpoint> endpoints) {
+  uint64_t gen = gen_;
+  auto self = shared_from_this();
+  asio::async_connect(
+      socket_, endpoints, [this, self, gen](boost::system::error_code ec, const generic_endpoint&) {
+        if (!current(gen)) return;
+        if (ec) {
+          std::string where =
+              url_.unix_socket ? url_.path : url_.host + ":" + std::to_string(url_.port);
+          fail("connect " + where + ": " + ec.message());
+          return;
+        }
+        connected_now();
+      });
+}
+
+void Link::connected_now() {
+  connect_timer_.cancel();
+  if (!url_.unix_socket) {
+    boost::system::error_code ignored;
+    socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  }
+  state_ = State::handshake;
+  // AUTH and SELECT go first, pipelined with whatever was written while
+  // connecting; their replies come first and are consumed in on_read().
+  std::string hello;
+  if (url_.password) {
+    if (url_.user.empty()) {
+      append_command(hello, {"AUTH", *url_.password});
+    } else {
+      append_command(hello, {"AUTH", url_.user, *url_.password});
+    }
+    ++handshake_left_;
+  }
+  if (url_.db != 0) {
+    append_command(hello, {"SELECT", std::to_string(url_.db)});
+    ++handshake_left_;
+  }
+  out_.insert(0, hello);
+  // Commands asked for while connecting are timed from now on.
+  auto now = Clock::now();
+  for (auto& t : awaiting_) t = now;
+  awaiting_.insert(awaiting_.begin(), handshake_left_, now);
+  read();
+  write_now();
+  arm_command_timer();
+  if (handshake_left_ == 0) {
+    state_ = State::up;
+    failures_ = 0;
+    handler_->link_up();
+  }
+}
+
+void Link::read() {
+  uint64_t gen = gen_;
+  auto self = shared_from_this();
+  socket_.async_read_some(asio::buffer(read_buf_), [this, self, gen](boost::system::error_code ec,
+                                                                     size_t n) {
+    if (!current(gen)) return;
+    if (ec) {
+      fail(ec == asio::error::eof ? std::string("closed by the server") : "read: " + ec.message());
+      return;
+    }
+    on_read(n);
+  });
+}
+
+void Link::on_read(size_t n) {
+  uint64_t gen = gen_;
+  try {
+    reader_->feed(read_buf_.data(), n);
+  } catch (const std::runtime_error& e) {
+    fail(e.what());
+    return;
+  }
+  while (current(gen)) {
+    std::optional<Reply> reply;
+    try {
+      reply = reader_->next();
+    } catch (const std::runtime_error& e) {
+      fail(e.what());
+      return;
+    }
+    if (!reply) break;
+    if (handshake_left_ == 0) {
+      handler_->link_reply(std::move(*reply));  // may break or close the link
+      continue;
+    }
+    --handshake_left_;
+    answered();
+    if (reply->is_error()) {
+      bool auth = url_.password && handshake_left_ == (url_.db != 0 ? 1u : 0u);
+      fail(std::string(auth ? "AUTH failed: " : "SELECT failed: ") +
+           scrub(reply->str, url_.password));
+      return;
+    }
+    if (handshake_left_ == 0) {
+      state_ = State::up;
+      failures_ = 0;
+      handler_->link_up();
+    }
+  }
+  if (current(gen)) read();
+}
+
+void Link::expect(size_t replies) {
+  awaiting_.insert(awaiting_.end(), replies, Clock::now());
+  arm_command_timer();
+}
+
+void Link::answered() {
+  if (!awaiting_.empty()) awaiting_.pop_front();
+}
+
+void Link::flush_soon() {
+  if (flush_posted_ || writing_now_) return;  // a write completing will take it
+  flush_posted_ = true;
+  asio::post(executor_, [this, self = shared_from_this()] {
+    flush_posted_ = false;
+    write_now();
+  });
+}
+
+void Link::write_now() {
+  if (writing_now_ || !connected() || out_.empty()) return;
+  writing_.swap(out_);
+  out_.clear();
+  writing_now_ = true;
+  ++writes_;
+  uint64_t gen = gen_;
+  asio::async_write(socket_, asio::buffer(writing_),
+                    [this, self = shared_from_this(), gen](boost::system::error_code ec, size_t) {
+                      if (!current(gen)) return;
+                      writing_now_ = false;
+                      // A burst's buffer is not kept for ever (it cycles between
+                      // out_ and writing_ otherwise).
+                      if (writing_.capacity() > (4u << 20)) std::string().swap(writing_);
+                      if (ec) {
+                        fail("write: " + ec.message());
+                        return;
+                      }
+                      write_now();
+                    });
+}
+
+void Link::arm_command_timer() {
+  if (command_timer_armed_ || awaiting_.empty() || !connected()) return;
+  command_timer_armed_ = true;
+  command_timer_.expires_at(awaiting_.front() + options_.command_timeout);
+  uint64_t gen = gen_;
+  command_timer_.async_wait([this, self = shared_from_this(), gen](boost::system::error_code) {
+    if (!current(gen)) return;
+    command_timer_armed_ = false;
+    if (awaiting_.empty()) return;
+    if (awaiting_.front() + options_.command_timeout <= Clock::now()) {
+      fail("no reply within " + ms_text(options_.command_timeout));
+      return;
+    }
+    arm_command_timer();  // the oldest was answered; wait for the next oldest
+  });
+}
+
+void Link::fail(const std::string& why) {
+  if (state_ == State::closed || state_ == State::down) return;
+  ++gen_;
+  state_ = State::down;
+  boost::system::error_code ignored;
+  connect_timer_.cancel();
+  command_timer_.cancel();
+  command_timer_armed_ = false;
+  resolver_.cancel();
+  socket_.close(ignored);
+  out_.clear();
+  writing_now_ = false;
+  awaiting_.clear();
+  handshake_left_ = 0;
+  ++failures_;
+  handler_->link_down(why);
+  if (state_ == State::down) schedule_reconnect();  // not if the handler closed us
+}
+
+void Link::schedule_reconnect() {
+  // Full jitter: uniform in [0, min(max, min * 2^(failures - 1))], so many
+  // nodes losing the same Redis do not come back in step.
+  auto cap = options_.reconnect_min;
+  for (unsigned i = 1; i < failures_ && cap < options_.reconnect_max; ++i) cap *= 2;
+  cap = std::min(cap, options_.reconnect_max);
+  std::uniform_int_distribution<int64_t> pick(0, cap.count());
+  reconnect_timer_.expires_after(std::chrono::milliseconds(pick(rng_)));
+  uint64_t gen = gen_;
+  reconnect_timer_.async_wait([this, self = shared_from_this(), gen](boost::system::error_code ec) {
+    if (ec || !current(gen) || state_ != State::down) return;
+    connect();
+  });
+}
+
+void Link::close() {
+  if (state_ == State::closed) return;
+  ++gen_;
+  state_ = State::closed;
+  handler_ = nullptr;
+  boost::system::error_code ignored;
+  connect_timer_.cancel();
+  command_timer_.cancel();
+  reconnect_timer_.cancel();
+  resolver_.cancel();
+  socket_.close(ignored);
+  out_.clear();
+  awaiting_.clear();
+}
+
+}  // namespace herald::engine::redis

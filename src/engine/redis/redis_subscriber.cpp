@@ -1,0 +1,147 @@
+// The pub/sub connection (redis_subscriber.hpp). `server_` mirrors what this
+// connection asked Redis for, so a turn's batch is computed from the
+// channels touched in that turn only: subscribe + unsubscribe of one channel
+// in one turn sends nothing.
+#include "engine/redis/redis_subscriber.hpp"
+
+#include <boost/asio/post.hpp>
+
+namespace herald::engine::redis {
+
+namespace {
+
+LinkOptions link_options(const SubscriberOptions& o) {
+  return {o.connect_timeout, o.command_timeout, o.reconnect_min, o.reconnect_max};
+}
+
+}  // namespace
+
+RedisSubscriber::RedisSubscriber(boost::asio::any_io_executor executor, RedisUrl url,
+                                 SubscriberOptions options)
+    : executor_(executor),
+      options_(options),
+      link_(std::make_shared<Link>(executor, std::move(url), link_options(options),
+                                   static_cast<LinkHandler&>(*this))) {
+  link_->start();
+}
+
+RedisSubscriber::~RedisSubscriber() {
+  close();
+}
+
+void RedisSubscriber::close() {
+  link_->close();
+}
+
+void RedisSubscriber::subscribe(std::string_view channel) {
+  if (channels_.emplace(channel).second) touched(channel);
+}
+
+void RedisSubscriber::unsubscribe(std::string_view channel) {
+  auto it = channels_.find(channel);
+  if (it == channels_.end()) return;
+  channels_.erase(it);
+  touched(channel);
+}
+
+void RedisSubscriber::touched(std::string_view channel) {
+  dirty_.emplace(channel);
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  boost::asio::post(executor_, [this, alive = std::weak_ptr<int>(alive_)] {
+    if (!alive.expired()) flush();
+  });
+}
+
+void RedisSubscriber::flush() {
+  flush_posted_ = false;
+  if (!link_->up()) {  // link_up() subscribes the whole set
+    dirty_.clear();
+    return;
+  }
+  std::vector<std::string_view> subscribe, unsubscribe;
+  for (const std::string& channel : dirty_) {
+    bool wanted = channels_.contains(channel);
+    bool asked = server_.contains(channel);
+    if (wanted && !asked) subscribe.push_back(channel);
+    if (!wanted && asked) unsubscribe.push_back(channel);
+  }
+  send(options_.sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", unsubscribe);
+  send(options_.sharded ? "SSUBSCRIBE" : "SUBSCRIBE", subscribe);
+  for (std::string_view channel : unsubscribe) server_.erase(channel);
+  for (std::string_view channel : subscribe) server_.emplace(channel);
+  dirty_.clear();  // last: the views above point into it
+}
+
+void RedisSubscriber::send(const char* command, const std::vector<std::string_view>& channels) {
+  if (channels.empty()) return;
+  std::string& out = link_->out();
+  if (options_.sharded) {
+    for (std::string_view channel : channels) append_command(out, {command, channel});
+  } else {
+    std::vector<std::string_view> args;
+    args.reserve(channels.size() + 1);
+    args.push_back(command);
+    args.insert(args.end(), channels.begin(), channels.end());
+    append_command(out, args);
+  }
+  link_->expect(channels.size());  // one confirmation per channel
+  link_->flush_soon();
+}
+
+void RedisSubscriber::link_up() {
+  was_up_ = true;
+  std::weak_ptr<int> alive = alive_;
+  if (on_state_) on_state_(true);
+  if (alive.expired() || !link_->up()) return;
+  server_ = channels_;
+  dirty_.clear();
+  std::vector<std::string_view> all(channels_.begin(), channels_.end());
+  resubscribing_ = true;
+  resubscribe_left_ = all.size();
+  send(options_.sharded ? "SSUBSCRIBE" : "SUBSCRIBE", all);
+  if (resubscribe_left_ == 0) {
+    resubscribing_ = false;
+    if (on_resubscribed_) on_resubscribed_();
+  }
+}
+
+void RedisSubscriber::link_reply(Reply&& reply) {
+  if (reply.is_error()) {
+    link_->fail("pub/sub command failed: " + reply.str);
+    return;
+  }
+  if (reply.kind != Reply::Kind::array || reply.elements.size() != 3 ||
+      reply.elements[0].kind != Reply::Kind::string) {
+    link_->fail("unexpected pub/sub reply " + to_string(reply));
+    return;
+  }
+  const std::string& kind = reply.elements[0].str;
+  const std::string& channel = reply.elements[1].str;
+  if (kind == "message" || kind == "smessage") {
+    // Not for channels dropped since: their UNSUBSCRIBE may still be on its way.
+    if (on_message_ && channels_.contains(channel)) on_message_(channel, reply.elements[2].str);
+    return;
+  }
+  if (kind != "subscribe" && kind != "unsubscribe" && kind != "ssubscribe" &&
+      kind != "sunsubscribe") {
+    link_->fail("unexpected pub/sub reply " + to_string(reply));
+    return;
+  }
+  link_->answered();
+  if (resubscribing_ && --resubscribe_left_ == 0) {
+    resubscribing_ = false;
+    if (on_resubscribed_) on_resubscribed_();
+  }
+}
+
+void RedisSubscriber::link_down(const std::string&) {
+  server_.clear();
+  resubscribing_ = false;
+  if (was_up_) {
+    was_up_ = false;
+    if (on_state_) on_state_(false);
+  }
+}
+
+}  // namespace herald::engine::redis

@@ -1,0 +1,102 @@
+// RedisSubscriber: the pub/sub connection of one node, on one executor
+// (single-threaded use: every call and every callback on its thread).
+//
+// It holds the set of channels the node wants. subscribe() and
+// unsubscribe() change that set at once (on_message is only called for
+// channels in it) and the changes of one loop turn go to Redis as one
+// SUBSCRIBE and one UNSUBSCRIBE with many channels. While the connection is
+// down, changes only touch the set; each (re)connect subscribes the whole
+// set, and once Redis has confirmed every channel, on_resubscribed() runs:
+// pub/sub messages published while the connection was down are lost (Redis
+// does not buffer them), so that is when the engine checks for gaps. It runs
+// after the first connection too.
+//
+// sharded = true uses SSUBSCRIBE/SUNSUBSCRIBE and `smessage` (Redis 7,
+// needed for Redis Cluster): one command per channel, since a cluster refuses
+// one SSUBSCRIBE over channels of different slots. Finding the node that
+// serves a slot, and slot migrations, are the caller's business (one
+// subscriber per cluster node).
+//
+// Connect timeout, command timeout (on unconfirmed (UN)SUBSCRIBEs) and
+// reconnect backoff are the same as RedisConnection's (redis_link.hpp). An
+// error reply (e.g. an ACL refusing a channel) breaks the connection, which
+// then retries with backoff.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "engine/redis/redis_connection.hpp"
+#include "engine/redis/redis_link.hpp"
+
+namespace herald::engine::redis {
+
+struct SubscriberOptions {
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds command_timeout{5000};
+  std::chrono::milliseconds reconnect_min{100};
+  std::chrono::milliseconds reconnect_max{5000};
+  bool sharded = false;  // SSUBSCRIBE / smessage
+};
+
+class RedisSubscriber final : LinkHandler {
+ public:
+  using MessageHook = std::function<void(std::string_view channel, std::string_view payload)>;
+
+  // Starts connecting at once. Throws std::invalid_argument for rediss://.
+  RedisSubscriber(boost::asio::any_io_executor executor, RedisUrl url,
+                  SubscriberOptions options = {});
+  ~RedisSubscriber() override;
+  RedisSubscriber(const RedisSubscriber&) = delete;
+  RedisSubscriber& operator=(const RedisSubscriber&) = delete;
+
+  void subscribe(std::string_view channel);
+  void unsubscribe(std::string_view channel);
+  bool subscribed(std::string_view channel) const { return channels_.contains(channel); }
+  size_t channel_count() const { return channels_.size(); }
+
+  void on_message(MessageHook hook) { on_message_ = std::move(hook); }
+  void on_resubscribed(std::function<void()> hook) { on_resubscribed_ = std::move(hook); }
+  void on_state(std::function<void(bool up)> hook) { on_state_ = std::move(hook); }
+  bool up() const { return link_->up(); }
+
+  // Stops for good: no hook runs afterwards.
+  void close();
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  using Set = boost::unordered_flat_set<std::string, Hash, std::equal_to<>>;
+
+  void touched(std::string_view channel);
+  void flush();
+  void send(const char* command, const std::vector<std::string_view>& channels);
+
+  // LinkHandler
+  void link_up() override;
+  void link_reply(Reply&& reply) override;
+  void link_down(const std::string& why) override;
+
+  boost::asio::any_io_executor executor_;
+  SubscriberOptions options_;
+  std::shared_ptr<Link> link_;
+  Set channels_;  // wanted by the node
+  Set server_;    // asked of Redis on this connection (by SUBSCRIBE minus UNSUBSCRIBE)
+  Set dirty_;     // changed this loop turn
+  bool flush_posted_ = false;
+  size_t resubscribe_left_ = 0;  // confirmations until on_resubscribed
+  bool resubscribing_ = false;
+  bool was_up_ = false;
+  MessageHook on_message_;
+  std::function<void()> on_resubscribed_;
+  std::function<void(bool)> on_state_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+}  // namespace herald::engine::redis
