@@ -38,8 +38,9 @@ class RedisServer:
                 "--dir", self.dir, "--save", "", "--appendonly", "no",
                 "--logfile", os.path.join(self.dir, "redis.log")]
         if cluster:
-            args += ["--cluster-enabled", "yes", "--cluster-config-file",
-                     os.path.join(self.dir, "nodes.conf")]
+            # the bus port defaults to port + 10000, which may not exist
+            args += ["--cluster-enabled", "yes", "--cluster-port", str(free_port()),
+                     "--cluster-config-file", os.path.join(self.dir, "nodes.conf")]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         self.client = self.connect()
         deadline = time.time() + 10
@@ -49,8 +50,9 @@ class RedisServer:
                 break
             except redis.ConnectionError:
                 if time.time() > deadline or self.proc.poll() is not None:
+                    log = self.log()
                     self.stop()
-                    raise RuntimeError("redis-server did not start: " + self.log())
+                    raise RuntimeError("redis-server did not start: " + log)
                 time.sleep(0.02)
         if cluster:
             self.client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)

@@ -25,6 +25,17 @@ local cmd = ARGV[15]
 if ARGV[14] ~= '' and cmd ~= 'PUBLISH' and cmd ~= 'SPUBLISH' then
   return redis.error_reply('herald: publish command must be PUBLISH or SPUBLISH')
 end
+-- Redis Cluster checks a shard channel's slot only when SPUBLISH runs, after
+-- the event is stored: refuse a channel of another hash tag up front.
+local function hash_tag(s)
+  local a = string.find(s, '{', 1, true)
+  local b = a and string.find(s, '}', a + 1, true)
+  if b and b > a + 1 then return string.sub(s, a + 1, b - 1) end
+  return s
+end
+if cmd == 'SPUBLISH' and ARGV[14] ~= '' and hash_tag(ARGV[14]) ~= hash_tag(meta) then
+  return redis.error_reply('herald: SPUBLISH channel must carry the hash tag of the keys')
+end
 
 local m = redis.call('HMGET', meta, 'epoch', 'last', 'created')
 local epoch, last, created = m[1], tonumber(m[2]), tonumber(m[3])
