@@ -144,7 +144,7 @@ class SqliteEngineTest : public ::testing::Test {
                                  "SELECT COUNT(*) FROM events JOIN channels ON channels.id = "
                                  "events.channel WHERE channels.name = ?1 AND "
                                  "events.key_hash IS NOT NULL AND events.\"offset\" >= "
-                                 "channels.keys_from AND events.key_expires_ms > ?2",
+                                 "channels.keys_from AND events.ts + channels.keys_window_ms > ?2",
                                  -1, &st, nullptr),
               SQLITE_OK);
     sqlite3_bind_text(st, 1, channel.c_str(), -1, SQLITE_TRANSIENT);
@@ -1305,9 +1305,9 @@ TEST_F(SqliteEngineTest, ExpiredIdempotencyKeysAreNotReadBackAtStart) {
     auto engine = make();
     auto store = open(*engine);
     keyed(*store, "c", "old", 1, now_.load(), 1000);
-    keyed(*store, "c", "new", 1, now_.load(), 60000);
+    keyed(*store, "c", "new", 1, now_ + 1500, 1000);
   }
-  now_ += 2000;
+  now_ += 2000;  // "old" expired at +1000, "new" expires at +2500
   auto engine = make();
   EXPECT_EQ(keys_in_db("c"), 1);
   auto store = open(*engine);

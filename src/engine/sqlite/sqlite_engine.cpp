@@ -100,8 +100,11 @@
 // with its offset when the fingerprint is the same, `conflict` otherwise;
 // either way nothing is inserted and no offset is used, and the result goes
 // back in queue order like any append's. A new key is stored in the event's
-// own row (columns key_hash, fingerprint, key_expires_ms: the key's 64-bit
-// hash under the database's key_seed in table meta, see key_index.hpp), so the key
+// own row (columns key_hash and fingerprint: the key's 64-bit hash under
+// the database's key_seed in table meta, see key_index.hpp; its expiry is
+// the row's ts + the channel's keys_window_ms, the window of its latest
+// keyed append: 18 bytes a row, as every byte of a row is written to the
+// WAL and again by the checkpoint), so the key
 // and its event are one write: a failed batch keeps neither, and a keyed
 // publish costs no second row or index. The index follows the rows:
 //  - it holds the keys of the channel's last idempotency_max_keys events
@@ -112,8 +115,8 @@
 //    their keys are remembered; reads never see them (they start at the
 //    count and age limits);
 //  - at start, every channel whose keys_expire_ms lies ahead gets its index
-//    back from its rows from keys_from on; after a failed batch, the
-//    channels it touched get theirs back from the database the same way;
+//    back from its rows from keys_from on (expiring at ts + keys_window_ms); after a failed batch,
+//    the channels it touched get theirs back from the database the same way;
 //  - remove() deletes the rows and forgets the index; the age sweep forgets
 //    expired keys (and then trims the rows they held), a tenth of the
 //    shortest window apart.
@@ -298,7 +301,8 @@ CREATE TABLE IF NOT EXISTS channels (
   history_ttl_ms INTEGER,
   created_ms INTEGER,
   keys_expire_ms INTEGER,
-  keys_from INTEGER
+  keys_from INTEGER,
+  keys_window_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS events (
   channel INTEGER NOT NULL,
@@ -311,7 +315,6 @@ CREATE TABLE IF NOT EXISTS events (
   from_info TEXT NOT NULL DEFAULT '',
   key_hash INTEGER,
   fingerprint INTEGER,
-  key_expires_ms INTEGER,
   PRIMARY KEY (channel, "offset")
 ) WITHOUT ROWID;
 DROP TABLE IF EXISTS idempotency;
@@ -330,9 +333,9 @@ constexpr const char* kAddedColumns[][3] = {{"channels", "history_size", "INTEGE
                                             {"channels", "created_ms", "INTEGER"},
                                             {"events", "key_hash", "INTEGER"},
                                             {"events", "fingerprint", "INTEGER"},
-                                            {"events", "key_expires_ms", "INTEGER"},
                                             {"channels", "keys_expire_ms", "INTEGER"},
-                                            {"channels", "keys_from", "INTEGER"}};
+                                            {"channels", "keys_from", "INTEGER"},
+                                            {"channels", "keys_window_ms", "INTEGER"}};
 
 // --- operations between the shards and the storage thread --------------------
 
@@ -405,6 +408,7 @@ struct ChannelRow {
   uint64_t trimmed_below = 0;      // count limit: rows below this offset are deleted
   std::optional<Retention> retention;  // as last given (unset: the engine's limits)
   int64_t keys_expire = 0;             // the latest expiry of a key given (0: none)
+  int64_t keys_window = 0;             // the window of the latest keyed append
   uint64_t keys_from = 0;              // the oldest offset whose key is held (0: none)
 };
 
@@ -497,17 +501,19 @@ class Storage {
         : begin(db, "BEGIN IMMEDIATE"),
           commit(db, "COMMIT"),
           find_channel(db,
-                       "SELECT id, epoch, last_offset, created_ms, keys_expire_ms, keys_from "
+                       "SELECT id, epoch, last_offset, created_ms, keys_expire_ms, keys_from, "
+                       "keys_window_ms "
                        "FROM channels WHERE name = ?1"),
           insert_channel(db, "INSERT INTO channels (name, epoch, last_offset) VALUES (?1, ?2, 0)"),
           update_row(db,
                      "UPDATE channels SET epoch = ?2, last_offset = ?3, history_size = ?4, "
-                     "history_ttl_ms = ?5, created_ms = ?6, keys_expire_ms = ?7, keys_from = ?8 "
+                     "history_ttl_ms = ?5, created_ms = ?6, keys_expire_ms = ?7, keys_from = ?8, "
+                     "keys_window_ms = ?9 "
                      "WHERE id = ?1"),
           insert_event(db,
                        "INSERT INTO events (channel, \"offset\", ts, event, data, from_client, "
-                       "from_user, from_info, key_hash, fingerprint, key_expires_ms) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                       "from_user, from_info, key_hash, fingerprint) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
           first_held(db,
                      "SELECT \"offset\", ts FROM events WHERE channel = ?1 AND \"offset\" >= ?2 "
                      "AND ts >= ?3 ORDER BY \"offset\" LIMIT 1"),
@@ -532,8 +538,8 @@ class Storage {
                          "SELECT id, last_offset, history_size, history_ttl_ms FROM channels "
                          "WHERE id > ?1 ORDER BY id LIMIT ?2"),
           load_keys(db,
-                    "SELECT \"offset\", key_hash, fingerprint, key_expires_ms FROM events "
-                    "WHERE channel = ?1 AND \"offset\" >= ?2 AND key_expires_ms > ?3 "
+                    "SELECT \"offset\", key_hash, fingerprint, ts FROM events "
+                    "WHERE channel = ?1 AND \"offset\" >= ?2 AND key_hash IS NOT NULL AND ts > ?3 "
                     "ORDER BY \"offset\"") {}
     Stmt begin, commit, find_channel, insert_channel, update_row, insert_event, first_held,
         read_range, read_ts, trim_count, delete_events, add_removed, trim_age, sweep_channels,
@@ -657,27 +663,36 @@ class Storage {
   // (see "Idempotency keys"); they are swept (once a minute) even if no
   // keyed append comes to give the window.
   void load_all_keys() {
-    std::vector<std::pair<int64_t, uint64_t>> channels;
+    struct WithKeys {
+      int64_t id;
+      uint64_t from;
+      int64_t window;
+    };
+    std::vector<WithKeys> channels;
     {
-      Stmt with_keys(db_, "SELECT id, keys_from FROM channels WHERE keys_expire_ms > ?1");
+      Stmt with_keys(
+          db_, "SELECT id, keys_from, keys_window_ms FROM channels WHERE keys_expire_ms > ?1");
       Stmt::Use use(with_keys);
       use.bind(1, now_ms_());
-      while (use.step()) channels.emplace_back(use.i64(0), use.is_null(1) ? 0 : use.u64(1));
+      while (use.step())
+        channels.push_back({use.i64(0), use.is_null(1) ? 0 : use.u64(1), use.i64(2)});
     }
-    for (const auto& [id, from] : channels) load_keys(id, from);
+    for (const auto& c : channels) load_keys(c.id, c.from, c.window);
     if (!keys_.empty()) note_ttl(kKeysSweepTtlMs);
   }
 
-  // (Re)reads a channel's index from its rows from offset `from` on.
-  void load_keys(int64_t id, uint64_t from) {
+  // (Re)reads a channel's index from its rows from offset `from` on, each
+  // key expiring at its row's ts + `window_ms`.
+  void load_keys(int64_t id, uint64_t from, int64_t window_ms) {
     keys_.erase(id);
     if (from == 0) return;
     Stmt::Use use(statements_->load_keys);
-    use.bind(1, id).bind(2, from).bind(3, now_ms_());
+    use.bind(1, id).bind(2, from).bind(3, now_ms_() - window_ms);
     ChannelKeys* keys = nullptr;
     while (use.step()) {
       if (!keys) keys = &keys_[id];
-      keys->index.add(use.u64(1), {use.u64(0), use.u64(2), use.i64(3)});
+      keys->index.add(use.u64(1),
+                      {use.u64(0), use.u64(2), KeyIndex::expiry(use.i64(3), window_ms)});
     }
   }
 
@@ -832,6 +847,7 @@ class Storage {
         if (!use.is_null(3)) row.created = use.i64(3);
         if (!use.is_null(4)) row.keys_expire = use.i64(4);
         if (!use.is_null(5)) row.keys_from = use.u64(5);
+        if (!use.is_null(6)) row.keys_window = use.i64(6);
         return &cache_.emplace(name, std::move(row)).first->second;
       }
     }
@@ -952,12 +968,13 @@ class Storage {
           .bind(8, op.event.from_info);
       if (keyed) {
         const int64_t expires = KeyIndex::expiry(op.event.ts_ms, op.key_window_ms);
-        insert.bind(9, op.key_hash).bind(10, op.fingerprint).bind(11, expires).run();
+        insert.bind(9, op.key_hash).bind(10, op.fingerprint).run();
         keys->index.prune(op.event.ts_ms, op.event.offset, op.max_keys);
         keys->index.add(op.key_hash, {op.event.offset, op.fingerprint, expires});
         ch->keys_expire = std::max(ch->keys_expire, expires);
+        ch->keys_window = op.key_window_ms;
       } else {
-        insert.bind_null(9).bind_null(10).bind_null(11).run();
+        insert.bind_null(9).bind_null(10).run();
       }
     }
     op.epoch = ch->epoch;
@@ -1136,9 +1153,9 @@ class Storage {
         else
           update.bind_null(6);
         if (ch->keys_from > 0)
-          update.bind(7, ch->keys_expire).bind(8, ch->keys_from);
+          update.bind(7, ch->keys_expire).bind(8, ch->keys_from).bind(9, ch->keys_window);
         else
-          update.bind_null(7).bind_null(8);
+          update.bind_null(7).bind_null(8).bind_null(9);
         update.run();
         trim_by_count(*ch);
       }
@@ -1158,7 +1175,7 @@ class Storage {
       for (auto& [ch, before] : touched) {
         *ch = std::move(before);
         try {
-          load_keys(ch->id, ch->keys_from);
+          load_keys(ch->id, ch->keys_from, ch->keys_window);
         } catch (const std::exception&) {
           keys_.erase(ch->id);
         }
