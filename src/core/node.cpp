@@ -227,12 +227,11 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
             counters.engine_append_seconds.observe(seconds_since(appending));
             PublishResult result;
             if (r.conflict) {
-              // (The key itself was moved into the engine: the client knows it.)
-              result.failure = Failure{protocol::ErrorCode::idempotency_conflict,
-                                       "this idempotency_key was already used on " + req.channel +
-                                           " for another event or data (offset " +
-                                           std::to_string(r.offset) + ")",
-                                       {}};
+              result.failure = Failure{
+                  protocol::ErrorCode::idempotency_conflict,
+                  "idempotency_key " + r.idempotency_key + " was already used on " + req.channel +
+                      " for another event or data (offset " + std::to_string(r.offset) + ")",
+                  {}};
             } else if (!r.ok) {
               result.failure = internal_failure(r.error);
             } else if (r.replayed) {

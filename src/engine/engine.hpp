@@ -73,6 +73,7 @@ struct AppendResult {
   // the original one; another event or data used the key).
   bool replayed = false;
   bool conflict = false;
+  std::string idempotency_key = {};  // conflict: the key, given back for the error message
 };
 
 struct HistoryQuery {

@@ -511,6 +511,7 @@ TEST_F(MemoryEngineTest, IdempotencyKeyReplaysTheOriginalOffsetAndStoresNothing)
   EXPECT_FALSE(other.ok);
   EXPECT_TRUE(other.conflict);
   EXPECT_EQ(other.offset, 1u);
+  EXPECT_EQ(other.idempotency_key, "k1");
   EXPECT_EQ(keyed(*store, "d", "k1", 8, kT0 + 20).offset, 1u);  // keys are per channel
   // After the window the key is new again.
   const AppendResult later = keyed(*store, "c", "k1", 7, kT0 + 1000);

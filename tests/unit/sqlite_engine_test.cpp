@@ -1171,6 +1171,7 @@ TEST_F(SqliteEngineTest, IdempotencyKeyWithAnotherFingerprintIsAConflict) {
   EXPECT_FALSE(r.replayed);
   EXPECT_EQ(r.offset, 1u);
   EXPECT_NE(r.error.find("idempotency key conflict"), std::string::npos) << r.error;
+  EXPECT_EQ(r.idempotency_key, "k");  // given back for the client's error message
   EXPECT_EQ(rows_in_db("c"), 1);
   EXPECT_EQ(append(*store, "c").offset, 2u);
   // The key still holds the first fingerprint.

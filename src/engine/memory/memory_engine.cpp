@@ -106,7 +106,10 @@ class MemoryShardStore final : public ShardStore {
             known->fingerprint == ev.fingerprint, {}, known->offset, epoch_of(ch), ch.created_ms};
         r.replayed = r.ok;
         r.conflict = !r.ok;
-        if (r.conflict) r.error = "idempotency key conflict";
+        if (r.conflict) {
+          r.error = "idempotency key conflict";
+          r.idempotency_key = std::move(ev.idempotency_key);
+        }
         return done(std::move(r));
       }
     }

@@ -361,6 +361,7 @@ struct Op {
   StoredEvent event;                   // append; the storage thread sets the offset
   bool keyed = false;                  // append: with an idempotency key
   uint64_t key_hash = 0;               // append, keyed: KeyIndex::hash of the key
+  std::string key;                     // append, keyed: the key (for a conflict's message)
   uint64_t fingerprint = 0;            // append, with a key
   int64_t key_window_ms = 0;           // append, with a key
   size_t max_keys = 0;                 // append, with a key
@@ -1275,7 +1276,10 @@ class ShardState {
                            std::move(ev.from_user),
                            std::move(ev.from_info)};
     op.keyed = !ev.idempotency_key.empty() && ev.idempotency_max_keys > 0;
-    if (op.keyed) op.key_hash = KeyIndex::hash(ev.idempotency_key, storage_->key_seed());
+    if (op.keyed) {
+      op.key_hash = KeyIndex::hash(ev.idempotency_key, storage_->key_seed());
+      op.key = std::move(ev.idempotency_key);
+    }
     op.fingerprint = ev.fingerprint;
     op.key_window_ms = std::max<int64_t>(ev.idempotency_window_ms, 0);
     op.max_keys = ev.idempotency_max_keys;
@@ -1357,6 +1361,7 @@ class ShardState {
           r.error = std::move(op.error);
           r.replayed = op.replayed;
           r.conflict = op.conflict;
+          if (op.conflict) r.idempotency_key = std::move(op.key);
           if (op.replayed || op.conflict) {
             // Nothing was stored: the window and last offset stay as they are.
             r.offset = op.event.offset;

@@ -119,7 +119,7 @@ test('the caller’s key: the same publish again is a replay with the original o
   assert.deepEqual(await h.publish(ch, 'order.placed', { total: 5 }, { idempotencyKey: key }), { offset: 1, replayed: true });
   const err = await h.publish(ch, 'order.placed', { total: 6 }, { idempotencyKey: key }).catch((e) => e);
   assert.equal(err.code, 'idempotency_conflict');
-  assert.match(err.message, new RegExp(`this idempotency_key was already used on ${ch} for another event or data \\(offset 1\\)`));
+  assert.match(err.message, new RegExp(`idempotency_key ${key} was already used on ${ch} for another event or data \\(offset 1\\)`));
   const eph = await h.publish(ch, 'typing', {}, { ephemeral: true });
   assert.deepEqual(eph, {});
   assert.equal((await allHistory(ch)).length, 1);

@@ -141,7 +141,7 @@ test('refused by the server: rejects with its error (idempotency_conflict, valid
     type: 'error',
     id: m1.id,
     code: 'idempotency_conflict',
-    message: 'this idempotency_key was already used on a for another event or data (offset 4)',
+    message: 'idempotency_key k1 was already used on a for another event or data (offset 4)',
   });
   WS.last.serverSend({ type: 'error', id: m2.id, code: 'validation_failed', message: 'data: must be object', details: [] });
   const e1 = await p1.catch((e) => e);

@@ -128,7 +128,7 @@ test('real server: the same key again is replayed with the original offset; othe
   const err = await api.publish(ch, 'e', { n: 2 }, { idempotencyKey: 'k1' }).catch((e) => e);
   assert.equal(err.code, 'idempotency_conflict');
   assert.equal(err.status, 409);
-  assert.equal(err.message, `this idempotency_key was already used on ${ch} for another event or data (offset 1)`);
+  assert.equal(err.message, `idempotency_key k1 was already used on ${ch} for another event or data (offset 1)`);
   assert.equal((await api.history(ch)).events.length, 1);
 });
 
