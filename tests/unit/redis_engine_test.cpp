@@ -603,6 +603,36 @@ TEST_F(RedisEngineTest, NoscriptRetryNeverOvertakesALaterCallOfTheChannel) {
   EXPECT_EQ(append(*store, "c").offset, 2u);
 }
 
+// The core destroys stores only when it stops: calls not yet answered are
+// dropped, and nothing runs afterwards (nor touches the freed store).
+TEST_F(RedisEngineTest, DestroyedStoreRunsNoCallbackAfterwards) {
+  auto engine = make();
+  auto store = open(*engine);
+  ASSERT_EQ(append(*store, "c").offset, 1u);
+  int called = 0;
+  for (int i = 0; i < 100; ++i) store->append("c", event(), [&](AppendResult) { ++called; });
+  store->read("c", query(10), [&](HistoryResult) { ++called; });
+  store.reset();
+  testing::run_for(io_, 100ms);
+  EXPECT_EQ(called, 0);
+}
+
+// A callback may destroy its store: the calls behind it are dropped.
+TEST_F(RedisEngineTest, StoreDestroyedFromItsOwnCallback) {
+  auto engine = make();
+  auto store = open(*engine);
+  int called = 0;
+  for (int i = 0; i < 10; ++i)
+    store->append("c", event(), [&](AppendResult r) {
+      EXPECT_TRUE(r.ok);
+      ++called;
+      store.reset();
+    });
+  run_until([&] { return called > 0; });
+  testing::run_for(io_, 100ms);
+  EXPECT_EQ(called, 1);
+}
+
 TEST_F(RedisEngineTest, UnreachableRedisAtStartIsAClearErrorWithoutThePassword) {
   RedisEngineOptions o = options();
   o.url = parse_redis_url("redis://user:s3cret@127.0.0.1:1");
