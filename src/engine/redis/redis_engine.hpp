@@ -1,0 +1,49 @@
+// The redis engine (issue 13): channels' offsets, history, epochs and
+// idempotency keys kept in Redis by the Lua scripts of scripts/ (LAYOUT.md),
+// so that several Herald nodes can share them. One node's part only for now:
+// no PUBLISH (cross-node fan-out is a later step), and server.cpp still
+// refuses engine.type = "redis".
+//
+// Owns make_redis_engine() and its options; the store itself is in
+// redis_engine.cpp.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "engine/engine.hpp"
+#include "engine/redis/redis_connection.hpp"
+#include "engine/redis/redis_url.hpp"
+
+namespace herald::engine::redis {
+
+struct RedisEngineOptions {
+  RedisUrl url;
+  ConnectionOptions connection;
+  // The engine's retention, for appends and reads given none (NewEvent::retention).
+  size_t max_events_per_channel = 1000;
+  int64_t max_age_ms = 0;  // 0: no age limit
+  // Every key of a channel expires after this long without a publish (its
+  // meta also when not read); 0: never (LAYOUT.md, "Expiry").
+  int64_t idle_ttl_ms = 24LL * 3600 * 1000;
+  std::string prefix = "herald";  // keys are <prefix>:{<channel>}:...
+  bool sharded = false;           // Redis Cluster (SPUBLISH): for cross-node fan-out, later
+  // The clock reads measure ages against; unset: the system clock. For tests.
+  std::function<int64_t()> now_ms = {};
+};
+
+// Reads (or creates) the deployment's idempotency key seed in Redis
+// (<prefix>:key_seed) before returning, on a short-lived connection of its
+// own; throws std::runtime_error naming the redacted URL when Redis cannot
+// be reached or answers with an error within the connect and command timeouts.
+std::unique_ptr<Engine> make_redis_engine(const RedisEngineOptions& options);
+
+// The Redis key of one of a channel's keys (`what`: meta, stream, keys,
+// keyq): <prefix>:{<tag>}:<what>, the tag being the channel with `%` written
+// `%25` and `}` written `%7D` (LAYOUT.md). For tests and tools.
+std::string channel_key(const std::string& prefix, const std::string& channel,
+                        const std::string& what);
+
+}  // namespace herald::engine::redis
