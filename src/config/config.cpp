@@ -287,8 +287,8 @@ const std::vector<KeyDef>& keys() {
                  [](const Config& c) { return Value(c.engine.durability); }});
     k.push_back(size_key<&Config::engine, &EngineConfig::queue_limit>(
         "engine", "queue_limit", 1, 10000000,
-        "sqlite: operations that may wait for the storage thread; beyond it publishes "
-        "fail with `internal`."));
+        "sqlite: operations that may wait for the storage thread; beyond it they fail "
+        "with `unavailable` (retry)."));
     k.push_back(size_key<&Config::engine, &EngineConfig::hot_window>(
         "engine", "hot_window", 0, 1000000,
         "sqlite: newest events of each active channel kept in RAM to answer history and "

@@ -15,8 +15,11 @@
 
 namespace herald::core {
 
-Failure internal_failure(const std::string& why) {
-  return Failure{protocol::ErrorCode::internal, "storage error: " + why, {}};
+Failure storage_failure(bool unavailable, const std::string& why) {
+  if (!unavailable) return Failure{protocol::ErrorCode::internal, "storage error: " + why, {}};
+  return Failure{protocol::ErrorCode::unavailable,
+                 "storage unavailable, nothing was stored; retry later: " + why,
+                 {}};
 }
 
 ws::SharedFrame event_frame(const PublishRequest& req, std::optional<uint64_t> offset, int64_t ts) {
@@ -233,7 +236,7 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
                       " for another event or data (offset " + std::to_string(r.offset) + ")",
                   {}};
             } else if (!r.ok) {
-              result.failure = internal_failure(r.error);
+              result.failure = storage_failure(r.unavailable, r.error);
             } else if (r.replayed) {
               result.offset = r.offset;  // stored before: nothing to deliver again
               result.replayed = true;
@@ -330,7 +333,7 @@ void Node::subscribe_read(unsigned owner, unsigned from, SubscribeRequest req,
         if (auto refused = presence_admit(shard, req, ns, h.ok)) {
           result.failure = std::move(refused);
         } else if (!h.ok) {
-          result.failure = internal_failure(h.error);
+          result.failure = storage_failure(h.unavailable, h.error);
         } else {
           result.epoch = h.epoch;
           result.offset = h.last_offset;
@@ -409,7 +412,7 @@ void Node::history_read(unsigned owner, unsigned from, HistoryRequest req,
         }
         HistoryResult result;
         if (!h.ok) {
-          result.failure = internal_failure(h.error);
+          result.failure = storage_failure(h.unavailable, h.error);
         } else {
           result.epoch = h.epoch;
           result.offset = h.last_offset;

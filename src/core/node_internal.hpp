@@ -59,7 +59,9 @@ void Node::post(unsigned worker, F&& f) {
   boost::asio::post(*shards_[worker]->io, std::forward<F>(f));
 }
 
-Failure internal_failure(const std::string& why);
+// An engine's failure as the client sees it: `unavailable` (retryable,
+// nothing stored) when the engine says so, else `internal`.
+Failure storage_failure(bool unavailable, const std::string& why);
 // The event as a WebSocket frame, built once for every subscriber.
 ws::SharedFrame event_frame(const PublishRequest& req, std::optional<uint64_t> offset, int64_t ts);
 // Whether `req` may be published on its namespace `ns`: how big, and what

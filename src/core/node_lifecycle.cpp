@@ -63,7 +63,7 @@ void Node::destroy_on_owner(unsigned owner, const std::string& channel, ws::Shar
         auto deadline = shard.deadlines.find(channel);
         if (!r.ok) {
           if (deadline != shard.deadlines.end()) shard.deadlines.erase(deadline);  // ask again
-          done(DestroyResult{internal_failure(r.error), {}});
+          done(DestroyResult{storage_failure(r.unavailable, r.error), {}});
           return;
         }
         if (deadline != shard.deadlines.end()) deadline->second = 0;  // no event in the new life

@@ -74,6 +74,9 @@ struct AppendResult {
   bool replayed = false;
   bool conflict = false;
   std::string idempotency_key = {};  // conflict: the key, given back for the error message
+  // When !ok: the storage cannot take it now (down, or its queue is full);
+  // nothing was stored, a retry may succeed (clients see `unavailable`).
+  bool unavailable = false;
 };
 
 struct HistoryQuery {
@@ -95,12 +98,14 @@ struct HistoryResult {
   // offset 1 in it, kept when retention drops that event; 0 while the epoch
   // has no event (never published, or removed since).
   int64_t created_ms = 0;
+  bool unavailable = false;  // when !ok: as AppendResult::unavailable
 };
 
 struct RemoveResult {
   bool ok = false;
-  std::string error;  // when !ok
-  std::string epoch;  // the channel's new epoch
+  std::string error;         // when !ok
+  std::string epoch;         // the channel's new epoch
+  bool unavailable = false;  // when !ok: as AppendResult::unavailable
 };
 
 // The ordering contract the core relies on (so that history-subscribe and

@@ -33,6 +33,8 @@ std::string_view to_string(ErrorCode code) {
       return "too_large";
     case ErrorCode::rate_limited:
       return "rate_limited";
+    case ErrorCode::unavailable:
+      return "unavailable";
     case ErrorCode::internal:
       return "internal";
   }
@@ -62,6 +64,8 @@ int http_status(ErrorCode code) {
       return 413;
     case ErrorCode::rate_limited:
       return 429;
+    case ErrorCode::unavailable:
+      return 503;
     case ErrorCode::internal:
       return 500;
   }

@@ -20,6 +20,7 @@ enum class ErrorCode {
   validation_failed,
   too_large,
   rate_limited,
+  unavailable,
   internal,
 };
 

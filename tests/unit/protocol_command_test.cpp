@@ -773,6 +773,7 @@ TEST(ErrorCodes, NamesAndHttpStatuses) {
            Case{ErrorCode::validation_failed, "validation_failed", 400},
            Case{ErrorCode::too_large, "too_large", 413},
            Case{ErrorCode::rate_limited, "rate_limited", 429},
+           Case{ErrorCode::unavailable, "unavailable", 503},
            Case{ErrorCode::internal, "internal", 500},
        }) {
     EXPECT_EQ(to_string(c.code), c.name);

@@ -267,11 +267,11 @@ TEST(Messages, ErrorEchoesStringIdRaw) {
 }
 
 TEST(Messages, ErrorCodesAreSnakeCase) {
-  for (ErrorCode c :
-       {ErrorCode::bad_request, ErrorCode::invalid_json, ErrorCode::unknown_type,
-        ErrorCode::unauthorized, ErrorCode::token_expired, ErrorCode::forbidden,
-        ErrorCode::unknown_channel, ErrorCode::not_subscribed, ErrorCode::validation_failed,
-        ErrorCode::too_large, ErrorCode::rate_limited, ErrorCode::internal}) {
+  for (ErrorCode c : {ErrorCode::bad_request, ErrorCode::invalid_json, ErrorCode::unknown_type,
+                      ErrorCode::unauthorized, ErrorCode::token_expired, ErrorCode::forbidden,
+                      ErrorCode::unknown_channel, ErrorCode::not_subscribed,
+                      ErrorCode::validation_failed, ErrorCode::too_large, ErrorCode::rate_limited,
+                      ErrorCode::unavailable, ErrorCode::internal}) {
     std::string out;
     append_error(out, c, "m");
     EXPECT_EQ(parse_back(out).at("code").as_string(), to_string(c));

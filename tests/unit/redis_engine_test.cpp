@@ -510,13 +510,16 @@ TEST_F(RedisEngineTest, RedisStoppedFailsCallsThenRestartedWorksAgain) {
   for (int i = 0; i < 3; ++i) {
     const AppendResult r = append(*store, "c", "lost");
     EXPECT_FALSE(r.ok);
+    EXPECT_TRUE(r.unavailable);  // clients get `unavailable`, not `internal`
     EXPECT_THAT(r.error, StartsWith("redis unavailable")) << r.error;
   }
   const HistoryResult h = read(*store, "c", 10);
   EXPECT_FALSE(h.ok);
+  EXPECT_TRUE(h.unavailable);
   EXPECT_THAT(h.error, StartsWith("redis unavailable"));
   const RemoveResult x = remove(*store, "c");
   EXPECT_FALSE(x.ok);
+  EXPECT_TRUE(x.unavailable);
   EXPECT_THAT(x.error, StartsWith("redis unavailable"));
   server_.start();  // without persistence: everything is gone, a new epoch
   AppendResult r;

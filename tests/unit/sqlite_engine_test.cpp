@@ -588,6 +588,7 @@ TEST_F(SqliteEngineTest, FullQueueFailsAppendsAndTheEngineRecovers) {
   auto store = open(*engine);
   int ok = 0;
   int failed = 0;
+  int unavailable = 0;
   std::string error;
   for (int i = 0; i < 500; ++i) {
     store->append("c", NewEvent{"e", "1", "", "", now_}, [&](AppendResult r) {
@@ -595,12 +596,14 @@ TEST_F(SqliteEngineTest, FullQueueFailsAppendsAndTheEngineRecovers) {
         ++ok;
       } else {
         ++failed;
+        unavailable += r.unavailable;
         error = r.error;
       }
     });
   }
   run_until([&] { return ok + failed == 500; });
   EXPECT_GT(failed, 0);
+  EXPECT_EQ(unavailable, failed);  // a full queue is `unavailable` (retryable), not `internal`
   EXPECT_NE(error.find("engine.queue_limit"), std::string::npos) << error;
   const HistoryResult h = read(*store, "c", 1000);
   EXPECT_EQ(h.last_offset, static_cast<uint64_t>(ok));  // no gap from failed appends
@@ -620,6 +623,7 @@ TEST_F(SqliteEngineTest, FailedCommitFailsAppendsWithoutGapsAndTheEngineGoesOn) 
     if (r.ok) {
       EXPECT_EQ(r.offset, ++stored);
     } else {
+      EXPECT_FALSE(r.unavailable) << "a failed commit is `internal`";
       error = r.error;
     }
   }

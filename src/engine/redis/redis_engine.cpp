@@ -87,6 +87,7 @@ AppendResult to_append_result(Result&& result, std::string& key) {
   AppendResult out;
   if (auto e = error_of(result)) {
     out.error = std::move(*e);
+    out.unavailable = std::holds_alternative<Failure>(result);
     return out;
   }
   const Reply& r = std::get<Reply>(result);
@@ -120,6 +121,7 @@ HistoryResult to_history_result(Result&& result) {
   HistoryResult out;
   if (auto e = error_of(result)) {
     out.error = std::move(*e);
+    out.unavailable = std::holds_alternative<Failure>(result);
     return out;
   }
   Reply& r = std::get<Reply>(result);
@@ -159,6 +161,7 @@ RemoveResult to_remove_result(Result&& result) {
   RemoveResult out;
   if (auto e = error_of(result)) {
     out.error = std::move(*e);
+    out.unavailable = std::holds_alternative<Failure>(result);
     return out;
   }
   const Reply& r = std::get<Reply>(result);

@@ -1287,6 +1287,7 @@ class ShardState {
     if (std::string why = storage_->enqueue(op); !why.empty()) {
       AppendResult r;
       r.error = std::move(why);
+      r.unavailable = true;  // queue full or stopping: nothing was stored
       return op.on_append(std::move(r));
     }
     ++ch.pending;
@@ -1311,6 +1312,7 @@ class ShardState {
     if (std::string why = storage_->enqueue(op); !why.empty()) {
       HistoryResult r;
       r.error = std::move(why);
+      r.unavailable = true;  // queue full or stopping: nothing was stored
       op.on_read(std::move(r));
     }
   }
@@ -1325,6 +1327,7 @@ class ShardState {
     if (std::string why = storage_->enqueue(op); !why.empty()) {
       RemoveResult r;
       r.error = std::move(why);
+      r.unavailable = true;  // queue full or stopping: nothing was stored
       return op.on_remove(std::move(r));
     }
     ++ch.pending;

@@ -20,6 +20,8 @@ export type ServerErrorCode =
   | 'rate_limited'
   /** an idempotency key reused on the channel for another event or data (HTTP 409) */
   | 'idempotency_conflict'
+  /** the server's storage cannot take the request now; nothing stored, retry (HTTP 503) */
+  | 'unavailable'
   | 'internal';
 
 /** Error codes produced by the client itself. */
