@@ -10,19 +10,12 @@
 
 namespace herald::engine::redis {
 
-namespace {
-
-LinkOptions link_options(const ConnectionOptions& o) {
-  return {o.connect_timeout, o.command_timeout, o.reconnect_min, o.reconnect_max};
-}
-
-}  // namespace
-
 RedisConnection::RedisConnection(boost::asio::any_io_executor executor, RedisUrl url,
                                  ConnectionOptions options)
     : executor_(executor),
       options_(options),
-      link_(std::make_shared<Link>(executor, std::move(url), link_options(options),
+      link_(std::make_shared<Link>(executor, std::move(url),
+                                   static_cast<const LinkOptions&>(options),
                                    static_cast<LinkHandler&>(*this))) {
   link_->start();
 }

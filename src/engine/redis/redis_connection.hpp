@@ -40,11 +40,7 @@
 
 namespace herald::engine::redis {
 
-struct ConnectionOptions {
-  std::chrono::milliseconds connect_timeout{2000};
-  std::chrono::milliseconds command_timeout{5000};
-  std::chrono::milliseconds reconnect_min{100};
-  std::chrono::milliseconds reconnect_max{5000};
+struct ConnectionOptions : LinkOptions {
   size_t max_pending = 100000;  // commands sent or queued without their reply yet
 };
 

@@ -35,11 +35,7 @@
 
 namespace herald::engine::redis {
 
-struct SubscriberOptions {
-  std::chrono::milliseconds connect_timeout{2000};
-  std::chrono::milliseconds command_timeout{5000};
-  std::chrono::milliseconds reconnect_min{100};
-  std::chrono::milliseconds reconnect_max{5000};
+struct SubscriberOptions : LinkOptions {
   bool sharded = false;  // SSUBSCRIBE / smessage
 };
 

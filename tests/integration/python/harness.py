@@ -258,6 +258,18 @@ class HeraldServer:
             return False
 
 
+
+def http_publish(server: "HeraldServer", channel: str, data, event: str = "e") -> tuple[int, dict]:
+    """POST /api/publish without an API key; returns (HTTP status, JSON body)."""
+    body = json.dumps({"channel": channel, "event": event, "data": data}).encode()
+    req = urllib.request.Request(server.http_url("/api/publish"), data=body,
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
 def kill_all_servers() -> None:
     for s in ALL_SERVERS:
         s.kill()

@@ -5,26 +5,12 @@
 # not acknowledged is delivered or appears in history, failed publishes use
 # up no offset, the server keeps serving, and once the limit is raised (the
 # space is back) publishes are stored again.
-import json
-import urllib.error
-import urllib.request
 
-from harness import HeraldServer, WSClient, assert_error, runs_async, toml_config, unique
+from harness import HeraldServer, http_publish, WSClient, assert_error, runs_async, toml_config, unique
 
 # Room for the schema and a few dozen small commits in the WAL, and far below
 # the WAL's auto-checkpoint size (1000 pages), so the WAL fills up first.
 FILE_SIZE_LIMIT = 192 * 1024
-
-
-def http_publish(server: HeraldServer, channel: str, data) -> tuple[int, dict]:
-    body = json.dumps({"channel": channel, "event": "e", "data": data}).encode()
-    req = urllib.request.Request(server.http_url("/api/publish"), data=body,
-                                 headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 @runs_async

@@ -7,25 +7,11 @@
 # `unavailable`; the acknowledged ones are exactly the history and exactly
 # what a subscriber receives, in offset order with no gap; the server goes on.
 import asyncio
-import json
 import threading
-import urllib.error
-import urllib.request
 
-from harness import HeraldServer, WSClient, runs_async, toml_config, unique
+from harness import HeraldServer, http_publish, WSClient, runs_async, toml_config, unique
 
 BURST = 400
-
-
-def http_publish(server: HeraldServer, channel: str, data) -> tuple[int, dict]:
-    body = json.dumps({"channel": channel, "event": "e", "data": data}).encode()
-    req = urllib.request.Request(server.http_url("/api/publish"), data=body,
-                                 headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 @runs_async
