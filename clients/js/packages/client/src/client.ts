@@ -195,6 +195,9 @@ interface Outgoing {
   /** the request id on the current connection; null while queued */
   id: number | null;
   deadline: Timer | null;
+  /** refusals with `unavailable` so far, and the timer of the next attempt */
+  attempts: number;
+  retry: Timer | null;
   resolve: (r: PublishResult) => void;
   reject: (err: HeraldError) => void;
 }
@@ -202,6 +205,10 @@ interface Outgoing {
 /** Default bounds of the offline queue. */
 export const DEFAULT_OFFLINE_QUEUE = { max: 1000, maxBytes: 1 << 20 };
 export const DEFAULT_PUBLISH_TIMEOUT_MS = 30_000;
+
+/** Backoff of a publish the server refused with `unavailable` (nothing stored): 100 ms doubling to 5 s, jittered. */
+const UNAVAILABLE_RETRY_MIN_MS = 100;
+const UNAVAILABLE_RETRY_MAX_MS = 5_000;
 
 const WS_OPEN = 1;
 const CLOSE_UNAUTHORIZED = 4001;
@@ -312,6 +319,8 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   private queueBytes = 0;
   /** keyed publishes sent on the current connection, by request id */
   private readonly inflight = new Map<number, Outgoing>();
+  /** publishes refused with `unavailable`, waiting for their next attempt */
+  private readonly retrying = new Set<Outgoing>();
   private publishSeq = 0;
   /** the connection token sent on the current connection */
   private tokenInUse: string | undefined = undefined;
@@ -421,7 +430,9 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
    * idempotency key (`options.idempotencyKey`, or a random one): queued
    * while not connected, and sent again with the same key after a drop,
    * until the server acknowledges it (the server stores it at most once),
-   * refuses it (rejects with its error), or `publishTimeoutMs` passes
+   * refuses it (rejects with its error; `unavailable`, which stores
+   * nothing, is retried after a backoff instead, so a later publish may be
+   * stored before it), or `publishTimeoutMs` passes
    * (rejects with `timeout`: the outcome is unknown). Ephemeral publishes
    * are sent only while connected, once.
    */
@@ -465,7 +476,9 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
       }
     }
     return new Promise<PublishResult>((resolve, reject) => {
-      const out: Outgoing = { seq: ++this.publishSeq, channel, key, json, bytes, id: null, deadline: null, resolve, reject };
+      const out: Outgoing = {
+        seq: ++this.publishSeq, channel, key, json, bytes, id: null, deadline: null, attempts: 0, retry: null, resolve, reject,
+      };
       if (this.publishTimeoutMs > 0 && Number.isFinite(this.publishTimeoutMs)) {
         out.deadline = setTimeout(() => this.publishExpired(out), this.publishTimeoutMs);
       }
@@ -528,7 +541,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
 
   /** Number of publishes not yet acknowledged nor refused: queued or in flight. */
   get pendingPublishes(): number {
-    return this.queue.length + this.inflight.size;
+    return this.queue.length + this.inflight.size + this.retrying.size;
   }
 
   // ---------------------------------------------------------------------
@@ -911,12 +924,14 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
 
   /** Rejects every keyed publish, queued or in flight. */
   private failQueue(err: HeraldError): void {
-    const all = [...this.queue, ...this.inflight.values()].sort((a, b) => a.seq - b.seq);
+    const all = [...this.queue, ...this.inflight.values(), ...this.retrying].sort((a, b) => a.seq - b.seq);
     this.queue = [];
     this.queueBytes = 0;
     this.inflight.clear();
+    this.retrying.clear();
     for (const out of all) {
       if (out.deadline !== null) clearTimeout(out.deadline);
+      if (out.retry !== null) clearTimeout(out.retry);
       out.reject(err);
     }
   }
@@ -967,6 +982,21 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
 
   /** The ack or error of a keyed publish. */
   private settlePublish(out: Outgoing, msg: any): void {
+    if (msg.type === 'error' && msg.code === 'unavailable') {
+      // The server could not store it now and stored nothing: the same
+      // bytes again after a backoff, until acknowledged or the deadline.
+      out.id = null;
+      out.attempts += 1;
+      const delay = Math.min(UNAVAILABLE_RETRY_MAX_MS, UNAVAILABLE_RETRY_MIN_MS * 2 ** (out.attempts - 1));
+      this.retrying.add(out);
+      out.retry = setTimeout(() => {
+        out.retry = null;
+        this.retrying.delete(out);
+        if (this._state === 'connected') this.sendPublish(out);
+        else this.enqueue(out);
+      }, delay / 2 + Math.random() * (delay / 2));
+      return;
+    }
     if (out.deadline !== null) clearTimeout(out.deadline);
     out.deadline = null;
     if (msg.type === 'error') {
@@ -985,18 +1015,22 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     out.deadline = null;
     const i = this.queue.indexOf(out);
     const sent = out.id !== null && this.inflight.get(out.id) === out;
+    const refused = this.retrying.has(out);
     if (i >= 0) {
       this.queue.splice(i, 1);
       this.queueBytes -= out.bytes;
     } else if (sent) {
       this.inflight.delete(out.id as number);
+    } else if (this.retrying.delete(out)) {
+      if (out.retry !== null) clearTimeout(out.retry);
+      out.retry = null;
     } else {
       return;
     }
     out.reject(
       new HeraldError(
         'timeout',
-        `publish on ${out.channel} not acknowledged within ${this.publishTimeoutMs} ms (${sent ? 'sent, no reply yet' : 'never sent: not connected'}): the outcome is unknown, it may or may not have been stored; publishing it again with the same idempotencyKey (details.idempotencyKey) within the server's idempotency window cannot store it twice`,
+        `publish on ${out.channel} not acknowledged within ${this.publishTimeoutMs} ms (${sent ? 'sent, no reply yet' : refused ? `refused as unavailable ${out.attempts} time(s)` : 'never sent: not connected'}): the outcome is unknown, it may or may not have been stored; publishing it again with the same idempotencyKey (details.idempotencyKey) within the server's idempotency window cannot store it twice`,
         { details: { idempotencyKey: out.key, channel: out.channel } },
       ),
     );

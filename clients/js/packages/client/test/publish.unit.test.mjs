@@ -157,6 +157,56 @@ test('refused by the server: rejects with its error (idempotency_conflict, valid
   herald.close();
 });
 
+test('unavailable (the server stored nothing): sent again with the same key and bytes after a backoff until acked; timeout and close still end it', async () => {
+  const { WS, herald } = await connected();
+  const p = herald.publish('a', 'e', { n: 1 });
+  const first = WS.last.sentOfType('publish')[0];
+  const refuse = (m) => WS.last.serverSend({ type: 'error', id: m.id, code: 'unavailable', message: 'storage unavailable, nothing was stored; retry later: storage queue is full' });
+  refuse(first);
+  assert.equal(herald.pendingPublishes, 1); // waiting for its next attempt, not rejected
+  await until(() => WS.last.sentOfType('publish').length === 2);
+  const second = WS.last.sentOfType('publish')[1];
+  assert.notEqual(second.id, first.id);
+  const { id: _a, ...rest1 } = first;
+  const { id: _b, ...rest2 } = second;
+  assert.deepEqual(rest2, rest1); // same key, same bytes
+  refuse(second);
+  await until(() => WS.last.sentOfType('publish').length === 3);
+  const third = WS.last.sentOfType('publish')[2];
+  WS.last.serverSend({ type: 'ack', id: third.id, offset: 7 });
+  assert.deepEqual(await p, { offset: 7, replayed: false });
+  assert.equal(herald.pendingPublishes, 0);
+  herald.close();
+
+  // Never anything but unavailable: publishTimeoutMs ends it with timeout.
+  const t = await connected({ publishTimeoutMs: 150 });
+  const pt = t.herald.publish('a', 'e', 2);
+  const refuseAll = setInterval(() => {
+    for (const m of t.WS.last.sentOfType('publish')) {
+      if (!m.refused) {
+        m.refused = true;
+        t.WS.last.serverSend({ type: 'error', id: m.id, code: 'unavailable', message: 'storage unavailable' });
+      }
+    }
+  }, 5);
+  const et = await pt.catch((e) => e);
+  clearInterval(refuseAll);
+  assert.equal(et.code, 'timeout');
+  assert.match(et.message, /refused as unavailable \d+ time/);
+  assert.equal(t.herald.pendingPublishes, 0);
+  t.herald.close();
+
+  // close() while it waits for its next attempt: rejected with closed, never sent again.
+  const c = await connected();
+  const pc = c.herald.publish('a', 'e', 3);
+  const m = c.WS.last.sentOfType('publish')[0];
+  c.WS.last.serverSend({ type: 'error', id: m.id, code: 'unavailable', message: 'storage unavailable' });
+  c.herald.close();
+  assert.equal((await pc.catch((e) => e)).code, 'closed');
+  await sleep(250);
+  assert.equal(c.WS.last.sentOfType('publish').length, 1);
+});
+
 test('publishTimeoutMs: never acknowledged (in flight, or never connected) rejects with timeout, outcome unknown; late ack ignored', async () => {
   const { WS, herald } = await connected({ publishTimeoutMs: 60 });
   const t0 = Date.now();
