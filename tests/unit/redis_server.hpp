@@ -42,8 +42,18 @@ class RedisServer {
         (std::filesystem::temp_directory_path() / "herald-redis-test-XXXXXX").string();
     if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
-    port_ = free_port();
-    start();
+    // ctest runs tests in parallel: a port found free may be taken by
+    // another test's server before ours binds it; then ours exits and start()
+    // throws, and another port is tried.
+    for (int attempt = 1;; ++attempt) {
+      port_ = free_port();
+      try {
+        start();
+        return;
+      } catch (const std::exception&) {
+        if (attempt == 5) throw;
+      }
+    }
   }
   ~RedisServer() {
     stop();
@@ -94,8 +104,9 @@ class RedisServer {
         pid_ = -1;
         throw std::runtime_error("redis-server exited at start: " + log());
       }
+      // Answered by our process, not another test's server on the same port.
       try {
-        if (to_string(call({"PING"})) == "+PONG") return;
+        if (to_string(call({"PING"})) == "+PONG" && ours()) return;
       } catch (const std::exception&) {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -141,6 +152,12 @@ class RedisServer {
   }
 
  private:
+  // Whether the server answering on port() is the process this fixture started.
+  bool ours() {
+    const Reply info = call({"INFO", "server"});
+    return info.str.find("process_id:" + std::to_string(pid_) + "\r\n") != std::string::npos;
+  }
+
   static uint16_t free_port() {
     boost::asio::io_context io;
     boost::asio::ip::tcp::acceptor a(
