@@ -83,13 +83,20 @@ std::optional<std::string> error_of(const Result& result) {
   return std::nullopt;
 }
 
+// Fills `out` (any engine result) with the error of a failed call: a
+// connection failure is `unavailable` (nothing stored), an error reply not.
+template <typename Out>
+bool failed(const Result& result, Out& out) {
+  auto e = error_of(result);
+  if (!e) return false;
+  out.error = std::move(*e);
+  out.unavailable = std::holds_alternative<Failure>(result);
+  return true;
+}
+
 AppendResult to_append_result(Result&& result, std::string& key) {
   AppendResult out;
-  if (auto e = error_of(result)) {
-    out.error = std::move(*e);
-    out.unavailable = std::holds_alternative<Failure>(result);
-    return out;
-  }
+  if (failed(result, out)) return out;
   const Reply& r = std::get<Reply>(result);
   const Reply* status = element(r, 0, Reply::Kind::string);
   const Reply* offset = element(r, 1, Reply::Kind::integer);
@@ -119,11 +126,7 @@ AppendResult to_append_result(Result&& result, std::string& key) {
 
 HistoryResult to_history_result(Result&& result) {
   HistoryResult out;
-  if (auto e = error_of(result)) {
-    out.error = std::move(*e);
-    out.unavailable = std::holds_alternative<Failure>(result);
-    return out;
-  }
+  if (failed(result, out)) return out;
   Reply& r = std::get<Reply>(result);
   const Reply* epoch = element(r, 0, Reply::Kind::string);
   const Reply* last = element(r, 1, Reply::Kind::integer);
@@ -159,11 +162,7 @@ HistoryResult to_history_result(Result&& result) {
 
 RemoveResult to_remove_result(Result&& result) {
   RemoveResult out;
-  if (auto e = error_of(result)) {
-    out.error = std::move(*e);
-    out.unavailable = std::holds_alternative<Failure>(result);
-    return out;
-  }
+  if (failed(result, out)) return out;
   const Reply& r = std::get<Reply>(result);
   const Reply* status = element(r, 0, Reply::Kind::string);
   const Reply* epoch = element(r, 1, Reply::Kind::string);
