@@ -106,7 +106,7 @@ struct NamespaceOptions {
   // Exactly-once publish: how long, and how many per channel, idempotency
   // keys are remembered.
   std::chrono::milliseconds idempotency_window{120000};
-  size_t idempotency_max_keys = 10000;
+  size_t idempotency_max_keys = 1000;
   size_t max_message_bytes = 64 * 1024;  // bytes of one publish's `data`
   // JSON file mapping event names to JSON Schemas; "" for none. Made absolute
   // at load (a relative path is relative to the config file's directory).

@@ -49,7 +49,7 @@ struct NewEvent {
   std::string idempotency_key = {};  // "" for none
   uint64_t fingerprint = 0;          // of the publisher, event and data (core::fingerprint)
   int64_t idempotency_window_ms = 120000;
-  size_t idempotency_max_keys = 10000;
+  size_t idempotency_max_keys = 1000;
 };
 
 struct StoredEvent {
@@ -108,6 +108,27 @@ struct RemoveResult {
   bool unavailable = false;  // when !ok: as AppendResult::unavailable
 };
 
+// What another Herald node sharing the engine's channels (redis) did, handed
+// to the channel's owner through ShardStore::on_remote: see "Several nodes"
+// on ShardStore.
+struct RemoteMessage {
+  enum class Kind {
+    event,      // a stored event published on another node: deliver it like an append's
+    ephemeral,  // an event another node delivered without storing (offset 0)
+    reset,      // subscribers must be ended with `reason` (see below)
+  };
+  Kind kind = Kind::event;
+  std::string channel;
+  std::string epoch;  // event: the channel's epoch it was stored in
+  StoredEvent event;  // event and ephemeral
+  // reset: "destroyed" or "expired" (another node removed the channel; its
+  // final event, if any, came just before as an ephemeral), or "resubscribe"
+  // (this node cannot prove its subscribers missed nothing: a gap the stream
+  // no longer holds, or events of another epoch; they must subscribe again
+  // with recovery).
+  std::string reason;
+};
+
 // The ordering contract the core relies on (so that history-subscribe and
 // recovery have no gap and no duplicate against live delivery): for one
 // channel, a read's callback sees exactly the appends whose callbacks already
@@ -143,6 +164,30 @@ class ShardStore {
   // appends made before remove() complete (and their callbacks run) before
   // remove's callback; appends made after get offsets 1, 2, ... of the new epoch.
   virtual void remove(const std::string& channel, RemoveHandler done) = 0;
+
+  // Several nodes. Engines whose channels other Herald processes share (redis)
+  // deliver what those nodes publish to this node's subscribers through the
+  // channel's owner; the others keep the no-op defaults. The owner calls
+  // watch(channel, true) when the channel gets its first local subscriber
+  // (before that subscribe's read) and watch(channel, false) after its last
+  // one left. For a watched channel the store hands remote messages to the
+  // handler given to on_remote() (once, before any watch), on this executor,
+  // and extends the ordering contract above to them: it hands over each
+  // stored event of the channel exactly once, through either an append's
+  // callback (this node's publishes) or the handler (the others'), in offset
+  // order, holding an append's callback until the offsets before it were
+  // handed over; and a read's callback sees exactly the events handed over
+  // before it runs. An event it can no longer hand over in order (gone from
+  // the stream) becomes a reset ("resubscribe").
+  using RemoteHandler = std::function<void(RemoteMessage)>;
+  virtual bool shared() const { return false; }
+  virtual void watch(const std::string& /*channel*/, bool /*on*/) {}
+  virtual void on_remote(RemoteHandler /*handler*/) {}
+  // Sends an ephemeral event or a reset ("destroyed", "expired") of a channel
+  // to the other nodes' owners of it (not to this node's handler); in call
+  // order with this store's appends and removes of the channel. Best effort:
+  // a node cut from the engine at that moment misses it.
+  virtual void broadcast(const RemoteMessage& /*message*/) {}
 };
 
 class Engine {
