@@ -391,7 +391,9 @@ class RedisShardStore final : public ShardStore {
       it->second.seq.remote_reset(m->message.reason, out);
     else
       it->second.seq.remote_event(m->message.epoch, std::move(m->message.event), out);
+    std::weak_ptr<int> alive = alive_;
     act(channel, it->second.id, out);
+    if (!alive.expired()) deliver();  // an op it held may go now
   }
 
   void pubsub_subscribed(const std::string& channel) {
@@ -709,8 +711,9 @@ class RedisShardStore final : public ShardStore {
         }
       }
     }
+    std::weak_ptr<int> alive = alive_;
     act(channel, watch_id, out);
-    deliver();
+    if (!alive.expired()) deliver();
   }
 
   void checked(const std::string& channel, uint64_t watch_id, Result&& r) {
@@ -729,8 +732,9 @@ class RedisShardStore final : public ShardStore {
         return;
       w->seq.check_answered(epoch.str, n, out);
     }
+    std::weak_ptr<int> alive = alive_;
     act(channel, watch_id, out);
-    deliver();
+    if (!alive.expired()) deliver();
   }
 
   const RedisEngineOptions options_;
