@@ -120,7 +120,8 @@ bool ChannelSequencer::read_ready(const std::string& epoch, uint64_t last_offset
                   [&](const auto& p) { return p.first <= last_ || p.second.epoch != epoch_; });
     return true;
   }
-  // Below `last` only for a read sent before watch(): nothing to fix then.
+  // Never below `last` (remote events handed over before the read was sent
+  // were published before it ran); equal: nothing to wait for.
   if (last_offset <= last_) return true;
   head_ceiling_ = last_offset;
   drain(out);

@@ -590,7 +590,9 @@ class RedisShardStore final : public ShardStore {
     bool go = true;
     if (op.kind == Kind::append && op.append.ok && op.watch_id == id) {
       go = w->seq.own_ready(op.append.offset, op.append.epoch, out);
-    } else if (op.kind == Kind::read && op.history.ok) {
+    } else if (op.kind == Kind::read && op.history.ok && op.watch_id == id) {
+      // (A read sent before watch() may be older than what went through
+      // since: it sets nothing.)
       go = w->seq.read_ready(op.history.epoch, op.history.last_offset, out);
     }
     op.held = !go;
