@@ -113,6 +113,7 @@ class ChannelSequencer {
   void flush_unknown(Out& out);
   void maybe_fill(Out& out);
   bool covered(uint64_t offset) const;
+  uint64_t covered_to();
 
   const std::string channel_;
   const size_t max_held_;
@@ -130,6 +131,7 @@ class ChannelSequencer {
   bool filling_ = false;
   uint64_t fill_id_ = 0;  // of the fill in flight; bumped by resets
   uint64_t fill_upto_ = 0;
+  uint64_t covered_to_ = 0;  // (last, covered_to] all held or own: never filled
 };
 
 }  // namespace herald::engine::redis
