@@ -305,6 +305,7 @@ class RedisShardStore final : public ShardStore {
 
   ~RedisShardStore() override {
     closing_ = true;
+    alive_.reset();  // what the hub posted for this store finds it gone
     for (const auto& [channel, w] : watched_) hub_->unwatch(pubsub_channel(channel), mailbox_);
     conn_.reset();  // runs the pending callbacks, which now return at once
   }
