@@ -98,6 +98,21 @@ class Node {
     });
   }
 
+  // What the core does when it removes a channel itself: its subscribers
+  // continue in the new epoch, from 0.
+  void remove(const std::string& channel) {
+    store_->remove(channel, [this, channel](RemoveResult r) {
+      if (!r.ok) {
+        errors_.push_back(r.error);
+        return;
+      }
+      Channel& c = chans_[channel];
+      c.epoch = r.epoch;
+      c.last = 0;
+      c.got.clear();
+    });
+  }
+
   // On the node's thread:
   Channel& channel(const std::string& name) { return chans_[name]; }
   const std::vector<std::string>& violations() const { return violations_; }
@@ -388,6 +403,57 @@ TEST_F(RedisFanoutTest, BroadcastReachesTheOtherNodesHandlerOnly) {
            std::to_string(ns[0]->unavailable());
   });
   ns[0]->sync([&] { EXPECT_TRUE(ns[0]->others().empty()); });
+}
+
+TEST_F(RedisFanoutTest, RemoveOnOneNodeIsAResubscribeOnTheOthersThenOrderResumes) {
+  auto ns = nodes(2);
+  subscribe_all(ns, {"rm"});
+  flood(ns, {"rm"}, 20, 5);
+  ASSERT_TRUE(wait([&] {
+    return ns[0]->sync([&] { return ns[0]->channel("rm").last; }) == 40 &&
+           ns[1]->sync([&] { return ns[1]->channel("rm").last; }) == 40;
+  }));
+  ns[1]->sync([&] { ns[1]->remove("rm"); });
+  ASSERT_TRUE(wait([&] { return ns[1]->sync([&] { return ns[1]->channel("rm").last == 0; }); }));
+  // Node 0 learns it from the first event of the new epoch (no R2 here).
+  flood(ns, {"rm"}, 20, 5);
+  ASSERT_TRUE(wait([&] { return ns[0]->sync([&] { return ns[0]->channel("rm").resets == 1; }); }));
+  flood(ns, {"rm"}, 20, 5);
+  const uint64_t last = [&] {
+    wait([&] { return stream_last("rm") == 80; });
+    return stream_last("rm");
+  }();
+  EXPECT_EQ(last, 80u);
+  for (auto& n : ns) {
+    EXPECT_TRUE(wait([&] {
+      return n->sync([&] { return n->channel("rm").ready && n->channel("rm").last == last; });
+    }));
+    n->sync([&] {
+      EXPECT_TRUE(n->violations().empty()) << n->violations()[0];
+      EXPECT_TRUE(n->errors().empty()) << n->errors()[0];
+    });
+  }
+  // The remover went on in the new epoch without a reset: 1..80 in order.
+  ns[1]->sync([&] {
+    EXPECT_EQ(ns[1]->channel("rm").resets, 0);
+    EXPECT_EQ(ns[1]->channel("rm").got, range(1, 80));
+  });
+}
+
+TEST_F(RedisFanoutTest, UnwatchedChannelGetsNothingMore) {
+  auto ns = nodes(2);
+  subscribe_all(ns, {"u"});
+  ns[1]->sync([&] { ns[1]->publish("u", "1"); });
+  ASSERT_TRUE(wait([&] { return ns[0]->sync([&] { return ns[0]->channel("u").last == 1; }); }));
+  ns[0]->sync([&] { ns[0]->store().watch("u", false); });
+  const std::string ps = channel_key("herald", "u", "events");
+  ASSERT_TRUE(wait([&] {
+    return server_.call({"PUBSUB", "NUMSUB", ps}).elements[1].integer == 1;
+  }));
+  ns[1]->sync([&] { ns[1]->publish("u", "2"); });
+  ASSERT_TRUE(wait([&] { return ns[1]->sync([&] { return ns[1]->channel("u").last == 2; }); }));
+  std::this_thread::sleep_for(100ms);
+  ns[0]->sync([&] { EXPECT_EQ(ns[0]->channel("u").last, 1u); });
 }
 
 // Events stored without a pub/sub message reaching this node (as when its
