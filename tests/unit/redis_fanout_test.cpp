@@ -261,9 +261,9 @@ class RedisFanoutTest : public ::testing::Test {
              int per_node, int burst = 10, const std::function<void(int)>& between = {}) {
     for (int sent = 0, round = 0; sent < per_node; sent += burst, ++round) {
       for (auto& n : ns) {
-        n->post([&n, &chans, burst, sent] {
+        n->post([node = n.get(), chans, burst, sent] {
           for (int i = 0; i < burst; ++i)
-            for (const auto& c : chans) n->publish(c, std::to_string(sent + i));
+            for (const auto& c : chans) node->publish(c, std::to_string(sent + i));
         });
       }
       if (between) between(round);
