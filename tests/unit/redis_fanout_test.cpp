@@ -502,6 +502,31 @@ TEST_F(RedisFanoutGapTest, EventsMissedWhilePubsubWasDownAreFoundWhenItComesBack
   });
 }
 
+TEST_F(RedisFanoutGapTest, AnAppendHeldForAFillThatFailsFailsAsUnavailable) {
+  // Node 0's user may not run MULTI: every fill it sends fails.
+  server_.call({"ACL", "SETUSER", "nofill", "on", ">pw", "~*", "&*", "+@all", "-multi"});
+  RedisEngineOptions o = options();
+  o.url = parse_redis_url("redis://nofill:pw@127.0.0.1:" + std::to_string(server_.port()));
+  for (Script sc : {Script::publish, Script::read, Script::remove})
+    server_.call({"SCRIPT", "LOAD", redis_script(sc)});
+  std::vector<std::unique_ptr<Node>> ns;
+  ns.push_back(std::make_unique<Node>(o));
+  ns.push_back(std::make_unique<Node>(options()));
+  subscribe_all(ns, {"h"});
+  store_unannounced("h", 1, 1000);                 // offset 1, never announced
+  ns[0]->sync([&] { ns[0]->publish("h", "2"); });  // offset 2: held for 1
+  ASSERT_TRUE(wait([&] { return ns[0]->sync([&] { return ns[0]->answered() == 1; }); }));
+  ns[0]->sync([&] {
+    EXPECT_EQ(ns[0]->acked(), 0);  // stored, but never acked out of order
+    EXPECT_EQ(ns[0]->unavailable(), 1);
+    EXPECT_EQ(ns[0]->channel("h").resets, 1);
+  });
+  EXPECT_EQ(stream_last("h"), 2u);
+  // The other node fills the same gap and hands both over.
+  ASSERT_TRUE(wait([&] { return ns[1]->sync([&] { return ns[1]->channel("h").last == 2; }); }));
+  ns[1]->sync([&] { EXPECT_EQ(ns[1]->channel("h").got, range(1, 2)); });
+}
+
 TEST_F(RedisFanoutGapTest, AGapTheStreamNoLongerHoldsIsAResubscribe) {
   auto ns = nodes(2);
   subscribe_all(ns, {"g"});

@@ -324,9 +324,10 @@ TEST(RedisSequencerTest, FailedFillResets) {
   EXPECT_FALSE(s.own_ready(3, "E", out));
   ASSERT_TRUE(out.fill);
   Out failed;
-  s.fill_failed(out.fill->id, failed);
+  EXPECT_TRUE(s.fill_failed(out.fill->id, failed));
   EXPECT_TRUE(has_reset(failed));
   EXPECT_FALSE(s.known());
+  EXPECT_FALSE(s.fill_failed(out.fill->id, failed));  // stale: nothing held waits for it
 }
 
 TEST(RedisSequencerTest, OwnRemoveStartsTheNewEpochAtZero) {

@@ -197,10 +197,11 @@ void ChannelSequencer::fill_answered(uint64_t id, const std::optional<std::strin
   maybe_fill(out);
 }
 
-void ChannelSequencer::fill_failed(uint64_t id, Out& out) {
-  if (!filling_ || id != fill_id_) return;
+bool ChannelSequencer::fill_failed(uint64_t id, Out& out) {
+  if (!filling_ || id != fill_id_) return false;
   filling_ = false;
   if (known_) reset("resubscribe", out);
+  return true;
 }
 
 void ChannelSequencer::drain(Out& out) {

@@ -97,9 +97,10 @@ class ChannelSequencer {
 
   void fill_answered(uint64_t id, const std::optional<std::string>& epoch,
                      std::vector<StoredEvent> entries, Out& out);
-  // The fill got no answer (connection failed): reset, unknown. The caller
-  // fails the op it holds for this channel, if any, with `unavailable`.
-  void fill_failed(uint64_t id, Out& out);
+  // The fill got no answer (connection failed): reset, unknown. True when
+  // it was the fill in flight: the caller then fails the op it holds for
+  // this channel, if any, with `unavailable`.
+  bool fill_failed(uint64_t id, Out& out);
 
  private:
   struct Held {

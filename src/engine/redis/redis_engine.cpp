@@ -725,9 +725,9 @@ class RedisShardStore final : public ShardStore {
     if (entries) {
       w->seq.fill_answered(fill_id, epoch, std::move(*entries), out);
     } else {
-      w->seq.fill_failed(fill_id, out);
       // The op it held gives up: never an ack the node could not order.
-      if (!ops_.empty() && ops_.front().held && ops_.front().channel == channel) {
+      if (w->seq.fill_failed(fill_id, out) && !ops_.empty() && ops_.front().held &&
+          ops_.front().channel == channel) {
         Op& op = ops_.front();
         const std::string why =
             unavailable(std::holds_alternative<Failure>(r)
