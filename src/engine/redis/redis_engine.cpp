@@ -290,6 +290,18 @@ class FanoutHub {
   std::thread thread_;
 };
 
+// Every (re)connection of a store loads the scripts before its first call
+// (SCRIPT LOAD in the handshake), so EVALSHA after a Redis restart finds them
+// instead of answering NOSCRIPT; the NOSCRIPT path below remains for a
+// SCRIPT FLUSH or a failover while connected. Without it, nodes that start
+// on a fresh Redis, or come back after its restart, race on NOSCRIPT and a
+// retried call may have to fail (see the opening comment).
+ConnectionOptions loading_scripts(ConnectionOptions options) {
+  for (Script s : {Script::publish, Script::read, Script::remove})
+    options.on_connect.push_back({"SCRIPT", "LOAD", std::string(redis_script(s))});
+  return options;
+}
+
 class RedisShardStore final : public ShardStore {
  public:
   RedisShardStore(const RedisEngineOptions& options, std::string key_seed, std::string origin,
@@ -301,7 +313,8 @@ class RedisShardStore final : public ShardStore {
         now_ms_(options.now_ms ? options.now_ms : system_now_ms),
         hub_(std::move(hub)),
         mailbox_(std::make_shared<Mailbox>(Mailbox{executor, alive_, this})),
-        conn_(std::make_unique<RedisConnection>(executor, options.url, options.connection)) {}
+        conn_(std::make_unique<RedisConnection>(executor, options.url,
+                                                loading_scripts(options.connection))) {}
 
   ~RedisShardStore() override {
     closing_ = true;
