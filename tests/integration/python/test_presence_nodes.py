@@ -6,8 +6,10 @@
 # the others; a node killed with SIGKILL stops refreshing its members, which
 # disappear from every other node's presence within
 # engine.redis_presence_ttl_ms (and a live node's members outlast several
-# ttls: they are refreshed); a destroy empties presence on every node; Redis
-# down makes presence `unavailable`.
+# ttls: they are refreshed); a destroy empties presence on every node, a
+# dead node's members included, at once; Redis down makes presence
+# `unavailable`. Each was seen failing with its rule disabled (no refresh,
+# no J2/L2 broadcast, no expiry check on read, remove.lua keeping the hash).
 import asyncio
 import time
 
@@ -273,3 +275,28 @@ async def test_presence_is_unavailable_while_redis_is_down():
         for s in nodes:
             s.stop_checked()
         r.stop()
+
+
+@runs_async
+async def test_destroy_removes_a_dead_nodes_members_at_once(redis_server):
+    # remove.lua deletes the whole hash: a killed node's members, which
+    # nobody would delete otherwise, go with the destroy, not a ttl later.
+    nodes = start_nodes(redis_server.port, 2, "pres-dead")
+    try:
+        ch = unique("room:dead")
+        ana = await user(nodes[0], "ana")
+        bob = await user(nodes[1], "bob")
+        for c in (ana, bob):
+            reply = await c.call({"type": "subscribe", "channel": ch})
+            assert reply["type"] == "subscribed", reply
+        await eventually_members(nodes[0], ch, [member(ana.client_id, "ana"),
+                                                member(bob.client_id, "bob")])
+        nodes[1].kill()
+        status, body = await http_destroy(nodes[0], ch)
+        assert status == 200, (status, body)
+        status, body = await http_presence(nodes[0], ch)
+        assert status == 200 and body["members"] == [], (status, body)
+        await ana.close()
+    finally:
+        nodes[0].stop_checked()
+        nodes[1].kill()
