@@ -332,6 +332,10 @@ const std::vector<KeyDef>& keys() {
         "engine", "redis_idle_ttl_ms", 0, 365 * kDay,
         "redis: a channel's keys expire after this long without a publish (then it starts a "
         "new epoch); 0: never."));
+    k.push_back(ms_key<&Config::engine, &EngineConfig::redis_presence_ttl>(
+        "engine", "redis_presence_ttl_ms", 300, 3600000,
+        "redis: a node's presence members in Redis expire after this long unless the node "
+        "refreshes them (every third of it), so a crashed node's members disappear."));
     k.push_back({"engine", "redis_prefix", Type::string, 0, 0,
                  "redis: first part of every key and pub/sub channel name, so that several "
                  "deployments can share one Redis.",

@@ -69,6 +69,10 @@ struct EngineConfig {
   std::chrono::milliseconds redis_reconnect_max{5000};
   std::chrono::milliseconds redis_idle_ttl{24LL * 3600 * 1000};
   std::string redis_prefix = "herald";
+  // How long a node's presence members stay in Redis without a refresh (a
+  // node refreshes its own every third of it), so a crashed node's members
+  // disappear within it.
+  std::chrono::milliseconds redis_presence_ttl{30000};
 
   bool operator==(const EngineConfig&) const = default;
 };

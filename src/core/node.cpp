@@ -381,6 +381,12 @@ void Node::erase_if_idle(Shard& shard, const std::string& channel) {
   const auto& counts = it->second.counts;
   if (!std::all_of(counts.begin(), counts.end(), [](uint32_t c) { return c == 0; })) return;
   if (it->second.presence && !it->second.presence->idle()) return;
+  // The last member's leave still goes to the other nodes (shared stores);
+  // with no subscriber here it reaches nobody else.
+  if (it->second.presence && it->second.presence->has_announcements()) {
+    flush_announcements(shard, channel);
+    it = shard.channels.find(channel);
+  }
   shard.channels.erase(it);
   shard.counters->channels.sub();
   shard.store->watch(channel, false);

@@ -233,6 +233,11 @@ class Node {
                                         const Namespace* ns, bool read_ok);
   void presence_unsubscribe(Shard& shard, const std::string& channel, const std::string& client);
   void flush_announcements(Shard& shard, const std::string& channel);
+  // A shared store's presence query: every node's members, read from the store.
+  void presence_shared(unsigned owner, unsigned from, std::string channel, bool stats_only,
+                       std::function<void(PresenceResult)> done);
+  // Another node's join or leave, queued for this node's subscribers.
+  void presence_remote(Shard& shard, const engine::RemoteMessage& message);
   void erase_if_idle(Shard& shard, const std::string& channel);
 
   // node_lifecycle.cpp (owner side)

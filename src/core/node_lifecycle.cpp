@@ -107,6 +107,9 @@ void Node::end_subscribers(Shard& shard, const std::string& channel,
   if (auto& p = it->second.presence) {
     shard.counters->presence_members.sub(static_cast<int64_t>(p->clients()));
     p->clear_members();
+    // Every node's members left the engine with remove() (this node's or
+    // another's); this node stops refreshing its own.
+    if (shard.store->shared()) shard.store->presence_forget(channel);
   }
 }
 

@@ -2,9 +2,18 @@
 // owner's subscribe/unsubscribe stream, the presence queries answered from
 // it, and the join/leave messages sent once per loop turn. See node.hpp and
 // src/presence/channel_presence.hpp.
+//
+// Several nodes (a shared() store, the redis engine): the owner also hands
+// its admitted and departed members to the store, which keeps them in the
+// engine beside every other node's; presence queries read that merged list
+// (presence/merged_presence.hpp); this node's joins and leaves are
+// broadcast, and other nodes' reach this node's subscribers through
+// on_remote (node_remote.cpp) and the same announcement queue. max_users and
+// user_joined/user_left stay per node.
 #include <boost/asio/post.hpp>
 
 #include "core/node_internal.hpp"
+#include "presence/merged_presence.hpp"
 #include "protocol/messages.hpp"
 
 namespace herald::core {
@@ -52,6 +61,8 @@ std::optional<Failure> Node::presence_admit(Shard& shard, const SubscribeRequest
   const auto admission =
       p.admit(presence::Member{req.client, req.user, req.info}, limits, read_ok, announce);
   shard.counters->presence_members.add(static_cast<int64_t>(p.clients() - before));
+  if (admission == presence::Admission::admitted && shard.store->shared())
+    shard.store->presence_add(req.channel, engine::PresenceMember{req.client, req.user, req.info});
   if (p.has_announcements()) shard.announcing.push_back(req.channel);
   switch (admission) {
     case presence::Admission::full:
@@ -78,6 +89,8 @@ void Node::presence_unsubscribe(Shard& shard, const std::string& channel,
   it->second.presence->remove(client, ns && ns->options.join_leave);
   shard.counters->presence_members.sub(
       static_cast<int64_t>(before - it->second.presence->clients()));
+  if (it->second.presence->clients() < before && shard.store->shared())
+    shard.store->presence_remove(channel, client);
   if (it->second.presence->has_announcements()) shard.announcing.push_back(channel);
 }
 
@@ -87,6 +100,18 @@ void Node::flush_announcements(Shard& shard, const std::string& channel) {
       !it->second.presence->has_announcements())
     return;
   const auto list = it->second.presence->take_announcements();
+  if (shard.store->shared()) {
+    // This node's own joins and leaves go to the other nodes' subscribers.
+    for (const auto& a : list) {
+      if (a.remote) continue;
+      engine::RemoteMessage m;
+      m.kind = a.join ? engine::RemoteMessage::Kind::join : engine::RemoteMessage::Kind::leave;
+      m.channel = channel;
+      m.member = engine::PresenceMember{a.member.client, a.member.user, a.member.info};
+      m.user_edge = a.user_edge;
+      shard.store->broadcast(m);
+    }
+  }
   deliver_to_workers(shard, channel, announcement_frames(channel, list));
 }
 
@@ -114,6 +139,10 @@ void Node::presence(unsigned from, std::string channel, bool stats_only,
   post(owner, [this, owner, from, stats_only, channel = std::move(channel),
                done = std::move(done)]() mutable {
     Shard& shard = *shards_[owner];
+    if (shard.store->shared()) {
+      presence_shared(owner, from, std::move(channel), stats_only, std::move(done));
+      return;
+    }
     PresenceResult r;
     r.members_json = "[]";
     r.users = 0;
@@ -129,6 +158,46 @@ void Node::presence(unsigned from, std::string channel, bool stats_only,
     }
     post(from, [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   });
+}
+
+void Node::presence_shared(unsigned owner, unsigned from, std::string channel, bool stats_only,
+                           std::function<void(PresenceResult)> done) {
+  Shard& shard = *shards_[owner];
+  // Joins and leaves queued before this request go out before its reply, and
+  // this node's members added before it are in the store's answer (its
+  // calls run in order).
+  flush_announcements(shard, channel);
+  const Namespace* ns = shard.namespaces->find(channel);
+  const size_t max_members = ns ? ns->options.presence_max_members : 1000;
+  shard.store->presence_read(channel, [this, from, stats_only, max_members, done = std::move(done)](
+                                          engine::PresenceReadResult pr) mutable {
+    PresenceResult r;
+    if (!pr.ok) {
+      r.failure =
+          Failure{pr.unavailable ? protocol::ErrorCode::unavailable : protocol::ErrorCode::internal,
+                  "presence could not be read from the engine; retry later: " + pr.error,
+                  {}};
+    } else {
+      auto merged = presence::merge_presence(pr.members, max_members, !stats_only);
+      r.clients = merged.clients;
+      r.users = merged.users;
+      r.complete = merged.complete;
+      r.members_json = std::move(merged.members_json);
+    }
+    post(from, [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+  });
+}
+
+void Node::presence_remote(Shard& shard, const engine::RemoteMessage& message) {
+  auto it = shard.channels.find(message.channel);
+  if (it == shard.channels.end() || !it->second.presence) return;
+  const Namespace* ns = shard.namespaces->find(message.channel);
+  if (!ns || !ns->options.join_leave) return;
+  it->second.presence->announce_remote(presence::Announcement{
+      message.kind == engine::RemoteMessage::Kind::join,
+      presence::Member{message.member.client, message.member.user, message.member.info},
+      message.user_edge});
+  shard.announcing.push_back(message.channel);
 }
 
 }  // namespace herald::core

@@ -1,8 +1,8 @@
 // Node, several nodes: what the other Herald processes sharing the engine's
-// channels (engine::ShardStore::shared(), the redis engine) publish and
-// destroy, handed to the channel's owner by its store (on_remote), and what
-// this node sends them in return (broadcast_ephemeral; destroy_on_owner
-// sends resets).
+// channels (engine::ShardStore::shared(), the redis engine) publish, destroy
+// and announce (joins and leaves: node_presence.cpp), handed to the channel's owner by its store
+// (on_remote), and what this node sends them in return (broadcast_ephemeral; destroy_on_owner sends
+// resets).
 //
 // The store does the ordering (engine.hpp, "Several nodes"): each stored
 // event of a watched channel reaches the owner exactly once, in offset
@@ -36,6 +36,9 @@ void Node::on_remote(unsigned owner, engine::RemoteMessage message) {
   using Kind = engine::RemoteMessage::Kind;
   switch (message.kind) {
     case Kind::event: {
+      // Another node's joins and leaves handed over before this event were
+      // sent before it there: they go out first here too.
+      flush_announcements(shard, message.channel);
       const uint64_t offset = message.event.offset;
       const int64_t ts = message.event.ts_ms;
       const PublishRequest req = request_of(message.channel, message.event, false);
@@ -44,6 +47,7 @@ void Node::on_remote(unsigned owner, engine::RemoteMessage message) {
       return;
     }
     case Kind::ephemeral: {
+      flush_announcements(shard, message.channel);
       const int64_t ts = message.event.ts_ms;
       const PublishRequest req = request_of(message.channel, message.event, true);
       deliver_to_workers(shard, req.channel, event_frame(req, std::nullopt, ts));
@@ -62,6 +66,10 @@ void Node::on_remote(unsigned owner, engine::RemoteMessage message) {
       end_subscribers(shard, message.channel, {}, message.reason);
       return;
     }
+    case Kind::join:
+    case Kind::leave:
+      presence_remote(shard, message);
+      return;
   }
 }
 

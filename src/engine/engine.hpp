@@ -108,6 +108,21 @@ struct RemoveResult {
   bool unavailable = false;  // when !ok: as AppendResult::unavailable
 };
 
+// One presence member of a channel as a shared engine keeps it (one per
+// subscribed connection, on whichever node it is connected).
+struct PresenceMember {
+  std::string client;  // the connection's id (random per process: unique across nodes)
+  std::string user;    // "" for anonymous connections
+  std::string info;    // raw JSON of the token's info, "" for none
+};
+
+struct PresenceReadResult {
+  bool ok = false;
+  std::string error;                    // when !ok
+  bool unavailable = false;             // when !ok: as AppendResult::unavailable
+  std::vector<PresenceMember> members;  // every node's, in no particular order
+};
+
 // What another Herald node sharing the engine's channels (redis) did, handed
 // to the channel's owner through ShardStore::on_remote: see "Several nodes"
 // on ShardStore.
@@ -116,6 +131,8 @@ struct RemoteMessage {
     event,      // a stored event published on another node: deliver it like an append's
     ephemeral,  // an event another node delivered without storing (offset 0)
     reset,      // subscribers must be ended with `reason` (see below)
+    join,       // a member joined the channel on another node (namespaces with join_leave)
+    leave,      // a member left it there
   };
   Kind kind = Kind::event;
   std::string channel;
@@ -127,6 +144,10 @@ struct RemoteMessage {
   // no longer holds, or events of another epoch; they must subscribe again
   // with recovery).
   std::string reason;
+  // join and leave: who, and whether it was the user's first (join) or last
+  // (leave) connection to the channel *on that node* (user edges are per node).
+  PresenceMember member = {};
+  bool user_edge = false;
 };
 
 // The ordering contract the core relies on (so that history-subscribe and
@@ -183,11 +204,31 @@ class ShardStore {
   virtual bool shared() const { return false; }
   virtual void watch(const std::string& /*channel*/, bool /*on*/) {}
   virtual void on_remote(RemoteHandler /*handler*/) {}
-  // Sends an ephemeral event or a reset ("destroyed", "expired") of a channel
-  // to the other nodes' owners of it (not to this node's handler); in call
+  // Sends an ephemeral event, a reset ("destroyed", "expired"), a join or a
+  // leave of a channel to the other nodes' owners of it (not to this node's handler); in call
   // order with this store's appends and removes of the channel. Best effort:
   // a node cut from the engine at that moment misses it.
   virtual void broadcast(const RemoteMessage& /*message*/) {}
+
+  // Presence across nodes: a shared store keeps this node's members of a channel in the engine and
+  // reads every node's. The owner adds a member once admitted and removes it when it leaves
+  // (presence_add/presence_remove: best effort, no answer; the store
+  // refreshes its own members so that those of a node that stopped
+  // disappear after a while), forgets them without removing when the
+  // channel was destroyed (the engine's remove() dropped every node's, and
+  // another node's destroy arrives as a reset), and reads the merged list
+  // (presence_read: `done` on this executor, in call order with the other
+  // calls' callbacks). The defaults keep nothing and read nothing (ok with no
+  // member): one node's presence is the core's own.
+  using PresenceHandler = std::function<void(PresenceReadResult)>;
+  virtual void presence_add(const std::string& /*channel*/, const PresenceMember& /*member*/) {}
+  virtual void presence_remove(const std::string& /*channel*/, const std::string& /*client*/) {}
+  virtual void presence_forget(const std::string& /*channel*/) {}
+  virtual void presence_read(const std::string& /*channel*/, PresenceHandler done) {
+    PresenceReadResult r;
+    r.ok = true;
+    done(std::move(r));
+  }
 };
 
 class Engine {

@@ -123,6 +123,12 @@ std::string ChannelPresence::members_json() const {
   return out;
 }
 
+void ChannelPresence::announce_remote(Announcement a) {
+  if (counts_only_) return;
+  a.remote = true;
+  announcements_.push_back(std::move(a));
+}
+
 std::vector<Announcement> ChannelPresence::take_announcements() {
   std::vector<Announcement> out;
   out.swap(announcements_);

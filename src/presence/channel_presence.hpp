@@ -23,7 +23,10 @@
 //
 // Announcements. Joins and leaves are queued and taken once per loop turn
 // (take_announcements), so the owner sends one batch per channel and worker
-// per turn however many members came and went.
+// per turn however many members came and went. Other nodes' joins and leaves
+// (announce_remote) join the same queue; they change no member here (this
+// node's members are its own connections; every node's are read from the
+// engine).
 #pragma once
 
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -51,6 +54,10 @@ struct Announcement {
   bool join = true;
   Member member;
   bool user_edge = false;  // the user's first (join) or last (leave) connection
+  // A member of another node (several nodes, the redis engine): sent to this
+  // node's subscribers only, not broadcast again; its user_edge is that
+  // node's (user edges are per node).
+  bool remote = false;
 };
 
 enum class Admission { admitted, full, cancelled, failed };
@@ -85,6 +92,11 @@ class ChannelPresence {
   // The members as a JSON array of {"client","user","info"} ("[]" over the
   // member limit).
   std::string members_json() const;
+
+  // Another node's join or leave, queued with this node's own (so a new
+  // member here is still told only of what was queued after it). Dropped
+  // while this node keeps counts only, like its own.
+  void announce_remote(Announcement a);
 
   bool has_announcements() const { return !announcements_.empty(); }
   // The joins and leaves since the last call, in order.

@@ -109,5 +109,30 @@ TEST(ChannelPresence, ClearMembersKeepsPendingSubscribesOfTheNextLife) {
   EXPECT_EQ(p.members_json(), R"([{"client":"c2","user":"bob"}])");
 }
 
+TEST(ChannelPresence, RemoteAnnouncementsQueueInOrderAndChangeNoMember) {
+  ChannelPresence p;
+  ASSERT_EQ(join(p, m("c1", "ana")), Admission::admitted);
+  p.announce_remote(Announcement{true, m("r1", "bob"), true});
+  p.remove("c1", true);
+  EXPECT_EQ(p.clients(), 0u);  // r1 is another node's: not a member here
+  const auto a = p.take_announcements();
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_TRUE(a[0].join && !a[0].remote);
+  EXPECT_TRUE(a[1].join && a[1].remote && a[1].user_edge);
+  EXPECT_EQ(a[1].member.client, "r1");
+  EXPECT_TRUE(!a[2].join && !a[2].remote);
+}
+
+TEST(ChannelPresence, RemoteAnnouncementsAreDroppedWhileCountsOnly) {
+  ChannelPresence p;
+  const Limits one{1, 0};
+  ASSERT_EQ(join(p, m("c1", "ana"), one), Admission::admitted);
+  ASSERT_EQ(join(p, m("c2", "bob"), one), Admission::admitted);
+  ASSERT_FALSE(p.complete());
+  p.take_announcements();
+  p.announce_remote(Announcement{true, m("r1", "cy"), true});
+  EXPECT_FALSE(p.has_announcements());
+}
+
 }  // namespace
 }  // namespace herald::presence

@@ -59,6 +59,7 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"engine.redis_reconnect_max_ms", "HERALD_ENGINE_REDIS_RECONNECT_MAX_MS"},
     {"engine.redis_idle_ttl_ms", "HERALD_ENGINE_REDIS_IDLE_TTL_MS"},
     {"engine.redis_prefix", "HERALD_ENGINE_REDIS_PREFIX"},
+    {"engine.redis_presence_ttl_ms", "HERALD_ENGINE_REDIS_PRESENCE_TTL_MS"},
     {"auth.jwks_url", "HERALD_AUTH_JWKS_URL"},
     {"auth.jwks_file", "HERALD_AUTH_JWKS_FILE"},
     {"auth.jwks_ca_file", "HERALD_AUTH_JWKS_CA_FILE"},

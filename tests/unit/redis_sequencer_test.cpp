@@ -371,6 +371,43 @@ TEST(RedisPayloadTest, EphemeralAndResetRoundTrip) {
   EXPECT_FALSE(encode_fanout("n", stored));  // events go through publish.lua only
 }
 
+TEST(RedisPayloadTest, JoinAndLeaveRoundTrip) {
+  RemoteMessage j;
+  j.kind = Kind::join;
+  j.member = PresenceMember{"c,1:", "alice", R"({"name":"A, B"})"};
+  j.user_edge = true;
+  auto bytes = encode_fanout("n1", j);
+  ASSERT_TRUE(bytes);
+  EXPECT_EQ(*bytes, R"(J22:n1,4:c,1:,5:alice,15:{"name":"A, B"},1:1,)");
+  auto back = decode_fanout(*bytes);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->origin, "n1");
+  EXPECT_EQ(back->message.kind, Kind::join);
+  EXPECT_EQ(back->message.member.client, "c,1:");
+  EXPECT_EQ(back->message.member.user, "alice");
+  EXPECT_EQ(back->message.member.info, R"({"name":"A, B"})");
+  EXPECT_TRUE(back->message.user_edge);
+
+  RemoteMessage l;
+  l.kind = Kind::leave;
+  l.member = PresenceMember{"c2", "", ""};
+  EXPECT_EQ(encode_fanout("n", l), "L21:n,2:c2,0:,0:,1:0,");
+  auto lb = decode_fanout("L21:n,2:c2,0:,0:,1:0,");
+  ASSERT_TRUE(lb);
+  EXPECT_EQ(lb->message.kind, Kind::leave);
+  EXPECT_EQ(lb->message.member.client, "c2");
+  EXPECT_EQ(lb->message.member.user, "");
+  EXPECT_FALSE(lb->message.user_edge);
+}
+
+TEST(RedisPayloadTest, RejectsMalformedJoinAndLeave) {
+  for (const char* bad :
+       {"J21:n,2:c2,0:,0:,1:2,", "J21:n,0:,0:,0:,1:1,", "L21:n,2:c2,0:,0:,",
+        "L21:n,2:c2,0:,0:,1:0,x", "J21:n,2:c2,0:,0:,0:,", "J31:n,2:c2,0:,0:,1:1,"}) {
+    EXPECT_FALSE(decode_fanout(bad)) << bad;
+  }
+}
+
 TEST(RedisPayloadTest, DecodesWhatPublishLuaSends) {
   // The bytes publish.lua builds (LAYOUT.md's example, with an origin).
   auto m = decode_fanout(

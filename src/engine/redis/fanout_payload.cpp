@@ -63,6 +63,17 @@ std::optional<std::string> encode_fanout(std::string_view origin, const RemoteMe
       netstring(out, origin);
       netstring(out, message.reason);
       return out;
+    case RemoteMessage::Kind::join:
+    case RemoteMessage::Kind::leave: {
+      const PresenceMember& p = message.member;
+      out = message.kind == RemoteMessage::Kind::join ? "J2" : "L2";
+      netstring(out, origin);
+      netstring(out, p.client);
+      netstring(out, p.user);
+      netstring(out, p.info);
+      netstring(out, message.user_edge ? "1" : "0");
+      return out;
+    }
   }
   return std::nullopt;
 }
@@ -103,6 +114,15 @@ std::optional<FanoutMessage> decode_fanout(std::string_view payload) {
     m.kind = RemoteMessage::Kind::reset;
     out.origin = (*f)[0];
     m.reason = (*f)[1];
+  } else if (kind == "J2" || kind == "L2") {
+    auto f = netstrings(rest, 5);
+    if (!f || ((*f)[4] != "0" && (*f)[4] != "1") || (*f)[1].empty()) return std::nullopt;
+    m.kind = kind == "J2" ? RemoteMessage::Kind::join : RemoteMessage::Kind::leave;
+    out.origin = (*f)[0];
+    m.member.client = (*f)[1];
+    m.member.user = (*f)[2];
+    m.member.info = (*f)[3];
+    m.user_edge = (*f)[4] == "1";
   } else {
     return std::nullopt;
   }

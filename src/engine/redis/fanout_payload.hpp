@@ -1,7 +1,8 @@
 // The messages Herald nodes exchange on a channel's pub/sub channel
 // (<prefix>:{<tag>}:events), LAYOUT.md "PUBLISH payload": H2 (an event
-// stored by publish.lua, which builds it in Lua), E2 (an ephemeral event) and
-// R2 (a reset), the last two built here for ShardStore::broadcast. Each is a
+// stored by publish.lua, which builds it in Lua), E2 (an ephemeral event), R2
+// (a reset), J2 and L2 (a presence join or leave), the last four built here
+// for ShardStore::broadcast. Each is a
 // 2-byte kind and netstrings, the first of which is the origin (the sending
 // node's id) so that a node can drop its own echo.
 //
@@ -22,13 +23,16 @@ struct FanoutMessage {
 };
 
 // E2 for Kind::ephemeral (ts, event, data, from_client, from_user,
-// from_info of message.event), R2 for Kind::reset (reason); nullopt for
+// from_info of message.event), R2 for Kind::reset (reason), J2/L2 for
+// Kind::join/leave (client, user, info of message.member, then user_edge as
+// "1" or "0"); nullopt for
 // Kind::event (stored events are published by publish.lua only).
 std::optional<std::string> encode_fanout(std::string_view origin, const RemoteMessage& message);
 
 // nullopt for anything malformed: an unknown kind, a bad length (not
 // decimal, a leading zero), a missing ',', trailing bytes, a non-decimal
-// offset or ts.
+// offset or ts, a join/leave without a client or with a user edge other
+// than "0"/"1".
 std::optional<FanoutMessage> decode_fanout(std::string_view payload);
 
 }  // namespace herald::engine::redis

@@ -90,6 +90,7 @@
 #include "engine/key_index.hpp"
 #include "engine/redis/channel_sequencer.hpp"
 #include "engine/redis/fanout_payload.hpp"
+#include "engine/redis/redis_presence.hpp"
 #include "engine/redis/redis_scripts.hpp"
 #include "engine/redis/redis_subscriber.hpp"
 
@@ -313,6 +314,14 @@ class RedisShardStore final : public ShardStore {
         now_ms_(options.now_ms ? options.now_ms : system_now_ms),
         hub_(std::move(hub)),
         mailbox_(std::make_shared<Mailbox>(Mailbox{executor, alive_, this})),
+        presence_(options.prefix, options.presence_ttl_ms, now_ms_, executor,
+                  [this](const std::string& channel, std::vector<std::string> command) {
+                    Op op;
+                    op.channel = channel;
+                    op.kind = Kind::write;
+                    op.args = std::move(command);
+                    submit(std::move(op));
+                  }),
         conn_(std::make_unique<RedisConnection>(executor, options.url,
                                                 loading_scripts(options.connection))) {}
 
@@ -347,6 +356,22 @@ class RedisShardStore final : public ShardStore {
     op.kind = Kind::broadcast;
     op.args = {options_.sharded ? "SPUBLISH" : "PUBLISH", pubsub_channel(message.channel),
                std::move(*payload)};
+    submit(std::move(op));
+  }
+
+  void presence_add(const std::string& channel, const PresenceMember& member) override {
+    presence_.add(channel, member);
+  }
+  void presence_remove(const std::string& channel, const std::string& client) override {
+    presence_.remove(channel, client);
+  }
+  void presence_forget(const std::string& channel) override { presence_.forget(channel); }
+  void presence_read(const std::string& channel, PresenceHandler done) override {
+    Op op;
+    op.channel = channel;
+    op.kind = Kind::presence_read;
+    op.args = presence_.read_command(channel);
+    op.presence_done = std::move(done);
     submit(std::move(op));
   }
 
@@ -412,6 +437,9 @@ class RedisShardStore final : public ShardStore {
     op.kind = Kind::remove;
     op.script = Script::remove;
     op.args = call(Script::remove, channel);
+    // KEYS[5]: the presence hash goes with the channel (LAYOUT.md).
+    op.args[2] = "5";
+    op.args.push_back(channel_key(options_.prefix, channel, "presence"));
     op.args.push_back(random_epoch());
     op.args.push_back(decimal(options_.idle_ttl_ms));
     op.remove_done = std::move(done);
@@ -426,7 +454,10 @@ class RedisShardStore final : public ShardStore {
     auto m = decode_fanout(payload);
     if (!m || m->origin == origin_) return;  // own echo: its reply hands it over
     m->message.channel = channel;
-    if (m->message.kind == RemoteMessage::Kind::ephemeral) {
+    // Neither stored nor ordered with the stream: handed over as they come.
+    if (m->message.kind == RemoteMessage::Kind::ephemeral ||
+        m->message.kind == RemoteMessage::Kind::join ||
+        m->message.kind == RemoteMessage::Kind::leave) {
       hand_over(std::move(m->message));
       return;
     }
@@ -454,7 +485,9 @@ class RedisShardStore final : public ShardStore {
 
  private:
   enum class State { waiting, sent, retry, done };
-  enum class Kind { append, read, remove, broadcast };
+  // broadcast and write: best effort, nobody waits for them (a PUBLISH, or
+  // a presence HSET/HDEL/PEXPIRE).
+  enum class Kind { append, read, remove, broadcast, write, presence_read };
 
   struct Op {
     std::string channel;
@@ -467,9 +500,11 @@ class RedisShardStore final : public ShardStore {
     AppendResult append;
     HistoryResult history;
     RemoveResult removal;
+    PresenceReadResult presence;
     AppendHandler append_done;
     HistoryHandler read_done;
     RemoveHandler remove_done;
+    PresenceHandler presence_done;
     std::string key;          // append: the idempotency key, for a conflict's message
     uint64_t watch_id = 0;    // read: counted by that watch's sequencer; append: registered in it
     uint64_t own_offset = 0;  // append registered: its offset and epoch
@@ -524,7 +559,8 @@ class RedisShardStore final : public ShardStore {
     --in_flight_;
     Op& op = ops_[id - front_id_];
     if (const Reply* r = std::get_if<Reply>(&result);
-        r && op.kind != Kind::broadcast && must_retry(op, *r)) {
+        r && (op.kind == Kind::append || op.kind == Kind::read || op.kind == Kind::remove) &&
+        must_retry(op, *r)) {
       op.state = State::retry;
       holding_ = true;
     } else {
@@ -557,7 +593,11 @@ class RedisShardStore final : public ShardStore {
       case Kind::remove:
         op.removal = to_remove_result(std::move(result));
         break;
+      case Kind::presence_read:
+        op.presence = presence_.to_result(op.channel, std::move(result));
+        break;
       case Kind::broadcast:
+      case Kind::write:
         break;  // best effort: nobody waits for it
     }
   }
@@ -572,7 +612,7 @@ class RedisShardStore final : public ShardStore {
     }
     const Reply* status = element(reply, 0, Reply::Kind::string);
     if (op.script == Script::remove && status && status->str == "same_epoch") {
-      op.args[kFirstArg] = random_epoch();
+      op.args[op.args.size() - 2] = random_epoch();  // ARGV 1 of 2 (5 keys: not kFirstArg)
       return true;
     }
     return false;
@@ -687,7 +727,11 @@ class RedisShardStore final : public ShardStore {
         }
         break;
       }
+      case Kind::presence_read:
+        op.presence_done(std::move(op.presence));
+        break;
       case Kind::broadcast:
+      case Kind::write:
         break;
     }
   }
@@ -801,6 +845,7 @@ class RedisShardStore final : public ShardStore {
   uint64_t next_watch_id_ = 0;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // expires with this object
   std::shared_ptr<Mailbox> mailbox_;
+  RedisPresence presence_;                 // sends through submit()
   std::unique_ptr<RedisConnection> conn_;  // last: its callbacks use the above
 };
 

@@ -39,6 +39,9 @@ struct RedisEngineOptions {
   // to be filled (beyond: reset "resubscribe").
   std::chrono::milliseconds pubsub_ping_interval{5000};
   size_t max_held_per_channel = 10000;
+  // Presence across nodes: how long a node's members stay in Redis without
+  // its refresh (every third of it); see redis_presence.hpp.
+  int64_t presence_ttl_ms = 30000;
   // The clock reads measure ages against; unset: the system clock. For tests.
   std::function<int64_t()> now_ms = {};
 };

@@ -181,13 +181,16 @@ def decode_payload(payload: bytes) -> dict:
     """A message on a channel's pub/sub channel (LAYOUT.md, "PUBLISH payload"):
     a 2-byte kind then netstrings (<decimal length>:<bytes>,), nothing after:
     b"H2" (an event stored by publish.lua: 9 fields), b"E2" (an ephemeral
-    event another node broadcast: 7) or b"R2" (a reset: 2). The dict has
-    "kind" ("H2", "E2", "R2") and the fields by name."""
+    event another node broadcast: 7), b"R2" (a reset: 2), b"J2" or b"L2" (a
+    presence join or leave: 5). The dict has "kind" ("H2", "E2", "R2", "J2",
+    "L2") and the fields by name."""
     names = {
         b"H2": ("origin", "offset", "ts", "epoch", "event", "data", "from_client", "from_user",
                 "from_info"),
         b"E2": ("origin", "ts", "event", "data", "from_client", "from_user", "from_info"),
         b"R2": ("origin", "reason"),
+        b"J2": ("origin", "client", "user", "info", "user_edge"),
+        b"L2": ("origin", "client", "user", "info", "user_edge"),
     }.get(payload[:2])
     if names is None:
         raise ValueError("unknown payload version")
