@@ -48,32 +48,58 @@ def history(node: HeraldServer, channel: str) -> list[dict]:
         after = page["events"][-1]["offset"]
 
 
+# The epoch each subscriber got per channel, for its recovery after a
+# `resubscribe` (keyed by the client object).
+EPOCHS: dict[int, dict[str, str]] = {}
+
+
 async def subscribe_all(client: WSClient, channels: list[str]) -> None:
     for ch in channels:
         reply = await client.call({"type": "subscribe", "channel": ch})
         assert reply["type"] == "subscribed", reply
+        EPOCHS.setdefault(id(client), {})[ch] = reply["epoch"]
 
 
 async def collect(client: WSClient, want: dict[str, int], timeout: float = 20.0) -> dict:
     """Events received per channel until each channel has `want[ch]` of them
-    (more are kept too: a duplicate must show)."""
+    (more are kept too: a duplicate must show). Behaves as the protocol asks
+    of a client (and as @herald/client does): `unsubscribed` with reason
+    `resubscribe` (the node could not prove the order, e.g. Redis came back)
+    is answered by subscribing again with `recover` from the last event
+    received, whose reply's events count like live ones."""
     got: dict[str, list] = {ch: [] for ch in want}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while any(len(got[ch]) < n for ch, n in want.items()):
-        left = deadline - loop.time()
-        assert left > 0, {ch: len(v) for ch, v in got.items()}
-        msg = await client.recv(timeout=left)
+    epochs = EPOCHS.get(id(client), {})
+
+    def take(msg) -> None:
         if msg.get("type") == "event":
             got[msg["channel"]].append((msg["offset"], msg["data"]))
+        elif msg.get("type") == "subscribed" and msg.get("recovered") is not None:
+            assert msg["recovered"] is True, msg
+            for e in msg["events"]:
+                got[msg["channel"]].append((e["offset"], e["data"]))
+        elif msg.get("type") == "unsubscribed":
+            assert msg.get("reason") == "resubscribe", msg
+            ch = msg["channel"]
+            last = got[ch][-1][0] if got[ch] else 0
+            pending.append({"type": "subscribe", "channel": ch,
+                            "recover": {"epoch": epochs[ch], "offset": last}})
+
+    pending: list[dict] = []
+    while any(len(got[ch]) < n for ch, n in want.items()):
+        while pending:
+            await client.send(pending.pop(0))
+        left = deadline - loop.time()
+        assert left > 0, {ch: len(v) for ch, v in got.items()}
+        take(await client.recv(timeout=left))
     # Anything still in flight (a duplicate) arrives within a moment.
     try:
         while True:
-            msg = await client.recv(timeout=0.3)
-            if msg.get("type") == "event":
-                got[msg["channel"]].append((msg["offset"], msg["data"]))
-    except AssertionError:
-        pass
+            take(await client.recv(timeout=0.3))
+    except AssertionError as e:
+        if "no message" not in str(e):
+            raise
     return got
 
 
