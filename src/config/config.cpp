@@ -31,6 +31,7 @@
 
 #include "config/key_lists.hpp"
 #include "config/toml_values.hpp"
+#include "engine/redis/redis_url.hpp"
 
 extern char** environ;
 
@@ -57,7 +58,7 @@ struct KeyDef {
 constexpr std::string_view kSections[] = {"server", "limits",      "history", "engine",
                                           "auth",   "rate_limits", "api"};
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
-constexpr std::string_view kEngines[] = {"memory", "sqlite"};
+constexpr std::string_view kEngines[] = {"memory", "sqlite", "redis"};
 constexpr std::string_view kDurabilities[] = {"normal", "full"};
 constexpr std::string_view kAccessLevels[] = {"public", "authenticated", "capability"};
 constexpr std::string_view kPublishAccessLevels[] = {"public", "authenticated", "capability",
@@ -261,8 +262,9 @@ const std::vector<KeyDef>& keys() {
     // [engine]
     k.push_back({"engine", "type", Type::string, 0, 0,
                  "Storage engine for offsets and history: sqlite (history in a database under "
-                 "engine.data_dir, kept across restarts) or memory (history in RAM, lost on "
-                 "restart).",
+                 "engine.data_dir, kept across restarts), memory (history in RAM, lost on "
+                 "restart) or redis (in the Redis at engine.redis_url, shared by every node "
+                 "that uses it).",
                  [](Config& c, const std::string& key, const Value& v) {
                    check_one_of(key, std::get<std::string>(v), "engine", kEngines);
                    c.engine.type = std::get<std::string>(v);
@@ -301,6 +303,46 @@ const std::vector<KeyDef>& keys() {
         "engine", "page_cache_mb", 1, 65536,
         "sqlite: MiB of database pages SQLite keeps in RAM (recent history, the rows retention "
         "is about to delete, idempotency keys)."));
+    k.push_back({"engine", "redis_url", Type::string, 0, 0,
+                 "redis: the Redis (7.0 or later) every node shares: "
+                 "redis://[user:password@]host[:port][/db] or unix:///path[?db=N].",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   const auto& url = std::get<std::string>(v);
+                   try {
+                     (void)engine::redis::parse_redis_url(url);
+                   } catch (const std::invalid_argument& e) {
+                     // Never holds the password; names the key already.
+                     const std::string why = e.what();
+                     throw ConfigError(why.starts_with(key) ? why : key + ": " + why);
+                   }
+                   c.engine.redis_url = url;
+                 },
+                 [](const Config& c) { return Value(c.engine.redis_url); }});
+    k.push_back(ms_key<&Config::engine, &EngineConfig::redis_connect_timeout>(
+        "engine", "redis_connect_timeout_ms", 1, 600000,
+        "redis: how long a connection attempt may take."));
+    k.push_back(ms_key<&Config::engine, &EngineConfig::redis_command_timeout>(
+        "engine", "redis_command_timeout_ms", 1, 600000,
+        "redis: a command unanswered this long breaks the connection (its calls fail with "
+        "`unavailable`) and a new one is made."));
+    k.push_back(ms_key<&Config::engine, &EngineConfig::redis_reconnect_max>(
+        "engine", "redis_reconnect_max_ms", 100, 600000,
+        "redis: longest wait between reconnection attempts (from 100 ms, doubling, jittered)."));
+    k.push_back(ms_key<&Config::engine, &EngineConfig::redis_idle_ttl>(
+        "engine", "redis_idle_ttl_ms", 0, 365 * kDay,
+        "redis: a channel's keys expire after this long without a publish (then it starts a "
+        "new epoch); 0: never."));
+    k.push_back({"engine", "redis_prefix", Type::string, 0, 0,
+                 "redis: first part of every key and pub/sub channel name, so that several "
+                 "deployments can share one Redis.",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   const auto& prefix = std::get<std::string>(v);
+                   if (prefix.empty() || prefix.find_first_of("{}: \t\r\n") != std::string::npos)
+                     throw ConfigError(key +
+                                       ": must be non-empty, without '{', '}', ':' or spaces");
+                   c.engine.redis_prefix = prefix;
+                 },
+                 [](const Config& c) { return Value(c.engine.redis_prefix); }});
 
     // [auth] (the keys themselves are [[auth.keys]] tables: parse_auth_keys)
     k.push_back({"auth", "jwks_url", Type::string, 0, 0,

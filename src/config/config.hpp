@@ -55,13 +55,20 @@ struct HistoryConfig {
 };
 
 struct EngineConfig {
-  std::string type = "sqlite";        // sqlite or memory (redis to come)
+  std::string type = "sqlite";        // sqlite, memory or redis
   std::string data_dir = "data";      // sqlite: directory of herald.db
   std::string durability = "normal";  // sqlite: normal (process crash) or full (power loss)
   size_t queue_limit = 100000;        // sqlite: operations waiting for the storage thread
   size_t hot_window = 256;            // sqlite: newest events per active channel kept in RAM
   size_t channel_cache = 100000;      // sqlite: channel rows the storage thread keeps in RAM
   size_t page_cache_mb = 32;          // sqlite: SQLite's page cache
+  // redis: where, how patiently, and for how long idle channels are kept.
+  std::string redis_url = "redis://127.0.0.1:6379";
+  std::chrono::milliseconds redis_connect_timeout{2000};
+  std::chrono::milliseconds redis_command_timeout{5000};
+  std::chrono::milliseconds redis_reconnect_max{5000};
+  std::chrono::milliseconds redis_idle_ttl{24LL * 3600 * 1000};
+  std::string redis_prefix = "herald";
 
   bool operator==(const EngineConfig&) const = default;
 };

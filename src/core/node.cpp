@@ -110,6 +110,9 @@ void Node::attach_worker(unsigned index, boost::asio::io_context& io,
     shard.counters = shard.own_counters.get();
   }
   shard.store = engine_.open_shard(index, io.get_executor());
+  if (shard.store->shared())
+    shard.store->on_remote(
+        [this, index](engine::RemoteMessage message) { on_remote(index, std::move(message)); });
   shard.expiry_timer = std::make_unique<boost::asio::steady_timer>(io);
 }
 
@@ -204,6 +207,7 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
     const auto arrived = std::chrono::steady_clock::now();
     if (req.ephemeral) {
       deliver_to_workers(*shards_[owner], req.channel, event_frame(req, std::nullopt, ts));
+      if (shards_[owner]->store->shared()) broadcast_ephemeral(owner, req, ts);
       shards_[owner]->counters->publish_delivery_seconds.observe(seconds_since(arrived));
       post(from, [done = std::move(done)] { done(PublishResult{}); });
       return;
@@ -272,6 +276,7 @@ void Node::subscribe(unsigned from, SubscribeRequest req,
     if (counts.empty()) {
       counts.resize(shards_.size());
       shard.counters->channels.add();
+      shard.store->watch(req.channel, true);  // before the read below
     }
     ++counts[from];  // matched by the unsubscribe() that follows a failure too
 
@@ -378,6 +383,7 @@ void Node::erase_if_idle(Shard& shard, const std::string& channel) {
   if (it->second.presence && !it->second.presence->idle()) return;
   shard.channels.erase(it);
   shard.counters->channels.sub();
+  shard.store->watch(channel, false);
 }
 
 void Node::history(unsigned from, HistoryRequest req, std::function<void(HistoryResult)> done) {

@@ -15,6 +15,11 @@
 // the JSON Schema of its event, so validation runs in parallel on every
 // worker and a rejected publish never reaches the owner.
 //
+// Several nodes (engine::ShardStore::shared(), the redis engine): the owner
+// tells its store which channels have local subscribers (watch), and the
+// store hands it what other nodes published on them (node_remote.cpp), which
+// the owner delivers exactly like its own appends' events.
+//
 // Presence and channel lifecycle (docs/protocol.md section 13) live with the
 // owner too: node_presence.cpp keeps each channel's presence::ChannelPresence
 // from the same subscribe/unsubscribe stream and sends join/leave once per
@@ -234,8 +239,19 @@ class Node {
   // Destroys `channel` on its owner `owner`: engine removal, then the final
   // event and `unsubscribed {reason}` to its subscribers; `done` gets the new
   // epoch (or the engine's failure) on the owner's thread.
-  void destroy_on_owner(unsigned owner, const std::string& channel, ws::SharedFrame final_event,
-                        std::string reason, std::function<void(DestroyResult)> done);
+  void destroy_on_owner(unsigned owner, const std::string& channel,
+                        std::optional<PublishRequest> final_event, std::string reason,
+                        std::function<void(DestroyResult)> done);
+  // Sends `final_event` (if any) and `unsubscribed {reason}` to the
+  // channel's subscribers on every worker, and clears its presence members.
+  void end_subscribers(Shard& shard, const std::string& channel, const ws::SharedFrame& final_event,
+                       const std::string& reason);
+
+  // node_remote.cpp (owner side): engines shared by several nodes (redis).
+  // What another node published or destroyed, delivered here like our own.
+  void on_remote(unsigned owner, engine::RemoteMessage message);
+  // An event delivered here without storing goes to the other nodes too.
+  void broadcast_ephemeral(unsigned owner, const PublishRequest& req, int64_t ts);
   // Destroys `channel` with reason "expired" and its namespace's expire_event.
   void expire(unsigned owner, const std::string& channel);
   // TTL bookkeeping after an append or a read told the channel's creation

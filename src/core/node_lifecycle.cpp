@@ -32,12 +32,12 @@ constexpr int64_t kExpiring = -1;
 void Node::destroy(unsigned from, DestroyRequest req, std::function<void(DestroyResult)> done) {
   std::optional<Failure> failure;
   const Namespace* ns = find_namespace(from, req.channel, failure);
-  ws::SharedFrame final_event;
+  std::optional<PublishRequest> final_event;
   if (ns && !req.event.empty()) {
     // The final event is checked like a publish: a bad one destroys nothing.
     PublishRequest ev{req.channel, req.event, req.data.empty() ? "null" : req.data, {}, {}, true};
     failure = admit(*ns, ev);
-    if (!failure) final_event = event_frame(ev, std::nullopt, engine::system_now_ms());
+    if (!failure) final_event = std::move(ev);
   }
   if (failure) {
     done(DestroyResult{std::move(failure), {}});
@@ -54,48 +54,70 @@ void Node::destroy(unsigned from, DestroyRequest req, std::function<void(Destroy
   });
 }
 
-void Node::destroy_on_owner(unsigned owner, const std::string& channel, ws::SharedFrame final_event,
-                            std::string reason, std::function<void(DestroyResult)> done) {
-  shards_[owner]->store->remove(
-      channel, [this, owner, channel, final_event = std::move(final_event),
+void Node::destroy_on_owner(unsigned owner, const std::string& channel,
+                            std::optional<PublishRequest> final_req, std::string reason,
+                            std::function<void(DestroyResult)> done) {
+  const int64_t ts = engine::system_now_ms();
+  ws::SharedFrame final_event;
+  if (final_req) final_event = event_frame(*final_req, std::nullopt, ts);
+  engine::ShardStore& store = *shards_[owner]->store;
+  if (store.shared()) {
+    // Other nodes end their subscribers too (node_remote.cpp); sent before
+    // the removal, in order with it, so that nothing of the new life reaches
+    // them first.
+    if (final_req) broadcast_ephemeral(owner, *final_req, ts);
+    engine::RemoteMessage reset;
+    reset.kind = engine::RemoteMessage::Kind::reset;
+    reset.channel = channel;
+    reset.reason = reason;
+    store.broadcast(reset);
+  }
+  store.remove(channel,
+               [this, owner, channel, final_event = std::move(final_event),
                 reason = std::move(reason), done = std::move(done)](engine::RemoveResult r) {
-        Shard& shard = *shards_[owner];
-        auto deadline = shard.deadlines.find(channel);
-        if (!r.ok) {
-          if (deadline != shard.deadlines.end()) shard.deadlines.erase(deadline);  // ask again
-          done(DestroyResult{storage_failure(r.unavailable, r.error), {}});
-          return;
-        }
-        if (deadline != shard.deadlines.end()) deadline->second = 0;  // no event in the new life
-        // Joins and leaves already queued, then the final event, then the end.
-        flush_announcements(shard, channel);
-        if (auto it = shard.channels.find(channel); it != shard.channels.end()) {
-          if (final_event) deliver_to_workers(shard, channel, final_event);
-          const auto& counts = it->second.counts;
-          for (unsigned w = 0; w < counts.size(); ++w) {
-            if (counts[w] == 0) continue;
-            post(w, [this, w, channel, reason] { shards_[w]->local.end(channel, reason); });
-          }
-          // The members leave with their subscriptions, without `leave`;
-          // subscribes still pending belong to the new life and stay.
-          if (auto& p = it->second.presence) {
-            shard.counters->presence_members.sub(static_cast<int64_t>(p->clients()));
-            p->clear_members();
-          }
-        }
-        done(DestroyResult{std::nullopt, r.epoch});
-      });
+                 Shard& shard = *shards_[owner];
+                 auto deadline = shard.deadlines.find(channel);
+                 if (!r.ok) {
+                   if (deadline != shard.deadlines.end())
+                     shard.deadlines.erase(deadline);  // ask again
+                   done(DestroyResult{storage_failure(r.unavailable, r.error), {}});
+                   return;
+                 }
+                 if (deadline != shard.deadlines.end())
+                   deadline->second = 0;  // no event in the new life
+                 end_subscribers(shard, channel, final_event, reason);
+                 done(DestroyResult{std::nullopt, r.epoch});
+               });
+}
+
+void Node::end_subscribers(Shard& shard, const std::string& channel,
+                           const ws::SharedFrame& final_event, const std::string& reason) {
+  // Joins and leaves already queued, then the final event, then the end.
+  flush_announcements(shard, channel);
+  auto it = shard.channels.find(channel);
+  if (it == shard.channels.end()) return;
+  if (final_event) deliver_to_workers(shard, channel, final_event);
+  const auto& counts = it->second.counts;
+  for (unsigned w = 0; w < counts.size(); ++w) {
+    if (counts[w] == 0) continue;
+    post(w, [this, w, channel, reason] { shards_[w]->local.end(channel, reason); });
+  }
+  // The members leave with their subscriptions, without `leave`;
+  // subscribes still pending belong to the new life and stay.
+  if (auto& p = it->second.presence) {
+    shard.counters->presence_members.sub(static_cast<int64_t>(p->clients()));
+    p->clear_members();
+  }
 }
 
 void Node::expire(unsigned owner, const std::string& channel) {
   Shard& shard = *shards_[owner];
   shard.deadlines[channel] = kExpiring;
-  ws::SharedFrame final_event;
+  std::optional<PublishRequest> final_event;
   if (const Namespace* ns = shard.namespaces->find(channel);
-      ns && !ns->options.expire_event.empty()) {
-    PublishRequest ev{channel, ns->options.expire_event, ns->options.expire_data, {}, {}, true};
-    final_event = event_frame(ev, std::nullopt, engine::system_now_ms());
-  }
+      ns && !ns->options.expire_event.empty())
+    final_event =
+        PublishRequest{channel, ns->options.expire_event, ns->options.expire_data, {}, {}, true};
   destroy_on_owner(owner, channel, std::move(final_event), "expired",
                    [channel](const DestroyResult& r) {
                      if (r.failure)

@@ -114,6 +114,13 @@ std::string Registry::render() const {
       {"herald_read_pauses_total", "counter",
        "Times a connection stopped being read at limits.max_pending_requests",
        &WorkerCounters::read_pauses},
+      {"herald_remote_events_total", "counter",
+       "Events published on other nodes (engine redis) delivered by this node's channel owners",
+       &WorkerCounters::remote_events},
+      {"herald_remote_resets_total", "counter",
+       "Channels whose subscribers on this node were ended by another node's destroy or expiry, "
+       "or told to resubscribe after a gap (engine redis)",
+       &WorkerCounters::remote_resets},
   };
   struct GaugeRow {
     const char* name;

@@ -103,7 +103,9 @@ struct WorkerCounters {
   Counter slow_consumer_closes;  // closed with 4008
   Counter protocol_closes;       // closed with 1002, 1003, 1007 or 1009
   Counter http_requests;
-  Counter read_pauses;  // connections paused at limits.max_pending_requests
+  Counter read_pauses;    // connections paused at limits.max_pending_requests
+  Counter remote_events;  // events another node published, delivered by this owner (redis)
+  Counter remote_resets;  // channels whose subscribers another node's destroy or a gap ended
 
   // Gauges, rendered per worker.
   Gauge subscriptions;     // active subscriptions held by this worker's connections

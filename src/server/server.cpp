@@ -18,6 +18,7 @@
 #include "core/namespace_table.hpp"
 #include "core/node.hpp"
 #include "engine/engine.hpp"
+#include "engine/redis/redis_engine.hpp"
 #include "engine/sqlite/sqlite_engine.hpp"
 #include "server/worker.hpp"
 
@@ -69,6 +70,22 @@ std::unique_ptr<engine::Engine> make_engine(const config::Config& cfg) {
           "(restored from a backup?) or {} is missing: every channel starts a new epoch",
           o.data_dir, engine::kSqliteOffsetsName);
     return sqlite;
+  }
+  if (cfg.engine.type == "redis") {
+    engine::redis::RedisEngineOptions o;
+    o.url = engine::redis::parse_redis_url(cfg.engine.redis_url);  // checked by the config
+    o.connection.connect_timeout = cfg.engine.redis_connect_timeout;
+    o.connection.command_timeout = cfg.engine.redis_command_timeout;
+    o.connection.reconnect_max = cfg.engine.redis_reconnect_max;
+    o.connection.reconnect_min = std::min(o.connection.reconnect_min, o.connection.reconnect_max);
+    o.max_events_per_channel = cfg.history.size;
+    o.max_age_ms = static_cast<int64_t>(cfg.history.ttl.count());
+    o.idle_ttl_ms = static_cast<int64_t>(cfg.engine.redis_idle_ttl.count());
+    o.prefix = cfg.engine.redis_prefix;
+    // Throws naming the redacted URL when Redis cannot be reached at start.
+    auto redis = engine::redis::make_redis_engine(o);
+    spdlog::info("engine redis at {} (keys {}:*)", engine::redis::redacted(o.url), o.prefix);
+    return redis;
   }
   throw std::runtime_error("engine.type: unsupported engine '" + cfg.engine.type + "'");
 }

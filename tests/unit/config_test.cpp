@@ -53,6 +53,12 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"engine.hot_window", "HERALD_ENGINE_HOT_WINDOW"},
     {"engine.channel_cache", "HERALD_ENGINE_CHANNEL_CACHE"},
     {"engine.page_cache_mb", "HERALD_ENGINE_PAGE_CACHE_MB"},
+    {"engine.redis_url", "HERALD_ENGINE_REDIS_URL"},
+    {"engine.redis_connect_timeout_ms", "HERALD_ENGINE_REDIS_CONNECT_TIMEOUT_MS"},
+    {"engine.redis_command_timeout_ms", "HERALD_ENGINE_REDIS_COMMAND_TIMEOUT_MS"},
+    {"engine.redis_reconnect_max_ms", "HERALD_ENGINE_REDIS_RECONNECT_MAX_MS"},
+    {"engine.redis_idle_ttl_ms", "HERALD_ENGINE_REDIS_IDLE_TTL_MS"},
+    {"engine.redis_prefix", "HERALD_ENGINE_REDIS_PREFIX"},
     {"auth.jwks_url", "HERALD_AUTH_JWKS_URL"},
     {"auth.jwks_file", "HERALD_AUTH_JWKS_FILE"},
     {"auth.jwks_ca_file", "HERALD_AUTH_JWKS_CA_FILE"},
@@ -386,8 +392,8 @@ TEST_F(ConfigTest, EveryNumericKeyHasARange) {
   for (const auto& [key, var] : kAllKeys) {
     if (key == "server.listen" || key == "server.ws_path" || key == "server.static_dir" ||
         key == "server.allowed_origins" || key == "server.log_level" || key == "engine.type" ||
-        key == "engine.data_dir" || key == "engine.durability" ||
-        key == "server.allow_remote_admin" ||
+        key == "engine.data_dir" || key == "engine.durability" || key == "engine.redis_url" ||
+        key == "engine.redis_prefix" || key == "server.allow_remote_admin" ||
         (key.starts_with("auth.jwks_") && !key.ends_with("_ms")) || key == "auth.issuer" ||
         key == "auth.audience" || key == "auth.query_token" || key == "api.protect_metrics")
       continue;
@@ -484,14 +490,22 @@ TEST_F(ConfigTest, StringValueErrorsNameTheKey) {
               StartsWith("server.log_level: unknown log level 'verbose' (expected trace, debug, "
                          "info, warn, error, off)"));
   EXPECT_THAT(file_error("[engine]\ntype = \"foo\"\n"),
-              StartsWith("engine.type: unknown engine 'foo' (expected memory, sqlite)"));
+              StartsWith("engine.type: unknown engine 'foo' (expected memory, sqlite, redis)"));
   EXPECT_THAT(file_error("[engine]\ndurability = \"extra\"\n"),
               StartsWith("engine.durability: unknown durability 'extra' (expected normal, full)"));
   EXPECT_THAT(file_error("[engine]\ndata_dir = \"\"\n"),
               StartsWith("engine.data_dir: must not be empty"));
-  EXPECT_THAT(env_error({{"HERALD_ENGINE_TYPE", "redis"}}),
-              AllOf(StartsWith("engine.type: unknown engine 'redis'"),
+  EXPECT_THAT(env_error({{"HERALD_ENGINE_TYPE", "rediss"}}),
+              AllOf(StartsWith("engine.type: unknown engine 'rediss'"),
                     HasSubstr("(from HERALD_ENGINE_TYPE)")));
+  // A bad Redis URL is refused at load, and the message never holds its password.
+  const std::string bad_url =
+      env_error({{"HERALD_ENGINE_REDIS_URL", "redis://u:s3cret@host:notaport"}});
+  EXPECT_THAT(bad_url,
+              AllOf(StartsWith("engine.redis_url: "), HasSubstr("(from HERALD_ENGINE_REDIS_URL)"),
+                    Not(HasSubstr("s3cret"))));
+  EXPECT_THAT(file_error("[engine]\nredis_prefix = \"a:b\"\n"),
+              StartsWith("engine.redis_prefix: must be non-empty"));
   for (const char* bad : {"example.com", "https://", "https://a.example/", "https://a.example/x",
                           "://a", "https://a b"}) {
     EXPECT_THAT(env_error({{"HERALD_SERVER_ALLOWED_ORIGINS", bad}}),

@@ -1327,8 +1327,10 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     if (!sub || !sub.active || sub.subscribing) return;
     this.emit('unsubscribed', { channel, reason });
     if (!sub.active) return; // a listener unsubscribed it
-    if (reason === 'token_expired' && sub.options.getToken) {
-      // A new token, and `recover` from the last event delivered: nothing is missed.
+    if ((reason === 'token_expired' && sub.options.getToken) || reason === 'resubscribe') {
+      // A new token, or (`resubscribe`: engine redis, the node could not keep this
+      // channel's events in order) the same: `recover` from the last event
+      // delivered, so nothing is missed or duplicated.
       this.sendSubscribe(sub);
       return;
     }

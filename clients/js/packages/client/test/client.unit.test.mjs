@@ -438,3 +438,26 @@ test('without a WebSocket implementation connect() says what to pass; making the
     if (saved) globalThis.WebSocket = saved;
   }
 });
+
+test('unsubscribed resubscribe (engine redis lost the order): subscribe again with recover from the last event, nothing missed or repeated', async () => {
+  const { WS, herald } = await connected();
+  const got = [];
+  const ended = [];
+  const errors = [];
+  herald.on('unsubscribed', (i) => ended.push(i));
+  herald.on('error', (e) => errors.push(e));
+  const sub = herald.subscribe('room:a', { onEvent: (e) => got.push(e.offset) });
+  await answerSubscribe(WS.last, 'room:a', { epoch: 'E', offset: 2 });
+  await sub.ready;
+  WS.last.serverSend(ev('room:a', 3));
+  WS.last.serverSend({ type: 'unsubscribed', channel: 'room:a', reason: 'resubscribe' });
+  await until(() => WS.last.sentOfType('subscribe').length === 2, 2000, 'second subscribe');
+  const again = WS.last.sentOfType('subscribe')[1];
+  assert.deepEqual(again.recover, { epoch: 'E', offset: 3 });
+  WS.last.serverSend({ type: 'subscribed', id: again.id, channel: 'room:a', epoch: 'E', offset: 5, recovered: true, events: [ev('room:a', 4), ev('room:a', 5)] });
+  WS.last.serverSend(ev('room:a', 6));
+  assert.deepEqual(got, [3, 4, 5, 6]);
+  assert.deepEqual(ended, [{ channel: 'room:a', reason: 'resubscribe' }]);
+  assert.deepEqual(errors, []);
+  herald.close();
+});
