@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's second command: install what is missing, build, and run the
 # whole test suite: unit tests and integration tests (real binary, real
-# clients) on the release build and again on the ASan+UBSan build, the JS
+# clients) on the release build and again on the ASan+UBSan build, the
+# Python integration suite once more on the redis engine, the JS
 # SDK tests, the chat demo's browser tests (Chromium) and the Next.js
 # example's (examples/nextjs-private-chat) on the release build, plus a
 # short run of each fuzzer. Set HERALD_SKIP_ASAN=1 or HERALD_SKIP_FUZZ=1 to
@@ -20,6 +21,11 @@ stage "unit tests (release)"
 ctest --preset release -j "$(nproc)"
 stage "integration tests (release)"
 HERALD_BIN="$PWD/build/release/herald" bash tests/integration/run.sh
+stage "integration tests, python suite on engine redis (release)"
+# Every server of the suite whose config picks no engine runs on a
+# redis-server that the harness starts (tests/integration/python/harness.py).
+(cd tests/integration/python && HERALD_TEST_ENGINE=redis HERALD_BIN="$PWD/../../../build/release/herald" \
+  timeout -k 10 600 /usr/bin/python3 -m pytest -q -p no:cacheprovider)
 stage "JS SDK tests (release)"
 (export HERALD_BIN="$PWD/build/release/herald" && cd clients/js && npm run build && npm test)
 stage "herald typegen + tsc (release)"

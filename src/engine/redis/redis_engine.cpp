@@ -40,18 +40,28 @@
 // core destroys stores only when it stops).
 #include "engine/redis/redis_engine.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <charconv>
+#include <cstdio>
 #include <deque>
+#include <mutex>
 #include <optional>
+#include <random>
 #include <stdexcept>
+#include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "engine/clock_and_epoch.hpp"
 #include "engine/key_index.hpp"
+#include "engine/redis/channel_sequencer.hpp"
+#include "engine/redis/fanout_payload.hpp"
 #include "engine/redis/redis_scripts.hpp"
+#include "engine/redis/redis_subscriber.hpp"
 
 namespace herald::engine::redis {
 namespace {
@@ -179,26 +189,133 @@ RemoveResult to_remove_result(Result&& result) {
 // then the script's ARGV.
 constexpr size_t kFirstArg = 7;
 
+// The stream entries of a fill (XRANGE reply), fields by position as
+// publish.lua writes them: t e d c u i. nullopt when malformed.
+std::optional<std::vector<StoredEvent>> to_entries(Reply& r) {
+  if (r.kind != Reply::Kind::array) return std::nullopt;
+  std::vector<StoredEvent> out;
+  out.reserve(r.elements.size());
+  for (Reply& e : r.elements) {
+    if (e.kind != Reply::Kind::array || e.elements.size() != 2) return std::nullopt;
+    const Reply& id = e.elements[0];
+    Reply& f = e.elements[1];
+    if (id.kind != Reply::Kind::string || f.kind != Reply::Kind::array || f.elements.size() != 12)
+      return std::nullopt;
+    for (const Reply& x : f.elements)
+      if (x.kind != Reply::Kind::string) return std::nullopt;
+    StoredEvent ev;
+    const std::string& s = id.str;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), ev.offset);
+    if (ec != std::errc() || end == s.data()) return std::nullopt;
+    const std::string& t = f.elements[1].str;
+    if (std::from_chars(t.data(), t.data() + t.size(), ev.ts_ms).ec != std::errc())
+      return std::nullopt;
+    ev.event = std::move(f.elements[3].str);
+    ev.data = std::move(f.elements[5].str);
+    ev.from_client = std::move(f.elements[7].str);
+    ev.from_user = std::move(f.elements[9].str);
+    ev.from_info = std::move(f.elements[11].str);
+    out.push_back(std::move(ev));
+  }
+  return out;
+}
+
+// Where the hub posts what arrives for a store's watched channels: the
+// store's executor, and the store while it lives (checked on that executor,
+// where the store is also destroyed).
+class RedisShardStore;
+struct Mailbox {
+  boost::asio::any_io_executor executor;
+  std::weak_ptr<int> alive;
+  RedisShardStore* store = nullptr;
+};
+
+// The node's one pub/sub connection (RedisSubscriber), on a thread of its
+// own, and the routes from a pub/sub channel to the store that watches it
+// (a small map under a mutex: stores change it from their threads, the hub
+// thread reads it for every message).
+class FanoutHub {
+ public:
+  FanoutHub(const RedisEngineOptions& options);
+  ~FanoutHub();
+  FanoutHub(const FanoutHub&) = delete;
+  FanoutHub& operator=(const FanoutHub&) = delete;
+
+  void watch(const std::string& pubsub, const std::string& channel,
+             const std::shared_ptr<Mailbox>& mailbox);
+  void unwatch(const std::string& pubsub, const std::shared_ptr<Mailbox>& mailbox);
+
+ private:
+  struct Route {
+    std::shared_ptr<Mailbox> mailbox;
+    std::string channel;
+  };
+  void sync(const std::string& pubsub);  // on the hub thread
+  std::optional<Route> route(std::string_view pubsub);
+
+  boost::asio::io_context io_;
+  std::unique_ptr<RedisSubscriber> sub_;  // used on the hub thread only
+  std::mutex mu_;
+  std::unordered_map<std::string, Route> routes_;  // under mu_
+  std::thread thread_;
+};
+
 class RedisShardStore final : public ShardStore {
  public:
-  RedisShardStore(const RedisEngineOptions& options, std::string key_seed,
-                  boost::asio::any_io_executor executor)
+  RedisShardStore(const RedisEngineOptions& options, std::string key_seed, std::string origin,
+                  std::shared_ptr<FanoutHub> hub, boost::asio::any_io_executor executor)
       : options_(options),
         defaults_{options.max_events_per_channel, options.max_age_ms},
         key_seed_(std::stoull(key_seed)),
+        origin_(std::move(origin)),
         now_ms_(options.now_ms ? options.now_ms : system_now_ms),
+        hub_(std::move(hub)),
+        mailbox_(std::make_shared<Mailbox>(Mailbox{executor, alive_, this})),
         conn_(std::make_unique<RedisConnection>(executor, options.url, options.connection)) {}
 
   ~RedisShardStore() override {
     closing_ = true;
+    for (const auto& [channel, w] : watched_) hub_->unwatch(pubsub_channel(channel), mailbox_);
     conn_.reset();  // runs the pending callbacks, which now return at once
+  }
+
+  bool shared() const override { return true; }
+
+  void on_remote(RemoteHandler handler) override { remote_ = std::move(handler); }
+
+  void watch(const std::string& channel, bool on) override {
+    if (on) {
+      if (watched_.contains(channel)) return;
+      watched_.try_emplace(channel, ++next_watch_id_, channel, options_.max_held_per_channel);
+      hub_->watch(pubsub_channel(channel), channel, mailbox_);
+    } else {
+      if (watched_.erase(channel) == 0) return;
+      hub_->unwatch(pubsub_channel(channel), mailbox_);
+      deliver();  // an op of it held at the head goes now
+    }
+  }
+
+  void broadcast(const RemoteMessage& message) override {
+    auto payload = encode_fanout(origin_, message);
+    if (!payload) return;
+    Op op;
+    op.channel = message.channel;
+    op.kind = Kind::broadcast;
+    op.args = {options_.sharded ? "SPUBLISH" : "PUBLISH", pubsub_channel(message.channel),
+               std::move(*payload)};
+    submit(std::move(op));
   }
 
   void append(const std::string& channel, NewEvent ev, AppendHandler done) override {
     const Retention keep = ev.retention.value_or(defaults_);
     const bool keyed = !ev.idempotency_key.empty();
-    auto args = call(Script::publish, channel);
-    args.reserve(kFirstArg + 16);
+    Op op;
+    op.channel = channel;
+    op.kind = Kind::append;
+    op.script = Script::publish;
+    op.args = call(Script::publish, channel);
+    auto& args = op.args;
+    args.reserve(kFirstArg + 17);
     args.push_back(random_epoch());
     args.push_back(decimal(ev.ts_ms));
     args.push_back(std::move(ev.event));
@@ -212,18 +329,23 @@ class RedisShardStore final : public ShardStore {
     args.push_back(decimal(ev.fingerprint));
     args.push_back(decimal(ev.idempotency_window_ms));
     args.push_back(decimal(uint64_t{ev.idempotency_max_keys}));
-    args.push_back("");  // no PUBLISH yet: cross-node fan-out is a later step
+    args.push_back(pubsub_channel(channel));  // always: other nodes may watch it
     args.push_back(options_.sharded ? "SPUBLISH" : "PUBLISH");
     args.push_back(decimal(options_.idle_ttl_ms));
-    submit(channel, Script::publish, std::move(args),
-           [done = std::move(done), key = std::move(ev.idempotency_key)](Result&& r) mutable {
-             done(to_append_result(std::move(r), key));
-           });
+    args.push_back(origin_);
+    op.key = std::move(ev.idempotency_key);
+    op.append_done = std::move(done);
+    submit(std::move(op));
   }
 
   void read(const std::string& channel, const HistoryQuery& query, HistoryHandler done) override {
     const Retention keep = query.retention.value_or(defaults_);
-    auto args = call(Script::read, channel);
+    Op op;
+    op.channel = channel;
+    op.kind = Kind::read;
+    op.script = Script::read;
+    op.args = call(Script::read, channel);
+    auto& args = op.args;
     args.push_back(random_epoch());
     args.push_back(decimal(now_ms_()));
     args.push_back(decimal(uint64_t{query.limit}));
@@ -232,29 +354,101 @@ class RedisShardStore final : public ShardStore {
     args.push_back(decimal(uint64_t{keep.max_events}));
     args.push_back(decimal(keep.max_age_ms));
     args.push_back(decimal(options_.idle_ttl_ms));
-    submit(channel, Script::read, std::move(args),
-           [done = std::move(done)](Result&& r) { done(to_history_result(std::move(r))); });
+    op.read_done = std::move(done);
+    if (auto it = watched_.find(channel); it != watched_.end()) {
+      it->second.seq.read_sent();
+      op.watch_id = it->second.id;
+    }
+    submit(std::move(op));
   }
 
   void remove(const std::string& channel, RemoveHandler done) override {
-    auto args = call(Script::remove, channel);
-    args.push_back(random_epoch());
-    args.push_back(decimal(options_.idle_ttl_ms));
-    submit(channel, Script::remove, std::move(args),
-           [done = std::move(done)](Result&& r) { done(to_remove_result(std::move(r))); });
+    Op op;
+    op.channel = channel;
+    op.kind = Kind::remove;
+    op.script = Script::remove;
+    op.args = call(Script::remove, channel);
+    op.args.push_back(random_epoch());
+    op.args.push_back(decimal(options_.idle_ttl_ms));
+    op.remove_done = std::move(done);
+    submit(std::move(op));
+  }
+
+  // From the hub, on this executor: a message on a watched channel's
+  // pub/sub channel, and the confirmation that it is subscribed.
+  void pubsub_message(const std::string& channel, const std::string& payload) {
+    auto it = watched_.find(channel);
+    if (it == watched_.end()) return;  // unwatched since
+    auto m = decode_fanout(payload);
+    if (!m || m->origin == origin_) return;  // own echo: its reply hands it over
+    m->message.channel = channel;
+    if (m->message.kind == RemoteMessage::Kind::ephemeral) {
+      hand_over(std::move(m->message));
+      return;
+    }
+    ChannelSequencer::Out out;
+    if (m->message.kind == RemoteMessage::Kind::reset)
+      it->second.seq.remote_reset(m->message.reason, out);
+    else
+      it->second.seq.remote_event(m->message.epoch, std::move(m->message.event), out);
+    std::weak_ptr<int> alive = alive_;
+    act(channel, it->second.id, out);
+    if (!alive.expired()) deliver();  // an op it held may go now
+  }
+
+  void pubsub_subscribed(const std::string& channel) {
+    auto it = watched_.find(channel);
+    if (it == watched_.end()) return;
+    // Everything published before the subscription became active: this
+    // command runs after it, so what it finds missing is filled.
+    conn_->command({"HMGET", channel_key(options_.prefix, channel, "meta"), "epoch", "last"},
+                   [this, channel, id = it->second.id](Result&& r) {
+                     if (closing_) return;
+                     checked(channel, id, std::move(r));
+                   });
   }
 
  private:
   enum class State { waiting, sent, retry, done };
+  enum class Kind { append, read, remove, broadcast };
 
   struct Op {
     std::string channel;
-    Script script;
+    Kind kind = Kind::broadcast;
+    Script script = Script::publish;  // append, read, remove
     std::vector<std::string> args;
-    std::function<void(Result&&)> finish;  // calls the caller's callback
     State state = State::waiting;
-    std::optional<Result> result;  // when done
+    std::optional<Result> raw;  // a retried script's reply, until resent
+    // When done, one of these (by kind):
+    AppendResult append;
+    HistoryResult history;
+    RemoveResult removal;
+    AppendHandler append_done;
+    HistoryHandler read_done;
+    RemoveHandler remove_done;
+    std::string key;          // append: the idempotency key, for a conflict's message
+    uint64_t watch_id = 0;    // read: counted by that watch's sequencer; append: registered in it
+    uint64_t own_offset = 0;  // append registered: its offset and epoch
+    std::string own_epoch;
+    bool held = false;  // at the head, its callback waits for the sequencer
   };
+
+  struct Watched {
+    Watched(uint64_t id, const std::string& channel, size_t max_held)
+        : id(id), seq(channel, max_held) {}
+    uint64_t id;
+    ChannelSequencer seq;
+  };
+
+  std::string pubsub_channel(const std::string& channel) const {
+    return channel_key(options_.prefix, channel, "events");
+  }
+
+  Watched* watched(const std::string& channel, uint64_t id = 0) {
+    auto it = watched_.find(channel);
+    if (it == watched_.end() || (id != 0 && it->second.id != id)) return nullptr;
+    return &it->second;
+  }
 
   std::vector<std::string> call(Script script, const std::string& channel) const {
     std::vector<std::string> args;
@@ -267,9 +461,8 @@ class RedisShardStore final : public ShardStore {
     return args;
   }
 
-  void submit(const std::string& channel, Script script, std::vector<std::string> args,
-              std::function<void(Result&&)> finish) {
-    ops_.push_back(Op{channel, script, std::move(args), std::move(finish), State::waiting, {}});
+  void submit(Op op) {
+    ops_.push_back(std::move(op));
     if (!holding_) send(ops_.size() - 1);
   }
 
@@ -286,15 +479,43 @@ class RedisShardStore final : public ShardStore {
     if (closing_) return;
     --in_flight_;
     Op& op = ops_[id - front_id_];
-    if (const Reply* r = std::get_if<Reply>(&result); r && must_retry(op, *r)) {
+    if (const Reply* r = std::get_if<Reply>(&result);
+        r && op.kind != Kind::broadcast && must_retry(op, *r)) {
       op.state = State::retry;
       holding_ = true;
     } else {
-      op.state = State::done;
-      op.result = std::move(result);
+      complete(op, std::move(result));
     }
     if (holding_ && in_flight_ == 0) resend();
     deliver();
+  }
+
+  // The op's reply (or failure) as its caller's result. A stored append of
+  // a watched channel is registered with its sequencer now, in reply order,
+  // so that a fill sent after it never mistakes it for another node's.
+  void complete(Op& op, Result&& result) {
+    op.state = State::done;
+    switch (op.kind) {
+      case Kind::append:
+        op.append = to_append_result(std::move(result), op.key);
+        if (op.append.ok && !op.append.replayed) {
+          if (Watched* w = watched(op.channel)) {
+            w->seq.own_stored(op.append.offset, op.append.epoch);
+            op.watch_id = w->id;
+            op.own_offset = op.append.offset;
+            op.own_epoch = op.append.epoch;
+          }
+        }
+        break;
+      case Kind::read:
+        op.history = to_history_result(std::move(result));
+        break;
+      case Kind::remove:
+        op.removal = to_remove_result(std::move(result));
+        break;
+      case Kind::broadcast:
+        break;  // best effort: nobody waits for it
+    }
   }
 
   // True (with op's arguments changed for the retry) when `reply` says that
@@ -322,10 +543,8 @@ class RedisShardStore final : public ShardStore {
     for (size_t i = ops_.size(); i-- > 0;) {
       Op& op = ops_[i];
       if (op.state == State::retry && ran.contains(op.channel)) {
-        op.state = State::done;
-        op.result = Failure{
-            "redis unavailable: the script had to be sent again but a later call of the "
-            "channel ran first; not stored"};
+        complete(op, Failure{"redis unavailable: the script had to be sent again but a later "
+                             "call of the channel ran first; not stored"});
       }
       if (op.state == State::done) ran.insert(op.channel);
     }
@@ -336,50 +555,322 @@ class RedisShardStore final : public ShardStore {
   }
 
   // Hands finished operations to their callbacks, oldest first, stopping at
-  // the first one still waiting for its reply.
+  // the first one still waiting for its reply or held by its channel's
+  // sequencer.
   void deliver() {
-    if (delivering_) return;  // a callback's own calls never finish synchronously
+    if (delivering_) {  // a callback's own calls never finish synchronously
+      deliver_again_ = true;
+      return;
+    }
     delivering_ = true;
     std::weak_ptr<int> alive = alive_;
-    while (!ops_.empty() && ops_.front().state == State::done) {
-      Op op = std::move(ops_.front());
-      ops_.pop_front();
-      ++front_id_;
-      op.finish(std::move(*op.result));
-      if (alive.expired()) return;  // the callback destroyed this store
-    }
+    do {
+      deliver_again_ = false;
+      while (!ops_.empty() && ops_.front().state == State::done) {
+        if (!release(ops_.front())) break;
+        if (alive.expired()) return;  // a handed-over message's handler destroyed this store
+        if (ops_.empty() || ops_.front().state != State::done) break;
+        Op op = std::move(ops_.front());
+        ops_.pop_front();
+        ++front_id_;
+        finish(op);
+        if (alive.expired()) return;  // the callback destroyed this store
+      }
+    } while (deliver_again_);
     delivering_ = false;
+  }
+
+  // Whether the head op's callback may run now (its channel's sequencer may
+  // first hand over what comes before it).
+  bool release(Op& op) {
+    Watched* w = watched(op.channel);
+    if (!w) return true;
+    const uint64_t id = w->id;
+    ChannelSequencer::Out out;
+    bool go = true;
+    if (op.kind == Kind::append && op.append.ok && op.watch_id == id) {
+      go = w->seq.own_ready(op.append.offset, op.append.epoch, out);
+    } else if (op.kind == Kind::read && op.history.ok) {
+      go = w->seq.read_ready(op.history.epoch, op.history.last_offset, out);
+    }
+    op.held = !go;
+    act(op.channel, id, out);
+    return go;
+  }
+
+  // Runs the head op's callback, then tells its channel's sequencer.
+  void finish(Op& op) {
+    std::weak_ptr<int> alive = alive_;
+    const std::string channel = op.channel;
+    switch (op.kind) {
+      case Kind::append: {
+        // Registered with the sequencer (watch_id set): it learns the
+        // callback ran, even when a failed fill turned the result into a
+        // failure (then the state is unknown and only the registration goes).
+        const uint64_t watch_id = op.watch_id, offset = op.own_offset;
+        const std::string epoch = std::move(op.own_epoch);
+        op.append_done(std::move(op.append));
+        if (alive.expired()) return;
+        if (Watched* w = watched(channel, watch_id); watch_id != 0 && w) {
+          ChannelSequencer::Out out;
+          w->seq.own_delivered(offset, epoch, out);
+          act(channel, watch_id, out);
+        }
+        break;
+      }
+      case Kind::read: {
+        const uint64_t watch_id = op.watch_id;
+        op.read_done(std::move(op.history));
+        if (alive.expired()) return;
+        if (Watched* w = watched(channel)) {
+          ChannelSequencer::Out out;
+          w->seq.read_delivered(watch_id == w->id, out);
+          act(channel, w->id, out);
+        }
+        break;
+      }
+      case Kind::remove: {
+        const bool ok = op.removal.ok;
+        const std::string epoch = op.removal.epoch;
+        op.remove_done(std::move(op.removal));
+        if (alive.expired()) return;
+        if (Watched* w = watched(channel); ok && w) {
+          ChannelSequencer::Out out;
+          w->seq.removed(epoch, out);
+          act(channel, w->id, out);
+        }
+        break;
+      }
+      case Kind::broadcast:
+        break;
+    }
+  }
+
+  // Does what a sequencer asked: sends its fill, then hands its messages
+  // over (the handler may call this store, or destroy it).
+  void act(const std::string& channel, uint64_t watch_id, ChannelSequencer::Out& out) {
+    if (out.fill) send_fill(channel, watch_id, *out.fill);
+    std::weak_ptr<int> alive = alive_;
+    for (RemoteMessage& m : out.handed) {
+      hand_over(std::move(m));
+      if (alive.expired()) return;
+    }
+  }
+
+  void hand_over(RemoteMessage&& m) {
+    if (remote_) remote_(std::move(m));
+  }
+
+  // The channel's epoch and its stream entries in (after, upto], atomically
+  // (MULTI), on the command connection: its reply comes after those of the
+  // appends sent before it, which are then registered.
+  void send_fill(const std::string& channel, uint64_t watch_id, ChannelSequencer::Fill fill) {
+    const auto ignore = [](Result&&) {};
+    conn_->command({"MULTI"}, ignore);
+    conn_->command({"HGET", channel_key(options_.prefix, channel, "meta"), "epoch"}, ignore);
+    conn_->command({"XRANGE", channel_key(options_.prefix, channel, "stream"),
+                    "(" + decimal(fill.after), decimal(fill.upto)},
+                   ignore);
+    conn_->command({"EXEC"}, [this, channel, watch_id, id = fill.id](Result&& r) {
+      if (closing_) return;
+      filled(channel, watch_id, id, std::move(r));
+    });
+  }
+
+  void filled(const std::string& channel, uint64_t watch_id, uint64_t fill_id, Result&& r) {
+    Watched* w = watched(channel, watch_id);
+    if (!w) return;
+    ChannelSequencer::Out out;
+    Reply* reply = std::get_if<Reply>(&r);
+    std::optional<std::vector<StoredEvent>> entries;
+    std::optional<std::string> epoch;
+    if (reply && reply->kind == Reply::Kind::array && reply->elements.size() == 2) {
+      const Reply& e = reply->elements[0];
+      if (e.kind == Reply::Kind::string) epoch = e.str;
+      if (e.kind == Reply::Kind::string || e.is_nil()) entries = to_entries(reply->elements[1]);
+    }
+    if (entries) {
+      w->seq.fill_answered(fill_id, epoch, std::move(*entries), out);
+    } else {
+      w->seq.fill_failed(fill_id, out);
+      // The op it held gives up: never an ack the node could not order.
+      if (!ops_.empty() && ops_.front().held && ops_.front().channel == channel) {
+        Op& op = ops_.front();
+        const std::string why =
+            unavailable(std::holds_alternative<Failure>(r)
+                            ? std::get<Failure>(r).message
+                            : "unexpected reply to the gap fill " + to_string(std::get<Reply>(r)));
+        if (op.kind == Kind::append) {
+          op.append = AppendResult{};
+          op.append.error = why;
+          op.append.unavailable = true;
+        } else if (op.kind == Kind::read) {
+          op.history = HistoryResult{};
+          op.history.error = why;
+          op.history.unavailable = true;
+        }
+      }
+    }
+    std::weak_ptr<int> alive = alive_;
+    act(channel, watch_id, out);
+    if (!alive.expired()) deliver();
+  }
+
+  void checked(const std::string& channel, uint64_t watch_id, Result&& r) {
+    Watched* w = watched(channel, watch_id);
+    if (!w) return;
+    const Reply* reply = std::get_if<Reply>(&r);
+    if (!reply || reply->kind != Reply::Kind::array || reply->elements.size() != 2) return;
+    const Reply& epoch = reply->elements[0];
+    const Reply& last = reply->elements[1];
+    ChannelSequencer::Out out;
+    if (epoch.is_nil()) {
+      w->seq.check_answered(std::nullopt, 0, out);
+    } else if (epoch.kind == Reply::Kind::string && last.kind == Reply::Kind::string) {
+      uint64_t n = 0;
+      if (std::from_chars(last.str.data(), last.str.data() + last.str.size(), n).ec != std::errc())
+        return;
+      w->seq.check_answered(epoch.str, n, out);
+    }
+    std::weak_ptr<int> alive = alive_;
+    act(channel, watch_id, out);
+    if (!alive.expired()) deliver();
   }
 
   const RedisEngineOptions options_;
   const Retention defaults_;
   const uint64_t key_seed_;
+  const std::string origin_;
   const std::function<int64_t()> now_ms_;
+  std::shared_ptr<FanoutHub> hub_;
   std::deque<Op> ops_;     // called, callback not yet run; in call order
   uint64_t front_id_ = 0;  // number of ops_.front(); ops are numbered in call order
   size_t in_flight_ = 0;   // sent, reply not yet come
   bool holding_ = false;   // a retry waits for the commands in flight
   bool delivering_ = false;
+  bool deliver_again_ = false;
   bool closing_ = false;
+  RemoteHandler remote_;
+  std::unordered_map<std::string, Watched> watched_;
+  uint64_t next_watch_id_ = 0;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // expires with this object
-  std::unique_ptr<RedisConnection> conn_;                  // last: its callbacks use the above
+  std::shared_ptr<Mailbox> mailbox_;
+  std::unique_ptr<RedisConnection> conn_;  // last: its callbacks use the above
 };
+
+FanoutHub::FanoutHub(const RedisEngineOptions& options) {
+  SubscriberOptions so;
+  static_cast<LinkOptions&>(so) = static_cast<const LinkOptions&>(options.connection);
+  so.sharded = options.sharded;
+  so.ping_interval = options.pubsub_ping_interval;
+  sub_ = std::make_unique<RedisSubscriber>(io_.get_executor(), options.url, so);
+  sub_->on_message([this](std::string_view pubsub, std::string_view payload) {
+    auto r = route(pubsub);
+    if (!r) return;
+    boost::asio::post(r->mailbox->executor, [mb = r->mailbox, channel = std::move(r->channel),
+                                             payload = std::string(payload)] {
+      if (!mb->alive.expired()) mb->store->pubsub_message(channel, payload);
+    });
+  });
+  // Every confirmation, the reconnects' included (each reconnect confirms
+  // every channel again: on_resubscribed adds nothing to it).
+  sub_->on_subscribed([this](std::string_view pubsub) {
+    auto r = route(pubsub);
+    if (!r) return;
+    boost::asio::post(r->mailbox->executor, [mb = r->mailbox, channel = std::move(r->channel)] {
+      if (!mb->alive.expired()) mb->store->pubsub_subscribed(channel);
+    });
+  });
+  thread_ = std::thread([this] {
+    auto guard = boost::asio::make_work_guard(io_);
+    io_.run();
+  });
+}
+
+FanoutHub::~FanoutHub() {
+  boost::asio::post(io_, [this] {
+    sub_.reset();
+    io_.stop();
+  });
+  thread_.join();
+}
+
+std::optional<FanoutHub::Route> FanoutHub::route(std::string_view pubsub) {
+  std::lock_guard lock(mu_);
+  auto it = routes_.find(std::string(pubsub));
+  if (it == routes_.end()) return std::nullopt;
+  return it->second;
+}
+
+void FanoutHub::watch(const std::string& pubsub, const std::string& channel,
+                      const std::shared_ptr<Mailbox>& mailbox) {
+  {
+    std::lock_guard lock(mu_);
+    routes_[pubsub] = Route{mailbox, channel};
+  }
+  boost::asio::post(io_, [this, pubsub] { sync(pubsub); });
+}
+
+void FanoutHub::unwatch(const std::string& pubsub, const std::shared_ptr<Mailbox>& mailbox) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = routes_.find(pubsub);
+    if (it == routes_.end() || it->second.mailbox != mailbox) return;
+    routes_.erase(it);
+  }
+  boost::asio::post(io_, [this, pubsub] { sync(pubsub); });
+}
+
+// Whatever the order the posts of several watch()/unwatch() run in, the
+// subscription ends up as the routes are.
+void FanoutHub::sync(const std::string& pubsub) {
+  if (!sub_) return;
+  bool wanted = false;
+  {
+    std::lock_guard lock(mu_);
+    wanted = routes_.contains(pubsub);
+  }
+  if (wanted)
+    sub_->subscribe(pubsub);
+  else
+    sub_->unsubscribe(pubsub);
+}
+
+// A node's id in the pub/sub payloads: 16 hex digits from the system's
+// random source, one per engine (so per process).
+std::string random_origin() {
+  std::random_device rd;
+  const uint64_t n = (uint64_t{rd()} << 32) | rd();
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(n));
+  return buf;
+}
 
 class RedisEngine final : public Engine {
  public:
   RedisEngine(const RedisEngineOptions& options, std::string key_seed)
-      : options_(options), key_seed_(std::move(key_seed)) {}
+      : options_(options), key_seed_(std::move(key_seed)), origin_(random_origin()) {}
 
   std::string_view name() const override { return "redis"; }
 
   std::unique_ptr<ShardStore> open_shard(unsigned /*shard*/,
                                          boost::asio::any_io_executor executor) override {
-    return std::make_unique<RedisShardStore>(options_, key_seed_, executor);
+    std::shared_ptr<FanoutHub> hub;
+    {
+      std::lock_guard lock(mu_);
+      if (!hub_) hub_ = std::make_shared<FanoutHub>(options_);
+      hub = hub_;
+    }
+    return std::make_unique<RedisShardStore>(options_, key_seed_, origin_, std::move(hub),
+                                             executor);
   }
 
  private:
   const RedisEngineOptions options_;
   const std::string key_seed_;  // decimal u64
+  const std::string origin_;
+  std::mutex mu_;
+  std::shared_ptr<FanoutHub> hub_;  // created by the first open_shard
 };
 
 // One command on `conn`, run to its end on `io`; throws with `what` on failure.

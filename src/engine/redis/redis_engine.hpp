@@ -8,6 +8,7 @@
 // redis_engine.cpp.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -29,7 +30,12 @@ struct RedisEngineOptions {
   // meta also when not read); 0: never (LAYOUT.md, "Expiry").
   int64_t idle_ttl_ms = 24LL * 3600 * 1000;
   std::string prefix = "herald";  // keys are <prefix>:{<channel>}:...
-  bool sharded = false;           // Redis Cluster (SPUBLISH): for cross-node fan-out, later
+  bool sharded = false;           // Redis Cluster (SPUBLISH / SSUBSCRIBE)
+  // Cross-node fan-out: the keep-alive PING of the pub/sub connection, and
+  // how many messages a watched channel may hold while it waits for a gap
+  // to be filled (beyond: reset "resubscribe").
+  std::chrono::milliseconds pubsub_ping_interval{5000};
+  size_t max_held_per_channel = 10000;
   // The clock reads measure ages against; unset: the system clock. For tests.
   std::function<int64_t()> now_ms = {};
 };

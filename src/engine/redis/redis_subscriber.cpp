@@ -14,8 +14,24 @@ RedisSubscriber::RedisSubscriber(boost::asio::any_io_executor executor, RedisUrl
       options_(options),
       link_(std::make_shared<Link>(executor, std::move(url),
                                    static_cast<const LinkOptions&>(options),
-                                   static_cast<LinkHandler&>(*this))) {
+                                   static_cast<LinkHandler&>(*this))),
+      ping_timer_(executor) {
   link_->start();
+  arm_ping();
+}
+
+void RedisSubscriber::arm_ping() {
+  if (options_.ping_interval.count() <= 0) return;
+  ping_timer_.expires_after(options_.ping_interval);
+  ping_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+    if (ec || alive.expired()) return;
+    if (link_->up()) {
+      append_command(link_->out(), {"PING"});
+      link_->expect(1);
+      link_->flush_soon();
+    }
+    arm_ping();
+  });
 }
 
 RedisSubscriber::~RedisSubscriber() {
@@ -23,6 +39,7 @@ RedisSubscriber::~RedisSubscriber() {
 }
 
 void RedisSubscriber::close() {
+  ping_timer_.cancel();
   link_->close();
 }
 
@@ -104,6 +121,13 @@ void RedisSubscriber::link_reply(Reply&& reply) {
     link_->fail("pub/sub command failed: " + reply.str);
     return;
   }
+  // PING's answer: +PONG before any SUBSCRIBE, ["pong", ""] in pub/sub mode.
+  if ((reply.kind == Reply::Kind::status && reply.str == "PONG") ||
+      (reply.kind == Reply::Kind::array && reply.elements.size() == 2 &&
+       reply.elements[0].kind == Reply::Kind::string && reply.elements[0].str == "pong")) {
+    link_->answered();
+    return;
+  }
   if (reply.kind != Reply::Kind::array || reply.elements.size() != 3 ||
       reply.elements[0].kind != Reply::Kind::string) {
     link_->fail("unexpected pub/sub reply " + to_string(reply));
@@ -122,6 +146,12 @@ void RedisSubscriber::link_reply(Reply&& reply) {
     return;
   }
   link_->answered();
+  if ((kind == "subscribe" || kind == "ssubscribe") && on_subscribed_ &&
+      channels_.contains(channel)) {
+    std::weak_ptr<int> alive = alive_;
+    on_subscribed_(channel);
+    if (alive.expired()) return;
+  }
   if (resubscribing_ && --resubscribe_left_ == 0) {
     resubscribing_ = false;
     if (on_resubscribed_) on_resubscribed_();

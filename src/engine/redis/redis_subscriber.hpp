@@ -17,14 +17,28 @@
 // serves a slot, and slot migrations, are the caller's business (one
 // subscriber per cluster node).
 //
-// Connect timeout, command timeout (on unconfirmed (UN)SUBSCRIBEs) and
-// reconnect backoff are the same as RedisConnection's (redis_link.hpp). An
-// error reply (e.g. an ACL refusing a channel) breaks the connection, which
-// then retries with backoff.
+// on_subscribed(channel) runs for every channel Redis confirmed (each
+// SUBSCRIBE's, and each channel of a reconnect's): from then on, every
+// message published to it reaches this connection, so what was published
+// before can be found by a command sent after it (the engine's check).
+//
+// Keep-alive: a PING every ping_interval while up (0: never); like any
+// command, one without an answer within command_timeout breaks the
+// connection. A pub/sub connection otherwise only reads, so a peer that
+// vanished silently (no FIN, no RST) would go unnoticed, and with it every
+// message published meanwhile; the reconnect then runs on_subscribed for
+// every channel and the engine finds what it missed.
+//
+// Connect timeout, command timeout (on unconfirmed (UN)SUBSCRIBEs and PINGs)
+// and reconnect backoff are the same as RedisConnection's (redis_link.hpp).
+// An error reply (e.g. an ACL refusing a channel) breaks the connection,
+// which then retries with backoff.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/unordered/unordered_flat_set.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -36,7 +50,8 @@
 namespace herald::engine::redis {
 
 struct SubscriberOptions : LinkOptions {
-  bool sharded = false;  // SSUBSCRIBE / smessage
+  bool sharded = false;                           // SSUBSCRIBE / smessage
+  std::chrono::milliseconds ping_interval{5000};  // 0: no keep-alive PING
 };
 
 class RedisSubscriber final : LinkHandler {
@@ -57,6 +72,9 @@ class RedisSubscriber final : LinkHandler {
 
   void on_message(MessageHook hook) { on_message_ = std::move(hook); }
   void on_resubscribed(std::function<void()> hook) { on_resubscribed_ = std::move(hook); }
+  void on_subscribed(std::function<void(std::string_view channel)> hook) {
+    on_subscribed_ = std::move(hook);
+  }
   void on_state(std::function<void(bool up)> hook) { on_state_ = std::move(hook); }
   bool up() const { return link_->up(); }
 
@@ -73,6 +91,7 @@ class RedisSubscriber final : LinkHandler {
   void touched(std::string_view channel);
   void flush();
   void send(const char* command, const std::vector<std::string_view>& channels);
+  void arm_ping();
 
   // LinkHandler
   void link_up() override;
@@ -91,6 +110,8 @@ class RedisSubscriber final : LinkHandler {
   bool was_up_ = false;
   MessageHook on_message_;
   std::function<void()> on_resubscribed_;
+  std::function<void(std::string_view)> on_subscribed_;
+  boost::asio::steady_timer ping_timer_;
   std::function<void(bool)> on_state_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };

@@ -48,6 +48,28 @@ def server_env() -> dict:
                                   "HERALD_ENGINE_")) or k == "HERALD_CONFIG")}
 
 
+# HERALD_TEST_ENGINE=redis runs the suite against the redis engine: every
+# server whose config does not choose an engine itself gets engine.type =
+# "redis" on one redis-server that this process starts on first use (tests of
+# one engine's own behaviour, e.g. sqlite's files, set [engine] and keep it).
+TEST_ENGINE = os.environ.get("HERALD_TEST_ENGINE", "")
+_SHARED_REDIS = None
+
+
+def engine_env(config_text: str | None) -> dict:
+    """Environment that selects the suite's engine for a server, if any."""
+    global _SHARED_REDIS
+    if TEST_ENGINE != "redis" or "[engine]" in (config_text or ""):
+        return {}
+    if _SHARED_REDIS is None:
+        from redis_kit import RedisServer
+        _SHARED_REDIS = RedisServer()
+        import atexit
+        atexit.register(_SHARED_REDIS.stop)
+    return {"HERALD_ENGINE_TYPE": "redis",
+            "HERALD_ENGINE_REDIS_URL": f"redis://127.0.0.1:{_SHARED_REDIS.port}"}
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -117,7 +139,7 @@ class HeraldServer:
             self.stopped_at = None
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, cwd=self.tmpdir,
-                                         env=server_env(),
+                                         env={**server_env(), **engine_env(self.config_text)},
                                          preexec_fn=(self._preexec if self.file_size_limit
                                                      is not None else None))
             log.close()

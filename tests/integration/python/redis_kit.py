@@ -149,13 +149,15 @@ class Scripts:
                 max_events: int = 1000, max_age_ms: int = 0, key: str = "",
                 fingerprint: int = 0, window_ms: int = 120000, max_keys: int = 10000,
                 pubsub: str | None = None, command: str = "PUBLISH", idle_ttl_ms: int = 86400000,
-                epoch: str = "e0000000", client: redis.Redis | None = None):
+                epoch: str = "e0000000", client: redis.Redis | None = None,
+                origin: str = "node-test"):
         """publish.lua; `key` is the key's 64-bit hash as decimal (as the
-        engine passes it). Returns (status, offset, epoch, created_ms)."""
+        engine passes it); `origin` the publishing node's id (first field of
+        the payload). Returns (status, offset, epoch, created_ms)."""
         r = self.run("publish", channel_keys(channel),
                      [epoch, ts, event, data, from_client, from_user, from_info, max_events,
                       max_age_ms, key, fingerprint, window_ms, max_keys,
-                      "" if pubsub is None else pubsub, command, idle_ttl_ms], client)
+                      "" if pubsub is None else pubsub, command, idle_ttl_ms, origin], client)
         return (r[0].decode(), r[1], r[2].decode(), r[3])
 
     def read(self, channel: str, *, now: int, limit: int = 100, before: int | None = None,
@@ -176,14 +178,26 @@ class Scripts:
 
 
 def decode_payload(payload: bytes) -> dict:
-    """The PUBLISH payload of publish.lua: b"H1" then 8 netstrings
-    (<decimal length>:<bytes>,) in the order below; nothing may follow."""
-    if not payload.startswith(b"H1"):
+    """A message on a channel's pub/sub channel (LAYOUT.md, "PUBLISH payload"):
+    a 2-byte kind then netstrings (<decimal length>:<bytes>,), nothing after:
+    b"H2" (an event stored by publish.lua: 9 fields), b"E2" (an ephemeral
+    event another node broadcast: 7) or b"R2" (a reset: 2). The dict has
+    "kind" ("H2", "E2", "R2") and the fields by name."""
+    names = {
+        b"H2": ("origin", "offset", "ts", "epoch", "event", "data", "from_client", "from_user",
+                "from_info"),
+        b"E2": ("origin", "ts", "event", "data", "from_client", "from_user", "from_info"),
+        b"R2": ("origin", "reason"),
+    }.get(payload[:2])
+    if names is None:
         raise ValueError("unknown payload version")
     pos, fields = 2, []
-    for _ in range(8):
+    for _ in names:
         colon = payload.index(b":", pos)
-        n = int(payload[pos:colon])
+        digits = payload[pos:colon]
+        if not digits.isdigit() or (len(digits) > 1 and digits[:1] == b"0"):
+            raise ValueError("bad netstring length")
+        n = int(digits)
         start = colon + 1
         fields.append(payload[start:start + n])
         if payload[start + n:start + n + 1] != b",":
@@ -191,7 +205,9 @@ def decode_payload(payload: bytes) -> dict:
         pos = start + n + 1
     if pos != len(payload):
         raise ValueError("trailing bytes")
-    names = ("offset", "ts", "epoch", "event", "data", "from_client", "from_user", "from_info")
     out = {k: v.decode() for k, v in zip(names, fields)}
-    out["offset"], out["ts"] = int(out["offset"]), int(out["ts"])
+    out["kind"] = payload[:2].decode()
+    for k in ("offset", "ts"):
+        if k in out:
+            out[k] = int(out[k])
     return out

@@ -49,11 +49,11 @@ class DurableRedis(RedisServer):
                 time.sleep(0.02)
 
 
-def redis_config(redis_port: int, **engine) -> str:
+def redis_config(redis_port: int, history_size: int = 100, **engine) -> str:
     return toml_config(
         engine={"type": "redis", "redis_url": f"redis://127.0.0.1:{redis_port}",
                 "redis_command_timeout_ms": 1000, "redis_reconnect_max_ms": 200, **engine},
-        history={"size": 100},
+        history={"size": history_size},
         defaults={"allow_unknown": True},
     )
 

@@ -310,12 +310,13 @@ def test_payload_decodes_to_the_stream_entry(server, scripts, channel):
     data = '{"text":"ünï 12:3, x\\n","n":[1,2]}'
     scripts.publish(channel, ts=TS + 7, event="chat.message", data=data, from_client="c-1",
                     from_user="alice:1,2", from_info='{"name":"Äl"}', pubsub=ps_name,
-                    epoch="epP")
+                    epoch="epP", origin="n:1,")
     scripts.publish(channel, ts=TS + 8, event="x", data="", pubsub=ps_name)
     got = messages_until(ps, lambda p: p["offset"] == 2)
-    assert got[0] == {"offset": 1, "ts": TS + 7, "epoch": "epP", "event": "chat.message",
-                      "data": data, "from_client": "c-1", "from_user": "alice:1,2",
-                      "from_info": '{"name":"Äl"}'}
+    assert got[0] == {"kind": "H2", "origin": "n:1,", "offset": 1, "ts": TS + 7, "epoch": "epP",
+                      "event": "chat.message", "data": data, "from_client": "c-1",
+                      "from_user": "alice:1,2", "from_info": '{"name":"Äl"}'}
+    assert got[1]["origin"] == "node-test"
     h = scripts.read(channel, now=TS)
     for p, e in zip(got, h["events"]):
         assert (p["offset"], p["ts"], p["event"], p["data"], p["from_client"], p["from_user"],
@@ -325,6 +326,16 @@ def test_payload_decodes_to_the_stream_entry(server, scripts, channel):
     assert raw[0][0] == b"1-0"
     assert list(raw[0][1]) == [b"t", b"e", b"d", b"c", b"u", b"i"]
     ps.close()
+
+
+def test_payload_decoder_is_strict():
+    ok = b"R2" + b"3:n-1," + b"11:resubscribe,"
+    assert rk.decode_payload(ok) == {"kind": "R2", "origin": "n-1", "reason": "resubscribe"}
+    assert rk.decode_payload(b"E21:o,2:42,1:e,2:{},0:,0:,0:,")["ts"] == 42
+    for bad in (b"H11:7,", ok + b"x", b"R23:n-1;11:resubscribe,", b"R203:n-1,11:resubscribe,",
+                b"R2-1:,11:resubscribe,", b"X23:n-1,11:resubscribe,"):
+        with pytest.raises(ValueError):
+            rk.decode_payload(bad)
 
 
 WEIRD = ["a{b}c:d", "}x", "{", "}", "x}", "%7D", "ünïcode:✓/#,@=", "a%b"]

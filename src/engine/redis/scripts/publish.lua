@@ -9,7 +9,8 @@
 --       6 from_user, 7 from_info, 8 max_events, 9 max_age_ms, 10 key hash
 --       ("" none), 11 fingerprint, 12 key window ms, 13 max keys,
 --       14 pub/sub channel ("" none), 15 "PUBLISH" | "SPUBLISH",
---       16 idle ttl ms (0: keys never expire)
+--       16 idle ttl ms (0: keys never expire), 17 origin (the publishing
+--       node's id, first field of the payload)
 -- Returns {status, offset, epoch, created_ms}, status ok|replayed|conflict.
 local meta, stream, keys, keyq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local ts = tonumber(ARGV[2])
@@ -128,11 +129,13 @@ else
 end
 
 if ARGV[14] ~= '' then
-  -- "H1" then 8 netstrings (<len>:<bytes>,): offset, ts_ms, epoch, event,
-  -- data, from_client, from_user, from_info. Binary-safe, no JSON in Lua.
+  -- "H2" then 9 netstrings (<len>:<bytes>,): origin, offset, ts_ms, epoch,
+  -- event, data, from_client, from_user, from_info. Binary-safe, no JSON in
+  -- Lua. The origin lets the publishing node recognise its own echo.
   local function ns(s) return #s .. ':' .. s .. ',' end
-  redis.call(cmd, ARGV[14], 'H1' .. ns(int(offset)) .. ns(ARGV[2]) .. ns(epoch) ..
-             ns(ARGV[3]) .. ns(ARGV[4]) .. ns(ARGV[5]) .. ns(ARGV[6]) .. ns(ARGV[7]))
+  redis.call(cmd, ARGV[14], 'H2' .. ns(ARGV[17]) .. ns(int(offset)) .. ns(ARGV[2]) ..
+             ns(epoch) .. ns(ARGV[3]) .. ns(ARGV[4]) .. ns(ARGV[5]) .. ns(ARGV[6]) ..
+             ns(ARGV[7]))
 end
 
 return {'ok', offset, epoch, created}
