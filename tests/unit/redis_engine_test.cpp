@@ -577,6 +577,27 @@ TEST_F(RedisEngineTest, ScriptFlushIsHandledInOrder) {
 
 // The rare case the retry must not reorder: publish.lua is gone but read.lua
 // is loaded (as when another node loads it in between), so an append gets
+// Each connection loads the scripts when it (re)connects: after a Redis
+// restart (its script cache empty) the first calls, from two nodes at once,
+// run without a single NOSCRIPT (which could have failed a retried call).
+TEST_F(RedisEngineTest, ScriptsAreLoadedOnEveryConnectionSoARestartedRedisNeverSaysNoscript) {
+  auto a = make();
+  auto b = make();
+  auto store_a = open(*a);
+  auto store_b = open(*b);
+  ASSERT_EQ(append(*store_a, "c").offset, 1u);
+  server_.stop();
+  server_.start();  // empty: no scripts, no keys
+  ASSERT_TRUE(testing::run_until(io_, [&] { return append(*store_a, "c", "back").ok; }));
+  ASSERT_TRUE(testing::run_until(io_, [&] { return read(*store_b, "c", 10).ok; }));
+  EXPECT_EQ(append(*store_b, "c", "b").offset, 2u);
+  const Reply stats = server_.call({"INFO", "errorstats"});
+  EXPECT_THAT(stats.str, Not(HasSubstr("NOSCRIPT"))) << stats.str;
+  const Reply calls = server_.call({"INFO", "commandstats"});
+  EXPECT_THAT(calls.str, HasSubstr("cmdstat_evalsha:"));
+  EXPECT_THAT(calls.str, Not(HasSubstr("cmdstat_eval:"))) << "a script was sent again with EVAL";
+}
+
 // NOSCRIPT while a read behind it runs. The append of the read's channel
 // fails (nothing stored) rather than being stored after the read saw the
 // channel without it; an append of another channel is retried. Callbacks

@@ -254,6 +254,30 @@ TEST(RedisSequencerTest, TooManyHeldResets) {
   EXPECT_TRUE(has_reset(big));
 }
 
+TEST(RedisSequencerTest, ManyOwnAppendsInFlightAreNotAGap) {
+  // Beyond max_held offsets ahead, but all this node's own: nothing to fill.
+  auto s = known_at(0, 100);
+  for (uint64_t o = 1; o <= 1000; ++o) s.own_stored(o, "E");
+  Out out;
+  s.remote_event("E", ev(1001), out);
+  EXPECT_FALSE(out.fill);
+  EXPECT_TRUE(out.handed.empty());
+  // One missing after them: a fill of only what follows the covered run.
+  s.own_stored(1002, "E");
+  s.remote_event("E", ev(1003), out);
+  EXPECT_FALSE(out.fill);
+  s.remote_event("E", ev(1005), out);  // 1004 missing
+  ASSERT_TRUE(out.fill);
+  EXPECT_EQ(out.fill->after, 1003u);
+  EXPECT_EQ(out.fill->upto, 1005u);
+  for (uint64_t o = 1; o <= 1000; ++o) {
+    ASSERT_TRUE(s.own_ready(o, "E", out));
+    s.own_delivered(o, "E", out);
+  }
+  EXPECT_EQ(offsets(out), (Offsets{1001}));
+  EXPECT_FALSE(has_reset(out));
+}
+
 TEST(RedisSequencerTest, RemoteResetKeepsItsReason) {
   auto s = known_at(3);
   Out out;
@@ -300,9 +324,10 @@ TEST(RedisSequencerTest, FailedFillResets) {
   EXPECT_FALSE(s.own_ready(3, "E", out));
   ASSERT_TRUE(out.fill);
   Out failed;
-  s.fill_failed(out.fill->id, failed);
+  EXPECT_TRUE(s.fill_failed(out.fill->id, failed));
   EXPECT_TRUE(has_reset(failed));
   EXPECT_FALSE(s.known());
+  EXPECT_FALSE(s.fill_failed(out.fill->id, failed));  // stale: nothing held waits for it
 }
 
 TEST(RedisSequencerTest, OwnRemoveStartsTheNewEpochAtZero) {

@@ -5,11 +5,14 @@
 // pubsub and a server restart end in an automatic resubscribe followed by
 // on_resubscribed, unsubscribe stops delivery at once, a subscribe and an
 // unsubscribe of one channel in one turn send nothing, and sharded mode
-// (SSUBSCRIBE, SPUBLISH).
+// (SSUBSCRIBE, SPUBLISH), on_subscribed for every confirmed channel (again
+// after a reconnect), and the keep-alive PING noticing a server that stopped
+// answering.
 #include "engine/redis/redis_subscriber.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <string>
 #include <utility>
@@ -39,17 +42,22 @@ int64_t receivers(const RedisServer& server, const std::string& channel) {
 
 class RedisSubscriberTest : public ::testing::Test {
  protected:
-  void make(const RedisServer& server, bool sharded = false) {
+  void make(const RedisServer& server, bool sharded = false,
+            std::chrono::milliseconds ping_interval = 5000ms,
+            std::chrono::milliseconds command_timeout = 5000ms) {
     SubscriberOptions options;
     options.reconnect_min = 10ms;
     options.reconnect_max = 200ms;
     options.sharded = sharded;
+    options.ping_interval = ping_interval;
+    options.command_timeout = command_timeout;
     sub = std::make_unique<RedisSubscriber>(io.get_executor(), parse_redis_url(server.url()),
                                             options);
     sub->on_message([this](std::string_view channel, std::string_view payload) {
       messages.emplace_back(channel, payload);
     });
     sub->on_resubscribed([this] { ++resubscribed; });
+    sub->on_subscribed([this](std::string_view channel) { confirmed.emplace_back(channel); });
     sub->on_state([this](bool up) { states.push_back(up); });
   }
 
@@ -58,7 +66,43 @@ class RedisSubscriberTest : public ::testing::Test {
   std::vector<Message> messages;
   int resubscribed = 0;
   std::vector<bool> states;
+  std::vector<std::string> confirmed;
 };
+
+TEST_F(RedisSubscriberTest, EveryConfirmedChannelIsReportedAgainAfterAReconnect) {
+  RedisServer server;
+  make(server);
+  ASSERT_TRUE(run_until(io, [&] { return resubscribed == 1; }));
+  sub->subscribe("a");
+  sub->subscribe("b");
+  ASSERT_TRUE(run_until(io, [&] { return confirmed.size() == 2; }));
+  std::sort(confirmed.begin(), confirmed.end());
+  EXPECT_EQ(confirmed, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(receivers(server, "a"), 1);  // active when reported
+  sub->unsubscribe("b");
+  confirmed.clear();
+  server.call({"CLIENT", "KILL", "TYPE", "pubsub"});
+  ASSERT_TRUE(run_until(io, [&] { return resubscribed == 2; }));
+  EXPECT_EQ(confirmed, (std::vector<std::string>{"a"}));
+}
+
+TEST_F(RedisSubscriberTest, KeepAlivePingNoticesAServerThatStoppedAnswering) {
+  RedisServer server;
+  make(server, false, 50ms, 300ms);
+  sub->subscribe("a");
+  ASSERT_TRUE(run_until(io, [&] { return resubscribed == 1; }));
+  testing::run_for(io, 200ms);  // PINGs answered: still up
+  EXPECT_EQ(states, (std::vector<bool>{true}));
+  EXPECT_GE(calls(server, "ping"), 2);
+  // Paused clients get no answer (as from a peer that vanished): the PING
+  // times out, the link breaks and comes back, subscribed again.
+  server.call({"CLIENT", "PAUSE", "1000", "ALL"});
+  ASSERT_TRUE(run_until(
+      io, [&] { return states.size() >= 2; }, 3s));
+  EXPECT_FALSE(states[1]);
+  ASSERT_TRUE(run_until(
+      io, [&] { return resubscribed >= 2; }, 5s));
+}
 
 TEST_F(RedisSubscriberTest, OneSubscribePerTurnAndMessagesArrive) {
   RedisServer server;

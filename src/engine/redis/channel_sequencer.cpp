@@ -34,6 +34,7 @@ void ChannelSequencer::reset(const std::string& reason, Out& out) {
   pending_.clear();
   head_ceiling_.reset();
   check_target_ = 0;
+  covered_to_ = 0;
   early_check_.reset();
   filling_ = false;
   ++fill_id_;  // a fill in flight answers for the old state: ignored
@@ -110,6 +111,7 @@ bool ChannelSequencer::read_ready(const std::string& epoch, uint64_t last_offset
     known_ = true;
     epoch_ = epoch;
     last_ = last_offset;
+    covered_to_ = 0;
     head_ceiling_.reset();
     check_target_ = 0;
     if (early_check_ && early_check_->first == epoch_) check_target_ = early_check_->second;
@@ -120,7 +122,8 @@ bool ChannelSequencer::read_ready(const std::string& epoch, uint64_t last_offset
                   [&](const auto& p) { return p.first <= last_ || p.second.epoch != epoch_; });
     return true;
   }
-  // Below `last` only for a read sent before watch(): nothing to fix then.
+  // Never below `last` (remote events handed over before the read was sent
+  // were published before it ran); equal: nothing to wait for.
   if (last_offset <= last_) return true;
   head_ceiling_ = last_offset;
   drain(out);
@@ -147,6 +150,7 @@ void ChannelSequencer::removed(const std::string& epoch, Out& out) {
   known_ = true;
   epoch_ = epoch;
   last_ = 0;
+  covered_to_ = 0;
   head_ceiling_.reset();
   check_target_ = 0;
   filling_ = false;
@@ -185,13 +189,7 @@ void ChannelSequencer::fill_answered(uint64_t id, const std::optional<std::strin
     pending_.try_emplace(offset, Held{epoch_, std::move(e)});
   }
   // Every offset of the range must now be held or be an own append's.
-  for (uint64_t o = last_ + 1; o <= fill_upto_; ++o) {
-    if (!covered(o)) {
-      reset("resubscribe", out);
-      return;
-    }
-  }
-  if (pending_.size() > max_held_) {
+  if (covered_to() < fill_upto_ || pending_.size() > max_held_) {
     reset("resubscribe", out);
     return;
   }
@@ -199,10 +197,11 @@ void ChannelSequencer::fill_answered(uint64_t id, const std::optional<std::strin
   maybe_fill(out);
 }
 
-void ChannelSequencer::fill_failed(uint64_t id, Out& out) {
-  if (!filling_ || id != fill_id_) return;
+bool ChannelSequencer::fill_failed(uint64_t id, Out& out) {
+  if (!filling_ || id != fill_id_) return false;
   filling_ = false;
   if (known_) reset("resubscribe", out);
+  return true;
 }
 
 void ChannelSequencer::drain(Out& out) {
@@ -232,26 +231,29 @@ void ChannelSequencer::flush_unknown(Out& out) {
   pending_.clear();
 }
 
+// Offsets above `last` only become covered (held, or an own append
+// answered) until handed over, so the covered prefix only grows: extending
+// it costs O(1) amortised per message, even with thousands of own appends
+// in flight.
+uint64_t ChannelSequencer::covered_to() {
+  covered_to_ = std::max(covered_to_, last_);
+  while (covered(covered_to_ + 1)) ++covered_to_;
+  return covered_to_;
+}
+
 void ChannelSequencer::maybe_fill(Out& out) {
   if (!known_ || filling_) return;
   uint64_t target = std::max(check_target_, head_ceiling_.value_or(0));
   if (!pending_.empty()) target = std::max(target, pending_.rbegin()->first);
-  if (target <= last_) return;
-  if (target - last_ > max_held_) {  // more missing than may ever be held
+  const uint64_t from = covered_to();
+  if (target <= from) return;
+  if (target - from > max_held_) {  // more missing than may ever be held
     reset("resubscribe", out);
     return;
   }
-  uint64_t first_missing = 0;
-  for (uint64_t o = last_ + 1; o <= target; ++o) {
-    if (!covered(o)) {
-      first_missing = o;
-      break;
-    }
-  }
-  if (first_missing == 0) return;
   filling_ = true;
   fill_upto_ = target;
-  out.fill = Fill{last_, target, ++fill_id_};
+  out.fill = Fill{from, target, ++fill_id_};
 }
 
 }  // namespace herald::engine::redis

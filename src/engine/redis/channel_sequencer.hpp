@@ -14,10 +14,18 @@
 //    released only when it is last+1 (the store keeps it at the head of its
 //    ops FIFO until then); a fill that does not hold the whole missing range,
 //    an event or reply of another epoch, or more than max_held messages
-//    waiting: a reset ("resubscribe") is handed over and the state is unknown.
+//    waiting or missing, a fill without answer: a reset ("resubscribe") is
+//    handed over and the state is unknown. An R2 from another node: a reset
+//    with its reason.
+//  - fills ask for (covered, upto]: `covered` ends the run of offsets above
+//    `last` already held or answered to this node's appends; upto is the
+//    highest offset known to exist (held, needed by the op at the head, or
+//    a check's meta `last`). One fill at a time per channel.
 //  - unknown: nobody of this node listens yet (the core attaches no
 //    subscriber before a read of the channel answered), so events go through
-//    as they come; the first read answered sets `known` from its result.
+//    as they come (in offset order, once a read out meanwhile answered);
+//    the first read sent after watch() that answers sets `known` from its
+//    result (the store passes only those to read_ready).
 //  - reads: while a read of the channel is outstanding (sent, callback not
 //    run), remote events are handed over only up to what that read or an
 //    own append ahead of it in the FIFO needs (the "ceiling"), so a read's
@@ -97,9 +105,10 @@ class ChannelSequencer {
 
   void fill_answered(uint64_t id, const std::optional<std::string>& epoch,
                      std::vector<StoredEvent> entries, Out& out);
-  // The fill got no answer (connection failed): reset, unknown. The caller
-  // fails the op it holds for this channel, if any, with `unavailable`.
-  void fill_failed(uint64_t id, Out& out);
+  // The fill got no answer (connection failed): reset, unknown. True when
+  // it was the fill in flight: the caller then fails the op it holds for
+  // this channel, if any, with `unavailable`.
+  bool fill_failed(uint64_t id, Out& out);
 
  private:
   struct Held {
@@ -113,6 +122,7 @@ class ChannelSequencer {
   void flush_unknown(Out& out);
   void maybe_fill(Out& out);
   bool covered(uint64_t offset) const;
+  uint64_t covered_to();
 
   const std::string channel_;
   const size_t max_held_;
@@ -130,6 +140,7 @@ class ChannelSequencer {
   bool filling_ = false;
   uint64_t fill_id_ = 0;  // of the fill in flight; bumped by resets
   uint64_t fill_upto_ = 0;
+  uint64_t covered_to_ = 0;  // (last, covered_to] all held or own: never filled
 };
 
 }  // namespace herald::engine::redis

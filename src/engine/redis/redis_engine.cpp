@@ -1,6 +1,8 @@
 // The redis engine's ShardStore: every append, read and remove of one worker
 // is one Lua script call (publish.lua, read.lua, remove.lua: atomic in Redis,
-// whichever node runs them) on the worker's own RedisConnection.
+// whichever node runs them) on the worker's own RedisConnection; and the
+// engine's one pub/sub connection (FanoutHub) that brings the channels this
+// node watches the events other nodes store.
 //
 // Ordering (engine.hpp's contract). All of a shard's calls go through its one
 // pipelined connection in call order; Redis runs a connection's commands in
@@ -9,7 +11,33 @@
 // the state after them, and a remove likewise. Callbacks run in call order
 // too: results are kept in one FIFO of operations (`ops_`), and only its
 // head is ever handed to its callback, so an answer that must be retried
-// (below) holds back the callbacks of everything called after it.
+// (below), or an op its channel's sequencer holds, holds back the callbacks
+// of everything called after it.
+//
+// Several nodes (engine.hpp "Several nodes", LAYOUT.md "Cross-node fan-out").
+// Appends always publish an H2 (with this engine's random origin) on the
+// channel's <prefix>:{<tag>}:events; broadcast() is a PUBLISH op in the same
+// FIFO. For each watched channel a ChannelSequencer (channel_sequencer.hpp,
+// pure logic) decides what is handed over when: the store tells it about
+// every reply of the channel as it arrives (an own append is registered
+// then, so that a later fill never takes it for another node's), asks it
+// before running the head op's callback (held: it stays at the head), tells
+// it after, feeds it pub/sub messages, and sends the fills (MULTI, HGET
+// epoch, XRANGE, EXEC) and checks (HMGET epoch last, once the subscription
+// is confirmed) it asks for on the command connection, where their replies
+// come after those of the appends sent before them. A held op always has a
+// fill in flight, so it blocks the FIFO for one round trip at most; a fill
+// that gets no answer fails the op it held with `unavailable`.
+//
+// The pub/sub connection runs on a thread of the engine's own (FanoutHub),
+// not on a shard's executor: its life is then the engine's, independent of
+// the order in which the core stops workers and destroys stores, and no
+// worker pays for decoding and routing the others' messages. Stores and the
+// hub share a small map (pub/sub channel -> owner store, under a mutex)
+// that stores change from their threads and the hub reads for each message;
+// everything else crosses threads by posts (subscribe/unsubscribe to the
+// hub, messages and confirmations to the store's executor, where a weak
+// token tells whether the store still lives).
 //
 // Retries, and why they cannot overtake. Two replies mean "nothing ran, send
 // it again": NOSCRIPT (Redis lost its script cache: restart, failover,
@@ -19,25 +47,27 @@
 // sending (new calls wait in `ops_`) until every command in flight has
 // answered. Then, for each operation to retry: if a later operation of the
 // same channel ran meanwhile (answered anything else than a retry, e.g.
-// because another node loaded the script in between), retrying would reorder
-// the channel, so it fails instead (it did not run: nothing is stored);
-// otherwise it is sent again, NOSCRIPT ones with EVAL and the full text
-// (which also loads the script), followed by the calls that waited, in
-// order. Almost always every later command got NOSCRIPT too, and all are
-// retried in order.
+// because another node loaded the script in between, or a broadcast of the
+// channel went out), retrying would reorder the channel, so it fails
+// instead (it did not run: nothing is stored); otherwise it is sent again,
+// NOSCRIPT ones with EVAL and the full text (which also loads the script),
+// followed by the calls that waited, in order. Almost always every later
+// command got NOSCRIPT too, and all are retried in order.
 //
 // Failures. A connection that is down, breaks, or is full fails the call with
 // an error starting "redis unavailable" (a publish whose connection broke
 // after sending may have been stored: it is still reported as failed, never
-// as a success that no script reply confirmed). Script errors are reported as
-// "redis: <error>".
+// as a success that no script reply confirmed; watching nodes, this one
+// included, then get it as another node's event, through the fill of the gap the next
+// event or check shows). Script
+// errors are reported as "redis: <error>".
 //
 // The idempotency key seed (KeyIndex::hash) is the deployment's, stored in
 // Redis as <prefix>:key_seed (SET NX, then GET) by make_redis_engine, so every
 // node hashes a key the same way.
 //
 // Destroying a store drops the callbacks of calls not yet answered (the
-// core destroys stores only when it stops).
+// core destroys stores only when it stops), and its watches.
 #include "engine/redis/redis_engine.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -260,6 +290,18 @@ class FanoutHub {
   std::thread thread_;
 };
 
+// Every (re)connection of a store loads the scripts before its first call
+// (SCRIPT LOAD in the handshake), so EVALSHA after a Redis restart finds them
+// instead of answering NOSCRIPT; the NOSCRIPT path below remains for a
+// SCRIPT FLUSH or a failover while connected. Without it, nodes that start
+// on a fresh Redis, or come back after its restart, race on NOSCRIPT and a
+// retried call may have to fail (see the opening comment).
+ConnectionOptions loading_scripts(ConnectionOptions options) {
+  for (Script s : {Script::publish, Script::read, Script::remove})
+    options.on_connect.push_back({"SCRIPT", "LOAD", std::string(redis_script(s))});
+  return options;
+}
+
 class RedisShardStore final : public ShardStore {
  public:
   RedisShardStore(const RedisEngineOptions& options, std::string key_seed, std::string origin,
@@ -271,10 +313,12 @@ class RedisShardStore final : public ShardStore {
         now_ms_(options.now_ms ? options.now_ms : system_now_ms),
         hub_(std::move(hub)),
         mailbox_(std::make_shared<Mailbox>(Mailbox{executor, alive_, this})),
-        conn_(std::make_unique<RedisConnection>(executor, options.url, options.connection)) {}
+        conn_(std::make_unique<RedisConnection>(executor, options.url,
+                                                loading_scripts(options.connection))) {}
 
   ~RedisShardStore() override {
     closing_ = true;
+    alive_.reset();  // what the hub posted for this store finds it gone
     for (const auto& [channel, w] : watched_) hub_->unwatch(pubsub_channel(channel), mailbox_);
     conn_.reset();  // runs the pending callbacks, which now return at once
   }
@@ -590,7 +634,9 @@ class RedisShardStore final : public ShardStore {
     bool go = true;
     if (op.kind == Kind::append && op.append.ok && op.watch_id == id) {
       go = w->seq.own_ready(op.append.offset, op.append.epoch, out);
-    } else if (op.kind == Kind::read && op.history.ok) {
+    } else if (op.kind == Kind::read && op.history.ok && op.watch_id == id) {
+      // (A read sent before watch() may be older than what went through
+      // since: it sets nothing.)
       go = w->seq.read_ready(op.history.epoch, op.history.last_offset, out);
     }
     op.held = !go;
@@ -692,9 +738,9 @@ class RedisShardStore final : public ShardStore {
     if (entries) {
       w->seq.fill_answered(fill_id, epoch, std::move(*entries), out);
     } else {
-      w->seq.fill_failed(fill_id, out);
       // The op it held gives up: never an ack the node could not order.
-      if (!ops_.empty() && ops_.front().held && ops_.front().channel == channel) {
+      if (w->seq.fill_failed(fill_id, out) && !ops_.empty() && ops_.front().held &&
+          ops_.front().channel == channel) {
         Op& op = ops_.front();
         const std::string why =
             unavailable(std::holds_alternative<Failure>(r)

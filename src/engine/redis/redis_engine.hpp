@@ -1,11 +1,14 @@
 // The redis engine (issue 13): channels' offsets, history, epochs and
 // idempotency keys kept in Redis by the Lua scripts of scripts/ (LAYOUT.md),
-// so that several Herald nodes can share them. One node's part only for now:
-// no PUBLISH (cross-node fan-out is a later step), and server.cpp still
-// refuses engine.type = "redis".
+// so that several Herald nodes share them, and cross-node fan-out: every
+// stored event is published on its channel's pub/sub channel, and a node
+// hands the events of the channels it watches to its core in offset order,
+// exactly once (engine.hpp "Several nodes"; how: redis_engine.cpp and
+// LAYOUT.md "Cross-node fan-out"). server.cpp still refuses
+// engine.type = "redis" until the core side is wired.
 //
 // Owns make_redis_engine() and its options; the store itself is in
-// redis_engine.cpp.
+// redis_engine.cpp, the ordering rules in channel_sequencer.hpp.
 #pragma once
 
 #include <chrono>

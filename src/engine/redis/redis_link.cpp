@@ -117,18 +117,24 @@ void Link::connected_now() {
   // AUTH and SELECT go first, pipelined with whatever was written while
   // connecting; their replies come first and are consumed in on_read().
   std::string hello;
+  handshake_names_.clear();
   if (url_.password) {
     if (url_.user.empty()) {
       append_command(hello, {"AUTH", *url_.password});
     } else {
       append_command(hello, {"AUTH", url_.user, *url_.password});
     }
-    ++handshake_left_;
+    handshake_names_.emplace_back("AUTH");
   }
   if (url_.db != 0) {
     append_command(hello, {"SELECT", std::to_string(url_.db)});
-    ++handshake_left_;
+    handshake_names_.emplace_back("SELECT");
   }
+  for (const auto& command : options_.on_connect) {
+    append_command(hello, command);
+    handshake_names_.push_back(command.size() > 1 ? command[0] + " " + command[1] : command[0]);
+  }
+  handshake_left_ = handshake_names_.size();
   out_.insert(0, hello);
   // Commands asked for while connecting are timed from now on.
   auto now = Clock::now();
@@ -181,10 +187,10 @@ void Link::on_read(size_t n) {
     }
     --handshake_left_;
     answered();
+    const std::string name = std::move(handshake_names_.front());
+    handshake_names_.pop_front();
     if (reply->is_error()) {
-      bool auth = url_.password && handshake_left_ == (url_.db != 0 ? 1u : 0u);
-      fail(std::string(auth ? "AUTH failed: " : "SELECT failed: ") +
-           scrub(reply->str, url_.password));
+      fail(name + " failed: " + scrub(reply->str, url_.password));
       return;
     }
     if (handshake_left_ == 0) {

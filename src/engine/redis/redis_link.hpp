@@ -42,6 +42,10 @@ struct LinkOptions {
   std::chrono::milliseconds command_timeout{5000};
   std::chrono::milliseconds reconnect_min{100};
   std::chrono::milliseconds reconnect_max{5000};
+  // Sent on every connection after AUTH/SELECT and before any command, their
+  // replies consumed here (an error reply breaks the link): e.g. SCRIPT LOAD,
+  // so that a Redis that restarted knows the scripts before the first EVALSHA.
+  std::vector<std::vector<std::string>> on_connect;
 };
 
 class LinkHandler {
@@ -113,6 +117,7 @@ class Link : public std::enable_shared_from_this<Link> {
   bool command_timer_armed_ = false;
   std::unique_ptr<ReplyReader> reader_;
   size_t handshake_left_ = 0;
+  std::deque<std::string> handshake_names_;  // of the handshake commands not yet answered
   std::string out_;
   std::string writing_;
   bool writing_now_ = false;

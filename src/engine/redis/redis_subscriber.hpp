@@ -6,10 +6,11 @@
 // channels in it) and the changes of one loop turn go to Redis as one
 // SUBSCRIBE and one UNSUBSCRIBE with many channels. While the connection is
 // down, changes only touch the set; each (re)connect subscribes the whole
-// set, and once Redis has confirmed every channel, on_resubscribed() runs:
-// pub/sub messages published while the connection was down are lost (Redis
-// does not buffer them), so that is when the engine checks for gaps. It runs
-// after the first connection too.
+// set, and once Redis has confirmed every channel, on_resubscribed() runs
+// (after the first connection too): pub/sub messages published while the
+// connection was down are lost (Redis does not buffer them). The redis
+// engine checks for gaps per channel, on on_subscribed (below), which also
+// covers a channel subscribed for the first time.
 //
 // sharded = true uses SSUBSCRIBE/SUNSUBSCRIBE and `smessage` (Redis 7,
 // needed for Redis Cluster): one command per channel, since a cluster refuses
