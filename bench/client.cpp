@@ -145,8 +145,8 @@ std::string Client::wire_channel(std::string_view channel) const {
   return target_ == Target::nats ? nats_subject(channel) : std::string(channel);
 }
 
-Conn& Client::connect(uint64_t user, const std::string* token) {
-  Conn& c = loop_.connect(user);
+Conn& Client::connect(uint64_t user, const std::string* token, uint32_t endpoint) {
+  Conn& c = loop_.connect(user, endpoint);
   c.proto_token = token;  // on_open cannot run before this returns
   return c;
 }

@@ -113,7 +113,10 @@ class Client final : public Handler, private NatsSink {
   // message is {"type":"connect","id":N[,"token":T]} and the connection is
   // ready only once `connected` arrived (an `error` and the server's close
   // 4001 come through on_error/on_closed instead).
-  Conn& connect(uint64_t user, const std::string* token = nullptr);
+  // `endpoint`: an index from add_endpoint() (0: the constructor's).
+  Conn& connect(uint64_t user, const std::string* token = nullptr, uint32_t endpoint = 0);
+  // Another server for connect() (e.g. one more Herald node); returns its index.
+  uint32_t add_endpoint(Endpoint ep) { return loop_.add_endpoint(std::move(ep)); }
   // Every connection sends `connect` first, with or without a token.
   void set_connect_first(bool on) { connect_first_ = on; }
   // With `connect`: the connection is ready at once, so what it sends next

@@ -38,12 +38,14 @@ constexpr ScenarioEntry kScenarios[] = {
     {"fanout", "S subscribers on one channel, P publishers publishing M messages to it",
      &run_fanout,
      " --subscribers --publishers --messages --size --window --rate --duration --channel "
-     "--drain-timeout --token-file --connect-first --pipeline-connect --idempotency-keys "},
+     "--drain-timeout --token-file --connect-first --pipeline-connect --idempotency-keys "
+     "--subscriber-urls "},
     {"rooms", "K channels x S subscribers, a total publish rate spread over the channels",
      &run_rooms,
      " --rooms --subscribers-per-room --publishers --messages --size --window --rate --duration "
      "--spread "
-     "--drain-timeout --token-file --connect-first --pipeline-connect --idempotency-keys "},
+     "--drain-timeout --token-file --connect-first --pipeline-connect --idempotency-keys "
+     "--subscriber-urls "},
     {"connect", "C connections opened as fast as possible, each subscribing to its own channel",
      &run_connect, " --connections --token-file --connect-first --pipeline-connect "},
     {"idle", "C connections each subscribed to its own channel: server RSS per connection",
@@ -90,6 +92,8 @@ void usage(std::FILE* f) {
       "                            publish for T (--messages then only caps the count)\n"
       "  --channel NAME            channel to use [bench:fanout]\n"
       "  --drain-timeout T         how long to wait for deliveries after the last ack [5s]\n"
+      "  --subscriber-urls U,U,..  fanout/rooms: subscriber i connects to the (i mod n)-th URL\n"
+      "                            (nodes of one cluster; publishers stay on --url) [--url]\n"
       "rooms:\n"
       "  --rooms K                 channels bench:room:0..K-1 [1000]\n"
       "  --subscribers-per-room S  subscribers of each room [10]\n"
@@ -334,6 +338,20 @@ int main_impl(int argc, char** argv) {
   };
   const std::vector<Flag> flags = {
       {"--url", str(o.url), {}},
+      {"--subscriber-urls",
+       [&](std::string_view v) {
+         o.subscriber_urls.clear();
+         while (!v.empty()) {
+           const size_t comma = v.find(',');
+           const std::string_view u = v.substr(0, comma);
+           if (u.empty()) return false;
+           o.subscriber_urls.emplace_back(u);
+           v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+           if (comma != std::string_view::npos && v.empty()) return false;
+         }
+         return !o.subscriber_urls.empty();
+       },
+       {}},
       {"--target", [&](std::string_view v) { return parse_target(v, o.target); }, {}},
       {"--channel", str(o.channel), {}},
       {"--subscribers", num(o.subscribers, 1, 1'000'000), {}},

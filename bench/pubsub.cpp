@@ -18,6 +18,12 @@
 // --drain-timeout after the last ack) -> report. A global deadline
 // (--duration-limit) bounds it all. The wire protocol is the target's
 // (client.hpp): Herald v1 and its peers, the raw peer, or NATS.
+//
+// Several nodes (--subscriber-urls A,B,C): publishers connect to --url,
+// subscriber i to the (i mod n)-th of those URLs, so with Herald nodes
+// sharing an engine (redis) most deliveries cross nodes; loss, order and
+// latency are checked and measured exactly as on one server (the nodes run
+// on this machine: one clock).
 #include <unistd.h>
 
 #include <algorithm>
@@ -96,7 +102,7 @@ struct Pub {
 
 class PubSub final : public ClientHandler {
  public:
-  PubSub(const Options& o, Endpoint ep, bool rooms_scenario);
+  PubSub(const Options& o, Endpoint ep, std::vector<Endpoint> sub_eps, bool rooms_scenario);
 
   int run();
 
@@ -121,6 +127,12 @@ class PubSub final : public ClientHandler {
     const uint64_t i = user_index(user);
     return o_.token_for(user_role(user) == kRoleSub ? i : subs_.size() + i);
   }
+  // The loop endpoint a subscriber (round-robin over --subscriber-urls) or
+  // publisher (--url) connects to.
+  uint32_t endpoint_of(uint64_t user) const {
+    if (user_role(user) != kRoleSub || sub_endpoints_.empty()) return 0;
+    return sub_endpoints_[user_index(user) % sub_endpoints_.size()];
+  }
   void start_connects();
   // Fails connections not set up (subscribed / ready) within
   // --handshake-timeout of their connect(); they are retried.
@@ -140,6 +152,9 @@ class PubSub final : public ClientHandler {
   Phase phase_ = Phase::connect_subs;
   std::vector<Sub> subs_;
   std::vector<Pub> pubs_;
+  // --subscriber-urls: the loop's endpoint of each of them (subscriber i
+  // uses sub_endpoints_[i % n]); empty: --url (endpoint 0) for everyone.
+  std::vector<uint32_t> sub_endpoints_;
   std::vector<std::string> wire_;         // per room: channel name on the wire
   std::vector<uint64_t> room_seq_;        // [pi * K + room]: seqs sent by pi to room
   std::vector<SeqTracker> trackers_;      // per room
@@ -176,7 +191,7 @@ class PubSub final : public ClientHandler {
   uint64_t replayed_seen_ = 0;
 };
 
-PubSub::PubSub(const Options& o, Endpoint ep, bool rooms_scenario)
+PubSub::PubSub(const Options& o, Endpoint ep, std::vector<Endpoint> sub_eps, bool rooms_scenario)
     : o_(o),
       rooms_scenario_(rooms_scenario),
       rooms_(rooms_scenario ? o.rooms : 1),
@@ -185,6 +200,7 @@ PubSub::PubSub(const Options& o, Endpoint ep, bool rooms_scenario)
       client_(o.target, std::move(ep), *this) {
   client_.set_connect_first(o.connect_first);
   client_.set_pipeline_connect(o.pipeline_connect);
+  for (Endpoint& e : sub_eps) sub_endpoints_.push_back(client_.add_endpoint(std::move(e)));
   if (o.idempotency_keys) {
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016llx",
@@ -237,8 +253,8 @@ void PubSub::start_connects() {
          setting_up_ < o_.connect_concurrency) {
     Sub& s = subs_[next_sub_];
     ++s.attempts;
-    s.conn =
-        &client_.connect(make_user(kRoleSub, next_sub_), token_of(make_user(kRoleSub, next_sub_)));
+    const uint64_t user = make_user(kRoleSub, next_sub_);
+    s.conn = &client_.connect(user, token_of(user), endpoint_of(user));
     ++next_sub_;
     ++setting_up_;
   }
@@ -305,7 +321,7 @@ void PubSub::on_closed(Conn& c, const CloseInfo& info) {
     if (attempts < kMaxConnectAttempts) {
       ++attempts;
       ++connect_retries_;
-      Conn& n = client_.connect(c.user, token_of(c.user));
+      Conn& n = client_.connect(c.user, token_of(c.user), endpoint_of(c.user));
       (sub ? subs_[idx].conn : pubs_[idx].conn) = &n;
       return;
     }
@@ -673,6 +689,9 @@ int PubSub::report() {
   r.add("scenario", std::string(rooms_scenario_ ? "rooms" : "fanout"));
   r.add("target", std::string(target_name(o_.target)));
   r.add("subscribers", uint64_t(subs_.size()), "subscribers (total)");
+  // Servers the subscribers were spread over (--subscriber-urls), 1 without.
+  r.add("subscriber_nodes", uint64_t(sub_endpoints_.empty() ? 1 : sub_endpoints_.size()),
+        "servers the subscribers are spread over");
   r.add("publishers", uint64_t(pubs_.size()));
   if (rooms_scenario_) {
     r.add("rooms", rooms_);
@@ -784,7 +803,15 @@ int run_pubsub(const Options& o, bool rooms) {
     std::fprintf(stderr, "herald-bench: --url: %s\n", err.c_str());
     return kExitUsage;
   }
-  PubSub s(o, std::move(ep), rooms);
+  std::vector<Endpoint> sub_eps(o.subscriber_urls.size());
+  for (size_t i = 0; i < sub_eps.size(); ++i) {
+    if (!parse_ws_url(o.subscriber_urls[i], sub_eps[i], err)) {
+      std::fprintf(stderr, "herald-bench: --subscriber-urls %s: %s\n", o.subscriber_urls[i].c_str(),
+                   err.c_str());
+      return kExitUsage;
+    }
+  }
+  PubSub s(o, std::move(ep), std::move(sub_eps), rooms);
   return s.run();
 }
 

@@ -25,6 +25,9 @@ inline constexpr int kExitUsage = 2;   // bad arguments or setup failure (could 
 struct Options {
   std::string scenario;
   std::string url = "ws://127.0.0.1:8080/ws";
+  // fanout, rooms: subscriber i connects to subscriber_urls[i % n] (several
+  // nodes of one cluster); empty: every connection goes to `url`.
+  std::vector<std::string> subscriber_urls;
   Target target = Target::herald;
   std::string channel = "bench:fanout";
   uint64_t subscribers = 1000;

@@ -175,16 +175,22 @@ bool parse_ws_url(std::string_view url, Endpoint& out, std::string& error) {
 }
 
 Loop::Loop(Endpoint ep, Handler& h, size_t max_message_bytes)
-    : ep_(std::move(ep)), handler_(h), max_message_bytes_(max_message_bytes) {
+    : handler_(h), max_message_bytes_(max_message_bytes) {
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
   rbuf_.resize(kReadChunk);
   fill_random(&rng_, sizeof rng_);
   rng_ |= 1;
-  request_prefix_ = "GET " + ep_.path + " HTTP/1.1\r\nHost: " + ep_.host +
-                    "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    "Sec-WebSocket-Version: 13\r\nUser-Agent: herald-bench\r\n"
-                    "Sec-WebSocket-Key: ";
+  add_endpoint(std::move(ep));
+}
+
+uint32_t Loop::add_endpoint(Endpoint ep) {
+  request_prefixes_.push_back("GET " + ep.path + " HTTP/1.1\r\nHost: " + ep.host +
+                              "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              "Sec-WebSocket-Version: 13\r\nUser-Agent: herald-bench\r\n"
+                              "Sec-WebSocket-Key: ");
+  eps_.push_back(std::move(ep));
+  return static_cast<uint32_t>(eps_.size() - 1);
 }
 
 Loop::~Loop() {
@@ -203,11 +209,13 @@ uint32_t Loop::next_mask() {
   return static_cast<uint32_t>((rng_ * 0x2545F4914F6CDD1DULL) >> 32);
 }
 
-Conn& Loop::connect(uint64_t user) {
+Conn& Loop::connect(uint64_t user, uint32_t endpoint) {
+  if (endpoint >= eps_.size()) throw std::out_of_range("Loop::connect: no such endpoint");
   auto owned = std::make_unique<Conn>();
   Conn& c = *owned;
   c.index = static_cast<uint32_t>(conns_.size());
   c.user = user;
+  c.endpoint = endpoint;
   c.started_ns = now_ns();
   conns_.push_back(std::move(owned));
   ++handshaking_;
@@ -220,7 +228,8 @@ Conn& Loop::connect(uint64_t user) {
   }
   const int one = 1;
   setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  const int r = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&ep_.addr), sizeof ep_.addr);
+  const sockaddr_in& addr = eps_[c.endpoint].addr;
+  const int r = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
   if (r < 0 && errno != EINPROGRESS) {
     failed_now_.emplace_back(&c, std::string("connect: ") + std::strerror(errno));
     return c;
@@ -250,7 +259,7 @@ void Loop::on_connected(Conn& c) {
   fill_random(raw, sizeof raw);
   const std::string key = base64(raw, sizeof raw);
   c.accept_key = websocket_accept(key);
-  c.out += request_prefix_;
+  c.out += request_prefixes_[c.endpoint];
   c.out += key;
   c.out += "\r\n\r\n";
   mark_dirty(c);

@@ -58,6 +58,7 @@ struct Conn {
   uint32_t index = 0;  // position in Loop's table
   ConnState state = ConnState::connecting;
   uint64_t user = 0;        // scenario data (role, number)
+  uint32_t endpoint = 0;    // which of the loop's endpoints (0: the first, --url)
   uint64_t started_ns = 0;  // when connect() was called
   std::string accept_key;   // expected Sec-WebSocket-Accept
   std::string in;           // unfinished frame (or handshake reply) bytes
@@ -115,10 +116,14 @@ class Loop {
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
 
-  // Starts a connection; on_open or on_closed follows. Never returns null;
-  // a connection that fails at once is reported through on_closed in the
-  // next turn.
-  Conn& connect(uint64_t user);
+  // Another server to connect to (e.g. a second Herald node); returns its
+  // index for connect(). The constructor's endpoint is index 0.
+  uint32_t add_endpoint(Endpoint ep);
+
+  // Starts a connection to endpoint `endpoint`; on_open or on_closed
+  // follows. Never returns null; a connection that fails at once is
+  // reported through on_closed in the next turn.
+  Conn& connect(uint64_t user, uint32_t endpoint = 0);
 
   // Queues a masked text frame; it leaves at the end of the current turn.
   void send_text(Conn& c, std::string_view payload);
@@ -164,7 +169,9 @@ class Loop {
   void finish(Conn& c, CloseInfo info);
   uint32_t next_mask();
 
-  Endpoint ep_;
+  // Per endpoint: where to connect, and its upgrade request up to the key.
+  std::vector<Endpoint> eps_;
+  std::vector<std::string> request_prefixes_;
   Handler& handler_;
   size_t max_message_bytes_;
   int epfd_ = -1;
@@ -172,7 +179,6 @@ class Loop {
   std::vector<Conn*> dirty_;
   std::vector<std::pair<Conn*, std::string>> failed_now_;  // connect() failures, reported next turn
   std::vector<char> rbuf_;
-  std::string request_prefix_;  // upgrade request up to the key
   size_t handshaking_ = 0;
   uint64_t rng_;
   LoopCounters counters_;

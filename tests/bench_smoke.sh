@@ -61,6 +61,7 @@ history history
 connect-token connect --token-file $workdir/tokens
 connect-pipelined connect --token-file $workdir/tokens --pipeline-connect
 fanout-connect fanout --connect-first
+fanout-urls fanout --subscriber-urls ws://127.0.0.1:$port/ws,ws://localhost:$port/ws
 churn-off churn --presence off
 EOF2
 # churn with servers of its own (a fresh one with presence and join_leave on,
