@@ -9,6 +9,7 @@ import time
 import pytest
 
 import harness
+from redis_kit import RedisServer
 
 atexit.register(harness.kill_all_servers)
 
@@ -42,3 +43,13 @@ def pytest_runtest_makereport(item, call):
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
     harness.kill_all_servers()
+
+
+@pytest.fixture
+def redis_server():
+    """A redis-server of the test's own (redis_kit.RedisServer), stopped after it."""
+    r = RedisServer()
+    try:
+        yield r
+    finally:
+        r.stop()

@@ -20,7 +20,6 @@ from harness import HeraldServer, WSClient, assert_error, runs_async, unique
 from presencekit import (API_KEYS, assert_members, check_presence, expect_next, http_destroy,
                          http_presence, join_msg, leave_msg, member, subscribed_then_own_join,
                          sync_all, ws_presence)
-from redis_kit import RedisServer
 from test_redis_engine import DurableRedis
 
 SECRET = new_secret()
@@ -78,15 +77,6 @@ async def eventually_members(node: HeraldServer, ch: str, want: list,
             if time.monotonic() > deadline:
                 raise
         await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-def redis_server():
-    r = RedisServer()
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 @runs_async

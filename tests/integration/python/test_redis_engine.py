@@ -69,15 +69,6 @@ def post(server: HeraldServer, path: str, body: dict, headers=None) -> tuple[int
         return e.code, json.loads(e.read())
 
 
-@pytest.fixture
-def redis_server():
-    r = RedisServer()
-    try:
-        yield r
-    finally:
-        r.stop()
-
-
 @runs_async
 async def test_publish_history_recover_and_keys_on_redis(redis_server):
     srv = HeraldServer(redis_config(redis_server.port), name="redis-one").start()

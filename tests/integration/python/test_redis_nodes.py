@@ -10,7 +10,6 @@ import threading
 import pytest
 
 from harness import HeraldServer, WSClient, assert_error, http_publish, runs_async, unique
-from redis_kit import RedisServer
 from test_redis_engine import DurableRedis, redis_config
 
 
@@ -108,15 +107,6 @@ def check_equals_history(node: HeraldServer, got: dict, where: str) -> None:
         stored = [(e["offset"], e["data"]) for e in history(node, ch)]
         assert [o for o, _ in stored] == list(range(1, len(stored) + 1)), f"{ch}: offsets not 1..N"
         assert events == stored, f"{where} {ch}: received {len(events)} events, history {len(stored)}"
-
-
-@pytest.fixture
-def redis_server():
-    r = RedisServer()
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 @runs_async
