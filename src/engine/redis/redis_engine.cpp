@@ -29,8 +29,8 @@
 // fill in flight, so it blocks the FIFO for one round trip at most; a fill
 // that gets no answer fails the op it held with `unavailable`.
 //
-// The pub/sub connection runs on a thread of the engine's own (FanoutHub),
-// not on a shard's executor: its life is then the engine's, independent of
+// The pub/sub connection runs on a thread of the engine's own (FanoutHub,
+// fanout_hub.hpp), not on a shard's executor: its life is then the engine's, independent of
 // the order in which the core stops workers and destroys stores, and no
 // worker pays for decoding and routing the others' messages. Stores and the
 // hub share a small map (pub/sub channel -> owner store, under a mutex)
@@ -89,207 +89,19 @@
 #include "engine/clock_and_epoch.hpp"
 #include "engine/key_index.hpp"
 #include "engine/redis/channel_sequencer.hpp"
+#include "engine/redis/fanout_hub.hpp"
 #include "engine/redis/fanout_payload.hpp"
 #include "engine/redis/redis_presence.hpp"
+#include "engine/redis/redis_replies.hpp"
 #include "engine/redis/redis_scripts.hpp"
 #include "engine/redis/redis_subscriber.hpp"
 
 namespace herald::engine::redis {
 namespace {
 
-std::string unavailable(const std::string& why) {
-  static constexpr std::string_view kPrefix = "redis unavailable";
-  return why.starts_with(kPrefix) ? why : std::string(kPrefix) + ": " + why;
-}
-
-std::string decimal(uint64_t n) {
-  return std::to_string(n);
-}
-
-std::string decimal(int64_t n) {
-  return std::to_string(n);
-}
-
-const Reply* element(const Reply& r, size_t i, Reply::Kind kind) {
-  if (r.kind != Reply::Kind::array || i >= r.elements.size()) return nullptr;
-  const Reply& e = r.elements[i];
-  return e.kind == kind ? &e : nullptr;
-}
-
-// A reply as the caller sees it: ok, or the error to report.
-std::optional<std::string> error_of(const Result& result) {
-  if (const auto* f = std::get_if<Failure>(&result)) return unavailable(f->message);
-  const Reply& r = std::get<Reply>(result);
-  if (r.is_error()) return "redis: " + r.str;
-  return std::nullopt;
-}
-
-// Fills `out` (any engine result) with the error of a failed call: a
-// connection failure is `unavailable` (nothing stored), an error reply not.
-template <typename Out>
-bool failed(const Result& result, Out& out) {
-  auto e = error_of(result);
-  if (!e) return false;
-  out.error = std::move(*e);
-  out.unavailable = std::holds_alternative<Failure>(result);
-  return true;
-}
-
-AppendResult to_append_result(Result&& result, std::string& key) {
-  AppendResult out;
-  if (failed(result, out)) return out;
-  const Reply& r = std::get<Reply>(result);
-  const Reply* status = element(r, 0, Reply::Kind::string);
-  const Reply* offset = element(r, 1, Reply::Kind::integer);
-  const Reply* epoch = element(r, 2, Reply::Kind::string);
-  const Reply* created = element(r, 3, Reply::Kind::integer);
-  if (!status || !offset || !epoch || !created) {
-    out.error = "redis: unexpected publish.lua reply " + to_string(r);
-    return out;
-  }
-  out.offset = static_cast<uint64_t>(offset->integer);
-  out.epoch = epoch->str;
-  out.created_ms = created->integer;
-  if (status->str == "ok") {
-    out.ok = true;
-  } else if (status->str == "replayed") {
-    out.ok = true;
-    out.replayed = true;
-  } else if (status->str == "conflict") {
-    out.conflict = true;
-    out.error = "idempotency key conflict";
-    out.idempotency_key = std::move(key);
-  } else {
-    out.error = "redis: unexpected publish.lua status " + status->str;
-  }
-  return out;
-}
-
-HistoryResult to_history_result(Result&& result) {
-  HistoryResult out;
-  if (failed(result, out)) return out;
-  Reply& r = std::get<Reply>(result);
-  const Reply* epoch = element(r, 0, Reply::Kind::string);
-  const Reply* last = element(r, 1, Reply::Kind::integer);
-  const Reply* first = element(r, 2, Reply::Kind::integer);
-  const Reply* created = element(r, 3, Reply::Kind::integer);
-  const Reply* events = element(r, 4, Reply::Kind::array);
-  const auto bad = [&] {
-    out = HistoryResult{};
-    out.error = "redis: unexpected read.lua reply";
-    return out;
-  };
-  if (!epoch || !last || !first || !created || !events) return bad();
-  out.epoch = epoch->str;
-  out.last_offset = static_cast<uint64_t>(last->integer);
-  out.first_offset = static_cast<uint64_t>(first->integer);
-  out.created_ms = created->integer;
-  out.events.reserve(events->elements.size());
-  for (size_t i = 0; i < events->elements.size(); ++i) {
-    Reply& e = r.elements[4].elements[i];
-    const Reply* offset = element(e, 0, Reply::Kind::integer);
-    const Reply* ts = element(e, 1, Reply::Kind::integer);
-    if (!offset || !ts || e.elements.size() != 7) return bad();
-    for (size_t f = 2; f < 7; ++f)
-      if (e.elements[f].kind != Reply::Kind::string) return bad();
-    out.events.push_back(StoredEvent{static_cast<uint64_t>(offset->integer), ts->integer,
-                                     std::move(e.elements[2].str), std::move(e.elements[3].str),
-                                     std::move(e.elements[4].str), std::move(e.elements[5].str),
-                                     std::move(e.elements[6].str)});
-  }
-  out.ok = true;
-  return out;
-}
-
-RemoveResult to_remove_result(Result&& result) {
-  RemoveResult out;
-  if (failed(result, out)) return out;
-  const Reply& r = std::get<Reply>(result);
-  const Reply* status = element(r, 0, Reply::Kind::string);
-  const Reply* epoch = element(r, 1, Reply::Kind::string);
-  if (!status || !epoch || status->str != "ok") {
-    out.error = "redis: unexpected remove.lua reply " + to_string(r);
-    return out;
-  }
-  out.ok = true;
-  out.epoch = epoch->str;
-  return out;
-}
-
 // Arguments of a script call: EVALSHA <sha> 4 <meta> <stream> <keys> <keyq>,
 // then the script's ARGV.
 constexpr size_t kFirstArg = 7;
-
-// The stream entries of a fill (XRANGE reply), fields by position as
-// publish.lua writes them: t e d c u i. nullopt when malformed.
-std::optional<std::vector<StoredEvent>> to_entries(Reply& r) {
-  if (r.kind != Reply::Kind::array) return std::nullopt;
-  std::vector<StoredEvent> out;
-  out.reserve(r.elements.size());
-  for (Reply& e : r.elements) {
-    if (e.kind != Reply::Kind::array || e.elements.size() != 2) return std::nullopt;
-    const Reply& id = e.elements[0];
-    Reply& f = e.elements[1];
-    if (id.kind != Reply::Kind::string || f.kind != Reply::Kind::array || f.elements.size() != 12)
-      return std::nullopt;
-    for (const Reply& x : f.elements)
-      if (x.kind != Reply::Kind::string) return std::nullopt;
-    StoredEvent ev;
-    const std::string& s = id.str;
-    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), ev.offset);
-    if (ec != std::errc() || end == s.data()) return std::nullopt;
-    const std::string& t = f.elements[1].str;
-    if (std::from_chars(t.data(), t.data() + t.size(), ev.ts_ms).ec != std::errc())
-      return std::nullopt;
-    ev.event = std::move(f.elements[3].str);
-    ev.data = std::move(f.elements[5].str);
-    ev.from_client = std::move(f.elements[7].str);
-    ev.from_user = std::move(f.elements[9].str);
-    ev.from_info = std::move(f.elements[11].str);
-    out.push_back(std::move(ev));
-  }
-  return out;
-}
-
-// Where the hub posts what arrives for a store's watched channels: the
-// store's executor, and the store while it lives (checked on that executor,
-// where the store is also destroyed).
-class RedisShardStore;
-struct Mailbox {
-  boost::asio::any_io_executor executor;
-  std::weak_ptr<int> alive;
-  RedisShardStore* store = nullptr;
-};
-
-// The node's one pub/sub connection (RedisSubscriber), on a thread of its
-// own, and the routes from a pub/sub channel to the store that watches it
-// (a small map under a mutex: stores change it from their threads, the hub
-// thread reads it for every message).
-class FanoutHub {
- public:
-  FanoutHub(const RedisEngineOptions& options);
-  ~FanoutHub();
-  FanoutHub(const FanoutHub&) = delete;
-  FanoutHub& operator=(const FanoutHub&) = delete;
-
-  void watch(const std::string& pubsub, const std::string& channel,
-             const std::shared_ptr<Mailbox>& mailbox);
-  void unwatch(const std::string& pubsub, const std::shared_ptr<Mailbox>& mailbox);
-
- private:
-  struct Route {
-    std::shared_ptr<Mailbox> mailbox;
-    std::string channel;
-  };
-  void sync(const std::string& pubsub);  // on the hub thread
-  std::optional<Route> route(std::string_view pubsub);
-
-  boost::asio::io_context io_;
-  std::unique_ptr<RedisSubscriber> sub_;  // used on the hub thread only
-  std::mutex mu_;
-  std::unordered_map<std::string, Route> routes_;  // under mu_
-  std::thread thread_;
-};
 
 // Every (re)connection of a store loads the scripts before its first call
 // (SCRIPT LOAD in the handshake), so EVALSHA after a Redis restart finds them
@@ -303,7 +115,7 @@ ConnectionOptions loading_scripts(ConnectionOptions options) {
   return options;
 }
 
-class RedisShardStore final : public ShardStore {
+class RedisShardStore final : public ShardStore, public FanoutListener {
  public:
   RedisShardStore(const RedisEngineOptions& options, std::string key_seed, std::string origin,
                   std::shared_ptr<FanoutHub> hub, boost::asio::any_io_executor executor)
@@ -448,7 +260,7 @@ class RedisShardStore final : public ShardStore {
 
   // From the hub, on this executor: a message on a watched channel's
   // pub/sub channel, and the confirmation that it is subscribed.
-  void pubsub_message(const std::string& channel, const std::string& payload) {
+  void pubsub_message(const std::string& channel, const std::string& payload) override {
     auto it = watched_.find(channel);
     if (it == watched_.end()) return;  // unwatched since
     auto m = decode_fanout(payload);
@@ -471,7 +283,7 @@ class RedisShardStore final : public ShardStore {
     if (!alive.expired()) deliver();  // an op it held may go now
   }
 
-  void pubsub_subscribed(const std::string& channel) {
+  void pubsub_subscribed(const std::string& channel) override {
     auto it = watched_.find(channel);
     if (it == watched_.end()) return;
     // Everything published before the subscription became active: this
@@ -848,84 +660,6 @@ class RedisShardStore final : public ShardStore {
   RedisPresence presence_;                 // sends through submit()
   std::unique_ptr<RedisConnection> conn_;  // last: its callbacks use the above
 };
-
-FanoutHub::FanoutHub(const RedisEngineOptions& options) {
-  SubscriberOptions so;
-  static_cast<LinkOptions&>(so) = static_cast<const LinkOptions&>(options.connection);
-  so.sharded = options.sharded;
-  so.ping_interval = options.pubsub_ping_interval;
-  sub_ = std::make_unique<RedisSubscriber>(io_.get_executor(), options.url, so);
-  sub_->on_message([this](std::string_view pubsub, std::string_view payload) {
-    auto r = route(pubsub);
-    if (!r) return;
-    boost::asio::post(r->mailbox->executor, [mb = r->mailbox, channel = std::move(r->channel),
-                                             payload = std::string(payload)] {
-      if (!mb->alive.expired()) mb->store->pubsub_message(channel, payload);
-    });
-  });
-  // Every confirmation, the reconnects' included (each reconnect confirms
-  // every channel again: on_resubscribed adds nothing to it).
-  sub_->on_subscribed([this](std::string_view pubsub) {
-    auto r = route(pubsub);
-    if (!r) return;
-    boost::asio::post(r->mailbox->executor, [mb = r->mailbox, channel = std::move(r->channel)] {
-      if (!mb->alive.expired()) mb->store->pubsub_subscribed(channel);
-    });
-  });
-  thread_ = std::thread([this] {
-    auto guard = boost::asio::make_work_guard(io_);
-    io_.run();
-  });
-}
-
-FanoutHub::~FanoutHub() {
-  boost::asio::post(io_, [this] {
-    sub_.reset();
-    io_.stop();
-  });
-  thread_.join();
-}
-
-std::optional<FanoutHub::Route> FanoutHub::route(std::string_view pubsub) {
-  std::lock_guard lock(mu_);
-  auto it = routes_.find(std::string(pubsub));
-  if (it == routes_.end()) return std::nullopt;
-  return it->second;
-}
-
-void FanoutHub::watch(const std::string& pubsub, const std::string& channel,
-                      const std::shared_ptr<Mailbox>& mailbox) {
-  {
-    std::lock_guard lock(mu_);
-    routes_[pubsub] = Route{mailbox, channel};
-  }
-  boost::asio::post(io_, [this, pubsub] { sync(pubsub); });
-}
-
-void FanoutHub::unwatch(const std::string& pubsub, const std::shared_ptr<Mailbox>& mailbox) {
-  {
-    std::lock_guard lock(mu_);
-    auto it = routes_.find(pubsub);
-    if (it == routes_.end() || it->second.mailbox != mailbox) return;
-    routes_.erase(it);
-  }
-  boost::asio::post(io_, [this, pubsub] { sync(pubsub); });
-}
-
-// Whatever the order the posts of several watch()/unwatch() run in, the
-// subscription ends up as the routes are.
-void FanoutHub::sync(const std::string& pubsub) {
-  if (!sub_) return;
-  bool wanted = false;
-  {
-    std::lock_guard lock(mu_);
-    wanted = routes_.contains(pubsub);
-  }
-  if (wanted)
-    sub_->subscribe(pubsub);
-  else
-    sub_->unsubscribe(pubsub);
-}
 
 // A node's id in the pub/sub payloads: 16 hex digits from the system's
 // random source, one per engine (so per process).
