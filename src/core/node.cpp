@@ -120,6 +120,8 @@ void Node::detach_worker(unsigned index) {
   Shard& shard = *shards_.at(index);
   shard.expiry_timer.reset();
   shard.probing.clear();
+  // The store's connections and timers (redis) live on this io_context too.
+  shard.store.reset();
 }
 
 void Node::set_namespaces(std::shared_ptr<const NamespaceTable> namespaces) {

@@ -238,6 +238,10 @@ class Engine {
   // The store used by worker `shard`; callbacks are dispatched to `executor`.
   virtual std::unique_ptr<ShardStore> open_shard(unsigned shard,
                                                  boost::asio::any_io_executor executor) = 0;
+  // Stops the engine's own threads from posting to the shards' executors
+  // (sqlite's storage thread, redis' pub/sub thread). Called once the workers
+  // stopped running and before their io_contexts are destroyed.
+  virtual void stop() {}
 };
 
 struct MemoryLimits {

@@ -188,7 +188,7 @@ int serve(const config::Config& cfg, const ConfigSource& source) {
   for (auto& t : threads) t.join();
   // The workers' io_contexts go with `pool`: an engine with its own thread
   // must stop posting results to them first.
-  if (auto* sqlite = dynamic_cast<engine::SqliteEngine*>(engine.get())) sqlite->stop();
+  engine->stop();
   signals_io.stop();
   signal_thread.join();
   authenticator.stop();

@@ -36,6 +36,11 @@ FanoutHub::FanoutHub(const RedisEngineOptions& options) {
 }
 
 FanoutHub::~FanoutHub() {
+  stop();
+}
+
+void FanoutHub::stop() {
+  if (!thread_.joinable()) return;
   boost::asio::post(io_, [this] {
     sub_.reset();
     io_.stop();

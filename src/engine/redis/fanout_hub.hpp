@@ -58,6 +58,9 @@ class FanoutHub {
   void watch(const std::string& pubsub, const std::string& channel,
              const std::shared_ptr<Mailbox>& mailbox);
   void unwatch(const std::string& pubsub, const std::shared_ptr<Mailbox>& mailbox);
+  // Closes the pub/sub connection and joins the hub thread: nothing is
+  // posted to any store afterwards (watch/unwatch then change routes only).
+  void stop();
 
  private:
   struct Route {

@@ -678,6 +678,11 @@ class RedisEngine final : public Engine {
 
   std::string_view name() const override { return "redis"; }
 
+  void stop() override {
+    std::lock_guard lock(mu_);
+    if (hub_) hub_->stop();
+  }
+
   std::unique_ptr<ShardStore> open_shard(unsigned /*shard*/,
                                          boost::asio::any_io_executor executor) override {
     std::shared_ptr<FanoutHub> hub;

@@ -38,7 +38,7 @@ class SqliteEngine : public Engine {
   // Stops posting results to the shards' executors. Call it once the workers
   // stopped running and before their io_contexts are destroyed; work already
   // queued is still committed (by the destructor at the latest).
-  virtual void stop() = 0;
+  void stop() override = 0;
   // Whether this start gave every channel a new epoch because the database
   // holds fewer offsets than were already handed out (a restored backup).
   virtual bool epoch_renewed() const = 0;
