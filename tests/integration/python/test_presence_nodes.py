@@ -21,6 +21,7 @@ from presencekit import (API_KEYS, assert_members, check_presence, expect_next, 
                          http_presence, join_msg, leave_msg, member, subscribed_then_own_join,
                          sync_all, ws_presence)
 from test_redis_engine import DurableRedis
+from test_redis_nodes import start_nodes as start_redis_nodes, stop_nodes
 
 SECRET = new_secret()
 TTL_MS = 1500  # short, so that a killed node's members go within the test
@@ -40,15 +41,7 @@ def config(redis_port: int) -> str:
 
 
 def start_nodes(redis_port: int, n: int, name: str) -> list[HeraldServer]:
-    nodes = []
-    try:
-        for i in range(n):
-            nodes.append(HeraldServer(config(redis_port), name=f"{name}-{i}").start())
-    except BaseException:
-        for s in nodes:
-            s.kill()
-        raise
-    return nodes
+    return start_redis_nodes(redis_port, n, name, config(redis_port))
 
 
 async def user(node: HeraldServer, sub: str | None, info=None) -> WSClient:
@@ -112,8 +105,7 @@ async def test_presence_on_any_node_lists_the_members_of_every_node(redis_server
         for node in nodes:
             await eventually_members(node, ch, [])
     finally:
-        for s in nodes:
-            s.stop_checked()
+        stop_nodes(nodes)
 
 
 @runs_async
@@ -160,8 +152,7 @@ async def test_join_and_leave_reach_subscribers_on_the_other_nodes(redis_server)
         await sync_all(nodes[1], [ana], ch, allowed=())
         await ana.close()
     finally:
-        for s in nodes:
-            s.stop_checked()
+        stop_nodes(nodes)
 
 
 @runs_async
@@ -237,8 +228,7 @@ async def test_destroy_empties_presence_on_every_node(redis_server):
         for c in (ana, bob):
             await c.close()
     finally:
-        for s in nodes:
-            s.stop_checked()
+        stop_nodes(nodes)
 
 
 @runs_async
@@ -262,8 +252,7 @@ async def test_presence_is_unavailable_while_redis_is_down():
                                  reconnecting=True)
         await ana.close()
     finally:
-        for s in nodes:
-            s.stop_checked()
+        stop_nodes(nodes)
         r.stop()
 
 

@@ -13,13 +13,15 @@ from harness import HeraldServer, WSClient, assert_error, http_publish, runs_asy
 from test_redis_engine import DurableRedis, redis_config
 
 
-def start_nodes(redis_port: int, n: int, name: str) -> list[HeraldServer]:
+def start_nodes(redis_port: int, n: int, name: str, config: str | None = None) -> list[HeraldServer]:
+    """`n` herald nodes on the Redis at `redis_port`, all with `config` (by
+    default redis_config with a history that holds every event of a test: the
+    checks compare with it); none is left running if one fails to start."""
+    config = config or redis_config(redis_port, history_size=10000)
     nodes = []
     try:
         for i in range(n):
-            # History holds every event of a test: the checks compare with it.
-            nodes.append(HeraldServer(redis_config(redis_port, history_size=10000),
-                                      name=f"{name}-{i}").start())
+            nodes.append(HeraldServer(config, name=f"{name}-{i}").start())
     except BaseException:
         for s in nodes:
             s.kill()
