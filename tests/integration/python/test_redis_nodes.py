@@ -37,12 +37,21 @@ def stop_nodes(nodes: list[HeraldServer]) -> None:
 def history(node: HeraldServer, channel: str) -> list[dict]:
     """The channel's whole history, read from `node` over HTTP, oldest first."""
     import json
+    import time
+    import urllib.error
     import urllib.request
     events, after = [], 0
     while True:
         url = node.http_url(f"/api/channels/{channel}/history?after={after}&limit=1000")
-        with urllib.request.urlopen(url, timeout=10) as r:
-            page = json.loads(r.read())
+        for attempt in range(100):  # 503 `unavailable`: this node still reconnects to Redis
+            try:
+                with urllib.request.urlopen(url, timeout=10) as r:
+                    page = json.loads(r.read())
+                break
+            except urllib.error.HTTPError as e:
+                if e.code != 503 or attempt == 99:
+                    raise
+                time.sleep(0.1)
         if not page["events"]:
             return events
         events += page["events"]
