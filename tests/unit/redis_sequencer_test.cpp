@@ -292,9 +292,9 @@ TEST(RedisSequencerTest, RemoteResetKeepsItsReason) {
 TEST(RedisSequencerTest, CheckFillsUpToMetaLast) {
   auto s = known_at(3);
   Out out;
-  s.check_answered("E", 3, out);
+  s.check_answered("E", 3, s.floor(), out);
   EXPECT_FALSE(out.fill);
-  s.check_answered("E", 6, out);
+  s.check_answered("E", 6, s.floor(), out);
   ASSERT_TRUE(out.fill);
   EXPECT_EQ(out.fill->after, 3u);
   EXPECT_EQ(out.fill->upto, 6u);
@@ -302,15 +302,44 @@ TEST(RedisSequencerTest, CheckFillsUpToMetaLast) {
   s.fill_answered(out.fill->id, "E", evs(4, 6), after);
   EXPECT_EQ(offsets(after), (Offsets{4, 5, 6}));
   Out gone;
-  s.check_answered(std::nullopt, 0, gone);  // meta lost
+  s.check_answered(std::nullopt, 0, s.floor(), gone);  // meta lost
   EXPECT_TRUE(has_reset(gone));
+}
+
+TEST(RedisSequencerTest, CheckBelowWhatWasHandedOverWhenSentIsARollback) {
+  auto s = known_at(5);
+  const auto floor = s.floor();
+  Out overtaken;
+  s.remote_event("E", ev(6), overtaken);  // pub/sub overtook the check's reply
+  EXPECT_EQ(offsets(overtaken), (Offsets{6}));
+  s.check_answered("E", 5, floor, overtaken);  // ran before 6: not a loss
+  EXPECT_FALSE(overtaken.rolled_back);
+  EXPECT_FALSE(has_reset(overtaken));
+  Out lost;
+  s.check_answered("E", 3, s.floor(), lost);  // Redis came back from a snapshot at 3
+  EXPECT_EQ(lost.rolled_back, "E");
+  EXPECT_TRUE(has_reset(lost));
+  EXPECT_FALSE(s.known());
+  Out other;
+  s.check_answered("F", 0, std::make_pair(std::string("E"), uint64_t{6}),
+                   other);  // new epoch: fine
+  EXPECT_FALSE(other.rolled_back);
+}
+
+TEST(RedisSequencerTest, OwnAppendAtAnOffsetAlreadyHandedOverIsARollback) {
+  auto s = known_at(5);
+  s.own_stored(4, "E");  // the script reused 4: Redis lost 4 and 5
+  Out out;
+  EXPECT_TRUE(s.own_ready(4, "E", out));  // the ack goes (it is stored)...
+  EXPECT_EQ(out.rolled_back, "E");        // ...and the channel needs a new epoch
+  EXPECT_TRUE(has_reset(out));
 }
 
 TEST(RedisSequencerTest, CheckAnsweredBeforeTheFirstReadIsAppliedByIt) {
   ChannelSequencer s("ch");
   s.read_sent();
   Out out;
-  s.check_answered("E", 5, out);  // ran after the read: 4 and 5 came before subscribing
+  s.check_answered("E", 5, s.floor(), out);  // ran after the read: 4 and 5 came before subscribing
   EXPECT_TRUE(s.read_ready("E", 3, out));
   s.read_delivered(true, out);
   ASSERT_TRUE(out.fill);

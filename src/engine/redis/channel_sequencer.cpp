@@ -40,6 +40,11 @@ void ChannelSequencer::reset(const std::string& reason, Out& out) {
   ++fill_id_;  // a fill in flight answers for the old state: ignored
 }
 
+void ChannelSequencer::rolled_back(const std::string& epoch, Out& out) {
+  out.rolled_back = epoch;
+  reset("resubscribe", out);
+}
+
 bool ChannelSequencer::covered(uint64_t offset) const {
   return pending_.contains(offset) || own_.contains({offset, epoch_});
 }
@@ -85,7 +90,14 @@ bool ChannelSequencer::own_ready(uint64_t offset, const std::string& epoch, Out&
     reset("resubscribe", out);
     return true;
   }
-  if (offset <= last_ + 1) return true;
+  // Below last + 1 only if Redis lost writes: last was handed over after
+  // this append ran, and no offset passes an own append's before its
+  // callback (own_ keeps fills and pub/sub from handing it over).
+  if (offset <= last_) {
+    rolled_back(epoch_, out);
+    return true;
+  }
+  if (offset == last_ + 1) return true;
   head_ceiling_ = offset - 1;
   drain(out);
   if (!known_ || offset <= last_ + 1) return true;
@@ -160,8 +172,24 @@ void ChannelSequencer::removed(const std::string& epoch, Out& out) {
   maybe_fill(out);
 }
 
+ChannelSequencer::Floor ChannelSequencer::floor() const {
+  if (!known_) return std::nullopt;
+  return std::make_pair(epoch_, last_);
+}
+
 void ChannelSequencer::check_answered(const std::optional<std::string>& epoch, uint64_t last,
-                                      Out& out) {
+                                      const Floor& floor, Out& out) {
+  // Everything handed over before the check was sent was stored before it
+  // ran (the check may legitimately be below `last` now: pub/sub can
+  // overtake its reply, so only the floor proves a loss).
+  if (epoch && floor && floor->first == *epoch && last < floor->second) {
+    if (known_ && epoch_ == *epoch) {
+      rolled_back(*epoch, out);
+    } else {
+      out.rolled_back = *epoch;
+    }
+    return;
+  }
   if (!known_) {  // the next read sets the state
     if (reads_ > 0 && epoch) early_check_.emplace(*epoch, last);
     return;

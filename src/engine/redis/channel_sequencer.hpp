@@ -62,7 +62,17 @@ class ChannelSequencer {
   struct Out {
     std::vector<RemoteMessage> handed;
     std::optional<Fill> fill;
+    // Redis lost acknowledged writes of the channel (restarted from an older
+    // snapshot, or a failover to a replica that lagged): its meta went back
+    // below offsets already handed over under this epoch, so the next
+    // publishes would reuse them. The caller gives the channel a new epoch
+    // in Redis if it still has this one (a reset was handed over already).
+    std::optional<std::string> rolled_back;
   };
+  // What a check may not find below: the epoch and last offset handed over
+  // when it was sent (floor()); meta's `last` never goes back within an
+  // epoch unless Redis lost writes.
+  using Floor = std::optional<std::pair<std::string, uint64_t>>;
 
   explicit ChannelSequencer(std::string channel, size_t max_held = 10000);
 
@@ -99,9 +109,12 @@ class ChannelSequencer {
   // This node's remove of the channel succeeded (its callback runs now).
   void removed(const std::string& epoch, Out& out);
 
+  // Taken when a check is sent, passed back with its answer.
+  Floor floor() const;
   // The channel's meta (nullopt epoch: no meta) read after the pub/sub
   // subscription became active (or came back): fills up to `last`.
-  void check_answered(const std::optional<std::string>& epoch, uint64_t last, Out& out);
+  void check_answered(const std::optional<std::string>& epoch, uint64_t last, const Floor& floor,
+                      Out& out);
 
   void fill_answered(uint64_t id, const std::optional<std::string>& epoch,
                      std::vector<StoredEvent> entries, Out& out);
@@ -118,6 +131,7 @@ class ChannelSequencer {
 
   void hand_over(Held&& held, Out& out);
   void reset(const std::string& reason, Out& out);
+  void rolled_back(const std::string& epoch, Out& out);
   void drain(Out& out);
   void flush_unknown(Out& out);
   void maybe_fill(Out& out);

@@ -27,7 +27,10 @@
 // is confirmed) it asks for on the command connection, where their replies
 // come after those of the appends sent before them. A held op always has a
 // fill in flight, so it blocks the FIFO for one round trip at most; a fill
-// that gets no answer fails the op it held with `unavailable`.
+// that gets no answer fails the op it held with `unavailable`. A check (or
+// an own append) that finds the channel below what was already handed over
+// under its epoch means Redis lost writes: the channel gets a new epoch
+// (renew_epoch), so clients reload instead of skipping reused offsets.
 //
 // The pub/sub connection runs on a thread of the engine's own (FanoutHub,
 // fanout_hub.hpp), not on a shard's executor: its life is then the engine's, independent of
@@ -70,9 +73,12 @@
 // core destroys stores only when it stops), and its watches.
 #include "engine/redis/redis_engine.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <charconv>
 #include <cstdio>
 #include <deque>
@@ -286,13 +292,7 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
   void pubsub_subscribed(const std::string& channel) override {
     auto it = watched_.find(channel);
     if (it == watched_.end()) return;
-    // Everything published before the subscription became active: this
-    // command runs after it, so what it finds missing is filled.
-    conn_->command({"HMGET", channel_key(options_.prefix, channel, "meta"), "epoch", "last"},
-                   [this, channel, id = it->second.id](Result&& r) {
-                     if (closing_) return;
-                     checked(channel, id, std::move(r));
-                   });
+    send_check(channel, it->second.id, 0);
   }
 
  private:
@@ -551,12 +551,38 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
   // Does what a sequencer asked: sends its fill, then hands its messages
   // over (the handler may call this store, or destroy it).
   void act(const std::string& channel, uint64_t watch_id, ChannelSequencer::Out& out) {
+    if (out.rolled_back) renew_epoch(channel, *out.rolled_back);
     if (out.fill) send_fill(channel, watch_id, *out.fill);
     std::weak_ptr<int> alive = alive_;
     for (RemoteMessage& m : out.handed) {
       hand_over(std::move(m));
       if (alive.expired()) return;
     }
+  }
+
+  // Redis lost acknowledged writes of the channel (see ChannelSequencer::
+  // Out::rolled_back): a new epoch, unless another node gave one already,
+  // so that clients recovering with the old one refetch instead of missing
+  // the events that now reuse its offsets. Offsets go on from Redis' `last`;
+  // history keeps what survived. In the FIFO, so this node's later calls of
+  // the channel (the resubscribes' reads) run after it.
+  void renew_epoch(const std::string& channel, const std::string& epoch) {
+    spdlog::warn(
+        "redis engine: channel '{}' went back to fewer events than were already delivered "
+        "under its epoch (Redis restarted from an older snapshot, or failed over to a replica "
+        "that lagged): it starts a new epoch",
+        channel);
+    Op op;
+    op.channel = channel;
+    op.kind = Kind::write;
+    op.args = {"EVAL",
+               "if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then "
+               "redis.call('HSET', KEYS[1], 'epoch', ARGV[2]) return 1 end return 0",
+               "1",
+               channel_key(options_.prefix, channel, "meta"),
+               epoch,
+               random_epoch()};
+    submit(std::move(op));
   }
 
   void hand_over(RemoteMessage&& m) {
@@ -618,25 +644,57 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
     if (!alive.expired()) deliver();
   }
 
-  void checked(const std::string& channel, uint64_t watch_id, Result&& r) {
+  // Everything published before the subscription became active: this
+  // command runs after it, so what it finds missing is filled (and a meta
+  // below what was handed over shows a rollback). Unanswered (the command
+  // connection still reconnecting after Redis came back, or -LOADING while
+  // it reads its data), it is sent again after a pause, while the channel
+  // stays watched: else events published while pub/sub was down would wait
+  // for the channel's next event to be filled.
+  void send_check(const std::string& channel, uint64_t watch_id, unsigned attempt) {
     Watched* w = watched(channel, watch_id);
     if (!w) return;
+    conn_->command({"HMGET", channel_key(options_.prefix, channel, "meta"), "epoch", "last"},
+                   [this, channel, watch_id, attempt, floor = w->seq.floor()](Result&& r) {
+                     if (closing_) return;
+                     if (!checked(channel, watch_id, floor, std::move(r)))
+                       check_later(channel, watch_id, attempt + 1);
+                   });
+  }
+
+  void check_later(const std::string& channel, uint64_t watch_id, unsigned attempt) {
+    const auto pause = std::min(std::chrono::milliseconds(50L << std::min(attempt, 5u)),
+                                options_.connection.reconnect_max);
+    auto timer = std::make_shared<boost::asio::steady_timer>(mailbox_->executor, pause);
+    timer->async_wait([this, timer, alive = std::weak_ptr<int>(alive_), channel, watch_id,
+                       attempt](const boost::system::error_code&) {
+      if (alive.expired() || closing_) return;
+      send_check(channel, watch_id, attempt);
+    });
+  }
+
+  // False when `r` is not meta's answer (to be asked again).
+  bool checked(const std::string& channel, uint64_t watch_id, const ChannelSequencer::Floor& floor,
+               Result&& r) {
+    Watched* w = watched(channel, watch_id);
+    if (!w) return true;
     const Reply* reply = std::get_if<Reply>(&r);
-    if (!reply || reply->kind != Reply::Kind::array || reply->elements.size() != 2) return;
+    if (!reply || reply->kind != Reply::Kind::array || reply->elements.size() != 2) return false;
     const Reply& epoch = reply->elements[0];
     const Reply& last = reply->elements[1];
     ChannelSequencer::Out out;
     if (epoch.is_nil()) {
-      w->seq.check_answered(std::nullopt, 0, out);
+      w->seq.check_answered(std::nullopt, 0, floor, out);
     } else if (epoch.kind == Reply::Kind::string && last.kind == Reply::Kind::string) {
       uint64_t n = 0;
       if (std::from_chars(last.str.data(), last.str.data() + last.str.size(), n).ec != std::errc())
-        return;
-      w->seq.check_answered(epoch.str, n, out);
+        return true;  // not a number: nothing to learn from it, now or later
+      w->seq.check_answered(epoch.str, n, floor, out);
     }
     std::weak_ptr<int> alive = alive_;
     act(channel, watch_id, out);
     if (!alive.expired()) deliver();
+    return true;
   }
 
   const RedisEngineOptions options_;

@@ -22,13 +22,14 @@ from redis_kit import RedisServer, channel_keys, free_port
 class DurableRedis(RedisServer):
     """RedisServer with AOF and fsync on every write (what Redis acknowledged
     survives its restart), which can be killed and started again on the same
-    port and directory."""
+    port and directory. `aof=False`: snapshots only, taken when the test
+    calls SAVE (a restart goes back to the last one)."""
 
-    def __init__(self):  # noqa: the parent's start-up is not used (no AOF there)
+    def __init__(self, aof: bool = True):  # noqa: the parent's start-up is not used (no AOF there)
         self.dir = tempfile.mkdtemp(prefix="herald-redis-")
         self.port = free_port()
         self.args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                     "--dir", self.dir, "--save", "", "--appendonly", "yes",
+                     "--dir", self.dir, "--save", "", "--appendonly", "yes" if aof else "no",
                      "--appendfsync", "always", "--logfile", os.path.join(self.dir, "redis.log")]
         self.client = self.connect()
         self.restart()
@@ -189,3 +190,49 @@ def test_unreachable_redis_stops_start_up_without_showing_the_password():
     log = srv.log_text()
     assert f"127.0.0.1:{port}" in log and "redis" in log, log
     assert "s3cret" not in log, log
+
+
+@runs_async
+async def test_redis_back_from_an_older_snapshot_gives_the_channel_a_new_epoch():
+    # Redis restarted from a snapshot taken before the last acknowledged
+    # events: its `last` went back, and the next publishes would get the lost
+    # events' offsets under the same epoch, so a client that saw those
+    # offsets would skip the new events. The node watching the channel sees
+    # it (its check after the pub/sub reconnect, or its own append's offset)
+    # and gives the channel a new epoch: subscribers resubscribe, their
+    # recovery says `recovered: false`, and the new events come under it.
+    rs = DurableRedis(aof=False)
+    srv = HeraldServer(redis_config(rs.port), name="redis-rollback").start()
+    try:
+        ch = unique("room:rb")
+        sub, _ = await WSClient.connected(srv)
+        got = await sub.call({"type": "subscribe", "channel": ch})
+        epoch = got["epoch"]
+        for i in range(5):
+            status, body = http_publish(srv, ch, i)
+            assert status == 200 and body["offset"] == i + 1, body
+            if i == 2:
+                rs.client.save()  # the snapshot holds offsets 1-3
+        assert [(await sub.recv())["offset"] for _ in range(5)] == [1, 2, 3, 4, 5]
+
+        rs.kill()
+        rs.restart()
+        assert int(rs.client.hget(channel_keys(ch)[0], "last")) == 3  # 4 and 5 are lost
+        # The node reconnects (<= 200 ms), checks the channel, and ends the
+        # subscription, asking to subscribe again.
+        gone = await sub.recv(timeout=10)
+        assert gone == {"type": "unsubscribed", "channel": ch, "reason": "resubscribe"}, gone
+        again = await sub.call({"type": "subscribe", "channel": ch,
+                                "recover": {"epoch": epoch, "offset": 5}})
+        assert again["type"] == "subscribed" and again["recovered"] is False, again
+        assert again["epoch"] != epoch and again["offset"] == 3, again
+        assert rs.client.hget(channel_keys(ch)[0], "epoch").decode() == again["epoch"]
+
+        status, body = http_publish(srv, ch, "after")
+        assert status == 200 and body["offset"] == 4, body
+        ev = await sub.recv()
+        assert (ev["offset"], ev["data"]) == (4, "after"), ev
+        await sub.close()
+    finally:
+        srv.stop_checked()
+        rs.stop()
