@@ -4,8 +4,8 @@
 // stored event is published on its channel's pub/sub channel, and a node
 // hands the events of the channels it watches to its core in offset order,
 // exactly once (engine.hpp "Several nodes"; how: redis_engine.cpp and
-// LAYOUT.md "Cross-node fan-out"). server.cpp still refuses
-// engine.type = "redis" until the core side is wired.
+// LAYOUT.md "Cross-node fan-out"). server.cpp builds it for
+// engine.type = "redis".
 //
 // Owns make_redis_engine() and its options; the store itself is in
 // redis_engine.cpp, the ordering rules in channel_sequencer.hpp.
