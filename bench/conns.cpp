@@ -11,7 +11,11 @@
 //            opens and subscribes the C connections the same way, lets the
 //            server settle (--settle, 2 s; pings are answered meanwhile),
 //            reads VmRSS again with every connection still open, reports the
-//            difference per connection, then closes them.
+//            difference per connection, then closes them. With --events N
+//            each connection, once subscribed, publishes N events (--size
+//            bytes, the shape of every herald-bench publish) to its channel
+//            and counts as set up when it received them back, so the figure
+//            includes what the server keeps for a channel holding N events.
 #include <unistd.h>
 
 #include <cstdio>
@@ -54,6 +58,7 @@ double process_age_s(uint64_t pid) {
 struct Slot {
   Conn* conn = nullptr;
   bool ready = false, subscribed = false, failed = false;
+  uint64_t events = 0;  // --events: received back
 };
 
 class Conns final : public ClientHandler {
@@ -67,6 +72,11 @@ class Conns final : public ClientHandler {
     // lazily built tables) do not count as per-connection memory.
     slots_.resize(o.connections + (idle ? o.warmup : 0));
     prefix_ = client_.wire_channel(idle ? "bench:idle:" : "bench:conn:");
+    events_ = idle ? o.events_per_channel : 0;
+    data_ = "{\"seq\":1,\"pub\":0,\"t\":0,\"pad\":\"";  // as history.cpp's
+    const size_t overhead = data_.size() + 2;
+    data_.append(o.size > overhead ? o.size - overhead : 0, 'x');
+    data_ += "\"}";
   }
   int run();
   void connect_until(uint64_t target, uint64_t deadline);
@@ -87,11 +97,24 @@ class Conns final : public ClientHandler {
     Slot& s = slots_[c.user];
     if (s.subscribed) return;
     s.subscribed = true;
+    if (events_ == 0) return set_up(recv_ns, c);
+    const std::string wire = prefix_ + std::to_string(c.user);
+    for (uint64_t i = 0; i < events_; ++i) client_.publish(c, i + 1, wire, "bench", data_);
+  }
+  void on_event(Conn& c, std::string_view, uint64_t recv_ns) override {
+    Slot& s = slots_[c.user];
+    if (!s.subscribed || s.events >= events_) {
+      ++unexpected_events_;
+      return;
+    }
+    if (++s.events == events_) set_up(recv_ns, c);
+  }
+  // Subscribed, and with --events its events came back.
+  void set_up(uint64_t recv_ns, Conn& c) {
     ++subscribed_;
     t_last_sub_ = recv_ns;
     subscribe_.record(recv_ns - c.started_ns);
   }
-  void on_event(Conn&, std::string_view, uint64_t) override { ++unexpected_events_; }
   void on_ack(Conn&, uint64_t, uint64_t) override {}
   void on_error(Conn& c, std::string_view msg, bool, uint64_t, uint64_t) override {
     ++errors_;
@@ -121,6 +144,8 @@ class Conns final : public ClientHandler {
   Client client_;
   std::vector<Slot> slots_;
   std::string prefix_;
+  uint64_t events_ = 0;  // --events (idle only)
+  std::string data_;     // what --events publishes
   uint64_t next_ = 0, inflight_ = 0, opened_ = 0, subscribed_ = 0, failures_ = 0, errors_ = 0;
   uint64_t unexpected_events_ = 0;
   bool closing_ = false, timed_out_ = false;
@@ -307,6 +332,7 @@ int Conns::report() {
       r.add_bool("rss_measured", false, "server VmRSS measured (needs --server-pid)");
     }
     r.add("settle_ms", double(o_.settle_ns) / 1e6, 0, "settle time", "ms");
+    r.add("events_per_channel", events_, "events each channel holds");
   }
   r.add("errors", errors_, "error replies");
   r.add("protocol_errors", cc.protocol_errors);

@@ -50,7 +50,8 @@ constexpr ScenarioEntry kScenarios[] = {
      &run_connect, " --connections --token-file --connect-first --pipeline-connect "},
     {"idle", "C connections each subscribed to its own channel: server RSS per connection",
      &run_idle,
-     " --connections --settle --warmup --token-file --connect-first --pipeline-connect "},
+     " --connections --settle --warmup --events --size --token-file --connect-first "
+     "--pipeline-connect "},
     {"history", "latency of `history` requests for the newest L of E stored events", &run_history,
      " --connections --requests --stored --limit --size --window --channel "},
     {"churn",
@@ -108,6 +109,9 @@ void usage(std::FILE* f) {
       "  --settle T                idle: wait with all open before reading the RSS again [2s]\n"
       "  --warmup N                idle: connections opened before the baseline RSS is read, so\n"
       "                            one-time costs are not counted per connection [100]\n"
+      "  --events N                idle: each connection then publishes N events (--size bytes)\n"
+      "                            to its channel and receives them, so every channel holds\n"
+      "                            N events while the RSS is read [0]\n"
       "connect, idle, fanout, rooms (Herald target only):\n"
       "  --token-file FILE         JWTs, one a line: connection i first sends\n"
       "                            {\"type\":\"connect\",\"id\":N,\"token\":<line i %% lines>} and "
@@ -376,6 +380,7 @@ int main_impl(int argc, char** argv) {
       {"--limit", num(o.limit, 1, 100'000), {}},
       {"--settle", dur(o.settle_ns, 0), {}},
       {"--warmup", num(o.warmup, 0, 100'000), {}},
+      {"--events", num(o.events_per_channel, 0, 1000), {}},
       {"--duration-limit", dur(o.duration_limit_ns, 1'000'000), {}},
       {"--drain-timeout", dur(o.drain_timeout_ns, 0), {}},
       {"--connect-concurrency", num(o.connect_concurrency, 1, 100'000), {}},

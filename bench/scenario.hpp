@@ -48,6 +48,7 @@ struct Options {
   uint64_t limit = 100;                // history: events asked for per request
   uint64_t settle_ns = 2'000'000'000;  // idle: wait before reading the server's RSS again
   uint64_t warmup = 100;               // idle: connections opened before the baseline RSS
+  uint64_t events_per_channel = 0;     // idle: events each connection publishes to its channel
   uint64_t duration_limit_ns = 60'000'000'000;  // global deadline for the whole run
   uint64_t drain_timeout_ns = 5'000'000'000;    // wait for deliveries after the last ack
   uint64_t connect_concurrency = 200;           // connects (up to "subscribed") in flight
