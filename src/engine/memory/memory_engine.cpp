@@ -28,6 +28,7 @@
 
 #include "engine/clock_and_epoch.hpp"
 #include "engine/key_index.hpp"
+#include "engine/memory/packed_event.hpp"
 
 namespace herald::engine {
 namespace {
@@ -39,18 +40,18 @@ class EventRing {
  public:
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  const StoredEvent& operator[](size_t i) const { return slots_[(head_ + i) % slots_.size()]; }
-  const StoredEvent& front() const { return slots_[head_]; }
+  const PackedEvent& operator[](size_t i) const { return slots_[(head_ + i) % slots_.size()]; }
+  const PackedEvent& front() const { return slots_[head_]; }
 
-  void push_back(StoredEvent ev, size_t max_capacity) {
+  void push_back(PackedEvent ev, size_t max_capacity) {
     if (size_ == slots_.size()) grow(max_capacity);
     slots_[(head_ + size_) % slots_.size()] = std::move(ev);
     ++size_;
   }
 
   void pop_front() {
-    slots_[head_] = StoredEvent{};  // free the strings now, not when overwritten
-    head_ = (head_ + 1) % slots_.size();
+    slots_[head_] = PackedEvent{};  // free the event now, not when overwritten
+    head_ = static_cast<uint32_t>((head_ + 1) % slots_.size());
     if (--size_ == 0) release();
   }
 
@@ -61,7 +62,7 @@ class EventRing {
   void grow(size_t max_capacity) {
     const size_t capacity =
         std::max<size_t>(size_ + 1, std::min(std::max<size_t>(1, slots_.size() * 2), max_capacity));
-    std::vector<StoredEvent> bigger;
+    std::vector<PackedEvent> bigger;
     bigger.reserve(capacity);
     for (size_t i = 0; i < size_; ++i)
       bigger.push_back(std::move(slots_[(head_ + i) % slots_.size()]));
@@ -71,21 +72,21 @@ class EventRing {
   }
 
   void release() {
-    std::vector<StoredEvent>().swap(slots_);
+    std::vector<PackedEvent>().swap(slots_);
     head_ = 0;
   }
 
-  std::vector<StoredEvent> slots_;
-  size_t head_ = 0;
-  size_t size_ = 0;
+  std::vector<PackedEvent> slots_;
+  uint32_t head_ = 0;  // capacities are bounded by history sizes, far below 2^32
+  uint32_t size_ = 0;
 };
 
 struct Channel {
-  uint64_t last_offset = 0;        // last offset given; the events held are
-  EventRing events;                // last_offset - size + 1 .. last_offset
-  int64_t created_ms = 0;          // ts_ms of offset 1 in this epoch (0: none yet)
-  std::string epoch;               // empty: the process's (never removed)
-  std::unique_ptr<KeyIndex> keys;  // made by the first keyed append
+  uint64_t last_offset = 0;            // last offset given; the events held are
+  EventRing events;                    // last_offset - size + 1 .. last_offset
+  int64_t created_ms = 0;              // ts_ms of offset 1 in this epoch (0: none yet)
+  std::unique_ptr<std::string> epoch;  // null: the process's (never removed); rare, so boxed
+  std::unique_ptr<KeyIndex> keys;      // made by the first keyed append
 };
 
 class MemoryShardStore final : public ShardStore {
@@ -126,10 +127,9 @@ class MemoryShardStore final : public ShardStore {
     // A smaller retention (after a reload) may leave more than one event to drop.
     drop_beyond(ch, keep.max_events > 0 ? keep.max_events - 1 : 0);
     if (keep.max_events > 0) {
-      ch.events.push_back(
-          StoredEvent{offset, ev.ts_ms, std::move(ev.event), std::move(ev.data),
-                      std::move(ev.from_client), std::move(ev.from_user), std::move(ev.from_info)},
-          keep.max_events);
+      ch.events.push_back(PackedEvent{offset, ev.ts_ms, ev.event, ev.data, ev.from_client,
+                                      ev.from_user, ev.from_info},
+                          keep.max_events);
     }
     drop_expired(ch, keep.max_age_ms);
     done(AppendResult{true, {}, offset, epoch_of(ch), ch.created_ms});
@@ -170,7 +170,7 @@ class MemoryShardStore final : public ShardStore {
     const uint64_t from = query.after ? lo : hi - count + 1;
     result.events.reserve(count);
     for (uint64_t off = from; off < from + count; ++off)
-      result.events.push_back(ch.events[off - first]);
+      result.events.push_back(ch.events[off - first].unpack());
     done(std::move(result));
   }
 
@@ -181,14 +181,12 @@ class MemoryShardStore final : public ShardStore {
       epoch = random_epoch();
     } while (epoch == epoch_of(ch));
     ch = Channel{};
-    ch.epoch = epoch;
+    ch.epoch = std::make_unique<std::string>(epoch);
     done(RemoveResult{true, {}, std::move(epoch)});
   }
 
  private:
-  const std::string& epoch_of(const Channel& ch) const {
-    return ch.epoch.empty() ? epoch_ : ch.epoch;
-  }
+  const std::string& epoch_of(const Channel& ch) const { return ch.epoch ? *ch.epoch : epoch_; }
 
   // Drops events older than max_age_ms from the oldest end. Timestamps are
   // given by the channel's owner in offset order, so the oldest end is where
@@ -196,7 +194,7 @@ class MemoryShardStore final : public ShardStore {
   void drop_expired(Channel& ch, int64_t max_age_ms) {
     if (max_age_ms <= 0 || ch.events.empty()) return;
     const int64_t cutoff = now_ms_() - max_age_ms;
-    while (!ch.events.empty() && ch.events.front().ts_ms < cutoff) ch.events.pop_front();
+    while (!ch.events.empty() && ch.events.front().ts_ms() < cutoff) ch.events.pop_front();
   }
 
   // Drops the oldest events until at most `max_events` are left.
