@@ -57,6 +57,7 @@ rooms-keys rooms --idempotency-keys
 rooms rooms
 connect connect
 idle idle
+idle-events idle --events 1
 history history
 connect-token connect --token-file $workdir/tokens
 connect-pipelined connect --token-file $workdir/tokens --pipeline-connect

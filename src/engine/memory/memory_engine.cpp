@@ -18,6 +18,7 @@
 #include "engine/memory/memory_engine.hpp"
 
 #include <algorithm>
+#include <boost/container/small_vector.hpp>
 #include <chrono>
 #include <memory>
 #include <random>
@@ -35,7 +36,8 @@ namespace {
 
 // A FIFO of events in one growable ring buffer. Unlike std::deque it holds no
 // memory while empty, which matters for the many channels that are idle or
-// whose events have all expired.
+// whose events have all expired; and its first slot is inline, so a channel
+// holding one event needs no block for the ring.
 class EventRing {
  public:
   size_t size() const { return size_; }
@@ -62,7 +64,7 @@ class EventRing {
   void grow(size_t max_capacity) {
     const size_t capacity =
         std::max<size_t>(size_ + 1, std::min(std::max<size_t>(1, slots_.size() * 2), max_capacity));
-    std::vector<PackedEvent> bigger;
+    Slots bigger;
     bigger.reserve(capacity);
     for (size_t i = 0; i < size_; ++i)
       bigger.push_back(std::move(slots_[(head_ + i) % slots_.size()]));
@@ -72,11 +74,12 @@ class EventRing {
   }
 
   void release() {
-    std::vector<PackedEvent>().swap(slots_);
+    Slots().swap(slots_);
     head_ = 0;
   }
 
-  std::vector<PackedEvent> slots_;
+  using Slots = boost::container::small_vector<PackedEvent, 1>;
+  Slots slots_;
   uint32_t head_ = 0;  // capacities are bounded by history sizes, far below 2^32
   uint32_t size_ = 0;
 };
