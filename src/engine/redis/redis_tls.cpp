@@ -2,10 +2,13 @@
 // setup (redis_tls.hpp).
 #include "engine/redis/redis_tls.hpp"
 
+#include <openssl/err.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <stdexcept>
 
 namespace herald::engine::redis {
@@ -39,6 +42,11 @@ std::shared_ptr<ssl::context> make_redis_tls_context(const RedisTlsOptions& opti
       throw std::runtime_error("redis TLS: cannot load the client certificate file " +
                                options.cert_file + ": " + ec.message());
     ctx->use_private_key_file(options.key_file, ssl::context::pem, ec);
+    // OpenSSL checks the key against the certificate as it loads it.
+    if (ec && ec.category() == boost::asio::error::get_ssl_category() &&
+        ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH)
+      throw std::runtime_error("redis TLS: the client key file " + options.key_file +
+                               " does not match the certificate in " + options.cert_file);
     if (ec)
       throw std::runtime_error("redis TLS: cannot load the client key file " + options.key_file +
                                ": " + ec.message());
