@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import (HeraldServer, WSClient, herald_bin, http_publish, runs_async, server_env,
-                     toml_config, unique)
+from harness import (SANITIZER_MARKERS, HeraldServer, WSClient, herald_bin, http_publish,
+                     runs_async, server_env, toml_config, unique)
 from redis_kit import free_port
 from test_redis_nodes import history, start_nodes, stop_nodes
 
@@ -142,7 +142,7 @@ def tls_config(port: int, **engine) -> str:
 
 def start_fails(config: str) -> tuple[int, str]:
     """Runs `herald serve` with `config`, which must stop it during start-up;
-    returns its exit code and output."""
+    returns its exit code and output (free of sanitizer reports)."""
     d = tempfile.mkdtemp(prefix="herald-it-")
     try:
         path = os.path.join(d, "herald.toml")
@@ -150,7 +150,9 @@ def start_fails(config: str) -> tuple[int, str]:
         r = subprocess.run([herald_bin(), "serve", "--listen", f"127.0.0.1:{free_port()}",
                             "--workers", "1", "--config", path],
                            capture_output=True, text=True, timeout=30, cwd=d, env=server_env())
-        return r.returncode, r.stdout + r.stderr
+        out = r.stdout + r.stderr
+        assert not any(m in out for m in SANITIZER_MARKERS), out
+        return r.returncode, out
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
