@@ -9,6 +9,9 @@ DEBIAN_PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-format
   libboost1.81-all-dev libboost-json1.81-dev
   libsimdjson-dev libvalijson-dev libsqlite3-dev libhiredis-dev libjose-dev libxxhash-dev
+  # OpenSSL 3: JWT signatures, JWKS over https://, rediss://; the openssl command makes
+  # test_redis_tls.py's certificates; ca-certificates: the system CA store.
+  libssl-dev openssl ca-certificates
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libbenchmark-dev
   clang libclang-rt-14-dev

@@ -148,6 +148,26 @@ KeyDef ms_key(std::string_view section, std::string_view name, int64_t min, int6
       [](const Config& c) { return Value(static_cast<int64_t>(((c.*Section).*Field).count())); }};
 }
 
+// A string key of [engine] checked where it is used (a file is loaded at
+// start); a host name (`is_host`) must not hold spaces or control
+// characters, which only a typo puts there.
+template <auto Field, bool is_host = false>
+KeyDef engine_string_key(std::string_view name, std::string_view help) {
+  return {"engine",
+          name,
+          Type::string,
+          0,
+          0,
+          help,
+          [](Config& c, const std::string& key, const Value& v) {
+            const auto& value = std::get<std::string>(v);
+            if (is_host && has_space_or_control(value))
+              throw ConfigError(key + ": must not contain spaces or control characters");
+            c.engine.*Field = value;
+          },
+          [](const Config& c) { return Value(c.engine.*Field); }};
+}
+
 const std::vector<KeyDef>& keys() {
   static const std::vector<KeyDef> table = [] {
     std::vector<KeyDef> k;
@@ -347,6 +367,23 @@ const std::vector<KeyDef>& keys() {
                    c.engine.redis_prefix = prefix;
                  },
                  [](const Config& c) { return Value(c.engine.redis_prefix); }});
+
+    k.push_back(engine_string_key<&EngineConfig::redis_tls_ca_file>(
+        "redis_tls_ca_file",
+        "redis, rediss:// only: PEM file of the CA certificates that may sign Redis' "
+        "certificate; \"\": the system's CA store."));
+    k.push_back(engine_string_key<&EngineConfig::redis_tls_cert_file>(
+        "redis_tls_cert_file",
+        "redis, rediss:// only: PEM file of the client certificate (chain) Herald presents, "
+        "for a Redis with tls-auth-clients; needs redis_tls_key_file."));
+    k.push_back(engine_string_key<&EngineConfig::redis_tls_key_file>(
+        "redis_tls_key_file",
+        "redis, rediss:// only: PEM file of the client certificate's private key (not "
+        "encrypted); needs redis_tls_cert_file."));
+    k.push_back(engine_string_key<&EngineConfig::redis_tls_server_name, true>(
+        "redis_tls_server_name",
+        "redis, rediss:// only: the name Redis' certificate must carry, also sent as SNI; "
+        "\"\": the host of engine.redis_url."));
 
     // [auth] (the keys themselves are [[auth.keys]] tables: parse_auth_keys)
     k.push_back({"auth", "jwks_url", Type::string, 0, 0,
@@ -1109,6 +1146,29 @@ void parse_listen(const std::string& key, const std::string& value, std::string&
   port = static_cast<uint16_t>(n);
 }
 
+namespace {
+
+// The redis TLS keys together: a client certificate is a certificate and
+// its key; and TLS settings with a redis:// URL would be ignored, leaving a
+// connection the operator believes encrypted in plain text.
+void check_redis_tls(const Config& cfg) {
+  const EngineConfig& e = cfg.engine;
+  if (e.redis_tls_cert_file.empty() != e.redis_tls_key_file.empty())
+    throw ConfigError(
+        "engine.redis_tls_cert_file and engine.redis_tls_key_file: set both (a client "
+        "certificate and its key) or neither");
+  if (e.type != "redis" || engine::redis::parse_redis_url(e.redis_url).tls) return;
+  for (const auto& [name, value] : {std::pair{"redis_tls_ca_file", &e.redis_tls_ca_file},
+                                    {"redis_tls_cert_file", &e.redis_tls_cert_file},
+                                    {"redis_tls_server_name", &e.redis_tls_server_name}})
+    if (!value->empty())
+      throw ConfigError(std::string("engine.") + name +
+                        ": is set, but engine.redis_url is not a rediss:// URL, so the "
+                        "connection to Redis would not use TLS");
+}
+
+}  // namespace
+
 Config load(const std::string& path, bool path_is_explicit,
             const std::map<std::string, std::string>& env, const Overrides& overrides) {
   Config cfg;
@@ -1133,6 +1193,7 @@ Config load(const std::string& path, bool path_is_explicit,
   if (overrides.workers) flag("workers", "--workers", static_cast<int64_t>(*overrides.workers));
   if (overrides.static_dir) flag("static_dir", "--static-dir", *overrides.static_dir);
   if (overrides.log_level) flag("log_level", "--log-level", *overrides.log_level);
+  check_redis_tls(cfg);
   resolve_namespaces(cfg, namespaces);
   return cfg;
 }

@@ -73,6 +73,13 @@ struct EngineConfig {
   // node refreshes its own every third of it), so a crashed node's members
   // disappear within it.
   std::chrono::milliseconds redis_presence_ttl{30000};
+  // rediss://: the CAs to trust ("": the system's), the client certificate
+  // and its key (both or neither), and the name the server's certificate
+  // must carry ("": the URL's host). Files are loaded at start.
+  std::string redis_tls_ca_file;
+  std::string redis_tls_cert_file;
+  std::string redis_tls_key_file;
+  std::string redis_tls_server_name;
 
   bool operator==(const EngineConfig&) const = default;
 };

@@ -19,6 +19,7 @@
 #include "core/node.hpp"
 #include "engine/engine.hpp"
 #include "engine/redis/redis_engine.hpp"
+#include "engine/redis/redis_tls.hpp"
 #include "engine/sqlite/sqlite_engine.hpp"
 #include "server/worker.hpp"
 
@@ -83,6 +84,16 @@ std::unique_ptr<engine::Engine> make_engine(const config::Config& cfg) {
     o.idle_ttl_ms = static_cast<int64_t>(cfg.engine.redis_idle_ttl.count());
     o.prefix = cfg.engine.redis_prefix;
     o.presence_ttl_ms = static_cast<int64_t>(cfg.engine.redis_presence_ttl.count());
+    if (o.url.tls) {
+      // One TLS context for the engine, shared by every link through
+      // o.connection (command connections, pub/sub, the seed read); throws
+      // naming a file that cannot be loaded.
+      o.connection.tls =
+          engine::redis::make_redis_tls_context({.ca_file = cfg.engine.redis_tls_ca_file,
+                                                 .cert_file = cfg.engine.redis_tls_cert_file,
+                                                 .key_file = cfg.engine.redis_tls_key_file});
+      o.connection.tls_server_name = cfg.engine.redis_tls_server_name;
+    }
     // Throws naming the redacted URL when Redis cannot be reached at start.
     auto redis = engine::redis::make_redis_engine(o);
     spdlog::info("engine redis at {} (keys {}:*)", engine::redis::redacted(o.url), o.prefix);

@@ -60,6 +60,10 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"engine.redis_idle_ttl_ms", "HERALD_ENGINE_REDIS_IDLE_TTL_MS"},
     {"engine.redis_prefix", "HERALD_ENGINE_REDIS_PREFIX"},
     {"engine.redis_presence_ttl_ms", "HERALD_ENGINE_REDIS_PRESENCE_TTL_MS"},
+    {"engine.redis_tls_ca_file", "HERALD_ENGINE_REDIS_TLS_CA_FILE"},
+    {"engine.redis_tls_cert_file", "HERALD_ENGINE_REDIS_TLS_CERT_FILE"},
+    {"engine.redis_tls_key_file", "HERALD_ENGINE_REDIS_TLS_KEY_FILE"},
+    {"engine.redis_tls_server_name", "HERALD_ENGINE_REDIS_TLS_SERVER_NAME"},
     {"auth.jwks_url", "HERALD_AUTH_JWKS_URL"},
     {"auth.jwks_file", "HERALD_AUTH_JWKS_FILE"},
     {"auth.jwks_ca_file", "HERALD_AUTH_JWKS_CA_FILE"},
@@ -394,7 +398,8 @@ TEST_F(ConfigTest, EveryNumericKeyHasARange) {
     if (key == "server.listen" || key == "server.ws_path" || key == "server.static_dir" ||
         key == "server.allowed_origins" || key == "server.log_level" || key == "engine.type" ||
         key == "engine.data_dir" || key == "engine.durability" || key == "engine.redis_url" ||
-        key == "engine.redis_prefix" || key == "server.allow_remote_admin" ||
+        key == "engine.redis_prefix" || key.starts_with("engine.redis_tls_") ||
+        key == "server.allow_remote_admin" ||
         (key.starts_with("auth.jwks_") && !key.ends_with("_ms")) || key == "auth.issuer" ||
         key == "auth.audience" || key == "auth.query_token" || key == "api.protect_metrics")
       continue;
@@ -520,6 +525,49 @@ TEST_F(ConfigTest, StringValueErrorsNameTheKey) {
   o = {};
   o.log_level = "loud";
   EXPECT_THAT(flag_error(o), AllOf(StartsWith("server.log_level:"), HasSubstr("--log-level")));
+}
+
+TEST_F(ConfigTest, RedisTlsKeys) {
+  const Config c = load(write(R"([engine]
+type = "redis"
+redis_url = "rediss://redis.internal:6380"
+redis_tls_ca_file = "/etc/herald/redis ca.pem"
+redis_tls_cert_file = "client.pem"
+redis_tls_key_file = "client.key"
+redis_tls_server_name = "redis.example.com"
+)"),
+                        true, {}, {});
+  EXPECT_EQ(c.engine.redis_tls_ca_file, "/etc/herald/redis ca.pem");  // a path may hold spaces
+  EXPECT_EQ(c.engine.redis_tls_cert_file, "client.pem");
+  EXPECT_EQ(c.engine.redis_tls_key_file, "client.key");
+  EXPECT_EQ(c.engine.redis_tls_server_name, "redis.example.com");
+
+  // A client certificate is a certificate and its key.
+  for (const char* one : {"redis_tls_cert_file", "redis_tls_key_file"})
+    EXPECT_THAT(file_error(std::string("[engine]\ntype = \"redis\"\nredis_url = \"rediss://h\"\n") +
+                           one + " = \"x.pem\"\n"),
+                StartsWith("engine.redis_tls_cert_file and engine.redis_tls_key_file: set both"))
+        << one;
+  // TLS settings with a plain redis:// URL would leave the connection in
+  // plain text: refused, whichever layer set them.
+  EXPECT_THAT(file_error("[engine]\ntype = \"redis\"\nredis_tls_ca_file = \"ca.pem\"\n"),
+              AllOf(StartsWith("engine.redis_tls_ca_file: is set, but engine.redis_url is not a "
+                               "rediss:// URL"),
+                    HasSubstr("would not use TLS")));
+  EXPECT_THAT(env_error({{"HERALD_ENGINE_TYPE", "redis"},
+                         {"HERALD_ENGINE_REDIS_TLS_SERVER_NAME", "redis.example.com"}}),
+              StartsWith("engine.redis_tls_server_name: is set, but"));
+  EXPECT_THAT(env_error({{"HERALD_ENGINE_TYPE", "redis"},
+                         {"HERALD_ENGINE_REDIS_URL", "unix:///run/redis.sock"},
+                         {"HERALD_ENGINE_REDIS_TLS_CERT_FILE", "c.pem"},
+                         {"HERALD_ENGINE_REDIS_TLS_KEY_FILE", "k.pem"}}),
+              StartsWith("engine.redis_tls_cert_file: is set, but"));
+  // Other engines do not read them.
+  EXPECT_EQ(
+      load("", false, {{"HERALD_ENGINE_REDIS_TLS_CA_FILE", "ca.pem"}}, {}).engine.redis_tls_ca_file,
+      "ca.pem");
+  EXPECT_THAT(file_error("[engine]\nredis_tls_server_name = \"a b\"\n"),
+              StartsWith("engine.redis_tls_server_name: must not contain spaces"));
 }
 
 TEST_F(ConfigTest, ParseListen) {

@@ -53,7 +53,7 @@ using Callback = std::function<void(Result&&)>;
 
 class RedisConnection final : LinkHandler {
  public:
-  // Starts connecting at once. Throws std::invalid_argument for rediss://.
+  // Starts connecting at once (rediss://: TLS, see redis_tls.hpp).
   RedisConnection(boost::asio::any_io_executor executor, RedisUrl url,
                   ConnectionOptions options = {});
   // close(): every callback not yet run runs now, none afterwards.

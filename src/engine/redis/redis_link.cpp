@@ -8,8 +8,12 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
+#include <optional>
 #include <stdexcept>
+
+#include "engine/redis/redis_tls.hpp"
 
 namespace herald::engine::redis {
 
@@ -35,20 +39,24 @@ std::string scrub(std::string text, const std::optional<std::string>& password) 
 
 }  // namespace
 
+struct Link::Transport {
+  explicit Transport(const asio::any_io_executor& executor) : socket(executor) {}
+  Socket socket;
+  std::optional<asio::ssl::stream<Socket&>> tls;  // over `socket`, for rediss://
+};
+
 Link::Link(asio::any_io_executor executor, RedisUrl url, LinkOptions options, LinkHandler& handler)
     : executor_(executor),
       url_(std::move(url)),
       options_(options),
       handler_(&handler),
-      socket_(executor),
       resolver_(executor),
       connect_timer_(executor),
       command_timer_(executor),
       reconnect_timer_(executor),
       read_buf_(64 * 1024),
       rng_(std::random_device{}()) {
-  // Kept in RedisUrl so that TLS can be added here later (asio::ssl::stream).
-  if (url_.tls) throw std::invalid_argument("rediss:// needs TLS support, not built yet");
+  if (url_.tls && !options_.tls) options_.tls = make_redis_tls_context({});
 }
 
 void Link::start() {
@@ -59,12 +67,17 @@ void Link::connect() {
   state_ = State::connecting;
   reader_ = std::make_unique<ReplyReader>();
   handshake_left_ = 0;
+  transport_ = std::make_shared<Transport>(executor_);
   uint64_t gen = gen_;
   auto self = shared_from_this();
+  // Covers the TLS handshake too: state_ stays `connecting` until it is done.
   connect_timer_.expires_after(options_.connect_timeout);
   connect_timer_.async_wait([this, self, gen](boost::system::error_code ec) {
     if (ec || !current(gen) || state_ != State::connecting) return;
-    fail("connect timed out after " + ms_text(options_.connect_timeout));
+    // A plain Redis port reads a ClientHello as the start of an inline
+    // command and waits for the rest: say where the time went.
+    fail("connect timed out after " + ms_text(options_.connect_timeout) +
+         (transport_->tls ? " (in the TLS handshake: does " + where() + " speak TLS?)" : ""));
   });
   if (url_.unix_socket) {
     connect_endpoints({generic_endpoint(asio::local::stream_protocol::endpoint(url_.path))});
@@ -94,24 +107,48 @@ void Link::connect() {
 void Link::connect_endpoints(std::vector<generic_endpoint> endpoints) {
   uint64_t gen = gen_;
   auto self = shared_from_this();
-  asio::async_connect(
-      socket_, endpoints, [this, self, gen](boost::system::error_code ec, const generic_endpoint&) {
-        if (!current(gen)) return;
-        if (ec) {
-          std::string where =
-              url_.unix_socket ? url_.path : url_.host + ":" + std::to_string(url_.port);
-          fail("connect " + where + ": " + ec.message());
-          return;
-        }
-        connected_now();
-      });
+  auto t = transport_;
+  asio::async_connect(t->socket, endpoints,
+                      [this, self, t, gen](boost::system::error_code ec, const generic_endpoint&) {
+                        if (!current(gen)) return;
+                        if (ec) {
+                          fail("connect " + where() + ": " + ec.message());
+                          return;
+                        }
+                        if (url_.tls) {
+                          start_tls();
+                        } else {
+                          connected_now();
+                        }
+                      });
+}
+
+void Link::start_tls() {
+  auto t = transport_;
+  t->tls.emplace(t->socket, *options_.tls);
+  const std::string& name = options_.tls_server_name.empty() ? url_.host : options_.tls_server_name;
+  if (std::string why = prepare_redis_tls(t->tls->native_handle(), name); !why.empty()) {
+    fail(why);
+    return;
+  }
+  uint64_t gen = gen_;
+  t->tls->async_handshake(asio::ssl::stream_base::client, [this, self = shared_from_this(), t,
+                                                           gen](boost::system::error_code ec) {
+    if (!current(gen)) return;
+    if (ec) {
+      fail("TLS handshake with " + where() +
+           " failed: " + redis_tls_handshake_error(t->tls->native_handle(), ec));
+      return;
+    }
+    connected_now();
+  });
 }
 
 void Link::connected_now() {
   connect_timer_.cancel();
   if (!url_.unix_socket) {
     boost::system::error_code ignored;
-    socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+    transport_->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
   }
   state_ = State::handshake;
   // AUTH and SELECT go first, pipelined with whatever was written while
@@ -152,16 +189,23 @@ void Link::connected_now() {
 
 void Link::read() {
   uint64_t gen = gen_;
-  auto self = shared_from_this();
-  socket_.async_read_some(asio::buffer(read_buf_), [this, self, gen](boost::system::error_code ec,
-                                                                     size_t n) {
+  auto t = transport_;
+  auto done = [this, self = shared_from_this(), t, gen](boost::system::error_code ec, size_t n) {
     if (!current(gen)) return;
     if (ec) {
-      fail(ec == asio::error::eof ? std::string("closed by the server") : "read: " + ec.message());
+      // A TLS peer that closes without close_notify: the same as a FIN.
+      fail(ec == asio::error::eof || ec == asio::ssl::error::stream_truncated
+               ? std::string("closed by the server")
+               : "read: " + ec.message());
       return;
     }
     on_read(n);
-  });
+  };
+  if (t->tls) {
+    t->tls->async_read_some(asio::buffer(read_buf_), std::move(done));
+  } else {
+    t->socket.async_read_some(asio::buffer(read_buf_), std::move(done));
+  }
 }
 
 void Link::on_read(size_t n) {
@@ -227,19 +271,24 @@ void Link::write_now() {
   writing_now_ = true;
   ++writes_;
   uint64_t gen = gen_;
-  asio::async_write(socket_, asio::buffer(writing_),
-                    [this, self = shared_from_this(), gen](boost::system::error_code ec, size_t) {
-                      if (!current(gen)) return;
-                      writing_now_ = false;
-                      // A burst's buffer is not kept for ever (it cycles between
-                      // out_ and writing_ otherwise).
-                      if (writing_.capacity() > (4u << 20)) std::string().swap(writing_);
-                      if (ec) {
-                        fail("write: " + ec.message());
-                        return;
-                      }
-                      write_now();
-                    });
+  auto t = transport_;
+  auto done = [this, self = shared_from_this(), t, gen](boost::system::error_code ec, size_t) {
+    if (!current(gen)) return;
+    writing_now_ = false;
+    // A burst's buffer is not kept for ever (it cycles between out_ and
+    // writing_ otherwise).
+    if (writing_.capacity() > (4u << 20)) std::string().swap(writing_);
+    if (ec) {
+      fail("write: " + ec.message());
+      return;
+    }
+    write_now();
+  };
+  if (t->tls) {
+    asio::async_write(*t->tls, asio::buffer(writing_), std::move(done));
+  } else {
+    asio::async_write(t->socket, asio::buffer(writing_), std::move(done));
+  }
 }
 
 void Link::arm_command_timer() {
@@ -268,7 +317,7 @@ void Link::fail(const std::string& why) {
   command_timer_.cancel();
   command_timer_armed_ = false;
   resolver_.cancel();
-  socket_.close(ignored);
+  if (transport_) transport_->socket.close(ignored);
   out_.clear();
   writing_now_ = false;
   awaiting_.clear();
@@ -293,6 +342,10 @@ void Link::schedule_reconnect() {
   });
 }
 
+std::string Link::where() const {
+  return url_.unix_socket ? url_.path : url_.host + ":" + std::to_string(url_.port);
+}
+
 void Link::close() {
   if (state_ == State::closed) return;
   ++gen_;
@@ -303,7 +356,7 @@ void Link::close() {
   command_timer_.cancel();
   reconnect_timer_.cancel();
   resolver_.cancel();
-  socket_.close(ignored);
+  if (transport_) transport_->socket.close(ignored);
   out_.clear();
   awaiting_.clear();
 }

@@ -1,7 +1,9 @@
 // One socket to Redis, shared machinery of RedisConnection (commands) and
-// RedisSubscriber (pub/sub): connect (TCP or unix socket, with a timeout),
-// the AUTH/SELECT handshake, coalesced writes, reading Replies, the command
-// timeout, and reconnecting with capped, fully jittered exponential backoff.
+// RedisSubscriber (pub/sub): connect (TCP or unix socket, with a timeout;
+// for rediss:// then a TLS handshake within the same timeout, redis_tls.hpp
+// saying what is verified), the AUTH/SELECT handshake, coalesced writes,
+// reading Replies, the command timeout, and reconnecting with capped, fully
+// jittered exponential backoff.
 //
 // What the bytes mean is up to the LinkHandler (its owner). Replies to the
 // handshake are consumed here; every later reply goes to the handler, which
@@ -10,8 +12,9 @@
 // command that got no answer.
 //
 // hiredis 0.14 is used for parsing only (resp.hpp): its own I/O cannot do
-// TLS (needed for rediss:// later) and would need an adapter to the loop,
-// while an asio socket gives both, and one write per loop turn, for free.
+// TLS and would need an adapter to the loop, while an asio socket (wrapped
+// in an asio ssl::stream for rediss://) gives both, and one write per loop
+// turn, for free.
 //
 // Threads: everything runs on the executor given at construction; no locks.
 // Lifetime: handlers of asynchronous operations hold a shared_ptr to the
@@ -34,6 +37,10 @@
 #include "engine/redis/redis_url.hpp"
 #include "engine/redis/resp.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace herald::engine::redis {
 
 struct LinkOptions {
@@ -46,6 +53,13 @@ struct LinkOptions {
   // replies consumed here (an error reply breaks the link): e.g. SCRIPT LOAD,
   // so that a Redis that restarted knows the scripts before the first EVALSHA.
   std::vector<std::vector<std::string>> on_connect;
+  // rediss://: the TLS client context (redis_tls.hpp), shared by every link
+  // of an engine (server.cpp makes one into RedisEngineOptions::connection,
+  // which every link's options are copied from); unset: a link makes its
+  // own, trusting the system's CAs. And the name the server's certificate
+  // must carry (also sent as SNI); "": the URL's host.
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  std::string tls_server_name;
 };
 
 class LinkHandler {
@@ -92,15 +106,18 @@ class Link : public std::enable_shared_from_this<Link> {
  private:
   enum class State { idle, connecting, handshake, up, down, closed };
   using Socket = boost::asio::generic::stream_protocol::socket;
+  struct Transport;  // one attempt's socket, and its TLS stream for rediss://
 
   void connect();
   void connect_endpoints(std::vector<boost::asio::generic::stream_protocol::endpoint> endpoints);
+  void start_tls();
   void connected_now();
   void read();
   void on_read(size_t n);
   void write_now();
   void arm_command_timer();
   void schedule_reconnect();
+  std::string where() const;  // host:port or the socket's path, for messages
   bool current(uint64_t gen) const { return gen == gen_ && state_ != State::closed; }
 
   boost::asio::any_io_executor executor_;
@@ -109,7 +126,9 @@ class Link : public std::enable_shared_from_this<Link> {
   LinkHandler* handler_;
   State state_ = State::idle;
   uint64_t gen_ = 0;  // bumped at every break: completions of older sockets are ignored
-  Socket socket_;
+  // A new one per attempt (an SSL object serves one connection); the
+  // handlers of its operations hold it, so a broken one lives until they ran.
+  std::shared_ptr<Transport> transport_;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer connect_timer_;
   boost::asio::steady_timer command_timer_;

@@ -59,7 +59,7 @@ class RedisSubscriber final : LinkHandler {
  public:
   using MessageHook = std::function<void(std::string_view channel, std::string_view payload)>;
 
-  // Starts connecting at once. Throws std::invalid_argument for rediss://.
+  // Starts connecting at once (rediss://: TLS, see redis_tls.hpp).
   RedisSubscriber(boost::asio::any_io_executor executor, RedisUrl url,
                   SubscriberOptions options = {});
   ~RedisSubscriber() override;

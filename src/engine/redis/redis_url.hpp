@@ -2,8 +2,7 @@
 //
 // Accepted forms:
 //   redis://[user[:password]@]host[:port][/db]
-//   rediss://...                  same, with `tls` set (TLS is not built yet:
-//                                 the connection refuses it with a clear error)
+//   rediss://...                  same, over TLS (`tls` set; redis_tls.hpp)
 //   unix:///path/to/sock[?db=N]
 // user and password are percent-decoded; a password alone is written
 // `redis://:password@host`. IPv6 hosts go in brackets (`redis://[::1]:6379`).
