@@ -106,10 +106,15 @@ namespace {
 // then the script's ARGV.
 constexpr size_t kFirstArg = 7;
 
-// Redis Cluster: an op redirected more often than this (MOVED, ASK) fails;
-// one told TRYAGAIN / CLUSTERDOWN is sent again after a pause, so many
-// times at most (a failover takes about cluster-node-timeout).
-constexpr unsigned kMaxRedirects = 5;
+// Redis Cluster: an op redirected (MOVED, ASK) or told TRYAGAIN /
+// CLUSTERDOWN is sent again, so many times at most, then fails. TRYAGAIN
+// and CLUSTERDOWN resend after a pause, and so do redirections after the
+// first kFreeRedirects of an op (nodes that disagree must not make it spin).
+// While a slot migrates, a script whose optional keys (keys, keyq) do not
+// exist gets TRYAGAIN until the migration ends (Redis refuses a command over
+// several keys of a migrating slot when some are missing), and an ASK on
+// every other try: about 5 s of it are allowed.
+constexpr unsigned kFreeRedirects = 3;
 constexpr unsigned kMaxClusterTries = 50;
 constexpr std::chrono::milliseconds kClusterRetryPause{100};
 
@@ -332,7 +337,6 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
     // and how often it was redirected or told to try again.
     uint16_t slot = 0;
     std::optional<ClusterNode> ask;
-    unsigned redirects = 0;
     unsigned tries = 0;
     bool backoff = false;  // TRYAGAIN / CLUSTERDOWN: resent after a pause
     // When done, one of these (by kind):
@@ -505,21 +509,20 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
   std::optional<std::string> must_redirect(Op& op, const Result& result) {
     const Reply* r = std::get_if<Reply>(&result);
     if (!r || !r->is_error()) return std::nullopt;
-    if (auto redirect = parse_redirect(r->str)) {
-      if (++op.redirects > kMaxRedirects) return "redirected too often (" + r->str + ")";
+    auto redirect = parse_redirect(r->str);
+    if (!redirect && !is_cluster_retry(r->str)) return std::nullopt;
+    if (++op.tries > kMaxClusterTries) return "the cluster kept answering " + r->str;
+    if (redirect) {
       if (redirect->ask)
         op.ask = redirect->node;
       else
         router_->moved(*redirect);
-      return "";
-    }
-    if (is_cluster_retry(r->str)) {
-      if (++op.tries > kMaxClusterTries) return r->str;
+      op.backoff = op.tries > kFreeRedirects;
+    } else {
       op.backoff = true;
       router_->refresh();
-      return "";
     }
-    return std::nullopt;
+    return "";
   }
 
   // Nothing is in flight: retries go out again in call order, unless a later
