@@ -338,6 +338,14 @@ const std::vector<KeyDef>& keys() {
                    c.engine.redis_url = url;
                  },
                  [](const Config& c) { return Value(c.engine.redis_url); }});
+    k.push_back({"engine", "redis_cluster", Type::boolean, 0, 0,
+                 "redis: engine.redis_url is a seed node of a Redis Cluster (its db must be 0): "
+                 "each channel's keys and sharded pub/sub (SPUBLISH/SSUBSCRIBE) go to the master "
+                 "of its slot, found from the cluster's slot map and its MOVED/ASK redirections.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.engine.redis_cluster = std::get<bool>(v);
+                 },
+                 [](const Config& c) { return Value(c.engine.redis_cluster); }});
     k.push_back(ms_key<&Config::engine, &EngineConfig::redis_connect_timeout>(
         "engine", "redis_connect_timeout_ms", 1, 600000,
         "redis: how long a connection attempt may take."));

@@ -69,6 +69,7 @@ struct EngineConfig {
   std::chrono::milliseconds redis_reconnect_max{5000};
   std::chrono::milliseconds redis_idle_ttl{24LL * 3600 * 1000};
   std::string redis_prefix = "herald";
+  bool redis_cluster = false;  // redis_url is a seed node of a Redis Cluster
   // How long a node's presence members stay in Redis without a refresh (a
   // node refreshes its own every third of it), so a crashed node's members
   // disappear within it.

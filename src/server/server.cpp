@@ -83,6 +83,8 @@ std::unique_ptr<engine::Engine> make_engine(const config::Config& cfg) {
     o.max_age_ms = static_cast<int64_t>(cfg.history.ttl.count());
     o.idle_ttl_ms = static_cast<int64_t>(cfg.engine.redis_idle_ttl.count());
     o.prefix = cfg.engine.redis_prefix;
+    o.cluster = cfg.engine.redis_cluster;
+    o.sharded = cfg.engine.redis_cluster;  // SPUBLISH/SSUBSCRIBE: a cluster needs them
     o.presence_ttl_ms = static_cast<int64_t>(cfg.engine.redis_presence_ttl.count());
     if (o.url.tls) {
       // One TLS context for the engine, shared by every link through
@@ -96,7 +98,8 @@ std::unique_ptr<engine::Engine> make_engine(const config::Config& cfg) {
     }
     // Throws naming the redacted URL when Redis cannot be reached at start.
     auto redis = engine::redis::make_redis_engine(o);
-    spdlog::info("engine redis at {} (keys {}:*)", engine::redis::redacted(o.url), o.prefix);
+    spdlog::info("engine redis{} at {} (keys {}:*)", o.cluster ? " cluster" : "",
+                 engine::redis::redacted(o.url), o.prefix);
     return redis;
   }
   throw std::runtime_error("engine.type: unsupported engine '" + cfg.engine.type + "'");

@@ -59,6 +59,7 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"engine.redis_reconnect_max_ms", "HERALD_ENGINE_REDIS_RECONNECT_MAX_MS"},
     {"engine.redis_idle_ttl_ms", "HERALD_ENGINE_REDIS_IDLE_TTL_MS"},
     {"engine.redis_prefix", "HERALD_ENGINE_REDIS_PREFIX"},
+    {"engine.redis_cluster", "HERALD_ENGINE_REDIS_CLUSTER"},
     {"engine.redis_presence_ttl_ms", "HERALD_ENGINE_REDIS_PRESENCE_TTL_MS"},
     {"engine.redis_tls_ca_file", "HERALD_ENGINE_REDIS_TLS_CA_FILE"},
     {"engine.redis_tls_cert_file", "HERALD_ENGINE_REDIS_TLS_CERT_FILE"},
@@ -399,7 +400,7 @@ TEST_F(ConfigTest, EveryNumericKeyHasARange) {
         key == "server.allowed_origins" || key == "server.log_level" || key == "engine.type" ||
         key == "engine.data_dir" || key == "engine.durability" || key == "engine.redis_url" ||
         key == "engine.redis_prefix" || key.starts_with("engine.redis_tls_") ||
-        key == "server.allow_remote_admin" ||
+        key == "engine.redis_cluster" || key == "server.allow_remote_admin" ||
         (key.starts_with("auth.jwks_") && !key.ends_with("_ms")) || key == "auth.issuer" ||
         key == "auth.audience" || key == "auth.query_token" || key == "api.protect_metrics")
       continue;

@@ -8,10 +8,21 @@
 // from their threads, the hub thread reads it for every message); the
 // subscriber is touched on the hub thread only. See redis_engine.cpp's
 // opening comment and LAYOUT.md ("Cross-node fan-out").
+//
+// Redis Cluster (a slot map given): one sharded subscriber per master that
+// serves a watched channel, each channel SSUBSCRIBEd on its slot's master
+// (the hub's own ClusterRouter keeps the map). When a subscriber says a
+// channel left it (on_moved: MOVED on SSUBSCRIBE, or Redis' own
+// `sunsubscribe` after its slot moved), the map is read again, and the
+// subscriber of every node that lost a channel is replaced by a new one
+// with the channels it keeps, while the others go to their new master: each
+// is confirmed again, so its store checks the stream and fills what it
+// missed meanwhile (the same path as after a pub/sub reconnect).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,6 +31,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "engine/redis/cluster_router.hpp"
+#include "engine/redis/cluster_slots.hpp"
 #include "engine/redis/redis_engine.hpp"
 #include "engine/redis/redis_subscriber.hpp"
 
@@ -50,7 +63,8 @@ struct Mailbox {
 // thread reads it for every message).
 class FanoutHub {
  public:
-  explicit FanoutHub(const RedisEngineOptions& options);
+  // `slots`: Redis Cluster's map at start (null: one Redis).
+  FanoutHub(const RedisEngineOptions& options, const SlotMap* slots);
   ~FanoutHub();
   FanoutHub(const FanoutHub&) = delete;
   FanoutHub& operator=(const FanoutHub&) = delete;
@@ -69,9 +83,22 @@ class FanoutHub {
   };
   void sync(const std::string& pubsub);  // on the hub thread
   std::optional<Route> route(std::string_view pubsub);
+  std::unique_ptr<RedisSubscriber> make_subscriber(const RedisUrl& url);
+  // Cluster, on the hub thread.
+  RedisSubscriber& subscriber_for(const std::string& node);
+  void moved(const std::string& node, const std::string& pubsub, std::string_view why);
+  void rebalance();
 
+  const RedisEngineOptions options_;
   boost::asio::io_context io_;
   std::unique_ptr<RedisSubscriber> sub_;  // used on the hub thread only
+  // Cluster (hub thread only): the map, a subscriber per master ("host:port"),
+  // where each subscribed channel is, and the channels a subscriber lost.
+  std::unique_ptr<ClusterRouter> router_;
+  std::map<std::string, std::unique_ptr<RedisSubscriber>> subs_;
+  std::unordered_map<std::string, std::string> placed_;
+  std::unordered_map<std::string, std::string> lost_;  // pubsub -> node it left
+  bool rebalance_posted_ = false;
   std::mutex mu_;
   std::unordered_map<std::string, Route> routes_;  // under mu_
   std::thread thread_;

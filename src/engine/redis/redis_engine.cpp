@@ -95,6 +95,8 @@
 #include "engine/clock_and_epoch.hpp"
 #include "engine/key_index.hpp"
 #include "engine/redis/channel_sequencer.hpp"
+#include "engine/redis/cluster_router.hpp"
+#include "engine/redis/cluster_slots.hpp"
 #include "engine/redis/fanout_hub.hpp"
 #include "engine/redis/fanout_payload.hpp"
 #include "engine/redis/redis_presence.hpp"
@@ -108,6 +110,18 @@ namespace {
 // Arguments of a script call: EVALSHA <sha> 4 <meta> <stream> <keys> <keyq>,
 // then the script's ARGV.
 constexpr size_t kFirstArg = 7;
+
+// Redis Cluster: an op redirected (MOVED, ASK) or told TRYAGAIN /
+// CLUSTERDOWN is sent again, so many times at most, then fails. TRYAGAIN
+// and CLUSTERDOWN resend after a pause, and so do redirections after the
+// first kFreeRedirects of an op (nodes that disagree must not make it spin).
+// While a slot migrates, a script whose optional keys (keys, keyq) do not
+// exist gets TRYAGAIN until the migration ends (Redis refuses a command over
+// several keys of a migrating slot when some are missing), and an ASK on
+// every other try: about 5 s of it are allowed.
+constexpr unsigned kFreeRedirects = 3;
+constexpr unsigned kMaxClusterTries = 50;
+constexpr std::chrono::milliseconds kClusterRetryPause{100};
 
 // Every (re)connection of a store loads the scripts before its first call
 // (SCRIPT LOAD in the handshake), so EVALSHA after a Redis restart finds them
@@ -124,7 +138,8 @@ ConnectionOptions loading_scripts(ConnectionOptions options) {
 class RedisShardStore final : public ShardStore, public FanoutListener {
  public:
   RedisShardStore(const RedisEngineOptions& options, std::string key_seed, std::string origin,
-                  std::shared_ptr<FanoutHub> hub, boost::asio::any_io_executor executor)
+                  std::shared_ptr<FanoutHub> hub, boost::asio::any_io_executor executor,
+                  const SlotMap* slots)
       : options_(options),
         defaults_{options.max_events_per_channel, options.max_age_ms},
         key_seed_(std::stoull(key_seed)),
@@ -140,14 +155,23 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
                     op.args = std::move(command);
                     submit(std::move(op));
                   }),
-        conn_(std::make_unique<RedisConnection>(executor, options.url,
-                                                loading_scripts(options.connection))) {}
+        retry_timer_(executor) {
+    if (slots) {
+      router_ = std::make_unique<ClusterRouter>(executor, options.url,
+                                                loading_scripts(options.connection), *slots);
+    } else {
+      conn_ = std::make_unique<RedisConnection>(executor, options.url,
+                                                loading_scripts(options.connection));
+    }
+  }
 
   ~RedisShardStore() override {
     closing_ = true;
     alive_.reset();  // what the hub posted for this store finds it gone
     for (const auto& [channel, w] : watched_) hub_->unwatch(pubsub_channel(channel), mailbox_);
+    retry_timer_.cancel();
     conn_.reset();  // runs the pending callbacks, which now return at once
+    router_.reset();
   }
 
   bool shared() const override { return true; }
@@ -308,6 +332,12 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
     std::vector<std::string> args;
     State state = State::waiting;
     std::optional<Result> raw;  // a retried script's reply, until resent
+    // Redis Cluster: the channel's slot, where an ASK sends it next (once),
+    // and how often it was redirected or told to try again.
+    uint16_t slot = 0;
+    std::optional<ClusterNode> ask;
+    unsigned tries = 0;
+    bool backoff = false;  // TRYAGAIN / CLUSTERDOWN: resent after a pause
     // When done, one of these (by kind):
     AppendResult append;
     HistoryResult history;
@@ -352,7 +382,35 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
     return args;
   }
 
+  // The connection a channel's commands go to: the one, or its slot's
+  // master's (cluster).
+  RedisConnection& conn_for(uint16_t slot) { return router_ ? router_->for_slot(slot) : *conn_; }
+  uint16_t slot_of(const std::string& channel) const {
+    return router_ ? key_slot(channel_key(options_.prefix, channel, "meta")) : 0;
+  }
+
+  // A command outside the ops FIFO (a check, a fill): to its channel's
+  // master; a redirection it gets updates the map (its caller treats the
+  // error like any other: a check is dropped, a fill fails).
+  void side_command(const std::string& channel, std::vector<std::string> args, Callback done) {
+    conn_for(slot_of(channel)).command(args, [this, done = std::move(done)](Result&& r) mutable {
+      if (closing_) return;
+      note_redirect(r);
+      done(std::move(r));
+    });
+  }
+  void note_redirect(const Result& r) {
+    if (!router_) return;
+    if (const Reply* reply = std::get_if<Reply>(&r); reply && reply->is_error()) {
+      if (auto redirect = parse_redirect(reply->str); redirect && !redirect->ask)
+        router_->moved(*redirect);
+    } else if (std::holds_alternative<Failure>(r)) {
+      router_->refresh();  // a master gone: maybe failed over
+    }
+  }
+
   void submit(Op op) {
+    op.slot = slot_of(op.channel);
     ops_.push_back(std::move(op));
     if (!holding_) send(ops_.size() - 1);
   }
@@ -363,7 +421,14 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
     const uint64_t id = front_id_ + index;
     op.state = State::sent;
     ++in_flight_;
-    conn_->command(op.args, [this, id](Result&& r) { answered(id, std::move(r)); });
+    if (op.ask) {  // ASK: this command only, on the importing node, after ASKING
+      RedisConnection& conn = router_->for_node(*op.ask);
+      op.ask.reset();
+      conn.command({"ASKING"}, [](Result&&) {});
+      conn.command(op.args, [this, id](Result&& r) { answered(id, std::move(r)); });
+      return;
+    }
+    conn_for(op.slot).command(op.args, [this, id](Result&& r) { answered(id, std::move(r)); });
   }
 
   void answered(uint64_t id, Result&& result) {
@@ -375,10 +440,16 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
         must_retry(op, *r)) {
       op.state = State::retry;
       holding_ = true;
+    } else if (auto why = router_ ? must_redirect(op, result) : std::nullopt; why && why->empty()) {
+      op.state = State::retry;
+      holding_ = true;
+    } else if (why) {
+      complete(op, Failure{"redis unavailable: " + *why});
     } else {
+      note_redirect(result);
       complete(op, std::move(result));
     }
-    if (holding_ && in_flight_ == 0) resend();
+    if (holding_ && in_flight_ == 0 && !retry_armed_) resend();
     deliver();
   }
 
@@ -430,10 +501,53 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
     return false;
   }
 
+  // Redis Cluster: "" when `result` says the command did not run and must go
+  // elsewhere (MOVED: the map is updated; ASK: op.ask is set) or again
+  // later (TRYAGAIN, CLUSTERDOWN: op.backoff is set); why it must fail
+  // instead when it was redirected or refused too often; nullopt otherwise.
+  std::optional<std::string> must_redirect(Op& op, const Result& result) {
+    const Reply* r = std::get_if<Reply>(&result);
+    if (!r || !r->is_error()) return std::nullopt;
+    auto redirect = parse_redirect(r->str);
+    if (!redirect && !is_cluster_retry(r->str)) return std::nullopt;
+    if (++op.tries > kMaxClusterTries) return "the cluster kept answering " + r->str;
+    if (redirect) {
+      if (redirect->ask)
+        op.ask = redirect->node;
+      else
+        router_->moved(*redirect);
+      op.backoff = op.tries > kFreeRedirects;
+    } else {
+      op.backoff = true;
+      router_->refresh();
+    }
+    return "";
+  }
+
   // Nothing is in flight: retries go out again in call order, unless a later
   // operation of their channel already ran (see the opening comment), then
-  // the calls that waited.
+  // the calls that waited. Cluster retries told to wait (TRYAGAIN,
+  // CLUSTERDOWN) make everything wait for kClusterRetryPause first.
   void resend() {
+    bool pause = false;
+    for (Op& op : ops_) {
+      if (op.state == State::retry && op.backoff) {
+        op.backoff = false;
+        pause = true;
+      }
+    }
+    if (pause) {
+      retry_armed_ = true;
+      retry_timer_.expires_after(kClusterRetryPause);
+      retry_timer_.async_wait(
+          [this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+            if (ec || alive.expired() || closing_) return;
+            retry_armed_ = false;
+            resend();
+            deliver();
+          });
+      return;
+    }
     holding_ = false;
     std::unordered_set<std::string_view> ran;  // channels with a later op that ran
     for (size_t i = ops_.size(); i-- > 0;) {
@@ -594,12 +708,13 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
   // appends sent before it, which are then registered.
   void send_fill(const std::string& channel, uint64_t watch_id, ChannelSequencer::Fill fill) {
     const auto ignore = [](Result&&) {};
-    conn_->command({"MULTI"}, ignore);
-    conn_->command({"HGET", channel_key(options_.prefix, channel, "meta"), "epoch"}, ignore);
-    conn_->command({"XRANGE", channel_key(options_.prefix, channel, "stream"),
-                    "(" + decimal(fill.after), decimal(fill.upto)},
-                   ignore);
-    conn_->command({"EXEC"}, [this, channel, watch_id, id = fill.id](Result&& r) {
+    side_command(channel, {"MULTI"}, ignore);
+    side_command(channel, {"HGET", channel_key(options_.prefix, channel, "meta"), "epoch"}, ignore);
+    side_command(channel,
+                 {"XRANGE", channel_key(options_.prefix, channel, "stream"),
+                  "(" + decimal(fill.after), decimal(fill.upto)},
+                 ignore);
+    side_command(channel, {"EXEC"}, [this, channel, watch_id, id = fill.id](Result&& r) {
       if (closing_) return;
       filled(channel, watch_id, id, std::move(r));
     });
@@ -654,12 +769,11 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
   void send_check(const std::string& channel, uint64_t watch_id, unsigned attempt) {
     Watched* w = watched(channel, watch_id);
     if (!w) return;
-    conn_->command({"HMGET", channel_key(options_.prefix, channel, "meta"), "epoch", "last"},
-                   [this, channel, watch_id, attempt, floor = w->seq.floor()](Result&& r) {
-                     if (closing_) return;
-                     if (!checked(channel, watch_id, floor, std::move(r)))
-                       check_later(channel, watch_id, attempt + 1);
-                   });
+    side_command(channel, {"HMGET", channel_key(options_.prefix, channel, "meta"), "epoch", "last"},
+                 [this, channel, watch_id, attempt, floor = w->seq.floor()](Result&& r) {
+                   if (!checked(channel, watch_id, floor, std::move(r)))
+                     check_later(channel, watch_id, attempt + 1);
+                 });
   }
 
   void check_later(const std::string& channel, uint64_t watch_id, unsigned attempt) {
@@ -716,7 +830,12 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // expires with this object
   std::shared_ptr<Mailbox> mailbox_;
   RedisPresence presence_;                 // sends through submit()
-  std::unique_ptr<RedisConnection> conn_;  // last: its callbacks use the above
+  boost::asio::steady_timer retry_timer_;  // cluster: the pause before a TRYAGAIN's resend
+  bool retry_armed_ = false;
+  // Last: their callbacks use the above. One of them: the connection, or
+  // (Redis Cluster) the router and its connection per master.
+  std::unique_ptr<RedisConnection> conn_;
+  std::unique_ptr<ClusterRouter> router_;
 };
 
 // A node's id in the pub/sub payloads: 16 hex digits from the system's
@@ -731,8 +850,11 @@ std::string random_origin() {
 
 class RedisEngine final : public Engine {
  public:
-  RedisEngine(const RedisEngineOptions& options, std::string key_seed)
-      : options_(options), key_seed_(std::move(key_seed)), origin_(random_origin()) {}
+  RedisEngine(const RedisEngineOptions& options, std::string key_seed, std::optional<SlotMap> slots)
+      : options_(options),
+        key_seed_(std::move(key_seed)),
+        origin_(random_origin()),
+        slots_(std::move(slots)) {}
 
   std::string_view name() const override { return "redis"; }
 
@@ -746,17 +868,20 @@ class RedisEngine final : public Engine {
     std::shared_ptr<FanoutHub> hub;
     {
       std::lock_guard lock(mu_);
-      if (!hub_) hub_ = std::make_shared<FanoutHub>(options_);
+      if (!hub_) hub_ = std::make_shared<FanoutHub>(options_, slots_ ? &*slots_ : nullptr);
       hub = hub_;
     }
-    return std::make_unique<RedisShardStore>(options_, key_seed_, origin_, std::move(hub),
-                                             executor);
+    return std::make_unique<RedisShardStore>(options_, key_seed_, origin_, std::move(hub), executor,
+                                             slots_ ? &*slots_ : nullptr);
   }
 
  private:
   const RedisEngineOptions options_;
   const std::string key_seed_;  // decimal u64
   const std::string origin_;
+  // Redis Cluster: the slot map read at start, each store's and the hub's
+  // first (each then follows redirections and refreshes its own).
+  const std::optional<SlotMap> slots_;
   std::mutex mu_;
   std::shared_ptr<FanoutHub> hub_;  // created by the first open_shard
 };
@@ -783,14 +908,18 @@ bool canonical_u64(const std::string& s) {
 }
 
 // The deployment's seed: the first node to start stores a random one, every
-// node then uses the stored one.
-std::string read_or_create_seed(const RedisEngineOptions& options) {
-  const std::string where = redacted(options.url);
+// node then uses the stored one. On a cluster, on the master of its slot.
+std::string read_or_create_seed(const RedisEngineOptions& options, const SlotMap* slots) {
+  const std::string key = options.prefix + ":key_seed";
+  RedisUrl url = options.url;
+  if (slots) {
+    if (const ClusterNode* master = slots->master(key_slot(key))) url = node_url(url, *master);
+  }
+  const std::string where = redacted(url);
   boost::asio::io_context io;
   ConnectionOptions once = options.connection;
   once.reconnect_min = once.reconnect_max = std::chrono::hours(1);  // fail, do not retry
-  RedisConnection conn(io.get_executor(), options.url, once);
-  const std::string key = options.prefix + ":key_seed";
+  RedisConnection conn(io.get_executor(), url, once);
   run_command(io, conn, {"SET", key, decimal(KeyIndex::random_seed()), "NX"}, where);
   const Reply seed = run_command(io, conn, {"GET", key}, where);
   if (seed.kind != Reply::Kind::string || !canonical_u64(seed.str))
@@ -817,7 +946,14 @@ std::string channel_key(const std::string& prefix, const std::string& channel,
 }
 
 std::unique_ptr<Engine> make_redis_engine(const RedisEngineOptions& options) {
-  return std::make_unique<RedisEngine>(options, read_or_create_seed(options));
+  RedisEngineOptions o = options;
+  std::optional<SlotMap> slots;
+  if (o.cluster) {
+    o.sharded = true;  // a cluster's pub/sub must be sharded: SPUBLISH goes to the slot's master
+    slots = read_slot_map(o.url, o.connection);
+  }
+  std::string seed = read_or_create_seed(o, slots ? &*slots : nullptr);
+  return std::make_unique<RedisEngine>(o, std::move(seed), std::move(slots));
 }
 
 }  // namespace herald::engine::redis

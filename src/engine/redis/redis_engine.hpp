@@ -33,7 +33,10 @@ struct RedisEngineOptions {
   // meta also when not read); 0: never (LAYOUT.md, "Expiry").
   int64_t idle_ttl_ms = 24LL * 3600 * 1000;
   std::string prefix = "herald";  // keys are <prefix>:{<channel>}:...
-  bool sharded = false;           // Redis Cluster (SPUBLISH / SSUBSCRIBE)
+  bool sharded = false;           // SPUBLISH / SSUBSCRIBE (a cluster needs them)
+  // `url` is a seed node of a Redis Cluster (its db 0): each channel goes to
+  // its slot's master (cluster_router.hpp); set `sharded` with it.
+  bool cluster = false;
   // Cross-node fan-out: the keep-alive PING of the pub/sub connection, and
   // how many messages a watched channel may hold while it waits for a gap
   // to be filled (beyond: reset "resubscribe").
@@ -50,6 +53,8 @@ struct RedisEngineOptions {
 // (<prefix>:key_seed) before returning, on a short-lived connection of its
 // own; throws std::runtime_error naming the redacted URL when Redis cannot
 // be reached or answers with an error within the connect and command timeouts.
+// With `cluster`, first reads the slot map from the seed (and throws when it
+// is not a cluster node, or its URL selects a db other than 0).
 std::unique_ptr<Engine> make_redis_engine(const RedisEngineOptions& options);
 
 // The Redis key of one of a channel's keys (`what`: meta, stream, keys,

@@ -6,6 +6,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include "engine/redis/cluster_slots.hpp"
+
 namespace herald::engine::redis {
 
 RedisSubscriber::RedisSubscriber(boost::asio::any_io_executor executor, RedisUrl url,
@@ -26,6 +28,7 @@ void RedisSubscriber::arm_ping() {
   ping_timer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
     if (ec || alive.expired()) return;
     if (link_->up()) {
+      if (options_.sharded) asked_.emplace_back();
       append_command(link_->out(), {"PING"});
       link_->expect(1);
       link_->flush_soon();
@@ -87,7 +90,12 @@ void RedisSubscriber::send(const char* command, const std::vector<std::string_vi
   if (channels.empty()) return;
   std::string& out = link_->out();
   if (options_.sharded) {
-    for (std::string_view channel : channels) append_command(out, {command, channel});
+    const bool unsubscribe = std::string_view(command) == "SUNSUBSCRIBE";
+    for (std::string_view channel : channels) {
+      append_command(out, {command, channel});
+      asked_.emplace_back(channel);
+      if (unsubscribe) ++unsubscribing_[std::string(channel)];
+    }
   } else {
     std::vector<std::string_view> args;
     args.reserve(channels.size() + 1);
@@ -118,6 +126,23 @@ void RedisSubscriber::link_up() {
 
 void RedisSubscriber::link_reply(Reply&& reply) {
   if (reply.is_error()) {
+    if (options_.sharded && on_moved_ && !asked_.empty() && !asked_.front().empty() &&
+        (parse_redirect(reply.str) || is_cluster_retry(reply.str))) {
+      const std::string channel = std::move(asked_.front());
+      asked_.pop_front();
+      link_->answered();
+      server_.erase(channel);
+      if (auto it = unsubscribing_.find(channel); it != unsubscribing_.end() && --it->second == 0)
+        unsubscribing_.erase(it);
+      std::weak_ptr<int> alive = alive_;
+      if (channels_.contains(channel)) on_moved_(channel, reply.str);
+      if (alive.expired()) return;
+      if (resubscribing_ && --resubscribe_left_ == 0) {
+        resubscribing_ = false;
+        if (on_resubscribed_) on_resubscribed_();
+      }
+      return;
+    }
     link_->fail("pub/sub command failed: " + reply.str);
     return;
   }
@@ -125,6 +150,7 @@ void RedisSubscriber::link_reply(Reply&& reply) {
   if ((reply.kind == Reply::Kind::status && reply.str == "PONG") ||
       (reply.kind == Reply::Kind::array && reply.elements.size() == 2 &&
        reply.elements[0].kind == Reply::Kind::string && reply.elements[0].str == "pong")) {
+    if (!asked_.empty()) asked_.pop_front();
     link_->answered();
     return;
   }
@@ -145,6 +171,17 @@ void RedisSubscriber::link_reply(Reply&& reply) {
     link_->fail("unexpected pub/sub reply " + to_string(reply));
     return;
   }
+  if (kind == "sunsubscribe") {
+    auto it = unsubscribing_.find(channel);
+    if (it == unsubscribing_.end()) {
+      // Not an answer: Redis dropped the subscription (the slot moved).
+      server_.erase(channel);
+      if (on_moved_ && channels_.contains(channel)) on_moved_(channel, "slot moved");
+      return;
+    }
+    if (--it->second == 0) unsubscribing_.erase(it);
+  }
+  if (options_.sharded && !asked_.empty()) asked_.pop_front();
   link_->answered();
   if ((kind == "subscribe" || kind == "ssubscribe") && on_subscribed_ &&
       channels_.contains(channel)) {
@@ -160,6 +197,8 @@ void RedisSubscriber::link_reply(Reply&& reply) {
 
 void RedisSubscriber::link_down(const std::string&) {
   server_.clear();
+  asked_.clear();
+  unsubscribing_.clear();
   resubscribing_ = false;
   if (was_up_) {
     was_up_ = false;

@@ -16,7 +16,12 @@
 // needed for Redis Cluster): one command per channel, since a cluster refuses
 // one SSUBSCRIBE over channels of different slots. Finding the node that
 // serves a slot, and slot migrations, are the caller's business (one
-// subscriber per cluster node).
+// subscriber per cluster node, fanout_hub.hpp): when sharded, a redirection
+// or cluster error in answer to an SSUBSCRIBE (MOVED, ASK, TRYAGAIN,
+// CLUSTERDOWN), and an `sunsubscribe` Redis sends on its own for a channel
+// still wanted (its slot moved to another node, Redis 7), go to on_moved
+// instead of breaking the connection; the channel then stays in the set but
+// no longer in Redis: the caller moves it elsewhere.
 //
 // on_subscribed(channel) runs for every channel Redis confirmed (each
 // SUBSCRIBE's, and each channel of a reconnect's): from then on, every
@@ -38,12 +43,15 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <boost/unordered/unordered_flat_set.hpp>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/redis/redis_connection.hpp"
 #include "engine/redis/redis_link.hpp"
@@ -77,7 +85,14 @@ class RedisSubscriber final : LinkHandler {
     on_subscribed_ = std::move(hook);
   }
   void on_state(std::function<void(bool up)> hook) { on_state_ = std::move(hook); }
+  // sharded: `channel` is not subscribed here any more; `why` is Redis'
+  // error ("MOVED 12 host:port"...) or "slot moved" (see above).
+  void on_moved(std::function<void(std::string_view channel, std::string_view why)> hook) {
+    on_moved_ = std::move(hook);
+  }
   bool up() const { return link_->up(); }
+  // The channels wanted (for a caller moving them to another subscriber).
+  std::vector<std::string> channels() const { return {channels_.begin(), channels_.end()}; }
 
   // Stops for good: no hook runs afterwards.
   void close();
@@ -105,6 +120,11 @@ class RedisSubscriber final : LinkHandler {
   Set channels_;  // wanted by the node
   Set server_;    // asked of Redis on this connection (by SUBSCRIBE minus UNSUBSCRIBE)
   Set dirty_;     // changed this loop turn
+  // sharded: what each expected answer is for, in order ("" for a PING),
+  // and how many SUNSUBSCRIBEs of a channel are unanswered (an
+  // `sunsubscribe` beyond them is Redis' own: the slot moved).
+  std::deque<std::string> asked_;
+  boost::unordered_flat_map<std::string, size_t, Hash, std::equal_to<>> unsubscribing_;
   bool flush_posted_ = false;
   size_t resubscribe_left_ = 0;  // confirmations until on_resubscribed
   bool resubscribing_ = false;
@@ -114,6 +134,7 @@ class RedisSubscriber final : LinkHandler {
   std::function<void(std::string_view)> on_subscribed_;
   boost::asio::steady_timer ping_timer_;
   std::function<void(bool)> on_state_;
+  std::function<void(std::string_view, std::string_view)> on_moved_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

@@ -1,0 +1,330 @@
+# Herald on Redis Cluster (engine.redis_cluster = true, issue 13 items 2, 3,
+# 7): a real 3-master cluster of redis-server processes started by the test
+# (each on free ports, its own temp dir, slots split in thirds, joined with
+# CLUSTER MEET) and 3 real herald nodes given one master as their seed.
+# What must hold: channels whose slots live on every master each have one
+# ordered stream (its keys on its slot's master only); publishers on every
+# node, subscribers on every node see exactly the channel's history (no gap,
+# no duplicate, offset order); history and recovery work from any node; and
+# moving a busy channel's slot to another master while it is published to
+# (CLUSTER SETSLOT MIGRATING/IMPORTING, MIGRATE, SETSLOT NODE) loses nothing
+# acknowledged while subscribers stay exact.
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from harness import HeraldServer, ServerError, WSClient, http_publish, runs_async, toml_config, unique
+from redis_kit import free_port
+from test_redis_nodes import check_equals_history, collect, history, start_nodes, stop_nodes, \
+    subscribe_all
+
+
+class RedisCluster:
+    """`n` redis-server masters in one cluster, slots split evenly."""
+
+    def __init__(self, n: int = 3):
+        self.dir = tempfile.mkdtemp(prefix="herald-cluster-")
+        self.ports = [free_port() for _ in range(n)]
+        self.procs = []
+        try:
+            for p in self.ports:
+                bus = free_port()
+                self.procs.append(subprocess.Popen(
+                    ["redis-server", "--port", str(p), "--bind", "127.0.0.1",
+                     "--cluster-enabled", "yes", "--cluster-port", str(bus),
+                     "--cluster-config-file", os.path.join(self.dir, f"nodes-{p}.conf"),
+                     "--cluster-node-timeout", "2000",
+                     "--dir", self.dir, "--appendonly", "no", "--save", "",
+                     "--logfile", os.path.join(self.dir, f"redis-{p}.log")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+                self._wait_ping(p)
+                self.clients = getattr(self, "clients", []) + [self.connect(p)]
+                self.buses = getattr(self, "buses", []) + [bus]
+            per = 16384 // n
+            for i, c in enumerate(self.clients):
+                last = 16383 if i == n - 1 else (i + 1) * per - 1
+                c.execute_command("CLUSTER", "ADDSLOTSRANGE", i * per, last)
+            for i in range(1, n):
+                self.clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", self.ports[i],
+                                                self.buses[i])
+            deadline = time.time() + 20
+            while not all(self._ok(c, n) for c in self.clients):
+                assert time.time() < deadline, "cluster did not become ok: " + self.log()
+                time.sleep(0.05)
+            self.ids = [c.execute_command("CLUSTER", "MYID").decode() for c in self.clients]
+        except BaseException:
+            self.stop()
+            raise
+
+    @staticmethod
+    def _ok(c: redis.Redis, n: int) -> bool:
+        info = c.execute_command("CLUSTER", "INFO").decode()
+        return "cluster_state:ok" in info and f"cluster_known_nodes:{n}" in info
+
+    def _wait_ping(self, port: int) -> None:
+        deadline = time.time() + 10
+        c = self.connect(port)
+        while True:
+            try:
+                c.ping()
+                return
+            except redis.ConnectionError:
+                assert time.time() < deadline, "redis-server did not start: " + self.log()
+                time.sleep(0.02)
+
+    def connect(self, port: int) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
+
+    def slot(self, key: str) -> int:
+        return self.clients[0].execute_command("CLUSTER", "KEYSLOT", key)
+
+    def owner(self, slot: int) -> int:
+        """Index of the master serving `slot` (as node 0 sees it)."""
+        for start, end, master, *_ in self.clients[0].execute_command("CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return self.ports.index(int(master[1]))
+        raise AssertionError(f"slot {slot} unserved")
+
+    def move_slot(self, slot: int, dst: int, pause: float = 0.0) -> None:
+        """Moves `slot` and its keys to master `dst`, as redis-cli --cluster
+        reshard does (IMPORTING, MIGRATING, MIGRATE in batches, SETSLOT NODE),
+        waiting `pause` seconds in each state (MIGRATING with the keys on the
+        source, then on the target) so that traffic meets both."""
+        src = self.owner(slot)
+        s, d = self.clients[src], self.clients[dst]
+        d.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", self.ids[src])
+        s.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", self.ids[dst])
+        time.sleep(pause)
+        while True:
+            keys = s.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 10)
+            if not keys:
+                break
+            s.execute_command("MIGRATE", "127.0.0.1", self.ports[dst], "", 0, 5000, "KEYS", *keys)
+        time.sleep(pause)
+        for c in (d, s) + tuple(c for i, c in enumerate(self.clients) if i not in (src, dst)):
+            c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", self.ids[dst])
+
+    def log(self) -> str:
+        out = ""
+        for p in getattr(self, "ports", []):
+            try:
+                out += f"--- {p}\n" + Path(self.dir, f"redis-{p}.log").read_text(
+                    errors="replace")[-1500:]
+            except OSError:
+                pass
+        return out
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_cluster():
+    c = RedisCluster(3)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def cluster_config(seed_port: int) -> str:
+    return toml_config(
+        engine={"type": "redis", "redis_url": f"redis://127.0.0.1:{seed_port}",
+                "redis_cluster": True, "redis_command_timeout_ms": 1000,
+                "redis_reconnect_max_ms": 200},
+        history={"size": 10000},
+        defaults={"allow_unknown": True},
+    )
+
+
+def channels_on_every_master(cluster: RedisCluster, per_master: int, prefix: str) -> list[str]:
+    """Fresh channel names, `per_master` of them served by each master."""
+    want = {i: per_master for i in range(len(cluster.ports))}
+    out = []
+    while any(want.values()):
+        ch = unique(prefix)
+        m = cluster.owner(cluster.slot(ch))
+        if want[m]:
+            want[m] -= 1
+            out.append(ch)
+    return out
+
+
+@runs_async
+async def test_cluster_channels_on_every_master_one_ordered_stream_each(redis_cluster):
+    cluster = redis_cluster
+    nodes = start_nodes(cluster.ports[0], 3, "cluster", cluster_config(cluster.ports[0]))
+    try:
+        channels = channels_on_every_master(cluster, 2, "room:c")
+        subs = []
+        for node in nodes:
+            c, _ = await WSClient.connected(node)
+            await subscribe_all(c, channels)
+            subs.append(c)
+
+        per_publisher = 15  # per channel
+
+        async def ws_publisher(node: HeraldServer, tag: str):
+            c, _ = await WSClient.connected(node)
+            for i in range(per_publisher):
+                for ch in channels:
+                    await c.send({"type": "publish", "id": f"{tag}-{ch}-{i}", "channel": ch,
+                                  "event": "e", "data": f"{tag}-{i}"})
+            acks = [await c.recv() for _ in range(per_publisher * len(channels))]
+            assert all(a["type"] == "ack" for a in acks), [a for a in acks if a["type"] != "ack"]
+            await c.close()
+
+        def http_publisher(node: HeraldServer, tag: str):
+            for i in range(per_publisher):
+                for ch in channels:
+                    status, body = http_publish(node, ch, f"{tag}-{i}")
+                    assert status == 200, body
+
+        threads = [threading.Thread(target=http_publisher, args=(n, f"h{k}"))
+                   for k, n in enumerate(nodes)]
+        for t in threads:
+            t.start()
+        await asyncio.gather(*(ws_publisher(n, f"w{k}") for k, n in enumerate(nodes)))
+        await asyncio.to_thread(lambda: [t.join() for t in threads])
+
+        total = 2 * len(nodes) * per_publisher
+        for k, (node, c) in enumerate(zip(nodes, subs)):
+            got = await collect(c, {ch: total for ch in channels})
+            check_equals_history(nodes[(k + 1) % 3], got, f"subscriber on node {k}:")
+            await c.close()
+
+        # Each channel's keys are on its slot's master, and nowhere else.
+        for ch in channels:
+            key = f"herald:{{{ch}}}:stream"
+            m = cluster.owner(cluster.slot(key))
+            assert cluster.clients[m].xlen(key) == total, ch
+            for i, c in enumerate(cluster.clients):
+                if i != m:
+                    with pytest.raises(redis.ResponseError, match="MOVED"):
+                        c.xlen(key)
+
+        # Recovery from any node: missed on node 0, recovered on node 2.
+        ch = channels[-1]
+        c0, _ = await WSClient.connected(nodes[0])
+        sub = await c0.call({"type": "subscribe", "channel": ch})
+        epoch, seen = sub["epoch"], sub["offset"]
+        await c0.close()
+        for i in range(5):
+            assert http_publish(nodes[1], ch, f"missed-{i}")[0] == 200
+        c2, _ = await WSClient.connected(nodes[2])
+        rec = await c2.call({"type": "subscribe", "channel": ch,
+                             "recover": {"epoch": epoch, "offset": seen}})
+        assert rec["recovered"] is True, rec
+        assert [e["data"] for e in rec["events"]] == [f"missed-{i}" for i in range(5)], rec
+        await c2.close()
+    finally:
+        stop_nodes(nodes)
+
+
+@runs_async
+async def test_cluster_slot_migration_during_publishing_loses_nothing(redis_cluster):
+    cluster = redis_cluster
+    nodes = start_nodes(cluster.ports[0], 3, "cluster-move", cluster_config(cluster.ports[0]))
+    try:
+        busy, quiet = channels_on_every_master(cluster, 1, "room:m")[:2]
+        slot = cluster.slot(busy)
+        src = cluster.owner(slot)
+        dst = (src + 1) % 3
+        subs = []
+        for node in nodes:
+            c, _ = await WSClient.connected(node)
+            await subscribe_all(c, [busy, quiet])
+            subs.append(c)
+
+        n = 200  # per publisher
+        acked: dict[str, list] = {busy: [], quiet: []}
+        refused = []
+        moving = asyncio.Event()
+
+        async def publisher(node: HeraldServer, tag: str):
+            c, _ = await WSClient.connected(node)
+            await moving.wait()
+            for i in range(n):
+                ch = quiet if i % 10 == 9 else busy
+                await c.send({"type": "publish", "id": f"{tag}-{i}", "channel": ch,
+                              "event": "e", "data": f"{tag}-{i}"})
+                if i % 5 == 4:  # about 1 s of publishing, while the slot moves
+                    await asyncio.sleep(0.025)
+            for _ in range(n):
+                a = await c.recv()
+                i = int(a["id"].split("-")[1])
+                ch = quiet if i % 10 == 9 else busy
+                if a["type"] == "ack":
+                    acked[ch].append(f"{tag}-{i}")
+                else:
+                    assert a.get("code") == "unavailable", a
+                    refused.append(a)
+            await c.close()
+
+        async def mover():
+            for i in range(5):  # the channel exists (keys on the source) before
+                assert http_publish(nodes[i % 3], busy, f"before-{i}")[0] == 200
+                acked[busy].append(f"before-{i}")
+            moving.set()
+            await asyncio.sleep(0.05)
+            await asyncio.to_thread(cluster.move_slot, slot, dst, 0.3)
+
+        await asyncio.gather(mover(), *(publisher(nd, f"p{k}") for k, nd in enumerate(nodes)))
+        assert cluster.owner(slot) == dst
+        # Publishing after the move works from every node.
+        for k, node in enumerate(nodes):
+            status, body = http_publish(node, busy, f"after-{k}")
+            assert status == 200, body
+            acked[busy].append(f"after-{k}")
+
+        stored = {ch: [e["data"] for e in history(nodes[1], ch)] for ch in (busy, quiet)}
+        for ch in (busy, quiet):
+            assert set(acked[ch]) <= set(stored[ch]), f"{ch}: acknowledged but not stored"
+            assert len(stored[ch]) == len(set(stored[ch])), f"{ch}: stored twice"
+        # While the slot moves, the channel's scripts get TRYAGAIN (their
+        # optional keys do not exist) and ASK, and are sent again. Only at
+        # the switch (SETSLOT NODE) may a later publish of a pipelined batch
+        # run while earlier ones were refused: those fail rather than be
+        # stored out of call order, and are not stored.
+        assert len(refused) <= 3 * n // 4, f"{len(refused)} refused"
+        for a in refused:
+            assert "not stored" in a["message"], a
+        for ch in (busy, quiet):
+            assert not {a["id"] for a in refused} & set(stored[ch]), f"{ch}: refused but stored"
+        print(f"migration: {sum(map(len, acked.values()))} acknowledged, {len(refused)} refused")
+        want = {ch: len(stored[ch]) for ch in (busy, quiet)}
+        for k, c in enumerate(subs):
+            got = await collect(c, want, timeout=30)
+            check_equals_history(nodes[(k + 2) % 3], got, f"subscriber on node {k}:")
+            await c.close()
+        key = f"herald:{{{busy}}}:stream"
+        assert cluster.clients[dst].xlen(key) == len(stored[busy])
+    finally:
+        stop_nodes(nodes)
+
+
+def test_cluster_refuses_a_seed_that_is_not_a_cluster_node_or_selects_a_db(redis_server,
+                                                                          redis_cluster):
+    for url, why in ((f"redis://127.0.0.1:{redis_server.port}", "not a Redis Cluster node"),
+                     (f"redis://127.0.0.1:{redis_cluster.ports[0]}/2", "db 0 only")):
+        cfg = toml_config(engine={"type": "redis", "redis_url": url, "redis_cluster": True},
+                          defaults={"allow_unknown": True})
+        srv = HeraldServer(cfg, name="cluster-refused")
+        with pytest.raises(ServerError):
+            srv.start()
+        assert why in srv.log_text(), srv.log_text()[-2000:]
+        # Nothing was stored in the cluster.
+        for c in redis_cluster.clients:
+            assert c.dbsize() == 0
