@@ -22,7 +22,7 @@ import pytest
 
 from harness import (SANITIZER_MARKERS, HeraldServer, WSClient, herald_bin, http_publish,
                      runs_async, server_env, toml_config, unique)
-from redis_kit import free_port
+from redis_kit import RedisServer, free_port
 from test_redis_nodes import history, start_nodes, stop_nodes
 
 
@@ -63,8 +63,9 @@ def pki():
         shutil.rmtree(d, ignore_errors=True)
 
 
-class TlsRedis:
-    """redis-server listening for TLS only, on 127.0.0.1:`port`."""
+class TlsRedis(RedisServer):
+    """redis-server listening for TLS only, on 127.0.0.1:`port` (RedisServer's
+    log() and stop(); its own start-up, checked with redis-cli over TLS)."""
 
     def __init__(self, pki: Path, auth_clients: bool = False, port: int | None = None):
         self.pki = pki
@@ -101,13 +102,8 @@ class TlsRedis:
     def herald_keys(self) -> list[str]:
         return [k for k in self.cli("--scan", "--pattern", "herald*").splitlines() if k]
 
-    def log(self) -> str:
-        try:
-            return Path(self.dir, "redis.log").read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
-
     def kill(self) -> None:
+        """Stops redis-server, keeping its directory (for a restart)."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -115,10 +111,6 @@ class TlsRedis:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-    def stop(self) -> None:
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
