@@ -1,0 +1,163 @@
+// ClientSession, app backend hooks ([proxy], docs/backend-hooks.md): the
+// connect hook in place of (or besides) a token, the subscribe and publish
+// hooks of namespaces that ask for them, and rpc. See client_session.hpp;
+// the HTTP side is proxy::Hooks. While a hook request is in flight the
+// session holds back later commands, as while verifying a token, so they
+// are handled in order and with the identity the hook decided; other
+// connections are not held.
+#include "protocol/client_session.hpp"
+#include "protocol/messages.hpp"
+#include "ws/frame_codec.hpp"
+
+namespace herald::protocol {
+
+void ClientSession::set_forwarded_headers(proxy::Headers headers) {
+  if (!headers.empty()) forwarded_ = std::make_unique<proxy::Headers>(std::move(headers));
+}
+
+template <class Reply>
+std::function<void(Reply)> ClientSession::after_hook(
+    std::function<void(ClientSession&, Reply)> then) {
+  verifying_ = true;
+  pause_reading();
+  request_sent();
+  return [self = weak_self(), then = std::move(then)](Reply reply) {
+    auto s = self.lock();
+    if (!s) return;
+    s->reply_received();
+    s->verifying_ = false;
+    if (s->is_open()) then(*s, std::move(reply));
+    s->release_held();
+  };
+}
+
+void ClientSession::disconnect(const proxy::Disconnect& d) {
+  close(d.code, d.reason.empty() ? "disconnected by the application" : d.reason);
+}
+
+bool ClientSession::connect_hook_applies(const Command& cmd) const {
+  if (!ctx_.hooks->enabled(proxy::Hook::connect)) return false;
+  // A token the server can verify skips the hook unless configured otherwise.
+  return cmd.token.empty() || !ctx_.auth->enabled() || ctx_.hooks->connect_with_token();
+}
+
+void ClientSession::connect_through_hook(Command& cmd) {
+  connected_ = true;  // a second connect while waiting is "already connected"
+  const std::string ip = peer_string();
+  proxy::ConnectRequest req{client_id_, ip, cmd.data, forwarded_.get()};
+  ctx_.hooks->connect(
+      req, after_hook<proxy::ConnectReply>([id = std::move(cmd.id)](ClientSession& s,
+                                                                    proxy::ConnectReply reply) {
+        s.forwarded_.reset();  // needed no longer
+        if (auto* refusal = std::get_if<proxy::Refusal>(&reply)) {
+          // The client learns why, then the connection ends: 4001 when the
+          // backend does not know who it is, else 4003.
+          s.reply_error(refusal->code, refusal->message, id);
+          const bool unknown =
+              refusal->code == ErrorCode::unauthorized || refusal->code == ErrorCode::token_expired;
+          if (refusal->code == ErrorCode::unavailable || refusal->code == ErrorCode::internal)
+            s.close(ws::close_code::internal_error, "connect hook failed");
+          else
+            s.close(unknown ? ws::close_code::unauthorized : ws::close_code::kicked,
+                    unknown ? "unauthorized" : "forbidden");
+          return;
+        }
+        if (auto* d = std::get_if<proxy::Disconnect>(&reply)) {
+          s.disconnect(*d);
+          return;
+        }
+        auto& grant = std::get<proxy::ConnectGrant>(reply);
+        if (grant.claims.sub.empty()) {
+          // No user: an anonymous connection (caps, channels, expire_at
+          // belong to a user and are ignored).
+          std::string out;
+          append_connected(out, id, s.client_id_, {}, 0, s.ctx_.ping_seconds, grant.data);
+          s.send_text(out);
+          return;
+        }
+        s.accept_identity(id, grant.claims, grant.data);
+      }));
+}
+
+bool ClientSession::proxied(const std::string& channel, bool publish) const {
+  const auto hook = publish ? proxy::Hook::publish : proxy::Hook::subscribe;
+  if (!ctx_.hooks->enabled(hook)) return false;
+  const core::Namespace* ns = ctx_.node.namespace_of(ctx_.worker, channel);
+  if (!ns) return false;
+  return publish ? ns->options.proxy_publish : ns->options.proxy_subscribe;
+}
+
+void ClientSession::subscribe_through_hook(Command& cmd, auth::OpSet granted, int64_t expires) {
+  // Shared, not moved into the callback: `req` views its strings.
+  auto held = std::make_shared<Command>(std::move(cmd));
+  proxy::ChannelRequest req{client_id_, user(), held->channel, {}, held->data};
+  ctx_.hooks->subscribe(
+      req, after_hook<proxy::SubscribeReply>([held, granted, expires](ClientSession& s,
+                                                                      proxy::SubscribeReply reply) {
+        Command& cmd = *held;
+        if (auto* refusal = std::get_if<proxy::Refusal>(&reply)) {
+          s.reply_error(refusal->code, refusal->message, cmd.id);
+          return;
+        }
+        if (auto* d = std::get_if<proxy::Disconnect>(&reply)) {
+          s.disconnect(*d);
+          return;
+        }
+        if (s.find(cmd.channel)) {
+          s.reply_error(ErrorCode::bad_request, "already subscribed to " + cmd.channel, cmd.id);
+          return;
+        }
+        auto& grant = std::get<proxy::SubscribeGrant>(reply);
+        std::string info = !grant.info.empty() ? std::move(grant.info)
+                           : s.identity_       ? s.identity_->info
+                                               : std::string();
+        s.subscribe_granted(cmd, granted, expires, false, std::move(info), std::move(grant.data));
+      }));
+}
+
+void ClientSession::publish_through_hook(Command& cmd) {
+  auto held = std::make_shared<Command>(std::move(cmd));  // `req` views its strings
+  proxy::ChannelRequest req{client_id_, user(), held->channel, held->event, held->data};
+  ctx_.hooks->publish(
+      req, after_hook<proxy::PublishReply>([held](ClientSession& s, proxy::PublishReply reply) {
+        Command& cmd = *held;
+        if (auto* refusal = std::get_if<proxy::Refusal>(&reply)) {
+          s.reply_error(refusal->code, refusal->message, cmd.id);
+          return;
+        }
+        if (auto* d = std::get_if<proxy::Disconnect>(&reply)) {
+          s.disconnect(*d);
+          return;
+        }
+        auto& grant = std::get<proxy::PublishGrant>(reply);
+        // Replaced data is checked like any publish's (size, schema) by the
+        // channel's owner.
+        if (grant.data) cmd.data = std::move(*grant.data);
+        s.publish_checked(cmd);
+      }));
+}
+
+void ClientSession::handle_rpc(Command& cmd) {
+  if (!ctx_.hooks->enabled(proxy::Hook::rpc)) {
+    reply_error(ErrorCode::bad_request, "rpc: this server has no rpc hook ([proxy] rpc_url)",
+                cmd.id);
+    return;
+  }
+  proxy::RpcRequest req{client_id_, user(), cmd.method, cmd.data};
+  ctx_.hooks->rpc(req, after_hook<proxy::RpcReply>(
+                           [id = std::move(cmd.id)](ClientSession& s, proxy::RpcReply reply) {
+                             if (auto* refusal = std::get_if<proxy::Refusal>(&reply)) {
+                               s.reply_error(refusal->code, refusal->message, id);
+                               return;
+                             }
+                             if (auto* d = std::get_if<proxy::Disconnect>(&reply)) {
+                               s.disconnect(*d);
+                               return;
+                             }
+                             std::string out;
+                             append_rpc_result(out, id, std::get<proxy::RpcGrant>(reply).data);
+                             s.send_text(out);
+                           }));
+}
+
+}  // namespace herald::protocol
