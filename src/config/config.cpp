@@ -514,6 +514,30 @@ const std::vector<KeyDef>& keys() {
         "data. \"\": no hook."));
     k.push_back(proxy_url<&ProxyConfig::rpc_url>(
         "rpc_url", "rpc hook: every client `rpc` command is POSTed here. \"\": rpc is refused."));
+    k.push_back(proxy_url<&ProxyConfig::refresh_url>(
+        "refresh_url",
+        "refresh hook: asked shortly before the expire_at the connect hook gave, for a new "
+        "one (or the end of the connection). \"\": no hook (the connection ends then)."));
+    k.push_back({"proxy", "rpc_routes", Type::string_list, 0, 0,
+                 "\"<method prefix>=<url>\" entries: rpc methods starting with the prefix go to "
+                 "that URL (the longest prefix wins), the others to rpc_url.",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   for (const auto& r : std::get<std::vector<std::string>>(v)) {
+                     std::string why;
+                     if (!proxy::parse_rpc_route(r, &why))
+                       throw ConfigError(key + ": '" + r + "': " + why);
+                   }
+                   c.proxy.rpc_routes = std::get<std::vector<std::string>>(v);
+                 },
+                 [](const Config& c) { return Value(c.proxy.rpc_routes); }});
+    k.push_back({"proxy", "rpc_schema", Type::string, 0, 0,
+                 "JSON file {\"<method>\": {\"request\": <JSON Schema>, \"response\": <JSON "
+                 "Schema>}} Herald checks rpc data against (relative to the working "
+                 "directory); \"\": none.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.proxy.rpc_schema = std::get<std::string>(v);
+                 },
+                 [](const Config& c) { return Value(c.proxy.rpc_schema); }});
     k.push_back(ms_key<&Config::proxy, &ProxyConfig::timeout>(
         "proxy", "timeout_ms", 10, 10 * kMinute,
         "Deadline of one hook request (connecting included); past it the client gets "

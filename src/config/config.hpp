@@ -214,6 +214,13 @@ struct ProxyConfig {
   std::string subscribe_url;
   std::string publish_url;
   std::string rpc_url;
+  std::string refresh_url;
+  // "prefix=url": rpc methods starting with prefix go to url (the longest
+  // matching prefix wins; the others to rpc_url).
+  std::vector<std::string> rpc_routes;
+  // JSON file {"<method>": {"request": <JSON Schema>, "response": <JSON
+  // Schema>}}: rpc data Herald checks both ways; "" for none.
+  std::string rpc_schema;
   std::chrono::milliseconds timeout{5000};  // one request, connecting included
   size_t max_concurrent = 64;               // in flight per hook per worker
   // Headers of the WebSocket upgrade request passed to the connect hook

@@ -101,7 +101,7 @@ struct HookCounters {
 };
 
 // The hooks, in the order of proxy::Hook; `hook` labels in /metrics.
-inline constexpr const char* kHookNames[] = {"connect", "subscribe", "publish", "rpc"};
+inline constexpr const char* kHookNames[] = {"connect", "subscribe", "publish", "rpc", "refresh"};
 
 struct WorkerCounters {
   Counter ws_opened;          // WebSocket handshakes completed

@@ -116,6 +116,9 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   void handle_rpc(Command& cmd);
   // Whether the channel's namespace sends subscribe / publish to the hook.
   bool proxied(const std::string& channel, bool publish) const;
+  // The refresh hook, for an identity the connect hook gave, shortly before
+  // it expires (on the tick); false when not due.
+  bool maybe_refresh(int64_t now);
   void handle_refresh(Command& cmd);
   void handle_sub_refresh(Command& cmd);
   void handle_subscribe(Command& cmd);
@@ -202,7 +205,9 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   uint32_t next_seq_ = 0;
   uint32_t pending_requests_ = 0;
   bool connected_ = false;
-  bool verifying_ = false;  // a token verification or a hook request is in flight
+  bool verifying_ = false;      // a token verification or a hook request is in flight
+  bool hook_identity_ = false;  // identity_ came from the connect hook
+  bool refreshing_ = false;     // a refresh hook request is in flight, or failed
   // Earliest token expiry of the connection and its subscriptions (seconds
   // since the Unix epoch), 0: none; checked on every tick.
   int64_t next_expiry_ = 0;

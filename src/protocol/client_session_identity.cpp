@@ -235,6 +235,7 @@ void ClientSession::update_next_expiry() {
 void ClientSession::on_tick(ws::Clock::time_point) {
   if (!next_expiry_) return;
   const int64_t now = auth::Authenticator::now_seconds();
+  if (hook_identity_ && maybe_refresh(now)) return;
   if (now < next_expiry_) return;
   if (identity_ && identity_->expires && identity_->expires <= now) {
     reply_error(ErrorCode::token_expired,

@@ -5,6 +5,8 @@
 // session holds back later commands, as while verifying a token, so they
 // are handled in order and with the identity the hook decided; other
 // connections are not held.
+#include <spdlog/spdlog.h>
+
 #include "protocol/client_session.hpp"
 #include "protocol/messages.hpp"
 #include "ws/frame_codec.hpp"
@@ -76,7 +78,45 @@ void ClientSession::connect_through_hook(Command& cmd) {
           return;
         }
         s.accept_identity(id, grant.claims, grant.data);
+        s.hook_identity_ = s.identity_ != nullptr;
       }));
+}
+
+bool ClientSession::maybe_refresh(int64_t now) {
+  if (refreshing_ || !identity_ || !identity_->expires ||
+      !ctx_.hooks->enabled(proxy::Hook::refresh))
+    return false;
+  // Asked early enough for the answer to arrive before the expiry: the hook's
+  // timeout ahead (at least a second), so a slow backend still makes it.
+  const int64_t ahead = std::max<int64_t>(1, (ctx_.hooks->timeout_ms() + 999) / 1000);
+  if (now < identity_->expires - ahead) return false;
+  refreshing_ = true;
+  proxy::RefreshRequest req{client_id_, identity_->user, identity_->expires};
+  ctx_.hooks->refresh(req, [self = weak_self()](proxy::RefreshReply reply) {
+    auto s = self.lock();
+    if (!s || !s->is_open() || !s->identity_) return;
+    if (auto* refusal = std::get_if<proxy::Refusal>(&reply)) {
+      // unavailable / internal: the connection lives until its expire_at
+      // (refreshing_ stays set: no second try); a refusal ends it now.
+      if (refusal->code == ErrorCode::unavailable || refusal->code == ErrorCode::internal) return;
+      s->reply_error(ErrorCode::token_expired, refusal->message, {});
+      s->close(ws::close_code::unauthorized, "refresh refused");
+      return;
+    }
+    if (auto* d = std::get_if<proxy::Disconnect>(&reply)) {
+      s->disconnect(*d);
+      return;
+    }
+    auto& grant = std::get<proxy::RefreshGrant>(reply);
+    s->refreshing_ = false;
+    s->identity_->expires = grant.expire_at;
+    if (!grant.info.empty()) s->identity_->info = std::move(grant.info);
+    s->update_next_expiry();
+    std::string out;
+    append_refreshed(out, {}, grant.expire_at);
+    s->send_text(out);
+  });
+  return true;
 }
 
 bool ClientSession::proxied(const std::string& channel, bool publish) const {
@@ -139,25 +179,52 @@ void ClientSession::publish_through_hook(Command& cmd) {
 
 void ClientSession::handle_rpc(Command& cmd) {
   if (!ctx_.hooks->enabled(proxy::Hook::rpc)) {
-    reply_error(ErrorCode::bad_request, "rpc: this server has no rpc hook ([proxy] rpc_url)",
-                cmd.id);
+    reply_error(ErrorCode::bad_request,
+                "rpc: this server has no rpc hook ([proxy] rpc_url, rpc_routes)", cmd.id);
     return;
   }
+  const schema::EventSchemas* schemas = ctx_.hooks->rpc_schemas();
+  if (schemas) {
+    auto verdict = schemas->check(cmd.method + "#request", cmd.data);
+    if (!verdict.violations.empty()) {
+      reply_error(ErrorCode::validation_failed,
+                  "data does not match the request schema of rpc method '" + cmd.method + "'",
+                  cmd.id, schema::violations_to_json(verdict.violations));
+      return;
+    }
+  }
   proxy::RpcRequest req{client_id_, user(), cmd.method, cmd.data};
-  ctx_.hooks->rpc(req, after_hook<proxy::RpcReply>(
-                           [id = std::move(cmd.id)](ClientSession& s, proxy::RpcReply reply) {
-                             if (auto* refusal = std::get_if<proxy::Refusal>(&reply)) {
-                               s.reply_error(refusal->code, refusal->message, id);
-                               return;
-                             }
-                             if (auto* d = std::get_if<proxy::Disconnect>(&reply)) {
-                               s.disconnect(*d);
-                               return;
-                             }
-                             std::string out;
-                             append_rpc_result(out, id, std::get<proxy::RpcGrant>(reply).data);
-                             s.send_text(out);
-                           }));
+  auto then = [id = std::move(cmd.id), method = cmd.method, schemas](ClientSession& s,
+                                                                     proxy::RpcReply reply) {
+    if (auto* refusal = std::get_if<proxy::Refusal>(&reply)) {
+      s.reply_error(refusal->code, refusal->message, id);
+      return;
+    }
+    if (auto* d = std::get_if<proxy::Disconnect>(&reply)) {
+      s.disconnect(*d);
+      return;
+    }
+    const std::string& data = std::get<proxy::RpcGrant>(reply).data;
+    if (schemas) {
+      // The backend broke its own contract: the client gets `internal`, the
+      // log says which method and where.
+      auto verdict = schemas->check(method + "#response", data);
+      if (!verdict.violations.empty()) {
+        spdlog::warn(
+            "proxy rpc hook: the result of method '{}' does not match its response schema ({})",
+            method, schema::violations_to_json(verdict.violations));
+        s.reply_error(ErrorCode::internal,
+                      "the application's answer to rpc method '" + method +
+                          "' does not match its response schema",
+                      id);
+        return;
+      }
+    }
+    std::string out;
+    append_rpc_result(out, id, data);
+    s.send_text(out);
+  };
+  ctx_.hooks->rpc(req, after_hook<proxy::RpcReply>(std::move(then)));
 }
 
 }  // namespace herald::protocol

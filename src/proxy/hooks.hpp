@@ -20,10 +20,11 @@
 #include "proxy/forwarding.hpp"
 #include "proxy/http_client.hpp"
 #include "proxy/replies.hpp"
+#include "schema/event_schemas.hpp"
 
 namespace herald::proxy {
 
-enum class Hook : uint8_t { connect, subscribe, publish, rpc };
+enum class Hook : uint8_t { connect, subscribe, publish, rpc, refresh };
 const char* to_string(Hook hook);
 
 struct ConnectRequest {
@@ -41,6 +42,12 @@ struct ChannelRequest {  // subscribe and publish
   std::string_view data;   // raw JSON, "" when absent
 };
 
+struct RefreshRequest {
+  std::string_view client;
+  std::string_view user;
+  int64_t expire_at = 0;  // the current one
+};
+
 struct RpcRequest {
   std::string_view client;
   std::string_view user;
@@ -56,27 +63,50 @@ class Hooks {
         metrics::WorkerCounters* counters);
   ~Hooks();
 
-  bool enabled(Hook hook) const { return pools_[static_cast<size_t>(hook)] != nullptr; }
+  bool enabled(Hook hook) const {
+    return pools_[static_cast<size_t>(hook)] != nullptr ||
+           (hook == Hook::rpc && !rpc_routes_.empty());
+  }
   const ForwardRules& forward_rules() const { return rules_; }
   bool connect_with_token() const { return connect_with_token_; }
+  int64_t timeout_ms() const { return timeout_ms_; }
+  // The rpc methods' request and response schemas ([proxy] rpc_schema) as
+  // events "<method>#request" and "<method>#response"; null when none.
+  const schema::EventSchemas* rpc_schemas() const { return rpc_schemas_.get(); }
 
   // Each calls `done` on the worker's thread, never before returning. Only
   // for an enabled hook.
   void connect(const ConnectRequest& req, std::function<void(ConnectReply)> done);
   void subscribe(const ChannelRequest& req, std::function<void(SubscribeReply)> done);
   void publish(const ChannelRequest& req, std::function<void(PublishReply)> done);
+  // Methods no rpc_routes prefix matches go to rpc_url: when it is unset,
+  // `done` gets bad_request.
   void rpc(const RpcRequest& req, std::function<void(RpcReply)> done);
+  void refresh(const RefreshRequest& req, std::function<void(RefreshReply)> done);
 
  private:
   template <class Reply>
-  void call(Hook hook, std::string body, Reply (*parse)(std::string_view),
+  void call(Hook hook, HttpPool& pool, std::string body, Reply (*parse)(std::string_view),
             std::function<void(Reply)> done);
 
-  std::shared_ptr<HttpPool> pools_[4];
+  std::shared_ptr<HttpPool> pools_[5];
+  // rpc_routes, longest prefix first.
+  std::vector<std::pair<std::string, std::shared_ptr<HttpPool>>> rpc_routes_;
   ForwardRules rules_;
   bool connect_with_token_ = false;
+  int64_t timeout_ms_ = 0;
+  std::shared_ptr<const schema::EventSchemas> rpc_schemas_;
+  boost::asio::io_context& io_;
   metrics::WorkerCounters* counters_;
 };
+
+// The text of an rpc_schema file as an event schema file (see rpc_schemas);
+// throws schema::SchemaError naming `path`.
+std::shared_ptr<const schema::EventSchemas> load_rpc_schemas(const std::string& path);
+
+// "prefix=url" -> {prefix, url}; nullopt (and `why`) when it is not one.
+std::optional<std::pair<std::string, std::string>> parse_rpc_route(std::string_view route,
+                                                                   std::string* why = nullptr);
 
 // "Name: value" -> {name, value}; nullopt when it is not a header line.
 std::optional<std::pair<std::string, std::string>> parse_static_header(std::string_view line);

@@ -171,6 +171,15 @@ ConnectReply parse_connect_reply(std::string_view body) {
   });
 }
 
+RefreshReply parse_refresh_reply(std::string_view body) {
+  return read<RefreshReply>(body, [](const json::object& r) -> RefreshReply {
+    const auto* exp = r.if_contains("expire_at");
+    if (!exp || !exp->is_int64() || exp->get_int64() <= 0)
+      return Malformed{"result.expire_at: required, seconds since the Unix epoch"};
+    return RefreshGrant{exp->get_int64(), raw(r, "info")};
+  });
+}
+
 SubscribeReply parse_subscribe_reply(std::string_view body) {
   return read<SubscribeReply>(body, [](const json::object& r) -> SubscribeReply {
     return SubscribeGrant{raw(r, "info"), raw(r, "data")};

@@ -63,7 +63,16 @@ struct RpcGrant {
 };
 using RpcReply = std::variant<RpcGrant, Refusal, Disconnect, Malformed>;
 
+// refresh: result {expire_at, info}: the connection's new expiry (seconds
+// since the Unix epoch, required) and, when present, its new info.
+struct RefreshGrant {
+  int64_t expire_at = 0;
+  std::string info;  // raw JSON, "" when absent (info unchanged)
+};
+using RefreshReply = std::variant<RefreshGrant, Refusal, Disconnect, Malformed>;
+
 ConnectReply parse_connect_reply(std::string_view body);
+RefreshReply parse_refresh_reply(std::string_view body);
 SubscribeReply parse_subscribe_reply(std::string_view body);
 PublishReply parse_publish_reply(std::string_view body);
 RpcReply parse_rpc_reply(std::string_view body);

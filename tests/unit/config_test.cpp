@@ -92,6 +92,9 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"proxy.subscribe_url", "HERALD_PROXY_SUBSCRIBE_URL"},
     {"proxy.publish_url", "HERALD_PROXY_PUBLISH_URL"},
     {"proxy.rpc_url", "HERALD_PROXY_RPC_URL"},
+    {"proxy.refresh_url", "HERALD_PROXY_REFRESH_URL"},
+    {"proxy.rpc_routes", "HERALD_PROXY_RPC_ROUTES"},
+    {"proxy.rpc_schema", "HERALD_PROXY_RPC_SCHEMA"},
     {"proxy.timeout_ms", "HERALD_PROXY_TIMEOUT_MS"},
     {"proxy.max_concurrent", "HERALD_PROXY_MAX_CONCURRENT"},
     {"proxy.forward_headers", "HERALD_PROXY_FORWARD_HEADERS"},
@@ -912,6 +915,12 @@ TEST_F(ConfigTest, ProxyHooks) {
   // The message never quotes a static header (it may be a secret).
   EXPECT_THAT(file_error("[proxy]\nstatic_headers = [\"Bad Name: s3cret\"]\n"),
               ::testing::Not(HasSubstr("s3cret")));
+  EXPECT_THAT(file_error("[proxy]\nrpc_routes = [\"todos.\"]\n"),
+              StartsWith("proxy.rpc_routes: 'todos.': expected"));
+  EXPECT_EQ(load(write("[proxy]\nrpc_routes = [\"todos.=http://127.0.0.1:3000/todos\"]\n"), true,
+                 Env{}, {})
+                .proxy.rpc_routes.size(),
+            1u);
   EXPECT_THAT(file_error("[namespaces.chat]\nproxy_subscribe = true\n"),
               StartsWith("namespaces.chat.proxy_subscribe: needs proxy.subscribe_url"));
 }

@@ -98,6 +98,31 @@ TEST(ProxyReplies, SubscribeAndRpc) {
   EXPECT_EQ(as<RpcGrant>(parse_rpc_reply(R"({"result":{"data":"ok"}})")).data, "\"ok\"");
 }
 
+TEST(ProxyReplies, Refresh) {
+  const auto g = as<RefreshGrant>(
+      parse_refresh_reply(R"({"result":{"expire_at":1900000000,"info":{"v":2}}})"));
+  EXPECT_EQ(g.expire_at, 1900000000);
+  EXPECT_EQ(g.info, R"({"v":2})");
+  EXPECT_EQ(as<RefreshGrant>(parse_refresh_reply(R"({"result":{"expire_at":5}})")).info, "");
+  for (const char* body : {R"({"result":{}})", R"({"result":{"expire_at":0}})",
+                           R"({"result":{"expire_at":"1900000000"}})"})
+    EXPECT_TRUE(std::holds_alternative<Malformed>(parse_refresh_reply(body))) << body;
+  EXPECT_EQ(as<Refusal>(parse_refresh_reply(R"({"error":{"code":"unauthorized"}})")).code,
+            ErrorCode::unauthorized);
+}
+
+TEST(ProxyUrls, RpcRoutes) {
+  auto r = parse_rpc_route("todos.=http://127.0.0.1:3001/rpc");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->first, "todos.");
+  EXPECT_EQ(r->second, "http://127.0.0.1:3001/rpc");
+  std::string why;
+  EXPECT_FALSE(parse_rpc_route("todos.", &why));
+  EXPECT_FALSE(parse_rpc_route("=http://a/", &why));
+  EXPECT_FALSE(parse_rpc_route("x=https://a/", &why));
+  EXPECT_THAT(why, ::testing::HasSubstr("https://"));
+}
+
 TEST(ProxyForwarding, OnlyAllowListedHeadersAndCookies) {
   ForwardRules rules{{"authorization", "user-agent"}, {"session", "csrf"}};
   Headers out;

@@ -9,6 +9,7 @@
 import asyncio
 import http.server
 import json
+import os
 import socket
 import threading
 import time
@@ -87,7 +88,7 @@ class Backend:
         self.httpd.server_close()
 
 
-def config(backend_port, *, timeout_ms=1000, max_concurrent=64, extra=""):
+def config(backend_port, *, timeout_ms=1000, max_concurrent=64, extra="", typed=False):
     url = lambda hook: f"http://127.0.0.1:{backend_port}/{hook}"  # noqa: E731
     return f"""
 [engine]
@@ -107,16 +108,26 @@ static_headers = ["X-Herald-Secret: {SECRET}"]
 [namespaces.room]
 proxy_subscribe = true
 proxy_publish = true
+presence = true
 
 [namespaces.open]
 {extra}
-"""
+""" + ("""
+[namespaces.typed]
+proxy_publish = true
+schema = "typed.json"
+strict_events = true
+""" if typed else "")
 
 
 @pytest.fixture(scope="module")
 def env():
     backend = Backend()
-    server = HeraldServer(config(backend.port), name="proxy-hooks", workers=2).start()
+    server = HeraldServer(config(backend.port, typed=True), name="proxy-hooks", workers=2)
+    with open(os.path.join(server.tmpdir, "typed.json"), "w") as f:
+        json.dump({"m": {"type": "object", "required": ["text"],
+                         "properties": {"text": {"type": "string"}}}}, f)
+    server.start()
     yield backend, server
     try:
         server.stop_checked()
@@ -338,6 +349,40 @@ async def test_publish_allowed_and_replaced(env):
     await pub.close()
 
 
+@runs_async
+async def test_replaced_data_is_checked_against_the_schema(env):
+    backend, server = env
+    ch = unique("typed:")
+    sub, pub = await subscribed_pair(server, backend, ch)
+    backend.replies["publish"] = {"result": {"data": {"text": 42}}}
+    reply = await pub.call({"type": "publish", "channel": ch, "event": "m",
+                            "data": {"text": "fine"}})
+    assert_error(reply, "validation_failed")
+    assert reply["details"][0]["pointer"] == "/text"
+    assert await history_of(sub, ch) == []
+    with pytest.raises(AssertionError, match="no message"):
+        await sub.recv(timeout=0.3)
+    backend.replies["publish"] = {"result": {"data": {"text": "replaced"}}}
+    assert (await pub.call({"type": "publish", "channel": ch, "event": "m",
+                            "data": {"text": 1}}))["type"] == "ack"  # only the replacement counts
+    assert (await sub.recv())["data"] == {"text": "replaced"}
+    await sub.close()
+    await pub.close()
+
+
+@runs_async
+async def test_subscribe_info_override_shows_in_presence(env):
+    backend, server = env
+    ch = unique("room:")
+    c, _ = await connected(server, backend, user="ann", info={"name": "Ann"})
+    backend.replies["subscribe"] = {"result": {"info": {"name": "Ann", "role": "moderator"}}}
+    assert (await c.call({"type": "subscribe", "channel": ch}))["type"] == "subscribed"
+    reply = await c.call({"type": "presence", "channel": ch})
+    assert reply["type"] == "presence", reply
+    assert [m["info"] for m in reply["members"]] == [{"name": "Ann", "role": "moderator"}]
+    await c.close()
+
+
 @pytest.mark.parametrize("reply,code", [
     ({"error": {"code": "forbidden", "message": "muted"}}, "forbidden"),
     ((200, "{"), "internal"),
@@ -487,3 +532,114 @@ def test_backend_down():
         assert "proxy connect hook:" in server.log_text()
     finally:
         server.kill()
+
+
+# -- refresh and rpc routes -----------------------------------------------------
+
+def refresh_server(backend, extra_proxy=""):
+    text = config(backend.port).replace(
+        "[namespaces.room]",
+        f'refresh_url = "{backend.url("refresh")}"\n'
+        f'rpc_routes = ["todos.={backend.url("todos")}", "todos.admin.={backend.url("admin")}"]\n'
+        f"{extra_proxy}\n[namespaces.room]")
+    return HeraldServer(text, name="proxy-refresh", workers=1).start()
+
+
+def test_refresh_extends_or_ends_the_connection():
+    backend = Backend()
+    server = refresh_server(backend)
+
+    @runs_async
+    async def run():
+        # timeout_ms is 1000: the hook is asked a second before expire_at.
+        now = int(time.time())
+        backend.replies["refresh"] = lambda body: {"result": {"expire_at": body["expire_at"] + 3600,
+                                                              "info": {"v": 2}}}
+        c, reply = await connected(server, backend, user="ann", expire_at=now + 3)
+        assert reply["expires"] == now + 3
+        refreshed = await c.recv(timeout=5)
+        assert refreshed == {"type": "refreshed", "expires": now + 3 + 3600}
+        [(_, body)] = backend.of("refresh")
+        assert body == {"client": body["client"], "user": "ann", "expire_at": now + 3}
+        await asyncio.sleep(max(0, now + 4 - time.time()))
+        assert (await c.call({"type": "subscribe", "channel": unique("open:")}))["type"] == \
+            "subscribed"  # still open past the first expire_at
+
+        # A refusal ends the connection at once.
+        now = int(time.time())
+        backend.replies["refresh"] = {"error": {"code": "unauthorized", "message": "logged out"}}
+        d, _ = await connected(server, backend, user="bob", expire_at=now + 3)
+        msg = await d.recv(timeout=5)
+        assert_error(msg, "token_expired")
+        assert msg["message"] == "logged out"
+        assert (await d.expect_closed()).code == 4001
+        await c.close()
+
+    try:
+        run()
+    finally:
+        server.kill()
+        backend.stop()
+
+
+def test_rpc_routes_by_method_prefix():
+    backend = Backend()
+    server = refresh_server(backend)
+
+    @runs_async
+    async def run():
+        for hook in ("rpc", "todos", "admin"):
+            backend.replies[hook] = {"result": {"data": hook}}
+        c, _ = await connected(server, backend)
+        for method, hook in (("todos.add", "todos"), ("todos.admin.wipe", "admin"),
+                             ("math.sum", "rpc"), ("todo", "rpc")):
+            reply = await c.call({"type": "rpc", "method": method})
+            assert reply["data"] == hook, (method, reply)
+        assert [b["method"] for _, b in backend.of("todos")] == ["todos.add"]
+        await c.close()
+
+    try:
+        run()
+    finally:
+        server.kill()
+        backend.stop()
+
+
+def test_rpc_schemas_checked_both_ways(tmp_path):
+    backend = Backend()
+    schema_file = tmp_path / "rpc.json"
+    schema_file.write_text(json.dumps({
+        "todos.add": {
+            "request": {"type": "object", "required": ["title"],
+                        "properties": {"title": {"type": "string", "maxLength": 20}}},
+            "response": {"type": "object", "required": ["id"]},
+        },
+    }))
+    server = refresh_server(backend, extra_proxy=f'rpc_schema = "{schema_file}"')
+
+    @runs_async
+    async def run():
+        c, _ = await connected(server, backend)
+        backend.replies["todos"] = {"result": {"data": {"id": 1}}}
+        reply = await c.call({"type": "rpc", "method": "todos.add", "data": {"title": "milk"}})
+        assert reply["type"] == "rpc_result" and reply["data"] == {"id": 1}
+        # A request that breaks its schema never reaches the backend.
+        reply = await c.call({"type": "rpc", "method": "todos.add", "data": {"title": 5}})
+        assert_error(reply, "validation_failed")
+        assert reply["details"][0]["pointer"] == "/title"
+        assert len(backend.of("todos")) == 1
+        # A result that breaks its schema is the backend's fault: internal.
+        backend.replies["todos"] = {"result": {"data": {"nope": True}}}
+        assert_error(await c.call({"type": "rpc", "method": "todos.add",
+                                   "data": {"title": "x"}}), "internal")
+        # Methods the file does not name are not checked.
+        backend.replies["rpc"] = {"result": {"data": 5}}
+        assert (await c.call({"type": "rpc", "method": "other", "data": "x"}))["data"] == 5
+        await c.close()
+
+    try:
+        run()
+        assert "method 'todos.add' does not match its response schema" in server.log_text()
+    finally:
+        server.kill()
+        backend.stop()
