@@ -538,6 +538,13 @@ const std::vector<KeyDef>& keys() {
                    c.proxy.rpc_schema = std::get<std::string>(v);
                  },
                  [](const Config& c) { return Value(c.proxy.rpc_schema); }});
+    k.push_back({"proxy", "ca_file", Type::string, 0, 0,
+                 "https hooks: PEM file of the CA certificates that may sign the backend's "
+                 "certificate; \"\": the system's CA store.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.proxy.ca_file = std::get<std::string>(v);
+                 },
+                 [](const Config& c) { return Value(c.proxy.ca_file); }});
     k.push_back(ms_key<&Config::proxy, &ProxyConfig::timeout>(
         "proxy", "timeout_ms", 10, 10 * kMinute,
         "Deadline of one hook request (connecting included); past it the client gets "

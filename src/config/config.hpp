@@ -221,6 +221,7 @@ struct ProxyConfig {
   // JSON file {"<method>": {"request": <JSON Schema>, "response": <JSON
   // Schema>}}: rpc data Herald checks both ways; "" for none.
   std::string rpc_schema;
+  std::string ca_file;  // https: PEM CAs to trust instead of the system's ("": the system's)
   std::chrono::milliseconds timeout{5000};  // one request, connecting included
   size_t max_concurrent = 64;               // in flight per hook per worker
   // Headers of the WebSocket upgrade request passed to the connect hook

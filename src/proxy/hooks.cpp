@@ -94,7 +94,7 @@ Hooks::Hooks(boost::asio::io_context& io, const config::ProxyConfig& config,
     if (!endpoint)
       throw std::runtime_error(std::string("proxy.") + metrics::kHookNames[i] + "_url: " + why);
     pools_[i] = std::make_shared<HttpPool>(io, std::move(*endpoint), config.max_concurrent,
-                                           config.timeout, static_headers);
+                                           config.timeout, static_headers, config.ca_file);
   }
   for (const auto& line : config.rpc_routes) {
     std::string why;
@@ -102,7 +102,7 @@ Hooks::Hooks(boost::asio::io_context& io, const config::ProxyConfig& config,
     if (!route) throw std::runtime_error("proxy.rpc_routes: " + why);
     rpc_routes_.emplace_back(route->first, std::make_shared<HttpPool>(
                                                io, *parse_url(route->second), config.max_concurrent,
-                                               config.timeout, static_headers));
+                                               config.timeout, static_headers, config.ca_file));
   }
   std::stable_sort(rpc_routes_.begin(), rpc_routes_.end(),
                    [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });

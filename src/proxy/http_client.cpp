@@ -4,17 +4,21 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 namespace herald::proxy {
 
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
 
 // Largest reply body read from a backend: replies carry a decision and a
@@ -26,11 +30,15 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
     if (why) *why = std::move(reason);
     return std::nullopt;
   };
-  if (url.starts_with("https://"))
-    return fail("https:// is not supported yet; use http:// (e.g. to a local backend or proxy)");
-  if (!url.starts_with("http://")) return fail("must start with http://");
-  url.remove_prefix(7);
   Endpoint ep;
+  if (url.starts_with("https://")) {
+    ep.tls = true;
+    url.remove_prefix(8);
+  } else if (url.starts_with("http://")) {
+    url.remove_prefix(7);
+  } else {
+    return fail("must start with http:// or https://");
+  }
   const auto slash = url.find('/');
   std::string_view authority = url.substr(0, slash);
   ep.target = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
@@ -65,16 +73,31 @@ std::optional<Endpoint> parse_url(std::string_view url, std::string* why) {
     if (n == 0) return fail("port must not be 0");
     ep.port = std::string(port);
   } else {
-    ep.port = "80";
+    ep.port = ep.tls ? "443" : "80";
   }
   for (char c : ep.target)
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return fail("spaces in the path");
   return ep;
 }
 
+// A plain or a TLS connection; `visit` hands the stream to generic code.
 struct HttpPool::Connection {
-  explicit Connection(boost::asio::io_context& io) : stream(io) {}
-  beast::tcp_stream stream;
+  Connection(boost::asio::io_context& io, ssl::context* tls) {
+    if (tls)
+      secure.emplace(io, *tls);
+    else
+      plain.emplace(io);
+  }
+  beast::tcp_stream& tcp() { return plain ? *plain : beast::get_lowest_layer(*secure); }
+  template <class F>
+  void visit(F&& f) {
+    if (plain)
+      f(*plain);
+    else
+      f(*secure);
+  }
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
   beast::flat_buffer buffer;
 };
 
@@ -90,12 +113,26 @@ struct HttpPool::Exchange {
 };
 
 HttpPool::HttpPool(boost::asio::io_context& io, Endpoint endpoint, size_t max_concurrent,
-                   std::chrono::milliseconds timeout, Headers static_headers)
+                   std::chrono::milliseconds timeout, Headers static_headers,
+                   const std::string& ca_file)
     : io_(io),
       endpoint_(std::move(endpoint)),
       max_concurrent_(max_concurrent),
       timeout_(timeout),
-      static_headers_(std::move(static_headers)) {}
+      static_headers_(std::move(static_headers)) {
+  if (!endpoint_.tls) return;
+  tls_ = std::make_unique<ssl::context>(ssl::context::tls_client);
+  tls_->set_verify_mode(ssl::verify_peer);
+  boost::system::error_code ec;
+  if (ca_file.empty())
+    tls_->set_default_verify_paths(ec);
+  else
+    tls_->load_verify_file(ca_file, ec);
+  if (ec)
+    throw std::runtime_error("proxy: cannot load the CA certificates" +
+                             (ca_file.empty() ? std::string(" of the system") : " of " + ca_file) +
+                             ": " + ec.message());
+}
 
 HttpPool::~HttpPool() = default;
 
@@ -116,8 +153,10 @@ void HttpPool::post(std::string body, std::function<void(HttpResult)> done) {
   x->request.method(bhttp::verb::post);
   x->request.target(endpoint_.target);
   x->request.version(11);
-  x->request.set(bhttp::field::host,
-                 endpoint_.port == "80" ? endpoint_.host : endpoint_.host + ":" + endpoint_.port);
+  const bool default_port = endpoint_.port == (endpoint_.tls ? "443" : "80");
+  const bool v6 = endpoint_.host.find(':') != std::string::npos;
+  const std::string host = v6 ? "[" + endpoint_.host + "]" : endpoint_.host;
+  x->request.set(bhttp::field::host, default_port ? host : host + ":" + endpoint_.port);
   x->request.set(bhttp::field::user_agent, "herald-proxy");
   x->request.set(bhttp::field::content_type, "application/json");
   for (const auto& [name, value] : static_headers_) x->request.set(name, value);
@@ -136,7 +175,7 @@ void HttpPool::start(std::shared_ptr<Exchange> x, bool fresh) {
     return;
   }
   x->reused = false;
-  x->conn = std::make_unique<Connection>(io_);
+  x->conn = std::make_unique<Connection>(io_, tls_.get());
   auto resolver = std::make_shared<tcp::resolver>(io_);
   resolver->async_resolve(
       endpoint_.host, endpoint_.port,
@@ -146,8 +185,8 @@ void HttpPool::start(std::shared_ptr<Exchange> x, bool fresh) {
           finish(x, {HttpResult::Outcome::failed, 0, {}, "resolve: " + ec.message()});
           return;
         }
-        x->conn->stream.expires_at(x->deadline);
-        x->conn->stream.async_connect(
+        x->conn->tcp().expires_at(x->deadline);
+        x->conn->tcp().async_connect(
             results, [this, self, x](boost::system::error_code ec, const tcp::endpoint&) {
               if (ec) {
                 const bool timeout = ec == beast::error::timeout;
@@ -159,44 +198,73 @@ void HttpPool::start(std::shared_ptr<Exchange> x, bool fresh) {
               }
               // Requests are small and latency-bound: no Nagle delay.
               boost::system::error_code ignored;
-              x->conn->stream.socket().set_option(tcp::no_delay(true), ignored);
-              send(x);
+              x->conn->tcp().socket().set_option(tcp::no_delay(true), ignored);
+              if (x->conn->secure)
+                handshake(x);
+              else
+                send(x);
             });
       });
 }
 
+void HttpPool::handshake(std::shared_ptr<Exchange> x) {
+  auto& stream = *x->conn->secure;
+  // SNI, and the certificate must name the URL's host.
+  if (!SSL_set_tlsext_host_name(stream.native_handle(), endpoint_.host.c_str())) {
+    finish(x, {HttpResult::Outcome::failed, 0, {}, "tls: cannot set the server name"});
+    return;
+  }
+  stream.set_verify_callback(ssl::host_name_verification(endpoint_.host));
+  stream.async_handshake(
+      ssl::stream_base::client, [this, self = shared_from_this(), x](boost::system::error_code ec) {
+        if (ec) {
+          const bool timeout = ec == beast::error::timeout;
+          finish(x, {timeout ? HttpResult::Outcome::timeout : HttpResult::Outcome::failed,
+                     0,
+                     {},
+                     "tls handshake: " + ec.message()});
+          return;
+        }
+        send(x);
+      });
+}
+
 void HttpPool::send(std::shared_ptr<Exchange> x) {
-  x->conn->stream.expires_at(x->deadline);
-  bhttp::async_write(x->conn->stream, x->request,
-                     [this, self = shared_from_this(), x](boost::system::error_code ec, size_t) {
-                       if (ec) {
-                         fail(x, ec, "write", true);
-                         return;
-                       }
-                       receive(x);
-                     });
+  x->conn->tcp().expires_at(x->deadline);
+  x->conn->visit([&](auto& stream) {
+    bhttp::async_write(stream, x->request,
+                       [this, self = shared_from_this(), x](boost::system::error_code ec, size_t) {
+                         if (ec) {
+                           fail(x, ec, "write", true);
+                           return;
+                         }
+                         receive(x);
+                       });
+  });
 }
 
 void HttpPool::receive(std::shared_ptr<Exchange> x) {
   x->parser.emplace();
   x->parser->body_limit(kMaxReplyBytes);
-  bhttp::async_read(
-      x->conn->stream, x->conn->buffer, *x->parser,
-      [this, self = shared_from_this(), x](boost::system::error_code ec, size_t) {
-        if (ec) {
-          // Only a request no byte of reply came for may be sent again.
-          fail(x, ec, "read", !x->parser->got_some());
-          return;
-        }
-        auto res = x->parser->release();
-        HttpResult r{HttpResult::Outcome::ok, res.result_int(), std::move(res.body()), {}};
-        if (res.keep_alive() && idle_.size() < max_concurrent_) {
-          x->conn->stream.expires_never();
-          x->conn->buffer.clear();
-          idle_.push_back(std::move(x->conn));
-        }
-        finish(x, std::move(r));
-      });
+  x->conn->visit([&](auto& stream) {
+    bhttp::async_read(
+        stream, x->conn->buffer, *x->parser,
+        [this, self = shared_from_this(), x](boost::system::error_code ec, size_t) {
+          if (ec) {
+            // Only a request no byte of reply came for may be sent again.
+            fail(x, ec, "read", !x->parser->got_some());
+            return;
+          }
+          auto res = x->parser->release();
+          HttpResult r{HttpResult::Outcome::ok, res.result_int(), std::move(res.body()), {}};
+          if (res.keep_alive() && idle_.size() < max_concurrent_) {
+            x->conn->tcp().expires_never();
+            x->conn->buffer.clear();
+            idle_.push_back(std::move(x->conn));
+          }
+          finish(x, std::move(r));
+        });
+  });
 }
 
 void HttpPool::fail(std::shared_ptr<Exchange> x, boost::system::error_code ec,

@@ -10,8 +10,9 @@
 // them alive; a request that fails on a reused connection before any reply
 // arrived (the backend closed it while idle) is sent once more on a new one.
 //
-// http:// only for now: an https:// URL is refused at start-up
-// (parse_url).
+// https:// URLs are served over TLS (OpenSSL through Boost.Asio): the
+// backend's certificate must chain to the system's CA store (or to
+// [proxy] ca_file) and name the URL's host.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -25,6 +26,10 @@
 #include <utility>
 #include <vector>
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace herald::proxy {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
@@ -33,9 +38,10 @@ struct Endpoint {
   std::string host;    // name or address, without brackets
   std::string port;    // "80" by default
   std::string target;  // path and query, "/" at least
+  bool tls = false;    // https://
 };
 
-// Parses "http://host[:port][/path]"; nullopt and `why` when it is not one.
+// Parses "http[s]://host[:port][/path]"; nullopt and `why` when it is not one.
 std::optional<Endpoint> parse_url(std::string_view url, std::string* why = nullptr);
 
 struct HttpResult {
@@ -48,8 +54,11 @@ struct HttpResult {
 
 class HttpPool : public std::enable_shared_from_this<HttpPool> {
  public:
+  // `ca_file`: for https, a PEM file of the CAs to trust instead of the
+  // system's ("" for those). Throws std::runtime_error when it cannot be read.
   HttpPool(boost::asio::io_context& io, Endpoint endpoint, size_t max_concurrent,
-           std::chrono::milliseconds timeout, Headers static_headers);
+           std::chrono::milliseconds timeout, Headers static_headers,
+           const std::string& ca_file = {});
   ~HttpPool();
 
   // POSTs `body` (JSON) with `headers` and the static headers; `done` runs
@@ -63,6 +72,7 @@ class HttpPool : public std::enable_shared_from_this<HttpPool> {
   struct Connection;
   struct Exchange;
   void start(std::shared_ptr<Exchange> x, bool fresh);
+  void handshake(std::shared_ptr<Exchange> x);
   void send(std::shared_ptr<Exchange> x);
   void receive(std::shared_ptr<Exchange> x);
   // A failed write or read; `unanswered`: no byte of the reply arrived.
@@ -75,6 +85,7 @@ class HttpPool : public std::enable_shared_from_this<HttpPool> {
   size_t max_concurrent_;
   std::chrono::milliseconds timeout_;
   Headers static_headers_;
+  std::unique_ptr<boost::asio::ssl::context> tls_;  // https only
   size_t in_flight_ = 0;
   std::vector<std::unique_ptr<Connection>> idle_;
 };

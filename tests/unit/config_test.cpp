@@ -95,6 +95,7 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"proxy.refresh_url", "HERALD_PROXY_REFRESH_URL"},
     {"proxy.rpc_routes", "HERALD_PROXY_RPC_ROUTES"},
     {"proxy.rpc_schema", "HERALD_PROXY_RPC_SCHEMA"},
+    {"proxy.ca_file", "HERALD_PROXY_CA_FILE"},
     {"proxy.timeout_ms", "HERALD_PROXY_TIMEOUT_MS"},
     {"proxy.max_concurrent", "HERALD_PROXY_MAX_CONCURRENT"},
     {"proxy.forward_headers", "HERALD_PROXY_FORWARD_HEADERS"},
@@ -906,10 +907,11 @@ TEST_F(ConfigTest, ProxyHooks) {
   EXPECT_EQ(cfg.proxy.forward_cookies, std::vector<std::string>{"session"});
   EXPECT_TRUE(cfg.namespaces.at("chat").proxy_publish);
   EXPECT_FALSE(cfg.namespaces.at("chat").proxy_subscribe);
-  EXPECT_THAT(file_error("[proxy]\nconnect_url = \"https://app.example.com/x\"\n"),
-              StartsWith("proxy.connect_url: https:// is not supported yet"));
+  EXPECT_EQ(load(write("[proxy]\nconnect_url = \"https://app.example.com/x\"\n"), true, Env{}, {})
+                .proxy.connect_url,
+            "https://app.example.com/x");
   EXPECT_THAT(file_error("[proxy]\nrpc_url = \"ftp://x\"\n"),
-              StartsWith("proxy.rpc_url: must start with http://"));
+              StartsWith("proxy.rpc_url: must start with http:// or https://"));
   EXPECT_THAT(file_error("[proxy]\nstatic_headers = [\"no colon here\"]\n"),
               StartsWith("proxy.static_headers: an entry is not"));
   // The message never quotes a static header (it may be a secret).

@@ -119,7 +119,7 @@ TEST(ProxyUrls, RpcRoutes) {
   std::string why;
   EXPECT_FALSE(parse_rpc_route("todos.", &why));
   EXPECT_FALSE(parse_rpc_route("=http://a/", &why));
-  EXPECT_FALSE(parse_rpc_route("x=https://a/", &why));
+  EXPECT_FALSE(parse_rpc_route("x=ws://a/", &why));
   EXPECT_THAT(why, ::testing::HasSubstr("https://"));
 }
 
@@ -157,8 +157,13 @@ TEST(ProxyUrls, ParseHttpUrls) {
   ASSERT_TRUE(ep);
   EXPECT_EQ(ep->target, "/");
   std::string why;
-  for (const char* bad : {"https://x/", "x/y", "http://", "http://:80/", "http://a:b/",
-                          "http://a:0/", "http://a:70000/", "http://u:p@a/", "http://a/ b"})
+  ep = parse_url("https://app.example.com/hooks");
+  ASSERT_TRUE(ep);
+  EXPECT_TRUE(ep->tls);
+  EXPECT_EQ(ep->port, "443");
+  EXPECT_FALSE(parse_url("http://a/")->tls);
+  for (const char* bad : {"ftp://x/", "x/y", "http://", "http://:80/", "http://a:b/", "http://a:0/",
+                          "http://a:70000/", "http://u:p@a/", "http://a/ b"})
     EXPECT_FALSE(parse_url(bad, &why)) << bad;
 }
 

@@ -11,6 +11,8 @@ import http.server
 import json
 import os
 import socket
+import ssl
+import subprocess
 import threading
 import time
 
@@ -28,7 +30,7 @@ class Backend:
     `self.delays[hook]` seconds, or for the clients in self.slow_clients);
     every request is recorded with its headers."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.replies = {}
         self.delays = {}
         self.requests = []  # (hook, headers dict (lower-case names), body dict)
@@ -72,6 +74,10 @@ class Backend:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if tls:  # (cert file, key file): serve https
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -640,6 +646,52 @@ def test_rpc_schemas_checked_both_ways(tmp_path):
     try:
         run()
         assert "method 'todos.add' does not match its response schema" in server.log_text()
+    finally:
+        server.kill()
+        backend.stop()
+
+
+def test_https_hooks_verify_the_certificate(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    backend = Backend(tls=(cert, key))
+    backend.replies["connect"] = {"result": {"user": "tls-user"}}
+
+    def server_with(url_host, ca_line):
+        text = config(backend.port).replace("http://127.0.0.1:", f"https://{url_host}:").replace(
+            "[namespaces.room]", f"{ca_line}\n[namespaces.room]")
+        return HeraldServer(text, name="proxy-https", workers=1).start()
+
+    @runs_async
+    async def connect(server):
+        c = await WSClient.open(server)
+        reply = await c.call({"type": "connect"})
+        await c.close()
+        return reply
+
+    # Trusted through ca_file: works, with the static headers.
+    server = server_with("127.0.0.1", f'ca_file = "{cert}"')
+    try:
+        for _ in range(3):
+            assert connect(server)["user"] == "tls-user"
+        assert backend.of("connect")[0][0]["x-herald-secret"] == SECRET
+    finally:
+        server.kill()
+    # The system's CAs do not know a self-signed certificate.
+    server = server_with("127.0.0.1", "")
+    try:
+        assert_error(connect(server), "unavailable")
+        assert "proxy connect hook: tls handshake" in server.log_text()
+    finally:
+        server.kill()
+    # A certificate for 127.0.0.1 does not name "localhost".
+    server = server_with("localhost", f'ca_file = "{cert}"')
+    try:
+        assert_error(connect(server), "unavailable")
+        assert "proxy connect hook: tls handshake" in server.log_text()
     finally:
         server.kill()
         backend.stop()
