@@ -22,6 +22,9 @@ void ClientSession::on_text(std::string_view text) {
   if (verifying_) {
     if (!held_) held_ = std::make_unique<std::vector<std::string>>();
     held_->emplace_back(text);
+    // Bounded: a client that keeps sending while it waits is not read further
+    // (a hook wait reads on, so a close or ping from the peer is still seen).
+    if (held_->size() >= ctx_.max_pending_requests) pause_reading();
     return;
   }
   auto parsed = ctx_.parser.parse(text);

@@ -20,8 +20,10 @@ void ClientSession::set_forwarded_headers(proxy::Headers headers) {
 template <class Reply>
 std::function<void(Reply)> ClientSession::after_hook(
     std::function<void(ClientSession&, Reply)> then) {
+  // Reading goes on (on_text holds what arrives, up to a bound): a hook may
+  // take up to proxy.timeout_ms, and the peer's close or a server shutdown
+  // must not wait for it.
   verifying_ = true;
-  pause_reading();
   request_sent();
   return [self = weak_self(), then = std::move(then)](Reply reply) {
     auto s = self.lock();

@@ -9,6 +9,7 @@
 import asyncio
 import http.server
 import json
+import signal
 import os
 import socket
 import ssl
@@ -96,10 +97,8 @@ class Backend:
 
 def config(backend_port, *, timeout_ms=1000, max_concurrent=64, extra="", typed=False):
     url = lambda hook: f"http://127.0.0.1:{backend_port}/{hook}"  # noqa: E731
+    # No [engine]: the suite's engine (HERALD_TEST_ENGINE=redis runs it on redis).
     return f"""
-[engine]
-type = "memory"
-
 [proxy]
 connect_url = "{url('connect')}"
 subscribe_url = "{url('subscribe')}"
@@ -692,6 +691,37 @@ def test_https_hooks_verify_the_certificate(tmp_path):
     try:
         assert_error(connect(server), "unavailable")
         assert "proxy connect hook: tls handshake" in server.log_text()
+    finally:
+        server.kill()
+        backend.stop()
+
+
+def test_shutdown_with_hook_requests_in_flight():
+    # SIGTERM while hook requests wait on a slow backend: the server closes
+    # its connections and exits 0 without waiting for (or crashing on) them.
+    backend = Backend()
+    server = HeraldServer(config(backend.port, timeout_ms=5000), name="proxy-shutdown",
+                          workers=2).start()
+
+    @runs_async
+    async def run():
+        ch = unique("room:")
+        sub, pub = await subscribed_pair(server, backend, ch)
+        backend.delays["publish"] = 3
+        backend.delays["connect"] = 3
+        await pub.send({"type": "publish", "channel": ch, "event": "m", "data": 1, "id": 1})
+        waiting = await WSClient.open(server)
+        await waiting.send({"type": "connect", "id": 1})
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        server.signal(signal.SIGTERM)
+        assert (await pub.expect_closed()).code == 1001
+        assert time.monotonic() - started < 2.5
+
+    try:
+        run()
+        assert server.wait_exit(10) == 0
+        server.check_log_clean()
     finally:
         server.kill()
         backend.stop()
