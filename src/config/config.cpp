@@ -553,6 +553,41 @@ const std::vector<KeyDef>& keys() {
         "proxy", "max_concurrent", 1, 100000,
         "Requests in flight per hook per worker; one more gets `unavailable` at once (no "
         "queue)."));
+    k.push_back(ms_key<&Config::proxy, &ProxyConfig::connect_timeout>(
+        "proxy", "connect_timeout_ms", 0, 10 * kMinute,
+        "The connect hook's own timeout_ms; 0: proxy.timeout_ms."));
+    k.push_back(size_key<&Config::proxy, &ProxyConfig::connect_max_concurrent>(
+        "proxy", "connect_max_concurrent", 0, 100000,
+        "The connect hook's own max_concurrent (each rpc route's too, for rpc); 0: "
+        "proxy.max_concurrent."));
+    k.push_back(ms_key<&Config::proxy, &ProxyConfig::subscribe_timeout>(
+        "proxy", "subscribe_timeout_ms", 0, 10 * kMinute,
+        "The subscribe hook's own timeout_ms; 0: proxy.timeout_ms."));
+    k.push_back(size_key<&Config::proxy, &ProxyConfig::subscribe_max_concurrent>(
+        "proxy", "subscribe_max_concurrent", 0, 100000,
+        "The subscribe hook's own max_concurrent (each rpc route's too, for rpc); 0: "
+        "proxy.max_concurrent."));
+    k.push_back(ms_key<&Config::proxy, &ProxyConfig::publish_timeout>(
+        "proxy", "publish_timeout_ms", 0, 10 * kMinute,
+        "The publish hook's own timeout_ms; 0: proxy.timeout_ms."));
+    k.push_back(size_key<&Config::proxy, &ProxyConfig::publish_max_concurrent>(
+        "proxy", "publish_max_concurrent", 0, 100000,
+        "The publish hook's own max_concurrent (each rpc route's too, for rpc); 0: "
+        "proxy.max_concurrent."));
+    k.push_back(ms_key<&Config::proxy, &ProxyConfig::rpc_timeout>(
+        "proxy", "rpc_timeout_ms", 0, 10 * kMinute,
+        "The rpc hook's own timeout_ms; 0: proxy.timeout_ms."));
+    k.push_back(size_key<&Config::proxy, &ProxyConfig::rpc_max_concurrent>(
+        "proxy", "rpc_max_concurrent", 0, 100000,
+        "The rpc hook's own max_concurrent (each rpc route's too, for rpc); 0: "
+        "proxy.max_concurrent."));
+    k.push_back(ms_key<&Config::proxy, &ProxyConfig::refresh_timeout>(
+        "proxy", "refresh_timeout_ms", 0, 10 * kMinute,
+        "The refresh hook's own timeout_ms; 0: proxy.timeout_ms."));
+    k.push_back(size_key<&Config::proxy, &ProxyConfig::refresh_max_concurrent>(
+        "proxy", "refresh_max_concurrent", 0, 100000,
+        "The refresh hook's own max_concurrent (each rpc route's too, for rpc); 0: "
+        "proxy.max_concurrent."));
     k.push_back({"proxy", "forward_headers", Type::string_list, 0, 0,
                  "Headers of the WebSocket upgrade request passed to the connect hook "
                  "(allow-list, any case), e.g. [\"authorization\", \"user-agent\"].",

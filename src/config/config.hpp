@@ -224,6 +224,18 @@ struct ProxyConfig {
   std::string ca_file;  // https: PEM CAs to trust instead of the system's ("": the system's)
   std::chrono::milliseconds timeout{5000};  // one request, connecting included
   size_t max_concurrent = 64;               // in flight per hook per worker
+  // Per hook overrides of timeout and max_concurrent; 0 takes those.
+  std::chrono::milliseconds connect_timeout{0};
+  size_t connect_max_concurrent = 0;
+  std::chrono::milliseconds subscribe_timeout{0};
+  size_t subscribe_max_concurrent = 0;
+  std::chrono::milliseconds publish_timeout{0};
+  size_t publish_max_concurrent = 0;
+  std::chrono::milliseconds rpc_timeout{0};
+  size_t rpc_max_concurrent = 0;
+  std::chrono::milliseconds refresh_timeout{0};
+  size_t refresh_max_concurrent = 0;
+
   // Headers of the WebSocket upgrade request passed to the connect hook
   // (lower case once loaded), and the cookies of its Cookie header.
   std::vector<std::string> forward_headers;

@@ -90,7 +90,8 @@ bool ClientSession::maybe_refresh(int64_t now) {
     return false;
   // Asked early enough for the answer to arrive before the expiry: the hook's
   // timeout ahead (at least a second), so a slow backend still makes it.
-  const int64_t ahead = std::max<int64_t>(1, (ctx_.hooks->timeout_ms() + 999) / 1000);
+  const int64_t ahead =
+      std::max<int64_t>(1, (ctx_.hooks->timeout(proxy::Hook::refresh).count() + 999) / 1000);
   if (now < identity_->expires - ahead) return false;
   refreshing_ = true;
   proxy::RefreshRequest req{client_id_, identity_->user, identity_->expires};

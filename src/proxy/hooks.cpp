@@ -85,6 +85,17 @@ Hooks::Hooks(boost::asio::io_context& io, const config::ProxyConfig& config,
     if (!header) throw std::runtime_error("proxy.static_headers: not a \"Name: value\" header");
     static_headers.push_back(std::move(*header));
   }
+  // Each hook's bounds: its own, or the shared ones.
+  const std::chrono::milliseconds own_timeout[] = {config.connect_timeout, config.subscribe_timeout,
+                                                   config.publish_timeout, config.rpc_timeout,
+                                                   config.refresh_timeout};
+  const size_t own_max[] = {config.connect_max_concurrent, config.subscribe_max_concurrent,
+                            config.publish_max_concurrent, config.rpc_max_concurrent,
+                            config.refresh_max_concurrent};
+  for (size_t i = 0; i < std::size(timeouts_); ++i) {
+    timeouts_[i] = own_timeout[i].count() ? own_timeout[i] : config.timeout;
+    max_concurrent_[i] = own_max[i] ? own_max[i] : config.max_concurrent;
+  }
   const std::string* urls[] = {&config.connect_url, &config.subscribe_url, &config.publish_url,
                                &config.rpc_url, &config.refresh_url};
   for (size_t i = 0; i < std::size(urls); ++i) {
@@ -93,23 +104,24 @@ Hooks::Hooks(boost::asio::io_context& io, const config::ProxyConfig& config,
     auto endpoint = parse_url(*urls[i], &why);
     if (!endpoint)
       throw std::runtime_error(std::string("proxy.") + metrics::kHookNames[i] + "_url: " + why);
-    pools_[i] = std::make_shared<HttpPool>(io, std::move(*endpoint), config.max_concurrent,
-                                           config.timeout, static_headers, config.ca_file);
+    pools_[i] = std::make_shared<HttpPool>(io, std::move(*endpoint), max_concurrent_[i],
+                                           timeouts_[i], static_headers, config.ca_file);
   }
   for (const auto& line : config.rpc_routes) {
     std::string why;
     auto route = parse_rpc_route(line, &why);
     if (!route) throw std::runtime_error("proxy.rpc_routes: " + why);
-    rpc_routes_.emplace_back(route->first, std::make_shared<HttpPool>(
-                                               io, *parse_url(route->second), config.max_concurrent,
-                                               config.timeout, static_headers, config.ca_file));
+    rpc_routes_.emplace_back(
+        route->first, std::make_shared<HttpPool>(io, *parse_url(route->second),
+                                                 max_concurrent_[static_cast<size_t>(Hook::rpc)],
+                                                 timeouts_[static_cast<size_t>(Hook::rpc)],
+                                                 static_headers, config.ca_file));
   }
   std::stable_sort(rpc_routes_.begin(), rpc_routes_.end(),
                    [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   rules_.headers = config.forward_headers;
   rules_.cookies = config.forward_cookies;
   connect_with_token_ = config.connect_with_token;
-  timeout_ms_ = config.timeout.count();
   if (!config.rpc_schema.empty()) rpc_schemas_ = load_rpc_schemas(config.rpc_schema);
 }
 

@@ -69,7 +69,10 @@ class Hooks {
   }
   const ForwardRules& forward_rules() const { return rules_; }
   bool connect_with_token() const { return connect_with_token_; }
-  int64_t timeout_ms() const { return timeout_ms_; }
+  // A hook's deadline (its own, or proxy.timeout_ms).
+  std::chrono::milliseconds timeout(Hook hook) const {
+    return timeouts_[static_cast<size_t>(hook)];
+  }
   // The rpc methods' request and response schemas ([proxy] rpc_schema) as
   // events "<method>#request" and "<method>#response"; null when none.
   const schema::EventSchemas* rpc_schemas() const { return rpc_schemas_.get(); }
@@ -94,7 +97,8 @@ class Hooks {
   std::vector<std::pair<std::string, std::shared_ptr<HttpPool>>> rpc_routes_;
   ForwardRules rules_;
   bool connect_with_token_ = false;
-  int64_t timeout_ms_ = 0;
+  std::chrono::milliseconds timeouts_[5];
+  size_t max_concurrent_[5] = {};
   std::shared_ptr<const schema::EventSchemas> rpc_schemas_;
   boost::asio::io_context& io_;
   metrics::WorkerCounters* counters_;

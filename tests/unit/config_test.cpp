@@ -96,6 +96,16 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"proxy.rpc_routes", "HERALD_PROXY_RPC_ROUTES"},
     {"proxy.rpc_schema", "HERALD_PROXY_RPC_SCHEMA"},
     {"proxy.ca_file", "HERALD_PROXY_CA_FILE"},
+    {"proxy.connect_timeout_ms", "HERALD_PROXY_CONNECT_TIMEOUT_MS"},
+    {"proxy.connect_max_concurrent", "HERALD_PROXY_CONNECT_MAX_CONCURRENT"},
+    {"proxy.subscribe_timeout_ms", "HERALD_PROXY_SUBSCRIBE_TIMEOUT_MS"},
+    {"proxy.subscribe_max_concurrent", "HERALD_PROXY_SUBSCRIBE_MAX_CONCURRENT"},
+    {"proxy.publish_timeout_ms", "HERALD_PROXY_PUBLISH_TIMEOUT_MS"},
+    {"proxy.publish_max_concurrent", "HERALD_PROXY_PUBLISH_MAX_CONCURRENT"},
+    {"proxy.rpc_timeout_ms", "HERALD_PROXY_RPC_TIMEOUT_MS"},
+    {"proxy.rpc_max_concurrent", "HERALD_PROXY_RPC_MAX_CONCURRENT"},
+    {"proxy.refresh_timeout_ms", "HERALD_PROXY_REFRESH_TIMEOUT_MS"},
+    {"proxy.refresh_max_concurrent", "HERALD_PROXY_REFRESH_MAX_CONCURRENT"},
     {"proxy.timeout_ms", "HERALD_PROXY_TIMEOUT_MS"},
     {"proxy.max_concurrent", "HERALD_PROXY_MAX_CONCURRENT"},
     {"proxy.forward_headers", "HERALD_PROXY_FORWARD_HEADERS"},
@@ -411,7 +421,7 @@ TEST_F(ConfigTest, EveryNumericKeyHasARange) {
         key == "engine.redis_prefix" || key == "server.allow_remote_admin" ||
         (key.starts_with("auth.jwks_") && !key.ends_with("_ms")) || key == "auth.issuer" ||
         key == "auth.audience" || key == "auth.query_token" || key == "api.protect_metrics" ||
-        (key.starts_with("proxy.") && key != "proxy.timeout_ms" && key != "proxy.max_concurrent"))
+        (key.starts_with("proxy.") && !key.ends_with("_ms") && !key.ends_with("max_concurrent")))
       continue;
     EXPECT_THAT(env_error({{var, "99999999999999"}}),
                 AllOf(StartsWith(key + ": must be between"), HasSubstr(var)));

@@ -490,8 +490,10 @@ def test_slow_hook_does_not_delay_other_clients():
 
 def test_concurrency_bound_answers_unavailable_at_once():
     backend = Backend()
-    server = HeraldServer(config(backend.port, timeout_ms=5000, max_concurrent=1),
-                          name="proxy-bound", workers=1).start()
+    # The publish hook's own bound (publish_max_concurrent), the shared one is 64.
+    text = config(backend.port, timeout_ms=5000).replace(
+        "[namespaces.room]", "publish_max_concurrent = 1\n[namespaces.room]")
+    server = HeraldServer(text, name="proxy-bound", workers=1).start()
 
     @runs_async
     async def run():
