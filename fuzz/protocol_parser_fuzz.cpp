@@ -154,6 +154,16 @@ void check_command(const Command& cmd, const boost::json::value& doc, std::strin
         if (cmd.event.empty()) fail("destroy data without event accepted", input);
       }
       break;
+    case CommandType::rpc: {
+      expect_string(doc, "method", cmd.method, input);
+      if (cmd.method.empty() || cmd.method.size() > 128) fail("bad rpc method accepted", input);
+      boost::json::value data;
+      if (!boost_parse(cmd.data, data)) fail("rpc data is not valid JSON", input);
+      std::string out;
+      append_rpc_result(out, cmd.id, cmd.data);
+      check_valid_json(out, input);
+      break;
+    }
     case CommandType::pong:
       break;
   }

@@ -32,6 +32,7 @@
 #include "config/key_lists.hpp"
 #include "config/toml_values.hpp"
 #include "engine/redis/redis_url.hpp"
+#include "proxy/hooks.hpp"
 
 extern char** environ;
 
@@ -56,7 +57,7 @@ struct KeyDef {
 };
 
 constexpr std::string_view kSections[] = {"server", "limits",      "history", "engine",
-                                          "auth",   "rate_limits", "api"};
+                                          "auth",   "rate_limits", "api",     "proxy"};
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr std::string_view kEngines[] = {"memory", "sqlite", "redis"};
 constexpr std::string_view kDurabilities[] = {"normal", "full"};
@@ -166,6 +167,25 @@ KeyDef engine_string_key(std::string_view name, std::string_view help) {
             c.engine.*Field = value;
           },
           [](const Config& c) { return Value(c.engine.*Field); }};
+}
+
+// A [proxy] hook URL: "" or http://host[:port][/path].
+template <auto Field>
+KeyDef proxy_url(std::string_view name, std::string_view help) {
+  return {"proxy",
+          name,
+          Type::string,
+          0,
+          0,
+          help,
+          [](Config& c, const std::string& key, const Value& v) {
+            const auto& url = std::get<std::string>(v);
+            std::string why;
+            if (!url.empty() && !proxy::parse_url(url, &why))
+              throw ConfigError(key + ": " + why + " (got '" + url + "')");
+            c.proxy.*Field = url;
+          },
+          [](const Config& c) { return Value(c.proxy.*Field); }};
 }
 
 const std::vector<KeyDef>& keys() {
@@ -523,6 +543,137 @@ const std::vector<KeyDef>& keys() {
                    c.api.protect_metrics = std::get<bool>(v);
                  },
                  [](const Config& c) { return Value(c.api.protect_metrics); }});
+
+    // [proxy]: the app backend's hooks (docs/backend-hooks.md)
+    k.push_back(proxy_url<&ProxyConfig::connect_url>(
+        "connect_url",
+        "connect hook: Herald POSTs each connect (the upgrade's allow-listed headers and "
+        "cookies, connect.data) here; the reply says who the user is. \"\": no hook."));
+    k.push_back(proxy_url<&ProxyConfig::subscribe_url>(
+        "subscribe_url",
+        "subscribe hook, for namespaces with proxy_subscribe = true: allow, deny, or add data. "
+        "\"\": no hook."));
+    k.push_back(proxy_url<&ProxyConfig::publish_url>(
+        "publish_url",
+        "publish hook, for namespaces with proxy_publish = true: allow, deny, or replace the "
+        "data. \"\": no hook."));
+    k.push_back(proxy_url<&ProxyConfig::rpc_url>(
+        "rpc_url", "rpc hook: every client `rpc` command is POSTed here. \"\": rpc is refused."));
+    k.push_back(proxy_url<&ProxyConfig::refresh_url>(
+        "refresh_url",
+        "refresh hook: asked shortly before the expire_at the connect hook gave, for a new "
+        "one (or the end of the connection). \"\": no hook (the connection ends then)."));
+    k.push_back({"proxy", "rpc_routes", Type::string_list, 0, 0,
+                 "\"<method prefix>=<url>\" entries: rpc methods starting with the prefix go to "
+                 "that URL (the longest prefix wins), the others to rpc_url.",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   for (const auto& r : std::get<std::vector<std::string>>(v)) {
+                     std::string why;
+                     if (!proxy::parse_rpc_route(r, &why))
+                       throw ConfigError(key + ": '" + r + "': " + why);
+                   }
+                   c.proxy.rpc_routes = std::get<std::vector<std::string>>(v);
+                 },
+                 [](const Config& c) { return Value(c.proxy.rpc_routes); }});
+    k.push_back({"proxy", "rpc_schema", Type::string, 0, 0,
+                 "JSON file {\"<method>\": {\"request\": <JSON Schema>, \"response\": <JSON "
+                 "Schema>}} Herald checks rpc data against (relative to the working "
+                 "directory); \"\": none.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.proxy.rpc_schema = std::get<std::string>(v);
+                 },
+                 [](const Config& c) { return Value(c.proxy.rpc_schema); }});
+    k.push_back({"proxy", "ca_file", Type::string, 0, 0,
+                 "https hooks: PEM file of the CA certificates that may sign the backend's "
+                 "certificate; \"\": the system's CA store.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.proxy.ca_file = std::get<std::string>(v);
+                 },
+                 [](const Config& c) { return Value(c.proxy.ca_file); }});
+    k.push_back(ms_key<&Config::proxy, &ProxyConfig::timeout>(
+        "proxy", "timeout_ms", 10, 10 * kMinute,
+        "Deadline of one hook request (connecting included); past it the client gets "
+        "`unavailable`."));
+    k.push_back(size_key<&Config::proxy, &ProxyConfig::max_concurrent>(
+        "proxy", "max_concurrent", 1, 100000,
+        "Requests in flight per hook per worker; one more gets `unavailable` at once (no "
+        "queue)."));
+    k.push_back(ms_key<&Config::proxy, &ProxyConfig::connect_timeout>(
+        "proxy", "connect_timeout_ms", 0, 10 * kMinute,
+        "The connect hook's own timeout_ms; 0: proxy.timeout_ms."));
+    k.push_back(size_key<&Config::proxy, &ProxyConfig::connect_max_concurrent>(
+        "proxy", "connect_max_concurrent", 0, 100000,
+        "The connect hook's own max_concurrent (each rpc route's too, for rpc); 0: "
+        "proxy.max_concurrent."));
+    k.push_back(ms_key<&Config::proxy, &ProxyConfig::subscribe_timeout>(
+        "proxy", "subscribe_timeout_ms", 0, 10 * kMinute,
+        "The subscribe hook's own timeout_ms; 0: proxy.timeout_ms."));
+    k.push_back(size_key<&Config::proxy, &ProxyConfig::subscribe_max_concurrent>(
+        "proxy", "subscribe_max_concurrent", 0, 100000,
+        "The subscribe hook's own max_concurrent (each rpc route's too, for rpc); 0: "
+        "proxy.max_concurrent."));
+    k.push_back(ms_key<&Config::proxy, &ProxyConfig::publish_timeout>(
+        "proxy", "publish_timeout_ms", 0, 10 * kMinute,
+        "The publish hook's own timeout_ms; 0: proxy.timeout_ms."));
+    k.push_back(size_key<&Config::proxy, &ProxyConfig::publish_max_concurrent>(
+        "proxy", "publish_max_concurrent", 0, 100000,
+        "The publish hook's own max_concurrent (each rpc route's too, for rpc); 0: "
+        "proxy.max_concurrent."));
+    k.push_back(ms_key<&Config::proxy, &ProxyConfig::rpc_timeout>(
+        "proxy", "rpc_timeout_ms", 0, 10 * kMinute,
+        "The rpc hook's own timeout_ms; 0: proxy.timeout_ms."));
+    k.push_back(size_key<&Config::proxy, &ProxyConfig::rpc_max_concurrent>(
+        "proxy", "rpc_max_concurrent", 0, 100000,
+        "The rpc hook's own max_concurrent (each rpc route's too, for rpc); 0: "
+        "proxy.max_concurrent."));
+    k.push_back(ms_key<&Config::proxy, &ProxyConfig::refresh_timeout>(
+        "proxy", "refresh_timeout_ms", 0, 10 * kMinute,
+        "The refresh hook's own timeout_ms; 0: proxy.timeout_ms."));
+    k.push_back(size_key<&Config::proxy, &ProxyConfig::refresh_max_concurrent>(
+        "proxy", "refresh_max_concurrent", 0, 100000,
+        "The refresh hook's own max_concurrent (each rpc route's too, for rpc); 0: "
+        "proxy.max_concurrent."));
+    k.push_back({"proxy", "forward_headers", Type::string_list, 0, 0,
+                 "Headers of the WebSocket upgrade request passed to the connect hook "
+                 "(allow-list, any case), e.g. [\"authorization\", \"user-agent\"].",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   std::vector<std::string> names;
+                   for (const auto& n : std::get<std::vector<std::string>>(v)) {
+                     if (n.empty() || has_space_or_control(n) || n.find(':') != std::string::npos)
+                       throw ConfigError(key + ": '" + n + "' is not a header name");
+                     names.push_back(to_lower(n));
+                   }
+                   c.proxy.forward_headers = std::move(names);
+                 },
+                 [](const Config& c) { return Value(c.proxy.forward_headers); }});
+    k.push_back({"proxy", "forward_cookies", Type::string_list, 0, 0,
+                 "Cookies of the upgrade request passed to the connect hook (allow-list, exact "
+                 "names), e.g. [\"session\"]; the others never leave Herald.",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   for (const auto& n : std::get<std::vector<std::string>>(v))
+                     if (n.empty() || has_space_or_control(n) ||
+                         n.find_first_of("=;,") != std::string::npos)
+                       throw ConfigError(key + ": '" + n + "' is not a cookie name");
+                   c.proxy.forward_cookies = std::get<std::vector<std::string>>(v);
+                 },
+                 [](const Config& c) { return Value(c.proxy.forward_cookies); }});
+    k.push_back({"proxy", "static_headers", Type::string_list, 0, 0,
+                 "\"Name: value\" headers sent with every hook request, e.g. a shared secret "
+                 "the backend checks; never logged.",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   for (const auto& h : std::get<std::vector<std::string>>(v))
+                     if (!proxy::parse_static_header(h))
+                       throw ConfigError(key + ": an entry is not a \"Name: value\" header");
+                   c.proxy.static_headers = std::get<std::vector<std::string>>(v);
+                 },
+                 [](const Config& c) { return Value(c.proxy.static_headers); }});
+    k.push_back({"proxy", "connect_with_token", Type::boolean, 0, 0,
+                 "Whether a connect carrying a token also goes to the connect hook (which then "
+                 "decides); false: a token skips the hook.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.proxy.connect_with_token = std::get<bool>(v);
+                 },
+                 [](const Config& c) { return Value(c.proxy.connect_with_token); }});
     return k;
   }();
   return table;
@@ -805,6 +956,14 @@ const std::vector<NamespaceKeyDef>& namespace_keys() {
         "strict_events",
         "Whether events the schema does not declare are rejected (validation_failed) "
         "instead of passed unvalidated."));
+    k.push_back(ns_bool<&NamespaceOptions::proxy_subscribe>(
+        "proxy_subscribe",
+        "Whether subscribes to the namespace's channels ask the subscribe hook "
+        "(proxy.subscribe_url) first."));
+    k.push_back(ns_bool<&NamespaceOptions::proxy_publish>(
+        "proxy_publish",
+        "Whether publishes over WebSocket to the namespace's channels ask the publish hook "
+        "(proxy.publish_url) first; the ack waits for it."));
     return k;
   }();
   return table;
@@ -1036,6 +1195,16 @@ void resolve_namespaces(Config& cfg, const FileNamespaces& file) {
   check_capacity("defaults", cfg.defaults.options);
   for (const auto& [name, options] : cfg.namespaces)
     check_capacity("namespaces." + toml_key(name), options);
+  // A namespace that asks for a hook needs its URL.
+  auto check_hooks = [&](const std::string& where, const NamespaceOptions& o) {
+    if (o.proxy_subscribe && cfg.proxy.subscribe_url.empty())
+      throw ConfigError(where + ".proxy_subscribe: needs proxy.subscribe_url");
+    if (o.proxy_publish && cfg.proxy.publish_url.empty())
+      throw ConfigError(where + ".proxy_publish: needs proxy.publish_url");
+  };
+  check_hooks("defaults", cfg.defaults.options);
+  for (const auto& [name, options] : cfg.namespaces)
+    check_hooks("namespaces." + toml_key(name), options);
 }
 
 // --- environment --------------------------------------------------------------

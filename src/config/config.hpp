@@ -131,6 +131,10 @@ struct NamespaceOptions {
   // at load (a relative path is relative to the config file's directory).
   std::string schema;
   bool strict_events = false;  // reject events the schema does not declare
+  // Whether subscribe / publish on the namespace's channels ask the app's
+  // backend first ([proxy] subscribe_url / publish_url, docs/backend-hooks.md).
+  bool proxy_subscribe = false;
+  bool proxy_publish = false;
 
   bool operator==(const NamespaceOptions&) const = default;
 };
@@ -210,6 +214,50 @@ struct RateLimitsConfig {
   bool operator==(const RateLimitsConfig&) const = default;
 };
 
+// The app backend's hooks ([proxy], docs/backend-hooks.md): HTTP endpoints
+// Herald POSTs to before a connect, subscribe, publish or rpc; "" turns a
+// hook off. The bounds apply to each hook of each worker on its own.
+struct ProxyConfig {
+  std::string connect_url;
+  std::string subscribe_url;
+  std::string publish_url;
+  std::string rpc_url;
+  std::string refresh_url;
+  // "prefix=url": rpc methods starting with prefix go to url (the longest
+  // matching prefix wins; the others to rpc_url).
+  std::vector<std::string> rpc_routes;
+  // JSON file {"<method>": {"request": <JSON Schema>, "response": <JSON
+  // Schema>}}: rpc data Herald checks both ways; "" for none.
+  std::string rpc_schema;
+  std::string ca_file;  // https: PEM CAs to trust instead of the system's ("": the system's)
+  std::chrono::milliseconds timeout{5000};  // one request, connecting included
+  size_t max_concurrent = 64;               // in flight per hook per worker
+  // Per hook overrides of timeout and max_concurrent; 0 takes those.
+  std::chrono::milliseconds connect_timeout{0};
+  size_t connect_max_concurrent = 0;
+  std::chrono::milliseconds subscribe_timeout{0};
+  size_t subscribe_max_concurrent = 0;
+  std::chrono::milliseconds publish_timeout{0};
+  size_t publish_max_concurrent = 0;
+  std::chrono::milliseconds rpc_timeout{0};
+  size_t rpc_max_concurrent = 0;
+  std::chrono::milliseconds refresh_timeout{0};
+  size_t refresh_max_concurrent = 0;
+
+  // Headers of the WebSocket upgrade request passed to the connect hook
+  // (lower case once loaded), and the cookies of its Cookie header.
+  std::vector<std::string> forward_headers;
+  std::vector<std::string> forward_cookies;
+  // "Name: value" headers sent with every hook request (e.g. a shared
+  // secret); their values are never logged.
+  std::vector<std::string> static_headers;
+  // Whether a connect with a token asks the connect hook too (else a token
+  // skips it).
+  bool connect_with_token = false;
+
+  bool operator==(const ProxyConfig&) const = default;
+};
+
 struct DefaultsConfig {
   NamespaceOptions options;  // for channels of no configured namespace
   // Whether channels whose namespace is not configured (or that have no ':')
@@ -227,6 +275,7 @@ struct Config {
   AuthConfig auth;
   ApiConfig api;
   RateLimitsConfig rate_limits;
+  ProxyConfig proxy;
   DefaultsConfig defaults;  // defaults.options.history_* mirror history.size/ttl
   std::map<std::string, NamespaceOptions, std::less<>> namespaces;  // fully resolved
 

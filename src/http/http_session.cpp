@@ -132,7 +132,12 @@ void HttpSession::on_request(beast::error_code ec) {
       return;
     }
     auto decision = ws::check_upgrade(req, limits.allowed_origins);
-    write_raw(std::move(decision.response), decision.accepted, query_token(target));
+    proxy::Headers forwarded;  // for the connect hook: the allow-listed ones only
+    if (decision.accepted && !limits.forward.empty())
+      for (const auto& f : req)
+        proxy::forward_header(limits.forward, f.name_string(), f.value(), forwarded);
+    write_raw(std::move(decision.response), decision.accepted, query_token(target),
+              std::move(forwarded));
     return;
   }
   const bool keep_alive = req.keep_alive();
@@ -162,13 +167,14 @@ void HttpSession::write(Response&& res, bool close_after) {
                      });
 }
 
-void HttpSession::write_raw(std::string bytes, bool upgrade, std::string query_token) {
+void HttpSession::write_raw(std::string bytes, bool upgrade, std::string query_token,
+                            proxy::Headers forwarded) {
   auto data = std::make_shared<std::string>(std::move(bytes));
   arm_deadline();
   boost::asio::async_write(
       socket_, boost::asio::buffer(*data),
-      [self = shared_from_this(), data, upgrade, token = std::move(query_token)](
-          beast::error_code ec, size_t) mutable {
+      [self = shared_from_this(), data, upgrade, token = std::move(query_token),
+       forwarded = std::move(forwarded)](beast::error_code ec, size_t) mutable {
         if (self->finished_) return;
         if (ec || !upgrade) {
           self->stop();
@@ -178,7 +184,8 @@ void HttpSession::write_raw(std::string bytes, bool upgrade, std::string query_t
         std::string early(static_cast<const char*>(pending.data()), pending.size());
         auto socket = std::move(self->socket_);
         self->finish();
-        self->host_.upgrade(std::move(socket), std::move(early), std::move(token));
+        self->host_.upgrade(std::move(socket), std::move(early), std::move(token),
+                            std::move(forwarded));
       });
 }
 

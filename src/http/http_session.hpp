@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "proxy/forwarding.hpp"
+
 namespace herald::http {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
@@ -41,6 +43,9 @@ struct HttpLimits {
   std::chrono::milliseconds request_timeout{10000};
   std::string ws_path = "/ws";
   std::vector<std::string> allowed_origins;
+  // Upgrade request headers handed to the WebSocket session for the
+  // connect hook ([proxy] forward_headers, forward_cookies).
+  proxy::ForwardRules forward;
 };
 
 class HttpSession;
@@ -53,9 +58,10 @@ class HttpHost {
   virtual const HttpLimits& http_limits() const = 0;
   // A WebSocket handshake succeeded: the socket (101 already sent), the
   // bytes that followed the request, and the `token` query parameter of the
-  // upgrade URL ("" when absent).
+  // upgrade URL ("" when absent), and the request headers HttpLimits::forward
+  // lets through.
   virtual void upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes,
-                       std::string query_token) = 0;
+                       std::string query_token, proxy::Headers forwarded) = 0;
   virtual void http_session_closed(HttpSession& s) = 0;
 };
 
@@ -73,7 +79,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void read_request();
   void on_request(boost::beast::error_code ec);
   void write(Response&& res, bool close_after);
-  void write_raw(std::string bytes, bool upgrade, std::string query_token = {});
+  void write_raw(std::string bytes, bool upgrade, std::string query_token = {},
+                 proxy::Headers forwarded = {});
   void finish();
 
   void arm_deadline();

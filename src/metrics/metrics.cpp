@@ -80,6 +80,58 @@ WorkerCounters& Registry::worker(size_t index) {
   return workers_.at(index);
 }
 
+namespace {
+
+// Backend hooks ([proxy]): counters summed over workers, the latency
+// histogram per worker, each labelled by hook. Caller holds the registry's
+// mutex.
+void render_hooks(const std::deque<WorkerCounters>& workers, std::string& out) {
+  const size_t hooks = std::size(kHookNames);
+  out +=
+      "# HELP herald_hook_requests_total Requests to the app backend's hooks (refusals at "
+      "proxy.max_concurrent included)\n# TYPE herald_hook_requests_total counter\n";
+  for (size_t h = 0; h < hooks; ++h) {
+    uint64_t sum = 0;
+    for (const auto& w : workers) sum += w.hooks[h].requests.get();
+    out += fmt::format("herald_hook_requests_total{{hook=\"{}\"}} {}\n", kHookNames[h], sum);
+  }
+  out +=
+      "# HELP herald_hook_errors_total Hook requests that failed: timeout, max_concurrent "
+      "reached, backend unreachable, non-2xx or malformed reply\n"
+      "# TYPE herald_hook_errors_total counter\n";
+  for (size_t h = 0; h < hooks; ++h) {
+    uint64_t sum = 0;
+    for (const auto& w : workers) sum += w.hooks[h].errors.get();
+    out += fmt::format("herald_hook_errors_total{{hook=\"{}\"}} {}\n", kHookNames[h], sum);
+  }
+  out +=
+      "# HELP herald_hook_seconds Seconds from a hook request to its reply or failure\n"
+      "# TYPE herald_hook_seconds histogram\n";
+  size_t index = 0;
+  for (const auto& w : workers) {
+    for (size_t h = 0; h < hooks; ++h) {
+      const Histogram& hist = w.hooks[h].seconds;
+      const auto snap = hist.snapshot();
+      if (snap.count == 0) continue;  // most hooks are off on most servers
+      const auto bounds = hist.bounds();
+      uint64_t cumulative = 0;
+      for (size_t i = 0; i < bounds.size(); ++i) {
+        cumulative += snap.buckets[i];
+        out += fmt::format("herald_hook_seconds_bucket{{worker=\"{}\",hook=\"{}\",le=\"{}\"}} {}\n",
+                           index, kHookNames[h], number(bounds[i]), cumulative);
+      }
+      out += fmt::format(
+          "herald_hook_seconds_bucket{{worker=\"{0}\",hook=\"{1}\",le=\"+Inf\"}} {2}\n"
+          "herald_hook_seconds_sum{{worker=\"{0}\",hook=\"{1}\"}} {3}\n"
+          "herald_hook_seconds_count{{worker=\"{0}\",hook=\"{1}\"}} {2}\n",
+          index, kHookNames[h], snap.count, number(snap.sum));
+    }
+    ++index;
+  }
+}
+
+}  // namespace
+
 std::string Registry::render() const {
   struct Row {
     const char* name;
@@ -182,6 +234,7 @@ std::string Registry::render() const {
       out += fmt::format("{}{{worker=\"{}\"}} {}\n", row.name, index++, (w.*row.gauge).get());
     }
   }
+  render_hooks(workers_, out);
   for (const auto& row : kHistograms) {
     out += fmt::format("# HELP {0} {1}\n# TYPE {0} histogram\n", row.name, row.help);
     size_t index = 0;

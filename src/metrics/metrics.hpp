@@ -9,11 +9,13 @@
 // registry, so any layer can reach its worker's counters without plumbing.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -91,6 +93,16 @@ class Histogram {
   std::atomic<double> sum_{0};
 };
 
+// One backend hook's requests ([proxy], src/proxy/hooks.hpp) on one worker.
+struct HookCounters {
+  Counter requests;  // requests sent to the backend, or refused at the bound
+  Counter errors;    // of those: timeouts, bound reached, transport failures, non-2xx, malformed
+  Histogram seconds{Histogram::latency_seconds()};  // request to reply (or failure)
+};
+
+// The hooks, in the order of proxy::Hook; `hook` labels in /metrics.
+inline constexpr const char* kHookNames[] = {"connect", "subscribe", "publish", "rpc", "refresh"};
+
 struct WorkerCounters {
   Counter ws_opened;          // WebSocket handshakes completed
   Counter ws_closed;          // WebSocket connections finished
@@ -119,6 +131,9 @@ struct WorkerCounters {
   Histogram engine_append_seconds{Histogram::latency_seconds()};  // ShardStore::append to callback
   Histogram history_read_seconds{Histogram::latency_seconds()};   // ShardStore::read to callback
   Histogram message_bytes{Histogram::size_bytes()};               // size of a publish's `data`
+
+  // Backend hooks, indexed by proxy::Hook.
+  std::array<HookCounters, std::size(kHookNames)> hooks;
 };
 
 class Registry {

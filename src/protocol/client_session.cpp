@@ -22,6 +22,9 @@ void ClientSession::on_text(std::string_view text) {
   if (verifying_) {
     if (!held_) held_ = std::make_unique<std::vector<std::string>>();
     held_->emplace_back(text);
+    // Bounded: a client that keeps sending while it waits is not read further
+    // (a hook wait reads on, so a close or ping from the peer is still seen).
+    if (held_->size() >= ctx_.max_pending_requests) pause_reading();
     return;
   }
   auto parsed = ctx_.parser.parse(text);
@@ -38,11 +41,12 @@ void ClientSession::handle(Command& cmd) {
     return;
   }
   if (!connected_) {
-    if (ctx_.auth->enabled()) {
+    if (ctx_.auth->enabled() || ctx_.hooks->enabled(proxy::Hook::connect)) {
       if (cmd.type != CommandType::pong)
         reply_error(ErrorCode::unauthorized,
                     "connect first: this server expects a connect message (with a token, or "
-                    "without one for anonymous access) before any other",
+                    "without one for anonymous access or the application's connect hook) "
+                    "before any other",
                     cmd.id);
       return;
     }
@@ -78,6 +82,9 @@ void ClientSession::handle(Command& cmd) {
       break;
     case CommandType::sub_refresh:
       handle_sub_refresh(cmd);
+      break;
+    case CommandType::rpc:
+      handle_rpc(cmd);
       break;
     case CommandType::pong:
     case CommandType::connect:
@@ -141,6 +148,16 @@ void ClientSession::handle_subscribe(Command& cmd) {
 
 void ClientSession::subscribe_checked(Command& cmd, auth::OpSet granted, int64_t expires,
                                       bool notify) {
+  // Channels a token or the connect hook named were decided already.
+  if (!notify && proxied(cmd.channel, false)) {
+    subscribe_through_hook(cmd, granted, expires);
+    return;
+  }
+  subscribe_granted(cmd, granted, expires, notify, identity_ ? identity_->info : std::string(), {});
+}
+
+void ClientSession::subscribe_granted(Command& cmd, auth::OpSet granted, int64_t expires,
+                                      bool notify, std::string info, std::string data) {
   const uint32_t seq = ++next_seq_;
   subscriptions_.push_back(
       Subscription{cmd.channel, seq, false, false, false, granted, expires, {}});
@@ -150,18 +167,19 @@ void ClientSession::subscribe_checked(Command& cmd, auth::OpSet granted, int64_t
                              cmd.recover,
                              client_id_,
                              identity_ ? identity_->user : std::string(),
-                             identity_ ? identity_->info : std::string()};
+                             std::move(info)};
   request_sent();
-  ctx_.node.subscribe(ctx_.worker, std::move(req),
-                      [self = weak_self(), channel = cmd.channel, seq, notify,
-                       id = std::move(cmd.id)](const core::SubscribeResult& result) {
-                        if (auto s = self.lock())
-                          s->on_subscribed(channel, seq, id, notify, result);
-                      });
+  ctx_.node.subscribe(
+      ctx_.worker, std::move(req),
+      [self = weak_self(), channel = cmd.channel, seq, notify, id = std::move(cmd.id),
+       data = std::move(data)](const core::SubscribeResult& result) {
+        if (auto s = self.lock()) s->on_subscribed(channel, seq, id, notify, result, data);
+      });
 }
 
 void ClientSession::on_subscribed(const std::string& channel, uint32_t seq, const std::string& id,
-                                  bool notify, const core::SubscribeResult& result) {
+                                  bool notify, const core::SubscribeResult& result,
+                                  const std::string& data) {
   reply_received();
   Subscription* sub = find(channel);
   if (!sub || sub->seq != seq || !is_open()) return;
@@ -178,7 +196,7 @@ void ClientSession::on_subscribed(const std::string& channel, uint32_t seq, cons
     std::string out;
     out.reserve(128 + result.events_json.size());
     append_subscribed(out, id, channel, result.epoch, result.offset, result.recovered,
-                      result.events_json);
+                      result.events_json, data);
     send_text(out);
   }
   if (sub->unsubscribe_pending) {
@@ -221,6 +239,14 @@ void ClientSession::handle_publish(Command& cmd) {
   if (!allowed(auth::Op::publish, cmd.channel, cmd.id)) return;
   if (!within_publish_rate(cmd)) return;
   violations_ = 0;
+  if (proxied(cmd.channel, true)) {
+    publish_through_hook(cmd);
+    return;
+  }
+  publish_checked(cmd);
+}
+
+void ClientSession::publish_checked(Command& cmd) {
   core::PublishRequest req{std::move(cmd.channel),
                            std::move(cmd.event),
                            std::move(cmd.data),

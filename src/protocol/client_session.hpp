@@ -25,6 +25,7 @@
 #include "core/subscribers.hpp"
 #include "metrics/metrics.hpp"
 #include "protocol/command.hpp"
+#include "proxy/hooks.hpp"
 #include "ws/connection.hpp"
 
 namespace herald::protocol {
@@ -43,6 +44,7 @@ struct SessionContext {
   auth::TokenCache* token_cache = nullptr;      // the worker's
   auth::AbuseLimits* abuse = nullptr;           // the process's
   boost::asio::any_io_executor executor;        // the worker's
+  proxy::Hooks* hooks = nullptr;                // the worker's app backend hooks
 };
 
 class ClientSession final : public ws::Connection, public core::Subscriber {
@@ -62,6 +64,10 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   // Connects with a token given on the upgrade URL (?token=), as a `connect`
   // without id would; call right after start().
   void connect_with_token(std::string token);
+
+  // The upgrade request headers the connect hook gets ([proxy]
+  // forward_headers, forward_cookies); call right after start().
+  void set_forwarded_headers(proxy::Headers headers);
 
   // Server actions (POST /api/disconnect, /api/unsubscribe): close with 4003,
   // or end the subscription to `channel` with reason "kicked". The latter
@@ -97,18 +103,38 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   void handle(Command& cmd);
   void handle_connect(Command& cmd);
   void on_connect_verified(const std::string& id, auth::VerifyResult result);
+  // A verified identity (a token's claims, or the connect hook's result):
+  // `connected` (with `data`), then its channels' subscriptions.
+  void accept_identity(const std::string& id, auth::Claims& claims, std::string_view data);
+  bool connect_hook_applies(const Command& cmd) const;
+  void connect_through_hook(Command& cmd);
+  // A hook's disconnect: close with its code and reason.
+  void disconnect(const proxy::Disconnect& d);
+  void publish_checked(Command& cmd);
+  void publish_through_hook(Command& cmd);
+  void subscribe_through_hook(Command& cmd, auth::OpSet granted, int64_t expires);
+  void handle_rpc(Command& cmd);
+  // Whether the channel's namespace sends subscribe / publish to the hook.
+  bool proxied(const std::string& channel, bool publish) const;
+  // The refresh hook, for an identity the connect hook gave, shortly before
+  // it expires (on the tick); false when not due.
+  bool maybe_refresh(int64_t now);
   void handle_refresh(Command& cmd);
   void handle_sub_refresh(Command& cmd);
   void handle_subscribe(Command& cmd);
   void subscribe_with_token(Command& cmd);
   void subscribe_checked(Command& cmd, auth::OpSet granted, int64_t expires, bool notify);
+  // After the subscribe hook allowed it (`info` overrides the connection's
+  // in the channel, `data` goes into `subscribed`).
+  void subscribe_granted(Command& cmd, auth::OpSet granted, int64_t expires, bool notify,
+                         std::string info, std::string data);
   void handle_unsubscribe(const Command& cmd);
   void handle_publish(Command& cmd);
   void handle_history(const Command& cmd);
   void handle_presence(const Command& cmd);
   void handle_destroy(Command& cmd);
   void on_subscribed(const std::string& channel, uint32_t seq, const std::string& id, bool notify,
-                     const core::SubscribeResult& result);
+                     const core::SubscribeResult& result, const std::string& data);
   void finish_unsubscribe(const std::string& channel, const std::string& id,
                           std::string_view reason = {});
 
@@ -124,6 +150,11 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   // file comment) until `then` has run.
   void verify_token(auth::TokenKind kind, std::string token,
                     std::function<void(ClientSession&, auth::VerifyResult)> then);
+  // Holds later commands (as verify_token does) until the returned
+  // callback's `then` has run with the hook's reply; nothing runs once the
+  // connection is gone.
+  template <class Reply>
+  std::function<void(Reply)> after_hook(std::function<void(ClientSession&, Reply)> then);
   void release_held();
   void update_next_expiry();
 
@@ -174,7 +205,9 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   uint32_t next_seq_ = 0;
   uint32_t pending_requests_ = 0;
   bool connected_ = false;
-  bool verifying_ = false;  // a token verification is in flight
+  bool verifying_ = false;      // a token verification or a hook request is in flight
+  bool hook_identity_ = false;  // identity_ came from the connect hook
+  bool refreshing_ = false;     // a refresh hook request is in flight, or failed
   // Earliest token expiry of the connection and its subscriptions (seconds
   // since the Unix epoch), 0: none; checked on every tick.
   int64_t next_expiry_ = 0;
@@ -191,6 +224,8 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
     std::vector<std::pair<std::string, auth::TokenBucket>> namespaces;
   };
   std::unique_ptr<Buckets> buckets_;
+  // The upgrade request headers for the connect hook, until connected.
+  std::unique_ptr<proxy::Headers> forwarded_;
   // Messages that arrived while verifying_, handled once it is over.
   std::unique_ptr<std::vector<std::string>> held_;
 };

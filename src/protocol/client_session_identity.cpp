@@ -79,6 +79,10 @@ void ClientSession::handle_connect(Command& cmd) {
     reply_error(ErrorCode::bad_request, "already connected", cmd.id);
     return;
   }
+  if (connect_hook_applies(cmd)) {
+    connect_through_hook(cmd);
+    return;
+  }
   if (cmd.token.empty() || !ctx_.auth->enabled()) {
     // Anonymous (an open server ignores tokens: it has no key to check them).
     connected_ = true;
@@ -115,7 +119,11 @@ void ClientSession::on_connect_verified(const std::string& id, auth::VerifyResul
     close(ws::close_code::unauthorized, "unauthorized");
     return;
   }
-  auto& claims = std::get<auth::Claims>(result);
+  accept_identity(id, std::get<auth::Claims>(result), {});
+}
+
+void ClientSession::accept_identity(const std::string& id, auth::Claims& claims,
+                                    std::string_view data) {
   if (ctx_.abuse->config.connections_per_user) {
     if (!ctx_.abuse->connections_per_user.acquire(claims.sub)) {
       reply_rate_limited(
@@ -133,7 +141,8 @@ void ClientSession::on_connect_verified(const std::string& id, auth::VerifyResul
   for (const auto& channel : claims.channels) identity_->caps.add(channel, kPersonalChannel);
   update_next_expiry();
   std::string out;
-  append_connected(out, id, client_id_, identity_->user, identity_->expires, ctx_.ping_seconds);
+  append_connected(out, id, client_id_, identity_->user, identity_->expires, ctx_.ping_seconds,
+                   data);
   send_text(out);
   // Server-side subscriptions: each gets a `subscribed` without id.
   for (auto& channel : claims.channels) {
@@ -226,6 +235,7 @@ void ClientSession::update_next_expiry() {
 void ClientSession::on_tick(ws::Clock::time_point) {
   if (!next_expiry_) return;
   const int64_t now = auth::Authenticator::now_seconds();
+  if (hook_identity_ && maybe_refresh(now)) return;
   if (now < next_expiry_) return;
   if (identity_ && identity_->expires && identity_->expires <= now) {
     reply_error(ErrorCode::token_expired,

@@ -264,13 +264,14 @@ enum Field : unsigned {
   f_after,
   f_ephemeral,
   f_idempotency_key,
+  f_method,
   f_count,
   f_unknown = f_count,
 };
 
 constexpr std::array<std::string_view, f_count> kFieldNames = {
     "id",      "type",  "channel", "event", "data",      "token",           "history",
-    "recover", "limit", "before",  "after", "ephemeral", "idempotency_key",
+    "recover", "limit", "before",  "after", "ephemeral", "idempotency_key", "method",
 };
 
 Field lookup_field(std::string_view key) {
@@ -289,6 +290,7 @@ Field lookup_field(std::string_view key) {
       if (key == "after") return f_after;
       break;
     case 6:
+      if (key == "method") return f_method;
       if (key == "before") return f_before;
       break;
     case 7:
@@ -308,9 +310,9 @@ Field lookup_field(std::string_view key) {
   return f_unknown;
 }
 
-constexpr std::array<std::string_view, 11> kTypeNames = {
+constexpr std::array<std::string_view, 12> kTypeNames = {
     "connect", "subscribe", "unsubscribe", "publish",        "history", "presence",
-    "pong",    "refresh",   "sub_refresh", "presence_stats", "destroy",
+    "pong",    "refresh",   "sub_refresh", "presence_stats", "destroy", "rpc",
 };
 
 bool lookup_type(std::string_view name, CommandType& out) {
@@ -339,7 +341,7 @@ enum class RecoverState : uint8_t {
 struct Pass {
   std::array<Got, f_count> got{};
   std::bitset<f_count> dup;
-  std::string_view id_raw, type, channel, event, data, token, epoch, idempotency_key;
+  std::string_view id_raw, type, channel, event, data, token, epoch, idempotency_key, method;
   uint64_t history = 0, limit = 0, before = 0, after = 0, offset = 0;
   bool ephemeral = false;
   RecoverState recover = RecoverState::ok;
@@ -490,6 +492,8 @@ Read read_field(Field f, od::value& v, size_t depth_left, Pass& pass) {
       return read_string(v, depth_left, pass.token);
     case f_idempotency_key:
       return read_string(v, depth_left, pass.idempotency_key);
+    case f_method:
+      return read_string(v, depth_left, pass.method);
     case f_data:
       return raw_value(v, depth_left, pass.data);
     case f_history:
@@ -780,7 +784,7 @@ std::variant<Command, CommandError> CommandParser::Impl::parse(std::string_view 
       append_truncated(err.message, pass.type, 64);
       err.message +=
           "'; expected connect, subscribe, unsubscribe, publish, history, presence, "
-          "presence_stats, destroy, pong, refresh or sub_refresh";
+          "presence_stats, destroy, pong, refresh, sub_refresh or rpc";
       return err;
     }
   }
@@ -823,7 +827,9 @@ std::variant<Command, CommandError> CommandParser::Impl::parse(std::string_view 
             break;
         }
       }
-      ok = ok && check.optional_string(f_token, pass.token, cmd.token);
+      ok = ok && check.optional_string(f_token, pass.token, cmd.token) &&
+           check.not_duplicated(f_data);
+      if (ok && pass.got[f_data] == Got::ok) cmd.data.assign(pass.data);  // for the subscribe hook
       break;
     case CommandType::unsubscribe:
     case CommandType::presence:
@@ -885,6 +891,17 @@ std::variant<Command, CommandError> CommandParser::Impl::parse(std::string_view 
       break;
     case CommandType::sub_refresh:
       ok = channel() && check.required_string(f_token, pass.token, cmd.token);
+      break;
+    case CommandType::rpc:
+      ok = check.required_string(f_method, pass.method, cmd.method) && check.not_duplicated(f_data);
+      if (ok && (cmd.method.empty() || cmd.method.size() > 128))
+        ok = check.fail("method: must be 1 to 128 bytes");
+      if (ok) {
+        if (pass.got[f_data] == Got::ok)
+          cmd.data.assign(pass.data);
+        else
+          cmd.data = "null";
+      }
       break;
     case CommandType::pong:
       break;

@@ -30,6 +30,7 @@ enum class CommandType {
   sub_refresh,
   presence_stats,
   destroy,
+  rpc,
 };
 
 struct RecoverPosition {
@@ -44,7 +45,8 @@ struct Command {
   std::string id;
   std::string channel;  // every command but connect, refresh and pong
   std::string event;    // publish; destroy: "" for no final event
-  std::string data;     // publish: raw JSON value; connect, destroy: raw JSON or empty
+  std::string data;  // publish, rpc: raw JSON value; connect, subscribe, destroy: raw JSON or empty
+  std::string method;  // rpc
   std::string token;  // connect, subscribe (subscription token), refresh, sub_refresh; "" if absent
   bool ephemeral = false;                  // publish
   std::string idempotency_key;             // publish; "" if absent

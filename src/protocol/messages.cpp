@@ -168,7 +168,8 @@ void append_error(std::string& out, ErrorCode code, std::string_view message, st
 }
 
 void append_connected(std::string& out, std::string_view id, std::string_view client,
-                      std::string_view user, int64_t expires, unsigned ping_seconds) {
+                      std::string_view user, int64_t expires, unsigned ping_seconds,
+                      std::string_view data) {
   out += "{\"type\":\"connected\"";
   append_id(out, id);
   append_string_field(out, "client", client);
@@ -176,7 +177,20 @@ void append_connected(std::string& out, std::string_view id, std::string_view cl
   append_expires(out, expires);
   out += ",\"ping\":";
   append_int(out, ping_seconds);
-  out += ",\"version\":\"1\"}";
+  out += ",\"version\":\"1\"";
+  if (!data.empty()) {
+    out += ",\"data\":";
+    out += data;
+  }
+  out += '}';
+}
+
+void append_rpc_result(std::string& out, std::string_view id, std::string_view data) {
+  out += "{\"type\":\"rpc_result\"";
+  append_id(out, id);
+  out += ",\"data\":";
+  out += data.empty() ? std::string_view("null") : data;
+  out += '}';
 }
 
 void append_refreshed(std::string& out, std::string_view id, int64_t expires) {
@@ -197,7 +211,7 @@ void append_sub_refreshed(std::string& out, std::string_view id, std::string_vie
 
 void append_subscribed(std::string& out, std::string_view id, std::string_view channel,
                        std::string_view epoch, uint64_t offset, std::optional<bool> recovered,
-                       std::string_view events_json) {
+                       std::string_view events_json, std::string_view data) {
   out += "{\"type\":\"subscribed\"";
   append_id(out, id);
   append_string_field(out, "channel", channel);
@@ -206,6 +220,10 @@ void append_subscribed(std::string& out, std::string_view id, std::string_view c
   append_int(out, offset);
   if (recovered) out += *recovered ? ",\"recovered\":true" : ",\"recovered\":false";
   append_events_array(out, events_json);
+  if (!data.empty()) {
+    out += ",\"data\":";
+    out += data;
+  }
   out += '}';
 }
 

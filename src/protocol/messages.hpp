@@ -41,11 +41,16 @@ void append_error(std::string& out, ErrorCode code, std::string_view message,
                   std::string_view id = {}, std::string_view details = {},
                   std::optional<uint64_t> retry_after_ms = {});
 
-// {"type":"connected","id":…,"client":…,"user":…,"expires":…,"ping":…,"version":"1"}
+// {"type":"connected","id":…,"client":…,"user":…,"expires":…,"ping":…,"version":"1","data":…}
 // `user` omitted when empty (anonymous), `expires` (the token's exp, seconds
-// since the Unix epoch) when not 0.
+// since the Unix epoch) when not 0, `data` (raw JSON from the connect hook)
+// when empty.
 void append_connected(std::string& out, std::string_view id, std::string_view client,
-                      std::string_view user, int64_t expires, unsigned ping_seconds);
+                      std::string_view user, int64_t expires, unsigned ping_seconds,
+                      std::string_view data = {});
+
+// {"type":"rpc_result","id":…,"data":…}; `data` raw JSON (empty: null).
+void append_rpc_result(std::string& out, std::string_view id, std::string_view data);
 
 // {"type":"refreshed","id":…,"expires":…}
 void append_refreshed(std::string& out, std::string_view id, int64_t expires);
@@ -55,12 +60,13 @@ void append_sub_refreshed(std::string& out, std::string_view id, std::string_vie
                           int64_t expires);
 
 // {"type":"subscribed","id":…,"channel":…,"epoch":…,"offset":…,
-//  "recovered":…(only when asked),"events":[…]} ; `events_json` is the raw
+//  "recovered":…(only when asked),"events":[…],"data":…} ; `events_json` is the raw
 // array text including brackets (empty: `[]`), whose elements are event
-// objects as built by append_event.
+// objects as built by append_event; `data` (raw JSON from the subscribe
+// hook) omitted when empty.
 void append_subscribed(std::string& out, std::string_view id, std::string_view channel,
                        std::string_view epoch, uint64_t offset, std::optional<bool> recovered,
-                       std::string_view events_json);
+                       std::string_view events_json, std::string_view data = {});
 
 // {"type":"unsubscribed","id":…,"channel":…,"reason":…}
 void append_unsubscribed(std::string& out, std::string_view id, std::string_view channel,

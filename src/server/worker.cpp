@@ -50,6 +50,7 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
       tick_interval_(pick_tick_interval(cfg.limits)),
       parser_(protocol::ParserLimits{cfg.limits.max_channel_length, cfg.limits.max_event_length}),
       token_cache_(cfg.auth.token_cache),
+      hooks_(io_, cfg.proxy, &counters_),
       session_ctx_{
           node,
           index,
@@ -64,9 +65,14 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
           &shared.auth,
           &token_cache_,
           &shared.abuse,
-          io_.get_executor()},
-      http_limits_{cfg.limits.max_http_body_bytes, 16 * 1024, cfg.limits.handshake_timeout,
-                   cfg.server.ws_path, cfg.server.allowed_origins},
+          io_.get_executor(),
+          &hooks_},
+      http_limits_{cfg.limits.max_http_body_bytes,
+                   16 * 1024,
+                   cfg.limits.handshake_timeout,
+                   cfg.server.ws_path,
+                   cfg.server.allowed_origins,
+                   proxy::ForwardRules{cfg.proxy.forward_headers, cfg.proxy.forward_cookies}},
       router_(node, index, parser_, counters_,
               http::ApiOptions{cfg.server.static_dir, cfg.server.allow_remote_admin,
                                shared.api_keys, cfg.api.protect_metrics,
@@ -188,7 +194,7 @@ void Worker::on_accepted(boost::asio::ip::tcp::socket s) {
 }
 
 void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes,
-                     std::string query_token) {
+                     std::string query_token, proxy::Headers forwarded) {
   if (shutting_down_) return;      // the socket closes as it goes out of scope
   connection_count_.fetch_add(1);  // the HTTP session's count was released by now
   boost::system::error_code ec;
@@ -207,6 +213,7 @@ void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_byte
   counters_.ws_opened.add();
   session->start(early_bytes);
   session->admit_from(peer.to_bytes());
+  if (hooks_.enabled(proxy::Hook::connect)) session->set_forwarded_headers(std::move(forwarded));
   if (!query_token.empty() && cfg_.auth.query_token && session->is_open())
     session->connect_with_token(std::move(query_token));
 }

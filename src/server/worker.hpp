@@ -32,6 +32,7 @@
 #include "http/http_session.hpp"
 #include "metrics/metrics.hpp"
 #include "protocol/client_session.hpp"
+#include "proxy/hooks.hpp"
 #include "server/reloader.hpp"
 #include "ws/connection.hpp"
 
@@ -82,7 +83,7 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   http::Router& router() override { return router_; }
   const http::HttpLimits& http_limits() const override { return http_limits_; }
   void upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes,
-               std::string query_token) override;
+               std::string query_token, proxy::Headers forwarded) override;
   void http_session_closed(http::HttpSession& s) override;
 
  private:
@@ -110,6 +111,7 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   std::chrono::milliseconds tick_interval_;
   protocol::CommandParser parser_;
   auth::TokenCache token_cache_;
+  proxy::Hooks hooks_;  // on io_, so declared after it
   protocol::SessionContext session_ctx_;
   http::HttpLimits http_limits_;
   http::ApiRouter router_;

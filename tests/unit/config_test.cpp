@@ -93,6 +93,30 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
      "HERALD_RATE_LIMITS_AUTH_FAILURES_PER_IP_PER_MINUTE"},
     {"rate_limits.max_tracked_keys", "HERALD_RATE_LIMITS_MAX_TRACKED_KEYS"},
     {"api.protect_metrics", "HERALD_API_PROTECT_METRICS"},
+    {"proxy.connect_url", "HERALD_PROXY_CONNECT_URL"},
+    {"proxy.subscribe_url", "HERALD_PROXY_SUBSCRIBE_URL"},
+    {"proxy.publish_url", "HERALD_PROXY_PUBLISH_URL"},
+    {"proxy.rpc_url", "HERALD_PROXY_RPC_URL"},
+    {"proxy.refresh_url", "HERALD_PROXY_REFRESH_URL"},
+    {"proxy.rpc_routes", "HERALD_PROXY_RPC_ROUTES"},
+    {"proxy.rpc_schema", "HERALD_PROXY_RPC_SCHEMA"},
+    {"proxy.ca_file", "HERALD_PROXY_CA_FILE"},
+    {"proxy.connect_timeout_ms", "HERALD_PROXY_CONNECT_TIMEOUT_MS"},
+    {"proxy.connect_max_concurrent", "HERALD_PROXY_CONNECT_MAX_CONCURRENT"},
+    {"proxy.subscribe_timeout_ms", "HERALD_PROXY_SUBSCRIBE_TIMEOUT_MS"},
+    {"proxy.subscribe_max_concurrent", "HERALD_PROXY_SUBSCRIBE_MAX_CONCURRENT"},
+    {"proxy.publish_timeout_ms", "HERALD_PROXY_PUBLISH_TIMEOUT_MS"},
+    {"proxy.publish_max_concurrent", "HERALD_PROXY_PUBLISH_MAX_CONCURRENT"},
+    {"proxy.rpc_timeout_ms", "HERALD_PROXY_RPC_TIMEOUT_MS"},
+    {"proxy.rpc_max_concurrent", "HERALD_PROXY_RPC_MAX_CONCURRENT"},
+    {"proxy.refresh_timeout_ms", "HERALD_PROXY_REFRESH_TIMEOUT_MS"},
+    {"proxy.refresh_max_concurrent", "HERALD_PROXY_REFRESH_MAX_CONCURRENT"},
+    {"proxy.timeout_ms", "HERALD_PROXY_TIMEOUT_MS"},
+    {"proxy.max_concurrent", "HERALD_PROXY_MAX_CONCURRENT"},
+    {"proxy.forward_headers", "HERALD_PROXY_FORWARD_HEADERS"},
+    {"proxy.forward_cookies", "HERALD_PROXY_FORWARD_COOKIES"},
+    {"proxy.static_headers", "HERALD_PROXY_STATIC_HEADERS"},
+    {"proxy.connect_with_token", "HERALD_PROXY_CONNECT_WITH_TOKEN"},
 };
 
 // The options of [defaults] and [namespaces.<name>] (file only).
@@ -101,7 +125,7 @@ const std::vector<std::string> kNamespaceKeys = {
     "presence",        "join_leave",       "max_message_bytes", "schema",
     "strict_events",   "subscribe_access", "publish_access",    "history_access",
     "presence_access", "anonymous",        "user_channels",     "publishes_per_second",
-    "publishes_burst",
+    "publishes_burst", "proxy_subscribe",  "proxy_publish",
 };
 
 const char* kFullFile = R"(# every key, none at its default
@@ -402,7 +426,8 @@ TEST_F(ConfigTest, EveryNumericKeyHasARange) {
         key == "engine.redis_prefix" || key.starts_with("engine.redis_tls_") ||
         key == "engine.redis_cluster" || key == "server.allow_remote_admin" ||
         (key.starts_with("auth.jwks_") && !key.ends_with("_ms")) || key == "auth.issuer" ||
-        key == "auth.audience" || key == "auth.query_token" || key == "api.protect_metrics")
+        key == "auth.audience" || key == "auth.query_token" || key == "api.protect_metrics" ||
+        (key.starts_with("proxy.") && !key.ends_with("_ms") && !key.ends_with("max_concurrent")))
       continue;
     EXPECT_THAT(env_error({{var, "99999999999999"}}),
                 AllOf(StartsWith(key + ": must be between"), HasSubstr(var)));
@@ -925,6 +950,40 @@ TEST_F(ConfigTest, BadAuthKeysAreRefusedByName) {
   EXPECT_THAT(file_error("[[auth.keys]]\nname = \"k\"\nalgorithms = [\"RS256\"]\n"
                          "secret = \"hunter2-secret\"\n"),
               ::testing::Not(HasSubstr("hunter2")));
+}
+
+TEST_F(ConfigTest, ProxyHooks) {
+  const auto cfg =
+      load(write("[proxy]\nconnect_url = \"http://127.0.0.1:3000/api/herald/connect\"\n"
+                 "publish_url = \"http://localhost:3000/publish\"\n"
+                 "forward_headers = [\"Authorization\"]\n"
+                 "forward_cookies = [\"session\"]\n"
+                 "static_headers = [\"X-Herald-Secret: s3cret\"]\n"
+                 "[namespaces.chat]\nproxy_publish = true\n"),
+           true, Env{}, {});
+  EXPECT_EQ(cfg.proxy.connect_url, "http://127.0.0.1:3000/api/herald/connect");
+  EXPECT_EQ(cfg.proxy.forward_headers, std::vector<std::string>{"authorization"});
+  EXPECT_EQ(cfg.proxy.forward_cookies, std::vector<std::string>{"session"});
+  EXPECT_TRUE(cfg.namespaces.at("chat").proxy_publish);
+  EXPECT_FALSE(cfg.namespaces.at("chat").proxy_subscribe);
+  EXPECT_EQ(load(write("[proxy]\nconnect_url = \"https://app.example.com/x\"\n"), true, Env{}, {})
+                .proxy.connect_url,
+            "https://app.example.com/x");
+  EXPECT_THAT(file_error("[proxy]\nrpc_url = \"ftp://x\"\n"),
+              StartsWith("proxy.rpc_url: must start with http:// or https://"));
+  EXPECT_THAT(file_error("[proxy]\nstatic_headers = [\"no colon here\"]\n"),
+              StartsWith("proxy.static_headers: an entry is not"));
+  // The message never quotes a static header (it may be a secret).
+  EXPECT_THAT(file_error("[proxy]\nstatic_headers = [\"Bad Name: s3cret\"]\n"),
+              ::testing::Not(HasSubstr("s3cret")));
+  EXPECT_THAT(file_error("[proxy]\nrpc_routes = [\"todos.\"]\n"),
+              StartsWith("proxy.rpc_routes: 'todos.': expected"));
+  EXPECT_EQ(load(write("[proxy]\nrpc_routes = [\"todos.=http://127.0.0.1:3000/todos\"]\n"), true,
+                 Env{}, {})
+                .proxy.rpc_routes.size(),
+            1u);
+  EXPECT_THAT(file_error("[namespaces.chat]\nproxy_subscribe = true\n"),
+              StartsWith("namespaces.chat.proxy_subscribe: needs proxy.subscribe_url"));
 }
 
 }  // namespace

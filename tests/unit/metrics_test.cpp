@@ -109,6 +109,10 @@ TEST(metrics, RegistryRendersCountersSummedAndSeriesByWorker) {
   w0.message_bytes.observe(1000);               // le 1024
   w0.message_bytes.observe(5e6);                // +Inf
   w1.publish_delivery_seconds.observe(0.0003);  // le 0.0005
+  w0.hooks[2].requests.add(2);                  // publish hook
+  w1.hooks[2].requests.add(1);
+  w1.hooks[2].errors.add(1);
+  w1.hooks[2].seconds.observe(0.004);  // le 0.005
 
   const std::string text = reg.render();
   // The summed counters keep their names and form.
@@ -121,6 +125,17 @@ TEST(metrics, RegistryRendersCountersSummedAndSeriesByWorker) {
   EXPECT_TRUE(contains_line(text, "herald_channels{worker=\"0\"} 0")) << text;
   EXPECT_TRUE(contains_line(text, "herald_channels{worker=\"1\"} 7")) << text;
   EXPECT_TRUE(contains_line(text, "herald_presence_members{worker=\"0\"} 1")) << text;
+
+  // Hooks: counters summed per hook, latency per worker and hook with requests.
+  EXPECT_TRUE(contains_line(text, "herald_hook_requests_total{hook=\"publish\"} 3")) << text;
+  EXPECT_TRUE(contains_line(text, "herald_hook_requests_total{hook=\"connect\"} 0")) << text;
+  EXPECT_TRUE(contains_line(text, "herald_hook_errors_total{hook=\"publish\"} 1")) << text;
+  EXPECT_TRUE(contains_line(
+      text, "herald_hook_seconds_bucket{worker=\"1\",hook=\"publish\",le=\"0.005\"} 1"))
+      << text;
+  EXPECT_TRUE(contains_line(text, "herald_hook_seconds_count{worker=\"1\",hook=\"publish\"} 1"))
+      << text;
+  EXPECT_EQ(text.find("hook=\"rpc\",le="), std::string::npos) << text;
 
   // Cumulative buckets, +Inf, sum and count.
   EXPECT_TRUE(contains_line(text, "# TYPE herald_message_bytes histogram")) << text;

@@ -213,6 +213,23 @@ TEST_F(CommandParserTest, DestroyWithAndWithoutFinalEvent) {
                "event: must be a string", "5");
 }
 
+TEST_F(CommandParserTest, Rpc) {
+  Command c = ok(R"({"type":"rpc","id":3,"method":"todos.add","data":{"title":"milk"}})");
+  EXPECT_EQ(c.type, CommandType::rpc);
+  EXPECT_EQ(c.method, "todos.add");
+  EXPECT_EQ(c.data, R"({"title":"milk"})");
+  EXPECT_EQ(ok(R"({"type":"rpc","method":"m"})").data, "null");
+  EXPECT_EQ(fail(R"({"type":"rpc","data":1})").message, "method: required string");
+  EXPECT_EQ(fail(R"({"type":"rpc","method":""})").message, "method: must be 1 to 128 bytes");
+  EXPECT_EQ(fail(R"({"type":"rpc","method":7})").code, ErrorCode::bad_request);
+  EXPECT_EQ(to_string(CommandType::rpc), "rpc");
+}
+
+TEST_F(CommandParserTest, SubscribeDataIsKeptForTheHook) {
+  EXPECT_EQ(ok(R"({"type":"subscribe","channel":"a","data":{"pin":1}})").data, R"({"pin":1})");
+  EXPECT_EQ(ok(R"({"type":"subscribe","channel":"a"})").data, "");
+}
+
 TEST_F(CommandParserTest, Pong) {
   Command c = ok(R"({"type":"pong"})");
   EXPECT_EQ(c.type, CommandType::pong);

@@ -291,6 +291,26 @@ TEST(Messages, Connected) {
   parse_back(out);
 }
 
+TEST(Messages, HookDataAndRpcResult) {
+  std::string out;
+  append_connected(out, "1", "c8f2", "ana", 0, 25, R"({"theme":"dark"})");
+  EXPECT_EQ(out, R"({"type":"connected","id":1,"client":"c8f2","user":"ana","ping":25,)"
+                 R"("version":"1","data":{"theme":"dark"}})");
+  parse_back(out);
+  out.clear();
+  append_subscribed(out, "2", "room:1", "e1", 0, std::nullopt, "", R"([1])");
+  EXPECT_EQ(out, R"({"type":"subscribed","id":2,"channel":"room:1","epoch":"e1","offset":0,)"
+                 R"("events":[],"data":[1]})");
+  parse_back(out);
+  out.clear();
+  append_rpc_result(out, "\"r\"", R"({"id":7})");
+  EXPECT_EQ(out, R"({"type":"rpc_result","id":"r","data":{"id":7}})");
+  out.clear();
+  append_rpc_result(out, "3", "");
+  EXPECT_EQ(out, R"({"type":"rpc_result","id":3,"data":null})");
+  parse_back(out);
+}
+
 TEST(Messages, EventFromCarriesVerifiedInfo) {
   std::string out;
   EventView v;
