@@ -62,6 +62,22 @@
 // event or check shows). Script
 // errors are reported as "redis: <error>".
 //
+// Redis Cluster (options.cluster; cluster_router.hpp). The one connection
+// becomes a ClusterRouter: each op, fill and check goes to the master of its
+// channel's slot (every key of a channel shares its hash tag), so a
+// channel's commands still share one connection and the reasoning above
+// holds per channel; callbacks still run in call order across masters (the
+// FIFO's head waits for its reply whichever master answers). MOVED, ASK,
+// TRYAGAIN and CLUSTERDOWN on an op take the NOSCRIPT path above: nothing
+// is sent until everything in flight answered, then the retries go again
+// in call order (MOVED: to the new master, the map updated; ASK: once, after
+// ASKING, to the importing node; TRYAGAIN/CLUSTERDOWN, and redirections
+// after the first few: after a pause), so an op of a channel never reaches
+// the new master before the channel's earlier ops; an op whose channel had
+// a later op run meanwhile (the slot switched between two ops of one
+// pipelined batch) fails as not stored, as above. A fill or check that is
+// redirected fails like any failed fill or check, after updating the map.
+//
 // The idempotency key seed (KeyIndex::hash) is the deployment's, stored in
 // Redis as <prefix>:key_seed (SET NX, then GET) by make_redis_engine, so every
 // node hashes a key the same way.
