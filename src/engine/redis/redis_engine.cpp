@@ -75,8 +75,10 @@
 // after the first few: after a pause), so an op of a channel never reaches
 // the new master before the channel's earlier ops; an op whose channel had
 // a later op run meanwhile (the slot switched between two ops of one
-// pipelined batch) fails as not stored, as above. A fill or check that is
-// redirected fails like any failed fill or check, after updating the map.
+// pipelined batch) fails as not stored, as above. A fill refused because its
+// slot is moving (EXECABORT after MOVED/ASK/TRYAGAIN) is sent again after a
+// pause (must_refill); a redirected check is dropped (the resubscription
+// that follows a slot's move checks again); both update the map.
 //
 // The idempotency key seed (KeyIndex::hash) is the deployment's, stored in
 // Redis as <prefix>:key_seed (SET NX, then GET) by make_redis_engine, so every
@@ -697,7 +699,8 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
   // The channel's epoch and its stream entries in (after, upto], atomically
   // (MULTI), on the command connection: its reply comes after those of the
   // appends sent before it, which are then registered.
-  void send_fill(const std::string& channel, uint64_t watch_id, ChannelSequencer::Fill fill) {
+  void send_fill(const std::string& channel, uint64_t watch_id, ChannelSequencer::Fill fill,
+                 unsigned tries = 0) {
     const auto ignore = [](Result&&) {};
     side_command(channel, {"MULTI"}, ignore);
     side_command(channel, {"HGET", channel_key(options_.prefix, channel, "meta"), "epoch"}, ignore);
@@ -705,9 +708,33 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
                  {"XRANGE", channel_key(options_.prefix, channel, "stream"),
                   "(" + decimal(fill.after), decimal(fill.upto)},
                  ignore);
-    side_command(channel, {"EXEC"}, [this, channel, watch_id, id = fill.id](Result&& r) {
+    side_command(channel, {"EXEC"}, [this, channel, watch_id, fill, tries](Result&& r) {
       if (closing_) return;
-      filled(channel, watch_id, id, std::move(r));
+      if (must_refill(r, tries)) {
+        refill_later(channel, watch_id, fill, tries + 1);
+        return;
+      }
+      filled(channel, watch_id, fill.id, std::move(r));
+    });
+  }
+
+  // Redis Cluster: a fill whose slot is moving was refused (its commands got
+  // MOVED, ASK or TRYAGAIN, so EXEC answers EXECABORT) and nothing of it
+  // ran: it is sent again after a pause (to the new master after a MOVED),
+  // rather than failing the op it holds, which may be a stored append.
+  bool must_refill(const Result& r, unsigned tries) const {
+    const Reply* reply = std::get_if<Reply>(&r);
+    return router_ && reply && reply->is_error() && reply->str.starts_with("EXECABORT") &&
+           tries < kMaxClusterTries;
+  }
+  void refill_later(const std::string& channel, uint64_t watch_id, ChannelSequencer::Fill fill,
+                    unsigned tries) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(retry_timer_.get_executor());
+    timer->expires_after(kClusterRetryPause);
+    timer->async_wait([this, timer, channel, watch_id, fill, tries,
+                       alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+      if (ec || alive.expired() || closing_ || !watched(channel, watch_id)) return;
+      send_fill(channel, watch_id, fill, tries);
     });
   }
 

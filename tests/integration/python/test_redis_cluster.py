@@ -340,6 +340,11 @@ async def test_cluster_slot_migration_during_publishing_loses_nothing(redis_clus
         assert len(refused) <= 3 * n // 4, f"{len(refused)} refused"
         for a in refused:
             assert "not stored" in a["message"], a
+        # Each publisher's events are stored in the order it sent them: a
+        # redirected publish never overtook an earlier one of its channel.
+        for k in range(3):
+            mine = [int(d.split("-")[1]) for d in stored[busy] if d.startswith(f"p{k}-")]
+            assert mine == sorted(mine), f"publisher {k}: stored out of order: {mine}"
         for ch in (busy, quiet):
             assert not {a["id"] for a in refused} & set(stored[ch]), f"{ch}: refused but stored"
         print(f"migration: {sum(map(len, acked.values()))} acknowledged, {len(refused)} refused")
