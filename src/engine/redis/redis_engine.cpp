@@ -73,9 +73,11 @@
 // in call order (MOVED: to the new master, the map updated; ASK: once, after
 // ASKING, to the importing node; TRYAGAIN/CLUSTERDOWN, and redirections
 // after the first few: after a pause), so an op of a channel never reaches
-// the new master before the channel's earlier ops; an op whose channel had
-// a later op run meanwhile (the slot switched between two ops of one
-// pipelined batch) fails as not stored, as above. A fill refused because its
+// the new master before the channel's earlier ops; and a channel's first
+// retry is resent alone, its later ops in the next round, since sent
+// together a later one could run where the first is refused again (the
+// slot switched between them), and the first would then have to fail as
+// not stored, as above. A fill refused because its
 // slot is moving (EXECABORT after MOVED/ASK/TRYAGAIN) is sent again after a
 // pause (must_refill); a redirected check is dropped (the resubscription
 // that follows a slot's move checks again); both update the map.
@@ -577,9 +579,20 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
       }
       if (op.state == State::done) ran.insert(op.channel);
     }
+    // Redis Cluster: a channel's first retry goes alone, its later calls in
+    // the next round, once it answered. Sent together, a later one could run
+    // where the first was refused again (the slot switched between them),
+    // and the first would then have to fail.
+    std::unordered_set<std::string_view> alone;
     for (size_t i = 0; i < ops_.size(); ++i) {
       const State s = ops_[i].state;
-      if (s == State::retry || s == State::waiting) send(i);
+      if (s != State::retry && s != State::waiting) continue;
+      if (router_ && alone.contains(ops_[i].channel)) {
+        holding_ = true;  // resend() again when this round answered
+        continue;
+      }
+      send(i);
+      if (router_ && s == State::retry) alone.insert(ops_[i].channel);
     }
   }
 

@@ -333,13 +333,10 @@ async def test_cluster_slot_migration_during_publishing_loses_nothing(redis_clus
             assert set(acked[ch]) <= set(stored[ch]), f"{ch}: acknowledged but not stored"
             assert len(stored[ch]) == len(set(stored[ch])), f"{ch}: stored twice"
         # While the slot moves, the channel's scripts get TRYAGAIN (their
-        # optional keys do not exist) and ASK, and are sent again. Only at
-        # the switch (SETSLOT NODE) may a later publish of a pipelined batch
-        # run while earlier ones were refused: those fail rather than be
-        # stored out of call order, and are not stored.
-        assert len(refused) <= 3 * n // 4, f"{len(refused)} refused"
-        for a in refused:
-            assert "not stored" in a["message"], a
+        # optional keys do not exist) and ASK, and are sent again; at the
+        # switch (SETSLOT NODE) a channel's retries go one at a time, so none
+        # has to be refused for a later one that ran first.
+        assert not refused, f"{len(refused)} refused: {refused[:3]}"
         # Each publisher's events are stored in the order it sent them: a
         # redirected publish never overtook an earlier one of its channel.
         for k in range(3):
