@@ -35,7 +35,14 @@ class RedisCluster:
 
     def __init__(self, n: int = 3):
         self.dir = tempfile.mkdtemp(prefix="herald-cluster-")
-        self.ports = [free_port() for _ in range(n)]
+        # Every port (client and bus) chosen before any server binds one,
+        # and distinct: a bus port chosen later could be a later node's port.
+        ports: list[int] = []
+        while len(ports) < 2 * n:
+            p = free_port()
+            if p not in ports:
+                ports.append(p)
+        self.ports, self._bus_ports = ports[:n], ports[n:]
         self.procs = []
         try:
             self.clients, self.buses = [], []
@@ -58,7 +65,7 @@ class RedisCluster:
             raise
 
     def _start(self, p: int) -> None:
-        bus = free_port()
+        bus = self._bus_ports.pop(0) if self._bus_ports else free_port()
         self.procs.append(subprocess.Popen(
             ["redis-server", "--port", str(p), "--bind", "127.0.0.1",
              "--cluster-enabled", "yes", "--cluster-port", str(bus),
