@@ -62,7 +62,8 @@ void ClusterRouter::refresh() {
 void ClusterRouter::fetch() {
   fetching_ = true;
   again_ = false;
-  // Any connection that is up answers; the seed's otherwise.
+  // Any connection that is up answers; else, in turn, the masters of the
+  // map and the seed (one of them may be gone for good: a failover).
   RedisConnection* conn = nullptr;
   std::string host = seed_.host;
   for (auto& [name, c] : conns_) {
@@ -72,7 +73,13 @@ void ClusterRouter::fetch() {
       break;
     }
   }
-  if (!conn) conn = &for_node(ClusterNode{seed_.host, seed_.port});
+  if (!conn) {
+    std::vector<ClusterNode> candidates = map_.nodes();
+    candidates.push_back(ClusterNode{seed_.host, seed_.port});
+    const ClusterNode& node = candidates[next_candidate_++ % candidates.size()];
+    conn = &for_node(node);
+    host = node.host;
+  }
   conn->command({"CLUSTER", "SLOTS"}, [this, host, alive = std::weak_ptr<int>(alive_)](Result&& r) {
     if (!alive.expired()) fetched(host, std::move(r));
   });

@@ -3,7 +3,8 @@
 // RedisConnection per master, created when first needed, each with the
 // options of the seed's (AUTH, TLS, timeouts, on_connect SCRIPT LOAD), and
 // the slot map (cluster_slots.hpp), read again (CLUSTER SLOTS, from any
-// connection that is up, else the seed) after a MOVED, a lost connection
+// connection that is up, else from each known master and the seed in turn)
+// after a MOVED, a lost connection
 // (a failover promotes a replica: found by asking another node) or when
 // asked. Refreshes are coalesced, at most one in flight and one every
 // kRefreshGap.
@@ -20,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/redis/cluster_slots.hpp"
 #include "engine/redis/redis_connection.hpp"
@@ -61,8 +63,9 @@ class ClusterRouter {
   std::map<std::string, std::unique_ptr<RedisConnection>> conns_;  // by "host:port"
   boost::asio::steady_timer gap_timer_;
   bool fetching_ = false;
-  bool waiting_ = false;  // gap_timer_ armed
-  bool again_ = false;    // asked while fetching
+  bool waiting_ = false;       // gap_timer_ armed
+  bool again_ = false;         // asked while fetching
+  size_t next_candidate_ = 0;  // whom fetch() asks when no connection is up
   std::function<void()> on_map_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };

@@ -12,6 +12,8 @@ FanoutHub::FanoutHub(const RedisEngineOptions& options, const SlotMap* slots) : 
     router_ = std::make_unique<ClusterRouter>(io_.get_executor(), options.url, options.connection,
                                               *slots);
     router_->on_map([this] { rebalance(); });
+    refresh_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
+    arm_refresh();
   } else {
     sub_ = make_subscriber(options.url);
   }
@@ -49,6 +51,9 @@ std::unique_ptr<RedisSubscriber> FanoutHub::make_subscriber(const RedisUrl& url)
     sub->on_moved([this, node](std::string_view pubsub, std::string_view why) {
       moved(node, std::string(pubsub), why);
     });
+    sub->on_state([this](bool up) {
+      if (!up) router_->refresh();  // maybe a failover
+    });
   }
   return sub;
 }
@@ -57,12 +62,22 @@ FanoutHub::~FanoutHub() {
   stop();
 }
 
+void FanoutHub::arm_refresh() {
+  refresh_timer_->expires_after(kMapRefresh);
+  refresh_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec || !router_) return;
+    router_->refresh();
+    arm_refresh();
+  });
+}
+
 void FanoutHub::stop() {
   if (!thread_.joinable()) return;
   boost::asio::post(io_, [this] {
     sub_.reset();
     subs_.clear();
     router_.reset();
+    refresh_timer_.reset();
     io_.stop();
   });
   thread_.join();

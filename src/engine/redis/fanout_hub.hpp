@@ -17,11 +17,15 @@
 // subscriber of every node that lost a channel is replaced by a new one
 // with the channels it keeps, while the others go to their new master: each
 // is confirmed again, so its store checks the stream and fills what it
-// missed meanwhile (the same path as after a pub/sub reconnect).
+// missed meanwhile (the same path as after a pub/sub reconnect). The map is
+// also read every second, and when a subscriber's connection breaks, so
+// that a master replaced by its replica (failover) is followed.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -98,7 +102,11 @@ class FanoutHub {
   std::map<std::string, std::unique_ptr<RedisSubscriber>> subs_;
   std::unordered_map<std::string, std::string> placed_;
   std::unordered_map<std::string, std::string> lost_;  // pubsub -> node it left
-  bool rebalance_posted_ = false;
+  // Cluster: the map is read every kMapRefresh too, so a failed-over
+  // master (its subscriber reconnecting in vain) is replaced.
+  static constexpr std::chrono::milliseconds kMapRefresh{1000};
+  std::unique_ptr<boost::asio::steady_timer> refresh_timer_;
+  void arm_refresh();
   std::mutex mu_;
   std::unordered_map<std::string, Route> routes_;  // under mu_
   std::thread thread_;

@@ -65,6 +65,26 @@
 // event or check shows). Script
 // errors are reported as "redis: <error>".
 //
+// Redis Cluster (options.cluster; cluster_router.hpp). The one connection
+// becomes a ClusterRouter: each op, fill and check goes to the master of its
+// channel's slot (every key of a channel shares its hash tag), so a
+// channel's commands still share one connection and the reasoning above
+// holds per channel; callbacks still run in call order across masters (the
+// FIFO's head waits for its reply whichever master answers). MOVED, ASK,
+// TRYAGAIN and CLUSTERDOWN on an op take the NOSCRIPT path above: nothing
+// is sent until everything in flight answered, then the retries go again
+// in call order (MOVED: to the new master, the map updated; ASK: once, after
+// ASKING, to the importing node; TRYAGAIN/CLUSTERDOWN, and redirections
+// after the first few: after a pause), so an op of a channel never reaches
+// the new master before the channel's earlier ops; and a channel's first
+// retry is resent alone, its later ops in the next round, since sent
+// together a later one could run where the first is refused again (the
+// slot switched between them), and the first would then have to fail as
+// not stored, as above. A fill refused because its
+// slot is moving (EXECABORT after MOVED/ASK/TRYAGAIN) is sent again after a
+// pause (must_refill); a redirected check is dropped (the resubscription
+// that follows a slot's move checks again); both update the map.
+//
 // The idempotency key seed (KeyIndex::hash) is the deployment's, stored in
 // Redis as <prefix>:key_seed (SET NX, then GET) by make_redis_engine, so every
 // node hashes a key the same way.
@@ -558,9 +578,20 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
       }
       if (op.state == State::done) ran.insert(op.channel);
     }
+    // Redis Cluster: a channel's first retry goes alone, its later calls in
+    // the next round, once it answered. Sent together, a later one could run
+    // where the first was refused again (the slot switched between them),
+    // and the first would then have to fail.
+    std::unordered_set<std::string_view> alone;
     for (size_t i = 0; i < ops_.size(); ++i) {
       const State s = ops_[i].state;
-      if (s == State::retry || s == State::waiting) send(i);
+      if (s != State::retry && s != State::waiting) continue;
+      if (router_ && alone.contains(ops_[i].channel)) {
+        holding_ = true;  // resend() again when this round answered
+        continue;
+      }
+      send(i);
+      if (router_ && s == State::retry) alone.insert(ops_[i].channel);
     }
   }
 
@@ -706,7 +737,8 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
   // The channel's epoch and its stream entries in (after, upto], atomically
   // (MULTI), on the command connection: its reply comes after those of the
   // appends sent before it, which are then registered.
-  void send_fill(const std::string& channel, uint64_t watch_id, ChannelSequencer::Fill fill) {
+  void send_fill(const std::string& channel, uint64_t watch_id, ChannelSequencer::Fill fill,
+                 unsigned tries = 0) {
     const auto ignore = [](Result&&) {};
     side_command(channel, {"MULTI"}, ignore);
     side_command(channel, {"HGET", channel_key(options_.prefix, channel, "meta"), "epoch"}, ignore);
@@ -714,9 +746,33 @@ class RedisShardStore final : public ShardStore, public FanoutListener {
                  {"XRANGE", channel_key(options_.prefix, channel, "stream"),
                   "(" + decimal(fill.after), decimal(fill.upto)},
                  ignore);
-    side_command(channel, {"EXEC"}, [this, channel, watch_id, id = fill.id](Result&& r) {
+    side_command(channel, {"EXEC"}, [this, channel, watch_id, fill, tries](Result&& r) {
       if (closing_) return;
-      filled(channel, watch_id, id, std::move(r));
+      if (must_refill(r, tries)) {
+        refill_later(channel, watch_id, fill, tries + 1);
+        return;
+      }
+      filled(channel, watch_id, fill.id, std::move(r));
+    });
+  }
+
+  // Redis Cluster: a fill whose slot is moving was refused (its commands got
+  // MOVED, ASK or TRYAGAIN, so EXEC answers EXECABORT) and nothing of it
+  // ran: it is sent again after a pause (to the new master after a MOVED),
+  // rather than failing the op it holds, which may be a stored append.
+  bool must_refill(const Result& r, unsigned tries) const {
+    const Reply* reply = std::get_if<Reply>(&r);
+    return router_ && reply && reply->is_error() && reply->str.starts_with("EXECABORT") &&
+           tries < kMaxClusterTries;
+  }
+  void refill_later(const std::string& channel, uint64_t watch_id, ChannelSequencer::Fill fill,
+                    unsigned tries) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(retry_timer_.get_executor());
+    timer->expires_after(kClusterRetryPause);
+    timer->async_wait([this, timer, channel, watch_id, fill, tries,
+                       alive = std::weak_ptr<int>(alive_)](boost::system::error_code ec) {
+      if (ec || alive.expired() || closing_ || !watched(channel, watch_id)) return;
+      send_fill(channel, watch_id, fill, tries);
     });
   }
 

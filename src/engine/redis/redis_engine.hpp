@@ -8,7 +8,8 @@
 // engine.type = "redis".
 //
 // Owns make_redis_engine() and its options; the store itself is in
-// redis_engine.cpp, the ordering rules in channel_sequencer.hpp.
+// redis_engine.cpp, the ordering rules in channel_sequencer.hpp, Redis
+// Cluster's routing in cluster_router.hpp and cluster_slots.hpp.
 #pragma once
 
 #include <chrono>
