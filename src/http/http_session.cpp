@@ -7,6 +7,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
+#include <cstdlib>
 
 #include "log/access_log.hpp"
 #include "protocol/messages.hpp"
@@ -193,6 +194,17 @@ void HttpSession::write_step(std::shared_ptr<Out> out, bool close_after) {
       });
 }
 
+namespace {
+
+// The status of a response written as raw bytes ("HTTP/1.1 403 ..."), for
+// log_access.
+struct RawStatus {
+  unsigned status;
+  unsigned result_int() const { return status; }
+};
+
+}  // namespace
+
 template <class Message>
 void HttpSession::log_access(const Message& res, size_t bytes) {
   const double ms =
@@ -210,9 +222,14 @@ void HttpSession::write_raw(std::string bytes, bool upgrade, std::string query_t
   boost::asio::async_write(
       socket_, boost::asio::buffer(*data),
       [self = shared_from_this(), data, upgrade, token = std::move(query_token)](
-          beast::error_code ec, size_t) mutable {
+          beast::error_code ec, size_t written) mutable {
         if (self->finished_) return;
         if (ec || !upgrade) {
+          // A refused upgrade is an HTTP request like any other (an accepted
+          // one is logged as a WebSocket connect by the worker).
+          if (self->host_.http_limits().access_log && data->size() > 12)
+            self->log_access(RawStatus{static_cast<unsigned>(std::atoi(data->c_str() + 9))},
+                             written);
           self->stop();
           return;
         }

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from harness import HeraldServer, WSClient, runs_async, toml_config
+from harness import HeraldServer, WSClient, raw_http, runs_async, toml_config
 
 SECRET = "s3cr3t-token-value-that-must-not-be-logged"
 
@@ -109,5 +109,25 @@ async def test_access_log_off_by_default():
         text = srv.log_text()
         assert "http GET" not in text and "ws connect" not in text
         assert SECRET not in text
+    finally:
+        srv.kill()
+
+
+def test_refused_upgrade_is_an_access_line_without_its_token():
+    srv = HeraldServer(config=toml_config(server={"access_log": True,
+                                                  "allowed_origins": ["https://ok.example"]}),
+                       name="refused-upgrade").start()
+    try:
+        request = (f"GET /ws?token={SECRET} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   "Origin: https://evil.example\r\n\r\n").encode()
+        status, _, _ = raw_http(srv.port, request)
+        assert status == 403
+        wait_for(srv, lambda t: "http GET /ws 403" in t)
+        srv.stop_checked()
+        text = srv.log_text()
+        assert "http GET /ws 403 bytes=" in text
+        assert "ws connect" not in text and SECRET not in text
     finally:
         srv.kill()

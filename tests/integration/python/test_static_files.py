@@ -239,5 +239,9 @@ def test_50mb_file_streams_without_growing_memory(server, site):
     growth_mib = (peak - before) / 1024
     print(f"RSS before {before} KiB, peak during the download {peak} KiB "
           f"(+{growth_mib:.1f} MiB for a 50 MiB file)")
-    assert growth_mib < 8, f"server RSS grew by {growth_mib:.1f} MiB while serving 50 MiB"
+    # The old code read the file whole (+50 MiB, more under ASan); streamed,
+    # the release build stays within a few hundred KiB. ASan's quarantine
+    # keeps freed blocks, hence its looser bound.
+    limit = 32 if os.environ.get("HERALD_SANITIZED") == "1" else 8
+    assert growth_mib < limit, f"server RSS grew by {growth_mib:.1f} MiB while serving 50 MiB"
     os.remove(path)
