@@ -245,3 +245,36 @@ def test_50mb_file_streams_without_growing_memory(server, site):
     limit = 32 if os.environ.get("HERALD_SANITIZED") == "1" else 8
     assert growth_mib < limit, f"server RSS grew by {growth_mib:.1f} MiB while serving 50 MiB"
     os.remove(path)
+
+
+def test_slow_download_outlives_the_request_timeout_while_it_progresses(site):
+    """The request deadline (limits.handshake_timeout_ms) is re-armed as the
+    body goes out: a download that keeps moving is never cut, however long."""
+    path = os.path.join(site, "slow.bin")
+    size = 16 * 1024 * 1024
+    with open(path, "wb") as f:
+        f.write(os.urandom(size))
+    srv = HeraldServer(config=toml_config(limits={"handshake_timeout_ms": 300}),
+                       static_dir=site, name="static-slow").start()
+    try:
+        started = time.time()
+        received = 0
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            s.sendall(b"GET /slow.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(65536)
+            received = len(head.split(b"\r\n\r\n", 1)[1])
+            while received < size and time.time() - started < 30:
+                chunk = s.recv(64 * 1024)
+                if not chunk:
+                    break
+                received += len(chunk)
+                time.sleep(0.002)
+        took = time.time() - started
+        assert received == size, f"cut after {received} bytes and {took:.2f}s"
+        assert took > 0.3  # it did outlive the request timeout
+    finally:
+        srv.stop_checked()
+        os.remove(path)
