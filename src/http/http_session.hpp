@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "http/file_slice.hpp"
@@ -32,7 +33,8 @@ class Responder {
  public:
   Responder() = default;
   template <class F>
-  Responder(F f) : text_(f), file_(std::move(f)) {}  // NOLINT: implicit, like std::function
+  requires(!std::is_same_v<std::decay_t<F>, Responder>) Responder(F f)
+      : text_(f), file_(std::move(f)) {}  // NOLINT: implicit, like std::function
   void operator()(Response&& res) const { text_(std::move(res)); }
   void operator()(FileResponse&& res) const { file_(std::move(res)); }
 
