@@ -59,6 +59,7 @@ struct KeyDef {
 constexpr std::string_view kSections[] = {"server", "limits",      "history", "engine",
                                           "auth",   "rate_limits", "api",     "proxy"};
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+constexpr std::string_view kLogFormats[] = {"text", "json"};
 constexpr std::string_view kEngines[] = {"memory", "sqlite", "redis"};
 constexpr std::string_view kDurabilities[] = {"normal", "full"};
 constexpr std::string_view kAccessLevels[] = {"public", "authenticated", "capability"};
@@ -225,6 +226,13 @@ const std::vector<KeyDef>& keys() {
                    c.server.static_dir = std::get<std::string>(v);
                  },
                  [](const Config& c) { return Value(c.server.static_dir); }});
+    k.push_back({"server", "static_spa_fallback", Type::boolean, 0, 0,
+                 "Whether a GET for a path without a file extension that matches no file "
+                 "serves static_dir/index.html (client-side routing of a single-page app).",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.server.static_spa_fallback = std::get<bool>(v);
+                 },
+                 [](const Config& c) { return Value(c.server.static_spa_fallback); }});
     k.push_back({"server", "allowed_origins", Type::string_list, 0, 0,
                  "Origins (scheme://host[:port]) whose pages may open a WebSocket; [] allows "
                  "any origin. Environment: comma-separated.",
@@ -246,6 +254,22 @@ const std::vector<KeyDef>& keys() {
                    c.server.log_level = level;
                  },
                  [](const Config& c) { return Value(c.server.log_level); }});
+    k.push_back({"server", "log_format", Type::string, 0, 0,
+                 "Log line format: text (human-readable) or json (one JSON object per line with "
+                 "time, level, message and fields, for log shippers).",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   const auto format = to_lower(std::get<std::string>(v));
+                   check_one_of(key, format, "log format", kLogFormats);
+                   c.server.log_format = format;
+                 },
+                 [](const Config& c) { return Value(c.server.log_format); }});
+    k.push_back({"server", "access_log", Type::boolean, 0, 0,
+                 "Whether to log one line per HTTP request (method, path without query, status, "
+                 "bytes, duration, peer) and per WebSocket connect and close (code, duration).",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.server.access_log = std::get<bool>(v);
+                 },
+                 [](const Config& c) { return Value(c.server.access_log); }});
     k.push_back({"server", "allow_remote_admin", Type::boolean, 0, 0,
                  "Whether the admin API (POST /api/admin/reload) answers peers other than "
                  "loopback; it has no authentication yet.",

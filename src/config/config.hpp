@@ -22,9 +22,12 @@ struct ServerConfig {
   unsigned workers = 0;  // 0: one per core
   std::string ws_path = "/ws";
   std::string static_dir = "web";            // "" disables static files
+  bool static_spa_fallback = false;          // extensionless path not found -> index.html
   std::vector<std::string> allowed_origins;  // empty: any origin
   std::chrono::milliseconds shutdown_timeout{5000};
   std::string log_level = "info";   // trace, debug, info, warn, error, off
+  std::string log_format = "text";  // text or json (one object per line)
+  bool access_log = false;          // a line per HTTP request and WebSocket connect/close
   bool allow_remote_admin = false;  // /api/admin/* from peers other than loopback
 
   bool operator==(const ServerConfig&) const = default;

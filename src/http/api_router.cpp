@@ -4,13 +4,11 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json/parse.hpp>
-#include <filesystem>
-#include <fstream>
 #include <limits>
 #include <optional>
-#include <sstream>
 
 #include "http/api_util.hpp"
+#include "http/static_files.hpp"
 #include "protocol/command.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/messages.hpp"
@@ -23,20 +21,6 @@ using protocol::ErrorCode;
 namespace {
 
 constexpr std::string_view kHistorySuffix = "/history";
-
-std::string_view content_type(const std::filesystem::path& p) {
-  const std::string ext = p.extension().string();
-  if (ext == ".html") return "text/html; charset=utf-8";
-  if (ext == ".js" || ext == ".mjs") return "text/javascript; charset=utf-8";
-  if (ext == ".css") return "text/css; charset=utf-8";
-  if (ext == ".json" || ext == ".map") return "application/json";
-  if (ext == ".svg") return "image/svg+xml";
-  if (ext == ".png") return "image/png";
-  if (ext == ".ico") return "image/x-icon";
-  if (ext == ".woff2") return "font/woff2";
-  if (ext == ".txt") return "text/plain; charset=utf-8";
-  return "application/octet-stream";
-}
 
 }  // namespace
 
@@ -104,9 +88,9 @@ void ApiRouter::handle(Request&& req, const boost::asio::ip::address& peer, Resp
     respond(error_response(11, 404, "bad_request", "no such API route"));
     return;
   }
-  if (!options_.static_dir.empty() &&
+  if (!options_.statics.dir.empty() &&
       (req.method() == bhttp::verb::get || req.method() == bhttp::verb::head)) {
-    serve_static(req, path, std::move(respond));
+    serve_static_file(options_.statics, req, path, respond);
     return;
   }
   respond(error_response(11, 404, "bad_request", "not found"));
@@ -314,35 +298,6 @@ void ApiRouter::history(const Request& req, std::string_view raw_channel, std::s
                   if (head) res.body().clear();
                   respond(std::move(res));
                 });
-}
-
-void ApiRouter::serve_static(const Request& req, std::string_view path, Responder respond) {
-  namespace fs = std::filesystem;
-  std::string rel(path);
-  if (rel.empty() || rel.back() == '/') rel += "index.html";
-  // Refuse anything that could climb out of the static folder.
-  if (rel.find("..") != std::string::npos || rel.find('\0') != std::string::npos ||
-      rel.find('\\') != std::string::npos) {
-    respond(error_response(11, 404, "bad_request", "not found"));
-    return;
-  }
-  fs::path file = fs::path(options_.static_dir) / rel.substr(1);
-  std::error_code ec;
-  if (fs::is_directory(file, ec)) file /= "index.html";
-  std::ifstream in(file, std::ios::binary);
-  if (!in || !fs::is_regular_file(file, ec)) {
-    respond(error_response(11, 404, "bad_request", "not found"));
-    return;
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  Response res{bhttp::status::ok, 11};
-  res.set(bhttp::field::content_type, content_type(file));
-  res.set(bhttp::field::cache_control, "no-cache");
-  res.body() = std::move(content).str();
-  res.prepare_payload();
-  if (req.method() == bhttp::verb::head) res.body().clear();
-  respond(std::move(res));
 }
 
 }  // namespace herald::http

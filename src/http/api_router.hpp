@@ -3,7 +3,8 @@
 // /api/unsubscribe; presence, destroy, the channel list and node info in
 // api_channels.cpp), the admin API (POST /api/admin/reload), GET /healthz,
 // GET /metrics
-// (Prometheus text) and static files from the configured folder. Errors
+// (Prometheus text) and static files from the configured folder
+// (static_files.hpp). Errors
 // answer in the protocol's JSON error shape with the status from
 // protocol::http_status.
 #pragma once
@@ -15,6 +16,7 @@
 #include "auth/api_keys.hpp"
 #include "core/node.hpp"
 #include "http/http_session.hpp"
+#include "http/static_files.hpp"
 #include "metrics/metrics.hpp"
 #include "protocol/command.hpp"
 
@@ -36,7 +38,7 @@ struct UserAction {
 using UserActionFn = std::function<void(UserAction action, std::function<void(size_t)> done)>;
 
 struct ApiOptions {
-  std::string static_dir;           // empty: no static files
+  StaticOptions statics;            // dir empty: no static files
   bool allow_remote_admin = false;  // /api/admin/* from peers other than loopback (no keys)
   // The API keys; null or empty: the API is open (as before keys existed).
   std::shared_ptr<const auth::ApiKeys> api_keys;
@@ -69,7 +71,6 @@ class ApiRouter final : public Router {
                Responder respond);
   // POST /api/disconnect {user, reason?} and POST /api/unsubscribe {user, channel}.
   void user_action(const Request& req, bool unsubscribe, Responder respond);
-  void serve_static(const Request& req, std::string_view path, Responder respond);
 
   // api_channels.cpp: the channel routes besides history.
   // Routes /api/channels, /api/channels/{channel}[/presence|/presence-stats]

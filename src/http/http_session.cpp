@@ -5,8 +5,11 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
+#include <cstdlib>
 
+#include "log/access_log.hpp"
 #include "protocol/messages.hpp"
 #include "ws/handshake.hpp"
 
@@ -98,6 +101,13 @@ void HttpSession::read_request() {
 
 void HttpSession::on_request(beast::error_code ec) {
   if (finished_) return;
+  if (host_.http_limits().access_log) {
+    access_start_ = std::chrono::steady_clock::now();
+    const auto& header = parser_->get();
+    const std::string_view target = header.target();
+    access_method_ = ec && target.empty() ? "-" : std::string(header.method_string());
+    access_path_ = target.empty() ? "-" : std::string(target.substr(0, target.find('?')));
+  }
   if (ec == bhttp::error::body_limit) {
     write(error_response(11, 413, "too_large", "request body too large"), true);
     return;
@@ -145,26 +155,70 @@ void HttpSession::on_request(beast::error_code ec) {
   beast::error_code peer_ec;
   const auto peer = socket_.remote_endpoint(peer_ec).address();  // unspecified if gone
   host_.router().handle(std::move(req), peer,
-                        [self = shared_from_this(), keep_alive, version](Response&& res) {
+                        [self = shared_from_this(), keep_alive, version](auto&& res) {
                           res.version(version);
                           res.keep_alive(keep_alive);
                           self->write(std::move(res), !keep_alive);
                         });
 }
 
-void HttpSession::write(Response&& res, bool close_after) {
+template <class Message>
+void HttpSession::write(Message&& res, bool close_after) {
   if (finished_) return;
   if (close_after) res.keep_alive(false);
-  auto msg = std::make_shared<Response>(std::move(res));
+  using Msg = std::decay_t<Message>;
+  // The message and its serializer live until the last byte is written.
+  struct Out {
+    explicit Out(Msg&& m) : msg(std::move(m)), sr(msg) {}
+    Msg msg;
+    bhttp::response_serializer<typename Msg::body_type> sr;
+    size_t written = 0;
+  };
+  write_step(std::make_shared<Out>(std::move(res)), close_after);
+}
+
+template <class Out>
+void HttpSession::write_step(std::shared_ptr<Out> out, bool close_after) {
+  // Re-armed at each step: a large file may take long to send, but never
+  // longer than request_timeout without progress.
   arm_deadline();
-  bhttp::async_write(socket_, *msg,
-                     [self = shared_from_this(), msg, close_after](beast::error_code ec, size_t) {
-                       if (ec || close_after) {
-                         self->stop();
-                         return;
-                       }
-                       self->read_request();
-                     });
+  bhttp::async_write_some(
+      socket_, out->sr,
+      [self = shared_from_this(), out, close_after](beast::error_code ec, size_t bytes) {
+        out->written += bytes;
+        if (!ec && !out->sr.is_done()) {
+          self->write_step(out, close_after);
+          return;
+        }
+        if (self->host_.http_limits().access_log) self->log_access(out->msg, out->written);
+        if (ec || close_after) {
+          self->stop();
+          return;
+        }
+        self->read_request();
+      });
+}
+
+namespace {
+
+// The status of a response written as raw bytes ("HTTP/1.1 403 ..."), for
+// log_access.
+struct RawStatus {
+  unsigned status;
+  unsigned result_int() const { return status; }
+};
+
+}  // namespace
+
+template <class Message>
+void HttpSession::log_access(const Message& res, size_t bytes) {
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - access_start_)
+          .count();
+  beast::error_code ec;
+  const auto peer = socket_.remote_endpoint(ec);
+  log::http_access(access_method_, access_path_, res.result_int(), bytes, ms,
+                   ec ? std::string("-") : peer.address().to_string());
 }
 
 void HttpSession::write_raw(std::string bytes, bool upgrade, std::string query_token,
@@ -174,9 +228,14 @@ void HttpSession::write_raw(std::string bytes, bool upgrade, std::string query_t
   boost::asio::async_write(
       socket_, boost::asio::buffer(*data),
       [self = shared_from_this(), data, upgrade, token = std::move(query_token),
-       forwarded = std::move(forwarded)](beast::error_code ec, size_t) mutable {
+       forwarded = std::move(forwarded)](beast::error_code ec, size_t written) mutable {
         if (self->finished_) return;
         if (ec || !upgrade) {
+          // A refused upgrade is an HTTP request like any other (an accepted
+          // one is logged as a WebSocket connect by the worker).
+          if (self->host_.http_limits().access_log && data->size() > 12)
+            self->log_access(RawStatus{static_cast<unsigned>(std::atoi(data->c_str() + 9))},
+                             written);
           self->stop();
           return;
         }

@@ -18,15 +18,31 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "http/file_slice.hpp"
 #include "proxy/forwarding.hpp"
 
 namespace herald::http {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
-using Responder = std::function<void(Response&&)>;
+// Answers one request: with an in-memory response, or with a file streamed
+// from disk (static files). Built from a callable that takes either.
+class Responder {
+ public:
+  Responder() = default;
+  template <class F>
+  requires(!std::is_same_v<std::decay_t<F>, Responder>) Responder(F f)
+      : text_(f), file_(std::move(f)) {}  // NOLINT: implicit, like std::function
+  void operator()(Response&& res) const { text_(std::move(res)); }
+  void operator()(FileResponse&& res) const { file_(std::move(res)); }
+
+ private:
+  std::function<void(Response&&)> text_;
+  std::function<void(FileResponse&&)> file_;
+};
 
 // The application's routes (server API, health, static files).
 class Router {
@@ -46,6 +62,7 @@ struct HttpLimits {
   // Upgrade request headers handed to the WebSocket session for the
   // connect hook ([proxy] forward_headers, forward_cookies).
   proxy::ForwardRules forward;
+  bool access_log = false;  // server.access_log: a line per request
 };
 
 class HttpSession;
@@ -78,7 +95,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
  private:
   void read_request();
   void on_request(boost::beast::error_code ec);
-  void write(Response&& res, bool close_after);
+  template <class Message>
+  void write(Message&& res, bool close_after);
+  template <class Out>
+  void write_step(std::shared_ptr<Out> out, bool close_after);
+  template <class Message>
+  void log_access(const Message& res, size_t bytes);
   void write_raw(std::string bytes, bool upgrade, std::string query_token = {},
                  proxy::Headers forwarded = {});
   void finish();
@@ -91,6 +113,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   bool finished_ = false;
+  // The request being answered, for its access log line (access_log only).
+  std::string access_method_;
+  std::string access_path_;  // without the query: it may hold a token
+  std::chrono::steady_clock::time_point access_start_;
 };
 
 // A JSON error response in the protocol's error shape; `details` is JSON

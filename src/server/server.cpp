@@ -107,6 +107,21 @@ std::unique_ptr<engine::Engine> make_engine(const config::Config& cfg) {
 
 }  // namespace
 
+void check(const config::Config& cfg) {
+  // The steps of serve() that read and check something, in its order,
+  // minus those with effects (the engine's files or connection, JWKS
+  // fetches, the listening socket, threads).
+  (void)core::NamespaceTable::build(cfg);
+  auth::Authenticator authenticator(cfg.auth);
+  (void)make_api_keys(cfg.api);
+  auth::AbuseLimits abuse(cfg.rate_limits);
+  if (cfg.engine.type == "redis" && engine::redis::parse_redis_url(cfg.engine.redis_url).tls)
+    (void)engine::redis::make_redis_tls_context({.ca_file = cfg.engine.redis_tls_ca_file,
+                                                 .cert_file = cfg.engine.redis_tls_cert_file,
+                                                 .key_file = cfg.engine.redis_tls_key_file});
+  (void)boost::asio::ip::make_address(cfg.server.listen_host);
+}
+
 int serve(const config::Config& cfg, const ConfigSource& source) {
   const unsigned workers =
       cfg.server.workers ? cfg.server.workers : std::max(1u, std::thread::hardware_concurrency());

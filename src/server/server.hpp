@@ -14,4 +14,10 @@ namespace herald::server {
 // Throws on start-up failures (bind errors, a bad schema file and the like).
 int serve(const config::Config& cfg, const ConfigSource& source);
 
+// `herald check-config`: what serve() checks before it starts (schemas,
+// keys and their secret files, TLS files, the listen address), without
+// opening the engine, binding or starting anything. Throws what serve()
+// would throw.
+void check(const config::Config& cfg);
+
 }  // namespace herald::server

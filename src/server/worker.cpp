@@ -11,6 +11,8 @@
 #include <boost/asio/post.hpp>
 #include <random>
 
+#include "log/access_log.hpp"
+
 namespace herald::server {
 
 namespace {
@@ -72,10 +74,13 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
                    cfg.limits.handshake_timeout,
                    cfg.server.ws_path,
                    cfg.server.allowed_origins,
-                   proxy::ForwardRules{cfg.proxy.forward_headers, cfg.proxy.forward_cookies}},
+                   proxy::ForwardRules{cfg.proxy.forward_headers, cfg.proxy.forward_cookies},
+                   cfg.server.access_log},
       router_(node, index, parser_, counters_,
-              http::ApiOptions{cfg.server.static_dir, cfg.server.allow_remote_admin,
-                               shared.api_keys, cfg.api.protect_metrics,
+              http::ApiOptions{{cfg.server.static_dir, cfg.server.static_spa_fallback},
+                               cfg.server.allow_remote_admin,
+                               shared.api_keys,
+                               cfg.api.protect_metrics,
                                [this, reload](http::ReloadDone done) {
                                  reload(io_.get_executor(),
                                         [done = std::move(done)](const ReloadOutcome& outcome) {
@@ -211,6 +216,12 @@ void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_byte
       std::make_shared<protocol::ClientSession>(fd, *this, session_ctx_, next_client_id());
   connections_.emplace(session.get(), session);
   counters_.ws_opened.add();
+  if (cfg_.server.access_log) {
+    WsAccess& a = ws_access_[session.get()];
+    a.opened = ws::Clock::now();
+    a.peer = remote.to_string();
+    log::ws_access("connect", session->client_id(), 0, 0, a.peer);
+  }
   session->start(early_bytes);
   session->admit_from(peer.to_bytes());
   if (hooks_.enabled(proxy::Hook::connect)) session->set_forwarded_headers(std::move(forwarded));
@@ -250,6 +261,13 @@ void Worker::mark_dirty(std::shared_ptr<ws::Connection> c) {
 }
 
 void Worker::connection_closed(ws::Connection& c) {
+  if (auto a = ws_access_.find(&c); a != ws_access_.end()) {
+    const double ms =
+        std::chrono::duration<double, std::milli>(ws::Clock::now() - a->second.opened).count();
+    log::ws_access("close", static_cast<protocol::ClientSession&>(c).client_id(), c.close_code(),
+                   ms, a->second.peer);
+    ws_access_.erase(a);
+  }
   auto it = connections_.find(&c);
   if (it != connections_.end()) {
     graveyard_.push_back(std::move(it->second));

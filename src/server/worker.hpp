@@ -123,6 +123,12 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   // Closed connections, kept until the end of the turn: epoll events
   // already fetched may still point at them.
   std::vector<std::shared_ptr<ws::Connection>> graveyard_;
+  // server.access_log only: when and from where each connection came.
+  struct WsAccess {
+    ws::Clock::time_point opened;
+    std::string peer;
+  };
+  boost::unordered_flat_map<ws::Connection*, WsAccess> ws_access_;
   uint64_t id_seed_;
   uint64_t id_counter_ = 0;
   bool shutting_down_ = false;

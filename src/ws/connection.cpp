@@ -136,6 +136,7 @@ void Connection::on_close(uint16_t code, std::string_view) {
     queue_.drop_unstarted();
     queue_.push(make_close_frame(code == close_code::no_status ? close_code::normal : code, {}));
     state_ = State::closing;
+    close_code_ = code;
   }
   close_after_flush_ = true;
   close_deadline_ = Clock::now() + limits_.close_timeout;
@@ -160,6 +161,7 @@ void Connection::close(uint16_t code, std::string_view reason) {
   if (state_ != State::open) return;
   queue_.push(make_close_frame(code, reason));
   state_ = State::closing;
+  close_code_ = code;
   close_deadline_ = Clock::now() + limits_.close_timeout;
   mark_dirty();
 }
@@ -172,6 +174,7 @@ void Connection::fail(uint16_t code, std::string_view reason) {
     queue_.drop_unstarted();
     queue_.push(make_close_frame(code, reason));
     state_ = State::closing;
+    close_code_ = code;
   }
   close_after_flush_ = true;
   close_deadline_ = Clock::now() + limits_.close_timeout;

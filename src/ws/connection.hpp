@@ -94,6 +94,9 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   void tick(Clock::time_point now);
 
   bool is_open() const { return state_ == State::open; }
+  // The close code that ended the connection: the first one sent or
+  // received; 1006 (abnormal) when the TCP side went without one.
+  uint16_t close_code() const { return close_code_; }
 
  protected:
   // A complete text message (valid UTF-8).
@@ -140,6 +143,7 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   bool read_paused_ = false;    // EPOLLIN not armed: see pause_reading()
   bool dirty_ = false;
   bool close_after_flush_ = false;  // terminate once the queue drains
+  uint16_t close_code_ = 1006;      // see close_code(); sits in padding
 };
 
 }  // namespace herald::ws

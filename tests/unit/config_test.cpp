@@ -29,9 +29,12 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"server.workers", "HERALD_SERVER_WORKERS"},
     {"server.ws_path", "HERALD_SERVER_WS_PATH"},
     {"server.static_dir", "HERALD_SERVER_STATIC_DIR"},
+    {"server.static_spa_fallback", "HERALD_SERVER_STATIC_SPA_FALLBACK"},
     {"server.allowed_origins", "HERALD_SERVER_ALLOWED_ORIGINS"},
     {"server.shutdown_timeout_ms", "HERALD_SERVER_SHUTDOWN_TIMEOUT_MS"},
     {"server.log_level", "HERALD_SERVER_LOG_LEVEL"},
+    {"server.log_format", "HERALD_SERVER_LOG_FORMAT"},
+    {"server.access_log", "HERALD_SERVER_ACCESS_LOG"},
     {"server.allow_remote_admin", "HERALD_SERVER_ALLOW_REMOTE_ADMIN"},
     {"limits.max_message_bytes", "HERALD_LIMITS_MAX_MESSAGE_BYTES"},
     {"limits.max_outbound_bytes", "HERALD_LIMITS_MAX_OUTBOUND_BYTES"},
@@ -427,7 +430,9 @@ TEST_F(ConfigTest, EveryNumericKeyHasARange) {
         key == "engine.redis_cluster" || key == "server.allow_remote_admin" ||
         (key.starts_with("auth.jwks_") && !key.ends_with("_ms")) || key == "auth.issuer" ||
         key == "auth.audience" || key == "auth.query_token" || key == "api.protect_metrics" ||
-        (key.starts_with("proxy.") && !key.ends_with("_ms") && !key.ends_with("max_concurrent")))
+        (key.starts_with("proxy.") && !key.ends_with("_ms") && !key.ends_with("max_concurrent")) ||
+        key == "server.static_spa_fallback" || key == "server.log_format" ||
+        key == "server.access_log")
       continue;
     EXPECT_THAT(env_error({{var, "99999999999999"}}),
                 AllOf(StartsWith(key + ": must be between"), HasSubstr(var)));
@@ -447,6 +452,9 @@ TEST_F(ConfigTest, WrongTomlTypesNameKeyAndExpectedType) {
               StartsWith("server.listen: expected a string (got integer)"));
   EXPECT_THAT(file_error("[server]\nlog_level = true\n"),
               StartsWith("server.log_level: expected a string (got boolean)"));
+  EXPECT_THAT(file_error("[server]\nlog_format = \"xml\"\n"), StartsWith("server.log_format: "));
+  EXPECT_THAT(file_error("[server]\naccess_log = \"yes\"\n"),
+              StartsWith("server.access_log: expected a boolean (true or false) (got string)"));
   EXPECT_THAT(file_error("[server]\nallowed_origins = \"https://a.example\"\n"),
               StartsWith("server.allowed_origins: expected an array of strings (got string)"));
   EXPECT_THAT(file_error("[server]\nallowed_origins = [\"https://a.example\", 3]\n"),
