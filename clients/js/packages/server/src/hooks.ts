@@ -270,7 +270,8 @@ function handler<Req, R>(hook: HookName, fn: (body: Req, request: Request) => Ho
       console.error(`herald ${hook} hook: the handler returned neither allow(), deny() nor disconnect()`);
       return new Response(`herald ${hook} hook: no answer`, { status: 500 });
     }
-    return Response.json(answer);
+    // Not Response.json(): absent from the first releases of Node 18.
+    return new Response(JSON.stringify(answer), { status: 200, headers: { 'content-type': 'application/json' } });
   };
 }
 
