@@ -24,17 +24,26 @@ std::string rpc_map(const std::string& path, SchemaTypes& types) {
   } catch (const schema::SchemaError& e) {
     throw TypegenError(e.what());
   }
+  // Read again (load_rpc_schemas keeps only the compiled schemas); the file
+  // may have changed in between, so every step is checked again.
   std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw TypegenError(path + ": cannot open the rpc schema file (" + std::strerror(errno) + ")");
   std::ostringstream text;
   text << in.rdbuf();
-  if (!in && !in.eof())
+  if (in.bad())
     throw TypegenError(path + ": cannot read the rpc schema file (" + std::strerror(errno) + ")");
-  // load_rpc_schemas accepted it: an object of objects with request/response.
-  const boost::json::value doc = boost::json::parse(text.str());
+  boost::system::error_code ec;
+  const boost::json::value doc = boost::json::parse(text.str(), ec);
+  if (ec || !doc.is_object())
+    throw TypegenError(path + ": the rpc schema file changed while it was read");
   boost::json::object sides;
-  for (const auto& [method, schemas] : doc.get_object())
+  for (const auto& [method, schemas] : doc.get_object()) {
+    if (!schemas.is_object())
+      throw TypegenError(path + ": the rpc schema file changed while it was read");
     for (const auto& [side, schema] : schemas.get_object())
       sides[std::string(method) + "#" + std::string(side)] = schema;
+  }
 
   std::map<std::string, const EventTypes*> by_event;  // "<method>#<side>" -> its types
   const std::vector<EventTypes> converted =
