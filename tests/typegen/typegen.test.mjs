@@ -43,7 +43,7 @@ after(() => {
 });
 
 // A copy of a usage folder with the module generated from `config` beside it
-// as herald-types.ts, and @herald/client resolvable from it.
+// as herald-types.ts, and @herald/client and @herald/server resolvable from it.
 function fixture(usage, config) {
   const dir = tempDir();
   fs.cpSync(path.join(HERE, usage), dir, { recursive: true });
@@ -52,6 +52,7 @@ function fixture(usage, config) {
   assert.equal(result.stdout, '', '--out writes nothing to stdout');
   fs.mkdirSync(path.join(dir, 'node_modules/@herald'), { recursive: true });
   fs.symlinkSync(path.join(REPO, 'clients/js/packages/client'), path.join(dir, 'node_modules/@herald/client'));
+  fs.symlinkSync(path.join(REPO, 'clients/js/packages/server'), path.join(dir, 'node_modules/@herald/server'));
   return dir;
 }
 

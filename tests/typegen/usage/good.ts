@@ -74,3 +74,10 @@ export async function calling(): Promise<string> {
   void other;
   return todo.id;
 }
+
+// The backend's side of the same methods: @herald/server's rpc route handler.
+import { deny, heraldHook } from '@herald/server';
+export const rpcRoute = heraldHook.rpc<HeraldSchema>({
+  'todos.add': async (data, hook) => (hook.user ? { id: '1', title: data.title, done: false } : deny('unauthorized', 'log in')),
+  'todos.count': () => 3,
+});
