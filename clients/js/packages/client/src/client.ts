@@ -224,6 +224,8 @@ const UNAVAILABLE_RETRY_MIN_MS = 100;
 const UNAVAILABLE_RETRY_MAX_MS = 5_000;
 
 const WS_OPEN = 1;
+/** The message of the `disconnected` error of a request that could not be sent at all. */
+const NOT_SENT = 'not connected';
 const CLOSE_UNAUTHORIZED = 4001;
 const CLOSE_DISCONNECTED = 4003;
 const CLOSE_RATE_LIMITED = 4029;
@@ -590,6 +592,8 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
         (err, reply) => {
           if (!err) {
             resolve((reply.data === undefined ? null : reply.data) as RpcResponse<S, M>);
+          } else if (err.code === 'disconnected' && err.message === NOT_SENT) {
+            reject(new HeraldError('disconnected', `rpc ${method}: not connected (an rpc is not queued)`));
           } else if (err.code === 'disconnected') {
             reject(
               new HeraldError(
@@ -997,7 +1001,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   ): void {
     const id = this.nextId++;
     if (!this.send({ ...msg, id })) {
-      onReply(new HeraldError('disconnected', 'not connected'));
+      onReply(new HeraldError('disconnected', NOT_SENT));
       return;
     }
     const timer = setTimeout(() => {

@@ -84,6 +84,9 @@ test('rpc while not connected rejects at once with disconnected (nothing queued)
   WS.last.serverSend({ type: 'connected', id: WS.last.sent[0].id, client: 'c1', ping: 25, version: '1' });
   await waitState(herald, 'connected');
   assert.equal(rpcSent(WS).length, 0, 'the refused rpcs were not sent after connecting');
+  // Still "connected" but the socket already closing (its close event not yet in): not sent, said so.
+  WS.last.readyState = 2;
+  await assert.rejects(herald.rpc('m', 1), (e) => e.code === 'disconnected' && /^rpc m: not connected/.test(e.message));
   herald.close();
   await assert.rejects(herald.rpc('m', 1), { code: 'closed' });
 });
