@@ -1,6 +1,7 @@
 // Assembles the HeraldSchema module (see module.hpp) from the config's
 // namespaces and the types SchemaTypes makes of their schema files, each
-// first compiled as the server compiles it (schema::EventSchemas).
+// first compiled as the server compiles it (schema::EventSchemas), and the
+// rpc methods of [proxy] rpc_schema (rpc_types.hpp).
 #include "typegen/module.hpp"
 
 #include <cerrno>
@@ -9,6 +10,7 @@
 #include <sstream>
 
 #include "schema/event_schemas.hpp"
+#include "typegen/rpc_types.hpp"
 #include "typegen/ts_syntax.hpp"
 
 namespace herald::typegen {
@@ -76,6 +78,13 @@ std::string generate_module(const config::Config& config, std::string_view confi
   const EventMaps defaults = config.defaults.allow_unknown
                                  ? maps_for(config.defaults.options, "Default", types)
                                  : EventMaps{"never", "never"};
+  // Without an rpc schema file `rpc` is left out: any method, unknown data.
+  const std::string rpc =
+      config.proxy.rpc_schema.empty()
+          ? std::string()
+          : "  /** RPC methods ([proxy] rpc_schema): what client.rpc(method, data) sends and\n"
+            "   * resolves with. */\n  rpc: " +
+                ts_indent(rpc_map(config.proxy.rpc_schema, types), 2) + ";\n";
   const auto block = [](const std::string& members) {
     return members.empty() ? std::string("{}") : "{\n" + members + "  }";
   };
@@ -94,7 +103,7 @@ std::string generate_module(const config::Config& config, std::string_view confi
          "  /** What subscribers receive: the same without write-only properties. */\n"
          "  receivedNamespaces: " +
          block(received_namespaces) + ";\n  receivedDefault: " + ts_indent(defaults.received, 2) +
-         ";\n}\n";
+         ";\n" + rpc + "}\n";
 }
 
 }  // namespace herald::typegen

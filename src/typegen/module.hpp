@@ -2,8 +2,9 @@
 // `HeraldSchema`, the typed-events contract @herald/client is generic over
 // (README, "Typed events"): per configured namespace, and for [defaults],
 // the map from event name to the payload publishers send and the one
-// subscribers receive. Reads the schema files the config names; writes
-// nothing.
+// subscribers receive; and, with `[proxy] rpc_schema`, per rpc method the
+// data `client.rpc` sends and the result it resolves with. Reads the schema
+// files the config names; writes nothing.
 #pragma once
 
 #include <string>

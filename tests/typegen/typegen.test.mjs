@@ -5,7 +5,10 @@
 // names (wrong event name, wrong payload type, missing required property, a
 // write-only field read on a received event...). Also the command line:
 // --out, and exit 2 naming the file for a schema it cannot use (the server's
-// own compile error for a schema the server would refuse).
+// own compile error for a schema the server would refuse). RPC: the
+// `[proxy] rpc_schema` methods type `client.rpc(method, data)` (data and
+// result; usage/bad/rpc-*.ts must fail), and an rpc schema file the server
+// would refuse stops typegen with the server's message.
 // Needs the built SDK (clients/js: npm run build) and $HERALD_BIN (default
 // build/release/herald). Run: node --test tests/typegen/
 import assert from 'node:assert/strict';
@@ -26,7 +29,8 @@ function typegen(...args) {
   // HERALD_CONFIG must not pick a config for the runs that pass none.
   const env = { ...process.env };
   delete env.HERALD_CONFIG;
-  return spawnSync(BIN, ['typegen', ...args], { encoding: 'utf8', env });
+  // In this folder: proxy.rpc_schema is relative to the working directory.
+  return spawnSync(BIN, ['typegen', ...args], { encoding: 'utf8', env, cwd: HERE });
 }
 
 const tempDirs = [];
@@ -39,7 +43,7 @@ after(() => {
 });
 
 // A copy of a usage folder with the module generated from `config` beside it
-// as herald-types.ts, and @herald/client resolvable from it.
+// as herald-types.ts, and @herald/client and @herald/server resolvable from it.
 function fixture(usage, config) {
   const dir = tempDir();
   fs.cpSync(path.join(HERE, usage), dir, { recursive: true });
@@ -48,6 +52,7 @@ function fixture(usage, config) {
   assert.equal(result.stdout, '', '--out writes nothing to stdout');
   fs.mkdirSync(path.join(dir, 'node_modules/@herald'), { recursive: true });
   fs.symlinkSync(path.join(REPO, 'clients/js/packages/client'), path.join(dir, 'node_modules/@herald/client'));
+  fs.symlinkSync(path.join(REPO, 'clients/js/packages/server'), path.join(dir, 'node_modules/@herald/server'));
   return dir;
 }
 
@@ -107,4 +112,26 @@ test('an unwritable --out: exit 1 naming the file', () => {
   const result = typegen('--config', path.join(HERE, 'herald.toml'), '--out', out);
   assert.equal(result.status, 1);
   assert.ok(result.stderr.includes(out), result.stderr);
+});
+
+test('an rpc schema file the server would refuse: exit 2 with the server message naming the file', () => {
+  const dir = tempDir();
+  fs.writeFileSync(path.join(dir, 'rpc.json'), JSON.stringify({ 'todos.add': { reply: {} } }));
+  fs.writeFileSync(path.join(dir, 'herald.toml'), `[proxy]\nrpc_schema = "${path.join(dir, 'rpc.json')}"\n`);
+  const result = typegen('--config', path.join(dir, 'herald.toml'));
+  assert.equal(result.status, 2, result.stderr);
+  assert.equal(result.stdout, '');
+  assert.ok(result.stderr.includes(`proxy.rpc_schema: ${path.join(dir, 'rpc.json')}: /todos.add/reply: expected request or response`), result.stderr);
+});
+
+test('rpc methods in the module: a member per method, undeclared methods left open; none without rpc_schema', () => {
+  const printed = typegen('--config', path.join(HERE, 'herald.toml'));
+  assert.equal(printed.status, 0, printed.stderr);
+  assert.match(printed.stdout, /^ {2}rpc: \{$/m);
+  assert.match(printed.stdout, /^ {4}'todos\.add': \{$/m);
+  assert.match(printed.stdout, /^ {6}request: unknown;$/m, 'todos.count has no request schema');
+  assert.match(printed.stdout, /^ {4}\[method: string\]: \{ request: unknown; response: unknown \};$/m);
+  const closed = typegen('--config', path.join(HERE, 'herald-closed.toml'));
+  assert.equal(closed.status, 0, closed.stderr);
+  assert.doesNotMatch(closed.stdout, /\brpc:/);
 });

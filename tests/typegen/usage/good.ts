@@ -61,3 +61,23 @@ export async function reading(): Promise<string[]> {
   const page = await h.history('chat:lobby', { limit: 10 });
   return page.events.flatMap((e) => (e.event === 'chat.message' ? [e.data.text] : []));
 }
+
+// RPC methods of schemas/rpc.json ([proxy] rpc_schema): data and result typed.
+export async function calling(): Promise<string> {
+  const todo = await h.rpc('todos.add', { title: 'milk', due: 3 });
+  const done: boolean = todo.done;
+  await h.rpc('todos.add', { title: 'eggs' }, { timeoutMs: 500 });
+  const n: number = await h.rpc('todos.count'); // no request schema: data optional
+  const other: unknown = await h.rpc('not.declared', { anything: [1] }); // unchecked, as by the server
+  void done;
+  void n;
+  void other;
+  return todo.id;
+}
+
+// The backend's side of the same methods: @herald/server's rpc route handler.
+import { deny, heraldHook } from '@herald/server';
+export const rpcRoute = heraldHook.rpc<HeraldSchema>({
+  'todos.add': async (data, hook) => (hook.user ? { id: '1', title: data.title, done: false } : deny('unauthorized', 'log in')),
+  'todos.count': () => 3,
+});

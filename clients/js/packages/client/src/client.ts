@@ -32,6 +32,10 @@ import type {
   PublishMap,
   ReceivedEvent,
   ReceivedMap,
+  RpcArgs,
+  RpcMethod,
+  RpcRequest,
+  RpcResponse,
   SchemaShape,
 } from './schema.js';
 import type {
@@ -49,6 +53,7 @@ import type {
   PublishOptions,
   PublishResult,
   RecoveredInfo,
+  RpcOptions,
   RecoveryFailedInfo,
   WebSocketConstructor,
   WebSocketLike,
@@ -81,6 +86,12 @@ export interface HeraldOptions {
   url: string;
   /** sent in `connect`; a function is called again before every (re)connect and before the token expires */
   token?: TokenSource;
+  /**
+   * `connect`'s `data` (any JSON), for the server's connect hook
+   * (docs/backend-hooks.md); a function is called again before every
+   * (re)connect. The hook's answer for the client is `connectionData`.
+   */
+  data?: unknown;
   /** backoff between reconnect attempts; `false` disables reconnecting */
   reconnect?: Partial<ReconnectOptions> | false;
   /** how long a request waits for its reply (default 10000 ms) */
@@ -142,6 +153,8 @@ export interface ConnectedInfo {
   user?: string;
   /** the token's `exp` (seconds since the Unix epoch), when it has one */
   expires?: number;
+  /** `connected.data`: what the server's connect hook returned for the client, when it did */
+  data?: unknown;
 }
 
 export interface UnsubscribedInfo {
@@ -211,6 +224,8 @@ const UNAVAILABLE_RETRY_MIN_MS = 100;
 const UNAVAILABLE_RETRY_MAX_MS = 5_000;
 
 const WS_OPEN = 1;
+/** The message of the `disconnected` error of a request that could not be sent at all. */
+const NOT_SENT = 'not connected';
 const CLOSE_UNAUTHORIZED = 4001;
 const CLOSE_DISCONNECTED = 4003;
 const CLOSE_RATE_LIMITED = 4029;
@@ -292,6 +307,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   private _state: ConnectionState = 'disconnected';
   private readonly url: string;
   private readonly token: TokenSource | undefined;
+  private readonly connectData: unknown;
   private readonly reconnect: ReconnectOptions | null;
   private readonly requestTimeoutMs: number;
   private readonly connectTimeoutMs: number;
@@ -343,6 +359,12 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   /** when the connection's token expires (seconds since the Unix epoch), while connected */
   expires: number | null = null;
   /**
+   * `connected.data` of the current connection: what the server's connect
+   * hook returned for the client (`undefined` when it returned none, and
+   * while not connected)
+   */
+  connectionData: unknown = undefined;
+  /**
    * why the client stopped by itself (state `closed`, no reconnect):
    * `unauthorized` or `token_expired` (credentials refused twice, or once
    * with a string token), `disconnected_by_server` (close 4003). null while
@@ -355,6 +377,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     if (!options || typeof options.url !== 'string') throw new TypeError('Herald: options.url is required');
     this.url = options.url;
     this.token = options.token;
+    this.connectData = options.data;
     this.reconnect = options.reconnect === false ? null : reconnectOptions(options.reconnect);
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
@@ -534,6 +557,62 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     return this.requestNow(msg).then((r) => ({ epoch: r.epoch }));
   }
 
+  /**
+   * Calls a procedure of the app's backend through the server (`rpc`,
+   * docs/backend-hooks.md); resolves with the backend's result `data`
+   * (`null` when it gave none). Rejects with a HeraldError: the backend's
+   * or the server's error code (`validation_failed` with `details`,
+   * `forbidden`, `unavailable`, ...), `timeout` after `options.timeoutMs`
+   * (default `requestTimeoutMs`), `disconnected` while not connected or when
+   * the connection drops before the reply. An rpc is never sent again by the
+   * client (the backend may not be idempotent): after `timeout` or a drop,
+   * whether the backend ran it is unknown.
+   * Typed by `herald typegen` (`proxy.rpc_schema`): the data and the result
+   * of a declared method are checked at compile time.
+   */
+  rpc<M extends RpcMethod<S>>(method: M, ...args: RpcArgs<RpcRequest<S, M>, RpcOptions>): Promise<RpcResponse<S, M>> {
+    const [data, options = {}] = args as [unknown, RpcOptions | undefined];
+    if (typeof method !== 'string' || method.length === 0 || utf8Length(method) > 128) {
+      return Promise.reject(new HeraldError('bad_request', 'rpc: method must be a string of 1 to 128 bytes'));
+    }
+    const msg: Record<string, unknown> = { type: 'rpc', method, data: data === undefined ? null : data };
+    try {
+      JSON.stringify(msg);
+    } catch (e) {
+      return Promise.reject(new HeraldError('bad_request', `rpc ${method}: data cannot be sent as JSON: ${errorMessage(e)}`, { cause: e }));
+    }
+    if (this._state === 'closed') return Promise.reject(new HeraldError('closed', 'the client was closed'));
+    if (this._state !== 'connected') {
+      return Promise.reject(new HeraldError('disconnected', `rpc ${method}: not connected (an rpc is not queued)`));
+    }
+    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    return new Promise((resolve, reject) => {
+      this.call(
+        msg,
+        (err, reply) => {
+          if (!err) {
+            resolve((reply.data === undefined ? null : reply.data) as RpcResponse<S, M>);
+          } else if (err.code === 'disconnected' && err.message === NOT_SENT) {
+            reject(new HeraldError('disconnected', `rpc ${method}: not connected (an rpc is not queued)`));
+          } else if (err.code === 'disconnected') {
+            reject(
+              new HeraldError(
+                'disconnected',
+                `rpc ${method}: the connection was lost before the reply (${err.message}); not sent again: the backend may or may not have run it`,
+                { cause: err },
+              ),
+            );
+          } else if (err.code === 'timeout') {
+            reject(new HeraldError('timeout', `rpc ${method}: no reply within ${timeoutMs} ms; the backend may or may not have run it`));
+          } else {
+            reject(err);
+          }
+        },
+        timeoutMs,
+      );
+    });
+  }
+
   /** Number of publishes waiting for a connection (offline queue, and those to send again after a drop). */
   get queuedPublishes(): number {
     return this.queue.length;
@@ -563,6 +642,17 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
       return;
     }
     if (gen !== this.generation) return; // close() meanwhile
+    let data: unknown;
+    try {
+      data = typeof this.connectData === 'function' ? await (this.connectData as () => unknown)() : this.connectData;
+      if (data !== undefined) JSON.stringify(data); // throws now rather than failing the send silently
+    } catch (e) {
+      if (gen !== this.generation) return;
+      this.emitError(new HeraldError('data_failed', `connect data failed: ${errorMessage(e)}`, { cause: e }));
+      this.afterDrop(1006, 'connect data failed');
+      return;
+    }
+    if (gen !== this.generation) return;
     this.tokenInUse = token;
     this.expectedServerChannels = new Set(token ? tokenChannels(token) : []);
     let ws: WebSocketLike;
@@ -580,6 +670,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
       this.connectId = this.nextId++;
       const msg: Record<string, unknown> = { type: 'connect', id: this.connectId };
       if (token !== undefined) msg.token = token;
+      if (data !== undefined) msg.data = data;
       this.send(msg);
     };
     ws.onmessage = (ev: { data: unknown }) => {
@@ -692,11 +783,12 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     this.clientId = null;
     this.user = null;
     this.expires = null;
+    this.connectionData = undefined;
     this.serverChannels.clear();
     for (const sub of this.channels.values()) this.resetSubscription(sub);
   }
 
-  private onConnected(msg: { client?: unknown; ping?: unknown; user?: unknown; expires?: unknown }): void {
+  private onConnected(msg: { client?: unknown; ping?: unknown; user?: unknown; expires?: unknown; data?: unknown }): void {
     if (this.connectTimer !== null) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     this.attempt = 0;
@@ -704,6 +796,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     this.clientId = typeof msg.client === 'string' ? msg.client : null;
     this.user = typeof msg.user === 'string' ? msg.user : null;
     this.expires = typeof msg.expires === 'number' && Number.isFinite(msg.expires) ? msg.expires : null;
+    this.connectionData = msg.data;
     const ping = typeof msg.ping === 'number' && msg.ping > 0 ? msg.ping : 0;
     this.pingMs = ping * 1000;
     this.armWatchdog();
@@ -712,6 +805,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     const info: ConnectedInfo = { client: this.clientId ?? '', ping };
     if (this.user !== null) info.user = this.user;
     if (this.expires !== null) info.expires = this.expires;
+    if (msg.data !== undefined) info.data = msg.data;
     this.emit('connected', info);
     if (this._state !== 'connected') return; // a listener closed us
     for (const sub of [...this.channels.values()]) this.startSubscription(sub);
@@ -900,16 +994,20 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
    * that a reply is processed before any message that follows it on the wire
    * (a promise would run it only after the rest of the socket's read).
    */
-  private call(msg: Record<string, unknown>, onReply: (err: HeraldError | null, reply?: any) => void): void {
+  private call(
+    msg: Record<string, unknown>,
+    onReply: (err: HeraldError | null, reply?: any) => void,
+    timeoutMs: number = this.requestTimeoutMs,
+  ): void {
     const id = this.nextId++;
     if (!this.send({ ...msg, id })) {
-      onReply(new HeraldError('disconnected', 'not connected'));
+      onReply(new HeraldError('disconnected', NOT_SENT));
       return;
     }
     const timer = setTimeout(() => {
       this.pending.delete(id);
-      onReply(new HeraldError('timeout', `no reply to ${String(msg.type)} within ${this.requestTimeoutMs} ms`));
-    }, this.requestTimeoutMs);
+      onReply(new HeraldError('timeout', `no reply to ${String(msg.type)} within ${timeoutMs} ms`));
+    }, timeoutMs);
     this.pending.set(id, { resolve: (reply) => onReply(null, reply), reject: (err) => onReply(err), timer });
   }
 

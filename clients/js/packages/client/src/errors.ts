@@ -40,6 +40,8 @@ export type ClientErrorCode =
   | 'closed'
   /** the `token` function threw or rejected */
   | 'token_failed'
+  /** the `data` function (connect data) threw or rejected, or its value is not JSON */
+  | 'data_failed'
   /** the WebSocket could not be created */
   | 'socket_failed'
   /** the channel already has a Subscription on this client */

@@ -26,6 +26,13 @@ export type {
   PublishMap,
   ReceivedEvent,
   ReceivedMap,
+  AnyRpc,
+  RpcArgs,
+  RpcMap,
+  RpcMethod,
+  RpcRequest,
+  RpcResponse,
+  RpcSignature,
   SchemaShape,
 } from './schema.js';
 export type {
@@ -45,6 +52,7 @@ export type {
   PublishResult,
   RecoveredInfo,
   RecoveryFailedInfo,
+  RpcOptions,
   WebSocketConstructor,
   WebSocketLike,
 } from './types.js';

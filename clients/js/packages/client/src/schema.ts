@@ -22,6 +22,11 @@ export interface SchemaShape {
   receivedNamespaces: object;
   /** what subscribers receive on default channels */
   receivedDefault: object;
+  /**
+   * RPC methods (`proxy.rpc_schema`): method -> `{request, response}`.
+   * Optional: without it any method takes and returns `unknown`.
+   */
+  rpc?: object;
 }
 
 /** The schema of an untyped client: any event, any payload, on any channel. */
@@ -65,3 +70,35 @@ export type IfAllowed<M, T> = [M] extends [never] ? never : T;
 export type ReceivedEvent<S extends SchemaShape, C extends string, E extends string = EventName<ReceivedMap<S, C>>> = {
   [K in E]: HeraldEvent<EventData<ReceivedMap<S, C>, K>, K, C>;
 }[E];
+
+/** The payload types of one RPC method: what `client.rpc` sends and what it resolves with. */
+export interface RpcSignature {
+  request: unknown;
+  response: unknown;
+}
+
+/** RPC methods of an untyped client, and of methods a schema does not declare: any data, an `unknown` result. */
+export type AnyRpc = { [method: string]: RpcSignature };
+
+/** The RPC methods of schema `S` (`AnyRpc` when it declares none). */
+export type RpcMap<S extends SchemaShape> = S extends { rpc: infer R } ? (R extends object ? R : AnyRpc) : AnyRpc;
+
+/** Method names `client.rpc` accepts (`string` when undeclared methods are allowed, as the server allows them). */
+export type RpcMethod<S extends SchemaShape> = keyof RpcMap<S> & string;
+
+/** What method `M` takes (`unknown` for a method the schema does not declare). */
+export type RpcRequest<S extends SchemaShape, M extends string> = M extends keyof RpcMap<S>
+  ? RpcMap<S>[M] extends { request: infer Q }
+    ? Q
+    : unknown
+  : unknown;
+
+/** What method `M` resolves with (`unknown` for a method the schema does not declare). */
+export type RpcResponse<S extends SchemaShape, M extends string> = M extends keyof RpcMap<S>
+  ? RpcMap<S>[M] extends { response: infer R }
+    ? R
+    : unknown
+  : unknown;
+
+/** `client.rpc`'s arguments after the method: `data` may be left out only where any data is accepted. */
+export type RpcArgs<Req, Opts> = unknown extends Req ? [data?: Req, options?: Opts] : [data: Req, options?: Opts];

@@ -157,3 +157,8 @@ export interface WebSocketLike {
 }
 
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface RpcOptions {
+  /** how long to wait for the reply (default: the client's `requestTimeoutMs`); then it rejects with `timeout` */
+  timeoutMs?: number;
+}

@@ -130,3 +130,16 @@ async function presence(room: string): Promise<void> {
 
 const shape: SchemaShape = {} as HeraldSchema;
 void [publishing, subscribing, reading, dynamic, auth, presence, shape];
+
+async function calling(): Promise<string> {
+  const todo = await h.rpc('todos.add', { title: 'milk' }, { timeoutMs: 100 });
+  assertType<Equal<typeof todo, { id: string; title: string }>>();
+  const n = await h.rpc('todos.count');
+  assertType<Equal<typeof n, number>>();
+  const other = await h.rpc('undeclared', [1]);
+  assertType<Equal<typeof other, unknown>>();
+  const untyped = await new Herald({ url: 'ws://x/ws' }).rpc('any.thing', { a: 1 });
+  assertType<Equal<typeof untyped, unknown>>();
+  return todo.id;
+}
+void calling;

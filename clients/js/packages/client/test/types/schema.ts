@@ -1,7 +1,7 @@
 // A hand-written HeraldSchema in the exact shape `herald typegen` prints (the
 // contract in clients/js/README.md): `chat` is strict, `feed` also accepts
 // unknown events, `secret.*` has write-only `token`, default channels are
-// untyped. The type tests (typecheck.test.mjs) compile usage files against it.
+// untyped; rpc has todos.add and todos.count. The type tests (typecheck.test.mjs) compile usage files against it.
 export type Author = string;
 
 export interface HeraldSchema {
@@ -29,6 +29,11 @@ export interface HeraldSchema {
     locked: never;
   };
   receivedDefault: { [event: string]: unknown };
+  rpc: {
+    'todos.add': { request: { title: string }; response: { id: string; title: string } };
+    'todos.count': { request: unknown; response: number };
+    [method: string]: { request: unknown; response: unknown };
+  };
 }
 
 /** A schema whose [defaults] forbid channels outside the configured namespaces. */

@@ -48,3 +48,24 @@ export async function lifecycle(room: string): Promise<string> {
   return epoch;
 }
 
+
+// Backend hooks: typed route handlers.
+import { allow, deny, disconnect, heraldHook, hookCookie } from '@herald/server';
+
+export const connectRoute = heraldHook.connect(async (hook) => {
+  const session = hookCookie(hook.headers.cookie, 'session');
+  if (!session) return deny('unauthorized', 'log in first');
+  if (session === 'banned') return disconnect(4403, 'banned');
+  return allow({ user: session, caps: { 'room:*': ['subscribe', 'publish'] }, channels: [`user:${session}`], expire_at: 1, data: { theme: 'dark' } });
+});
+export const publishRoute = heraldHook.publish((hook) => (hook.event === 'x' ? allow({ data: { replaced: true } }) : allow()));
+export const refreshRoute = heraldHook.refresh((hook) => allow({ expire_at: hook.expire_at + 3600 }));
+export const rpcRoute = heraldHook.rpc<HeraldSchema>({
+  'todos.add': async (data, hook) => {
+    assertType<Equal<typeof data, { title: string }>>();
+    return hook.user ? { id: '1', title: data.title } : deny('unauthorized', 'log in');
+  },
+  'todos.count': () => 3,
+  'anything.else': (data) => ({ echo: data }),
+});
+export const handlers: Array<(r: Request) => Promise<Response>> = [connectRoute, publishRoute, refreshRoute, rpcRoute];

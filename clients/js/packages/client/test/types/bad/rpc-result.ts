@@ -1,0 +1,8 @@
+// expect-error: TS2322 Type 'string' is not assignable to type 'number'
+import { Herald } from '@herald/client';
+import type { HeraldSchema } from '../schema.js';
+const h = new Herald<HeraldSchema>({ url: 'ws://x/ws' });
+export async function f(): Promise<number> {
+  const id: number = (await h.rpc('todos.add', { title: 'x' })).id;
+  return id;
+}
