@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,8 +25,8 @@ import redis
 
 from harness import HeraldServer, ServerError, WSClient, http_publish, runs_async, toml_config, unique
 from redis_kit import free_port
-from test_redis_nodes import check_equals_history, collect, history, start_nodes, stop_nodes, \
-    subscribe_all
+from test_redis_nodes import check_equals_history, collect, history, publish_everywhere_and_check, \
+    start_nodes, stop_nodes, subscribe_all
 
 
 class RedisCluster:
@@ -218,36 +217,9 @@ async def test_cluster_channels_on_every_master_one_ordered_stream_each(redis_cl
             await subscribe_all(c, channels)
             subs.append(c)
 
-        per_publisher = 15  # per channel
-
-        async def ws_publisher(node: HeraldServer, tag: str):
-            c, _ = await WSClient.connected(node)
-            for i in range(per_publisher):
-                for ch in channels:
-                    await c.send({"type": "publish", "id": f"{tag}-{ch}-{i}", "channel": ch,
-                                  "event": "e", "data": f"{tag}-{i}"})
-            acks = [await c.recv() for _ in range(per_publisher * len(channels))]
-            assert all(a["type"] == "ack" for a in acks), [a for a in acks if a["type"] != "ack"]
-            await c.close()
-
-        def http_publisher(node: HeraldServer, tag: str):
-            for i in range(per_publisher):
-                for ch in channels:
-                    status, body = http_publish(node, ch, f"{tag}-{i}")
-                    assert status == 200, body
-
-        threads = [threading.Thread(target=http_publisher, args=(n, f"h{k}"))
-                   for k, n in enumerate(nodes)]
-        for t in threads:
-            t.start()
-        await asyncio.gather(*(ws_publisher(n, f"w{k}") for k, n in enumerate(nodes)))
-        await asyncio.to_thread(lambda: [t.join() for t in threads])
-
+        per_publisher = 15  # per channel, from a WebSocket and an HTTP publisher on each node
+        await publish_everywhere_and_check(nodes, subs, channels, per_publisher)
         total = 2 * len(nodes) * per_publisher
-        for k, (node, c) in enumerate(zip(nodes, subs)):
-            got = await collect(c, {ch: total for ch in channels})
-            check_equals_history(nodes[(k + 1) % 3], got, f"subscriber on node {k}:")
-            await c.close()
 
         # Each channel's keys are on its slot's master, and nowhere else.
         for ch in channels:
