@@ -203,13 +203,15 @@ void Hooks::connect(const ConnectRequest& req, std::function<void(ConnectReply)>
   if (req.headers) {
     // Names are unique in the object: a repeated header's values are joined.
     std::vector<std::pair<std::string_view, std::string>> merged;
-    for (const auto& [name, value] : *req.headers) {
+    for (const auto& header : *req.headers) {
+      // (Not a structured binding: clang before 16 cannot capture one.)
+      const auto& name = header.first;
       auto it = std::find_if(merged.begin(), merged.end(),
                              [&](const auto& m) { return m.first == name; });
       if (it == merged.end())
-        merged.emplace_back(name, value);
+        merged.emplace_back(name, header.second);
       else
-        it->second += ", " + value;
+        it->second += ", " + header.second;
     }
     bool first = true;
     for (const auto& [name, value] : merged) {
