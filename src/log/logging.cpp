@@ -61,39 +61,6 @@ class JsonFormatter final : public spdlog::formatter {
 
 }  // namespace
 
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char esc[8];
-          std::snprintf(esc, sizeof esc, "\\u%04x", c);
-          out += esc;
-        } else {
-          out += ch;  // UTF-8 passes through; an invalid byte stays as it is
-        }
-    }
-  }
-  out += '"';
-}
-
 void configure(const std::string& level, const std::string& format) {
   auto main = spdlog::default_logger();
   if (!spdlog::get("access")) {

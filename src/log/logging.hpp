@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/messages.hpp"
+
 namespace herald::log {
 
 // Sets the level ("info", ...) and format ("text" or "json") of every line
@@ -16,7 +18,9 @@ void configure(const std::string& level, const std::string& format);
 // Whether the format is json (access lines render their fields for it).
 bool json();
 
-// Appends `s` as a JSON string literal (quotes and escapes).
-void append_json_string(std::string& out, std::string_view s);
+// JSON string literals: protocol::append_json_string (messages.hpp), the
+// one escaper of the server (invalid UTF-8 becomes U+FFFD, so every line
+// stays valid JSON for a log shipper).
+using protocol::append_json_string;
 
 }  // namespace herald::log
