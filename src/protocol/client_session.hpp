@@ -155,6 +155,10 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   // connection is gone.
   template <class Reply>
   std::function<void(Reply)> after_hook(std::function<void(ClientSession&, Reply)> then);
+  // A command's hook said no: a refusal becomes the command's error reply, a
+  // disconnect closes the connection. True when it did either.
+  template <class Reply>
+  bool refused_by_hook(const Reply& reply, std::string_view id);
   void release_held();
   void update_next_expiry();
 

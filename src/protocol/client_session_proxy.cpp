@@ -130,6 +130,19 @@ bool ClientSession::proxied(const std::string& channel, bool publish) const {
   return publish ? ns->options.proxy_publish : ns->options.proxy_subscribe;
 }
 
+template <class Reply>
+bool ClientSession::refused_by_hook(const Reply& reply, std::string_view id) {
+  if (auto* refusal = std::get_if<proxy::Refusal>(&reply)) {
+    reply_error(refusal->code, refusal->message, id);
+    return true;
+  }
+  if (auto* d = std::get_if<proxy::Disconnect>(&reply)) {
+    disconnect(*d);
+    return true;
+  }
+  return false;
+}
+
 void ClientSession::subscribe_through_hook(Command& cmd, auth::OpSet granted, int64_t expires) {
   // Shared, not moved into the callback: `req` views its strings.
   auto held = std::make_shared<Command>(std::move(cmd));
@@ -138,14 +151,7 @@ void ClientSession::subscribe_through_hook(Command& cmd, auth::OpSet granted, in
       req, after_hook<proxy::SubscribeReply>([held, granted, expires](ClientSession& s,
                                                                       proxy::SubscribeReply reply) {
         Command& cmd = *held;
-        if (auto* refusal = std::get_if<proxy::Refusal>(&reply)) {
-          s.reply_error(refusal->code, refusal->message, cmd.id);
-          return;
-        }
-        if (auto* d = std::get_if<proxy::Disconnect>(&reply)) {
-          s.disconnect(*d);
-          return;
-        }
+        if (s.refused_by_hook(reply, cmd.id)) return;
         if (s.find(cmd.channel)) {
           s.reply_error(ErrorCode::bad_request, "already subscribed to " + cmd.channel, cmd.id);
           return;
@@ -164,14 +170,7 @@ void ClientSession::publish_through_hook(Command& cmd) {
   ctx_.hooks->publish(
       req, after_hook<proxy::PublishReply>([held](ClientSession& s, proxy::PublishReply reply) {
         Command& cmd = *held;
-        if (auto* refusal = std::get_if<proxy::Refusal>(&reply)) {
-          s.reply_error(refusal->code, refusal->message, cmd.id);
-          return;
-        }
-        if (auto* d = std::get_if<proxy::Disconnect>(&reply)) {
-          s.disconnect(*d);
-          return;
-        }
+        if (s.refused_by_hook(reply, cmd.id)) return;
         auto& grant = std::get<proxy::PublishGrant>(reply);
         // Replaced data is checked like any publish's (size, schema) by the
         // channel's owner.
@@ -199,14 +198,7 @@ void ClientSession::handle_rpc(Command& cmd) {
   proxy::RpcRequest req{client_id_, user(), cmd.method, cmd.data};
   auto then = [id = std::move(cmd.id), method = cmd.method, schemas](ClientSession& s,
                                                                      proxy::RpcReply reply) {
-    if (auto* refusal = std::get_if<proxy::Refusal>(&reply)) {
-      s.reply_error(refusal->code, refusal->message, id);
-      return;
-    }
-    if (auto* d = std::get_if<proxy::Disconnect>(&reply)) {
-      s.disconnect(*d);
-      return;
-    }
+    if (s.refused_by_hook(reply, id)) return;
     const std::string& data = std::get<proxy::RpcGrant>(reply).data;
     if (schemas) {
       // The backend broke its own contract: the client gets `internal`, the

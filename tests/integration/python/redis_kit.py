@@ -70,7 +70,9 @@ class RedisServer:
         except OSError:
             return ""
 
-    def stop(self):
+    def kill(self):
+        """Stops redis-server (SIGTERM, then SIGKILL after 5 s), keeping its
+        directory."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -78,6 +80,9 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def stop(self):
+        self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

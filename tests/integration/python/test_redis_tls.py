@@ -102,15 +102,6 @@ class TlsRedis(RedisServer):
     def herald_keys(self) -> list[str]:
         return [k for k in self.cli("--scan", "--pattern", "herald*").splitlines() if k]
 
-    def kill(self) -> None:
-        """Stops redis-server, keeping its directory (for a restart)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture
