@@ -160,10 +160,25 @@ void Node::deliver_to_workers(Shard& owner, const std::string& channel,
   auto it = owner.channels.find(channel);
   if (it == owner.channels.end()) return;
   const auto& counts = it->second.counts;
+  const auto handed = std::chrono::steady_clock::now();
   for (unsigned w = 0; w < counts.size(); ++w) {
     if (counts[w] == 0) continue;
-    post(w, [this, w, channel, frame] { shards_[w]->local.deliver(channel, frame); });
+    post(w, [this, w, channel, frame, handed] {
+      Shard& shard = *shards_[w];
+      const auto now = std::chrono::steady_clock::now();
+      shard.counters->stage(metrics::PublishStage::to_worker).observe(seconds_between(handed, now));
+      if (!shard.first_delivery) shard.first_delivery = now;
+      shard.local.deliver(channel, frame);
+    });
   }
+}
+
+void Node::turn_flushed(unsigned index) {
+  Shard& shard = *shards_[index];
+  if (!shard.first_delivery) return;
+  shard.counters->stage(metrics::PublishStage::to_write)
+      .observe(seconds_since(*shard.first_delivery));
+  shard.first_delivery.reset();
 }
 
 template <class T>
@@ -203,10 +218,14 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
   // at the owner).
   const bool has_ttl = ttl_ms(*ns) > 0;
   const unsigned owner = owner_of(req.channel);
-  post(owner, [this, owner, from, keep, key_window, max_keys, has_ttl, req = std::move(req),
+  const auto sent = std::chrono::steady_clock::now();
+  post(owner, [this, owner, from, keep, key_window, max_keys, has_ttl, sent, req = std::move(req),
                done = std::move(done)]() mutable {
     const int64_t ts = engine::system_now_ms();
     const auto arrived = std::chrono::steady_clock::now();
+    shards_[owner]
+        ->counters->stage(metrics::PublishStage::to_owner)
+        .observe(seconds_between(sent, arrived));
     if (req.ephemeral) {
       deliver_to_workers(*shards_[owner], req.channel, event_frame(req, std::nullopt, ts));
       if (shards_[owner]->store->shared()) broadcast_ephemeral(owner, req, ts);
@@ -256,7 +275,13 @@ void Node::publish(unsigned from, PublishRequest req, std::function<void(Publish
                   note_created(owner, req.channel, *ns, r.created_ms);
               }
             }
-            post(from, [done = std::move(done), result = std::move(result)] { done(result); });
+            post(from, [this, from, done = std::move(done), result = std::move(result),
+                        answered = std::chrono::steady_clock::now()] {
+              shards_[from]
+                  ->counters->stage(metrics::PublishStage::ack)
+                  .observe(seconds_since(answered));
+              done(result);
+            });
           });
     };
     // A channel with a TTL may have expired while nobody used it (e.g. while

@@ -205,6 +205,9 @@ class Node {
   // Called by worker `index` at the end of each loop turn: sends the join
   // and leave messages its channels produced during the turn.
   void end_of_turn(unsigned index);
+  // Called by worker `index` once the turn's writes were made: observes how
+  // long the turn's first delivered event waited to be written (to_write).
+  void turn_flushed(unsigned index);
 
  private:
   struct Shard;

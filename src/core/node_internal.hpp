@@ -11,6 +11,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <string>
 #include <utility>
@@ -34,6 +35,8 @@ struct Node::Shard {
   std::unique_ptr<engine::ShardStore> store;
   std::shared_ptr<const NamespaceTable> namespaces;
   LocalSubscribers local;
+  // When this turn's first event was handed to `local` (to_write stage).
+  std::optional<std::chrono::steady_clock::time_point> first_delivery;
   metrics::WorkerCounters* counters = nullptr;            // never null once attached
   std::unique_ptr<metrics::WorkerCounters> own_counters;  // when attached without any
 
@@ -77,8 +80,12 @@ inline bool tracks_presence(const Namespace& ns) {
 }
 
 // Seconds since `start`, for the latency histograms.
+inline double seconds_between(std::chrono::steady_clock::time_point start,
+                              std::chrono::steady_clock::time_point end) {
+  return std::chrono::duration<double>(end - start).count();
+}
 inline double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return seconds_between(start, std::chrono::steady_clock::now());
 }
 
 inline int64_t ttl_ms(const Namespace& ns) {

@@ -82,6 +82,41 @@ WorkerCounters& Registry::worker(size_t index) {
 
 namespace {
 
+// One histogram series: its cumulative buckets, sum and count, each line
+// with `labels` (e.g. `worker="0"`) before `le`.
+void render_series(std::string& out, std::string_view name, std::string_view labels,
+                   const Histogram& hist) {
+  const auto bounds = hist.bounds();
+  const auto snap = hist.snapshot();
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    cumulative += snap.buckets[i];
+    out +=
+        fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", name, labels, number(bounds[i]), cumulative);
+  }
+  out +=
+      fmt::format("{0}_bucket{{{1},le=\"+Inf\"}} {2}\n{0}_sum{{{1}}} {3}\n{0}_count{{{1}}} {2}\n",
+                  name, labels, snap.count, number(snap.sum));
+}
+
+// The publish path's hops (kPublishStages), per worker and stage.
+void render_stages(const std::deque<WorkerCounters>& workers, std::string& out) {
+  out +=
+      "# HELP herald_publish_stage_seconds Seconds each hop of a publish takes: to_owner "
+      "(receiving worker to the channel's owner), to_worker (owner to a worker with "
+      "subscribers), to_write (frames queued to written at the end of the loop turn), ack "
+      "(owner's result back to the receiving worker)\n"
+      "# TYPE herald_publish_stage_seconds histogram\n";
+  size_t index = 0;
+  for (const auto& w : workers) {
+    for (size_t s = 0; s < std::size(kPublishStages); ++s)
+      render_series(out, "herald_publish_stage_seconds",
+                    fmt::format("worker=\"{}\",stage=\"{}\"", index, kPublishStages[s]),
+                    w.publish_stage_seconds[s]);
+    ++index;
+  }
+}
+
 // Backend hooks ([proxy]): counters summed over workers, the latency
 // histogram per worker, each labelled by hook. Caller holds the registry's
 // mutex.
@@ -110,21 +145,10 @@ void render_hooks(const std::deque<WorkerCounters>& workers, std::string& out) {
   size_t index = 0;
   for (const auto& w : workers) {
     for (size_t h = 0; h < hooks; ++h) {
-      const Histogram& hist = w.hooks[h].seconds;
-      const auto snap = hist.snapshot();
-      if (snap.count == 0) continue;  // most hooks are off on most servers
-      const auto bounds = hist.bounds();
-      uint64_t cumulative = 0;
-      for (size_t i = 0; i < bounds.size(); ++i) {
-        cumulative += snap.buckets[i];
-        out += fmt::format("herald_hook_seconds_bucket{{worker=\"{}\",hook=\"{}\",le=\"{}\"}} {}\n",
-                           index, kHookNames[h], number(bounds[i]), cumulative);
-      }
-      out += fmt::format(
-          "herald_hook_seconds_bucket{{worker=\"{0}\",hook=\"{1}\",le=\"+Inf\"}} {2}\n"
-          "herald_hook_seconds_sum{{worker=\"{0}\",hook=\"{1}\"}} {3}\n"
-          "herald_hook_seconds_count{{worker=\"{0}\",hook=\"{1}\"}} {2}\n",
-          index, kHookNames[h], snap.count, number(snap.sum));
+      if (w.hooks[h].seconds.snapshot().count == 0) continue;  // most hooks are off
+      render_series(out, "herald_hook_seconds",
+                    fmt::format("worker=\"{}\",hook=\"{}\"", index, kHookNames[h]),
+                    w.hooks[h].seconds);
     }
     ++index;
   }
@@ -238,24 +262,10 @@ std::string Registry::render() const {
   for (const auto& row : kHistograms) {
     out += fmt::format("# HELP {0} {1}\n# TYPE {0} histogram\n", row.name, row.help);
     size_t index = 0;
-    for (const auto& w : workers_) {
-      const Histogram& h = w.*row.histogram;
-      const auto bounds = h.bounds();
-      const auto snap = h.snapshot();
-      uint64_t cumulative = 0;
-      for (size_t i = 0; i < bounds.size(); ++i) {
-        cumulative += snap.buckets[i];
-        out += fmt::format("{}_bucket{{worker=\"{}\",le=\"{}\"}} {}\n", row.name, index,
-                           number(bounds[i]), cumulative);
-      }
-      out += fmt::format(
-          "{0}_bucket{{worker=\"{1}\",le=\"+Inf\"}} {2}\n"
-          "{0}_sum{{worker=\"{1}\"}} {3}\n"
-          "{0}_count{{worker=\"{1}\"}} {2}\n",
-          row.name, index, snap.count, number(snap.sum));
-      ++index;
-    }
+    for (const auto& w : workers_)
+      render_series(out, row.name, fmt::format("worker=\"{}\"", index++), w.*row.histogram);
   }
+  render_stages(workers_, out);
   return out;
 }
 

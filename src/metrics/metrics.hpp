@@ -103,6 +103,12 @@ struct HookCounters {
 // The hooks, in the order of proxy::Hook; `hook` labels in /metrics.
 inline constexpr const char* kHookNames[] = {"connect", "subscribe", "publish", "rpc", "refresh"};
 
+// The hops of a publish, observed where each ends (`stage` labels in
+// /metrics): to_owner on the channel's owner, to_worker and to_write on each
+// worker with subscribers, ack on the worker that received the publish.
+inline constexpr const char* kPublishStages[] = {"to_owner", "to_worker", "to_write", "ack"};
+enum class PublishStage : size_t { to_owner, to_worker, to_write, ack };
+
 struct WorkerCounters {
   Counter ws_opened;          // WebSocket handshakes completed
   Counter ws_closed;          // WebSocket connections finished
@@ -131,6 +137,11 @@ struct WorkerCounters {
   Histogram engine_append_seconds{Histogram::latency_seconds()};  // ShardStore::append to callback
   Histogram history_read_seconds{Histogram::latency_seconds()};   // ShardStore::read to callback
   Histogram message_bytes{Histogram::size_bytes()};               // size of a publish's `data`
+  // Indexed by PublishStage.
+  std::array<Histogram, std::size(kPublishStages)> publish_stage_seconds{
+      Histogram{Histogram::latency_seconds()}, Histogram{Histogram::latency_seconds()},
+      Histogram{Histogram::latency_seconds()}, Histogram{Histogram::latency_seconds()}};
+  Histogram& stage(PublishStage s) { return publish_stage_seconds[static_cast<size_t>(s)]; }
 
   // Backend hooks, indexed by proxy::Hook.
   std::array<HookCounters, std::size(kHookNames)> hooks;

@@ -143,6 +143,7 @@ void Worker::run() {
     }
     node_.end_of_turn(index_);  // join/leave of this turn, one hand-over per channel
     flush_dirty();
+    node_.turn_flushed(index_);
     graveyard_.clear();
   }
 }

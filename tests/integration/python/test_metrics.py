@@ -129,6 +129,18 @@ async def test_counters_follow_traffic(server):
     assert delta("herald_bytes_written_total") > 0
     assert after["herald_workers"] == 2
 
+    # The publish path's hops: every publish reached its owner and was
+    # answered back; each event went to each worker with subscribers (one or
+    # both, as the connections fell), whose writes followed in some turn.
+    def stage(name):
+        return (total(after, "herald_publish_stage_seconds_count", stage=name)
+                - total(before, "herald_publish_stage_seconds_count", stage=name))
+
+    assert stage("to_owner") == MESSAGES + 1
+    assert stage("ack") == MESSAGES + 1
+    assert MESSAGES + 1 <= stage("to_worker") <= WORKERS * (MESSAGES + 1)
+    assert 1 <= stage("to_write") <= stage("to_worker")
+
     for c in subs + [pub]:
         await c.ws.close()
     for _ in range(50):
