@@ -76,5 +76,16 @@ else
   cat "$workdir/churn-both.out"
   failed=$((failed + 1))
 fi
+# bench/compare-tail's harness (Herald columns only: uWS needs the peers'
+# npm install), which also reads the publish stage histograms from /metrics.
+if node bench/compare-tail --quick --servers herald,herald-w1,herald-sqlite --out "" \
+    >"$workdir/compare-tail.out" 2>&1; then
+  echo "bench smoke compare-tail: ok"
+  passed=$((passed + 1))
+else
+  echo "bench smoke compare-tail: FAILED"
+  cat "$workdir/compare-tail.out"
+  failed=$((failed + 1))
+fi
 echo "bench smoke: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
