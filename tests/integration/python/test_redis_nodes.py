@@ -93,7 +93,9 @@ async def collect(client: WSClient, want: dict[str, int], timeout: float = 20.0)
             assert msg.get("reason") == "resubscribe", msg
             ch = msg["channel"]
             last = got[ch][-1][0] if got[ch] else 0
-            pending.append({"type": "subscribe", "channel": ch,
+            # With an id: a command without one gets no reply, and the
+            # recovered events come in the `subscribed` reply.
+            pending.append({"type": "subscribe", "id": f"recover-{ch}-{last}", "channel": ch,
                             "recover": {"epoch": epochs[ch], "offset": last}})
 
     pending: list[dict] = []
