@@ -229,6 +229,15 @@ const NOT_SENT = 'not connected';
 const CLOSE_UNAUTHORIZED = 4001;
 const CLOSE_DISCONNECTED = 4003;
 const CLOSE_RATE_LIMITED = 4029;
+/**
+ * Codes an app backend's hook may close with (4000-4999, docs/protocol.md):
+ * 4500 and above mean "do not come back" (a ban), like 4003; below, the
+ * client reconnects with backoff (e.g. "reconnect later").
+ */
+const CLOSE_TERMINAL_FROM = 4500;
+const CLOSE_TERMINAL_TO = 4999;
+const isTerminalClose = (code: number) =>
+  code === CLOSE_DISCONNECTED || (code >= CLOSE_TERMINAL_FROM && code <= CLOSE_TERMINAL_TO);
 /** `limit` of the history pages fetched to catch up a server-side subscription (the server caps it) */
 const CATCH_UP_PAGE = 1000;
 /** the least delay before retrying a failed token refresh */
@@ -367,7 +376,8 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   /**
    * why the client stopped by itself (state `closed`, no reconnect):
    * `unauthorized` or `token_expired` (credentials refused twice, or once
-   * with a string token), `disconnected_by_server` (close 4003). null while
+   * with a string token), `disconnected_by_server` (close 4003, or 4500-4999
+   * from the app backend's hook). null while
    * running, and after `close()`.
    */
   closeError: HeraldError | null = null;
@@ -739,7 +749,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
       this.stop(err);
       return;
     }
-    if (code === CLOSE_DISCONNECTED) {
+    if (isTerminalClose(code)) {
       this.stop(
         new HeraldError('disconnected_by_server', `the server disconnected this user (close ${code}${reason ? `: ${reason}` : ''})`, {
           details: { code, reason },

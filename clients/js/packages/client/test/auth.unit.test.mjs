@@ -240,6 +240,28 @@ test('close 4003: disconnected by the server, terminal, no reconnect', async () 
   assert.deepEqual(herald.closeError.details, { code: 4003, reason: 'banned by admin' });
 });
 
+test('close 4500-4999 (a hook\'s "do not come back") is terminal like 4003; 4000-4499 reconnects', async () => {
+  const stopped = make({ token: () => 't' });
+  stopped.herald.connect();
+  await waitState(stopped.herald, 'connected');
+  stopped.WS.last.serverClose(4500, 'banned');
+  assert.equal(stopped.herald.state, 'closed');
+  await sleep(100);
+  assert.equal(stopped.WS.instances.length, 1);
+  assert.equal(stopped.herald.closeError.code, 'disconnected_by_server');
+  assert.deepEqual(stopped.herald.closeError.details, { code: 4500, reason: 'banned' });
+
+  const back = make({ token: () => 't', reconnect: { initialDelayMs: 10, maxDelayMs: 50, factor: 2, jitter: 0 } });
+  back.herald.connect();
+  await waitState(back.herald, 'connected');
+  back.WS.last.serverClose(4499, 'come back later');
+  assert.equal(back.herald.state, 'disconnected');
+  await waitState(back.herald, 'connected');
+  assert.equal(back.WS.instances.length, 2);
+  assert.equal(back.herald.closeError, null);
+  back.herald.close();
+});
+
 test('close 4029: reconnect, backing off further at each one, at least retry_after_ms', async () => {
   const { WS, herald, errors } = make({ reconnect: { initialDelayMs: 10, maxDelayMs: 1000, factor: 2, jitter: 0 } });
   herald.connect();
