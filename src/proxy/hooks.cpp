@@ -165,33 +165,39 @@ void Hooks::call(Hook hook, HttpPool& pool, std::string body, Reply (*parse)(std
   auto& m = counters_->hooks[index];
   m.requests.add();
   const auto started = std::chrono::steady_clock::now();
-  pool.post(std::move(body), [hook, parse, started, &m, done = std::move(done)](HttpResult r) {
-    m.seconds.observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-    using O = HttpResult::Outcome;
-    if (r.outcome != O::ok) {
-      m.errors.add();
-      if (r.outcome != O::busy)  // the bound is reached under load: no log line per refusal
-        spdlog::warn("proxy {} hook: {}", to_string(hook), r.error);
-      done(unavailable(hook));
-      return;
-    }
-    if (r.status < 200 || r.status > 299) {
-      m.errors.add();
-      spdlog::warn("proxy {} hook: the backend answered HTTP {}", to_string(hook), r.status);
-      done(unavailable(hook));
-      return;
-    }
-    Reply reply = parse(r.body);
-    if (auto* bad = std::get_if<Malformed>(&reply)) {
-      m.errors.add();
-      spdlog::warn("proxy {} hook: malformed reply from the backend ({})", to_string(hook),
-                   bad->why);
-      done(internal(hook));
-      return;
-    }
-    done(std::move(reply));
-  });
+  // An rpc or a publish the backend may have run (and stored) must not run
+  // again because a kept-alive connection broke under it.
+  const bool may_resend = hook != Hook::rpc && hook != Hook::publish;
+  pool.post(
+      std::move(body),
+      [hook, parse, started, &m, done = std::move(done)](HttpResult r) {
+        m.seconds.observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        using O = HttpResult::Outcome;
+        if (r.outcome != O::ok) {
+          m.errors.add();
+          if (r.outcome != O::busy)  // the bound is reached under load: no log line per refusal
+            spdlog::warn("proxy {} hook: {}", to_string(hook), r.error);
+          done(unavailable(hook));
+          return;
+        }
+        if (r.status < 200 || r.status > 299) {
+          m.errors.add();
+          spdlog::warn("proxy {} hook: the backend answered HTTP {}", to_string(hook), r.status);
+          done(unavailable(hook));
+          return;
+        }
+        Reply reply = parse(r.body);
+        if (auto* bad = std::get_if<Malformed>(&reply)) {
+          m.errors.add();
+          spdlog::warn("proxy {} hook: malformed reply from the backend ({})", to_string(hook),
+                       bad->why);
+          done(internal(hook));
+          return;
+        }
+        done(std::move(reply));
+      },
+      may_resend);
 }
 
 void Hooks::connect(const ConnectRequest& req, std::function<void(ConnectReply)> done) {

@@ -2,6 +2,8 @@
 // in flight on them; see http_client.hpp.
 #include "proxy/http_client.hpp"
 
+#include <sys/socket.h>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -13,6 +15,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <cerrno>
 
 namespace herald::proxy {
 
@@ -99,6 +102,7 @@ struct HttpPool::Connection {
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
   beast::flat_buffer buffer;
+  std::chrono::steady_clock::time_point idle_since;
 };
 
 struct HttpPool::Exchange {
@@ -107,6 +111,7 @@ struct HttpPool::Exchange {
   std::unique_ptr<Connection> conn;
   bool reused = false;
   bool retried = false;
+  bool may_resend = true;
   std::chrono::steady_clock::time_point deadline;
   bhttp::request<bhttp::string_body> request;
   std::optional<bhttp::response_parser<bhttp::string_body>> parser;
@@ -136,7 +141,7 @@ HttpPool::HttpPool(boost::asio::io_context& io, Endpoint endpoint, size_t max_co
 
 HttpPool::~HttpPool() = default;
 
-void HttpPool::post(std::string body, std::function<void(HttpResult)> done) {
+void HttpPool::post(std::string body, std::function<void(HttpResult)> done, bool may_resend) {
   if (in_flight_ >= max_concurrent_) {
     HttpResult r;
     r.outcome = HttpResult::Outcome::busy;
@@ -149,6 +154,7 @@ void HttpPool::post(std::string body, std::function<void(HttpResult)> done) {
   auto x = std::make_shared<Exchange>();
   x->body = std::move(body);
   x->done = std::move(done);
+  x->may_resend = may_resend;
   x->deadline = std::chrono::steady_clock::now() + timeout_;
   x->request.method(bhttp::verb::post);
   x->request.target(endpoint_.target);
@@ -166,13 +172,30 @@ void HttpPool::post(std::string body, std::function<void(HttpResult)> done) {
   start(std::move(x), false);
 }
 
-void HttpPool::start(std::shared_ptr<Exchange> x, bool fresh) {
-  if (!fresh && !idle_.empty()) {
-    x->conn = std::move(idle_.back());
+std::unique_ptr<HttpPool::Connection> HttpPool::take_idle() {
+  const auto now = std::chrono::steady_clock::now();
+  while (!idle_.empty()) {
+    std::unique_ptr<Connection> c = std::move(idle_.back());
     idle_.pop_back();
-    x->reused = true;
-    send(std::move(x));
-    return;
+    if (now - c->idle_since > kMaxIdle) continue;
+    // Nothing may arrive on an idle HTTP/1.1 connection: 0 is the backend's
+    // FIN, bytes are its close_notify or garbage; only "nothing yet" is fit.
+    char byte;
+    const auto fd = c->tcp().socket().native_handle();
+    const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return c;
+  }
+  return nullptr;
+}
+
+void HttpPool::start(std::shared_ptr<Exchange> x, bool fresh) {
+  if (!fresh) {
+    if (auto c = take_idle()) {
+      x->conn = std::move(c);
+      x->reused = true;
+      send(std::move(x));
+      return;
+    }
   }
   x->reused = false;
   x->conn = std::make_unique<Connection>(io_, tls_.get());
@@ -260,6 +283,7 @@ void HttpPool::receive(std::shared_ptr<Exchange> x) {
           if (res.keep_alive() && idle_.size() < max_concurrent_) {
             x->conn->tcp().expires_never();
             x->conn->buffer.clear();
+            x->conn->idle_since = std::chrono::steady_clock::now();
             idle_.push_back(std::move(x->conn));
           }
           finish(x, std::move(r));
@@ -273,9 +297,9 @@ void HttpPool::fail(std::shared_ptr<Exchange> x, boost::system::error_code ec,
     finish(x, {HttpResult::Outcome::timeout, 0, {}, std::string(what) + ": timed out"});
     return;
   }
-  // A kept-alive connection the backend closed while it was idle: once more
-  // on a new one.
-  if (x->reused && unanswered && !x->retried) {
+  // A kept-alive connection the backend closed just as it was reused: once
+  // more on a new one, when the request may run twice.
+  if (x->reused && unanswered && !x->retried && x->may_resend) {
     x->retried = true;
     x->conn.reset();
     start(x, true);

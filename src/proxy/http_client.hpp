@@ -7,8 +7,14 @@
 // once with `busy` instead of queueing (a slow backend must not grow a
 // backlog). Each request has a deadline (connecting included) after which
 // it fails with `timeout`. Connections are reused while the backend keeps
-// them alive; a request that fails on a reused connection before any reply
-// arrived (the backend closed it while idle) is sent once more on a new one.
+// them alive, at most kMaxIdle after their last reply (shorter than common
+// keep-alive timeouts, e.g. Node's 5 s), and only after a check that the
+// backend has not closed them meanwhile. A request that still fails on a
+// reused connection before any reply arrived (the backend closed it at that
+// very moment) is sent once more on a new one, if the caller said it may
+// be: the backend may have run it (it could have crashed before answering),
+// so requests that are not safe to run twice (an rpc, a publish hook that
+// stores) fail instead.
 //
 // https:// URLs are served over TLS (OpenSSL through Boost.Asio): the
 // backend's certificate must chain to the system's CA store (or to
@@ -61,9 +67,13 @@ class HttpPool : public std::enable_shared_from_this<HttpPool> {
            const std::string& ca_file = {});
   ~HttpPool();
 
+  // How long a kept-alive connection may stay idle and still be reused.
+  static constexpr std::chrono::seconds kMaxIdle{4};
+
   // POSTs `body` (JSON) with `headers` and the static headers; `done` runs
-  // on the io_context's thread, never before post() returns.
-  void post(std::string body, std::function<void(HttpResult)> done);
+  // on the io_context's thread, never before post() returns. `may_resend`:
+  // the request may be sent a second time (see above).
+  void post(std::string body, std::function<void(HttpResult)> done, bool may_resend = true);
 
   size_t in_flight() const { return in_flight_; }
   size_t idle_connections() const { return idle_.size(); }
@@ -72,6 +82,9 @@ class HttpPool : public std::enable_shared_from_this<HttpPool> {
   struct Connection;
   struct Exchange;
   void start(std::shared_ptr<Exchange> x, bool fresh);
+  // An idle connection fit for a request: not idle too long, and the
+  // backend has neither closed it nor sent anything since its last reply.
+  std::unique_ptr<Connection> take_idle();
   void handshake(std::shared_ptr<Exchange> x);
   void send(std::shared_ptr<Exchange> x);
   void receive(std::shared_ptr<Exchange> x);

@@ -727,3 +727,129 @@ def test_shutdown_with_hook_requests_in_flight():
     finally:
         server.kill()
         backend.stop()
+
+
+# -- kept-alive connections to the backend --------------------------------------
+
+class RawBackend:
+    """A keep-alive backend on raw sockets, to break connections on purpose:
+    answers `{"result": ...}` to each request, except that with `drop_second`
+    it reads the second request of a connection and closes without answering
+    (as a backend that crashed or closed at that very moment), and with
+    `close_idle` it closes each connection 0.1 s after a reply (a short
+    keep-alive timeout). Counts the requests per path."""
+
+    def __init__(self, drop_second=False, close_idle=False):
+        self.drop_second, self.close_idle = drop_second, close_idle
+        self.counts = {}
+        self.lock = threading.Lock()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn):
+        buf, served = b"", 0
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                head, _, rest = buf.partition(b"\r\n\r\n")
+                path = head.split(b" ")[1].decode()
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                buf = rest[length:]
+                with self.lock:
+                    self.counts[path] = self.counts.get(path, 0) + 1
+                served += 1
+                if self.drop_second and served == 2:
+                    return  # read, never answered
+                body = json.dumps({"result": {"data": {"n": served}}}).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Connection: keep-alive\r\nContent-Length: " +
+                             str(len(body)).encode() + b"\r\n\r\n" + body)
+                if self.close_idle:
+                    time.sleep(0.1)
+                    return
+
+    def count(self, path):
+        with self.lock:
+            return self.counts.get(path, 0)
+
+    def stop(self):
+        self.sock.close()
+
+
+def raw_backend_server(backend):
+    url = f"http://127.0.0.1:{backend.port}"
+    srv = HeraldServer(f"""
+[proxy]
+rpc_url = "{url}/rpc"
+subscribe_url = "{url}/subscribe"
+timeout_ms = 2000
+
+[namespaces.room]
+proxy_subscribe = true
+""", name="proxy-keepalive")
+    srv.start()
+    return srv
+
+
+@runs_async
+async def test_an_rpc_is_never_sent_twice_when_its_kept_alive_connection_breaks():
+    # The backend reads the second rpc of the connection and closes it: it
+    # may have run it, so Herald answers `unavailable` instead of sending it
+    # again on a new connection (which would run the method twice).
+    backend = RawBackend(drop_second=True)
+    srv = raw_backend_server(backend)
+    try:
+        c = await WSClient.open(srv)
+        first = await c.call({"type": "rpc", "method": "pay", "data": 1})
+        assert first["type"] == "rpc_result", first
+        second = await c.call({"type": "rpc", "method": "pay", "data": 2})
+        assert_error(second, "unavailable")
+        await asyncio.sleep(0.3)
+        assert backend.count("/rpc") == 2
+        # A subscribe hook is safe to ask twice: the same break is resent.
+        sub = await c.call({"type": "subscribe", "channel": unique("room:")})
+        assert sub["type"] == "subscribed", sub
+        sub2 = await c.call({"type": "subscribe", "channel": unique("room:")})
+        assert sub2["type"] == "subscribed", sub2
+        assert backend.count("/subscribe") == 3  # the second one twice
+        await c.close()
+    finally:
+        srv.stop_checked()
+        backend.stop()
+
+
+@runs_async
+async def test_a_connection_the_backend_closed_while_idle_is_not_reused():
+    # The backend closes each connection 0.1 s after answering (a short
+    # keep-alive timeout): the next rpc goes on a new connection, once, and
+    # succeeds (sent on the closed one it would fail, and an rpc is not
+    # resent).
+    backend = RawBackend(close_idle=True)
+    srv = raw_backend_server(backend)
+    try:
+        c = await WSClient.open(srv)
+        for i in range(3):
+            reply = await c.call({"type": "rpc", "method": "pay", "data": i})
+            assert reply["type"] == "rpc_result", reply
+            await asyncio.sleep(0.3)
+        assert backend.count("/rpc") == 3
+        await c.close()
+    finally:
+        srv.stop_checked()
+        backend.stop()
