@@ -63,7 +63,9 @@ std::vector<Subscriber*> SubscriberList::copy() const {
 }
 
 void LocalSubscribers::add(const std::string& channel, Subscriber* s) {
-  channels_[channel].add(s);
+  auto it = channels_.find(channel);
+  if (it == channels_.end()) it = channels_.emplace(ChannelKey(channel), SubscriberList()).first;
+  it->second.add(s);
 }
 
 void LocalSubscribers::remove(const std::string& channel, Subscriber* s) {

@@ -1,8 +1,8 @@
-// core::WorkerCounts (an owned channel's subscriptions per worker, 16 bytes)
-// and core::SubscriberList (a worker's local subscribers of one channel, one
-// word): both behave like the vectors they replaced, inline and on the heap.
-#include "core/worker_counts.hpp"
-
+// The compact parts of the core's per-channel tables (issue 15):
+// core::WorkerCounts (an owned channel's subscriptions per worker, 16 bytes),
+// core::SubscriberList (a worker's local subscribers of one channel, one
+// word) and core::ChannelKey (a channel name in 16 bytes): each behaves like
+// the vector or string it replaced, inline and on the heap.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,7 +11,9 @@
 #include <utility>
 #include <vector>
 
+#include "core/channel_key.hpp"
 #include "core/subscribers.hpp"
+#include "core/worker_counts.hpp"
 
 namespace herald::core {
 namespace {
@@ -97,6 +99,30 @@ TEST(SubscriberListTest, HoldsOneInAWordAndSeveralOnTheHeap) {
   EXPECT_EQ(sorted(moved.copy()), sorted({&a, &b}));
 }
 
+TEST(ChannelKeyTest, HoldsShortNamesInlineAndLongOnesOnTheHeap) {
+  EXPECT_EQ(sizeof(ChannelKey), 16u);
+  for (const std::string& name :
+       {std::string(), std::string("a"), std::string(14, 'x'), std::string(15, 'y'),
+        std::string(16, 'z'), std::string("chat:room:") + std::string(300, 'r'),
+        std::string("a\0b", 3)}) {
+    const ChannelKey k(name);
+    EXPECT_EQ(k.view(), name);
+    ChannelKey copy(k);
+    EXPECT_EQ(copy.view(), name);
+    ChannelKey moved(std::move(copy));
+    EXPECT_EQ(moved.view(), name);
+    EXPECT_EQ(copy.view(), "");  // NOLINT(bugprone-use-after-move): moved-from is empty
+    ChannelKey assigned("something else entirely, on the heap");
+    assigned = std::move(moved);
+    EXPECT_EQ(assigned.view(), name);
+    assigned = k;
+    EXPECT_EQ(assigned.view(), name);
+    EXPECT_TRUE(ChannelKey::Equal{}(assigned, std::string_view(name)));
+    EXPECT_EQ(ChannelKey::Hash{}(assigned), ChannelKey::Hash{}(std::string_view(name)));
+  }
+  EXPECT_FALSE(ChannelKey::Equal{}(ChannelKey(std::string(15, 'y')), std::string_view("y")));
+}
+
 TEST(LocalSubscribersTest, DeliversToEachAndEndsEach) {
   std::vector<std::string> log;
   struct Ending final : Subscriber {
@@ -117,27 +143,28 @@ TEST(LocalSubscribersTest, DeliversToEachAndEndsEach) {
     s->log = &log;
     s->name = n;
   }
-  t.add("x", &a);
-  t.add("x", &b);
-  t.add("y", &c);
+  const std::string x = "x", y = "a channel name longer than fifteen bytes";
+  t.add(x, &a);
+  t.add(x, &b);
+  t.add(y, &c);
   const ws::SharedFrame frame = ws::make_frame("{}");
-  t.deliver("x", frame);
+  t.deliver(x, frame);
   std::sort(log.begin(), log.end());
   EXPECT_EQ(log, (std::vector<std::string>{"a", "b"}));
   log.clear();
   t.deliver("nobody", frame);
   EXPECT_TRUE(log.empty());
 
-  t.end("x", "destroyed");
+  t.end(x, "destroyed");
   std::sort(log.begin(), log.end());
   EXPECT_EQ(log, (std::vector<std::string>{"end a destroyed", "end b destroyed"}));
   log.clear();
-  t.deliver("x", frame);  // all gone
-  t.deliver("y", frame);
+  t.deliver(x, frame);  // all gone
+  t.deliver(y, frame);
   EXPECT_EQ(log, std::vector<std::string>{"c"});
-  t.remove("y", &c);
+  t.remove(y, &c);
   log.clear();
-  t.deliver("y", frame);
+  t.deliver(y, frame);
   EXPECT_TRUE(log.empty());
 }
 
