@@ -6,7 +6,6 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/container/small_vector.hpp>
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <chrono>
 #include <functional>
@@ -18,14 +17,15 @@
 #include <vector>
 
 #include "core/node.hpp"
+#include "core/worker_counts.hpp"
 #include "presence/channel_presence.hpp"
 
 namespace herald::core {
 
 struct Node::OwnedChannel {
-  // How many subscriptions each worker holds on the channel (inline for up
-  // to 4 workers); a channel is kept while any is non-zero.
-  boost::container::small_vector<uint32_t, 4> counts;
+  // How many subscriptions each worker holds on the channel (16 bytes,
+  // inline for up to 3 workers); a channel is kept while any is non-zero.
+  WorkerCounts counts;
   // Kept for channels of namespaces with presence, join_leave or max_users.
   std::unique_ptr<presence::ChannelPresence> presence;
 };

@@ -20,11 +20,11 @@ std::weak_ptr<ClientSession> ClientSession::weak_self() {
 void ClientSession::on_text(std::string_view text) {
   ctx_.counters->messages_received.add();
   if (verifying_) {
-    if (!held_) held_ = std::make_unique<std::vector<std::string>>();
-    held_->emplace_back(text);
+    auto& held = rare().held;
+    held.emplace_back(text);
     // Bounded: a client that keeps sending while it waits is not read further
     // (a hook wait reads on, so a close or ping from the peer is still seen).
-    if (held_->size() >= ctx_.max_pending_requests) pause_reading();
+    if (held.size() >= ctx_.max_pending_requests) pause_reading();
     return;
   }
   auto parsed = ctx_.parser.parse(text);
@@ -160,7 +160,7 @@ void ClientSession::subscribe_granted(Command& cmd, auth::OpSet granted, int64_t
                                       bool notify, std::string info, std::string data) {
   const uint32_t seq = ++next_seq_;
   subscriptions_.push_back(
-      Subscription{cmd.channel, seq, false, false, false, granted, expires, {}});
+      Subscription{cmd.channel, expires, nullptr, seq, false, false, false, granted});
   if (expires) update_next_expiry();
   core::SubscribeRequest req{cmd.channel,
                              cmd.history,
@@ -200,7 +200,7 @@ void ClientSession::on_subscribed(const std::string& channel, uint32_t seq, cons
     send_text(out);
   }
   if (sub->unsubscribe_pending) {
-    const std::string unsubscribe_id = std::move(sub->unsubscribe_id);
+    const std::string unsubscribe_id = sub->unsubscribe_id ? *sub->unsubscribe_id : std::string();
     finish_unsubscribe(channel, unsubscribe_id, sub->kicked ? "kicked" : "");
   }
 }
@@ -214,7 +214,7 @@ void ClientSession::handle_unsubscribe(const Command& cmd) {
   if (!sub->active) {
     // The subscribe reply is on its way; answer in order once it is here.
     sub->unsubscribe_pending = true;
-    sub->unsubscribe_id = cmd.id;
+    if (!cmd.id.empty()) sub->unsubscribe_id = std::make_unique<std::string>(cmd.id);
     return;
   }
   finish_unsubscribe(cmd.channel, cmd.id);

@@ -84,15 +84,18 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   void end(const std::string& channel, std::string_view reason) override;
 
  private:
+  // 56 bytes (issue 15: each connection's one subscription is paid per idle
+  // connection; the rare pending unsubscribe's id is boxed).
   struct Subscription {
     std::string channel;
+    int64_t expires = 0;  // its subscription token's exp, 0: none
+    // Raw id of an unsubscribe that arrived while pending (null: none or "").
+    std::unique_ptr<std::string> unsubscribe_id;
     uint32_t seq = 0;     // tells a reply for this subscription from an older one
     bool active = false;  // reply received, in the local subscriber table
     bool unsubscribe_pending = false;
-    bool kicked = false;         // the pending unsubscribe is a server action's
-    auth::OpSet granted = 0;     // operations its subscription token grants
-    int64_t expires = 0;         // its subscription token's exp, 0: none
-    std::string unsubscribe_id;  // raw id of an unsubscribe that arrived while pending
+    bool kicked = false;      // the pending unsubscribe is a server action's
+    auth::OpSet granted = 0;  // operations its subscription token grants
   };
 
   void on_text(std::string_view text) override;
@@ -212,14 +215,14 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   bool verifying_ = false;      // a token verification or a hook request is in flight
   bool hook_identity_ = false;  // identity_ came from the connect hook
   bool refreshing_ = false;     // a refresh hook request is in flight, or failed
+  uint16_t violations_ = 0;     // rate_limited replies in a row
+  bool counted_ip_ = false;     // holds a rate_limits.connections_per_ip slot
+  bool counted_user_ = false;   // holds a rate_limits.connections_per_user slot
   // Earliest token expiry of the connection and its subscriptions (seconds
   // since the Unix epoch), 0: none; checked on every tick.
   int64_t next_expiry_ = 0;
   std::unique_ptr<auth::Identity> identity_;  // null: anonymous
   std::array<unsigned char, 16> peer_{};
-  uint16_t violations_ = 0;    // rate_limited replies in a row
-  bool counted_ip_ = false;    // holds a rate_limits.connections_per_ip slot
-  bool counted_user_ = false;  // holds a rate_limits.connections_per_user slot
   // Token buckets of this connection, made on first use when a limit is set.
   struct Buckets {
     auth::TokenBucket commands;
@@ -227,11 +230,26 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
     // Per namespace with its own publishes_per_second (few per connection).
     std::vector<std::pair<std::string, auth::TokenBucket>> namespaces;
   };
-  std::unique_ptr<Buckets> buckets_;
-  // The upgrade request headers for the connect hook, until connected.
-  std::unique_ptr<proxy::Headers> forwarded_;
-  // Messages that arrived while verifying_, handled once it is over.
-  std::unique_ptr<std::vector<std::string>> held_;
+  // What few connections use, or use for a moment, in one box: the others
+  // pay one null pointer (issue 15: the session is paid per idle connection;
+  // three pointers and the padding the members above had cost one 16-byte
+  // malloc step).
+  struct Rare {
+    std::unique_ptr<Buckets> buckets;
+    // The upgrade request headers for the connect hook, until connected.
+    std::unique_ptr<proxy::Headers> forwarded;
+    // Messages that arrived while verifying_, handled once it is over.
+    std::vector<std::string> held;
+  };
+  std::unique_ptr<Rare> rare_;
+  Rare& rare() {
+    if (!rare_) rare_ = std::make_unique<Rare>();
+    return *rare_;
+  }
+  // Frees the box once nothing is in it.
+  void shed_rare() {
+    if (rare_ && !rare_->buckets && !rare_->forwarded && rare_->held.empty()) rare_.reset();
+  }
 };
 
 }  // namespace herald::protocol

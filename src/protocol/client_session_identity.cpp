@@ -54,16 +54,19 @@ void ClientSession::verify_token(auth::TokenKind kind, std::string token,
 void ClientSession::release_held() {
   // Handle what arrived meanwhile, in order, unless a command among them
   // starts another verification: the rest then waits for that one.
-  while (held_ && !held_->empty() && !verifying_ && is_open()) {
-    std::string text = std::move(held_->front());
-    held_->erase(held_->begin());
+  while (rare_ && !rare_->held.empty() && !verifying_ && is_open()) {
+    std::string text = std::move(rare_->held.front());
+    rare_->held.erase(rare_->held.begin());
     auto parsed = ctx_.parser.parse(text);
     if (auto* err = std::get_if<CommandError>(&parsed))
       reply_error(err->code, err->message, err->id);
     else
       handle(std::get<Command>(parsed));
   }
-  if (held_ && held_->empty()) held_.reset();
+  if (rare_ && rare_->held.empty()) {
+    std::vector<std::string>().swap(rare_->held);  // its buffer too
+    shed_rare();
+  }
   if (!verifying_ && pending_requests_ < ctx_.max_pending_requests) resume_reading();
 }
 
@@ -267,7 +270,7 @@ bool ClientSession::kick_from(const std::string& channel) {
     // Its subscribe reply is on the way: end it as soon as it arrives.
     sub->unsubscribe_pending = true;
     sub->kicked = true;
-    sub->unsubscribe_id.clear();
+    sub->unsubscribe_id.reset();
     return true;
   }
   finish_unsubscribe(channel, {}, "kicked");

@@ -51,15 +51,18 @@ void ClientSession::reply_rate_limited(std::string_view message, uint64_t retry_
 
 bool ClientSession::within_command_rate(const Command& cmd) {
   const auto& c = ctx_.abuse->config;
-  if (!c.commands_per_second && !c.publishes_per_second && !buckets_) return true;
-  if (!buckets_)
-    buckets_ = std::make_unique<Buckets>(
-        Buckets{auth::TokenBucket(static_cast<double>(c.commands_per_second),
-                                  auth::burst_or_rate(c.commands_burst, c.commands_per_second)),
-                auth::TokenBucket(static_cast<double>(c.publishes_per_second),
-                                  auth::burst_or_rate(c.publishes_burst, c.publishes_per_second)),
-                {}});
-  if (const uint64_t wait = buckets_->commands.take(ws::Clock::now())) {
+  auto* buckets = rare_ ? rare_->buckets.get() : nullptr;
+  if (!c.commands_per_second && !c.publishes_per_second && !buckets) return true;
+  if (!buckets)
+    buckets =
+        (rare().buckets = std::make_unique<Buckets>(Buckets{
+             auth::TokenBucket(static_cast<double>(c.commands_per_second),
+                               auth::burst_or_rate(c.commands_burst, c.commands_per_second)),
+             auth::TokenBucket(static_cast<double>(c.publishes_per_second),
+                               auth::burst_or_rate(c.publishes_burst, c.publishes_per_second)),
+             {}}))
+            .get();
+  if (const uint64_t wait = buckets->commands.take(ws::Clock::now())) {
     reply_rate_limited("too many commands (rate_limits.commands_per_second)", wait, cmd.id);
     return false;
   }
@@ -68,18 +71,20 @@ bool ClientSession::within_command_rate(const Command& cmd) {
 
 bool ClientSession::within_publish_rate(const Command& cmd) {
   const auto now = ws::Clock::now();
-  if (buckets_) {
-    if (const uint64_t wait = buckets_->publishes.take(now)) {
+  auto* buckets = rare_ ? rare_->buckets.get() : nullptr;
+  if (buckets) {
+    if (const uint64_t wait = buckets->publishes.take(now)) {
       reply_rate_limited("too many publishes (rate_limits.publishes_per_second)", wait, cmd.id);
       return false;
     }
   }
   const core::Namespace* ns = ctx_.node.namespace_of(ctx_.worker, cmd.channel);
   if (ns && ns->options.publishes_per_second) {
-    if (!buckets_)
-      buckets_ =
-          std::make_unique<Buckets>(Buckets{auth::TokenBucket(0, 0), auth::TokenBucket(0, 0), {}});
-    auto& list = buckets_->namespaces;
+    if (!buckets)
+      buckets = (rare().buckets = std::make_unique<Buckets>(
+                     Buckets{auth::TokenBucket(0, 0), auth::TokenBucket(0, 0), {}}))
+                    .get();
+    auto& list = buckets->namespaces;
     auto it = std::find_if(list.begin(), list.end(),
                            [&](const auto& entry) { return entry.first == ns->name; });
     if (it == list.end()) {

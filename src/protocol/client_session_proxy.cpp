@@ -14,7 +14,7 @@
 namespace herald::protocol {
 
 void ClientSession::set_forwarded_headers(proxy::Headers headers) {
-  if (!headers.empty()) forwarded_ = std::make_unique<proxy::Headers>(std::move(headers));
+  if (!headers.empty()) rare().forwarded = std::make_unique<proxy::Headers>(std::move(headers));
 }
 
 template <class Reply>
@@ -48,11 +48,14 @@ bool ClientSession::connect_hook_applies(const Command& cmd) const {
 void ClientSession::connect_through_hook(Command& cmd) {
   connected_ = true;  // a second connect while waiting is "already connected"
   const std::string ip = peer_string();
-  proxy::ConnectRequest req{client_id_, ip, cmd.data, forwarded_.get()};
+  proxy::ConnectRequest req{client_id_, ip, cmd.data, rare_ ? rare_->forwarded.get() : nullptr};
   ctx_.hooks->connect(
       req, after_hook<proxy::ConnectReply>([id = std::move(cmd.id)](ClientSession& s,
                                                                     proxy::ConnectReply reply) {
-        s.forwarded_.reset();  // needed no longer
+        if (s.rare_) {
+          s.rare_->forwarded.reset();  // needed no longer
+          s.shed_rare();
+        }
         if (auto* refusal = std::get_if<proxy::Refusal>(&reply)) {
           // The client learns why, then the connection ends: 4001 when the
           // backend does not know who it is, else 4003.

@@ -18,12 +18,11 @@
 #include "engine/memory/memory_engine.hpp"
 
 #include <algorithm>
-#include <boost/container/small_vector.hpp>
+#include <boost/unordered/unordered_map.hpp>
 #include <chrono>
 #include <memory>
 #include <random>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -34,63 +33,118 @@
 namespace herald::engine {
 namespace {
 
-// A FIFO of events in one growable ring buffer. Unlike std::deque it holds no
-// memory while empty, which matters for the many channels that are idle or
-// whose events have all expired; and its first slot is inline, so a channel
-// holding one event needs no block for the ring.
+// A FIFO of events in one growable ring buffer, 24 bytes. Unlike std::deque
+// it holds no memory while empty, which matters for the many channels that
+// are idle or whose events have all expired; and its first slot is inline,
+// so a channel holding one event needs no block for the ring.
 class EventRing {
  public:
+  EventRing() : one_() {}
+  EventRing(EventRing&& o) noexcept { take(o); }
+  EventRing& operator=(EventRing&& o) noexcept {
+    if (this != &o) {
+      destroy();
+      take(o);
+    }
+    return *this;
+  }
+  EventRing(const EventRing&) = delete;
+  EventRing& operator=(const EventRing&) = delete;
+  ~EventRing() { destroy(); }
+
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  const PackedEvent& operator[](size_t i) const { return slots_[(head_ + i) % slots_.size()]; }
-  const PackedEvent& front() const { return slots_[head_]; }
+  const PackedEvent& operator[](size_t i) const { return slots()[(head_ + i) % capacity_]; }
+  const PackedEvent& front() const { return slots()[head_]; }
 
   void push_back(PackedEvent ev, size_t max_capacity) {
-    if (size_ == slots_.size()) grow(max_capacity);
-    slots_[(head_ + size_) % slots_.size()] = std::move(ev);
+    if (size_ == capacity_) grow(max_capacity);
+    slots()[(head_ + size_) % capacity_] = std::move(ev);
     ++size_;
   }
 
   void pop_front() {
-    slots_[head_] = PackedEvent{};  // free the event now, not when overwritten
-    head_ = static_cast<uint32_t>((head_ + 1) % slots_.size());
+    slots()[head_] = PackedEvent{};  // free the event now, not when overwritten
+    head_ = (head_ + 1) % capacity_;
     if (--size_ == 0) release();
   }
 
  private:
-  // From one slot, doubling: most channels hold few events (an idle
+  bool on_heap() const { return capacity_ > 1; }
+  PackedEvent* slots() { return on_heap() ? many_ : &one_; }
+  const PackedEvent* slots() const { return on_heap() ? many_ : &one_; }
+
+  // From the inline slot, doubling: most channels hold few events (an idle
   // channel with one event paid for 8 slots, ~1.4 KB), and a busy one
   // reaches its capacity after a handful of moves of its events.
   void grow(size_t max_capacity) {
-    const size_t capacity =
-        std::max<size_t>(size_ + 1, std::min(std::max<size_t>(1, slots_.size() * 2), max_capacity));
-    Slots bigger;
-    bigger.reserve(capacity);
-    for (size_t i = 0; i < size_; ++i)
-      bigger.push_back(std::move(slots_[(head_ + i) % slots_.size()]));
-    bigger.resize(capacity);
-    slots_ = std::move(bigger);
+    const size_t capacity = std::max<size_t>(
+        size_ + 1, std::min<size_t>(size_t{capacity_} * 2, std::max<size_t>(max_capacity, 1)));
+    auto* bigger = new PackedEvent[capacity];
+    PackedEvent* old = slots();
+    for (uint32_t i = 0; i < size_; ++i) bigger[i] = std::move(old[(head_ + i) % capacity_]);
+    destroy();
+    many_ = bigger;
+    capacity_ = static_cast<uint32_t>(capacity);
     head_ = 0;
   }
 
   void release() {
-    Slots().swap(slots_);
+    destroy();
+    new (&one_) PackedEvent();
+    capacity_ = 1;
     head_ = 0;
   }
 
-  using Slots = boost::container::small_vector<PackedEvent, 1>;
-  Slots slots_;
-  uint32_t head_ = 0;  // capacities are bounded by history sizes, far below 2^32
+  // Ends the active member; one of them is made again before any other use.
+  void destroy() {
+    if (on_heap())
+      delete[] many_;
+    else
+      one_.~PackedEvent();
+  }
+
+  // Into a ring whose members were destroyed (or never made): `o`'s events;
+  // `o` is left empty.
+  void take(EventRing& o) {
+    if (o.on_heap()) {
+      many_ = o.many_;
+      new (&o.one_) PackedEvent();
+    } else {
+      new (&one_) PackedEvent(std::move(o.one_));
+    }
+    capacity_ = o.capacity_;
+    head_ = o.head_;
+    size_ = o.size_;
+    o.capacity_ = 1;
+    o.head_ = o.size_ = 0;
+  }
+
+  union {
+    PackedEvent one_;    // capacity_ == 1: the one slot
+    PackedEvent* many_;  // capacity_ > 1: new[] of capacity_ slots
+  };
+  uint32_t capacity_ = 1;  // capacities are bounded by history sizes, far below 2^32
+  uint32_t head_ = 0;
   uint32_t size_ = 0;
 };
 
 struct Channel {
-  uint64_t last_offset = 0;            // last offset given; the events held are
-  EventRing events;                    // last_offset - size + 1 .. last_offset
-  int64_t created_ms = 0;              // ts_ms of offset 1 in this epoch (0: none yet)
-  std::unique_ptr<std::string> epoch;  // null: the process's (never removed); rare, so boxed
-  std::unique_ptr<KeyIndex> keys;      // made by the first keyed append
+  uint64_t last_offset = 0;  // last offset given; the events held are
+  EventRing events;          // last_offset - size + 1 .. last_offset
+  int64_t created_ms = 0;    // ts_ms of offset 1 in this epoch (0: none yet)
+  // What few channels have, in one box: an epoch of their own (after
+  // remove(); empty: the process's) and the idempotency keys (made by the
+  // first keyed append).
+  struct Rare {
+    std::string epoch;
+    std::unique_ptr<KeyIndex> keys;
+  };
+  std::unique_ptr<Rare> rare;
 };
+// 48 bytes: a channel's node in the map is then one 96-byte malloc step
+// (issue 15: paid per idle channel holding an event).
+static_assert(sizeof(Channel) == 48);
 
 class MemoryShardStore final : public ShardStore {
  public:
@@ -106,9 +160,10 @@ class MemoryShardStore final : public ShardStore {
     const bool keyed = !ev.idempotency_key.empty() && ev.idempotency_max_keys > 0;
     const uint64_t key = keyed ? KeyIndex::hash(ev.idempotency_key, key_seed_) : 0;
     if (keyed) {
-      if (!ch.keys) ch.keys = std::make_unique<KeyIndex>();
-      ch.keys->prune(ev.ts_ms, ch.last_offset, ev.idempotency_max_keys);
-      if (const KeyIndex::Record* known = ch.keys->find(key, ev.ts_ms)) {
+      if (!ch.rare) ch.rare = std::make_unique<Channel::Rare>();
+      if (!ch.rare->keys) ch.rare->keys = std::make_unique<KeyIndex>();
+      ch.rare->keys->prune(ev.ts_ms, ch.last_offset, ev.idempotency_max_keys);
+      if (const KeyIndex::Record* known = ch.rare->keys->find(key, ev.ts_ms)) {
         AppendResult r{
             known->fingerprint == ev.fingerprint, {}, known->offset, epoch_of(ch), ch.created_ms};
         r.replayed = r.ok;
@@ -122,17 +177,17 @@ class MemoryShardStore final : public ShardStore {
     }
     const uint64_t offset = ++ch.last_offset;
     if (keyed) {
-      ch.keys->prune(ev.ts_ms, offset, ev.idempotency_max_keys);
-      ch.keys->add(key,
-                   {offset, ev.fingerprint, KeyIndex::expiry(ev.ts_ms, ev.idempotency_window_ms)});
+      ch.rare->keys->prune(ev.ts_ms, offset, ev.idempotency_max_keys);
+      ch.rare->keys->add(
+          key, {offset, ev.fingerprint, KeyIndex::expiry(ev.ts_ms, ev.idempotency_window_ms)});
     }
     if (offset == 1) ch.created_ms = ev.ts_ms;
     // A smaller retention (after a reload) may leave more than one event to drop.
     drop_beyond(ch, keep.max_events > 0 ? keep.max_events - 1 : 0);
     if (keep.max_events > 0) {
-      ch.events.push_back(PackedEvent{offset, ev.ts_ms, ev.event, ev.data, ev.from_client,
-                                      ev.from_user, ev.from_info},
-                          keep.max_events);
+      ch.events.push_back(
+          PackedEvent{ev.ts_ms, ev.event, ev.data, ev.from_client, ev.from_user, ev.from_info},
+          keep.max_events);
     }
     drop_expired(ch, keep.max_age_ms);
     done(AppendResult{true, {}, offset, epoch_of(ch), ch.created_ms});
@@ -173,7 +228,7 @@ class MemoryShardStore final : public ShardStore {
     const uint64_t from = query.after ? lo : hi - count + 1;
     result.events.reserve(count);
     for (uint64_t off = from; off < from + count; ++off)
-      result.events.push_back(ch.events[off - first].unpack());
+      result.events.push_back(ch.events[off - first].unpack(off));
     done(std::move(result));
   }
 
@@ -184,12 +239,15 @@ class MemoryShardStore final : public ShardStore {
       epoch = random_epoch();
     } while (epoch == epoch_of(ch));
     ch = Channel{};
-    ch.epoch = std::make_unique<std::string>(epoch);
+    ch.rare = std::make_unique<Channel::Rare>();
+    ch.rare->epoch = epoch;
     done(RemoveResult{true, {}, std::move(epoch)});
   }
 
  private:
-  const std::string& epoch_of(const Channel& ch) const { return ch.epoch ? *ch.epoch : epoch_; }
+  const std::string& epoch_of(const Channel& ch) const {
+    return ch.rare && !ch.rare->epoch.empty() ? ch.rare->epoch : epoch_;
+  }
 
   // Drops events older than max_age_ms from the oldest end. Timestamps are
   // given by the channel's owner in offset order, so the oldest end is where
@@ -209,7 +267,9 @@ class MemoryShardStore final : public ShardStore {
   const std::string epoch_;
   const uint64_t key_seed_;  // for KeyIndex::hash
   const Clock now_ms_;
-  std::unordered_map<std::string, Channel> channels_;
+  // Node-based (references stay valid across calls) and without a cached
+  // hash: a channel's node is 96 bytes, where std::unordered_map's is 112.
+  boost::unordered_map<std::string, Channel> channels_;
 };
 
 class MemoryEngine final : public Engine {
