@@ -47,6 +47,8 @@ stage "Next.js example: typegen check, next build, browser e2e (release)"
 )
 stage "benchmark smoke runs (release)"
 bash tests/bench_smoke.sh build/release
+stage "package: the .deb's contents, unit and config; the packaged binary serves (release)"
+bash tests/package/test_package.sh build/release
 stage "soak: 60 s of connections dropping and reconnecting, no growth (release)"
 bash tests/soak.sh build/release
 
