@@ -15,9 +15,11 @@
 // 10 s) for the server to report no open connection, then samples again.
 //
 // The verdict (what "no growth after warm-up" means, bench/README.md):
-//   fds    after the end, with no connection open, the server holds exactly
-//          the fds it held before the first connection (an fd leaked per
-//          connection shows at once; nothing else opens fds);
+//   fds    after the end, with the soak's connections gone, the server holds
+//          exactly the fds it held before the first one (an fd leaked per
+//          connection shows at once; nothing else opens fds). "Before" is
+//          taken once the server counts no open connection (up to 10 s: an
+//          earlier client's may still be closing);
 //   rss    the median RSS of the last --rss-window seconds is at most the
 //          median of the --rss-window seconds after --settle (the warm-up) plus
 //          --rss-margin percent: the same load on the same set of
@@ -27,6 +29,7 @@
 //          subscribed, events delivered.
 // Needs --server-pid (the server on this machine) and --url.
 #include <dirent.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -127,7 +130,7 @@ class Soak final : public ClientHandler {
   void publish_some(uint64_t count);
   void drop_some(uint64_t count);
   Sample sample(double t);
-  int report(const std::vector<Sample>& samples, int64_t fds_before, const Sample& end);
+  int report(const std::vector<Sample>& samples, const Sample& before, const Sample& end);
 
   const Options& o_;
   Endpoint ep_;
@@ -228,7 +231,16 @@ int Soak::run() {
       static_cast<unsigned long long>(o_.connections), static_cast<unsigned long long>(o_.channels),
       static_cast<unsigned long long>(o_.rate), static_cast<unsigned long long>(o_.churn_rate),
       double(o_.duration_ns) / 1e9, o_.url.c_str(), static_cast<unsigned long long>(o_.server_pid));
-  const int64_t fds_before = open_fds(o_.server_pid);
+  // The baseline: connections of an earlier client (a previous bench run)
+  // may still be closing; wait (up to 10 s) until the server counts none,
+  // else take it with the ones that stay.
+  Sample before = sample(0);
+  for (const uint64_t until = now_ns() + 10'000'000'000ull;
+       before.server_conns != 0 && now_ns() < until;) {
+    ::usleep(200'000);
+    before = sample(0);
+  }
+  const int64_t fds_before = before.fds;
   Loop& loop = client_.loop();
   std::vector<Sample> samples;
   const uint64_t t0 = now_ns(), end = t0 + o_.duration_ns;
@@ -282,12 +294,15 @@ int Soak::run() {
   for (;;) {
     ::usleep(200'000);
     last = sample(double(now_ns() - t0) / 1e9);
-    if ((last.server_conns == 0 && last.fds == fds_before) || now_ns() > wait_until) break;
+    if ((last.server_conns == before.server_conns && last.fds == fds_before) ||
+        now_ns() > wait_until)
+      break;
   }
-  return report(samples, fds_before, last);
+  return report(samples, before, last);
 }
 
-int Soak::report(const std::vector<Sample>& samples, int64_t fds_before, const Sample& end) {
+int Soak::report(const std::vector<Sample>& samples, const Sample& before, const Sample& end) {
+  const int64_t fds_before = before.fds;
   // The windows: --rss-window seconds after --settle, and the last --rss-window.
   const double warm = double(o_.settle_ns) / 1e9, win = double(o_.window_ns) / 1e9;
   const double last_t = samples.empty() ? 0 : samples.back().t;
@@ -306,7 +321,7 @@ int Soak::report(const std::vector<Sample>& samples, int64_t fds_before, const S
   const bool windows_ok = !rss_warm.empty() && !rss_last.empty();
   const double rss_limit = double(rss_w) * (1.0 + double(o_.rss_margin_pct) / 100.0);
   const bool rss_ok = windows_ok && double(rss_l) <= rss_limit;
-  const bool fds_ok = end.fds == fds_before && end.server_conns == 0;
+  const bool fds_ok = end.fds == fds_before && end.server_conns == before.server_conns;
   const bool traffic_ok = errors_ == 0 && failures_ == 0 && events_ > 0 && acked_ > 0 &&
                           client_.counters().protocol_errors == 0;
   const bool ok = rss_ok && fds_ok && traffic_ok;
@@ -323,6 +338,7 @@ int Soak::report(const std::vector<Sample>& samples, int64_t fds_before, const S
   r.add("errors", errors_, "error replies");
   r.add("failures", failures_, "connections lost or refused (not dropped by us)");
   r.add("fds_before", uint64_t(std::max<int64_t>(fds_before, 0)), "server fds before");
+  r.add("server_conns_before", before.server_conns, 0, "server's open connections before");
   r.add("fds_warm_median", double(median(fds_warm)), 0, "server fds, warm-up window median");
   r.add("fds_last_median", double(median(fds_last)), 0, "server fds, last window median");
   r.add("fds_end", double(end.fds), 0, "server fds after all dropped");
