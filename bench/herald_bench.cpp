@@ -60,6 +60,11 @@ constexpr ScenarioEntry kScenarios[] = {
      " --connections --channels --churners --churn-rate --rate --publishers --size --window "
      "--duration --settle --drain-timeout --channel --presence --join-leave --herald "
      "--server-workers --api-key --rounds "},
+    {"soak",
+     "N connections kept open while some drop (RST, FIN, close) and reconnect: server RSS, fds",
+     &run_soak,
+     " --connections --channels --rate --churn-rate --size --duration --settle --rss-window "
+     "--rss-margin --channel --api-key "},
     {"selftest", "checks the bench's own WebSocket client and NATS parser (no server needed)",
      &run_selftest, " "},
 };
@@ -152,6 +157,16 @@ void usage(std::FILE* f) {
       "  --rounds N                runs of each mode, in alternating order [1]\n"
       "  --api-key KEY             for the presence-stats requests to a --url server\n"
       "  --duration-limit T        applies to each run [duration + 90s]\n"
+      "soak (Herald only; needs --server-pid; see bench/README.md):\n"
+      "  --connections N           members kept open, each on <channel>:<i mod C> [1000]\n"
+      "  --channels C              channels [20]\n"
+      "  --rate N                  publishes/s in total, from subscribed members [500]\n"
+      "  --churn-rate R            members dropped (then reconnected) per second [100]\n"
+      "  --duration T              how long [60s]\n"
+      "  --settle T                warm-up: the RSS window starts after it [30s]\n"
+      "  --rss-window T            RSS windows compared: after the warm-up, and the last [15s]\n"
+      "  --rss-margin PCT          the last window's median RSS may exceed the first's by [10]\n"
+      "  --channel NAME            channel prefix [soak]\n"
       "\nOutput: one JSON line on stdout, then a table. Exit code 0 when every\n"
       "message arrived once and in order (connect/idle: every connection\n"
       "subscribed), 1 when not (or on errors/timeouts), 2 on bad arguments or\n"
@@ -257,6 +272,18 @@ void scenario_defaults(Options& o, bool smoke) {
     o.rate = 2000;
     o.duration_ns = 30'000'000'000;
     o.channel = "churn";
+  } else if (o.scenario == "soak") {
+    // 60 s in CI: the warm-up covers the filling of history (20 channels x
+    // the sqlite engine's hot window of 256 events at 500/s: 10 s) and of
+    // the allocator's arenas (RSS flat from ~45 s on, bench/README.md).
+    o.connections = 1000;
+    o.channels = 20;
+    o.rate = 500;
+    o.churn_rate = 100;
+    o.duration_ns = 60'000'000'000;
+    o.settle_ns = 30'000'000'000;
+    o.window_ns = 15'000'000'000;
+    o.channel = "soak";
   }
   if (!smoke) return;
   o.smoke = true;
@@ -283,6 +310,14 @@ void scenario_defaults(Options& o, bool smoke) {
     o.connections = 2;
     o.stored = 150;
     o.requests = 200;
+  } else if (o.scenario == "soak") {
+    o.connections = 100;
+    o.channels = 10;
+    o.rate = 200;
+    o.churn_rate = 50;
+    o.duration_ns = 6'000'000'000;
+    o.settle_ns = 2'000'000'000;
+    o.window_ns = 2'000'000'000;
   } else if (o.scenario == "churn") {
     o.connections = 200;
     o.channels = 4;
@@ -412,6 +447,8 @@ int main_impl(int argc, char** argv) {
       {"--server-workers", num(o.server_workers, 1, 256), {}},
       {"--api-key", str(o.api_key), {}},
       {"--rounds", num(o.rounds, 1, 100), {}},
+      {"--rss-window", dur(o.window_ns, 1'000'000'000), {}},
+      {"--rss-margin", num(o.rss_margin_pct, 0, 1000), {}},
       {"--smoke", {}, [] {}},
   };
   std::set<std::string> given;
@@ -562,6 +599,7 @@ int main_impl(int argc, char** argv) {
   if (o.scenario == "connect") conns = o.connections;
   if (o.scenario == "idle") conns = o.connections + o.warmup;
   if (o.scenario == "history") conns = o.connections + 1;
+  if (o.scenario == "soak") conns = o.connections;
   // churn: a started herald inherits the limit, and needs one descriptor per
   // connection too, plus its own (epoll, eventfds, engine).
   if (o.scenario == "churn") conns = o.connections + o.publishers + (o.herald.empty() ? 0 : 1024);

@@ -78,6 +78,10 @@ struct Options {
   uint64_t server_workers = 2;  // --workers of the started herald
   std::string api_key;          // for the HTTP API of a --url server with [[api.keys]]
   uint64_t rounds = 1;          // churn: runs of each mode, alternating order
+  // soak: the verdict's windows (--window seconds after --settle, and the
+  // last --window) and how much more RSS the last may hold (percent).
+  uint64_t window_ns = 20'000'000'000;
+  uint64_t rss_margin_pct = 10;
 
   // The token of connection i, or null.
   const std::string* token_for(uint64_t i) const {
@@ -139,6 +143,7 @@ int run_connect(const Options& o);
 int run_idle(const Options& o);
 int run_history(const Options& o);
 int run_churn(const Options& o);
+int run_soak(const Options& o);
 int run_selftest(const Options& o);
 
 }  // namespace herald::bench

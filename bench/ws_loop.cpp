@@ -211,13 +211,22 @@ uint32_t Loop::next_mask() {
 
 Conn& Loop::connect(uint64_t user, uint32_t endpoint) {
   if (endpoint >= eps_.size()) throw std::out_of_range("Loop::connect: no such endpoint");
-  auto owned = std::make_unique<Conn>();
-  Conn& c = *owned;
-  c.index = static_cast<uint32_t>(conns_.size());
+  Conn* slot;
+  if (!free_.empty()) {
+    const uint32_t index = free_.back();
+    free_.pop_back();
+    slot = conns_[index].get();
+    *slot = Conn{};
+    slot->index = index;
+  } else {
+    conns_.push_back(std::make_unique<Conn>());
+    slot = conns_.back().get();
+    slot->index = static_cast<uint32_t>(conns_.size() - 1);
+  }
+  Conn& c = *slot;
   c.user = user;
   c.endpoint = endpoint;
   c.started_ns = now_ns();
-  conns_.push_back(std::move(owned));
   ++handshaking_;
 
   c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -404,7 +413,25 @@ void Loop::flush_dirty() {
   dirty_.clear();
 }
 
+void Loop::reset(Conn& c, std::string reason) {
+  if (c.fd >= 0) {
+    const linger l{1, 0};
+    ::setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  }
+  fail(c, std::move(reason));
+}
+
+void Loop::recycle(Conn& c) {
+  if (c.state != ConnState::closed)
+    throw std::logic_error("Loop::recycle: the connection is not closed");
+  recycled_.push_back(c.index);
+}
+
 void Loop::run_once(int64_t timeout_ns) {
+  // What was recycled during the last turn is free now: that turn's events
+  // have all been handled.
+  free_.insert(free_.end(), recycled_.begin(), recycled_.end());
+  recycled_.clear();
   if (!failed_now_.empty()) {
     auto failed = std::move(failed_now_);
     failed_now_.clear();

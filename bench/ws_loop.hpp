@@ -137,6 +137,15 @@ class Loop {
   // Drops a connection at once (no close handshake); on_closed follows with
   // `reason`.
   void abort(Conn& c, std::string reason) { fail(c, std::move(reason)); }
+  // Drops a connection at once with a TCP RST (SO_LINGER 0), as a crashed
+  // or unplugged client's kernel would; on_closed follows with `reason`.
+  void reset(Conn& c, std::string reason);
+  // Gives a closed connection's Conn back for reuse by a later connect()
+  // (from the next turn on, so no event of this turn can reach the new
+  // connection): for scenarios that open connections for as long as they
+  // run (soak), which would otherwise keep one Conn per connection ever
+  // opened. The caller keeps no pointer to it afterwards.
+  void recycle(Conn& c);
 
   // One turn: waits up to `timeout_ns` (0: poll, negative: forever) for
   // socket events, handles them, flushes every written-to connection.
@@ -178,6 +187,8 @@ class Loop {
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<Conn*> dirty_;
   std::vector<std::pair<Conn*, std::string>> failed_now_;  // connect() failures, reported next turn
+  std::vector<uint32_t> recycled_;  // recycle()d this turn: free from the next one
+  std::vector<uint32_t> free_;      // indexes connect() may reuse
   std::vector<char> rbuf_;
   size_t handshaking_ = 0;
   uint64_t rng_;

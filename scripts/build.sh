@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Configures and builds one CMake preset (default: release), installing
-# missing dependencies first. Usage: scripts/build.sh [release|asan|fuzz]
+# missing dependencies first. Usage: scripts/build.sh [release|asan|tsan|fuzz]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-release}"

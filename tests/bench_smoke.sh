@@ -64,6 +64,7 @@ connect-pipelined connect --token-file $workdir/tokens --pipeline-connect
 fanout-connect fanout --connect-first
 fanout-urls fanout --subscriber-urls ws://127.0.0.1:$port/ws,ws://localhost:$port/ws
 churn-off churn --presence off
+soak soak
 EOF2
 # churn with servers of its own (a fresh one with presence and join_leave on,
 # then one with both off): join/leave, the own-join checks and the final

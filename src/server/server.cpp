@@ -21,6 +21,7 @@
 #include "engine/redis/redis_engine.hpp"
 #include "engine/redis/redis_tls.hpp"
 #include "engine/sqlite/sqlite_engine.hpp"
+#include "server/memory_trim.hpp"
 #include "server/worker.hpp"
 
 namespace herald::server {
@@ -209,6 +210,10 @@ int serve(const config::Config& cfg, const ConfigSource& source) {
     });
   };
   wait_hangup();
+  // After a wave of connections has closed, give the memory they used back
+  // to the OS (memory_trim.hpp); on the signal thread, off the workers.
+  MemoryTrimmer trimmer(signals_io, connection_count);
+  trimmer.start();
 
   std::vector<std::thread> threads;
   for (auto& w : pool) threads.emplace_back([&w] { w->run(); });

@@ -81,7 +81,8 @@ def free_port() -> int:
 # outlives the test run.
 ALL_SERVERS: list["HeraldServer"] = []
 
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
 
 
 class ServerError(AssertionError):
