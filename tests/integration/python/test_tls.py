@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
 import signal
@@ -27,8 +28,8 @@ from pathlib import Path
 import pytest
 import websockets
 
-from harness import (READY_TIMEOUT, RECV_TIMEOUT, HeraldServer, ServerError, WSClient, free_port,
-                     herald_bin, runs_async, server_env, toml_config, unique)
+from harness import (OP_TEXT, READY_TIMEOUT, RECV_TIMEOUT, HeraldServer, RawWS, ServerError,
+                     WSClient, free_port, herald_bin, runs_async, server_env, toml_config, unique)
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -224,6 +225,40 @@ def test_plaintext_client_on_tls_port_gets_nothing_and_server_survives(pki):
             asyncio.run(websockets.connect(f"ws://127.0.0.1:{server.port}/ws",
                                            open_timeout=5).__aenter__())
         assert server.get("/healthz") == (200, {"status": "ok"})
+        server.stop_checked()
+
+
+def test_frames_sent_with_the_upgrade_in_one_record_are_all_served(pki):
+    """The upgrade request and a dozen frames in one TLS record: Beast reads
+    part of it (the request and some frames: the early bytes), the rest
+    stays decrypted inside SSL where epoll cannot see it. Every frame must
+    be served without the client sending anything more."""
+    with TlsServer(pki) as server:
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=RECV_TIMEOUT)
+        sock = server.ctx.wrap_socket(raw, server_hostname="localhost")
+        ch = unique()
+        commands = [{"type": "connect", "id": 1}, {"type": "subscribe", "channel": ch, "id": 2}]
+        commands += [{"type": "publish", "channel": ch, "event": "e", "id": 3 + n,
+                      "data": {"n": n, "pad": "p" * 1000}} for n in range(10)]
+        key = base64.b64encode(b"0123456789abcdef").decode()
+        request = (f"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                   f"Sec-WebSocket-Version: 13\r\n\r\n").encode()
+        data = request + b"".join(RawWS.frame(OP_TEXT, json.dumps(c).encode()) for c in commands)
+        assert len(data) < 16384  # one record
+        sock.sendall(data)
+        ws = RawWS.__new__(RawWS)  # RawWS's frame reading, over the TLS socket
+        ws.sock, ws.buf = sock, b""
+        assert ws._read_until(b"\r\n\r\n").startswith(b"HTTP/1.1 101")
+        acks, events = [], []
+        assert ws.read_json()["type"] == "connected"
+        assert ws.read_json()["type"] == "subscribed"
+        while len(acks) < 10 or len(events) < 10:
+            msg = ws.read_json()
+            (acks if msg["type"] == "ack" else events).append(msg)
+        assert [a["id"] for a in acks] == list(range(3, 13))
+        assert [e["data"]["n"] for e in events] == list(range(10))
+        sock.close()
         server.stop_checked()
 
 
