@@ -3,6 +3,7 @@
 
 #include <openssl/err.h>
 
+#include <array>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <cerrno>
@@ -42,6 +43,11 @@ TlsWant tls_want(SSL* ssl, int ret, boost::system::error_code& ec) {
   }
 }
 
+boost::asio::mutable_buffer tls_write_scratch() {
+  thread_local std::array<char, 16 * 1024> scratch;
+  return boost::asio::buffer(scratch);
+}
+
 void tls_shutdown(SSL* ssl) {
   if (!ssl || !SSL_is_init_finished(ssl)) return;
   ERR_clear_error();
@@ -55,7 +61,6 @@ Stream::Stream(boost::asio::ip::tcp::socket socket, SslPtr ssl)
     boost::system::error_code ec;
     socket_.non_blocking(true, ec);  // SSL_read must not block the worker
     SSL_set_fd(ssl_.get(), socket_.native_handle());
-    scratch_ = std::make_unique<std::array<char, 16 * 1024>>();
   }
 }
 

@@ -13,7 +13,6 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -37,6 +36,10 @@ enum class TlsWant { done, read, write, eof, error };
 TlsWant tls_want(SSL* ssl, int ret, boost::system::error_code& ec);
 // Sends close_notify if it can without blocking; for a connection ending.
 void tls_shutdown(SSL* ssl);
+// The calling thread's buffer for one record on its way to SSL_write (16
+// KiB): filled and handed over within one call, so a worker needs one, not
+// one per connection.
+boost::asio::mutable_buffer tls_write_scratch();
 
 class Stream {
  public:
@@ -85,13 +88,13 @@ class Stream {
     // WANT_WRITE gathers the same bytes again, as OpenSSL requires.
     run(
         [this, buffers](size_t& n) {
-          const size_t len = boost::asio::buffer_copy(
-              boost::asio::buffer(scratch_->data(), scratch_->size()), buffers);
+          const auto scratch = tls_write_scratch();
+          const size_t len = boost::asio::buffer_copy(scratch, buffers);
           if (len == 0) {
             n = 0;
             return 1;
           }
-          return SSL_write_ex(ssl_.get(), scratch_->data(), len, &n);
+          return SSL_write_ex(ssl_.get(), scratch.data(), len, &n);
         },
         std::forward<Handler>(handler));
   }
@@ -150,8 +153,6 @@ class Stream {
 
   boost::asio::ip::tcp::socket socket_;
   SslPtr ssl_;
-  // TLS only: the bytes of one record on their way to SSL_write.
-  std::unique_ptr<std::array<char, 16 * 1024>> scratch_;
 };
 
 }  // namespace herald::net

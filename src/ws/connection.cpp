@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -289,8 +288,11 @@ void Connection::flush() {
 }
 
 bool Connection::write_tls() {
-  // One worker thread, one flush at a time: a scratch buffer per thread.
-  thread_local std::array<char, kTlsRecordBytes> scratch;
+  // One worker thread, one flush at a time: the thread's record buffer,
+  // shared with the HTTP phase's writes.
+  const auto scratch_buffer = net::tls_write_scratch();
+  const std::span<char> scratch(static_cast<char*>(scratch_buffer.data()),
+                                std::min(scratch_buffer.size(), kTlsRecordBytes));
   SSL* ssl = tls_->ssl.get();
   iovec iov[kMaxIovecs];
   while (!tls_->unsent.empty() || !queue_.empty()) {
