@@ -6,7 +6,10 @@
 //     `connect`), C at a time, per second;
 //   fan-out: S subscribers of one channel, P events of B bytes published
 //     over the plain listener; deliveries per second until the last
-//     subscriber has the last event.
+//     subscriber has the last event, and the server's CPU time per delivery
+//     (utime + stime of the herald process from /proc, so the client's
+//     share of the shared cores is left out: the steadier figure on a busy
+//     machine).
 // The client is Node's `ws` (herald-bench has no wss client yet): its own
 // TLS and JSON costs are in the figures, on both sides alike, so read the
 // ratios, not the absolute numbers.
@@ -106,6 +109,13 @@ async function connectRate(tls) {
   return CONNECTS / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
+const CLK_TCK = 100;  // sysconf(_SC_CLK_TCK) on Linux
+function serverCpuSeconds() {
+  const stat = fs.readFileSync(`/proc/${server.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;  // utime, stime
+}
+
 async function fanout(tls) {
   const channel = `bench-${tls ? 'tls' : 'plain'}-${Math.random().toString(36).slice(2)}`;
   const subs = [];
@@ -126,6 +136,7 @@ async function fanout(tls) {
   const pub = await open(false);
   const pad = 'x'.repeat(Math.max(0, BYTES - 20));
   const t0 = process.hrtime.bigint();
+  const cpu0 = serverCpuSeconds();
   let acked = 0;
   const window = 100;
   await new Promise((resolve) => {
@@ -142,8 +153,9 @@ async function fanout(tls) {
   });
   await all;
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = serverCpuSeconds() - cpu0;
   for (const ws of [...subs, pub]) ws.terminate();
-  return (SUBS * EVENTS) / secs;
+  return { rate: (SUBS * EVENTS) / secs, cpuUs: (cpu * 1e6) / (SUBS * EVENTS) };
 }
 
 const rows = [];
@@ -152,18 +164,23 @@ for (let r = 0; r < ROUNDS; r++) {
   for (const tls of r % 2 ? [true, false] : [false, true]) {
     const k = tls ? 'tls' : 'plain';
     row[`${k}_connect_per_s`] = await connectRate(tls);
-    row[`${k}_deliveries_per_s`] = await fanout(tls);
+    const f = await fanout(tls);
+    row[`${k}_deliveries_per_s`] = f.rate;
+    row[`${k}_cpu_us`] = f.cpuUs;
     await sleep(200);
   }
   row.connect_ratio = row.tls_connect_per_s / row.plain_connect_per_s;
   row.fanout_ratio = row.tls_deliveries_per_s / row.plain_deliveries_per_s;
+  row.cpu_ratio = row.tls_cpu_us / row.plain_cpu_us;
   rows.push(row);
   console.log(`round ${r + 1}: connects/s plain ${row.plain_connect_per_s.toFixed(0)} tls ${row.tls_connect_per_s.toFixed(0)} (x${row.connect_ratio.toFixed(2)}); ` +
-    `deliveries/s plain ${row.plain_deliveries_per_s.toFixed(0)} tls ${row.tls_deliveries_per_s.toFixed(0)} (x${row.fanout_ratio.toFixed(2)})`);
+    `deliveries/s plain ${row.plain_deliveries_per_s.toFixed(0)} tls ${row.tls_deliveries_per_s.toFixed(0)} (x${row.fanout_ratio.toFixed(2)}); ` +
+    `server CPU/delivery plain ${row.plain_cpu_us.toFixed(2)} us tls ${row.tls_cpu_us.toFixed(2)} us (x${row.cpu_ratio.toFixed(2)})`);
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log(`median over ${ROUNDS} rounds (subs ${SUBS}, events ${EVENTS} x ${BYTES} B, ${CONNECTS} connects ${CONCURRENCY} at a time, ${WORKERS} workers): ` +
-  `TLS/plain connect rate ${median(rows.map((r) => r.connect_ratio)).toFixed(2)}, fan-out ${median(rows.map((r) => r.fanout_ratio)).toFixed(2)}`);
+  `TLS/plain connect rate ${median(rows.map((r) => r.connect_ratio)).toFixed(2)}, fan-out ${median(rows.map((r) => r.fanout_ratio)).toFixed(2)}, ` +
+  `server CPU per delivery ${median(rows.map((r) => r.cpu_ratio)).toFixed(2)}`);
 server.kill('SIGTERM');
 fs.rmSync(dir, { recursive: true, force: true });
 process.exit(0);
