@@ -6,7 +6,9 @@
 # a plaintext client on the TLS port gets no HTTP answer and the server
 # carries on; SIGHUP re-reads the certificate for new connections while an
 # open one keeps working, and a bad new pair leaves the old one in use,
-# saying why; an expired, mismatched or missing certificate stops start-up
+# saying why; a subscriber that stops reading gets every event intact once
+# it reads again, and one too far behind is closed with 4008; an expired,
+# mismatched or missing certificate stops start-up
 # (and check-config) with a message naming the file and never its contents;
 # server.listen_plain serves plain HTTP beside it.
 from __future__ import annotations
@@ -259,6 +261,79 @@ def test_frames_sent_with_the_upgrade_in_one_record_are_all_served(pki):
         assert [a["id"] for a in acks] == list(range(3, 13))
         assert [e["data"]["n"] for e in events] == list(range(10))
         sock.close()
+        server.stop_checked()
+
+
+def tls_raw_ws(server: TlsServer, rcvbuf: int | None = None) -> RawWS:
+    """RawWS's frame reading and writing over a TLS socket, upgraded by hand."""
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    raw.settimeout(RECV_TIMEOUT)
+    raw.connect(("127.0.0.1", server.port))
+    sock = server.ctx.wrap_socket(raw, server_hostname="localhost")
+    key = base64.b64encode(b"fedcba9876543210").decode()
+    sock.sendall((f"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    ws = RawWS.__new__(RawWS)
+    ws.sock, ws.buf = sock, b""
+    assert ws._read_until(b"\r\n\r\n").startswith(b"HTTP/1.1 101")
+    return ws
+
+
+def test_a_subscriber_that_stops_reading_gets_everything_once_it_reads_again(pki):
+    """The server's socket buffer fills (SSL_write: WANT_WRITE, the sealed
+    record kept for the retry, EPOLLOUT): once the client reads again every
+    event arrives, in order, none twice or torn."""
+    with TlsServer(pki) as server:
+        ch = unique()
+        ws = tls_raw_ws(server, rcvbuf=4096)
+        ws.send_text(json.dumps({"type": "connect", "id": 1}))
+        assert ws.read_json()["type"] == "connected"
+        ws.send_text(json.dumps({"type": "subscribe", "channel": ch, "id": 2}))
+        assert ws.read_json()["type"] == "subscribed"
+        pad = "z" * 3000
+        count = 600  # about 1.8 MB: well past the socket buffers, under 4 MiB queued
+        for n in range(count):
+            status, body = server.request("/api/publish", {"channel": ch, "event": "e",
+                                                           "data": {"n": n, "pad": pad}})
+            assert status == 200, body
+        time.sleep(0.5)  # the server is blocked on this connection meanwhile
+        for n in range(count):
+            msg = ws.read_json()
+            assert msg["type"] == "event" and msg["data"]["n"] == n, (n, msg.get("data", {}).get("n"))
+            assert msg["data"]["pad"] == pad
+        assert server.get("/healthz")[0] == 200
+        ws.sock.close()
+        server.stop_checked()
+
+
+def test_a_slow_consumer_over_tls_is_closed_with_4008_and_the_server_carries_on(pki):
+    with TlsServer(pki) as server:
+        ch = unique()
+        ws = tls_raw_ws(server, rcvbuf=4096)
+        ws.send_text(json.dumps({"type": "connect", "id": 1}))
+        assert ws.read_json()["type"] == "connected"
+        ws.send_text(json.dumps({"type": "subscribe", "channel": ch, "id": 2}))
+        assert ws.read_json()["type"] == "subscribed"
+        pad = "q" * 60000
+        for n in range(120):  # about 7 MB, past max_outbound_bytes (4 MiB)
+            assert server.request("/api/publish", {"channel": ch, "event": "e",
+                                                   "data": {"n": n, "pad": pad}})[0] == 200
+        # Reading now: some events, then the close frame with 4008.
+        code = None
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                fin, op, payload = ws.read_frame()
+            except (EOFError, ConnectionError, ssl.SSLError, OSError):
+                break
+            if op == 8:
+                code = int.from_bytes(payload[:2], "big")
+                break
+        assert code == 4008, code
+        assert server.get("/healthz")[0] == 200
         server.stop_checked()
 
 
