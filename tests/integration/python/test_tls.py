@@ -383,6 +383,32 @@ async def test_sighup_new_certificate_for_new_connections_old_ones_keep_working(
         server.stop_checked()
 
 
+def test_admin_reload_over_https_rereads_the_certificate(pki):
+    with TlsServer(pki, cert="first") as server:
+        assert server.peer_cn() == "herald first"
+        server.use_pair("second")
+        status, body = server.request("/api/admin/reload", {})
+        assert status == 200 and body["ok"] is True, body
+        assert "server.tls_cert_file" not in body["restart_required"], body
+        assert server.peer_cn() == "herald second"
+        server.stop_checked()
+
+
+def test_a_client_that_never_finishes_the_handshake_is_dropped(pki):
+    # handshake_timeout_ms bounds the TLS handshake like a slow request.
+    server = TlsServer(pki)
+    server.config_text += "[limits]\nhandshake_timeout_ms = 300\n"
+    Path(server.config_path).write_text(server.config_text)
+    with server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(b"\x16\x03\x01")  # the start of a ClientHello, then nothing
+            started = time.time()
+            assert s.recv(100) == b""  # closed by the server
+            assert time.time() - started < 5
+        assert server.get("/healthz")[0] == 200
+        server.stop_checked()
+
+
 def start_error(config: str) -> tuple[int, str]:
     d = tempfile.mkdtemp(prefix="herald-tls-bad-")
     path = Path(d, "herald.toml")
