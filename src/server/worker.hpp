@@ -1,7 +1,8 @@
 // One worker thread: an io_context, an SO_REUSEPORT acceptor on the shared
-// port, the connections accepted on it, and its shard of the channels
-// (through core::Node). Nothing here is shared with other workers except by
-// posting work to their io_context.
+// port (TLS when server.tls_cert_file is set, and then optionally a second,
+// plaintext one on server.listen_plain), the connections accepted on them,
+// and its shard of the channels (through core::Node). Nothing here is shared
+// with other workers except by posting work to their io_context.
 //
 // WebSocket connections are not asio sockets: their fds sit in the worker's
 // own epoll set, which asio watches as a single descriptor; its events are
