@@ -278,6 +278,41 @@ const std::vector<KeyDef>& keys() {
                  },
                  [](const Config& c) { return Value(c.server.allow_remote_admin); }});
 
+    k.push_back({"server", "tls_cert_file", Type::string, 0, 0,
+                 "PEM file of the certificate clients see, followed by its chain; with "
+                 "tls_key_file, `listen` speaks TLS only (wss://, https://). Re-read on SIGHUP.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.server.tls_cert_file = std::get<std::string>(v);
+                 },
+                 [](const Config& c) { return Value(c.server.tls_cert_file); }});
+    k.push_back({"server", "tls_key_file", Type::string, 0, 0,
+                 "PEM file of the private key of tls_cert_file (not encrypted). Re-read on "
+                 "SIGHUP.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.server.tls_key_file = std::get<std::string>(v);
+                 },
+                 [](const Config& c) { return Value(c.server.tls_key_file); }});
+    k.push_back({"server", "listen_plain", Type::string, 0, 0,
+                 "With TLS on: a second address (same forms as listen) that speaks plain HTTP "
+                 "and WebSocket, e.g. 127.0.0.1:8081 for a local proxy or /metrics scraping; "
+                 "\"\": none.",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   const auto& value = std::get<std::string>(v);
+                   if (value.empty()) {
+                     c.server.listen_plain_host.clear();
+                     c.server.listen_plain_port = 0;
+                     return;
+                   }
+                   parse_listen(key, value, c.server.listen_plain_host, c.server.listen_plain_port);
+                 },
+                 [](const Config& c) {
+                   const auto& h = c.server.listen_plain_host;
+                   if (h.empty()) return Value(std::string());
+                   const bool v6 = h.find(':') != std::string::npos;
+                   return Value((v6 ? "[" + h + "]" : h) + ":" +
+                                std::to_string(c.server.listen_plain_port));
+                 }});
+
     // [limits]
     k.push_back(size_key<&Config::limits, &LimitsConfig::max_message_bytes>(
         "limits", "max_message_bytes", 125, 64 * kMiB,
@@ -1368,6 +1403,23 @@ void check_redis_tls(const Config& cfg) {
                         "connection to Redis would not use TLS");
 }
 
+// The client TLS keys together: a certificate needs its key; a plaintext
+// listener beside no TLS one would be a second plain port, surely a mistake.
+void check_server_tls(const Config& cfg) {
+  const ServerConfig& s = cfg.server;
+  if (s.tls_cert_file.empty() != s.tls_key_file.empty())
+    throw ConfigError(
+        "server.tls_cert_file and server.tls_key_file: set both (a certificate and its key) or "
+        "neither");
+  if (s.has_listen_plain() && !s.tls())
+    throw ConfigError(
+        "server.listen_plain: is set, but TLS is off (server.tls_cert_file): server.listen "
+        "already speaks plain HTTP");
+  if (s.has_listen_plain() && s.listen_plain_port != 0 && s.listen_plain_port == s.listen_port &&
+      s.listen_plain_host == s.listen_host)
+    throw ConfigError("server.listen_plain: the same address as server.listen");
+}
+
 }  // namespace
 
 Config load(const std::string& path, bool path_is_explicit,
@@ -1395,6 +1447,7 @@ Config load(const std::string& path, bool path_is_explicit,
   if (overrides.static_dir) flag("static_dir", "--static-dir", *overrides.static_dir);
   if (overrides.log_level) flag("log_level", "--log-level", *overrides.log_level);
   check_redis_tls(cfg);
+  check_server_tls(cfg);
   resolve_namespaces(cfg, namespaces);
   return cfg;
 }

@@ -29,6 +29,15 @@ struct ServerConfig {
   std::string log_format = "text";  // text or json (one object per line)
   bool access_log = false;          // a line per HTTP request and WebSocket connect/close
   bool allow_remote_admin = false;  // /api/admin/* from peers other than loopback
+  // TLS for clients (wss://, https://): both PEM files or neither. When set,
+  // `listen` speaks TLS only; `listen_plain` ("": none) adds a plaintext
+  // listener beside it.
+  std::string tls_cert_file;  // the certificate, then its chain
+  std::string tls_key_file;   // its private key, not encrypted
+  std::string listen_plain_host;
+  uint16_t listen_plain_port = 0;
+  bool has_listen_plain() const { return !listen_plain_host.empty(); }
+  bool tls() const { return !tls_cert_file.empty(); }
 
   bool operator==(const ServerConfig&) const = default;
 };

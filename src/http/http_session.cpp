@@ -2,6 +2,8 @@
 // http_session.hpp.
 #include "http/http_session.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
@@ -57,20 +59,34 @@ std::string query_token(std::string_view target) {
 
 }  // namespace
 
-HttpSession::HttpSession(boost::asio::ip::tcp::socket socket, HttpHost& host)
-    : socket_(std::move(socket)), host_(host) {}
+HttpSession::HttpSession(net::Stream stream, HttpHost& host)
+    : stream_(std::move(stream)), host_(host) {}
 
 HttpSession::~HttpSession() = default;
 
 void HttpSession::start() {
-  read_request();
+  if (!stream_.tls()) {
+    read_request();
+    return;
+  }
+  // The handshake counts against the request timeout, like a slow request.
+  arm_deadline();
+  stream_.async_handshake([self = shared_from_this()](beast::error_code ec, size_t) {
+    if (self->finished_) return;
+    if (ec) {
+      // A plaintext client on the TLS port, an unknown CA, a port scan: not
+      // worth more than a debug line each.
+      spdlog::debug("TLS handshake failed: {}", ec.message());
+      self->stop();
+      return;
+    }
+    self->read_request();
+  });
 }
 
 void HttpSession::stop() {
   if (finished_) return;
-  beast::error_code ec;
-  socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  stream_.close();
   finish();
 }
 
@@ -95,7 +111,7 @@ void HttpSession::read_request() {
   parser_->header_limit(static_cast<uint32_t>(limits.max_header_bytes));
   arm_deadline();
   bhttp::async_read(
-      socket_, buffer_, *parser_,
+      stream_, buffer_, *parser_,
       [self = shared_from_this()](beast::error_code ec, size_t) { self->on_request(ec); });
 }
 
@@ -153,7 +169,7 @@ void HttpSession::on_request(beast::error_code ec) {
   const bool keep_alive = req.keep_alive();
   const unsigned version = req.version();
   beast::error_code peer_ec;
-  const auto peer = socket_.remote_endpoint(peer_ec).address();  // unspecified if gone
+  const auto peer = stream_.socket().remote_endpoint(peer_ec).address();  // unspecified if gone
   host_.router().handle(std::move(req), peer,
                         [self = shared_from_this(), keep_alive, version](auto&& res) {
                           res.version(version);
@@ -183,7 +199,7 @@ void HttpSession::write_step(std::shared_ptr<Out> out, bool close_after) {
   // longer than request_timeout without progress.
   arm_deadline();
   bhttp::async_write_some(
-      socket_, out->sr,
+      stream_, out->sr,
       [self = shared_from_this(), out, close_after](beast::error_code ec, size_t bytes) {
         out->written += bytes;
         if (!ec && !out->sr.is_done()) {
@@ -216,7 +232,7 @@ void HttpSession::log_access(const Message& res, size_t bytes) {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - access_start_)
           .count();
   beast::error_code ec;
-  const auto peer = socket_.remote_endpoint(ec);
+  const auto peer = stream_.socket().remote_endpoint(ec);
   log::http_access(access_method_, access_path_, res.result_int(), bytes, ms,
                    ec ? std::string("-") : peer.address().to_string());
 }
@@ -226,7 +242,7 @@ void HttpSession::write_raw(std::string bytes, bool upgrade, std::string query_t
   auto data = std::make_shared<std::string>(std::move(bytes));
   arm_deadline();
   boost::asio::async_write(
-      socket_, boost::asio::buffer(*data),
+      stream_, boost::asio::buffer(*data),
       [self = shared_from_this(), data, upgrade, token = std::move(query_token),
        forwarded = std::move(forwarded)](beast::error_code ec, size_t written) mutable {
         if (self->finished_) return;
@@ -241,9 +257,9 @@ void HttpSession::write_raw(std::string bytes, bool upgrade, std::string query_t
         }
         auto pending = self->buffer_.data();
         std::string early(static_cast<const char*>(pending.data()), pending.size());
-        auto socket = std::move(self->socket_);
+        auto stream = std::move(self->stream_);
         self->finish();
-        self->host_.upgrade(std::move(socket), std::move(early), std::move(token),
+        self->host_.upgrade(std::move(stream), std::move(early), std::move(token),
                             std::move(forwarded));
       });
 }

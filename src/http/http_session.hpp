@@ -1,4 +1,5 @@
-// One plain HTTP/1.1 connection, until it closes or becomes a WebSocket.
+// One HTTP/1.1 connection, plain or over TLS (net::Stream), until it closes
+// or becomes a WebSocket.
 //
 // Reads requests with Boost.Beast (header and body limits from config, a
 // deadline for each request, checked by the worker's periodic tick rather
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "http/file_slice.hpp"
+#include "net/tls_stream.hpp"
 #include "proxy/forwarding.hpp"
 
 namespace herald::http {
@@ -73,18 +75,18 @@ class HttpHost {
   virtual ~HttpHost() = default;
   virtual Router& router() = 0;
   virtual const HttpLimits& http_limits() const = 0;
-  // A WebSocket handshake succeeded: the socket (101 already sent), the
-  // bytes that followed the request, and the `token` query parameter of the
-  // upgrade URL ("" when absent), and the request headers HttpLimits::forward
-  // lets through.
-  virtual void upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes,
-                       std::string query_token, proxy::Headers forwarded) = 0;
+  // A WebSocket handshake succeeded: the stream (101 already sent; its
+  // SSL, if any, goes with the socket), the bytes that followed the request,
+  // and the `token` query parameter of the upgrade URL ("" when absent), and
+  // the request headers HttpLimits::forward lets through.
+  virtual void upgrade(net::Stream stream, std::string early_bytes, std::string query_token,
+                       proxy::Headers forwarded) = 0;
   virtual void http_session_closed(HttpSession& s) = 0;
 };
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(boost::asio::ip::tcp::socket socket, HttpHost& host);
+  HttpSession(net::Stream stream, HttpHost& host);
   ~HttpSession();
   void start();
   // Closes the connection now (server shutdown).
@@ -107,7 +109,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void arm_deadline();
 
-  boost::asio::ip::tcp::socket socket_;
+  net::Stream stream_;
   std::chrono::steady_clock::time_point deadline_;
   HttpHost& host_;
   boost::beast::flat_buffer buffer_;

@@ -2,9 +2,12 @@
 // (SIGHUP and POST /api/admin/reload): re-reads the configuration from the
 // sources it was started with, compiles the new namespaces, and hands them
 // to the node, which switches every worker over without dropping a
-// connection. A configuration that does not load or compile is refused and
-// the running one stays. Keys that only take effect at start-up are
-// reported as needing a restart rather than silently ignored.
+// connection. With TLS on, it also re-reads the certificate and key
+// (renewed certificates): new handshakes use them, open connections keep
+// theirs. A configuration that does not load or compile (or a new
+// certificate that does not load) is refused and the running one stays.
+// Keys that only take effect at start-up are reported as needing a restart
+// rather than silently ignored.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -16,6 +19,7 @@
 
 #include "config/config.hpp"
 #include "core/node.hpp"
+#include "net/tls_context.hpp"
 
 namespace herald::server {
 
@@ -35,7 +39,9 @@ struct ReloadOutcome {
 
 class Reloader {
  public:
-  Reloader(ConfigSource source, const config::Config& started, core::Node& node);
+  // `tls`: the client certificates to re-read (null: TLS is off).
+  Reloader(ConfigSource source, const config::Config& started, core::Node& node,
+           net::TlsCertificates* tls = nullptr);
 
   // Loads, checks and applies the configuration; logs the outcome.
   // Thread-safe: reloads run one at a time.
@@ -46,6 +52,7 @@ class Reloader {
   ConfigSource source_;
   const config::Config started_;  // what the keys that cannot be reloaded still are
   core::Node& node_;
+  net::TlsCertificates* tls_;
 };
 
 // Starts a reload away from the caller's thread; `done` runs on `reply_to`.

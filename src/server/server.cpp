@@ -9,6 +9,8 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <optional>
 #include <thread>
 
 #include "auth/abuse_limits.hpp"
@@ -21,6 +23,7 @@
 #include "engine/redis/redis_engine.hpp"
 #include "engine/redis/redis_tls.hpp"
 #include "engine/sqlite/sqlite_engine.hpp"
+#include "net/tls_context.hpp"
 #include "server/memory_trim.hpp"
 #include "server/worker.hpp"
 
@@ -121,6 +124,10 @@ void check(const config::Config& cfg) {
                                                  .cert_file = cfg.engine.redis_tls_cert_file,
                                                  .key_file = cfg.engine.redis_tls_key_file});
   (void)boost::asio::ip::make_address(cfg.server.listen_host);
+  if (cfg.server.tls())
+    (void)net::make_server_tls_context(cfg.server.tls_cert_file, cfg.server.tls_key_file);
+  if (cfg.server.has_listen_plain())
+    (void)boost::asio::ip::make_address(cfg.server.listen_plain_host);
 }
 
 int serve(const config::Config& cfg, const ConfigSource& source) {
@@ -134,6 +141,15 @@ int serve(const config::Config& cfg, const ConfigSource& source) {
         "every channel (see docs/security.md)");
   auto api_keys = make_api_keys(cfg.api);
   auth::AbuseLimits abuse(cfg.rate_limits);
+  // Throws naming the file when the certificate or key cannot be used.
+  std::unique_ptr<net::TlsCertificates> tls;
+  if (cfg.server.tls()) {
+    tls = std::make_unique<net::TlsCertificates>(cfg.server.tls_cert_file, cfg.server.tls_key_file);
+    // OpenSSL writes to client sockets with write(2), not send(MSG_NOSIGNAL)
+    // as Herald's own writes do: a peer gone mid-write must be an EPIPE, not
+    // a signal that ends the process.
+    std::signal(SIGPIPE, SIG_IGN);
+  }
   if (!api_keys)
     spdlog::warn(
         "no [[api.keys]] configured: the HTTP API (publish, history, disconnect) is open to "
@@ -148,7 +164,7 @@ int serve(const config::Config& cfg, const ConfigSource& source) {
   // read and compile files); an HTTP request for one gets its answer posted
   // back to the worker that received it.
   boost::asio::io_context signals_io;
-  Reloader reloader(source, cfg, node);
+  Reloader reloader(source, cfg, node, tls.get());
   const ReloadFn reload = [&](boost::asio::any_io_executor reply_to,
                               std::function<void(ReloadOutcome)> done) {
     boost::asio::post(signals_io, [&reloader, reply_to, done = std::move(done)]() mutable {
@@ -185,14 +201,23 @@ int serve(const config::Config& cfg, const ConfigSource& source) {
   };
   boost::asio::ip::tcp::endpoint endpoint(boost::asio::ip::make_address(cfg.server.listen_host),
                                           cfg.server.listen_port);
-  const WorkerShared shared{authenticator, abuse, api_keys, user_action};
+  std::optional<boost::asio::ip::tcp::endpoint> plain_endpoint;
+  if (cfg.server.has_listen_plain())
+    plain_endpoint.emplace(boost::asio::ip::make_address(cfg.server.listen_plain_host),
+                           cfg.server.listen_plain_port);
+  const WorkerShared shared{authenticator, abuse, api_keys, user_action, tls.get()};
   for (unsigned i = 0; i < workers; ++i) {
     pool.push_back(std::make_unique<Worker>(i, cfg, node, connection_count, reload, shared));
     // With port 0 the first bind picks the port; the others share it.
     endpoint.port(pool.back()->listen(endpoint));
+    if (plain_endpoint) plain_endpoint->port(pool.back()->listen_plain(*plain_endpoint));
   }
-  spdlog::info("herald {} listening on {}:{} with {} workers, engine {}", HERALD_VERSION,
-               cfg.server.listen_host, endpoint.port(), workers, engine->name());
+  spdlog::info("herald {} listening on {}:{}{} with {} workers, engine {}", HERALD_VERSION,
+               cfg.server.listen_host, endpoint.port(), tls ? " (TLS)" : "", workers,
+               engine->name());
+  if (plain_endpoint)
+    spdlog::info("plain HTTP listener on {}:{} (server.listen_plain)", cfg.server.listen_plain_host,
+                 plain_endpoint->port());
 
   boost::asio::signal_set signals(signals_io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {

@@ -49,6 +49,7 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
       cfg_(cfg),
       node_(node),
       connection_count_(connection_count),
+      tls_(shared.tls),
       tick_interval_(pick_tick_interval(cfg.limits)),
       parser_(protocol::ParserLimits{cfg.limits.max_channel_length, cfg.limits.max_event_length}),
       token_cache_(cfg.auth.token_cache),
@@ -113,24 +114,38 @@ Worker::~Worker() {
   node_.detach_worker(index_);  // its timers belong to io_, which goes next
 }
 
-uint16_t Worker::listen(const boost::asio::ip::tcp::endpoint& endpoint) {
-  acceptor_.open(endpoint.protocol());
-  acceptor_.set_option(boost::asio::ip::tcp::acceptor::reuse_address(true));
+namespace {
+
+uint16_t bind_shared(boost::asio::ip::tcp::acceptor& acceptor,
+                     const boost::asio::ip::tcp::endpoint& endpoint) {
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(boost::asio::ip::tcp::acceptor::reuse_address(true));
   int one = 1;
-  if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+  if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     throw std::system_error(errno, std::generic_category(), "SO_REUSEPORT");
   }
-  acceptor_.bind(endpoint);
-  acceptor_.listen(boost::asio::socket_base::max_listen_connections);
-  acceptor_.non_blocking(true);  // lets accept() drain a burst without blocking
-  return acceptor_.local_endpoint().port();
+  acceptor.bind(endpoint);
+  acceptor.listen(boost::asio::socket_base::max_listen_connections);
+  acceptor.non_blocking(true);  // lets accept() drain a burst without blocking
+  return acceptor.local_endpoint().port();
+}
+
+}  // namespace
+
+uint16_t Worker::listen(const boost::asio::ip::tcp::endpoint& endpoint) {
+  return bind_shared(acceptor_, endpoint);
+}
+
+uint16_t Worker::listen_plain(const boost::asio::ip::tcp::endpoint& endpoint) {
+  return bind_shared(plain_acceptor_, endpoint);
 }
 
 void Worker::run() {
   if (epoll_fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
   poller_.assign(epoll_fd_);
   watch_poller();
-  accept();
+  accept(acceptor_, tls_ != nullptr);
+  if (plain_acceptor_.is_open()) accept(plain_acceptor_, false);
   schedule_tick();
   auto work = boost::asio::make_work_guard(io_);
   while (!io_.stopped()) {
@@ -165,27 +180,28 @@ void Worker::dispatch_poll_events() {
   }
 }
 
-void Worker::accept() {
-  acceptor_.async_accept([this](boost::system::error_code ec, boost::asio::ip::tcp::socket s) {
-    if (ec == boost::asio::error::operation_aborted || shutting_down_) return;
-    if (ec) {
-      spdlog::warn("accept failed: {}", ec.message());
-    } else {
-      on_accepted(std::move(s));
-      // Take whatever else is already queued without another trip through
-      // the reactor: connection storms arrive in bursts.
-      for (int i = 0; i < 64; ++i) {
-        boost::asio::ip::tcp::socket more(io_);
-        acceptor_.accept(more, ec);
-        if (ec) break;
-        on_accepted(std::move(more));
-      }
-    }
-    accept();
-  });
+void Worker::accept(boost::asio::ip::tcp::acceptor& acceptor, bool tls) {
+  acceptor.async_accept(
+      [this, &acceptor, tls](boost::system::error_code ec, boost::asio::ip::tcp::socket s) {
+        if (ec == boost::asio::error::operation_aborted || shutting_down_) return;
+        if (ec) {
+          spdlog::warn("accept failed: {}", ec.message());
+        } else {
+          on_accepted(std::move(s), tls);
+          // Take whatever else is already queued without another trip through
+          // the reactor: connection storms arrive in bursts.
+          for (int i = 0; i < 64; ++i) {
+            boost::asio::ip::tcp::socket more(io_);
+            acceptor.accept(more, ec);
+            if (ec) break;
+            on_accepted(std::move(more), tls);
+          }
+        }
+        accept(acceptor, tls);
+      });
 }
 
-void Worker::on_accepted(boost::asio::ip::tcp::socket s) {
+void Worker::on_accepted(boost::asio::ip::tcp::socket s, bool tls) {
   if (connection_count_.fetch_add(1) >= cfg_.limits.max_connections) {
     connection_count_.fetch_sub(1);
     spdlog::warn("connection limit reached ({}), refusing a connection",
@@ -194,14 +210,28 @@ void Worker::on_accepted(boost::asio::ip::tcp::socket s) {
     s.close(ignored);
     return;
   }
-  auto session = std::make_shared<http::HttpSession>(std::move(s), *this);
+  // TLS: an SSL from the certificates in force now (a reload changes them
+  // for the next handshake only); the session does the handshake.
+  net::SslPtr ssl;
+  if (tls) {
+    ssl.reset(tls_->new_ssl());
+    if (!ssl) {
+      connection_count_.fetch_sub(1);
+      boost::system::error_code ignored;
+      s.close(ignored);
+      return;
+    }
+  }
+  auto session =
+      std::make_shared<http::HttpSession>(net::Stream(std::move(s), std::move(ssl)), *this);
   http_sessions_.emplace(session.get(), session);
   session->start();
 }
 
-void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes,
-                     std::string query_token, proxy::Headers forwarded) {
-  if (shutting_down_) return;      // the socket closes as it goes out of scope
+void Worker::upgrade(net::Stream stream, std::string early_bytes, std::string query_token,
+                     proxy::Headers forwarded) {
+  if (shutting_down_) return;  // the socket closes as it goes out of scope
+  auto& socket = stream.socket();
   connection_count_.fetch_add(1);  // the HTTP session's count was released by now
   boost::system::error_code ec;
   const auto remote = socket.remote_endpoint(ec).address();
@@ -215,6 +245,7 @@ void Worker::upgrade(boost::asio::ip::tcp::socket socket, std::string early_byte
   }
   auto session =
       std::make_shared<protocol::ClientSession>(fd, *this, session_ctx_, next_client_id());
+  if (auto ssl = stream.release_ssl()) session->use_tls(ssl.release());
   connections_.emplace(session.get(), session);
   counters_.ws_opened.add();
   if (cfg_.server.access_log) {
@@ -322,6 +353,7 @@ void Worker::begin_shutdown() {
   shutting_down_ = true;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  plain_acceptor_.close(ec);
   std::vector<std::weak_ptr<http::HttpSession>> http;
   for (auto& [ptr, weak] : http_sessions_) http.push_back(weak);
   for (auto& weak : http) {

@@ -1,7 +1,8 @@
 // One worker thread: an io_context, an SO_REUSEPORT acceptor on the shared
-// port, the connections accepted on it, and its shard of the channels
-// (through core::Node). Nothing here is shared with other workers except by
-// posting work to their io_context.
+// port (TLS when server.tls_cert_file is set, and then optionally a second,
+// plaintext one on server.listen_plain), the connections accepted on them,
+// and its shard of the channels (through core::Node). Nothing here is shared
+// with other workers except by posting work to their io_context.
 //
 // WebSocket connections are not asio sockets: their fds sit in the worker's
 // own epoll set, which asio watches as a single descriptor; its events are
@@ -31,6 +32,7 @@
 #include "http/api_router.hpp"
 #include "http/http_session.hpp"
 #include "metrics/metrics.hpp"
+#include "net/tls_context.hpp"
 #include "protocol/client_session.hpp"
 #include "proxy/hooks.hpp"
 #include "server/reloader.hpp"
@@ -50,6 +52,9 @@ struct WorkerShared {
   auth::AbuseLimits& abuse;
   std::shared_ptr<const auth::ApiKeys> api_keys;  // null: the HTTP API is open
   UserActionBroadcast user_action;
+  // server.tls_cert_file: the certificates of the TLS listener; null: the
+  // listener is plain.
+  const net::TlsCertificates* tls = nullptr;
 };
 
 class Worker final : public ws::ConnectionHost, public http::HttpHost {
@@ -61,6 +66,9 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   // Binds the acceptor (on the calling thread, before run()); returns the
   // bound port, useful when `port` is 0.
   uint16_t listen(const boost::asio::ip::tcp::endpoint& endpoint);
+  // server.listen_plain: a second acceptor that speaks plain HTTP beside the
+  // TLS one; returns its bound port.
+  uint16_t listen_plain(const boost::asio::ip::tcp::endpoint& endpoint);
   // The thread body: serves until shutdown finishes.
   void run();
   // Thread-safe: stop accepting, close every connection with 1001, then
@@ -82,13 +90,13 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   // http::HttpHost
   http::Router& router() override { return router_; }
   const http::HttpLimits& http_limits() const override { return http_limits_; }
-  void upgrade(boost::asio::ip::tcp::socket socket, std::string early_bytes,
-               std::string query_token, proxy::Headers forwarded) override;
+  void upgrade(net::Stream stream, std::string early_bytes, std::string query_token,
+               proxy::Headers forwarded) override;
   void http_session_closed(http::HttpSession& s) override;
 
  private:
-  void accept();
-  void on_accepted(boost::asio::ip::tcp::socket s);
+  void accept(boost::asio::ip::tcp::acceptor& acceptor, bool tls);
+  void on_accepted(boost::asio::ip::tcp::socket s, bool tls);
   void watch_poller();
   void dispatch_poll_events();
   void schedule_tick();
@@ -103,7 +111,9 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   std::atomic<size_t>& connection_count_;
   metrics::WorkerCounters& counters_ = metrics::Registry::global().add_worker();
   boost::asio::io_context io_{1};
-  boost::asio::ip::tcp::acceptor acceptor_{io_};
+  boost::asio::ip::tcp::acceptor acceptor_{io_};        // TLS when tls_ is set
+  boost::asio::ip::tcp::acceptor plain_acceptor_{io_};  // server.listen_plain only
+  const net::TlsCertificates* tls_;
   int epoll_fd_ = -1;
   boost::asio::posix::stream_descriptor poller_{io_};  // watches epoll_fd_
   boost::asio::steady_timer tick_timer_{io_};

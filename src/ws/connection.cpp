@@ -5,18 +5,43 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include "net/tls_stream.hpp"
 
 namespace herald::ws {
 
 namespace {
 constexpr int kMaxIovecs = 64;
+constexpr size_t kTlsRecordBytes = 16 * 1024;  // TLS' largest record
+}  // namespace
+
+struct Connection::Tls {
+  net::SslPtr ssl;
+  // Bytes SSL_write took but could not send yet (it returned WANT_WRITE):
+  // taken off the queue at once, since a retry must offer the same bytes
+  // and the queue may be cut meanwhile (drop_unstarted). At most a record.
+  std::string unsent;
+  bool read_wants_write = false;  // SSL_read needs the socket writable (a key update)
+  bool read_pending = false;      // SSL holds read bytes epoll cannot see
+};
+
+void Connection::use_tls(ssl_st* ssl) {
+  tls_ = std::make_unique<Tls>();
+  tls_->ssl.reset(ssl);
+  // The upgrade may have left decrypted bytes inside SSL (Beast read less
+  // than a record): read them at the end of this turn, once the worker has
+  // finished setting the session up.
+  if (SSL_has_pending(ssl)) tls_->read_pending = true;
 }
 
 Connection::Connection(int fd, ConnectionHost& host, const ConnectionLimits& limits)
@@ -51,12 +76,18 @@ void Connection::start(std::string_view early_bytes) {
     std::string copy(early_bytes);  // rare (pipelined first frame); the reader may modify it
     consume(copy.data(), copy.size());
   }
+  if (tls_ && tls_->read_pending) mark_dirty();  // flush() reads them
 }
 
 void Connection::on_event(uint32_t events) {
   if (state_ == State::closed) return;
   if (events & EPOLLOUT) {
     want_writable(false);
+    if (tls_ && tls_->read_wants_write) {
+      tls_->read_wants_write = false;
+      read_tls();
+      if (state_ == State::closed) return;
+    }
     flush();
   }
   if (state_ != State::closed && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
@@ -65,6 +96,10 @@ void Connection::on_event(uint32_t events) {
 }
 
 void Connection::on_readable() {
+  if (tls_) {
+    read_tls();
+    return;
+  }
   auto buf = host_.read_buffer();
   const ssize_t n = ::read(fd_, buf.data(), buf.size());
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
@@ -74,6 +109,36 @@ void Connection::on_readable() {
   }
   last_receive_ = Clock::now();
   consume(buf.data(), static_cast<size_t>(n));
+}
+
+void Connection::read_tls() {
+  SSL* ssl = tls_->ssl.get();
+  auto buf = host_.read_buffer();
+  // Level-triggered epoll sees the socket only: whatever SSL already holds
+  // (the rest of a record) must be read now or it waits for the next packet.
+  do {
+    size_t n = 0;
+    ERR_clear_error();
+    const int ret = SSL_read_ex(ssl, buf.data(), buf.size(), &n);
+    if (ret != 1) {
+      boost::system::error_code ec;
+      switch (net::tls_want(ssl, ret, ec)) {
+        case net::TlsWant::read:
+          return;
+        case net::TlsWant::write:
+          tls_->read_wants_write = true;
+          want_writable(true);
+          return;
+        default:  // close_notify, EOF, reset or a broken record: the peer is gone
+          terminate();
+          return;
+      }
+    }
+    last_receive_ = Clock::now();
+    consume(buf.data(), n);
+  } while (state_ != State::closed && !read_paused_ && SSL_has_pending(ssl));
+  // Paused with bytes left in SSL: resume_reading() asks for them.
+  if (state_ != State::closed && SSL_has_pending(ssl)) tls_->read_pending = true;
 }
 
 void Connection::want_writable(bool on) {
@@ -93,6 +158,7 @@ void Connection::resume_reading() {
   if (!read_paused_ || state_ == State::closed) return;
   read_paused_ = false;
   update_interest();
+  if (tls_ && tls_->read_pending) mark_dirty();  // epoll will not report them
 }
 
 void Connection::update_interest() {
@@ -189,7 +255,15 @@ void Connection::mark_dirty() {
 
 void Connection::flush() {
   dirty_ = false;
+  if (tls_ && tls_->read_pending && !read_paused_ && state_ != State::closed) {
+    tls_->read_pending = false;
+    read_tls();
+  }
   if (state_ == State::closed || write_waiting_) return;
+  if (tls_) {
+    if (write_tls() && close_after_flush_) terminate();
+    return;
+  }
   iovec iov[kMaxIovecs];
   while (!queue_.empty()) {
     msghdr msg{};
@@ -211,6 +285,58 @@ void Connection::flush() {
     counters.bytes_written.add(static_cast<uint64_t>(written));
   }
   if (close_after_flush_) terminate();
+}
+
+bool Connection::write_tls() {
+  // One worker thread, one flush at a time: the thread's record buffer,
+  // shared with the HTTP phase's writes.
+  const auto scratch_buffer = net::tls_write_scratch();
+  const std::span<char> scratch(static_cast<char*>(scratch_buffer.data()),
+                                std::min(scratch_buffer.size(), kTlsRecordBytes));
+  SSL* ssl = tls_->ssl.get();
+  iovec iov[kMaxIovecs];
+  while (!tls_->unsent.empty() || !queue_.empty()) {
+    const bool retry = !tls_->unsent.empty();
+    size_t len = 0;
+    if (retry) {
+      len = tls_->unsent.size();
+    } else {
+      const int count = queue_.gather(iov, kMaxIovecs);
+      for (int i = 0; i < count && len < scratch.size(); ++i) {
+        const size_t take = std::min(iov[i].iov_len, scratch.size() - len);
+        std::memcpy(scratch.data() + len, iov[i].iov_base, take);
+        len += take;
+      }
+    }
+    const char* data = retry ? tls_->unsent.data() : scratch.data();
+    size_t written = 0;
+    ERR_clear_error();
+    const int ret = SSL_write_ex(ssl, data, len, &written);
+    if (ret == 1) {
+      if (retry)
+        tls_->unsent.erase(0, written);
+      else
+        queue_.consume(written);
+      auto& counters = host_.counters();
+      counters.writes.add();
+      counters.bytes_written.add(written);
+      continue;
+    }
+    boost::system::error_code ec;
+    if (net::tls_want(ssl, ret, ec) == net::TlsWant::write) {
+      // The record is sealed inside SSL: its bytes leave the queue now.
+      if (!retry) {
+        tls_->unsent.assign(data, len);
+        queue_.consume(len);
+      }
+      want_writable(true);
+      return false;
+    }
+    terminate();
+    return false;
+  }
+  tls_->unsent.shrink_to_fit();
+  return true;
 }
 
 void Connection::tick(Clock::time_point now) {
@@ -236,6 +362,10 @@ void Connection::terminate() {
   state_ = State::closed;
   queue_.clear();
   ::epoll_ctl(host_.poll_fd(), EPOLL_CTL_DEL, fd_, nullptr);
+  if (tls_) {
+    net::tls_shutdown(tls_->ssl.get());  // close_notify, if the socket takes it
+    tls_.reset();
+  }
   ::shutdown(fd_, SHUT_RDWR);
   ::close(fd_);
   fd_ = -1;

@@ -15,6 +15,10 @@
 // the outbound limit closes the connection with 4008.
 // Closing: close() queues a close frame and waits (bounded) for the peer's;
 // protocol violations close right after the close frame is flushed.
+// Transport: plain read()/sendmsg() on the fd, or, after use_tls(), the
+// SSL the HTTP phase finished the handshake on: SSL_read, and SSL_write of
+// the gathered frames copied into one record (up to 16 KiB) at a time. The
+// frames stay shared (encoded once); only the encryption is per connection.
 //
 // The protocol layer derives from Connection and implements on_text(),
 // on_ping_due(), on_closed() and, if it needs it, on_tick(). Everything here runs on one worker
@@ -32,6 +36,8 @@
 #include "ws/frame_codec.hpp"
 #include "ws/outbound_queue.hpp"
 #include "ws/shared_frame.hpp"
+
+struct ssl_st;  // OpenSSL's SSL
 
 namespace herald::ws {
 
@@ -71,6 +77,10 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
+
+  // Before start(): the connection speaks TLS through `ssl` (handshake
+  // done, bound to the fd), which it now owns.
+  void use_tls(ssl_st* ssl);
 
   // Joins the worker's epoll set; `early_bytes` are bytes that arrived with
   // the upgrade request and belong to the WebSocket stream.
@@ -117,6 +127,8 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   enum class State : uint8_t { open, closing, closed };
 
   void on_readable();
+  void read_tls();
+  bool write_tls();  // false: the connection ended or must wait for EPOLLOUT
   void want_writable(bool on);
   void update_interest();
   void consume(char* data, size_t len);
@@ -130,8 +142,11 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   void on_pong(std::string_view payload) override;
   void on_close(uint16_t code, std::string_view reason) override;
 
+  struct Tls;  // TLS only (connection.cpp): the SSL and its write state
+
   int fd_;
   ConnectionHost& host_;
+  std::unique_ptr<Tls> tls_;  // null: plain TCP
   const ConnectionLimits& limits_;
   MessageReader reader_;
   OutboundQueue queue_;

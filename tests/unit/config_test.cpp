@@ -36,6 +36,9 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"server.log_format", "HERALD_SERVER_LOG_FORMAT"},
     {"server.access_log", "HERALD_SERVER_ACCESS_LOG"},
     {"server.allow_remote_admin", "HERALD_SERVER_ALLOW_REMOTE_ADMIN"},
+    {"server.tls_cert_file", "HERALD_SERVER_TLS_CERT_FILE"},
+    {"server.tls_key_file", "HERALD_SERVER_TLS_KEY_FILE"},
+    {"server.listen_plain", "HERALD_SERVER_LISTEN_PLAIN"},
     {"limits.max_message_bytes", "HERALD_LIMITS_MAX_MESSAGE_BYTES"},
     {"limits.max_outbound_bytes", "HERALD_LIMITS_MAX_OUTBOUND_BYTES"},
     {"limits.max_channel_length", "HERALD_LIMITS_MAX_CHANNEL_LENGTH"},
@@ -432,7 +435,8 @@ TEST_F(ConfigTest, EveryNumericKeyHasARange) {
         key == "auth.audience" || key == "auth.query_token" || key == "api.protect_metrics" ||
         (key.starts_with("proxy.") && !key.ends_with("_ms") && !key.ends_with("max_concurrent")) ||
         key == "server.static_spa_fallback" || key == "server.log_format" ||
-        key == "server.access_log")
+        key == "server.access_log" || key.starts_with("server.tls_") ||
+        key == "server.listen_plain")
       continue;
     EXPECT_THAT(env_error({{var, "99999999999999"}}),
                 AllOf(StartsWith(key + ": must be between"), HasSubstr(var)));
@@ -559,6 +563,33 @@ TEST_F(ConfigTest, StringValueErrorsNameTheKey) {
   o = {};
   o.log_level = "loud";
   EXPECT_THAT(flag_error(o), AllOf(StartsWith("server.log_level:"), HasSubstr("--log-level")));
+}
+
+TEST_F(ConfigTest, ServerTlsKeys) {
+  const Config c = load(write(R"([server]
+tls_cert_file = "/etc/herald/chain.pem"
+tls_key_file = "/etc/herald/key.pem"
+listen_plain = "127.0.0.1:8081"
+)"),
+                        true, {}, {});
+  EXPECT_TRUE(c.server.tls());
+  EXPECT_EQ(c.server.tls_cert_file, "/etc/herald/chain.pem");
+  EXPECT_EQ(c.server.tls_key_file, "/etc/herald/key.pem");
+  EXPECT_EQ(c.server.listen_plain_host, "127.0.0.1");
+  EXPECT_EQ(c.server.listen_plain_port, 8081);
+  EXPECT_FALSE(load("", false, {}, {}).server.tls());
+  EXPECT_FALSE(load("", false, {}, {}).server.has_listen_plain());
+
+  // A certificate needs its key, and the other way round.
+  for (const char* one : {"tls_cert_file", "tls_key_file"})
+    EXPECT_THAT(file_error(std::string("[server]\n") + one + " = \"x.pem\"\n"),
+                StartsWith("server.tls_cert_file and server.tls_key_file: set both"))
+        << one;
+  // A plaintext listener only makes sense beside a TLS one.
+  EXPECT_THAT(env_error({{"HERALD_SERVER_LISTEN_PLAIN", "127.0.0.1:8081"}}),
+              StartsWith("server.listen_plain: is set, but TLS is off"));
+  EXPECT_THAT(env_error({{"HERALD_SERVER_LISTEN_PLAIN", "nope"}}),
+              StartsWith("server.listen_plain: expected host:port"));
 }
 
 TEST_F(ConfigTest, RedisTlsKeys) {
