@@ -457,3 +457,31 @@ def test_token_over_the_websocket_and_never_printed(auth_server):
     # anonymous on a namespace that needs a user: the subscribe is refused
     r = cli(auth_server, "sub", "chat:" + unique("y"))
     assert r.returncode == 1 and "refused: unauthorized: " in r.stderr
+
+
+def test_sub_does_not_reconnect_after_an_admin_disconnect(auth_server):
+    # 4003 means "do not reconnect on your own": exit 1 with the close code.
+    tok = token(SECRET, sub="bob")
+    ch = "chat:" + unique("x")
+    admin = {"X-API-Key": "right-key-0123456789abcdef"}
+    sub = Sub(auth_server, ch, HERALD_TOKEN=tok)
+    try:
+        wait_subscribed(auth_server, ch, headers=admin)
+        status, body = http_json(auth_server, "POST", "/api/disconnect",
+                                 {"user": "bob", "reason": "bye"}, admin)
+        assert (status, body) == (200, {"disconnected": 1})
+        assert sub.wait(timeout=20) == 1
+        assert "closed by the server (4003 bye)" in sub.err()
+        assert "reconnecting" not in sub.err() and tok not in sub.err()
+    finally:
+        sub.kill()
+
+
+def test_ws_path():
+    with HeraldServer(table("[server]", ws_path="/socket")) as srv:
+        ch = unique("cli")
+        publish(srv, ch, 1)
+        r = cli(srv, "sub", ch, "--history", "1", "--count", "1", "--ws-path", "/socket")
+        assert r.returncode == 0 and lines(r.stdout)[0]["data"] == 1, r.stderr
+        r = cli(srv, "sub", ch, "--count", "1")  # /ws: no WebSocket there
+        assert r.returncode == 3 and "cannot connect to ws://" in r.stderr
