@@ -1,5 +1,5 @@
 // The options every client command shares (--url, --ws-path, --token,
-// --api-key, --timeout-ms), and which transport a request command uses.
+// --api-key, --ca-file, --timeout-ms), and which transport a request command uses.
 // A plain struct filled by commands.cpp; secrets stay in it and are only
 // ever written into a request, never to stdout or stderr.
 #pragma once
@@ -16,6 +16,7 @@ struct ClientOptions {
   std::string ws_path = "/ws";
   std::string token;    // connection token (JWT) for the WebSocket
   std::string api_key;  // HTTP API key
+  std::string ca_file;  // https: the CAs to trust ("" for the system's)
   uint64_t timeout_ms = 10000;
   ServerUrl server;  // from url and ws_path, once parsed
 };

@@ -21,13 +21,15 @@ const char* const kExitCodes =
 // lets a variable override the flag given on a subcommand's command line.
 void add_common(CLI::App* cmd, ClientOptions& o, bool request_timeout) {
   cmd->add_option("--url", o.url,
-                  "Server URL, http://host:port[/base] (env HERALD_URL; default "
+                  "Server URL, http[s]://host:port[/base] (env HERALD_URL; default "
                   "http://localhost:8080)");
   cmd->add_option("--ws-path", o.ws_path,
                   "The server's WebSocket path under the URL (server.ws_path, default /ws)");
   cmd->add_option("--token", o.token,
                   "Connection token (JWT) for the WebSocket (env HERALD_TOKEN)");
   cmd->add_option("--api-key", o.api_key, "API key for the HTTP API (env HERALD_API_KEY)");
+  cmd->add_option("--ca-file", o.ca_file,
+                  "https:// URLs: PEM file of the CAs to trust instead of the system's");
   if (request_timeout)
     cmd->add_option("--timeout-ms", o.timeout_ms,
                     "Give up on a request after this long (default 10000): exit 3")
@@ -132,9 +134,8 @@ std::optional<int> ClientCommands::run() {
   std::string why;
   auto server = parse_server_url(client_.url, client_.ws_path, &why);
   if (!server) return fail(Exit::usage, why);
-  if (server->endpoint.tls)
-    return fail(Exit::usage, "--url: https:// is not supported by the command-line client yet");
   client_.server = std::move(*server);
+  client_.server.ca_file = client_.ca_file;
 
   std::vector<std::string> channels = sub_.channels;
   if (pub_cmd_->parsed()) channels = {pub_.channel};

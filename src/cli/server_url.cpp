@@ -29,6 +29,18 @@ std::optional<ServerUrl> parse_server_url(std::string_view url, std::string_view
   return server;
 }
 
+std::string host_port(const proxy::Endpoint& endpoint) {
+  if (endpoint.host.find(':') != std::string::npos)
+    return "[" + endpoint.host + "]:" + endpoint.port;
+  return endpoint.host + ":" + endpoint.port;
+}
+
+std::string host_header(const proxy::Endpoint& endpoint) {
+  const std::string hp = host_port(endpoint);
+  if (endpoint.port != (endpoint.tls ? "443" : "80")) return hp;
+  return hp.substr(0, hp.size() - endpoint.port.size() - 1);
+}
+
 std::string api_target(const ServerUrl& server, std::string_view path) {
   return server.endpoint.target + std::string(path);
 }

@@ -16,12 +16,19 @@ namespace herald::cli {
 struct ServerUrl {
   proxy::Endpoint endpoint;  // host, port, tls; target = the base path without a trailing '/'
   std::string ws_target;     // base path + ws path, e.g. "/ws"
+  std::string ca_file;       // https: CAs to trust instead of the system's ("" for those)
 };
 
 // "http://host[:port][/base]" (ws:// and wss:// are read as http:// and
 // https://); `ws_path` must start with '/'. nullopt and `why` otherwise.
 std::optional<ServerUrl> parse_server_url(std::string_view url, std::string_view ws_path,
                                           std::string* why);
+
+// "host:port" as messages write it ("[::1]:8080" for an IPv6 address).
+std::string host_port(const proxy::Endpoint& endpoint);
+
+// The Host header: host_port() without the scheme's default port.
+std::string host_header(const proxy::Endpoint& endpoint);
 
 // The request target of an API path ("/api/publish") under the base path.
 std::string api_target(const ServerUrl& server, std::string_view path);

@@ -1,4 +1,5 @@
-// WsLink: the client's WebSocket over Boost.Beast; see ws_link.hpp.
+// WsLink: the client's WebSocket over Boost.Beast, plain or TLS (https://
+// and wss:// URLs); see ws_link.hpp.
 #include "cli/ws_link.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -6,8 +7,10 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <functional>
-#include <optional>
+
+#include "cli/tls_client.hpp"
 
 namespace herald::cli {
 
@@ -32,7 +35,16 @@ std::string LinkStatus::describe() const {
 }
 
 struct WsLink::Impl {
-  explicit Impl(boost::asio::io_context& io) : io(io), ws(io) {}
+  using PlainWs = websocket::stream<beast::tcp_stream>;
+  using TlsWs = websocket::stream<TlsStream>;
+
+  explicit Impl(boost::asio::io_context& io) : io(io) {}
+
+  // Calls f with the stream, whichever kind open() made.
+  template <class F>
+  decltype(auto) with_ws(F&& f) {
+    return tls ? f(*tls) : f(*plain);
+  }
 
   // Runs until the operation started by `start(done_handler)` completes.
   // `cancel` makes it complete at the deadline (default: close the socket).
@@ -49,7 +61,7 @@ struct WsLink::Impl {
     if (!run_until(io, done, deadline, stop)) return {LinkStatus::Kind::timeout, 0, {}};
     if (!result) return {};
     if (result == websocket::error::closed) {
-      const auto& reason = ws.reason();
+      const auto reason = with_ws([](auto& ws) { return ws.reason(); });
       return {LinkStatus::Kind::closed, static_cast<uint16_t>(reason.code),
               std::string(reason.reason.data(), reason.reason.size())};
     }
@@ -58,11 +70,14 @@ struct WsLink::Impl {
 
   void abort() {
     error_code ignored;
-    beast::get_lowest_layer(ws).socket().close(ignored);
+    if (tls) beast::get_lowest_layer(*tls).socket().close(ignored);
+    if (plain) beast::get_lowest_layer(*plain).socket().close(ignored);
   }
 
   boost::asio::io_context& io;
-  websocket::stream<beast::tcp_stream> ws;
+  std::unique_ptr<boost::asio::ssl::context> tls_context;
+  std::unique_ptr<PlainWs> plain;  // one of these two, once open() began
+  std::unique_ptr<TlsWs> tls;
   beast::flat_buffer buffer;
 };
 
@@ -71,9 +86,18 @@ WsLink::~WsLink() = default;
 
 LinkStatus WsLink::open(const ServerUrl& server, Clock::time_point deadline) {
   auto& im = *impl_;
+  const auto& ep = server.endpoint;
+  if (ep.tls) {
+    std::string why;
+    im.tls_context = client_tls_context(server.ca_file, &why);
+    if (!im.tls_context) return {LinkStatus::Kind::failed, 0, why};
+    im.tls = std::make_unique<Impl::TlsWs>(im.io, *im.tls_context);
+    expect_host(im.tls->next_layer(), ep.host);
+  } else {
+    im.plain = std::make_unique<Impl::PlainWs>(im.io);
+  }
   tcp::resolver resolver(im.io);
   tcp::resolver::results_type addresses;
-  const auto& ep = server.endpoint;
   auto status = im.step(
       deadline, "cannot resolve " + ep.host,
       [&](auto done) {
@@ -85,35 +109,50 @@ LinkStatus WsLink::open(const ServerUrl& server, Clock::time_point deadline) {
       },
       [&] { resolver.cancel(); });
   if (!status.ok()) return status;
-  status = im.step(deadline, "cannot connect to " + ep.host + ":" + ep.port, [&](auto done) {
-    beast::get_lowest_layer(im.ws).async_connect(
-        addresses, [done](error_code ec, const tcp::endpoint&) { done(ec); });
+  status = im.step(deadline, "cannot connect to " + host_port(ep), [&](auto done) {
+    im.with_ws([&](auto& ws) {
+      beast::get_lowest_layer(ws).async_connect(
+          addresses, [done](error_code ec, const tcp::endpoint&) { done(ec); });
+    });
   });
   if (!status.ok()) return status;
-  im.ws.set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
-    req.set(beast::http::field::user_agent, "herald-cli/" HERALD_VERSION);
-  }));
-  const std::string host = ep.host + ":" + ep.port;
-  status = im.step(deadline, "WebSocket upgrade at " + server.ws_target, [&](auto done) {
-    im.ws.async_handshake(host, server.ws_target, [done](error_code ec) { done(ec); });
+  if (im.tls) {
+    status = im.step(deadline, "TLS handshake with " + host_port(ep), [&](auto done) {
+      im.tls->next_layer().async_handshake(boost::asio::ssl::stream_base::client,
+                                           [done](error_code ec) { done(ec); });
+    });
+    if (!status.ok()) return status;
+  }
+  return im.with_ws([&](auto& ws) {
+    ws.set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
+      req.set(beast::http::field::user_agent, "herald-cli/" HERALD_VERSION);
+    }));
+    const std::string host = host_header(ep);
+    auto st = im.step(deadline, "WebSocket upgrade at " + server.ws_target, [&](auto done) {
+      ws.async_handshake(host, server.ws_target, [done](error_code ec) { done(ec); });
+    });
+    if (st.ok()) ws.text(true);
+    return st;
   });
-  if (status.ok()) im.ws.text(true);
-  return status;
 }
 
 LinkStatus WsLink::send(std::string_view text, Clock::time_point deadline) {
   auto& im = *impl_;
-  return im.step(deadline, "send", [&](auto done) {
-    im.ws.async_write(boost::asio::buffer(text.data(), text.size()),
-                      [done](error_code ec, size_t) { done(ec); });
+  return im.with_ws([&](auto& ws) {
+    return im.step(deadline, "send", [&](auto done) {
+      ws.async_write(boost::asio::buffer(text.data(), text.size()),
+                     [done](error_code ec, size_t) { done(ec); });
+    });
   });
 }
 
 LinkStatus WsLink::receive(std::string& text, Clock::time_point deadline) {
   auto& im = *impl_;
   im.buffer.clear();
-  auto status = im.step(deadline, "receive", [&](auto done) {
-    im.ws.async_read(im.buffer, [done](error_code ec, size_t) { done(ec); });
+  auto status = im.with_ws([&](auto& ws) {
+    return im.step(deadline, "receive", [&](auto done) {
+      ws.async_read(im.buffer, [done](error_code ec, size_t) { done(ec); });
+    });
   });
   if (status.ok()) text = beast::buffers_to_string(im.buffer.data());
   return status;
@@ -121,11 +160,13 @@ LinkStatus WsLink::receive(std::string& text, Clock::time_point deadline) {
 
 void WsLink::close(Clock::time_point deadline) {
   auto& im = *impl_;
-  if (im.ws.is_open()) {
+  if (!im.tls && !im.plain) return;
+  im.with_ws([&](auto& ws) {
+    if (!ws.is_open()) return;
     im.step(deadline, "close", [&](auto done) {
-      im.ws.async_close(websocket::close_code::normal, [done](error_code ec) { done(ec); });
+      ws.async_close(websocket::close_code::normal, [done](error_code ec) { done(ec); });
     });
-  }
+  });
   im.abort();
 }
 

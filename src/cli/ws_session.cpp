@@ -50,7 +50,9 @@ std::variant<ServerMessage, Failure> open_and_connect(WsLink& link, const Server
                                                       Clock::time_point deadline) {
   if (auto st = link.open(server, deadline); !st.ok()) {
     const auto& ep = server.endpoint;
-    return link_failure("cannot connect to ws://" + ep.host + ":" + ep.port + server.ws_target, st);
+    return link_failure(std::string("cannot connect to ") + (ep.tls ? "wss://" : "ws://") +
+                            host_port(ep) + server.ws_target,
+                        st);
   }
   std::string fields;
   if (!token.empty()) {

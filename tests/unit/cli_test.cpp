@@ -89,6 +89,16 @@ TEST(CliServerUrl, BasePathWsPathAndErrors) {
   EXPECT_EQ(u->endpoint.port, "80");
   EXPECT_EQ(u->ws_target, "/herald/socket");
   EXPECT_EQ(api_target(*u, "/api/publish"), "/herald/api/publish");
+  EXPECT_EQ(host_port(u->endpoint), "h:80");
+  EXPECT_EQ(host_header(u->endpoint), "h");
+  u = parse_server_url("http://[::1]:9000", "/ws", &why);
+  ASSERT_TRUE(u) << why;
+  EXPECT_EQ(host_port(u->endpoint), "[::1]:9000");
+  EXPECT_EQ(host_header(u->endpoint), "[::1]:9000");
+  u = parse_server_url("wss://example.com", "/ws", &why);
+  ASSERT_TRUE(u) << why;
+  EXPECT_TRUE(u->endpoint.tls);
+  EXPECT_EQ(host_header(u->endpoint), "example.com");
   EXPECT_FALSE(parse_server_url("ftp://h", "/ws", &why));
   EXPECT_FALSE(parse_server_url("http://h/?a=1", "/ws", &why));
   EXPECT_FALSE(parse_server_url("http://h", "ws", &why));

@@ -11,6 +11,8 @@ import json
 import os
 import queue
 import signal
+import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -485,3 +487,77 @@ def test_ws_path():
         assert r.returncode == 0 and lines(r.stdout)[0]["data"] == 1, r.stderr
         r = cli(srv, "sub", ch, "--count", "1")  # /ws: no WebSocket there
         assert r.returncode == 3 and "cannot connect to ws://" in r.stderr
+
+
+class TlsProxy:
+    """A TLS-terminating TCP forwarder to `port` on 127.0.0.1, as a reverse
+    proxy in front of Herald would be."""
+
+    def __init__(self, port: int, cert, key):
+        self.target = port
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            front = self.ctx.wrap_socket(conn, server_side=True)
+        except (OSError, ssl.SSLError):
+            conn.close()
+            return
+        back = socket.create_connection(("127.0.0.1", self.target))
+        threading.Thread(target=self._pump, args=(back, front), daemon=True).start()
+        self._pump(front, back)
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except (OSError, ssl.SSLError):
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+def test_https_and_wss_through_a_tls_proxy(server, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    proxy = TlsProxy(server.port, cert, key)
+    try:
+        url = f"https://127.0.0.1:{proxy.port}"
+        ch = unique("cli")
+        r = cli(server, "pub", ch, "e", '"tls"', "--url", url, "--ca-file", str(cert))
+        assert (r.returncode, r.stdout) == (0, "1\n"), r.stderr
+        r = cli(server, "sub", ch, "--history", "1", "--count", "1", "--url", url,
+                "--ca-file", str(cert))
+        assert r.returncode == 0, r.stderr
+        assert lines(r.stdout)[0]["data"] == "tls"
+        # The system's CAs do not trust the certificate; nor does it name localhost.
+        for args in (["--url", url], ["--url", f"https://localhost:{proxy.port}",
+                                      "--ca-file", str(cert)]):
+            for command in (["pub", ch, "e", "1"], ["sub", ch]):
+                r = cli(server, *command, *args)
+                assert r.returncode == 3 and "TLS handshake" in r.stderr, (args, r.stderr)
+        assert len(history(server, ch)) == 1
+    finally:
+        proxy.close()
