@@ -1,7 +1,9 @@
 // The `herald` command line: `herald serve` runs the server, `herald typegen`
 // prints the TypeScript types of the configured event schemas, `herald
-// check-config` validates the config as `serve` would without starting; `--help` on
-// each command explains every option. Config precedence: defaults < file
+// check-config` validates the config as `serve` would without starting, and
+// `sub`, `pub`, `history` and `presence` are the command-line client
+// (src/cli, registered here only); `--help` on each command explains every
+// option. A bad command line exits with 2. Config precedence: defaults < file
 // (--config, HERALD_CONFIG or ./herald.toml) < HERALD_* environment < flags;
 // SIGHUP re-reads the same sources to reload namespaces and schemas.
 #include <spdlog/spdlog.h>
@@ -15,6 +17,7 @@
 #include <iostream>
 #include <optional>
 
+#include "cli/commands.hpp"
 #include "config/config.hpp"
 #include "log/logging.hpp"
 #include "server/server.hpp"
@@ -122,7 +125,17 @@ int main(int argc, char** argv) {
   std::string check_config_path;
   check_cmd->add_option("-c,--config", check_config_path, kConfigHelp);
 
-  CLI11_PARSE(app, argc, argv);
+  herald::cli::ClientCommands client_commands(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; a usage error is 2, as the client's
+    // exit codes document (CLI11's own codes are 100 and up).
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  if (auto code = client_commands.run()) return *code;
 
   if (check_cmd->parsed()) {
     herald::server::ConfigSource source{check_config_path, false, {}};
