@@ -1308,7 +1308,9 @@ Value from_env(const KeyDef& k, const std::string& var, const std::string& text)
 void apply_env(Config& cfg, const std::map<std::string, std::string>& env) {
   // Variables the file names as holding a secret (key_env, secret_env) are
   // not settings, whatever their name (HERALD_API_KEY is the usual one).
-  std::vector<std::string_view> secrets;
+  // HERALD_API_KEY is also the clients' variable (`herald pub`,
+  // @herald/server), often exported in the same shell: never a setting.
+  std::vector<std::string_view> secrets{"HERALD_API_KEY"};
   for (const auto& k : cfg.api.keys) secrets.push_back(k.key_env);
   for (const auto& k : cfg.auth.keys) secrets.push_back(k.secret_env);
   // Catch misspelt variables in the namespaces that map onto keys.
