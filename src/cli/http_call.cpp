@@ -11,7 +11,7 @@
 #include <functional>
 #include <optional>
 
-#include "cli/tls_client.hpp"
+#include "net/tls_client.hpp"
 
 namespace herald::cli {
 
@@ -49,12 +49,12 @@ HttpReply http_call(const ServerUrl& server, std::string_view method, const std:
   boost::asio::io_context io;
   std::unique_ptr<boost::asio::ssl::context> tls_context;
   std::optional<beast::tcp_stream> plain;
-  std::optional<TlsStream> tls;
+  std::optional<net::TlsStream> tls;
   if (ep.tls) {
-    tls_context = client_tls_context(server.ca_file, &reply.error);
+    tls_context = net::client_tls_context(server.ca_file, &reply.error);
     if (!tls_context) return reply;
     tls.emplace(io, *tls_context);
-    expect_host(*tls, ep.host);
+    net::expect_host(*tls, ep.host);
   } else {
     plain.emplace(io);
   }

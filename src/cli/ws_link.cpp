@@ -10,7 +10,7 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <functional>
 
-#include "cli/tls_client.hpp"
+#include "net/tls_client.hpp"
 
 namespace herald::cli {
 
@@ -36,7 +36,7 @@ std::string LinkStatus::describe() const {
 
 struct WsLink::Impl {
   using PlainWs = websocket::stream<beast::tcp_stream>;
-  using TlsWs = websocket::stream<TlsStream>;
+  using TlsWs = websocket::stream<net::TlsStream>;
 
   explicit Impl(boost::asio::io_context& io) : io(io) {}
 
@@ -89,10 +89,10 @@ LinkStatus WsLink::open(const ServerUrl& server, Clock::time_point deadline) {
   const auto& ep = server.endpoint;
   if (ep.tls) {
     std::string why;
-    im.tls_context = client_tls_context(server.ca_file, &why);
+    im.tls_context = net::client_tls_context(server.ca_file, &why);
     if (!im.tls_context) return {LinkStatus::Kind::failed, 0, why};
     im.tls = std::make_unique<Impl::TlsWs>(im.io, *im.tls_context);
-    expect_host(im.tls->next_layer(), ep.host);
+    net::expect_host(im.tls->next_layer(), ep.host);
   } else {
     im.plain = std::make_unique<Impl::PlainWs>(im.io);
   }

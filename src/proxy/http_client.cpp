@@ -7,7 +7,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -16,6 +15,8 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <cerrno>
+
+#include "net/tls_client.hpp"
 
 namespace herald::proxy {
 
@@ -126,17 +127,9 @@ HttpPool::HttpPool(boost::asio::io_context& io, Endpoint endpoint, size_t max_co
       timeout_(timeout),
       static_headers_(std::move(static_headers)) {
   if (!endpoint_.tls) return;
-  tls_ = std::make_unique<ssl::context>(ssl::context::tls_client);
-  tls_->set_verify_mode(ssl::verify_peer);
-  boost::system::error_code ec;
-  if (ca_file.empty())
-    tls_->set_default_verify_paths(ec);
-  else
-    tls_->load_verify_file(ca_file, ec);
-  if (ec)
-    throw std::runtime_error("proxy: cannot load the CA certificates" +
-                             (ca_file.empty() ? std::string(" of the system") : " of " + ca_file) +
-                             ": " + ec.message());
+  std::string why;
+  tls_ = net::client_tls_context(ca_file, &why);
+  if (!tls_) throw std::runtime_error("proxy: " + why);
 }
 
 HttpPool::~HttpPool() = default;
@@ -232,12 +225,7 @@ void HttpPool::start(std::shared_ptr<Exchange> x, bool fresh) {
 
 void HttpPool::handshake(std::shared_ptr<Exchange> x) {
   auto& stream = *x->conn->secure;
-  // SNI, and the certificate must name the URL's host.
-  if (!SSL_set_tlsext_host_name(stream.native_handle(), endpoint_.host.c_str())) {
-    finish(x, {HttpResult::Outcome::failed, 0, {}, "tls: cannot set the server name"});
-    return;
-  }
-  stream.set_verify_callback(ssl::host_name_verification(endpoint_.host));
+  net::expect_host(stream, endpoint_.host);  // SNI, and the certificate must name the host
   stream.async_handshake(
       ssl::stream_base::client, [this, self = shared_from_this(), x](boost::system::error_code ec) {
         if (ec) {

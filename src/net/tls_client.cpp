@@ -1,12 +1,12 @@
 // The client's TLS context and per-connection setup; see tls_client.hpp.
-#include "cli/tls_client.hpp"
+#include "net/tls_client.hpp"
 
 #include <openssl/ssl.h>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 
-namespace herald::cli {
+namespace herald::net {
 
 namespace ssl = boost::asio::ssl;
 
@@ -35,4 +35,4 @@ void expect_host(TlsStream& stream, const std::string& host) {
   stream.set_verify_callback(ssl::host_name_verification(host));
 }
 
-}  // namespace herald::cli
+}  // namespace herald::net

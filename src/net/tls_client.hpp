@@ -1,6 +1,7 @@
-// TLS for the command-line client's https:// and wss:// URLs (a Herald
-// behind a TLS-terminating proxy): the client context, which verifies the
-// server's certificate against the system's CAs or --ca-file, and the
+// TLS as a client, for Herald's own outgoing connections: the backend
+// hooks' https:// URLs (src/proxy) and the command-line client's https://
+// and wss:// URLs (src/cli). The client context, which verifies the
+// server's certificate against the system's CAs or a CA file, and the
 // per-connection setup (SNI, host name check). Owns no connection.
 #pragma once
 
@@ -10,7 +11,7 @@
 #include <memory>
 #include <string>
 
-namespace herald::cli {
+namespace herald::net {
 
 using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
@@ -22,4 +23,4 @@ std::unique_ptr<boost::asio::ssl::context> client_tls_context(const std::string&
 // an IP address) and requires the certificate to name it.
 void expect_host(TlsStream& stream, const std::string& host);
 
-}  // namespace herald::cli
+}  // namespace herald::net
