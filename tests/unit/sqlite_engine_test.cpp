@@ -665,6 +665,35 @@ TEST_F(SqliteEngineTest, DurabilityFullWorks) {
   EXPECT_EQ(append(*store, "c").offset, 1u);
 }
 
+// With durability "normal" the owners commit and the storage thread
+// checkpoints the WAL on its own connection: the events must reach the
+// database file and the WAL must not keep growing (without checkpoints the
+// WAL would hold every page and herald.db stay at its first few pages).
+TEST_F(SqliteEngineTest, TheWalIsCheckpointedIntoTheDatabaseFile) {
+  auto engine = make(100000);
+  auto store = open(*engine);
+  constexpr int kEvents = 1500;
+  const std::string data = "\"" + std::string(6000, 'x') + "\"";  // ~2 pages a row
+  int completed = 0;
+  for (int i = 0; i < kEvents; ++i) {
+    store->append("c", NewEvent{"e", data, "", "", now_}, [&](AppendResult r) {
+      EXPECT_TRUE(r.ok) << r.error;
+      ++completed;
+    });
+    if (i % 10 == 9) run_until([&] { return completed == i + 1; });  // many commits
+  }
+  run_until([&] { return completed == kEvents; });
+  const fs::path db = dir_ / "data" / "herald.db";
+  const fs::path wal = dir_ / "data" / "herald.db-wal";
+  const uintmax_t stored = uintmax_t{kEvents} * data.size();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (fs::file_size(db) < stored && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_GE(fs::file_size(db), stored);
+  EXPECT_LT(fs::file_size(wal), stored);  // restarted after checkpoints, not one long log
+  EXPECT_EQ(read(*store, "c", 1).last_offset, static_cast<uint64_t>(kEvents));
+}
+
 TEST_F(SqliteEngineTest, CorruptDatabaseIsAClearError) {
   fs::create_directories(dir_ / "data");
   std::ofstream(dir_ / "data" / kSqliteFileName)

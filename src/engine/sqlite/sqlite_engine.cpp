@@ -3,19 +3,39 @@
 // events survive a process crash (synchronous=NORMAL) or a power loss (FULL),
 // and offsets and epochs continue after a restart.
 //
-// Threads. One storage thread per engine owns the sqlite3 connection and an
-// in-memory cache of the channels table (id, epoch, last offset). Channel
-// owners (workers) never touch SQLite: their ShardStore enqueues operations
-// (append, read, load, remove) on one FIFO queue, bounded by queue_limit. The
-// storage thread takes everything that arrived while its previous transaction
-// ran and handles it in ONE transaction (group commit): appends get the
-// channel's next offsets and are inserted, removes delete a channel's events
-// and give it a new epoch, reads and loads see the state at their place in
-// the queue, retention deletes old rows. After COMMIT the results go back to
-// each shard's executor in one posted handler per shard, in queue order; if
-// the transaction fails, every operation of the batch fails (appends are not
+// Threads. The engine has one sqlite3 connection and an in-memory cache of
+// the channels table (id, epoch, last offset), used by one thread at a time
+// (the runner lock, Storage::run_mu_). Channel owners' ShardStores enqueue
+// operations (append, read, load, remove) on one FIFO queue, bounded by
+// queue_limit. Whoever holds the runner lock takes everything queued and
+// handles it in ONE transaction (group commit): appends get the channel's
+// next offsets and are inserted, removes delete a channel's events and give
+// it a new epoch, reads and loads see the state at their place in the queue,
+// retention deletes old rows. After COMMIT the results go back to each
+// shard's executor in one posted handler per shard, in queue order; if the
+// transaction fails, every operation of the batch fails (appends are not
 // acknowledged and their offsets are given again later: they were never
 // visible to anyone).
+//
+// Who commits. With durability "normal" (synchronous=NORMAL: a commit is a
+// write to the WAL, no fsync) the owner commits on its own thread: a shard
+// that queued operations posts one commit to its own executor, which runs
+// after the other handlers ready in that loop turn, so a turn's operations
+// share one transaction; it takes the runner lock if it is free and runs the
+// batch there, and its own results come back in the same loop without any
+// thread waking up. A publish then costs no hop to another thread and back,
+// which on a machine whose cores are busy costs far more than the commit
+// (bench/RESULTS.md, "Seventh session"). If the lock is taken (the other
+// worker or the storage thread is committing), the storage thread is woken
+// and commits what is queued once the lock is free. The storage thread also
+// runs the retention sweeps and the WAL checkpoints: the writing connection
+// does not checkpoint by itself (the checkpoint's fsyncs would stall a
+// worker's loop); a WAL hook asks the storage thread to, on a second
+// connection of its own, once the WAL holds kCheckpointPages pages (the bulk
+// while writers go on, then the rest while they wait; see checkpoint()).
+// With durability "full" every commit is an fsync, too slow for a worker's
+// loop: the storage thread makes every commit, and the connection
+// checkpoints as SQLite does by default.
 //
 // Hot window. Each ShardStore keeps, per active channel and on its worker's
 // thread only (no locks), the channel's epoch, creation time, last committed
@@ -137,6 +157,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <cerrno>
@@ -439,6 +460,7 @@ class Storage {
 
   ~Storage() {
     shutdown();
+    if (checkpoint_db_) sqlite3_close_v2(checkpoint_db_);
     if (db_) {
       statements_.reset();
       sqlite3_close_v2(db_);
@@ -449,6 +471,8 @@ class Storage {
 
   const SqliteOptions& options() const { return options_; }
   bool epoch_renewed() const { return epoch_renewed_; }
+  // Whether owners commit on their own threads (see "Who commits").
+  bool owners_commit() const { return !options_.full_sync; }
   uint64_t key_seed() const { return key_seed_; }
   int64_t now_ms() const { return now_ms_(); }
 
@@ -467,13 +491,44 @@ class Storage {
       return "storage queue is full (engine.queue_limit = " + std::to_string(options_.queue_limit) +
              ")";
     queue_.push_back(std::move(op));
-    if (queue_.size() == 1) cv_.notify_one();
+    // Owners that commit themselves posted their commit already.
+    if (queue_.size() == 1 && !owners_commit()) cv_.notify_one();
     return {};
+  }
+
+  // Called by an owner on its thread (see "Who commits"): commits what is
+  // queued here if no one else is committing, else leaves it to the storage
+  // thread.
+  void commit_here() {
+    std::unique_lock run(run_mu_, std::try_to_lock);
+    if (!run.owns_lock()) {
+      std::lock_guard lock(mu_);
+      wake_ = true;
+      cv_.notify_one();
+      return;
+    }
+    std::vector<Op> batch;
+    {
+      std::lock_guard lock(mu_);
+      if (queue_.empty()) return;
+      batch.swap(queue_);
+      busy_ = true;
+    }
+    bool sweep_done = true;
+    process(batch, false, sweep_done);
+    deliver(batch);
+    {
+      std::lock_guard lock(mu_);
+      busy_ = false;
+    }
+    idle_cv_.notify_all();
   }
 
   // Waits until everything queued so far is committed and its results posted.
   void flush() {
     std::unique_lock lock(mu_);
+    wake_ = true;  // what owners queued but have not committed
+    cv_.notify_one();
     idle_cv_.wait(lock, [&] { return queue_.empty() && !busy_; });
   }
 
@@ -651,6 +706,7 @@ class Storage {
                                  "': " + std::strerror(errno));
       statements_ = std::make_unique<Statements>(db_);
       load_all_keys();
+      if (owners_commit()) open_checkpoint_connection(db_path);
     } catch (const DbError& e) {
       statements_.reset();
       sqlite3_close_v2(db_);
@@ -790,10 +846,53 @@ class Storage {
   // age limit or key window after (within 1 s .. 1 min).
   static constexpr int64_t kKeysSweepTtlMs = 600000;
   void note_ttl(int64_t ttl_ms) {
-    if (ttl_ms > 0 && (min_ttl_ms_ == 0 || ttl_ms < min_ttl_ms_)) min_ttl_ms_ = ttl_ms;
+    const int64_t shortest = min_ttl_ms_.load(std::memory_order_relaxed);
+    if (ttl_ms > 0 && (shortest == 0 || ttl_ms < shortest))
+      min_ttl_ms_.store(ttl_ms, std::memory_order_relaxed);
   }
 
   int64_t sweep_interval_ms() const { return std::clamp<int64_t>(min_ttl_ms_ / 10, 1000, 60000); }
+
+  // The storage thread's own connection for checkpoints; on success the
+  // writing connection stops checkpointing by itself (its WAL hook replaces
+  // SQLite's auto-checkpoint). Should it fail to open, the writing
+  // connection keeps checkpointing as by default.
+  void open_checkpoint_connection(const fs::path& db_path) {
+    if (sqlite3_open_v2(db_path.c_str(), &checkpoint_db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK ||
+        sqlite3_exec(checkpoint_db_, "PRAGMA synchronous = NORMAL", nullptr, nullptr, nullptr) !=
+            SQLITE_OK) {
+      sqlite3_close_v2(checkpoint_db_);
+      checkpoint_db_ = nullptr;
+      return;
+    }
+    sqlite3_wal_hook(db_, &Storage::on_wal_commit, this);
+  }
+
+  // The WAL holds `pages` pages after a commit (see "Who commits").
+  static int on_wal_commit(void* self, sqlite3*, const char*, int pages) {
+    auto& storage = *static_cast<Storage*>(self);
+    if (pages >= kCheckpointPages) {
+      std::lock_guard lock(storage.mu_);
+      storage.checkpoint_due_ = true;
+      storage.cv_.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+  // Checkpoints on the storage thread's own connection: first the bulk of
+  // the WAL outside the runner lock, owners committing meanwhile; then,
+  // holding the lock so that nothing is written, what they wrote during the
+  // first pass, so that the whole WAL is in the database file and the next
+  // commit starts the WAL again from its beginning (a WAL that is never
+  // wholly checkpointed only grows). A failure leaves the WAL to the next
+  // checkpoint.
+  void checkpoint() {
+    if (!checkpoint_db_) return;
+    sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    std::lock_guard run(run_mu_);
+    sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
 
   void run() {
     std::vector<Op> batch;
@@ -803,19 +902,39 @@ class Storage {
       const auto next_sweep = last_sweep
                                   ? *last_sweep + std::chrono::milliseconds(sweep_interval_ms())
                                   : std::chrono::steady_clock::time_point{};
+      bool checkpoint_due = false;
       {
         std::unique_lock lock(mu_);
-        const auto ready = [&] { return stopping_ || !queue_.empty(); };
+        // Owners that commit themselves wake this thread only when they
+        // could not (wake_); otherwise anything queued is its to commit.
+        const auto ready = [&] {
+          return stopping_ || wake_ || checkpoint_due_ || (!owners_commit() && !queue_.empty());
+        };
         if (min_ttl_ms_ > 0)
           cv_.wait_until(lock, next_sweep, ready);
         else
           cv_.wait(lock, ready);
         if (queue_.empty() && stopping_) break;
+        wake_ = false;
+        checkpoint_due = checkpoint_due_;
+        checkpoint_due_ = false;
+      }
+      if (checkpoint_due) checkpoint();
+      std::unique_lock run(run_mu_);
+      {
+        std::lock_guard lock(mu_);
         batch.swap(queue_);
         busy_ = true;
       }
       const bool sweep = min_ttl_ms_ > 0 && std::chrono::steady_clock::now() >= next_sweep;
-      if (batch.empty() && !sweep) continue;
+      if (batch.empty() && !sweep) {
+        {
+          std::lock_guard lock(mu_);
+          busy_ = false;
+        }
+        idle_cv_.notify_all();
+        continue;
+      }
       bool sweep_done = true;
       process(batch, sweep, sweep_done);
       if (sweep && sweep_done) last_sweep = std::chrono::steady_clock::now();
@@ -1222,15 +1341,24 @@ class Storage {
   std::string db_epoch_;
   std::unordered_map<std::string, ChannelRow> cache_;  // storage thread only
   int64_t sweep_cursor_ = 0;
-  int64_t min_ttl_ms_ = 0;  // the shortest age limit or key window seen (0: none)
+  // The shortest age limit or key window seen (0: none); written by the
+  // runner, read by the storage thread while it waits.
+  std::atomic<int64_t> min_ttl_ms_ = 0;
   std::unordered_map<int64_t, ChannelKeys> keys_;  // by channel id (see "Idempotency keys")
 
-  std::mutex mu_;
+  sqlite3* checkpoint_db_ = nullptr;  // the storage thread's, for checkpoints (owners_commit())
+  // The WAL size (pages of 4 KiB) that asks for a checkpoint: SQLite's default.
+  static constexpr int kCheckpointPages = 1000;
+
+  std::mutex run_mu_;  // held while a batch is processed and delivered (the runner lock)
+  std::mutex mu_;      // the queue and the flags below
   std::condition_variable cv_;
   std::condition_variable idle_cv_;
   bool busy_ = false;  // a batch is being processed
   std::vector<Op> queue_;
   bool stopping_ = false;
+  bool wake_ = false;            // the storage thread should commit what is queued
+  bool checkpoint_due_ = false;  // the WAL grew past kCheckpointPages
   std::vector<std::shared_ptr<ShardSink>> sinks_;
   std::thread thread_;
 };
@@ -1252,13 +1380,15 @@ struct HotChannel {
   int64_t used_ms = 0;             // steady clock
 };
 
-class ShardState {
+class ShardState : public std::enable_shared_from_this<ShardState> {
  public:
-  ShardState(std::shared_ptr<Storage> storage, unsigned shard)
+  ShardState(std::shared_ptr<Storage> storage, unsigned shard,
+             boost::asio::any_io_executor executor)
       : storage_(std::move(storage)),
         options_(storage_->options()),
         defaults_{options_.max_events_per_channel, options_.max_age_ms},
-        shard_(shard) {}
+        shard_(shard),
+        executor_(std::move(executor)) {}
 
   void append(const std::string& channel, NewEvent ev, ShardStore::AppendHandler done) {
     HotChannel& ch = touch(channel, ev.retention);
@@ -1291,6 +1421,7 @@ class ShardState {
       return op.on_append(std::move(r));
     }
     ++ch.pending;
+    commit_soon();
   }
 
   void read(const std::string& channel, const HistoryQuery& query,
@@ -1313,8 +1444,9 @@ class ShardState {
       HistoryResult r;
       r.error = std::move(why);
       r.unavailable = true;  // queue full or stopping: nothing was stored
-      op.on_read(std::move(r));
+      return op.on_read(std::move(r));
     }
+    commit_soon();
   }
 
   void remove(const std::string& channel, ShardStore::RemoveHandler done) {
@@ -1332,6 +1464,7 @@ class ShardState {
     }
     ++ch.pending;
     ++ch.removing;
+    commit_soon();
   }
 
   // Runs on the shard's executor: the results of one batch, in queue order.
@@ -1458,6 +1591,20 @@ class ShardState {
     if (!storage_->enqueue(op).empty()) return;  // tried again on the next use
     ch.state = HotChannel::State::loading;
     ++ch.pending;
+    commit_soon();
+  }
+
+  // After an enqueue: when owners commit (see "Who commits"), one commit per
+  // loop turn, posted behind the handlers already ready so that they share it.
+  void commit_soon() {
+    if (commit_posted_ || !storage_->owners_commit()) return;
+    commit_posted_ = true;
+    boost::asio::post(executor_, [weak = weak_from_this()] {
+      if (auto self = weak.lock()) {
+        self->commit_posted_ = false;
+        self->storage_->commit_here();
+      }
+    });
   }
 
   // Whether the window holds contiguous offsets ending at the last offset
@@ -1528,6 +1675,8 @@ class ShardState {
   const SqliteOptions& options_;
   const Retention defaults_;  // for channels given no retention
   const unsigned shard_;
+  const boost::asio::any_io_executor executor_;  // this shard's worker
+  bool commit_posted_ = false;                   // a commit_soon() has not run yet
   std::unordered_map<std::string, HotChannel> channels_;
   uint64_t ops_ = 0;
 };
@@ -1578,7 +1727,7 @@ class SqliteEngineImpl final : public SqliteEngine {
     sink->executor = std::move(executor);
     // The index is this store's position in the storage thread's sink list.
     const unsigned index = storage_->add_shard(sink);
-    auto state = std::make_shared<ShardState>(storage_, index);
+    auto state = std::make_shared<ShardState>(storage_, index, sink->executor);
     {
       std::lock_guard lock(sink->mu);
       sink->state = state;

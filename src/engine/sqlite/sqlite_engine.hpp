@@ -1,7 +1,8 @@
 // The sqlite engine: durable history in one SQLite database (WAL mode) under
-// a data directory, written by one storage thread with group commit, with a
-// hot in-memory window of each active channel's newest events on the channel
-// owners' side. See sqlite_engine.cpp for the design.
+// a data directory, written with group commit by the channel owners' threads
+// (durability "normal") or a storage thread ("full"), with a hot in-memory
+// window of each active channel's newest events on the channel owners' side.
+// See sqlite_engine.cpp for the design.
 #pragma once
 
 #include <cstddef>
