@@ -289,8 +289,8 @@ const std::vector<KeyDef>& keys() {
         "server", "compression_min_bytes", 0, 64 * kMiB,
         "With compression: payloads shorter than this many bytes are sent uncompressed."));
     k.push_back(
-        {"server", "compression_level", Type::integer, 1, 12,
-         "With compression: the libdeflate level, 1 (fastest) to 12 (smallest).",
+        {"server", "compression_level", Type::integer, 1, 9,
+         "With compression: the zlib level, 1 (fastest) to 9 (smallest).",
          [](Config& c, const std::string&, const Value& v) {
            c.server.compression_level = static_cast<int>(std::get<int64_t>(v));
          },

@@ -32,7 +32,7 @@ struct ServerConfig {
   // permessage-deflate (RFC 7692): off by default (see docs/config.md).
   bool compression = false;
   size_t compression_min_bytes = 256;  // smaller payloads go uncompressed
-  int compression_level = 6;           // libdeflate, 1 (fast) .. 12 (small)
+  int compression_level = 6;           // zlib, 1 (fast) .. 9 (small)
   // TLS for clients (wss://, https://): both PEM files or neither. When set,
   // `listen` speaks TLS only; `listen_plain` ("": none) adds a plaintext
   // listener beside it.

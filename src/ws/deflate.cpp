@@ -1,9 +1,8 @@
-// permessage-deflate payload work: libdeflate one-shot compression of
-// frames (per-thread compressor) and bounded zlib inflation of client
-// messages (per-thread inflater); see deflate.hpp.
+// permessage-deflate payload work: zlib compression of frames (per-thread
+// deflater, reset per frame, sync flush) and bounded zlib inflation of
+// client messages (per-thread inflater); see deflate.hpp.
 #include "ws/deflate.hpp"
 
-#include <libdeflate.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -16,20 +15,33 @@ namespace {
 constexpr uint8_t kRsv1 = 0x40;
 constexpr uint8_t kTail[4] = {0x00, 0x00, 0xff, 0xff};  // RFC 7692 7.2.1
 
-// This thread's compressor, at `level` (recreated when the level changes).
-libdeflate_compressor* compressor(int level) {
+// This thread's compressor at `level`: a raw DEFLATE z_stream (32 KiB
+// window) reset before each frame, so frames share nothing. zlib and not
+// libdeflate: libdeflate only writes streams that end in a final (BFINAL)
+// block, which RFC 7692 7.2.3.4 allows but Chromium fails the connection on
+// (1006) from the second such message; a sync flush ends the message on a
+// block boundary, with the 00 00 ff ff that 7.2.1 strips, as every client
+// expects.
+z_stream* compressor(int level) {
   struct Holder {
-    libdeflate_compressor* c = nullptr;
-    int level = 0;
-    ~Holder() { libdeflate_free_compressor(c); }
+    z_stream zs{};
+    int level = 0;  // 0: not initialised
+    ~Holder() {
+      if (level != 0) deflateEnd(&zs);
+    }
   };
   thread_local Holder h;
-  if (!h.c || h.level != level) {
-    libdeflate_free_compressor(h.c);
-    h.c = libdeflate_alloc_compressor(level);
-    h.level = level;
+  if (h.level != level) {
+    if (h.level != 0) deflateEnd(&h.zs);
+    h.zs = z_stream{};
+    h.level = deflateInit2(&h.zs, level, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK
+                  ? level
+                  : 0;
+    if (h.level == 0) return nullptr;
+  } else if (deflateReset(&h.zs) != Z_OK) {
+    return nullptr;
   }
-  return h.c;
+  return &h.zs;
 }
 
 // Header length and opcode byte of a server frame (unmasked).
@@ -42,29 +54,38 @@ std::shared_ptr<const Frame> compress(const Frame& frame, int level) {
   const std::string_view bytes = frame.bytes();
   const size_t header_len = header_length(bytes);
   const std::string_view payload = bytes.substr(header_len);
-  libdeflate_compressor* c = compressor(level);
-  if (!c) return nullptr;  // allocation failure: send the frame uncompressed
+  z_stream* zs = compressor(level);
+  if (!zs) return nullptr;  // allocation failure: send the frame uncompressed
   // Compressed into a per-thread scratch buffer, then copied into a frame of
   // the exact size: a queued frame holds no slack of the worst-case bound.
   thread_local std::string scratch;
-  const size_t bound = libdeflate_deflate_compress_bound(c, payload.size());
+  const size_t bound = deflateBound(zs, payload.size()) + 16;  // + the sync flush's blocks
   if (scratch.size() < bound) scratch.resize(bound);
-  size_t n = libdeflate_deflate_compress(c, payload.data(), payload.size(), scratch.data(),
-                                         // Anything not smaller is not worth the RSV1 frame.
-                                         std::min(bound, payload.size() - 1));
-  if (scratch.capacity() > 4 * bound && scratch.capacity() > 64 * 1024) {
-    std::string().swap(scratch);  // one huge message must not pin memory on this thread
+  zs->next_in = reinterpret_cast<Bytef*>(const_cast<char*>(payload.data()));
+  zs->avail_in = static_cast<uInt>(payload.size());
+  zs->next_out = reinterpret_cast<Bytef*>(scratch.data());
+  zs->avail_out = static_cast<uInt>(bound);
+  const int rc = deflate(zs, Z_SYNC_FLUSH);
+  size_t n = bound - zs->avail_out;
+  const bool complete = rc == Z_OK && zs->avail_in == 0 && zs->avail_out != 0;
+  std::shared_ptr<Frame> out;
+  // The tail is stripped (RFC 7692 7.2.1: the receiver appends it again);
+  // a result no smaller than the payload is not worth an RSV1 frame.
+  if (complete && n >= 4 && std::memcmp(scratch.data() + n - 4, kTail, 4) == 0 &&
+      n - 4 < payload.size()) {
+    n -= 4;
+    out = std::make_shared<Frame>();
+    uint8_t header[kMaxHeaderBytes];
+    const auto op = static_cast<Opcode>(static_cast<uint8_t>(bytes[0]) & 0x0F);
+    const size_t out_header = encode_header(header, op, n);
+    header[0] |= kRsv1;
+    out->storage.reserve(out_header + n);
+    out->storage.append(reinterpret_cast<const char*>(header), out_header);
+    out->storage.append(scratch.data(), n);
   }
-  if (n == 0) return nullptr;
-  if (n >= 4 && std::memcmp(scratch.data() + n - 4, kTail, 4) == 0) n -= 4;
-  auto out = std::make_shared<Frame>();
-  uint8_t header[kMaxHeaderBytes];
-  const auto op = static_cast<Opcode>(static_cast<uint8_t>(bytes[0]) & 0x0F);
-  const size_t out_header = encode_header(header, op, n);
-  header[0] |= kRsv1;
-  out->storage.reserve(out_header + n);
-  out->storage.append(reinterpret_cast<const char*>(header), out_header);
-  out->storage.append(scratch.data(), n);
+  if (scratch.capacity() > 64 * 1024) {
+    std::string().swap(scratch);  // one large message must not pin memory on this thread
+  }
   return out;
 }
 

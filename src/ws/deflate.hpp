@@ -4,13 +4,12 @@
 // Compression: a shared Frame gets its compressed variant on first use, by
 // whichever worker thread queues it first to a connection that negotiated
 // the extension (Frame::deflate_once); every other such connection queues
-// the same variant. Each worker thread has its own libdeflate compressor
-// (libdeflate compressors are not thread-safe). With no context takeover
-// every message is a complete raw DEFLATE stream, so no per-connection state
-// exists. Inflation: each worker thread has one zlib inflater and one output
-// buffer, reset per message and never larger than max_message_bytes, so a
-// compression bomb costs at most that much before it is refused.
-// Owns no socket; touches only the frame it is given and thread-local state.
+// the same variant. Each worker thread has its own zlib deflater (a
+// z_stream is not thread-safe), reset before each frame: with no context
+// takeover every message stands alone, so no per-connection state exists. Inflation: each worker
+// thread has one zlib inflater and one output buffer, reset per message and never larger than
+// max_message_bytes, so a compression bomb costs at most that much before it is refused. Owns no
+// socket; touches only the frame it is given and thread-local state.
 #pragma once
 
 #include <cstddef>
@@ -23,7 +22,7 @@ namespace herald::ws {
 
 struct DeflateSettings {
   size_t min_bytes = 256;  // payloads shorter than this go uncompressed
-  int level = 6;           // libdeflate level, 1 (fast) .. 12 (small)
+  int level = 6;           // zlib level, 1 (fast) .. 9 (small)
 };
 
 // What a connection that negotiated permessage-deflate queues for `frame`:

@@ -797,18 +797,18 @@ TEST_F(ConfigTest, CompressionKeysAreReadAndChecked) {
   EXPECT_EQ(defaults.server.compression_min_bytes, 256u);
   EXPECT_EQ(defaults.server.compression_level, 6);
   const Config c = load(write("[server]\ncompression = true\ncompression_min_bytes = 0\n"
-                              "compression_level = 12\n"),
+                              "compression_level = 9\n"),
                         true, {}, {});
   EXPECT_TRUE(c.server.compression);
   EXPECT_EQ(c.server.compression_min_bytes, 0u);
-  EXPECT_EQ(c.server.compression_level, 12);
+  EXPECT_EQ(c.server.compression_level, 9);
   EXPECT_EQ(
       load("", false, {{"HERALD_SERVER_COMPRESSION_LEVEL", "1"}}, {}).server.compression_level, 1);
   EXPECT_THAT(env_error({{"HERALD_SERVER_COMPRESSION_LEVEL", "0"}}),
-              AllOf(StartsWith("server.compression_level: must be between 1 and 12"),
+              AllOf(StartsWith("server.compression_level: must be between 1 and 9"),
                     HasSubstr("HERALD_SERVER_COMPRESSION_LEVEL")));
-  EXPECT_THAT(file_error("[server]\ncompression_level = 13\n"),
-              StartsWith("server.compression_level: must be between 1 and 12"));
+  EXPECT_THAT(file_error("[server]\ncompression_level = 10\n"),
+              StartsWith("server.compression_level: must be between 1 and 9"));
 }
 
 TEST_F(ConfigTest, BooleanKeys) {

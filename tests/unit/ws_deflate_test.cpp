@@ -226,7 +226,7 @@ TEST(DeflateOffer, ServerMaxWindowBits15IsAnswered) {
 }
 
 TEST(DeflateOffer, ServerMaxWindowBitsBelow15IsDeclined) {
-  // libdeflate always uses a 32 KiB window: a smaller one cannot be promised.
+  // Herald compresses with a 32 KiB window: a smaller one is not promised.
   for (int bits = 8; bits <= 14; ++bits) {
     const std::string offer = "permessage-deflate; server_max_window_bits=" + std::to_string(bits);
     EXPECT_EQ(negotiate({offer}), "") << offer;
@@ -324,12 +324,15 @@ TEST(DeflateHandshake, AnswersTheOfferOnlyWhenEnabled) {
 TEST(DeflateCompress, MessagesOfManySizesRoundTripThroughZlib) {
   const size_t sizes[] = {1,    16,    64,    125,   126,    256,    1000,
                           4096, 16384, 65535, 65536, 131072, 1 << 20};
-  for (const int level : {1, 6, 12}) {
+  for (const int level : {1, 6, 9}) {
     for (const size_t size : sizes) {
       for (const bool binary : {false, true}) {
         const std::string message = chat_json(size, static_cast<unsigned>(size));
         const auto plain = ws::make_frame(message, binary ? Opcode::binary : Opcode::text);
         const auto sent = ws::deflated(plain, {.min_bytes = 0, .level = level});
+        if (size < 64) {  // too short to shrink: sent as it is, or else must round-trip
+          if (sent == plain) continue;
+        }
         ASSERT_NE(sent, plain) << "JSON of " << size << " bytes shrinks, level " << level;
         const auto f = parse_server_frame(sent->bytes());
         EXPECT_TRUE(f.fin);
@@ -367,7 +370,7 @@ TEST(DeflateCompress, OneVariantPerFrameWhateverAsksAndHowOften) {
 
 TEST(DeflateCompress, IncompressibleAndSmallPayloadsGoUncompressed) {
   const auto noise = ws::make_frame(random_bytes(4096, 3), Opcode::binary);
-  EXPECT_EQ(ws::deflated(noise, {.min_bytes = 0, .level = 12}), noise);
+  EXPECT_EQ(ws::deflated(noise, {.min_bytes = 0, .level = 9}), noise);
   const auto small = ws::make_frame(chat_json(255, 4));
   EXPECT_EQ(ws::deflated(small, {.min_bytes = 256, .level = 6}), small) << "under the threshold";
   const auto at = ws::make_frame(chat_json(256, 4));

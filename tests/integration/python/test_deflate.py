@@ -227,7 +227,7 @@ def test_wire_frames_are_compressed_and_smaller(server):
 
 
 def test_refused_offer_still_works_uncompressed(server):
-    # server_max_window_bits below 15 cannot be honoured by libdeflate.
+    # server_max_window_bits below 15 is not honoured (32 KiB window only).
     with raw_client(server, "permessage-deflate; server_max_window_bits=10") as raw:
         assert "sec-websocket-extensions" not in raw.headers
         ch = unique("refused")
