@@ -6,17 +6,22 @@
 # uncompressed, and, over a raw socket, what is on the wire: RSV1 set and
 # fewer bytes than the event, a compression bomb closed with 1009 before
 # anything is published, corrupt data (1007) and RSV1 without the extension
-# (1002).
+# (1002); and compression over TLS (wss://), where frames are encrypted
+# after they are compressed.
 import json
+import shutil
 import struct
+import tempfile
 import urllib.request
 import zlib
+from pathlib import Path
 
 import pytest
 import websockets
 
 from harness import (OP_TEXT, RECV_TIMEOUT, HeraldServer, RawWS, WSClient, http_publish,
                      runs_async, toml_config, unique)
+from test_tls import TlsServer, make_ca, make_cert
 
 MAX_MESSAGE = 64 * 1024
 MIN_BYTES = 256
@@ -279,3 +284,33 @@ def test_rsv1_without_the_extension_is_1002(server):
         raw.send_frame(OP_TEXT, b'{"type":', fin=False)
         raw.send_frame(0x0, deflate(b'"ping"}'), rsv=4)
         assert raw.read_close() == 1002
+
+
+@runs_async
+async def test_compression_over_tls():
+    d = Path(tempfile.mkdtemp(prefix="herald-deflate-tls-"))
+    srv = None
+    try:
+        make_ca(d, "ca")
+        make_cert(d, "first")
+        srv = TlsServer(d, extra={"compression": True}, name="deflate-tls")
+        srv.start()
+        ws = await websockets.connect(srv.ws_url(), ssl=srv.ctx, ping_interval=None,
+                                      max_size=None, compression="deflate",
+                                      open_timeout=RECV_TIMEOUT, close_timeout=5)
+        c = WSClient(ws)
+        assert negotiated(c).startswith("permessage-deflate; server_no_context_takeover")
+        assert (await c.call({"type": "connect"}))["type"] == "connected"
+        ch = unique("tls")
+        await subscribe(c, ch)
+        for n in range(1, 4):
+            data = chat_data(1500 * n)
+            await c.send({"type": "publish", "id": n, "channel": ch, "event": "e", "data": data})
+            ev = await c.recv()
+            assert ev["offset"] == n and ev["data"] == data, ev
+            assert (await c.recv())["type"] == "ack"
+        await c.close()
+    finally:
+        if srv is not None:
+            srv.stop_checked()
+        shutil.rmtree(d, ignore_errors=True)
