@@ -8,7 +8,10 @@
 // unfinished frame's bytes and an unfinished fragmented message between
 // calls, and reports complete messages and control frames to a handler.
 // Every protocol violation ends parsing with the close code the connection
-// must be failed with. This file knows nothing about sockets or JSON.
+// must be failed with. With permessage-deflate enabled (enable_deflate), a
+// message whose first frame has RSV1 is inflated (ws/deflate.hpp, bounded by
+// the message limit) before its UTF-8 is checked and it is reported. This
+// file knows nothing about sockets or JSON.
 #pragma once
 
 #include <algorithm>
