@@ -12,6 +12,8 @@ DEBIAN_PACKAGES=(
   # OpenSSL 3: JWT signatures, JWKS over https://, rediss://; the openssl command makes
   # test_redis_tls.py's certificates; ca-certificates: the system CA store.
   libssl-dev openssl ca-certificates
+  # permessage-deflate: zlib compresses outbound frames and inflates client messages.
+  zlib1g-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libbenchmark-dev
   clang libclang-rt-14-dev

@@ -277,6 +277,24 @@ const std::vector<KeyDef>& keys() {
                    c.server.allow_remote_admin = std::get<bool>(v);
                  },
                  [](const Config& c) { return Value(c.server.allow_remote_admin); }});
+    k.push_back({"server", "compression", Type::boolean, 0, 0,
+                 "Whether to accept permessage-deflate (RFC 7692) offers: outbound messages of "
+                 "at least compression_min_bytes are compressed once per event and shared by "
+                 "every connection that negotiated it. Takes effect on a restart.",
+                 [](Config& c, const std::string&, const Value& v) {
+                   c.server.compression = std::get<bool>(v);
+                 },
+                 [](const Config& c) { return Value(c.server.compression); }});
+    k.push_back(size_key<&Config::server, &ServerConfig::compression_min_bytes>(
+        "server", "compression_min_bytes", 0, 64 * kMiB,
+        "With compression: payloads shorter than this many bytes are sent uncompressed."));
+    k.push_back(
+        {"server", "compression_level", Type::integer, 1, 9,
+         "With compression: the zlib level, 1 (fastest) to 9 (smallest).",
+         [](Config& c, const std::string&, const Value& v) {
+           c.server.compression_level = static_cast<int>(std::get<int64_t>(v));
+         },
+         [](const Config& c) { return Value(static_cast<int64_t>(c.server.compression_level)); }});
 
     k.push_back({"server", "tls_cert_file", Type::string, 0, 0,
                  "PEM file of the certificate clients see, followed by its chain; with "

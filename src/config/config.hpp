@@ -29,6 +29,10 @@ struct ServerConfig {
   std::string log_format = "text";  // text or json (one object per line)
   bool access_log = false;          // a line per HTTP request and WebSocket connect/close
   bool allow_remote_admin = false;  // /api/admin/* from peers other than loopback
+  // permessage-deflate (RFC 7692): off by default (see docs/config.md).
+  bool compression = false;
+  size_t compression_min_bytes = 256;  // smaller payloads go uncompressed
+  int compression_level = 6;           // zlib, 1 (fast) .. 9 (small)
   // TLS for clients (wss://, https://): both PEM files or neither. When set,
   // `listen` speaks TLS only; `listen_plain` ("": none) adds a plaintext
   // listener beside it.

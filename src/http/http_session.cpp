@@ -157,13 +157,13 @@ void HttpSession::on_request(beast::error_code ec) {
       write(std::move(res), true);
       return;
     }
-    auto decision = ws::check_upgrade(req, limits.allowed_origins);
+    auto decision = ws::check_upgrade(req, limits.allowed_origins, limits.compression);
     proxy::Headers forwarded;  // for the connect hook: the allow-listed ones only
     if (decision.accepted && !limits.forward.empty())
       for (const auto& f : req)
         proxy::forward_header(limits.forward, f.name_string(), f.value(), forwarded);
     write_raw(std::move(decision.response), decision.accepted, query_token(target),
-              std::move(forwarded));
+              std::move(forwarded), decision.deflate);
     return;
   }
   const bool keep_alive = req.keep_alive();
@@ -238,13 +238,13 @@ void HttpSession::log_access(const Message& res, size_t bytes) {
 }
 
 void HttpSession::write_raw(std::string bytes, bool upgrade, std::string query_token,
-                            proxy::Headers forwarded) {
+                            proxy::Headers forwarded, bool deflate) {
   auto data = std::make_shared<std::string>(std::move(bytes));
   arm_deadline();
   boost::asio::async_write(
       stream_, boost::asio::buffer(*data),
       [self = shared_from_this(), data, upgrade, token = std::move(query_token),
-       forwarded = std::move(forwarded)](beast::error_code ec, size_t written) mutable {
+       forwarded = std::move(forwarded), deflate](beast::error_code ec, size_t written) mutable {
         if (self->finished_) return;
         if (ec || !upgrade) {
           // A refused upgrade is an HTTP request like any other (an accepted
@@ -260,7 +260,7 @@ void HttpSession::write_raw(std::string bytes, bool upgrade, std::string query_t
         auto stream = std::move(self->stream_);
         self->finish();
         self->host_.upgrade(std::move(stream), std::move(early), std::move(token),
-                            std::move(forwarded));
+                            std::move(forwarded), deflate);
       });
 }
 

@@ -64,7 +64,8 @@ struct HttpLimits {
   // Upgrade request headers handed to the WebSocket session for the
   // connect hook ([proxy] forward_headers, forward_cookies).
   proxy::ForwardRules forward;
-  bool access_log = false;  // server.access_log: a line per request
+  bool access_log = false;   // server.access_log: a line per request
+  bool compression = false;  // server.compression: accept permessage-deflate offers
 };
 
 class HttpSession;
@@ -78,9 +79,10 @@ class HttpHost {
   // A WebSocket handshake succeeded: the stream (101 already sent; its
   // SSL, if any, goes with the socket), the bytes that followed the request,
   // and the `token` query parameter of the upgrade URL ("" when absent), and
-  // the request headers HttpLimits::forward lets through.
+  // the request headers HttpLimits::forward lets through; `deflate`:
+  // permessage-deflate was negotiated.
   virtual void upgrade(net::Stream stream, std::string early_bytes, std::string query_token,
-                       proxy::Headers forwarded) = 0;
+                       proxy::Headers forwarded, bool deflate) = 0;
   virtual void http_session_closed(HttpSession& s) = 0;
 };
 
@@ -104,7 +106,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   template <class Message>
   void log_access(const Message& res, size_t bytes);
   void write_raw(std::string bytes, bool upgrade, std::string query_token = {},
-                 proxy::Headers forwarded = {});
+                 proxy::Headers forwarded = {}, bool deflate = false);
   void finish();
 
   void arm_deadline();

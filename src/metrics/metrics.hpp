@@ -118,8 +118,10 @@ struct WorkerCounters {
   Counter frames_queued;      // all frames queued (events, replies, pings, closes)
   Counter writes;             // sendmsg calls (one carries many frames)
   Counter bytes_written;
-  Counter slow_consumer_closes;  // closed with 4008
-  Counter protocol_closes;       // closed with 1002, 1003, 1007 or 1009
+  Counter frames_compressed;        // frames queued compressed (permessage-deflate)
+  Counter compression_bytes_saved;  // bytes those frames are smaller than uncompressed
+  Counter slow_consumer_closes;     // closed with 4008
+  Counter protocol_closes;          // closed with 1002, 1003, 1007 or 1009
   Counter http_requests;
   Counter read_pauses;    // connections paused at limits.max_pending_requests
   Counter remote_events;  // events another node published, delivered by this owner (redis)

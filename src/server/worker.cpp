@@ -37,6 +37,8 @@ ws::ConnectionLimits connection_limits(const config::Config& cfg) {
   l.max_outbound_bytes = cfg.limits.max_outbound_bytes;
   l.ping_interval = cfg.limits.ping_interval;
   l.pong_timeout = cfg.limits.pong_timeout;
+  l.deflate.min_bytes = cfg.server.compression_min_bytes;
+  l.deflate.level = cfg.server.compression_level;
   return l;
 }
 
@@ -76,7 +78,8 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
                    cfg.server.ws_path,
                    cfg.server.allowed_origins,
                    proxy::ForwardRules{cfg.proxy.forward_headers, cfg.proxy.forward_cookies},
-                   cfg.server.access_log},
+                   cfg.server.access_log,
+                   cfg.server.compression},
       router_(node, index, parser_, counters_,
               http::ApiOptions{{cfg.server.static_dir, cfg.server.static_spa_fallback},
                                cfg.server.allow_remote_admin,
@@ -229,7 +232,7 @@ void Worker::on_accepted(boost::asio::ip::tcp::socket s, bool tls) {
 }
 
 void Worker::upgrade(net::Stream stream, std::string early_bytes, std::string query_token,
-                     proxy::Headers forwarded) {
+                     proxy::Headers forwarded, bool deflate) {
   if (shutting_down_) return;  // the socket closes as it goes out of scope
   auto& socket = stream.socket();
   connection_count_.fetch_add(1);  // the HTTP session's count was released by now
@@ -246,6 +249,7 @@ void Worker::upgrade(net::Stream stream, std::string early_bytes, std::string qu
   auto session =
       std::make_shared<protocol::ClientSession>(fd, *this, session_ctx_, next_client_id());
   if (auto ssl = stream.release_ssl()) session->use_tls(ssl.release());
+  if (deflate) session->use_deflate();
   connections_.emplace(session.get(), session);
   counters_.ws_opened.add();
   if (cfg_.server.access_log) {

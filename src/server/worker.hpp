@@ -91,7 +91,7 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   http::Router& router() override { return router_; }
   const http::HttpLimits& http_limits() const override { return http_limits_; }
   void upgrade(net::Stream stream, std::string early_bytes, std::string query_token,
-               proxy::Headers forwarded) override;
+               proxy::Headers forwarded, bool deflate) override;
   void http_session_closed(http::HttpSession& s) override;
 
  private:

@@ -63,6 +63,11 @@ Connection::~Connection() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+void Connection::use_deflate() {
+  deflate_ = true;
+  reader_.enable_deflate();
+}
+
 void Connection::start(std::string_view early_bytes) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP;
@@ -173,7 +178,7 @@ void Connection::consume(char* data, size_t len) {
   const uint16_t code = reader_.feed(data, len, *this);
   if (code != 0) {
     host_.counters().protocol_closes.add();
-    const char* reason = code == close_code::invalid_payload   ? "invalid UTF-8"
+    const char* reason = code == close_code::invalid_payload   ? "invalid payload"
                          : code == close_code::message_too_big ? "message too big"
                                                                : "protocol error";
     fail(code, reason);
@@ -209,8 +214,9 @@ void Connection::on_close(uint16_t code, std::string_view) {
   mark_dirty();
 }
 
-void Connection::send(const SharedFrame& frame) {
+void Connection::send(const SharedFrame& plain) {
   if (state_ != State::open) return;  // after a close frame nothing else may be sent
+  const SharedFrame frame = deflate_ ? deflated(plain, limits_.deflate) : plain;
   if (queue_.bytes() + frame->size() > limits_.max_outbound_bytes) {
     spdlog::info("closing a slow consumer (4008): {} bytes queued, limit {}", queue_.bytes(),
                  limits_.max_outbound_bytes);
@@ -218,8 +224,13 @@ void Connection::send(const SharedFrame& frame) {
     fail(close_code::slow_consumer, "slow consumer");
     return;
   }
+  auto& counters = host_.counters();
+  if (frame != plain) {
+    counters.frames_compressed.add();
+    counters.compression_bytes_saved.add(plain->size() - frame->size());
+  }
   queue_.push(frame);
-  host_.counters().frames_queued.add();
+  counters.frames_queued.add();
   mark_dirty();
 }
 

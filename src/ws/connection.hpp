@@ -15,6 +15,8 @@
 // the outbound limit closes the connection with 4008.
 // Closing: close() queues a close frame and waits (bounded) for the peer's;
 // protocol violations close right after the close frame is flushed.
+// Compression: with permessage-deflate negotiated, send() queues the
+// frame's compressed variant, made once per frame for all connections.
 // Transport: plain read()/sendmsg() on the fd, or, after use_tls(), the
 // SSL the HTTP phase finished the handshake on: SSL_read, and SSL_write of
 // the gathered frames copied into one record (up to 16 KiB) at a time. The
@@ -33,6 +35,7 @@
 #include <string_view>
 
 #include "metrics/metrics.hpp"
+#include "ws/deflate.hpp"
 #include "ws/frame_codec.hpp"
 #include "ws/outbound_queue.hpp"
 #include "ws/shared_frame.hpp"
@@ -50,6 +53,7 @@ struct ConnectionLimits {
   std::chrono::milliseconds ping_interval{25000};
   std::chrono::milliseconds pong_timeout{10000};
   std::chrono::milliseconds close_timeout{2000};  // wait for the peer's close frame
+  DeflateSettings deflate;  // for connections that negotiated permessage-deflate
 };
 
 // What a connection needs from the worker that owns it.
@@ -81,6 +85,12 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   // Before start(): the connection speaks TLS through `ssl` (handshake
   // done, bound to the fd), which it now owns.
   void use_tls(ssl_st* ssl);
+
+  // Before start(): permessage-deflate was negotiated in the handshake.
+  // Outbound messages of at least limits.deflate.min_bytes are then queued
+  // compressed (the frame's shared compressed variant), and compressed client
+  // messages are inflated.
+  void use_deflate();
 
   // Joins the worker's epoll set; `early_bytes` are bytes that arrived with
   // the upgrade request and belong to the WebSocket stream.
@@ -158,6 +168,7 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   bool read_paused_ = false;    // EPOLLIN not armed: see pause_reading()
   bool dirty_ = false;
   bool close_after_flush_ = false;  // terminate once the queue drains
+  bool deflate_ = false;            // see use_deflate(); sits in padding
   uint16_t close_code_ = 1006;      // see close_code(); sits in padding
 };
 

@@ -15,11 +15,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ws/deflate.hpp"
+
 namespace herald::ws {
 namespace {
 
 constexpr uint8_t kFinBit = 0x80;
-constexpr uint8_t kRsvBits = 0x70;
+constexpr uint8_t kRsv1Bit = 0x40;  // permessage-deflate: a compressed message
+constexpr uint8_t kRsv23Bits = 0x30;
 constexpr uint8_t kOpcodeBits = 0x0F;
 constexpr uint8_t kMaskBit = 0x80;
 constexpr uint8_t kLen7Bits = 0x7F;
@@ -42,6 +45,7 @@ struct FrameHeader {
   size_t header_len = 0;  // 0 while the header is incomplete
   size_t need = 0;        // header incomplete: bytes the header needs
   bool fin = false;
+  bool rsv1 = false;
   uint8_t opcode = 0;
   uint64_t payload_len = 0;
   uint8_t mask[kMaskBytes] = {};
@@ -52,16 +56,23 @@ struct FrameHeader {
 // code for a violation, else 0 with h.header_len set when the header is
 // complete, or h.header_len == 0 and h.need set when more bytes are needed.
 // `message_size` is what an open fragmented message holds so far.
+// `deflate`: permessage-deflate was negotiated, so RSV1 may mark the first
+// frame of a compressed message (RFC 7692 6.1); never a continuation or a
+// control frame.
 uint16_t parse_header(const uint8_t* p, size_t avail, bool in_message, size_t message_size,
-                      size_t max_message, FrameHeader& h) {
+                      size_t max_message, bool deflate, FrameHeader& h) {
   h.need = 2;
   if (avail < 1) return 0;
   const uint8_t b0 = p[0];
-  if ((b0 & kRsvBits) != 0) return close_code::protocol_error;  // no extension negotiated
+  if ((b0 & kRsv23Bits) != 0) return close_code::protocol_error;  // no such extension
   h.opcode = b0 & kOpcodeBits;
   h.fin = (b0 & kFinBit) != 0;
+  h.rsv1 = (b0 & kRsv1Bit) != 0;
   if (!is_known_opcode(h.opcode)) return close_code::protocol_error;
   const bool control = is_control(h.opcode);
+  if (h.rsv1 && (!deflate || control || h.opcode == static_cast<uint8_t>(Opcode::continuation))) {
+    return close_code::protocol_error;
+  }
   if (control) {
     if (!h.fin) return close_code::protocol_error;  // control frames are never fragmented
   } else if (h.opcode == static_cast<uint8_t>(Opcode::continuation)) {
@@ -234,8 +245,9 @@ uint16_t MessageReader::feed(char* data, size_t len, MessageHandler& handler) {
   while (pos < len) {
     const size_t avail = len - pos;
     FrameHeader h;
-    if (const uint16_t err = parse_header(reinterpret_cast<const uint8_t*>(data + pos), avail,
-                                          in_message_, message_.size(), max_message_bytes_, h)) {
+    if (const uint16_t err =
+            parse_header(reinterpret_cast<const uint8_t*>(data + pos), avail, in_message_,
+                         message_.size(), max_message_bytes_, deflate_, h)) {
       return fail(err);
     }
     if (h.header_len == 0) {  // a few header bytes: fits the string's inline storage
@@ -247,7 +259,7 @@ uint16_t MessageReader::feed(char* data, size_t len, MessageHandler& handler) {
       append_bounded(partial_.get(), data + pos, avail, static_cast<size_t>(frame_len));
       return 0;
     }
-    const uint16_t err = on_frame(h.opcode, h.fin, h.mask, data + pos + h.header_len,
+    const uint16_t err = on_frame(h.opcode, h.fin, h.rsv1, h.mask, data + pos + h.header_len,
                                   static_cast<size_t>(h.payload_len), handler);
     if (err != 0) return err;
     if (done_) return result_;
@@ -265,7 +277,7 @@ uint16_t MessageReader::resume_partial(char* data, size_t len, size_t& pos,
     FrameHeader h;
     if (const uint16_t err =
             parse_header(reinterpret_cast<const uint8_t*>(partial_.data()), partial_.size(),
-                         in_message_, message_.size(), max_message_bytes_, h)) {
+                         in_message_, message_.size(), max_message_bytes_, deflate_, h)) {
       return fail(err);
     }
     const uint64_t target = h.header_len != 0 ? h.header_len + h.payload_len : h.need;
@@ -277,29 +289,25 @@ uint16_t MessageReader::resume_partial(char* data, size_t len, size_t& pos,
       pos += take;
       continue;  // parse again: new header bytes may complete it or break a rule
     }
-    const uint16_t err = on_frame(h.opcode, h.fin, h.mask, partial_.data() + h.header_len,
+    const uint16_t err = on_frame(h.opcode, h.fin, h.rsv1, h.mask, partial_.data() + h.header_len,
                                   static_cast<size_t>(h.payload_len), handler);
     partial_.release();
     return err;
   }
 }
 
-uint16_t MessageReader::on_frame(uint8_t opcode, bool fin, const uint8_t* mask, char* payload,
-                                 size_t len, MessageHandler& handler) {
+uint16_t MessageReader::on_frame(uint8_t opcode, bool fin, bool rsv1, const uint8_t* mask,
+                                 char* payload, size_t len, MessageHandler& handler) {
   unmask(payload, len, mask);
   const std::string_view view(payload, len);
   const auto op = static_cast<Opcode>(opcode);
   switch (op) {
     case Opcode::text:
     case Opcode::binary:
-      if (fin) {
-        if (op == Opcode::text && !valid_utf8(payload, len))
-          return fail(close_code::invalid_payload);
-        handler.on_message(op, view);
-        return 0;
-      }
+      if (fin) return deliver(op, view, rsv1, handler);
       in_message_ = true;
       message_op_ = op;
+      compressed_ = rsv1;
       utf8_checked_ = 0;
       return on_fragment(view, false, handler);
     case Opcode::continuation:
@@ -321,15 +329,21 @@ uint16_t MessageReader::on_fragment(std::string_view payload, bool fin, MessageH
   const bool text = message_op_ == Opcode::text;
   if (fin && message_.empty()) {
     // Every earlier fragment was empty: the message is this payload, no copy.
-    if (text && !valid_utf8(payload.data(), payload.size())) {
-      return fail(close_code::invalid_payload);
-    }
     const Opcode op = message_op_;
+    const bool compressed = compressed_;
     end_message();
-    handler.on_message(op, payload);
-    return 0;
+    return deliver(op, payload, compressed, handler);
   }
   append_bounded(message_.get(), payload.data(), payload.size(), max_message_bytes_);
+  if (compressed_) {
+    // Compressed bytes: UTF-8 can only be checked once inflated, at the end.
+    if (fin) {
+      const uint16_t err = deliver(message_op_, message_, true, handler);
+      end_message();
+      return err;
+    }
+    return 0;
+  }
   if (text) {
     // Validate what was not validated yet: up to the end on the last
     // fragment, else up to the last complete code point, and fail fast when
@@ -347,6 +361,25 @@ uint16_t MessageReader::on_fragment(std::string_view payload, bool fin, MessageH
     handler.on_message(message_op_, message_);
     end_message();
   }
+  return 0;
+}
+
+// A complete message: inflated first when compressed (bounded by
+// max_message_bytes, a compression bomb fails with 1009), then its UTF-8
+// checked when text.
+uint16_t MessageReader::deliver(Opcode op, std::string_view payload, bool compressed,
+                                MessageHandler& handler) {
+  if (compressed) {
+    std::string_view inflated;
+    if (const uint16_t err = inflate_message(payload, max_message_bytes_, inflated)) {
+      return fail(err);
+    }
+    payload = inflated;
+  }
+  if (op == Opcode::text && !valid_utf8(payload.data(), payload.size())) {
+    return fail(close_code::invalid_payload);
+  }
+  handler.on_message(op, payload);
   return 0;
 }
 
@@ -381,6 +414,7 @@ uint16_t MessageReader::fail(uint16_t code) {
 void MessageReader::end_message() {
   message_.release();
   in_message_ = false;
+  compressed_ = false;
   utf8_checked_ = 0;
 }
 

@@ -8,7 +8,10 @@
 // unfinished frame's bytes and an unfinished fragmented message between
 // calls, and reports complete messages and control frames to a handler.
 // Every protocol violation ends parsing with the close code the connection
-// must be failed with. This file knows nothing about sockets or JSON.
+// must be failed with. With permessage-deflate enabled (enable_deflate), a
+// message whose first frame has RSV1 is inflated (ws/deflate.hpp, bounded by
+// the message limit) before its UTF-8 is checked and it is reported. This
+// file knows nothing about sockets or JSON.
 #pragma once
 
 #include <algorithm>
@@ -87,10 +90,16 @@ class MessageReader {
   // Parses as many frames as `data` holds, calling `handler` for each
   // complete message and control frame, and keeps any unfinished frame.
   // Returns 0 while the stream is valid, or the close code to fail the
-  // connection with (1002 protocol error, 1007 invalid UTF-8, 1009 too big).
+  // connection with (1002 protocol error, 1007 invalid UTF-8 or corrupt
+  // compressed data, 1009 too big, also once inflated).
   // After an error or a close frame, further calls return the same result
   // and parse nothing. `data` may be modified (unmasked in place).
   uint16_t feed(char* data, size_t len, MessageHandler& handler);
+
+  // permessage-deflate was negotiated: RSV1 on a message's first frame
+  // means its payload is compressed (inflated before it is handed over).
+  // Without it RSV1 is a protocol error (1002).
+  void enable_deflate() { deflate_ = true; }
 
   // True when no partial frame or fragmented message is held (the reader
   // then owns no heap memory).
@@ -136,12 +145,15 @@ class MessageReader {
   LazyBuffer message_;         // payload of a fragmented message so far
   Opcode message_op_ = Opcode::text;
   bool in_message_ = false;
+  bool compressed_ = false;  // the fragmented message in message_ is compressed
+  bool deflate_ = false;     // see enable_deflate()
   bool done_ = false;
   uint16_t result_ = 0;
 
   uint16_t resume_partial(char* data, size_t len, size_t& pos, MessageHandler& handler);
-  uint16_t on_frame(uint8_t opcode, bool fin, const uint8_t* mask, char* payload, size_t len,
-                    MessageHandler& handler);
+  uint16_t on_frame(uint8_t opcode, bool fin, bool rsv1, const uint8_t* mask, char* payload,
+                    size_t len, MessageHandler& handler);
+  uint16_t deliver(Opcode op, std::string_view payload, bool compressed, MessageHandler& handler);
   uint16_t on_fragment(std::string_view payload, bool fin, MessageHandler& handler);
   uint16_t on_close_frame(std::string_view payload, MessageHandler& handler);
   uint16_t fail(uint16_t code);

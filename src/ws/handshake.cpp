@@ -1,7 +1,9 @@
 // WebSocket opening handshake (RFC 6455 section 4.2), server side: checks an
 // upgrade request parsed by Beast and renders the exact response bytes, the
 // 101 with Sec-WebSocket-Accept or a JSON error answer that closes the
-// connection. Extensions and subprotocols are declined by not echoing them.
+// connection. permessage-deflate is answered when enabled and acceptable
+// (ws/deflate_offer.cpp); other extensions and subprotocols are declined by
+// not echoing them.
 #include "ws/handshake.hpp"
 
 #include <openssl/evp.h>
@@ -10,6 +12,9 @@
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <vector>
+
+#include "ws/deflate_offer.hpp"
 
 namespace herald::ws {
 namespace {
@@ -134,7 +139,7 @@ bool is_upgrade_request(const http::request_header<>& req) {
 }
 
 UpgradeDecision check_upgrade(const http::request_header<>& req,
-                              const std::vector<std::string>& allowed_origins) {
+                              const std::vector<std::string>& allowed_origins, bool deflate) {
   if (req.method() != http::verb::get) return refuse(400, "WebSocket upgrade requires GET");
   if (req.version() < 11) return refuse(400, "WebSocket upgrade requires HTTP/1.1");
   if (!has_token(req, http::field::upgrade, "websocket")) {
@@ -168,7 +173,19 @@ UpgradeDecision check_upgrade(const http::request_header<>& req,
       "Connection: Upgrade\r\n"
       "Sec-WebSocket-Accept: ";
   d.response += accept_key(key);
-  d.response += "\r\n\r\n";
+  d.response += "\r\n";
+  if (deflate) {
+    std::vector<std::string_view> offers;
+    auto [it, end] = req.equal_range(http::field::sec_websocket_extensions);
+    for (; it != end; ++it) offers.push_back(view(it->value()));
+    if (const auto answer = negotiate_deflate(offers); !answer.empty()) {
+      d.response += "Sec-WebSocket-Extensions: ";
+      d.response += answer;
+      d.response += "\r\n";
+      d.deflate = true;
+    }
+  }
+  d.response += "\r\n";
   return d;
 }
 

@@ -3,8 +3,9 @@
 // Given a parsed HTTP request, decides whether it is a valid upgrade and
 // builds the exact bytes to answer with: a 101 Switching Protocols response,
 // or an HTTP error (400 bad request, 403 origin not allowed, 426 wrong
-// version with `Sec-WebSocket-Version: 13`). permessage-deflate and
-// subprotocols are declined by not echoing them.
+// version with `Sec-WebSocket-Version: 13`). permessage-deflate is accepted
+// when enabled (see ws/deflate_offer.hpp); subprotocols and other extensions
+// are declined by not echoing them.
 #pragma once
 
 #include <boost/beast/http/message.hpp>
@@ -19,6 +20,7 @@ struct UpgradeDecision {
   int status = 0;        // 101 when accepted, else the HTTP error status
   std::string response;  // complete HTTP/1.1 response to write
   std::string reason;    // why it was refused (for logs and the body)
+  bool deflate = false;  // permessage-deflate negotiated (accepted only)
 };
 
 // True when the request asks for a WebSocket upgrade at all (has an
@@ -30,8 +32,11 @@ bool is_upgrade_request(const boost::beast::http::request_header<>& req);
 // header with the `upgrade` token, `Sec-WebSocket-Version: 13` and a
 // `Sec-WebSocket-Key` that is base64 of 16 bytes. When `allowed_origins` is
 // not empty, the `Origin` header must equal one of them ("*" allows any).
+// With `deflate` (server.compression), a permessage-deflate offer Herald can
+// honour is accepted and answered in Sec-WebSocket-Extensions.
 UpgradeDecision check_upgrade(const boost::beast::http::request_header<>& req,
-                              const std::vector<std::string>& allowed_origins);
+                              const std::vector<std::string>& allowed_origins,
+                              bool deflate = false);
 
 // base64(SHA-1(key + GUID)), the Sec-WebSocket-Accept value.
 std::string accept_key(std::string_view client_key);

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,11 @@ struct Frame {
   uint32_t begin = 0;   // where the header starts in storage
   std::string_view bytes() const { return std::string_view(storage).substr(begin); }
   size_t size() const { return storage.size() - begin; }
+
+  // permessage-deflate: the same message compressed (see ws/deflate.hpp),
+  // made once on first use by any thread; null when it does not shrink.
+  mutable std::once_flag deflate_once;
+  mutable std::shared_ptr<const Frame> deflate_variant;
 };
 
 using SharedFrame = std::shared_ptr<const Frame>;

@@ -35,6 +35,9 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"server.log_level", "HERALD_SERVER_LOG_LEVEL"},
     {"server.log_format", "HERALD_SERVER_LOG_FORMAT"},
     {"server.access_log", "HERALD_SERVER_ACCESS_LOG"},
+    {"server.compression", "HERALD_SERVER_COMPRESSION"},
+    {"server.compression_min_bytes", "HERALD_SERVER_COMPRESSION_MIN_BYTES"},
+    {"server.compression_level", "HERALD_SERVER_COMPRESSION_LEVEL"},
     {"server.allow_remote_admin", "HERALD_SERVER_ALLOW_REMOTE_ADMIN"},
     {"server.tls_cert_file", "HERALD_SERVER_TLS_CERT_FILE"},
     {"server.tls_key_file", "HERALD_SERVER_TLS_KEY_FILE"},
@@ -435,8 +438,8 @@ TEST_F(ConfigTest, EveryNumericKeyHasARange) {
         key == "auth.audience" || key == "auth.query_token" || key == "api.protect_metrics" ||
         (key.starts_with("proxy.") && !key.ends_with("_ms") && !key.ends_with("max_concurrent")) ||
         key == "server.static_spa_fallback" || key == "server.log_format" ||
-        key == "server.access_log" || key.starts_with("server.tls_") ||
-        key == "server.listen_plain")
+        key == "server.access_log" || key == "server.compression" ||
+        key.starts_with("server.tls_") || key == "server.listen_plain")
       continue;
     EXPECT_THAT(env_error({{var, "99999999999999"}}),
                 AllOf(StartsWith(key + ": must be between"), HasSubstr(var)));
@@ -786,6 +789,26 @@ TEST_F(ConfigTest, HistoryFromEnvironmentIsTheDefaultRetentionOfNamespaces) {
   EXPECT_EQ(c.namespaces.at("chat").history_size, 7u);
   EXPECT_EQ(c.namespaces.at("chat").history_ttl, 9ms);
   EXPECT_EQ(c.namespaces.at("log").history_size, 3u);
+}
+
+TEST_F(ConfigTest, CompressionKeysAreReadAndChecked) {
+  const Config defaults = load("", false, {}, {});
+  EXPECT_FALSE(defaults.server.compression) << "permessage-deflate is opt-in";
+  EXPECT_EQ(defaults.server.compression_min_bytes, 256u);
+  EXPECT_EQ(defaults.server.compression_level, 6);
+  const Config c = load(write("[server]\ncompression = true\ncompression_min_bytes = 0\n"
+                              "compression_level = 9\n"),
+                        true, {}, {});
+  EXPECT_TRUE(c.server.compression);
+  EXPECT_EQ(c.server.compression_min_bytes, 0u);
+  EXPECT_EQ(c.server.compression_level, 9);
+  EXPECT_EQ(
+      load("", false, {{"HERALD_SERVER_COMPRESSION_LEVEL", "1"}}, {}).server.compression_level, 1);
+  EXPECT_THAT(env_error({{"HERALD_SERVER_COMPRESSION_LEVEL", "0"}}),
+              AllOf(StartsWith("server.compression_level: must be between 1 and 9"),
+                    HasSubstr("HERALD_SERVER_COMPRESSION_LEVEL")));
+  EXPECT_THAT(file_error("[server]\ncompression_level = 10\n"),
+              StartsWith("server.compression_level: must be between 1 and 9"));
 }
 
 TEST_F(ConfigTest, BooleanKeys) {
