@@ -20,6 +20,13 @@
 // the gathered frames copied into one record (up to 16 KiB) at a time. The
 // frames stay shared (encoded once); only the encryption is per connection.
 //
+// SSE mode (use_sse()): the same socket, queue, flush and outbound limit
+// carry a Server-Sent Events response instead (the protocol layer queues
+// its bytes, already in SSE form); bytes from the client are read and
+// dropped, there are no close frames (close() and fail() end the stream
+// once what is queued has gone, bounded by close_timeout) and no pong is
+// expected.
+//
 // The protocol layer derives from Connection and implements on_text(),
 // on_ping_due(), on_closed() and, if it needs it, on_tick(). Everything here runs on one worker
 // thread.
@@ -81,6 +88,9 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   // Before start(): the connection speaks TLS through `ssl` (handshake
   // done, bound to the fd), which it now owns.
   void use_tls(ssl_st* ssl);
+  // Before start(): the connection carries an SSE stream (see above).
+  void use_sse() { sse_ = true; }
+  bool is_sse() const { return sse_; }
 
   // Joins the worker's epoll set; `early_bytes` are bytes that arrived with
   // the upgrade request and belong to the WebSocket stream.
@@ -158,6 +168,7 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   bool read_paused_ = false;    // EPOLLIN not armed: see pause_reading()
   bool dirty_ = false;
   bool close_after_flush_ = false;  // terminate once the queue drains
+  bool sse_ = false;                // see use_sse()
   uint16_t close_code_ = 1006;      // see close_code(); sits in padding
 };
 
