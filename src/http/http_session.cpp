@@ -313,7 +313,8 @@ void HttpSession::open_sse(Request&& req) {
   if (!limits.forward.empty())
     for (const auto& f : req)
       proxy::forward_header(limits.forward, f.name_string(), f.value(), sse.forwarded);
-  if (limits.access_log) log_access(RawStatus{200}, 0);
+  // Logged by the worker as a connect and a close, like a WebSocket (its
+  // status is only known once the session answered).
   auto stream = std::move(stream_);
   finish();
   host_.open_sse(std::move(stream), std::move(sse));
