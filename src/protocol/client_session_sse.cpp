@@ -152,7 +152,7 @@ void ClientSession::sse_subscribed(const std::string& channel, std::string_view 
   if (it != stream.channels.end()) {
     stream.positions[static_cast<size_t>(it - stream.channels.begin())] =
         sse::Position{std::string(epoch), offset};
-    out += "id:" + sse::encode_id(stream.positions) + '\n';
+    out += "id: " + sse::encode_id(stream.positions) + '\n';
   }
   out += '\n';
   sse_send(out);
@@ -175,7 +175,7 @@ void ClientSession::deliver_sse(std::string_view channel, const ws::SharedFrame&
   }
   (*position)->offset = *frame->event_offset;
   // The only bytes made per client and event.
-  sse_send("id:" + sse::encode_id(stream.positions) + "\n\n");
+  sse_send("id: " + sse::encode_id(stream.positions) + "\n\n");
 }
 
 void ClientSession::sse_send(std::string_view bytes) {

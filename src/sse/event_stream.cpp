@@ -9,10 +9,12 @@ namespace herald::sse {
 
 void append_data_lines(std::string& out, std::string_view json) {
   // SSE ends a line at "\r\n", "\r" or "\n": each piece becomes one field.
+  // "data: ": EventSource drops one space after the colon, so a line that
+  // starts with spaces (indented JSON) keeps all of its own.
   size_t start = 0;
   while (true) {
     const size_t end = json.find_first_of("\r\n", start);
-    out += "data:";
+    out += "data: ";
     out += json.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
     out += '\n';
     if (end == std::string_view::npos) return;

@@ -15,23 +15,23 @@ namespace {
 TEST(SseDataLines, OneLinePerLineOfTheJson) {
   std::string out;
   append_data_lines(out, R"({"a":1})");
-  EXPECT_EQ(out, "data:{\"a\":1}\n");
+  EXPECT_EQ(out, "data: {\"a\":1}\n");
   out.clear();
   append_data_lines(out, "{\n \"a\": 1,\r\n \"b\": 2\r}");
-  EXPECT_EQ(out, "data:{\ndata: \"a\": 1,\ndata: \"b\": 2\ndata:}\n");
+  EXPECT_EQ(out, "data: {\ndata:  \"a\": 1,\ndata:  \"b\": 2\ndata: }\n");
   out.clear();
   append_data_lines(out, "x\n");  // a trailing break is an empty last line
-  EXPECT_EQ(out, "data:x\ndata:\n");
+  EXPECT_EQ(out, "data: x\ndata: \n");
 }
 
 TEST(SseVariant, EventFramesLeaveRoomForTheIdLine) {
   ws::FrameWriter w;
   w.payload().append(R"({"type":"event","offset":7})");
   const auto stored = w.finish(ws::Opcode::text, 7);
-  EXPECT_EQ(variant_of(*stored)->bytes(), "data:{\"type\":\"event\",\"offset\":7}\n");
+  EXPECT_EQ(variant_of(*stored)->bytes(), "data: {\"type\":\"event\",\"offset\":7}\n");
   EXPECT_EQ(variant_of(*stored).get(), variant_of(*stored).get());  // built once
   const auto ephemeral = ws::make_frame(R"({"type":"event"})");
-  EXPECT_EQ(variant_of(*ephemeral)->bytes(), "data:{\"type\":\"event\"}\n\n");
+  EXPECT_EQ(variant_of(*ephemeral)->bytes(), "data: {\"type\":\"event\"}\n\n");
 }
 
 TEST(SseVariant, SeveralMessagesInOneFrameAndLongPayloads) {
@@ -41,7 +41,7 @@ TEST(SseVariant, SeveralMessagesInOneFrameAndLongPayloads) {
                     std::string(ws::make_frame("\"" + std::string(300, 'y') + "\"")->bytes()) +
                     std::string(ws::make_frame("\"" + big + "\"")->bytes());
   EXPECT_EQ(variant_of(*frames)->bytes(),
-            "data:{\"a\":1}\n\ndata:\"" + std::string(300, 'y') + "\"\n\ndata:\"" + big + "\"\n\n");
+            "data: {\"a\":1}\n\ndata: \"" + std::string(300, 'y') + "\"\n\ndata: \"" + big + "\"\n\n");
 }
 
 TEST(SseId, OneChannelIsEpochColonOffset) {
