@@ -162,6 +162,15 @@ void ClientSession::sse_subscribed(const std::string& channel, std::string_view 
 
 void ClientSession::deliver_sse(std::string_view channel, const ws::SharedFrame& frame) {
   SseStream& stream = *sse();
+  if (frame->event_offset && stream.channels.size() == 1 && stream.channels[0] == channel &&
+      stream.positions[0]) {
+    // One channel: the whole message, id included, is every such stream's.
+    if (const auto* message = sse::single_channel_message(*frame, stream.positions[0]->epoch)) {
+      stream.positions[0]->offset = *frame->event_offset;
+      sse_send(*message);
+      return;
+    }
+  }
   const ws::SharedFrame& variant = sse::variant_of(*frame);
   sse_send(variant);
   if (!frame->event_offset) return;  // the variant ends its own messages
@@ -174,7 +183,7 @@ void ClientSession::deliver_sse(std::string_view channel, const ws::SharedFrame&
     return;
   }
   (*position)->offset = *frame->event_offset;
-  // The only bytes made per client and event.
+  // The only bytes made per client and event (streams of several channels).
   sse_send("id: " + sse::encode_id(stream.positions) + "\n\n");
 }
 

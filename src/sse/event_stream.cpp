@@ -64,6 +64,23 @@ const ws::SharedFrame& variant_of(const ws::Frame& frame) {
   return frame.sse_variant;
 }
 
+const ws::SharedFrame* single_channel_message(const ws::Frame& frame, std::string_view epoch) {
+  std::call_once(frame.sse_single_once, [&frame, epoch] {
+    const auto& variant = variant_of(frame);
+    auto m = std::make_shared<ws::Frame>();
+    m->storage.reserve(variant->size() + epoch.size() + 32);
+    m->storage += variant->bytes();
+    m->storage += "id: ";
+    append_percent_encoded(m->storage, epoch);
+    m->storage += ':';
+    m->storage += std::to_string(frame.event_offset.value_or(0));
+    m->storage += "\n\n";
+    frame.sse_single_epoch.assign(epoch);
+    frame.sse_single = std::move(m);
+  });
+  return frame.sse_single_epoch == epoch ? &frame.sse_single : nullptr;
+}
+
 void append_percent_encoded(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   for (const char ch : s) {

@@ -40,6 +40,12 @@ void append_data_lines(std::string& out, std::string_view json);
 // frame, thread-safe (std::call_once on the frame).
 const ws::SharedFrame& variant_of(const ws::Frame& frame);
 
+// For a stream of one channel, whose id is `<epoch>:<offset>` whoever reads
+// it: the whole SSE message of an event frame with an offset (the variant
+// and its id line), built once per frame for the first caller's `epoch`;
+// null for a caller with another epoch (it makes its own id line).
+const ws::SharedFrame* single_channel_message(const ws::Frame& frame, std::string_view epoch);
+
 // Percent-encodes every byte of `s` outside [A-Za-z0-9._~-].
 void append_percent_encoded(std::string& out, std::string_view s);
 // Decodes %XX (and nothing else: '+' stays '+'); nullopt when malformed.

@@ -28,6 +28,12 @@ struct Frame {
   // an SSE subscriber (sse::variant_of), then shared like the frame.
   mutable std::once_flag sse_once;
   mutable std::shared_ptr<const Frame> sse_variant;
+  // Event frames: the whole SSE message for streams of this one channel
+  // (the variant and its `id: <epoch>:<offset>` line, the same for all of
+  // them), built on first use with the epoch it was built for.
+  mutable std::once_flag sse_single_once;
+  mutable std::shared_ptr<const Frame> sse_single;
+  mutable std::string sse_single_epoch;
   std::string_view bytes() const { return std::string_view(storage).substr(begin); }
   size_t size() const { return storage.size() - begin; }
 };

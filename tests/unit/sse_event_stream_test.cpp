@@ -34,14 +34,25 @@ TEST(SseVariant, EventFramesLeaveRoomForTheIdLine) {
   EXPECT_EQ(variant_of(*ephemeral)->bytes(), "data: {\"type\":\"event\"}\n\n");
 }
 
+TEST(SseVariant, OneChannelStreamsShareTheWholeMessage) {
+  ws::FrameWriter w;
+  w.payload().append(R"({"type":"event","offset":9})");
+  const auto frame = w.finish(ws::Opcode::text, 9);
+  const auto* m = single_channel_message(*frame, "e:1");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ((*m)->bytes(), "data: {\"type\":\"event\",\"offset\":9}\nid: e%3A1:9\n\n");
+  EXPECT_EQ(single_channel_message(*frame, "e:1"), m);
+  EXPECT_EQ(single_channel_message(*frame, "other"), nullptr);  // makes its own id line
+}
+
 TEST(SseVariant, SeveralMessagesInOneFrameAndLongPayloads) {
   auto frames = std::make_shared<ws::Frame>();
   const std::string big(70000, 'x');  // a 64-bit length header
   frames->storage = std::string(ws::make_frame("{\"a\":1}")->bytes()) +
                     std::string(ws::make_frame("\"" + std::string(300, 'y') + "\"")->bytes()) +
                     std::string(ws::make_frame("\"" + big + "\"")->bytes());
-  EXPECT_EQ(variant_of(*frames)->bytes(),
-            "data: {\"a\":1}\n\ndata: \"" + std::string(300, 'y') + "\"\n\ndata: \"" + big + "\"\n\n");
+  EXPECT_EQ(variant_of(*frames)->bytes(), "data: {\"a\":1}\n\ndata: \"" + std::string(300, 'y') +
+                                              "\"\n\ndata: \"" + big + "\"\n\n");
 }
 
 TEST(SseId, OneChannelIsEpochColonOffset) {
