@@ -10,8 +10,11 @@
 // count events in the byte stream; WebSocket ones are Node's `ws`, so the
 // clients' costs differ: read the server CPU ratio first.
 //
+// --channels 2: every subscriber also subscribes a second, quiet channel
+// (the SSE stream then has a combined id, made per client and event).
+//
 // Usage: node bench/sse/ratio.mjs [--bin build/release/herald] [--rounds 3]
-//        [--subs 1000] [--events 200] [--bytes 200] [--workers 2]
+//        [--subs 1000] [--events 200] [--bytes 200] [--workers 2] [--channels 1]
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -33,6 +36,7 @@ const SUBS = Number(args.subs ?? 1000);
 const EVENTS = Number(args.events ?? 200);
 const BYTES = Number(args.bytes ?? 200);
 const WORKERS = Number(args.workers ?? 2);
+const CHANNELS = Number(args.channels ?? 1);
 
 const freePort = () => new Promise((resolve) => {
   const s = net.createServer().listen(0, '127.0.0.1', () => {
@@ -94,19 +98,23 @@ const MARK = '"type":"event"';
 // A subscriber: resolves `ready` once subscribed; calls onEvent per event.
 function wsSubscriber(channel, onEvent) {
   return openWs().then((ws) => new Promise((resolve) => {
+    let subscribed = 0;
     ws.on('message', (d) => {
       const s = d.toString();
-      if (s.startsWith('{"type":"subscribed"')) resolve(ws);
-      else if (s.includes(MARK)) onEvent();
+      if (s.startsWith('{"type":"subscribed"')) {
+        if (++subscribed === CHANNELS) resolve(ws);
+      } else if (s.includes(MARK)) onEvent();
     });
-    ws.send(JSON.stringify({ type: 'subscribe', channel, id: 2 }));
+    for (let c = 0; c < CHANNELS; c++)
+      ws.send(JSON.stringify({ type: 'subscribe', channel: c ? `${channel}-${c}` : channel, id: 2 + c }));
   }));
 }
 
 function sseSubscriber(channel, onEvent) {
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, '127.0.0.1', () => {
-      sock.write(`GET /sse?channel=${channel} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      const q = Array.from({ length: CHANNELS }, (_, c) => `channel=${c ? `${channel}-${c}` : channel}`).join('&');
+      sock.write(`GET /sse?${q} HTTP/1.1\r\nHost: x\r\n\r\n`);
     });
     let carry = '';
     let subscribed = false;
@@ -114,6 +122,7 @@ function sseSubscriber(channel, onEvent) {
     sock.on('error', reject);
     sock.on('data', (chunk) => {
       const text = carry + chunk;
+      // The response waits for every subscription: once it starts, all are in.
       if (!subscribed && text.includes('"type":"subscribed"')) {
         subscribed = true;
         resolve({ terminate: () => sock.destroy() });
@@ -184,7 +193,7 @@ for (let r = 0; r < ROUNDS; r++) {
     `server CPU/delivery ws ${row.ws_cpu_us.toFixed(2)} us sse ${row.sse_cpu_us.toFixed(2)} us (x${row.cpu_ratio.toFixed(2)})`);
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-console.log(`median over ${ROUNDS} rounds (1 -> ${SUBS} subscribers, ${EVENTS} events x ${BYTES} B, ${WORKERS} workers): ` +
+console.log(`median over ${ROUNDS} rounds (1 -> ${SUBS} subscribers, ${CHANNELS} channel(s) each, ${EVENTS} events x ${BYTES} B, ${WORKERS} workers): ` +
   `SSE/WebSocket fan-out ${median(rows.map((r) => r.fanout_ratio)).toFixed(2)}, ` +
   `server CPU per delivery ${median(rows.map((r) => r.cpu_ratio)).toFixed(2)}`);
 server.kill('SIGTERM');

@@ -183,8 +183,14 @@ void ClientSession::deliver_sse(std::string_view channel, const ws::SharedFrame&
     return;
   }
   (*position)->offset = *frame->event_offset;
-  // The only bytes made per client and event (streams of several channels).
-  sse_send("id: " + sse::encode_id(stream.positions) + "\n\n");
+  // The only bytes made per client and event (streams of several channels),
+  // written straight into the frame that carries them.
+  auto id = std::make_shared<ws::Frame>();
+  id->storage.reserve(8 + stream.positions.size() * 24);
+  id->storage += "id: ";
+  sse::append_id(id->storage, stream.positions);
+  id->storage += "\n\n";
+  sse_send(ws::SharedFrame(std::move(id)));
 }
 
 void ClientSession::sse_send(std::string_view bytes) {

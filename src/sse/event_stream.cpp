@@ -123,15 +123,21 @@ std::optional<std::string> percent_decode(std::string_view s) {
   return out;
 }
 
-std::string encode_id(const std::vector<std::optional<Position>>& positions) {
-  std::string out;
+void append_id(std::string& out, const std::vector<std::optional<Position>>& positions) {
   for (size_t i = 0; i < positions.size(); ++i) {
     if (i > 0) out += ',';
     if (!positions[i]) continue;
     append_percent_encoded(out, positions[i]->epoch);
     out += ':';
-    out += std::to_string(positions[i]->offset);
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, positions[i]->offset).ptr;
+    out.append(digits, end);
   }
+}
+
+std::string encode_id(const std::vector<std::optional<Position>>& positions) {
+  std::string out;
+  append_id(out, positions);
   return out;
 }
 

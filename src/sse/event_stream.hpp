@@ -56,6 +56,8 @@ std::optional<std::string> percent_decode(std::string_view s);
 // `<percent-encoded epoch>:<offset>`, or empty while the channel has no
 // position yet. One channel: `<epoch>:<offset>`.
 std::string encode_id(const std::vector<std::optional<Position>>& positions);
+// The same, appended to `out` (no temporary: it runs per client and event).
+void append_id(std::string& out, const std::vector<std::optional<Position>>& positions);
 // Parses a Last-Event-ID for a stream of `channels` channels; nullopt when
 // it is malformed or has another number of entries.
 std::optional<std::vector<std::optional<Position>>> decode_id(std::string_view id, size_t channels);
