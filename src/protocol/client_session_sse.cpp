@@ -56,6 +56,19 @@ int status_of_error(std::string_view json) {
   return 500;
 }
 
+// The id lines made for the event frame being fanned out on this thread.
+// LocalSubscribers::deliver hands one frame to every local subscriber in a
+// row, and streams of the same channels at the same positions (a page's
+// "global" and "room" channels, say) have the same combined id: they share
+// one line instead of a frame each. Bounded; reset by the next event.
+struct IdLines {
+  ws::SharedFrame event;  // held, so that its address is not reused meanwhile
+  std::vector<ws::SharedFrame> lines;
+};
+constexpr size_t kMaxIdLines = 8;
+thread_local IdLines id_lines;
+thread_local std::string id_scratch;
+
 }  // namespace
 
 void ClientSession::start_sse(SseOpen open, const std::array<unsigned char, 16>& peer) {
@@ -183,14 +196,24 @@ void ClientSession::deliver_sse(std::string_view channel, const ws::SharedFrame&
     return;
   }
   (*position)->offset = *frame->event_offset;
-  // The only bytes made per client and event (streams of several channels),
-  // written straight into the frame that carries them.
-  auto id = std::make_shared<ws::Frame>();
-  id->storage.reserve(8 + stream.positions.size() * 24);
-  id->storage += "id: ";
-  sse::append_id(id->storage, stream.positions);
-  id->storage += "\n\n";
-  sse_send(ws::SharedFrame(std::move(id)));
+  // The only bytes made per client and event (streams of several
+  // channels), shared with the other streams that have the same id.
+  id_scratch.assign("id: ");
+  sse::append_id(id_scratch, stream.positions);
+  id_scratch += "\n\n";
+  if (id_lines.event != frame) {
+    id_lines.event = frame;
+    id_lines.lines.clear();
+  }
+  for (const auto& line : id_lines.lines) {
+    if (line->bytes() == id_scratch) {
+      sse_send(line);
+      return;
+    }
+  }
+  auto line = raw_frame(id_scratch);
+  if (id_lines.lines.size() < kMaxIdLines) id_lines.lines.push_back(line);
+  sse_send(line);
 }
 
 void ClientSession::sse_send(std::string_view bytes) {

@@ -262,6 +262,31 @@ def test_two_channels_combined_id_recovers_each_channel(server):
     s2.close()
 
 
+def test_streams_with_other_ids_get_their_own_id_lines(server):
+    # Id lines are shared between streams whose combined id is the same
+    # (same channels, same positions); streams of the same channels in
+    # another order, or at other positions, must each get their own.
+    a, b = unique("oa"), unique("ob")
+    s1, subs1 = open_stream(server, a, b)
+    s2, subs2 = open_stream(server, b, a)
+    s3, subs3 = open_stream(server, a, b)
+    ea, eb = subs1[0]["json"]["epoch"], subs1[1]["json"]["epoch"]
+    publish(server, a, 1)
+    assert s1.next_of("event")["id"] == f"{ea}:1,{eb}:0"
+    assert s2.next_of("event")["id"] == f"{eb}:0,{ea}:1"
+    assert s3.next_of("event")["id"] == f"{ea}:1,{eb}:0"
+    s3.close()
+    publish(server, b, 2)
+    publish(server, a, 3)
+    s4, subs4 = open_stream(server, a, b, headers={"Last-Event-ID": f"{ea}:1,{eb}:0"})
+    assert [e["offset"] for e in subs4[0]["json"]["events"]] == [2]
+    publish(server, b, 4)
+    assert [s1.next_of("event")["id"] for _ in range(3)][-1] == f"{ea}:2,{eb}:2"
+    assert s4.next_of("event")["id"] == f"{ea}:2,{eb}:2"
+    for s in (s1, s2, s4):
+        s.close()
+
+
 def test_stale_epoch_answers_recovered_false(server):
     ch = unique("stale")
     publish(server, ch, 1)
