@@ -11,7 +11,8 @@
 # also after a cut in the middle of a message; a stale epoch answers
 # recovered:false; refusals (no token, bad token, forbidden channel, bad
 # requests) are HTTP errors with nothing delivered; a client that never
-# reads is cut off at max_outbound_bytes and the server stays healthy.
+# reads is cut off at max_outbound_bytes and the server stays healthy; the
+# same stream over TLS (https://) recovers the same way.
 from __future__ import annotations
 
 import json
@@ -23,6 +24,7 @@ import pytest
 
 from authkit import NO_AUTH_FAILURE_LIMIT, auth_key, new_secret, table, token
 from harness import RECV_TIMEOUT, HeraldServer, WSClient, http_publish, runs_async, unique
+from test_tls import TlsServer, pki  # noqa: F401 (pki: the certificates fixture)
 
 SECRET = new_secret()
 
@@ -32,8 +34,10 @@ class SSE:
     (fields data/id/retry, comments, blank line dispatches)."""
 
     def __init__(self, port: int, query: str, headers: dict | None = None,
-                 path: str = "/sse", method: str = "GET"):
+                 path: str = "/sse", method: str = "GET", tls=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=RECV_TIMEOUT)
+        if tls is not None:  # an ssl.SSLContext that trusts the server
+            self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         head = f"{method} {path}?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
         for k, v in (headers or {}).items():
             head += f"{k}: {v}\r\n"
@@ -480,5 +484,29 @@ def test_client_that_never_reads_is_cut_off_and_the_server_stays_healthy():
         publish(srv, ch, "fine")
         assert s.next_of("event")["json"]["data"] == "fine"
         s.close()
+    finally:
+        srv.stop_checked()
+
+
+# -- TLS ------------------------------------------------------------------------
+
+def test_stream_over_tls_delivers_and_recovers(pki):  # noqa: F811
+    srv = TlsServer(pki, name="sse-tls", workers=2)
+    srv.start()
+    try:
+        ch = unique("tls")
+        s = SSE(srv.port, f"channel={ch}", tls=srv.ctx)
+        assert s.status == 200 and s.headers["content-type"] == "text/event-stream"
+        sub = s.next_of("subscribed")
+        status, body = srv.request("/api/publish", {"channel": ch, "event": "e", "data": 1})
+        assert status == 200
+        m = s.next_of("event")
+        assert m["json"]["data"] == 1 and m["id"] == f"{sub['json']['epoch']}:1"
+        s.close()
+        srv.request("/api/publish", {"channel": ch, "event": "e", "data": 2})
+        s2 = SSE(srv.port, f"channel={ch}", {"Last-Event-ID": m["id"]}, tls=srv.ctx)
+        j = s2.next_of("subscribed")["json"]
+        assert j["recovered"] is True and [e["data"] for e in j["events"]] == [2]
+        s2.close()
     finally:
         srv.stop_checked()
