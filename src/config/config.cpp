@@ -219,6 +219,18 @@ const std::vector<KeyDef>& keys() {
                    c.server.ws_path = std::get<std::string>(v);
                  },
                  [](const Config& c) { return Value(c.server.ws_path); }});
+    k.push_back({"server", "sse_path", Type::string, 0, 0,
+                 "URL path of the SSE fallback (GET, text/event-stream); starts with '/'; \"\" "
+                 "turns it off.",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   const auto& path = std::get<std::string>(v);
+                   if (!path.empty()) check_ws_path(key, path);
+                   c.server.sse_path = path;
+                 },
+                 [](const Config& c) { return Value(c.server.sse_path); }});
+    k.push_back(ms_key<&Config::server, &ServerConfig::sse_retry>(
+        "server", "sse_retry_ms", 0, 10 * kMinute,
+        "The reconnection delay an SSE stream asks the browser for (its first line, retry:)."));
     k.push_back({"server", "static_dir", Type::string, 0, 0,
                  "Directory served over HTTP as static files (e.g. the chat demo); \"\" turns "
                  "static files off.",
@@ -561,6 +573,16 @@ const std::vector<KeyDef>& keys() {
                    c.auth.query_token = std::get<bool>(v);
                  },
                  [](const Config& c) { return Value(c.auth.query_token); }});
+    k.push_back({"auth", "token_cookie", Type::string, 0, 0,
+                 "Name of the cookie an SSE request (GET server.sse_path) may carry its "
+                 "connection token in; \"\" for none.",
+                 [](Config& c, const std::string& key, const Value& v) {
+                   const auto& name = std::get<std::string>(v);
+                   if (name.find_first_of(" \t;=,\"") != std::string::npos)
+                     throw ConfigError(key + ": not a cookie name (got '" + name + "')");
+                   c.auth.token_cookie = name;
+                 },
+                 [](const Config& c) { return Value(c.auth.token_cookie); }});
     k.push_back(size_key<&Config::auth, &AuthConfig::token_cache>(
         "auth", "token_cache", 0, 10000000,
         "Verified tokens each worker remembers (by SHA-256) until they expire, so a token "

@@ -21,9 +21,11 @@ struct ServerConfig {
   uint16_t listen_port = 8080;
   unsigned workers = 0;  // 0: one per core
   std::string ws_path = "/ws";
-  std::string static_dir = "web";            // "" disables static files
-  bool static_spa_fallback = false;          // extensionless path not found -> index.html
-  std::vector<std::string> allowed_origins;  // empty: any origin
+  std::string sse_path = "/sse";              // SSE fallback endpoint; "" turns it off
+  std::chrono::milliseconds sse_retry{2000};  // the `retry:` an SSE stream starts with
+  std::string static_dir = "web";             // "" disables static files
+  bool static_spa_fallback = false;           // extensionless path not found -> index.html
+  std::vector<std::string> allowed_origins;   // empty: any origin
   std::chrono::milliseconds shutdown_timeout{5000};
   std::string log_level = "info";   // trace, debug, info, warn, error, off
   std::string log_format = "text";  // text or json (one object per line)
@@ -185,8 +187,9 @@ struct AuthConfig {
   std::string audience;
   std::chrono::milliseconds leeway{5000};
   size_t max_token_bytes = 8192;
-  bool query_token = true;     // accept ?token= on the upgrade URL
-  size_t token_cache = 10000;  // verified tokens remembered per worker
+  bool query_token = true;                    // accept ?token= on the upgrade URL
+  std::string token_cookie = "herald_token";  // SSE: cookie holding the token; "" for none
+  size_t token_cache = 10000;                 // verified tokens remembered per worker
 
   bool configured() const { return !keys.empty() || !jwks_url.empty() || !jwks_file.empty(); }
   bool operator==(const AuthConfig&) const = default;

@@ -27,7 +27,7 @@ ws::SharedFrame event_frame(const PublishRequest& req, std::optional<uint64_t> o
   protocol::append_event(writer.payload(),
                          protocol::EventView{req.channel, req.event, req.data, offset, ts,
                                              req.from_client, req.from_user, req.from_info});
-  return writer.finish();
+  return writer.finish(ws::Opcode::text, offset);
 }
 
 namespace {

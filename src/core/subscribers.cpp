@@ -80,7 +80,7 @@ void LocalSubscribers::deliver(std::string_view channel, const ws::SharedFrame& 
   if (it == channels_.end()) return;
   // Safe to walk: Connection::send never closes synchronously (a slow
   // consumer is terminated at the next flush), so the list cannot change here.
-  it->second.for_each([&frame](Subscriber* s) { s->deliver(frame); });
+  it->second.for_each([channel, &frame](Subscriber* s) { s->deliver(channel, frame); });
 }
 
 void LocalSubscribers::end(const std::string& channel, std::string_view reason) {

@@ -19,7 +19,8 @@ namespace herald::core {
 class Subscriber {
  public:
   virtual ~Subscriber() = default;
-  virtual void deliver(const ws::SharedFrame& frame) = 0;
+  // An event (or join/leave) frame of `channel`.
+  virtual void deliver(std::string_view channel, const ws::SharedFrame& frame) = 0;
   // The server ended the subscription to `channel` (destroyed, expired):
   // the subscriber sends `unsubscribed {reason}` and unsubscribes.
   virtual void end(const std::string& channel, std::string_view reason) = 0;

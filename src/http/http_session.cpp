@@ -4,7 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/serializer.hpp>
@@ -13,6 +15,7 @@
 
 #include "log/access_log.hpp"
 #include "protocol/messages.hpp"
+#include "sse/event_stream.hpp"
 #include "ws/handshake.hpp"
 
 namespace herald::http {
@@ -145,6 +148,18 @@ void HttpSession::on_request(beast::error_code ec) {
   const auto& limits = host_.http_limits();
   std::string_view target = req.target();
   const std::string_view path = target.substr(0, target.find('?'));
+  if (!limits.sse_path.empty() && path == limits.sse_path && !ws::is_upgrade_request(req)) {
+    if (req.method() != bhttp::verb::get) {
+      auto res =
+          error_response(req.version(), 405, "bad_request",
+                         "the SSE endpoint answers GET only (publish with POST /api/publish)");
+      res.set(bhttp::field::allow, "GET");
+      write(std::move(res), true);
+      return;
+    }
+    open_sse(std::move(req));
+    return;
+  }
   if (ws::is_upgrade_request(req) || path == limits.ws_path) {
     if (path != limits.ws_path) {
       write(error_response(req.version(), 404, "bad_request", "no WebSocket endpoint here"), true);
@@ -262,6 +277,47 @@ void HttpSession::write_raw(std::string bytes, bool upgrade, std::string query_t
         self->host_.upgrade(std::move(stream), std::move(early), std::move(token),
                             std::move(forwarded), deflate);
       });
+}
+
+void HttpSession::open_sse(Request&& req) {
+  const auto& limits = host_.http_limits();
+  SseRequest sse;
+  // The same origin rule as the WebSocket handshake; an allowed cross-origin
+  // page also needs CORS headers to read the stream (with its cookies).
+  const std::string_view origin = req[bhttp::field::origin];
+  if (!limits.allowed_origins.empty()) {
+    const bool allowed = std::any_of(
+        limits.allowed_origins.begin(), limits.allowed_origins.end(), [&](const std::string& o) {
+          return o == "*" || (!origin.empty() && beast::iequals(o, origin));
+        });
+    if (!allowed) {
+      write(error_response(req.version(), 403, "forbidden", "origin not allowed"), true);
+      return;
+    }
+    if (!origin.empty()) {
+      sse.extra_headers = "Access-Control-Allow-Origin: " + std::string(origin) +
+                          "\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n";
+    }
+  }
+  auto query = sse::parse_query(req.target(), limits.sse_max_channels);
+  if (!query.error.empty()) {
+    write(error_response(req.version(), 400, "bad_request", query.error), true);
+    return;
+  }
+  sse.channels = std::move(query.channels);
+  sse.query_token = std::move(query.token);
+  sse.last_event_id = std::string(req["Last-Event-ID"]);
+  if (sse.last_event_id.empty()) sse.last_event_id = std::move(query.last_event_id);
+  if (!limits.token_cookie.empty())
+    sse.cookie_token = sse::cookie_value(req[bhttp::field::cookie], limits.token_cookie);
+  if (!limits.forward.empty())
+    for (const auto& f : req)
+      proxy::forward_header(limits.forward, f.name_string(), f.value(), sse.forwarded);
+  // Logged by the worker as a connect and a close, like a WebSocket (its
+  // status is only known once the session answered).
+  auto stream = std::move(stream_);
+  finish();
+  host_.open_sse(std::move(stream), std::move(sse));
 }
 
 }  // namespace herald::http

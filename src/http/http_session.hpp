@@ -6,7 +6,8 @@
 // than a timer per connection), answers them through the Router, keeps the
 // connection alive when the client asks, and hands the socket over to the
 // host when a valid WebSocket upgrade arrives at the WebSocket path, along
-// with any bytes read past the request (they belong to the WebSocket).
+// with any bytes read past the request (they belong to the WebSocket), or
+// to an SSE session when a GET arrives at the SSE path.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -64,8 +65,23 @@ struct HttpLimits {
   // Upgrade request headers handed to the WebSocket session for the
   // connect hook ([proxy] forward_headers, forward_cookies).
   proxy::ForwardRules forward;
-  bool access_log = false;   // server.access_log: a line per request
-  bool compression = false;  // server.compression: accept permessage-deflate offers
+  bool access_log = false;        // server.access_log: a line per request
+  bool compression = false;       // server.compression: accept permessage-deflate offers
+  std::string sse_path = "/sse";  // server.sse_path; "": no SSE endpoint
+  size_t sse_max_channels = 256;  // limits.max_channels_per_connection
+  std::string token_cookie = "herald_token";  // auth.token_cookie; "": none
+};
+
+// A GET on the SSE path, handed over with its socket (nothing answered yet:
+// the SSE session writes the response).
+struct SseRequest {
+  std::vector<std::string> channels;  // the `channel` query parameters, in order
+  std::string query_token;            // the `token` query parameter, "" when absent
+  std::string cookie_token;           // the auth.token_cookie cookie, "" when absent
+  // The Last-Event-ID header, else the `last_event_id` query parameter.
+  std::string last_event_id;
+  std::string extra_headers;  // CORS response headers for an allowed Origin
+  proxy::Headers forwarded;   // as for a WebSocket upgrade
 };
 
 class HttpSession;
@@ -83,6 +99,8 @@ class HttpHost {
   // permessage-deflate was negotiated.
   virtual void upgrade(net::Stream stream, std::string early_bytes, std::string query_token,
                        proxy::Headers forwarded, bool deflate) = 0;
+  // A GET on HttpLimits::sse_path: the stream goes to an SSE session.
+  virtual void open_sse(net::Stream stream, SseRequest req) = 0;
   virtual void http_session_closed(HttpSession& s) = 0;
 };
 
@@ -107,6 +125,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void log_access(const Message& res, size_t bytes);
   void write_raw(std::string bytes, bool upgrade, std::string query_token = {},
                  proxy::Headers forwarded = {}, bool deflate = false);
+  // GET on the SSE path: checks the origin, hands the stream over.
+  void open_sse(Request&& req);
   void finish();
 
   void arm_deadline();

@@ -168,6 +168,10 @@ std::string Registry::render() const {
        &WorkerCounters::ws_opened},
       {"herald_ws_connections_closed_total", "counter", "WebSocket connections finished",
        &WorkerCounters::ws_closed},
+      {"herald_sse_connections_opened_total", "counter", "SSE streams accepted (GET /sse)",
+       &WorkerCounters::sse_opened},
+      {"herald_sse_connections_closed_total", "counter", "SSE streams finished",
+       &WorkerCounters::sse_closed},
       {"herald_ws_messages_received_total", "counter", "WebSocket messages received from clients",
        &WorkerCounters::messages_received},
       {"herald_publishes_total", "counter", "Publish requests accepted (WebSocket and HTTP)",
@@ -239,12 +243,14 @@ std::string Registry::render() const {
 
   std::lock_guard lock(mutex_);
   std::string out;
-  uint64_t opened = 0, closed = 0;
+  uint64_t opened = 0, closed = 0, sse_opened = 0, sse_closed = 0;
   for (const auto& row : kRows) {
     uint64_t sum = 0;
     for (const auto& w : workers_) sum += (w.*row.counter).get();
     if (row.counter == &WorkerCounters::ws_opened) opened = sum;
     if (row.counter == &WorkerCounters::ws_closed) closed = sum;
+    if (row.counter == &WorkerCounters::sse_opened) sse_opened = sum;
+    if (row.counter == &WorkerCounters::sse_closed) sse_closed = sum;
     out +=
         fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", row.name, row.help, row.type, sum);
   }
@@ -252,6 +258,10 @@ std::string Registry::render() const {
       "# HELP herald_ws_connections Open WebSocket connections\n"
       "# TYPE herald_ws_connections gauge\nherald_ws_connections {}\n",
       opened >= closed ? opened - closed : 0);
+  out += fmt::format(
+      "# HELP herald_sse_connections Open SSE streams\n"
+      "# TYPE herald_sse_connections gauge\nherald_sse_connections {}\n",
+      sse_opened >= sse_closed ? sse_opened - sse_closed : 0);
   out += fmt::format(
       "# HELP herald_workers Worker threads\n# TYPE herald_workers gauge\n"
       "herald_workers {}\n",
@@ -279,8 +289,8 @@ uint64_t Registry::open_connections() const {
   std::lock_guard lock(mutex_);
   uint64_t opened = 0, closed = 0;
   for (const auto& w : workers_) {
-    opened += w.ws_opened.get();
-    closed += w.ws_closed.get();
+    opened += w.ws_opened.get() + w.sse_opened.get();
+    closed += w.ws_closed.get() + w.sse_closed.get();
   }
   return opened >= closed ? opened - closed : 0;
 }

@@ -112,6 +112,8 @@ enum class PublishStage : size_t { to_owner, to_worker, to_write, ack };
 struct WorkerCounters {
   Counter ws_opened;          // WebSocket handshakes completed
   Counter ws_closed;          // WebSocket connections finished
+  Counter sse_opened;         // SSE streams accepted (GET /sse answered 200)
+  Counter sse_closed;         // SSE streams finished
   Counter messages_received;  // WebSocket text messages from clients
   Counter publishes;          // publish requests accepted (WebSocket and HTTP)
   Counter deliveries;         // event frames queued to subscriber connections

@@ -197,7 +197,10 @@ void ClientSession::on_subscribed(const std::string& channel, uint32_t seq, cons
     out.reserve(128 + result.events_json.size());
     append_subscribed(out, id, channel, result.epoch, result.offset, result.recovered,
                       result.events_json, data);
-    send_text(out);
+    if (sse())
+      sse_subscribed(channel, result.epoch, result.offset, out);
+    else
+      send_text(out);
   }
   if (sub->unsubscribe_pending) {
     const std::string unsubscribe_id = sub->unsubscribe_id ? *sub->unsubscribe_id : std::string();
@@ -231,6 +234,9 @@ void ClientSession::finish_unsubscribe(const std::string& channel, const std::st
     append_unsubscribed(out, id, channel, reason);
     send_text(out);
   }
+  // An SSE stream cannot subscribe again by itself: it ends, and the client
+  // reconnects with Last-Event-ID, which recovers (docs/protocol.md 14).
+  if (reason == "resubscribe" && is_sse()) close(ws::close_code::going_away, "resubscribe");
 }
 
 void ClientSession::handle_publish(Command& cmd) {
@@ -327,6 +333,16 @@ void ClientSession::end(const std::string& channel, std::string_view reason) {
 }
 
 void ClientSession::on_ping_due() {
+  if (is_sse()) {
+    // A comment line: keeps proxies from timing the stream out; no pong.
+    static const ws::SharedFrame heartbeat = [] {
+      auto f = std::make_shared<ws::Frame>();
+      f->storage = ":\n\n";
+      return f;
+    }();
+    if (sse()->open) send(heartbeat);  // not before the response head
+    return;
+  }
   static const ws::SharedFrame ping = [] {
     std::string json;
     append_ping(json);

@@ -26,6 +26,7 @@
 #include "metrics/metrics.hpp"
 #include "protocol/command.hpp"
 #include "proxy/hooks.hpp"
+#include "sse/event_stream.hpp"
 #include "ws/connection.hpp"
 
 namespace herald::protocol {
@@ -45,6 +46,15 @@ struct SessionContext {
   auth::AbuseLimits* abuse = nullptr;           // the process's
   boost::asio::any_io_executor executor;        // the worker's
   proxy::Hooks* hooks = nullptr;                // the worker's app backend hooks
+};
+
+// GET /sse (client_session_sse.cpp): what the request asked for.
+struct SseOpen {
+  std::vector<std::string> channels;  // in the request's order (the combined id's)
+  std::string token;                  // from the query or the cookie; "" for none
+  std::string last_event_id;          // header, or the last_event_id query parameter
+  std::string extra_headers;          // response header lines (CORS), each ending "\r\n"
+  unsigned retry_ms = 2000;
 };
 
 class ClientSession final : public ws::Connection, public core::Subscriber {
@@ -75,10 +85,20 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   void kick(std::string_view reason);
   bool kick_from(const std::string& channel);
 
+  // SSE mode (after use_sse() and start()): connects with `open.token` and
+  // subscribes to its channels (with recover from its Last-Event-ID), as
+  // the commands a WebSocket client would send. The response (200 and the
+  // stream, or the HTTP refusal) waits until every subscription answered.
+  // `peer` as for admit_from(), which it calls.
+  void start_sse(SseOpen open, const std::array<unsigned char, 16>& peer);
+
   // core::Subscriber: an event frame for a subscribed channel.
-  void deliver(const ws::SharedFrame& frame) override {
+  void deliver(std::string_view channel, const ws::SharedFrame& frame) override {
     ctx_.counters->deliveries.add();
-    send(frame);
+    if (is_sse())
+      deliver_sse(channel, frame);
+    else
+      send(frame);
   }
   // core::Subscriber: the channel was destroyed or expired.
   void end(const std::string& channel, std::string_view reason) override;
@@ -97,6 +117,34 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
     bool kicked = false;      // the pending unsubscribe is a server action's
     auth::OpSet granted = 0;  // operations its subscription token grants
   };
+
+  // Every reply and server message goes through these two: for an SSE
+  // stream they become SSE messages, and while the stream opens its first
+  // error or close becomes the HTTP refusal (client_session_sse.cpp).
+  void send_text(std::string_view json);
+  void close(uint16_t code, std::string_view reason = {});
+
+  // --- SSE (client_session_sse.cpp) ---
+  struct SseStream {
+    std::vector<std::string> channels;                    // the request's, in its order
+    std::vector<std::optional<sse::Position>> positions;  // per channel: the combined id
+    std::string head;     // the 200 response head and `retry:`, until the stream opens
+    std::string held;     // SSE bytes queued while the stream opens
+    size_t awaiting = 0;  // the request's subscriptions not answered yet
+    bool open = false;    // the head went out (or the stream was refused)
+  };
+  SseStream* sse() { return rare_ ? rare_->sse.get() : nullptr; }
+  void deliver_sse(std::string_view channel, const ws::SharedFrame& frame);
+  // `subscribed` (its JSON in `json`): the channel's position, with the id.
+  void sse_subscribed(const std::string& channel, std::string_view epoch, uint64_t offset,
+                      std::string_view json);
+  // Queues SSE bytes, or holds them while the stream opens.
+  void sse_send(std::string_view bytes);
+  void sse_send(const ws::SharedFrame& bytes);
+  // The stream opens: headers, retry and what was held.
+  void sse_accept();
+  // The stream is refused before it opened: an HTTP error with `json`.
+  void sse_refuse(int status, std::string_view json, uint16_t close_code);
 
   void on_text(std::string_view text) override;
   void on_ping_due() override;
@@ -240,6 +288,8 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
     std::unique_ptr<proxy::Headers> forwarded;
     // Messages that arrived while verifying_, handled once it is over.
     std::vector<std::string> held;
+    // SSE streams only (client_session_sse.cpp).
+    std::unique_ptr<SseStream> sse;
   };
   std::unique_ptr<Rare> rare_;
   Rare& rare() {
@@ -248,7 +298,8 @@ class ClientSession final : public ws::Connection, public core::Subscriber {
   }
   // Frees the box once nothing is in it.
   void shed_rare() {
-    if (rare_ && !rare_->buckets && !rare_->forwarded && rare_->held.empty()) rare_.reset();
+    if (rare_ && !rare_->buckets && !rare_->forwarded && rare_->held.empty() && !rare_->sse)
+      rare_.reset();
   }
 };
 

@@ -79,7 +79,10 @@ Worker::Worker(unsigned index, const config::Config& cfg, core::Node& node,
                    cfg.server.allowed_origins,
                    proxy::ForwardRules{cfg.proxy.forward_headers, cfg.proxy.forward_cookies},
                    cfg.server.access_log,
-                   cfg.server.compression},
+                   cfg.server.compression,
+                   cfg.server.sse_path,
+                   cfg.limits.max_channels_per_connection,
+                   cfg.auth.token_cookie},
       router_(node, index, parser_, counters_,
               http::ApiOptions{{cfg.server.static_dir, cfg.server.static_spa_fallback},
                                cfg.server.allow_remote_admin,
@@ -231,9 +234,10 @@ void Worker::on_accepted(boost::asio::ip::tcp::socket s, bool tls) {
   session->start();
 }
 
-void Worker::upgrade(net::Stream stream, std::string early_bytes, std::string query_token,
-                     proxy::Headers forwarded, bool deflate) {
-  if (shutting_down_) return;  // the socket closes as it goes out of scope
+std::shared_ptr<protocol::ClientSession> Worker::adopt(net::Stream& stream, bool sse, bool deflate,
+                                                       std::string_view early_bytes,
+                                                       std::array<unsigned char, 16>& peer_bytes) {
+  if (shutting_down_) return nullptr;  // the socket closes as it goes out of scope
   auto& socket = stream.socket();
   connection_count_.fetch_add(1);  // the HTTP session's count was released by now
   boost::system::error_code ec;
@@ -244,14 +248,18 @@ void Worker::upgrade(net::Stream stream, std::string early_bytes, std::string qu
   const int fd = socket.release(ec);  // from here on the connection owns the fd
   if (ec) {
     connection_count_.fetch_sub(1);
-    return;
+    return nullptr;
   }
   auto session =
       std::make_shared<protocol::ClientSession>(fd, *this, session_ctx_, next_client_id());
   if (auto ssl = stream.release_ssl()) session->use_tls(ssl.release());
+  if (sse) session->use_sse();
   if (deflate) session->use_deflate();
   connections_.emplace(session.get(), session);
-  counters_.ws_opened.add();
+  if (sse)
+    counters_.sse_opened.add();
+  else
+    counters_.ws_opened.add();
   if (cfg_.server.access_log) {
     WsAccess& a = ws_access_[session.get()];
     a.opened = ws::Clock::now();
@@ -259,10 +267,35 @@ void Worker::upgrade(net::Stream stream, std::string early_bytes, std::string qu
     log::ws_access("connect", session->client_id(), 0, 0, a.peer);
   }
   session->start(early_bytes);
-  session->admit_from(peer.to_bytes());
+  peer_bytes = peer.to_bytes();
+  return session;
+}
+
+void Worker::upgrade(net::Stream stream, std::string early_bytes, std::string query_token,
+                     proxy::Headers forwarded, bool deflate) {
+  std::array<unsigned char, 16> peer{};
+  auto session = adopt(stream, false, deflate, early_bytes, peer);
+  if (!session) return;
+  session->admit_from(peer);
   if (hooks_.enabled(proxy::Hook::connect)) session->set_forwarded_headers(std::move(forwarded));
   if (!query_token.empty() && cfg_.auth.query_token && session->is_open())
     session->connect_with_token(std::move(query_token));
+}
+
+void Worker::open_sse(net::Stream stream, http::SseRequest req) {
+  std::array<unsigned char, 16> peer{};
+  auto session = adopt(stream, true, false, {}, peer);
+  if (!session) return;
+  if (hooks_.enabled(proxy::Hook::connect))
+    session->set_forwarded_headers(std::move(req.forwarded));
+  protocol::SseOpen open;
+  open.channels = std::move(req.channels);
+  open.token = !req.query_token.empty() && cfg_.auth.query_token ? std::move(req.query_token)
+                                                                 : std::move(req.cookie_token);
+  open.last_event_id = std::move(req.last_event_id);
+  open.extra_headers = std::move(req.extra_headers);
+  open.retry_ms = static_cast<unsigned>(cfg_.server.sse_retry.count());
+  session->start_sse(std::move(open), peer);  // admits the peer once it can refuse with 429
 }
 
 size_t Worker::apply(const http::UserAction& action) {

@@ -92,11 +92,19 @@ class Worker final : public ws::ConnectionHost, public http::HttpHost {
   const http::HttpLimits& http_limits() const override { return http_limits_; }
   void upgrade(net::Stream stream, std::string early_bytes, std::string query_token,
                proxy::Headers forwarded, bool deflate) override;
+  void open_sse(net::Stream stream, http::SseRequest req) override;
   void http_session_closed(http::HttpSession& s) override;
 
  private:
   void accept(boost::asio::ip::tcp::acceptor& acceptor, bool tls);
   void on_accepted(boost::asio::ip::tcp::socket s, bool tls);
+  // A client session on the socket of `stream` (upgrade and open_sse);
+  // null when the socket is gone. Registers it and starts it.
+  // `peer_bytes`: the peer's address for ClientSession::admit_from;
+  // `deflate`: permessage-deflate was negotiated (WebSocket only).
+  std::shared_ptr<protocol::ClientSession> adopt(net::Stream& stream, bool sse, bool deflate,
+                                                 std::string_view early_bytes,
+                                                 std::array<unsigned char, 16>& peer_bytes);
   void watch_poller();
   void dispatch_poll_events();
   void schedule_tick();

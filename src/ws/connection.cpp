@@ -174,7 +174,7 @@ void Connection::update_interest() {
 }
 
 void Connection::consume(char* data, size_t len) {
-  if (state_ == State::closed) return;
+  if (state_ == State::closed || sse_) return;  // an SSE client has nothing to say
   const uint16_t code = reader_.feed(data, len, *this);
   if (code != 0) {
     host_.counters().protocol_closes.add();
@@ -236,6 +236,14 @@ void Connection::send(const SharedFrame& plain) {
 
 void Connection::close(uint16_t code, std::string_view reason) {
   if (state_ != State::open) return;
+  if (sse_) {  // no close frame: the stream ends after what is queued
+    state_ = State::closing;
+    close_code_ = code;
+    close_after_flush_ = true;
+    close_deadline_ = Clock::now() + limits_.close_timeout;
+    mark_dirty();
+    return;
+  }
   queue_.push(make_close_frame(code, reason));
   state_ = State::closing;
   close_code_ = code;
@@ -249,7 +257,7 @@ void Connection::fail(uint16_t code, std::string_view reason) {
     // The stream is broken or the peer cannot keep up: drop what it has not
     // started to receive, send the close frame, and stop reading.
     queue_.drop_unstarted();
-    queue_.push(make_close_frame(code, reason));
+    if (!sse_) queue_.push(make_close_frame(code, reason));
     state_ = State::closing;
     close_code_ = code;
   }
@@ -356,7 +364,7 @@ void Connection::tick(Clock::time_point now) {
     if (now >= close_deadline_) terminate();
     return;
   }
-  if (now - last_receive_ > limits_.ping_interval + limits_.pong_timeout) {
+  if (!sse_ && now - last_receive_ > limits_.ping_interval + limits_.pong_timeout) {
     close(close_code::policy_violation, "pong timeout");
     return;
   }
@@ -381,7 +389,10 @@ void Connection::terminate() {
   ::close(fd_);
   fd_ = -1;
   auto keep_alive = shared_from_this();  // the host drops its reference below
-  host_.counters().ws_closed.add();
+  if (sse_)
+    host_.counters().sse_closed.add();
+  else
+    host_.counters().ws_closed.add();
   on_closed();
   host_.connection_closed(*this);
 }

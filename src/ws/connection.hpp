@@ -22,6 +22,13 @@
 // the gathered frames copied into one record (up to 16 KiB) at a time. The
 // frames stay shared (encoded once); only the encryption is per connection.
 //
+// SSE mode (use_sse()): the same socket, queue, flush and outbound limit
+// carry a Server-Sent Events response instead (the protocol layer queues
+// its bytes, already in SSE form); bytes from the client are read and
+// dropped, there are no close frames (close() and fail() end the stream
+// once what is queued has gone, bounded by close_timeout) and no pong is
+// expected.
+//
 // The protocol layer derives from Connection and implements on_text(),
 // on_ping_due(), on_closed() and, if it needs it, on_tick(). Everything here runs on one worker
 // thread.
@@ -85,6 +92,9 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   // Before start(): the connection speaks TLS through `ssl` (handshake
   // done, bound to the fd), which it now owns.
   void use_tls(ssl_st* ssl);
+  // Before start(): the connection carries an SSE stream (see above).
+  void use_sse() { sse_ = true; }
+  bool is_sse() const { return sse_; }
 
   // Before start(): permessage-deflate was negotiated in the handshake.
   // Outbound messages of at least limits.deflate.min_bytes are then queued
@@ -169,6 +179,7 @@ class Connection : public std::enable_shared_from_this<Connection>, private Mess
   bool dirty_ = false;
   bool close_after_flush_ = false;  // terminate once the queue drains
   bool deflate_ = false;            // see use_deflate(); sits in padding
+  bool sse_ = false;                // see use_sse(); sits in padding
   uint16_t close_code_ = 1006;      // see close_code(); sits in padding
 };
 

@@ -10,8 +10,9 @@ FrameWriter::FrameWriter(size_t payload_reserve) {
   storage_.assign(kMaxHeaderBytes, '\0');
 }
 
-SharedFrame FrameWriter::finish(Opcode op) {
+SharedFrame FrameWriter::finish(Opcode op, std::optional<uint64_t> event_offset) {
   auto frame = std::make_shared<Frame>();
+  frame->event_offset = event_offset;
   const uint64_t payload_len = storage_.size() - kMaxHeaderBytes;
   uint8_t header[kMaxHeaderBytes];
   const size_t header_len = encode_header(header, op, payload_len);

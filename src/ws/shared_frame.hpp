@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,19 @@ namespace herald::ws {
 struct Frame {
   std::string storage;  // [unused prefix][header][payload]
   uint32_t begin = 0;   // where the header starts in storage
+  // An `event` frame of a stored event: its offset (the SSE fallback puts
+  // it in the stream's `id:`); absent for every other frame.
+  std::optional<uint64_t> event_offset;
+  // The SSE form of the frame, built on first use by whichever worker has
+  // an SSE subscriber (sse::variant_of), then shared like the frame.
+  mutable std::once_flag sse_once;
+  mutable std::shared_ptr<const Frame> sse_variant;
+  // Event frames: the whole SSE message for streams of this one channel
+  // (the variant and its `id: <epoch>:<offset>` line, the same for all of
+  // them), built on first use with the epoch it was built for.
+  mutable std::once_flag sse_single_once;
+  mutable std::shared_ptr<const Frame> sse_single;
+  mutable std::string sse_single_epoch;
   std::string_view bytes() const { return std::string_view(storage).substr(begin); }
   size_t size() const { return storage.size() - begin; }
 
@@ -37,7 +51,8 @@ class FrameWriter {
   // The payload so far; append to it.
   std::string& payload() { return storage_; }
   // Writes the header and hands the frame over; the writer is empty after.
-  SharedFrame finish(Opcode op = Opcode::text);
+  // `event_offset`: see Frame::event_offset.
+  SharedFrame finish(Opcode op = Opcode::text, std::optional<uint64_t> event_offset = {});
 
  private:
   std::string storage_;

@@ -28,6 +28,8 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"server.listen", "HERALD_SERVER_LISTEN"},
     {"server.workers", "HERALD_SERVER_WORKERS"},
     {"server.ws_path", "HERALD_SERVER_WS_PATH"},
+    {"server.sse_path", "HERALD_SERVER_SSE_PATH"},
+    {"server.sse_retry_ms", "HERALD_SERVER_SSE_RETRY_MS"},
     {"server.static_dir", "HERALD_SERVER_STATIC_DIR"},
     {"server.static_spa_fallback", "HERALD_SERVER_STATIC_SPA_FALLBACK"},
     {"server.allowed_origins", "HERALD_SERVER_ALLOWED_ORIGINS"},
@@ -86,6 +88,7 @@ const std::vector<std::pair<std::string, std::string>> kAllKeys = {
     {"auth.leeway_ms", "HERALD_AUTH_LEEWAY_MS"},
     {"auth.max_token_bytes", "HERALD_AUTH_MAX_TOKEN_BYTES"},
     {"auth.query_token", "HERALD_AUTH_QUERY_TOKEN"},
+    {"auth.token_cookie", "HERALD_AUTH_TOKEN_COOKIE"},
     {"auth.token_cache", "HERALD_AUTH_TOKEN_CACHE"},
     {"rate_limits.commands_per_second", "HERALD_RATE_LIMITS_COMMANDS_PER_SECOND"},
     {"rate_limits.commands_burst", "HERALD_RATE_LIMITS_COMMANDS_BURST"},
@@ -430,10 +433,11 @@ TEST_F(ConfigTest, RangeErrorsNameKeyRangeValueAndSource) {
 TEST_F(ConfigTest, EveryNumericKeyHasARange) {
   for (const auto& [key, var] : kAllKeys) {
     if (key == "server.listen" || key == "server.ws_path" || key == "server.static_dir" ||
-        key == "server.allowed_origins" || key == "server.log_level" || key == "engine.type" ||
-        key == "engine.data_dir" || key == "engine.durability" || key == "engine.redis_url" ||
-        key == "engine.redis_prefix" || key.starts_with("engine.redis_tls_") ||
-        key == "engine.redis_cluster" || key == "server.allow_remote_admin" ||
+        key == "server.sse_path" || key == "auth.token_cookie" || key == "server.allowed_origins" ||
+        key == "server.log_level" || key == "engine.type" || key == "engine.data_dir" ||
+        key == "engine.durability" || key == "engine.redis_url" || key == "engine.redis_prefix" ||
+        key.starts_with("engine.redis_tls_") || key == "engine.redis_cluster" ||
+        key == "server.allow_remote_admin" ||
         (key.starts_with("auth.jwks_") && !key.ends_with("_ms")) || key == "auth.issuer" ||
         key == "auth.audience" || key == "auth.query_token" || key == "api.protect_metrics" ||
         (key.starts_with("proxy.") && !key.ends_with("_ms") && !key.ends_with("max_concurrent")) ||

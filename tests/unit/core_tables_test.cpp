@@ -56,7 +56,7 @@ struct Probe final : Subscriber {
   std::vector<std::string>* log;
   std::string name;
   Probe(std::vector<std::string>* l, std::string n) : log(l), name(std::move(n)) {}
-  void deliver(const ws::SharedFrame&) override { log->push_back(name); }
+  void deliver(std::string_view, const ws::SharedFrame&) override { log->push_back(name); }
   void end(const std::string&, std::string_view) override { log->push_back("end " + name); }
 };
 
@@ -129,7 +129,7 @@ TEST(LocalSubscribersTest, DeliversToEachAndEndsEach) {
     LocalSubscribers* table;
     std::vector<std::string>* log;
     std::string name;
-    void deliver(const ws::SharedFrame&) override { log->push_back(name); }
+    void deliver(std::string_view, const ws::SharedFrame&) override { log->push_back(name); }
     // As a session does: leaves the table while the table is ending it.
     void end(const std::string& channel, std::string_view reason) override {
       log->push_back("end " + name + " " + std::string(reason));

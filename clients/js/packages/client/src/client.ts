@@ -20,6 +20,7 @@
 // Generic over a typed-events schema (schema.ts): channel, event names and
 // payloads are checked at compile time; nothing of it exists at run time.
 
+import { SseSocket, sseUrlFor, type EventSourceConstructor } from './sse-socket.js';
 import { backoffDelay, reconnectOptions, type ReconnectOptions } from './backoff.js';
 import { Emitter, reportListenerError } from './emitter.js';
 import { HeraldError } from './errors.js';
@@ -115,6 +116,20 @@ export interface HeraldOptions {
   publishTimeoutMs?: number;
   /** WebSocket implementation; default `globalThis.WebSocket` (pass the `ws` package on Node < 22) */
   WebSocket?: WebSocketConstructor;
+  /**
+   * transports to use, in order of preference (default `['websocket']`).
+   * `['websocket', 'sse']`: when a WebSocket cannot be opened (it closes
+   * before it opened: a proxy that refuses upgrades), reconnect over the
+   * server's SSE fallback (GET /sse, an EventSource) and stay on it.
+   * `['sse']`: SSE only. Over SSE subscriptions, events and recovery work as
+   * over a WebSocket; publish, history, presence and rpc reject with
+   * `bad_request` (the stream is one-way: publish through the HTTP API).
+   */
+  transports?: ReadonlyArray<'websocket' | 'sse'>;
+  /** EventSource implementation for SSE; default `globalThis.EventSource` */
+  EventSource?: EventSourceConstructor;
+  /** URL of the SSE endpoint; default from `url` (ws→http, wss→https, a trailing `/ws` → `/sse`) */
+  sseUrl?: string;
   /** random source in [0, 1) for the backoff jitter (tests) */
   random?: () => number;
 }
@@ -326,6 +341,10 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   private readonly publishTimeoutMs: number;
   private WS: WebSocketConstructor | null;
   private readonly random: () => number;
+  private readonly transports: ReadonlyArray<'websocket' | 'sse'>;
+  private readonly ES: EventSourceConstructor | null;
+  private readonly sseUrl: string;
+  private onSse = false; // the WebSocket could not be opened: SSE from now on
 
   private ws: WebSocketLike | null = null;
   private generation = 0; // bumped by close(): stale async steps check it
@@ -400,6 +419,11 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     // Looked up when connecting, not here: a client made during server-side
     // rendering (Node 20 has no global WebSocket) never connects there.
     this.WS = options.WebSocket ?? null;
+    this.transports = options.transports?.length ? options.transports : ['websocket'];
+    this.ES = options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource ?? null;
+    this.sseUrl = options.sseUrl ?? (this.transports.includes('sse') ? sseUrlFor(options.url) : '');
+    this.onSse = this.transports[0] === 'sse';
+    if (this.transports.includes('sse') && !this.ES) throw new TypeError('Herald: transports include sse but there is no EventSource; pass one');
   }
 
   get state(): ConnectionState {
@@ -410,7 +434,7 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
   connect(): void {
     if (this._state === 'connecting' || this._state === 'connected') return;
     if (!this.WS) this.WS = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null;
-    if (!this.WS) {
+    if (!this.WS && !this.onSse) {
       throw new TypeError('Herald: no global WebSocket; pass one, e.g. new Herald({url, WebSocket: (await import("ws")).default})');
     }
     if (this.reconnectTimer !== null) return; // a retry is already scheduled
@@ -666,17 +690,23 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     this.tokenInUse = token;
     this.expectedServerChannels = new Set(token ? tokenChannels(token) : []);
     let ws: WebSocketLike;
+    const sse = this.onSse;
+    let opened = false;
     try {
-      ws = new this.WS!(this.url);
+      ws = sse ? new SseSocket(this.sseUrl, this.ES!) : new this.WS!(this.url);
     } catch (e) {
       this.emitError(new HeraldError('socket_failed', `cannot open a WebSocket to ${this.url}: ${errorMessage(e)}`, { cause: e }));
       this.afterDrop(1006, 'socket failed');
       return;
     }
     this.ws = ws;
-    this.connectTimer = setTimeout(() => this.drop(ws, 'connect timeout'), this.connectTimeoutMs);
+    this.connectTimer = setTimeout(() => {
+      if (!sse && !opened && this.transports.includes('sse')) this.onSse = true; // a proxy that holds upgrades
+      this.drop(ws, 'connect timeout');
+    }, this.connectTimeoutMs);
     ws.onopen = () => {
       if (this.ws !== ws) return;
+      opened = true;
       this.connectId = this.nextId++;
       const msg: Record<string, unknown> = { type: 'connect', id: this.connectId };
       if (token !== undefined) msg.token = token;
@@ -689,6 +719,8 @@ export class Herald<S extends SchemaShape = AnySchema> extends Emitter<HeraldEve
     };
     ws.onclose = (ev: { code?: number; reason?: string }) => {
       if (this.ws !== ws) return;
+      // Never opened: no WebSocket gets through here; the next attempt uses SSE, if allowed.
+      if (!sse && !opened && this.transports.includes('sse')) this.onSse = true;
       this.ws = null;
       detach(ws);
       this.afterDrop(typeof ev?.code === 'number' ? ev.code : 1006, ev?.reason ?? '');

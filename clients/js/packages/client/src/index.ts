@@ -14,6 +14,8 @@ export type {
   UnsubscribedInfo,
 } from './client.js';
 export { HeraldError } from './errors.js';
+export { SseSocket, sseUrlFor } from './sse-socket.js';
+export type { EventSourceConstructor, EventSourceLike } from './sse-socket.js';
 export type { ClientErrorCode, HeraldErrorCode, ServerErrorCode } from './errors.js';
 export { backoffDelay, reconnectOptions, DEFAULT_RECONNECT } from './backoff.js';
 export type { ReconnectOptions } from './backoff.js';

@@ -1,0 +1,201 @@
+// SSE against WebSocket fan-out in one run, one server (issue 16 item 3):
+// rounds alternate the two transports on the same process, so both share
+// the machine's load. Each round: S subscribers of one channel (S WebSocket
+// clients that connect and subscribe, or S GET /sse streams), P events of B
+// bytes published over a WebSocket with a window of acks; reports
+// deliveries per second until the last subscriber has the last event, and
+// the server's CPU time per delivery (utime + stime of the herald process
+// from /proc, leaving out the clients' share of the shared cores: the
+// steadier figure on a busy machine). SSE subscribers are raw sockets that
+// count events in the byte stream; WebSocket ones are Node's `ws`, so the
+// clients' costs differ: read the server CPU ratio first.
+//
+// --channels 2: every subscriber also subscribes a second, quiet channel
+// (the SSE stream then has a combined id, made per client and event).
+//
+// Usage: node bench/sse/ratio.mjs [--bin build/release/herald] [--rounds 3]
+//        [--subs 1000] [--events 200] [--bytes 200] [--workers 2] [--channels 1]
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+const WebSocket = require(path.join(repo, 'tests/integration/node/node_modules/ws'));
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
+  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
+  return acc;
+}, []));
+const BIN = args.bin ?? path.join(repo, 'build/release/herald');
+const ROUNDS = Number(args.rounds ?? 3);
+const SUBS = Number(args.subs ?? 1000);
+const EVENTS = Number(args.events ?? 200);
+const BYTES = Number(args.bytes ?? 200);
+const WORKERS = Number(args.workers ?? 2);
+const CHANNELS = Number(args.channels ?? 1);
+
+const freePort = () => new Promise((resolve) => {
+  const s = net.createServer().listen(0, '127.0.0.1', () => {
+    const { port } = s.address();
+    s.close(() => resolve(port));
+  });
+});
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-sse-bench-'));
+const port = await freePort();
+fs.writeFileSync(path.join(dir, 'herald.toml'), `[server]
+static_dir = ""
+[engine]
+type = "memory"
+[limits]
+max_connections = 100000
+max_outbound_bytes = 67108864
+`);
+const server = spawn(BIN, ['serve', '--config', path.join(dir, 'herald.toml'), '--listen',
+  `127.0.0.1:${port}`, '--workers', String(WORKERS), '--log-level', 'warn'],
+{ stdio: ['ignore', 'inherit', 'inherit'] });
+process.on('exit', () => server.kill('SIGKILL'));
+
+function openWs() {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { perMessageDeflate: false });
+    ws.once('error', reject);
+    ws.once('open', () => {
+      ws.once('message', (d) => {
+        const m = JSON.parse(d);
+        if (m.type !== 'connected') reject(new Error(d.toString()));
+        else resolve(ws);
+      });
+      ws.send('{"type":"connect","id":1}');
+    });
+  });
+}
+
+for (let i = 0; ; i++) {
+  try {
+    (await openWs()).terminate();
+    break;
+  } catch (e) {
+    if (i > 200) throw e;
+    await sleep(50);
+  }
+}
+
+const CLK_TCK = 100;  // sysconf(_SC_CLK_TCK) on Linux
+function serverCpuSeconds() {
+  const stat = fs.readFileSync(`/proc/${server.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;  // utime, stime
+}
+
+const MARK = '"type":"event"';
+
+// A subscriber: resolves `ready` once subscribed; calls onEvent per event.
+function wsSubscriber(channel, onEvent) {
+  return openWs().then((ws) => new Promise((resolve) => {
+    let subscribed = 0;
+    ws.on('message', (d) => {
+      const s = d.toString();
+      if (s.startsWith('{"type":"subscribed"')) {
+        if (++subscribed === CHANNELS) resolve(ws);
+      } else if (s.includes(MARK)) onEvent();
+    });
+    for (let c = 0; c < CHANNELS; c++)
+      ws.send(JSON.stringify({ type: 'subscribe', channel: c ? `${channel}-${c}` : channel, id: 2 + c }));
+  }));
+}
+
+function sseSubscriber(channel, onEvent) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1', () => {
+      const q = Array.from({ length: CHANNELS }, (_, c) => `channel=${c ? `${channel}-${c}` : channel}`).join('&');
+      sock.write(`GET /sse?${q} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    });
+    let carry = '';
+    let subscribed = false;
+    sock.setEncoding('latin1');
+    sock.on('error', reject);
+    sock.on('data', (chunk) => {
+      const text = carry + chunk;
+      // The response waits for every subscription: once it starts, all are in.
+      if (!subscribed && text.includes('"type":"subscribed"')) {
+        subscribed = true;
+        resolve({ terminate: () => sock.destroy() });
+      }
+      let from = 0;
+      let at;
+      while ((at = text.indexOf(MARK, from)) >= 0) {
+        onEvent();
+        from = at + MARK.length;
+      }
+      carry = text.slice(Math.max(from, text.length - MARK.length + 1));
+    });
+  });
+}
+
+async function fanout(sse) {
+  const channel = `bench-${sse ? 'sse' : 'ws'}-${Math.random().toString(36).slice(2)}`;
+  let done = 0;
+  let finish;
+  const all = new Promise((r) => { finish = r; });
+  const subs = [];
+  for (let i = 0; i < SUBS; i += 50) {
+    subs.push(...await Promise.all(Array.from({ length: Math.min(50, SUBS - i) }, () => {
+      let got = 0;
+      const onEvent = () => { if (++got === EVENTS && ++done === SUBS) finish(); };
+      return sse ? sseSubscriber(channel, onEvent) : wsSubscriber(channel, onEvent);
+    })));
+  }
+  const pub = await openWs();
+  const pad = 'x'.repeat(Math.max(0, BYTES - 20));
+  const t0 = process.hrtime.bigint();
+  const cpu0 = serverCpuSeconds();
+  let acked = 0;
+  const window = 100;
+  await new Promise((resolve) => {
+    let sent = 0;
+    const more = () => {
+      while (sent < EVENTS && sent - acked < window)
+        pub.send(JSON.stringify({ type: 'publish', channel, event: 'e', id: ++sent, data: pad }));
+    };
+    pub.on('message', () => {
+      if (++acked === EVENTS) resolve();
+      else more();
+    });
+    more();
+  });
+  await all;
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = serverCpuSeconds() - cpu0;
+  for (const s of [...subs, pub]) s.terminate();
+  return { rate: (SUBS * EVENTS) / secs, cpuUs: (cpu * 1e6) / (SUBS * EVENTS) };
+}
+
+const rows = [];
+for (let r = 0; r < ROUNDS; r++) {
+  const row = {};
+  for (const sse of r % 2 ? [true, false] : [false, true]) {
+    const k = sse ? 'sse' : 'ws';
+    const f = await fanout(sse);
+    row[`${k}_deliveries_per_s`] = f.rate;
+    row[`${k}_cpu_us`] = f.cpuUs;
+    await sleep(500);
+  }
+  row.fanout_ratio = row.sse_deliveries_per_s / row.ws_deliveries_per_s;
+  row.cpu_ratio = row.sse_cpu_us / row.ws_cpu_us;
+  rows.push(row);
+  console.log(`round ${r + 1}: deliveries/s ws ${row.ws_deliveries_per_s.toFixed(0)} sse ${row.sse_deliveries_per_s.toFixed(0)} (x${row.fanout_ratio.toFixed(2)}); ` +
+    `server CPU/delivery ws ${row.ws_cpu_us.toFixed(2)} us sse ${row.sse_cpu_us.toFixed(2)} us (x${row.cpu_ratio.toFixed(2)})`);
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+console.log(`median over ${ROUNDS} rounds (1 -> ${SUBS} subscribers, ${CHANNELS} channel(s) each, ${EVENTS} events x ${BYTES} B, ${WORKERS} workers): ` +
+  `SSE/WebSocket fan-out ${median(rows.map((r) => r.fanout_ratio)).toFixed(2)}, ` +
+  `server CPU per delivery ${median(rows.map((r) => r.cpu_ratio)).toFixed(2)}`);
+server.kill('SIGTERM');
+fs.rmSync(dir, { recursive: true, force: true });
+process.exit(0);
