@@ -1,6 +1,8 @@
 // Immutable, reference-counted WebSocket frames: the unit of the outbound
 // path. A published event is framed once into a SharedFrame and the same
 // frame is queued on every subscriber's connection (no copy per subscriber).
+// Connections that speak permessage-deflate or SSE queue the frame's
+// compressed or SSE variant instead, also made once per frame.
 //
 // FrameWriter builds a frame in place: it reserves room for the largest
 // header, lets the caller append the payload, then writes the real header
@@ -24,21 +26,24 @@ struct Frame {
   // An `event` frame of a stored event: its offset (the SSE fallback puts
   // it in the stream's `id:`); absent for every other frame.
   std::optional<uint64_t> event_offset;
-  // The SSE form of the frame, built on first use by whichever worker has
-  // an SSE subscriber (sse::variant_of), then shared like the frame.
-  mutable std::once_flag sse_once;
-  mutable std::shared_ptr<const Frame> sse_variant;
-  // Event frames: the whole SSE message for streams of this one channel
-  // (the variant and its `id: <epoch>:<offset>` line, the same for all of
-  // them), built on first use with the epoch it was built for.
-  mutable std::once_flag sse_single_once;
-  mutable std::shared_ptr<const Frame> sse_single;
-  mutable std::string sse_single_epoch;
+
   std::string_view bytes() const { return std::string_view(storage).substr(begin); }
   size_t size() const { return storage.size() - begin; }
 
-  // permessage-deflate: the same message compressed (see ws/deflate.hpp),
-  // made once on first use by any thread; null when it does not shrink.
+  // Other encodings of the same message, each made once on first use by
+  // whichever worker thread needs it, then shared like the frame itself.
+  //
+  // SSE (sse::variant_of): the message as `data:` lines.
+  mutable std::once_flag sse_once;
+  mutable std::shared_ptr<const Frame> sse_variant;
+  // SSE, event frames: the whole message for streams of this one channel
+  // (the variant and its `id: <epoch>:<offset>` line, the same for all of
+  // them), with the epoch it was built for.
+  mutable std::once_flag sse_single_once;
+  mutable std::shared_ptr<const Frame> sse_single;
+  mutable std::string sse_single_epoch;
+  // permessage-deflate (ws/deflate.hpp): the message compressed; null when
+  // compression does not shrink it.
   mutable std::once_flag deflate_once;
   mutable std::shared_ptr<const Frame> deflate_variant;
 };
