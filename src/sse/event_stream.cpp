@@ -5,6 +5,8 @@
 #include <charconv>
 #include <mutex>
 
+#include "http/api_util.hpp"
+
 namespace herald::sse {
 
 void append_data_lines(std::string& out, std::string_view json) {
@@ -96,33 +98,6 @@ void append_percent_encoded(std::string& out, std::string_view s) {
   }
 }
 
-namespace {
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-}  // namespace
-
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    if (i + 2 >= s.size()) return std::nullopt;
-    const int hi = hex_value(s[i + 1]);
-    const int lo = hex_value(s[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
-}
-
 void append_id(std::string& out, const std::vector<std::optional<Position>>& positions) {
   for (size_t i = 0; i < positions.size(); ++i) {
     if (i > 0) out += ',';
@@ -155,7 +130,7 @@ std::optional<std::vector<std::optional<Position>>> decode_id(std::string_view i
     } else {
       const size_t colon = entry.rfind(':');
       if (colon == std::string_view::npos) return std::nullopt;
-      auto epoch = percent_decode(entry.substr(0, colon));
+      auto epoch = http::percent_decode(entry.substr(0, colon));
       const std::string_view digits = entry.substr(colon + 1);
       uint64_t offset = 0;
       const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), offset);
@@ -185,8 +160,8 @@ Query parse_query(std::string_view target, size_t max_channels) {
     const auto eq = param.find('=');
     const std::string_view name = param.substr(0, eq);
     if (name != "channel" && name != "token" && name != "last_event_id") continue;
-    auto value =
-        percent_decode(eq == std::string_view::npos ? std::string_view{} : param.substr(eq + 1));
+    auto value = http::percent_decode(eq == std::string_view::npos ? std::string_view{}
+                                                                   : param.substr(eq + 1));
     if (!value) {
       q.error = std::string(name) + ": malformed percent-encoding";
       return q;

@@ -48,8 +48,6 @@ const ws::SharedFrame* single_channel_message(const ws::Frame& frame, std::strin
 
 // Percent-encodes every byte of `s` outside [A-Za-z0-9._~-].
 void append_percent_encoded(std::string& out, std::string_view s);
-// Decodes %XX (and nothing else: '+' stays '+'); nullopt when malformed.
-std::optional<std::string> percent_decode(std::string_view s);
 
 // The combined event id of a stream: one entry per channel of the request,
 // in the request's order, joined by ','; an entry is
