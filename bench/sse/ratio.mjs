@@ -15,22 +15,14 @@
 //
 // Usage: node bench/sse/ratio.mjs [--bin build/release/herald] [--rounds 3]
 //        [--subs 1000] [--events 200] [--bytes 200] [--workers 2] [--channels 1]
-import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
+import {
+  cleanup, cpuSeconds, freePort, heraldBin, inBatches, median, openConnected, parseArgs,
+  publishWindowed, sleep, startHerald, tempDir, waitUntilAccepts,
+} from '../lib/ratio_kit.mjs';
 
-const require = createRequire(import.meta.url);
-const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
-const WebSocket = require(path.join(repo, 'tests/integration/node/node_modules/ws'));
-
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
-  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
-  return acc;
-}, []));
-const BIN = args.bin ?? path.join(repo, 'build/release/herald');
+const args = parseArgs();
+const BIN = heraldBin(args);
 const ROUNDS = Number(args.rounds ?? 3);
 const SUBS = Number(args.subs ?? 1000);
 const EVENTS = Number(args.events ?? 200);
@@ -38,60 +30,22 @@ const BYTES = Number(args.bytes ?? 200);
 const WORKERS = Number(args.workers ?? 2);
 const CHANNELS = Number(args.channels ?? 1);
 
-const freePort = () => new Promise((resolve) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-sse-bench-'));
+const dir = tempDir('herald-sse-bench-');
 const port = await freePort();
-fs.writeFileSync(path.join(dir, 'herald.toml'), `[server]
+const server = startHerald({
+  bin: BIN, dir, port, workers: WORKERS, toml: `[server]
 static_dir = ""
 [engine]
 type = "memory"
 [limits]
 max_connections = 100000
 max_outbound_bytes = 67108864
-`);
-const server = spawn(BIN, ['serve', '--config', path.join(dir, 'herald.toml'), '--listen',
-  `127.0.0.1:${port}`, '--workers', String(WORKERS), '--log-level', 'warn'],
-{ stdio: ['ignore', 'inherit', 'inherit'] });
-process.on('exit', () => server.kill('SIGKILL'));
+`,
+});
 
-function openWs() {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { perMessageDeflate: false });
-    ws.once('error', reject);
-    ws.once('open', () => {
-      ws.once('message', (d) => {
-        const m = JSON.parse(d);
-        if (m.type !== 'connected') reject(new Error(d.toString()));
-        else resolve(ws);
-      });
-      ws.send('{"type":"connect","id":1}');
-    });
-  });
-}
+const openWs = () => openConnected(`ws://127.0.0.1:${port}/ws`, { perMessageDeflate: false });
 
-for (let i = 0; ; i++) {
-  try {
-    (await openWs()).terminate();
-    break;
-  } catch (e) {
-    if (i > 200) throw e;
-    await sleep(50);
-  }
-}
-
-const CLK_TCK = 100;  // sysconf(_SC_CLK_TCK) on Linux
-function serverCpuSeconds() {
-  const stat = fs.readFileSync(`/proc/${server.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;  // utime, stime
-}
+await waitUntilAccepts(openWs);
 
 const MARK = '"type":"event"';
 
@@ -143,35 +97,19 @@ async function fanout(sse) {
   let done = 0;
   let finish;
   const all = new Promise((r) => { finish = r; });
-  const subs = [];
-  for (let i = 0; i < SUBS; i += 50) {
-    subs.push(...await Promise.all(Array.from({ length: Math.min(50, SUBS - i) }, () => {
-      let got = 0;
-      const onEvent = () => { if (++got === EVENTS && ++done === SUBS) finish(); };
-      return sse ? sseSubscriber(channel, onEvent) : wsSubscriber(channel, onEvent);
-    })));
-  }
+  const subs = await inBatches(SUBS, () => {
+    let got = 0;
+    const onEvent = () => { if (++got === EVENTS && ++done === SUBS) finish(); };
+    return sse ? sseSubscriber(channel, onEvent) : wsSubscriber(channel, onEvent);
+  });
   const pub = await openWs();
   const pad = 'x'.repeat(Math.max(0, BYTES - 20));
   const t0 = process.hrtime.bigint();
-  const cpu0 = serverCpuSeconds();
-  let acked = 0;
-  const window = 100;
-  await new Promise((resolve) => {
-    let sent = 0;
-    const more = () => {
-      while (sent < EVENTS && sent - acked < window)
-        pub.send(JSON.stringify({ type: 'publish', channel, event: 'e', id: ++sent, data: pad }));
-    };
-    pub.on('message', () => {
-      if (++acked === EVENTS) resolve();
-      else more();
-    });
-    more();
-  });
+  const cpu0 = cpuSeconds(server.pid);
+  await publishWindowed(pub, EVENTS, (id) => ({ type: 'publish', channel, event: 'e', id, data: pad }));
   await all;
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = serverCpuSeconds() - cpu0;
+  const cpu = cpuSeconds(server.pid) - cpu0;
   for (const s of [...subs, pub]) s.terminate();
   return { rate: (SUBS * EVENTS) / secs, cpuUs: (cpu * 1e6) / (SUBS * EVENTS) };
 }
@@ -192,10 +130,7 @@ for (let r = 0; r < ROUNDS; r++) {
   console.log(`round ${r + 1}: deliveries/s ws ${row.ws_deliveries_per_s.toFixed(0)} sse ${row.sse_deliveries_per_s.toFixed(0)} (x${row.fanout_ratio.toFixed(2)}); ` +
     `server CPU/delivery ws ${row.ws_cpu_us.toFixed(2)} us sse ${row.sse_cpu_us.toFixed(2)} us (x${row.cpu_ratio.toFixed(2)})`);
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log(`median over ${ROUNDS} rounds (1 -> ${SUBS} subscribers, ${CHANNELS} channel(s) each, ${EVENTS} events x ${BYTES} B, ${WORKERS} workers): ` +
   `SSE/WebSocket fan-out ${median(rows.map((r) => r.fanout_ratio)).toFixed(2)}, ` +
   `server CPU per delivery ${median(rows.map((r) => r.cpu_ratio)).toFixed(2)}`);
-server.kill('SIGTERM');
-fs.rmSync(dir, { recursive: true, force: true });
-process.exit(0);
+cleanup(server, dir);

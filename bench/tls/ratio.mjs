@@ -16,22 +16,16 @@
 //
 // Usage: node bench/tls/ratio.mjs [--bin build/release/herald] [--rounds 3]
 //        [--subs 200] [--events 500] [--bytes 200] [--connects 1000] [--workers 2]
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
+import {
+  cleanup, cpuSeconds, freePort, heraldBin, inBatches, median, openConnected, parseArgs,
+  publishWindowed, sleep, startHerald, subscribeAll, tempDir, waitUntilAccepts,
+} from '../lib/ratio_kit.mjs';
 
-const require = createRequire(import.meta.url);
-const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
-const WebSocket = require(path.join(repo, 'tests/integration/node/node_modules/ws'));
-
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
-  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
-  return acc;
-}, []));
-const BIN = args.bin ?? path.join(repo, 'build/release/herald');
+const args = parseArgs();
+const BIN = heraldBin(args);
 const ROUNDS = Number(args.rounds ?? 3);
 const SUBS = Number(args.subs ?? 200);
 const EVENTS = Number(args.events ?? 500);
@@ -40,15 +34,7 @@ const CONNECTS = Number(args.connects ?? 1000);
 const CONCURRENCY = Number(args.concurrency ?? 50);
 const WORKERS = Number(args.workers ?? 2);
 
-const freePort = () => new Promise((resolve) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-tls-bench-'));
+const dir = tempDir('herald-tls-bench-');
 const ossl = (a) => execFileSync('openssl', a, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
 ossl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
   '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2', '-subj', '/CN=localhost',
@@ -57,7 +43,8 @@ const ca = fs.readFileSync(path.join(dir, 'cert.pem'));
 
 const tlsPort = await freePort();
 const plainPort = await freePort();
-fs.writeFileSync(path.join(dir, 'herald.toml'), `[server]
+const server = startHerald({
+  bin: BIN, dir, port: tlsPort, workers: WORKERS, toml: `[server]
 tls_cert_file = "${dir}/cert.pem"
 tls_key_file = "${dir}/key.pem"
 listen_plain = "127.0.0.1:${plainPort}"
@@ -67,38 +54,13 @@ type = "memory"
 [limits]
 max_connections = 100000
 max_outbound_bytes = 67108864
-`);
-const server = spawn(BIN, ['serve', '--config', path.join(dir, 'herald.toml'), '--listen',
-  `127.0.0.1:${tlsPort}`, '--workers', String(WORKERS), '--log-level', 'warn'],
-{ stdio: ['ignore', 'inherit', 'inherit'] });
-process.on('exit', () => server.kill('SIGKILL'));
+`,
+});
 
 const url = (tls) => (tls ? `wss://localhost:${tlsPort}/ws` : `ws://127.0.0.1:${plainPort}/ws`);
+const open = (tls) => openConnected(url(tls), { ca, perMessageDeflate: false });
 
-function open(tls) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url(tls), { ca, perMessageDeflate: false });
-    ws.once('error', reject);
-    ws.once('open', () => {
-      ws.once('message', (d) => {
-        const m = JSON.parse(d);
-        if (m.type !== 'connected') reject(new Error(d.toString()));
-        else resolve(ws);
-      });
-      ws.send('{"type":"connect","id":1}');
-    });
-  });
-}
-
-for (let i = 0; ; i++) {
-  try {
-    (await open(false)).terminate();
-    break;
-  } catch (e) {
-    if (i > 200) throw e;
-    await sleep(50);
-  }
-}
+await waitUntilAccepts(() => open(false));
 
 async function connectRate(tls) {
   let left = CONNECTS;
@@ -109,51 +71,18 @@ async function connectRate(tls) {
   return CONNECTS / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
-const CLK_TCK = 100;  // sysconf(_SC_CLK_TCK) on Linux
-function serverCpuSeconds() {
-  const stat = fs.readFileSync(`/proc/${server.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;  // utime, stime
-}
-
 async function fanout(tls) {
   const channel = `bench-${tls ? 'tls' : 'plain'}-${Math.random().toString(36).slice(2)}`;
-  const subs = [];
-  for (let i = 0; i < SUBS; i += 50)
-    subs.push(...await Promise.all(Array.from({ length: Math.min(50, SUBS - i) }, () => open(tls))));
-  let done = 0;
-  let finish;
-  const all = new Promise((r) => { finish = r; });
-  await Promise.all(subs.map((ws) => new Promise((resolve) => {
-    let got = 0;
-    ws.on('message', (d) => {
-      const s = d.toString();
-      if (s.startsWith('{"type":"subscribed"')) return resolve();
-      if (s.includes('"type":"event"') && ++got === EVENTS && ++done === SUBS) finish();
-    });
-    ws.send(JSON.stringify({ type: 'subscribe', channel, id: 2 }));
-  })));
+  const subs = await inBatches(SUBS, () => open(tls));
+  const { all } = await subscribeAll(subs, channel, EVENTS);
   const pub = await open(false);
   const pad = 'x'.repeat(Math.max(0, BYTES - 20));
   const t0 = process.hrtime.bigint();
-  const cpu0 = serverCpuSeconds();
-  let acked = 0;
-  const window = 100;
-  await new Promise((resolve) => {
-    let sent = 0;
-    const more = () => {
-      while (sent < EVENTS && sent - acked < window)
-        pub.send(JSON.stringify({ type: 'publish', channel, event: 'e', id: ++sent, data: pad }));
-    };
-    pub.on('message', () => {
-      if (++acked === EVENTS) resolve();
-      else more();
-    });
-    more();
-  });
+  const cpu0 = cpuSeconds(server.pid);
+  await publishWindowed(pub, EVENTS, (id) => ({ type: 'publish', channel, event: 'e', id, data: pad }));
   await all;
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = serverCpuSeconds() - cpu0;
+  const cpu = cpuSeconds(server.pid) - cpu0;
   for (const ws of [...subs, pub]) ws.terminate();
   return { rate: (SUBS * EVENTS) / secs, cpuUs: (cpu * 1e6) / (SUBS * EVENTS) };
 }
@@ -177,10 +106,7 @@ for (let r = 0; r < ROUNDS; r++) {
     `deliveries/s plain ${row.plain_deliveries_per_s.toFixed(0)} tls ${row.tls_deliveries_per_s.toFixed(0)} (x${row.fanout_ratio.toFixed(2)}); ` +
     `server CPU/delivery plain ${row.plain_cpu_us.toFixed(2)} us tls ${row.tls_cpu_us.toFixed(2)} us (x${row.cpu_ratio.toFixed(2)})`);
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log(`median over ${ROUNDS} rounds (subs ${SUBS}, events ${EVENTS} x ${BYTES} B, ${CONNECTS} connects ${CONCURRENCY} at a time, ${WORKERS} workers): ` +
   `TLS/plain connect rate ${median(rows.map((r) => r.connect_ratio)).toFixed(2)}, fan-out ${median(rows.map((r) => r.fanout_ratio)).toFixed(2)}, ` +
   `server CPU per delivery ${median(rows.map((r) => r.cpu_ratio)).toFixed(2)}`);
-server.kill('SIGTERM');
-fs.rmSync(dir, { recursive: true, force: true });
-process.exit(0);
+cleanup(server, dir);
