@@ -16,8 +16,8 @@
 // Usage: node bench/deflate/ratio.mjs [--bin build/release/herald] [--rounds 3]
 //        [--subs 200] [--events 500] [--bytes 1024] [--workers 2] [--level 6]
 import {
-  cleanup, cpuSeconds, freePort, heraldBin, inBatches, median, metricSum, openConnected, parseArgs,
-  publishWindowed, sleep, startHerald, subscribeAll, tempDir, waitUntilAccepts,
+  cleanup, freePort, heraldBin, inBatches, median, metricSum, openConnected, parseArgs,
+  publishWindowed, sleep, startHerald, subscribeAll, tempDir, timed, waitUntilAccepts,
 } from '../lib/ratio_kit.mjs';
 
 const args = parseArgs();
@@ -71,13 +71,11 @@ async function fanout(deflate) {
   const { all } = await subscribeAll(subs, channel, EVENTS);
   const pub = await open(false);
   const bytes0 = await bytesWritten();
-  const t0 = process.hrtime.bigint();
-  const cpu0 = cpuSeconds(server.pid);
-  await publishWindowed(pub, EVENTS,
-    (id) => ({ type: 'publish', channel, event: 'chat.message', id, data: chatData(id) }));
-  await all;
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = cpuSeconds(server.pid) - cpu0;
+  const { secs, cpu } = await timed(server.pid, async () => {
+    await publishWindowed(pub, EVENTS,
+      (id) => ({ type: 'publish', channel, event: 'chat.message', id, data: chatData(id) }));
+    await all;
+  });
   // Includes the publisher's acks (one small frame per event, both modes alike).
   const bytes = (await bytesWritten()) - bytes0;
   for (const ws of [...subs, pub]) ws.terminate();

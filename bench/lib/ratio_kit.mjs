@@ -6,7 +6,7 @@
 // exits), waiting until the server accepts, opening a WebSocket that has had
 // its `connected`, connecting clients in batches, subscribing WebSockets and
 // counting their events, publishing with a window of acks, the server's CPU
-// seconds from /proc, summing a metric from GET /metrics, the median, and
+// seconds from /proc (also around a timed run), summing a metric from GET /metrics, the median, and
 // the cleanup at the end. It touches only the temp dir it made and the server it
 // started. What each bench measures (its scenario, rows and output lines)
 // stays in the bench.
@@ -138,6 +138,15 @@ export function cpuSeconds(pid) {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;  // utime, stime
+}
+
+// Runs `run()`; returns its wall-clock seconds and the CPU seconds process
+// `pid` spent meanwhile.
+export async function timed(pid, run) {
+  const t0 = process.hrtime.bigint();
+  const cpu0 = cpuSeconds(pid);
+  await run();
+  return { secs: Number(process.hrtime.bigint() - t0) / 1e9, cpu: cpuSeconds(pid) - cpu0 };
 }
 
 // The sum over all label sets (workers) of `name` in GET /metrics.

@@ -17,8 +17,8 @@
 //        [--subs 1000] [--events 200] [--bytes 200] [--workers 2] [--channels 1]
 import net from 'node:net';
 import {
-  cleanup, cpuSeconds, freePort, heraldBin, inBatches, median, openConnected, parseArgs,
-  publishWindowed, sleep, startHerald, tempDir, waitUntilAccepts,
+  cleanup, freePort, heraldBin, inBatches, median, openConnected, parseArgs,
+  publishWindowed, sleep, startHerald, tempDir, timed, waitUntilAccepts,
 } from '../lib/ratio_kit.mjs';
 
 const args = parseArgs();
@@ -104,12 +104,10 @@ async function fanout(sse) {
   });
   const pub = await openWs();
   const pad = 'x'.repeat(Math.max(0, BYTES - 20));
-  const t0 = process.hrtime.bigint();
-  const cpu0 = cpuSeconds(server.pid);
-  await publishWindowed(pub, EVENTS, (id) => ({ type: 'publish', channel, event: 'e', id, data: pad }));
-  await all;
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = cpuSeconds(server.pid) - cpu0;
+  const { secs, cpu } = await timed(server.pid, async () => {
+    await publishWindowed(pub, EVENTS, (id) => ({ type: 'publish', channel, event: 'e', id, data: pad }));
+    await all;
+  });
   for (const s of [...subs, pub]) s.terminate();
   return { rate: (SUBS * EVENTS) / secs, cpuUs: (cpu * 1e6) / (SUBS * EVENTS) };
 }

@@ -20,8 +20,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  cleanup, cpuSeconds, freePort, heraldBin, inBatches, median, openConnected, parseArgs,
-  publishWindowed, sleep, startHerald, subscribeAll, tempDir, waitUntilAccepts,
+  cleanup, freePort, heraldBin, inBatches, median, openConnected, parseArgs,
+  publishWindowed, sleep, startHerald, subscribeAll, tempDir, timed, waitUntilAccepts,
 } from '../lib/ratio_kit.mjs';
 
 const args = parseArgs();
@@ -77,12 +77,10 @@ async function fanout(tls) {
   const { all } = await subscribeAll(subs, channel, EVENTS);
   const pub = await open(false);
   const pad = 'x'.repeat(Math.max(0, BYTES - 20));
-  const t0 = process.hrtime.bigint();
-  const cpu0 = cpuSeconds(server.pid);
-  await publishWindowed(pub, EVENTS, (id) => ({ type: 'publish', channel, event: 'e', id, data: pad }));
-  await all;
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = cpuSeconds(server.pid) - cpu0;
+  const { secs, cpu } = await timed(server.pid, async () => {
+    await publishWindowed(pub, EVENTS, (id) => ({ type: 'publish', channel, event: 'e', id, data: pad }));
+    await all;
+  });
   for (const ws of [...subs, pub]) ws.terminate();
   return { rate: (SUBS * EVENTS) / secs, cpuUs: (cpu * 1e6) / (SUBS * EVENTS) };
 }
