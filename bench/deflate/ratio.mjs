@@ -32,16 +32,10 @@ const LEVEL = Number(args.level ?? 6);
 const dir = tempDir('herald-deflate-bench-');
 const port = await freePort();
 const server = startHerald({
-  bin: BIN, dir, port, workers: WORKERS, toml: `[server]
-static_dir = ""
+  bin: BIN, dir, port, workers: WORKERS, server: `static_dir = ""
 compression = true
 compression_min_bytes = 256
 compression_level = ${LEVEL}
-[engine]
-type = "memory"
-[limits]
-max_connections = 100000
-max_outbound_bytes = 67108864
 `,
 });
 

@@ -2,14 +2,15 @@
 // bench/tls/ratio.mjs, bench/deflate/ratio.mjs and bench/sse/ratio.mjs.
 // It owns: their `--key value` argument parsing, Node's `ws` from
 // tests/integration/node/node_modules, a free loopback port, a temp dir with
-// a herald.toml and the `herald serve` started on it (killed when the script
-// exits), waiting until the server accepts, opening a WebSocket that has had
-// its `connected`, connecting clients in batches, subscribing WebSockets and
-// counting their events, publishing with a window of acks, the server's CPU
-// seconds from /proc (also around a timed run), summing a metric from GET /metrics, the median, and
-// the cleanup at the end. It touches only the temp dir it made and the server it
-// started. What each bench measures (its scenario, rows and output lines)
-// stays in the bench.
+// its herald.toml (the shared engine and limits) and the `herald serve`
+// started on it (killed when the script exits), waiting until the server
+// accepts, opening a WebSocket that has had its `connected`, connecting
+// clients in batches, subscribing WebSockets and counting their events,
+// publishing with a window of acks, the server's CPU seconds from /proc (also
+// around a timed run), summing a metric from GET /metrics, the median, and
+// the cleanup at the end. It touches only the temp dir it made and the
+// server it started. What each bench measures (its scenario, server
+// options, rows and output lines) stays in the bench.
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -44,10 +45,19 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export const tempDir = (prefix) => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 
-// Writes `toml` as dir/herald.toml and starts `herald serve` on it, listening
-// on 127.0.0.1:port; SIGKILLed when this process exits, whatever the way.
-export function startHerald({ bin, dir, toml, port, workers }) {
-  fs.writeFileSync(path.join(dir, 'herald.toml'), toml);
+// Writes dir/herald.toml, the [server] section's lines `server` followed by
+// what every ratio bench runs with (the memory engine; limits far above the
+// load, so no client is refused or dropped as slow), and starts
+// `herald serve` on it, listening on 127.0.0.1:port; SIGKILLed when this
+// process exits, whatever the way.
+export function startHerald({ bin, dir, server: serverLines, port, workers }) {
+  fs.writeFileSync(path.join(dir, 'herald.toml'), `[server]
+${serverLines}[engine]
+type = "memory"
+[limits]
+max_connections = 100000
+max_outbound_bytes = 67108864
+`);
   const server = spawn(bin, ['serve', '--config', path.join(dir, 'herald.toml'), '--listen',
     `127.0.0.1:${port}`, '--workers', String(workers), '--log-level', 'warn'],
   { stdio: ['ignore', 'inherit', 'inherit'] });

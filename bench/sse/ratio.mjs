@@ -33,13 +33,7 @@ const CHANNELS = Number(args.channels ?? 1);
 const dir = tempDir('herald-sse-bench-');
 const port = await freePort();
 const server = startHerald({
-  bin: BIN, dir, port, workers: WORKERS, toml: `[server]
-static_dir = ""
-[engine]
-type = "memory"
-[limits]
-max_connections = 100000
-max_outbound_bytes = 67108864
+  bin: BIN, dir, port, workers: WORKERS, server: `static_dir = ""
 `,
 });
 

@@ -44,16 +44,10 @@ const ca = fs.readFileSync(path.join(dir, 'cert.pem'));
 const tlsPort = await freePort();
 const plainPort = await freePort();
 const server = startHerald({
-  bin: BIN, dir, port: tlsPort, workers: WORKERS, toml: `[server]
-tls_cert_file = "${dir}/cert.pem"
+  bin: BIN, dir, port: tlsPort, workers: WORKERS, server: `tls_cert_file = "${dir}/cert.pem"
 tls_key_file = "${dir}/key.pem"
 listen_plain = "127.0.0.1:${plainPort}"
 static_dir = ""
-[engine]
-type = "memory"
-[limits]
-max_connections = 100000
-max_outbound_bytes = 67108864
 `,
 });
 
