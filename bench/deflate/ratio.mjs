@@ -13,8 +13,8 @@
 // Events differ from each other (a counter, a user, rotating words), like a
 // chat, so each is compressed on its own: once per event, not per subscriber.
 //
-// Usage: node bench/deflate/ratio.mjs [--bin build/release/herald] [--rounds 3]
-//        [--subs 200] [--events 500] [--bytes 1024] [--workers 2] [--level 6]
+// Usage: node bench/deflate/ratio.mjs [--bin build/release/herald] [--rounds 5]
+//        [--subs 200] [--events 2000] [--bytes 1024] [--workers 2] [--level 6]
 import {
   cleanup, freePort, heraldBin, inBatches, median, metricSum, openConnected, parseArgs,
   publishWindowed, sleep, startHerald, subscribeAll, tempDir, timed, waitUntilAccepts,
@@ -22,9 +22,9 @@ import {
 
 const args = parseArgs();
 const BIN = heraldBin(args);
-const ROUNDS = Number(args.rounds ?? 3);
+const ROUNDS = Number(args.rounds ?? 5);
 const SUBS = Number(args.subs ?? 200);
-const EVENTS = Number(args.events ?? 500);
+const EVENTS = Number(args.events ?? 2000);
 const BYTES = Number(args.bytes ?? 1024);
 const WORKERS = Number(args.workers ?? 2);
 const LEVEL = Number(args.level ?? 6);

@@ -13,8 +13,8 @@
 // --channels 2: every subscriber also subscribes a second, quiet channel
 // (the SSE stream then has a combined id, made per client and event).
 //
-// Usage: node bench/sse/ratio.mjs [--bin build/release/herald] [--rounds 3]
-//        [--subs 1000] [--events 200] [--bytes 200] [--workers 2] [--channels 1]
+// Usage: node bench/sse/ratio.mjs [--bin build/release/herald] [--rounds 5]
+//        [--subs 1000] [--events 1000] [--bytes 200] [--workers 2] [--channels 1]
 import net from 'node:net';
 import {
   cleanup, freePort, heraldBin, inBatches, median, openConnected, parseArgs,
@@ -23,9 +23,9 @@ import {
 
 const args = parseArgs();
 const BIN = heraldBin(args);
-const ROUNDS = Number(args.rounds ?? 3);
+const ROUNDS = Number(args.rounds ?? 5);
 const SUBS = Number(args.subs ?? 1000);
-const EVENTS = Number(args.events ?? 200);
+const EVENTS = Number(args.events ?? 1000);
 const BYTES = Number(args.bytes ?? 200);
 const WORKERS = Number(args.workers ?? 2);
 const CHANNELS = Number(args.channels ?? 1);

@@ -14,8 +14,9 @@
 // TLS and JSON costs are in the figures, on both sides alike, so read the
 // ratios, not the absolute numbers.
 //
-// Usage: node bench/tls/ratio.mjs [--bin build/release/herald] [--rounds 3]
-//        [--subs 200] [--events 500] [--bytes 200] [--connects 1000] [--workers 2]
+// Usage: node bench/tls/ratio.mjs [--bin build/release/herald] [--rounds 5]
+//        [--subs 200] [--events 2000] [--bytes 200] [--connects 500]
+//        [--concurrency 50] [--workers 2]
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,11 +27,11 @@ import {
 
 const args = parseArgs();
 const BIN = heraldBin(args);
-const ROUNDS = Number(args.rounds ?? 3);
+const ROUNDS = Number(args.rounds ?? 5);
 const SUBS = Number(args.subs ?? 200);
-const EVENTS = Number(args.events ?? 500);
+const EVENTS = Number(args.events ?? 2000);
 const BYTES = Number(args.bytes ?? 200);
-const CONNECTS = Number(args.connects ?? 1000);
+const CONNECTS = Number(args.connects ?? 500);
 const CONCURRENCY = Number(args.concurrency ?? 50);
 const WORKERS = Number(args.workers ?? 2);
 
