@@ -666,13 +666,17 @@ TEST_F(SqliteEngineTest, DurabilityFullWorks) {
 }
 
 // With durability "normal" the owners commit and the storage thread
-// checkpoints the WAL on its own connection: the events must reach the
-// database file and the WAL must not keep growing (without checkpoints the
-// WAL would hold every page and herald.db stay at its first few pages).
+// checkpoints the WAL on its own connection, also while an owner commits
+// without pause: the events must reach the database file, and the WAL must
+// restart rather than hold every page written (without checkpoints herald.db
+// stays at its first few pages; with checkpoints that never finish, or that
+// never get the runner lock from a busy owner, the WAL ends up about twice
+// the data written). Margins are wide: the storage thread may run late on a
+// busy machine.
 TEST_F(SqliteEngineTest, TheWalIsCheckpointedIntoTheDatabaseFile) {
   auto engine = make(100000);
   auto store = open(*engine);
-  constexpr int kEvents = 1500;
+  constexpr int kEvents = 3000;
   const std::string data = "\"" + std::string(6000, 'x') + "\"";  // ~2 pages a row
   int completed = 0;
   for (int i = 0; i < kEvents; ++i) {
@@ -687,9 +691,9 @@ TEST_F(SqliteEngineTest, TheWalIsCheckpointedIntoTheDatabaseFile) {
   const fs::path wal = dir_ / "data" / "herald.db-wal";
   const uintmax_t stored = uintmax_t{kEvents} * data.size();
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (fs::file_size(db) < stored && std::chrono::steady_clock::now() < deadline)
+  while (fs::file_size(db) < stored / 2 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(10ms);
-  EXPECT_GE(fs::file_size(db), stored);
+  EXPECT_GE(fs::file_size(db), stored / 2);
   EXPECT_LT(fs::file_size(wal), stored);  // restarted after checkpoints, not one long log
   EXPECT_EQ(read(*store, "c", 1).last_offset, static_cast<uint64_t>(kEvents));
 }

@@ -500,8 +500,9 @@ class Storage {
   // queued here if no one else is committing, else leaves it to the storage
   // thread.
   void commit_here() {
-    std::unique_lock run(run_mu_, std::try_to_lock);
-    if (!run.owns_lock()) {
+    // A checkpoint waiting for the lock goes first (see checkpoint()).
+    std::unique_lock run(run_mu_, std::defer_lock);
+    if (checkpoint_waiting_.load(std::memory_order_acquire) || !run.try_lock()) {
       std::lock_guard lock(mu_);
       wake_ = true;
       cv_.notify_one();
@@ -887,10 +888,17 @@ class Storage {
   // commit starts the WAL again from its beginning (a WAL that is never
   // wholly checkpointed only grows). A failure leaves the WAL to the next
   // checkpoint.
+  //
+  // Owners that keep committing would take the free lock again before this
+  // thread, woken, gets it (a mutex is not fair), and the WAL would never
+  // restart: while checkpoint_waiting_ is set they leave their commits to
+  // this thread instead, which commits them right after the checkpoint.
   void checkpoint() {
     if (!checkpoint_db_) return;
     sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    checkpoint_waiting_.store(true, std::memory_order_release);
     std::lock_guard run(run_mu_);
+    checkpoint_waiting_.store(false, std::memory_order_release);
     sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
   }
 
@@ -1351,7 +1359,8 @@ class Storage {
   static constexpr int kCheckpointPages = 1000;
 
   std::mutex run_mu_;  // held while a batch is processed and delivered (the runner lock)
-  std::mutex mu_;      // the queue and the flags below
+  std::atomic<bool> checkpoint_waiting_ = false;  // checkpoint() waits for run_mu_
+  std::mutex mu_;                                 // the queue and the flags below
   std::condition_variable cv_;
   std::condition_variable idle_cv_;
   bool busy_ = false;  // a batch is being processed
