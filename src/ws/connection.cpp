@@ -216,7 +216,10 @@ void Connection::on_close(uint16_t code, std::string_view) {
 
 void Connection::send(const SharedFrame& plain) {
   if (state_ != State::open) return;  // after a close frame nothing else may be sent
-  const SharedFrame frame = deflate_ ? deflated(plain, limits_.deflate) : plain;
+  // A reference, not a copy: a copy of the shared frame would touch its
+  // reference count (shared with the other workers) once more per delivery.
+  SharedFrame compressed;
+  const SharedFrame& frame = deflate_ ? (compressed = deflated(plain, limits_.deflate)) : plain;
   if (queue_.bytes() + frame->size() > limits_.max_outbound_bytes) {
     spdlog::info("closing a slow consumer (4008): {} bytes queued, limit {}", queue_.bytes(),
                  limits_.max_outbound_bytes);

@@ -548,16 +548,24 @@ class RawWS:
 
     def read_frame(self, timeout: float = RECV_TIMEOUT) -> tuple[bool, int, bytes]:
         """Returns (fin, opcode, payload) of the next server frame."""
+        fin, rsv1, opcode, payload = self.read_frame_rsv1(timeout, allow_rsv1=False)
+        return fin, opcode, payload
+
+    def read_frame_rsv1(self, timeout: float = RECV_TIMEOUT,
+                        allow_rsv1: bool = True) -> tuple[bool, bool, int, bytes]:
+        """(fin, rsv1, opcode, payload) of the next server frame; RSV1 marks a
+        permessage-deflate message, RSV2/RSV3 are never set."""
         self.sock.settimeout(timeout)
         b0, b1 = self._read_exact(2)
         assert b1 & 0x80 == 0, "server frames must not be masked"
-        assert b0 & 0x70 == 0, f"server frame with reserved bits set: {b0:#x}"
+        reserved = 0x30 if allow_rsv1 else 0x70
+        assert b0 & reserved == 0, f"server frame with reserved bits set: {b0:#x}"
         n = b1 & 0x7F
         if n == 126:
             (n,) = struct.unpack("!H", self._read_exact(2))
         elif n == 127:
             (n,) = struct.unpack("!Q", self._read_exact(8))
-        return bool(b0 & 0x80), b0 & 0x0F, self._read_exact(n)
+        return bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x0F, self._read_exact(n)
 
     def read_json(self, timeout: float = RECV_TIMEOUT) -> dict:
         fin, op, payload = self.read_frame(timeout)

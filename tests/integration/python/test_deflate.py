@@ -10,7 +10,6 @@
 # after they are compressed.
 import json
 import shutil
-import struct
 import tempfile
 import urllib.request
 import zlib
@@ -159,19 +158,6 @@ async def test_compression_off_negotiates_nothing():
 
 # -- raw socket: what is on the wire -------------------------------------------
 
-def read_frame(raw: RawWS) -> tuple[bool, bool, int, bytes]:
-    """(fin, rsv1, opcode, payload) of the next server frame."""
-    b0, b1 = raw._read_exact(2)
-    assert b1 & 0x80 == 0, "server frames must not be masked"
-    assert b0 & 0x30 == 0, f"RSV2/RSV3 set: {b0:#x}"
-    n = b1 & 0x7F
-    if n == 126:
-        (n,) = struct.unpack("!H", raw._read_exact(2))
-    elif n == 127:
-        (n,) = struct.unpack("!Q", raw._read_exact(8))
-    return bool(b0 & 0x80), bool(b0 & 0x40), b0 & 0x0F, raw._read_exact(n)
-
-
 def inflate(payload: bytes) -> bytes:
     return zlib.decompressobj(wbits=-15).decompress(payload + b"\x00\x00\xff\xff")
 
@@ -185,7 +171,7 @@ def deflate(message: bytes) -> bytes:
 
 def read_message(raw: RawWS) -> tuple[bool, dict]:
     """(was it compressed, the JSON message)."""
-    fin, rsv1, op, payload = read_frame(raw)
+    fin, rsv1, op, payload = raw.read_frame_rsv1()
     assert fin and op == OP_TEXT, (fin, op, payload[:80])
     return rsv1, json.loads(inflate(payload) if rsv1 else payload)
 
@@ -212,7 +198,7 @@ def test_wire_frames_are_compressed_and_smaller(server):
         raw_subscribe(raw, ch)
         data = chat_data(1024)
         assert http_publish(server, ch, data)[0] == 200
-        fin, rsv1, op, payload = read_frame(raw)
+        fin, rsv1, op, payload = raw.read_frame_rsv1()
         assert fin and rsv1 and op == OP_TEXT, "a 1 KB event must be sent compressed"
         event = inflate(payload)
         assert json.loads(event)["data"] == data
